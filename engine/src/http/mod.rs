@@ -1,0 +1,142 @@
+//! HTTP/1.1 on bytes: request and response heads, body framing, the
+//! upstream head rewrite, and the answers ringway writes itself.
+//!
+//! Everything here is pure: `&[u8]` in, values out, no I/O, so it is unit
+//! tested (and fuzzable) on byte fixtures. RFC 9110 (semantics) and RFC 9112
+//! (HTTP/1.1 message syntax) are the references.
+
+pub mod chunked;
+pub mod reply;
+pub mod request;
+pub mod response;
+pub mod rewrite;
+
+/// Why a head could not be accepted; each maps to one status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// 400
+    Malformed(&'static str),
+    /// 414: the request line does not fit the head buffer.
+    UriTooLong,
+    /// 431: the header section does not fit the head buffer.
+    HeadersTooLarge,
+    /// 431: more header fields than `max_headers`.
+    TooManyHeaders,
+    /// 505
+    Version,
+}
+
+impl HeadError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::Malformed(_) => 400,
+            HeadError::UriTooLong => 414,
+            HeadError::HeadersTooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::Version => 505,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HeadError::Malformed(why) => why,
+            HeadError::UriTooLong => "request line too long",
+            HeadError::HeadersTooLarge => "request header section too large",
+            HeadError::TooManyHeaders => "too many header fields",
+            HeadError::Version => "unsupported HTTP version",
+        }
+    }
+}
+
+/// How a message body is delimited (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+    /// Response only: the body runs until the upstream closes.
+    UntilClose,
+}
+
+/// Hop-by-hop fields that are never forwarded (RFC 9110 §7.6.1), besides
+/// the ones a `Connection` header names.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Case-insensitive comparison of a header token with an ASCII name.
+pub fn header_eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// The comma-separated tokens of a list-valued field, trimmed, empties
+/// skipped (RFC 9110 §5.6.1).
+pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
+}
+
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+pub fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// A Content-Length value: digits only (RFC 9110 §8.6).
+pub fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Whether `name` must not be forwarded, given the `Connection` values of
+/// the same message.
+pub fn is_hop_by_hop<'a>(
+    name: &str,
+    connection_values: impl IntoIterator<Item = &'a [u8]>,
+) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || connection_values
+            .into_iter()
+            .any(|v| tokens(v).any(|t| header_eq(t, name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lists() {
+        let t: Vec<&[u8]> = tokens(b" keep-alive ,Upgrade,, x ").collect();
+        assert_eq!(t, vec![&b"keep-alive"[..], b"Upgrade", b"x"]);
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_content_length(b" 42 "), Some(42));
+        assert_eq!(parse_content_length(b"-1"), None);
+        assert_eq!(parse_content_length(b"1,2"), None);
+        assert_eq!(parse_content_length(b""), None);
+        assert_eq!(parse_content_length(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn hop_by_hop_names() {
+        assert!(is_hop_by_hop("Keep-Alive", []));
+        assert!(is_hop_by_hop("X-Secret", [&b"Upgrade, x-secret"[..]]));
+        assert!(!is_hop_by_hop("X-Other", [&b"Upgrade, x-secret"[..]]));
+    }
+}

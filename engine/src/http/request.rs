@@ -1,0 +1,366 @@
+//! Request heads: parse (zero-copy, httparse) and check (RFC 9112).
+//!
+//! Pure functions over `&[u8]`: the caller owns the buffer and the I/O.
+//! Header slices point into the caller's buffer.
+
+use super::{find_crlf, header_eq, BodyKind, HeadError};
+
+/// A parsed request head whose slices borrow the read buffer.
+#[derive(Debug)]
+pub struct Request<'b> {
+    pub method: &'b str,
+    /// The request target as sent (origin-form "/a?b" or absolute-form).
+    pub target: &'b str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub headers: Vec<httparse::Header<'b>>,
+    /// Bytes of the head including the blank line; what follows is body or
+    /// the next pipelined request.
+    pub head_len: usize,
+}
+
+/// Parse a request head at the start of `buf`.
+///
+/// `Ok(None)`: incomplete, read more (unless `buf` already holds
+/// `max_len` bytes: then the head is too large, which this reports).
+pub fn parse(
+    buf: &[u8],
+    max_headers: usize,
+    max_len: usize,
+) -> Result<Option<Request<'_>>, HeadError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(head_len)) => {
+            let method = req.method.unwrap_or("");
+            let target = req.path.unwrap_or("");
+            let minor_version = req.version.unwrap_or(1);
+            let count = req.headers.len();
+            headers.truncate(count);
+            let r = Request {
+                method,
+                target,
+                minor_version,
+                headers,
+                head_len,
+            };
+            r.check()?;
+            Ok(Some(r))
+        }
+        Ok(httparse::Status::Partial) => {
+            if buf.len() >= max_len {
+                // RFC 9112 §3: a request line that does not fit gets 414,
+                // a header section that does not fit gets 431.
+                let line_done = find_crlf(&buf[..max_len]).is_some();
+                Err(if line_done {
+                    HeadError::HeadersTooLarge
+                } else {
+                    HeadError::UriTooLong
+                })
+            } else {
+                Ok(None)
+            }
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::Version) => Err(HeadError::Version),
+        Err(e) => Err(HeadError::Malformed(e.description_str())),
+    }
+}
+
+trait Describe {
+    fn description_str(&self) -> &'static str;
+}
+
+impl Describe for httparse::Error {
+    fn description_str(&self) -> &'static str {
+        match self {
+            httparse::Error::HeaderName => "invalid header name",
+            httparse::Error::HeaderValue => "invalid header value",
+            httparse::Error::NewLine => "invalid line ending",
+            httparse::Error::Status => "invalid status",
+            httparse::Error::Token => "invalid token",
+            httparse::Error::TooManyHeaders => "too many headers",
+            httparse::Error::Version => "invalid HTTP version",
+        }
+    }
+}
+
+impl<'b> Request<'b> {
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// All values of a header, in order.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// Whether a `Connection` header lists `token` (RFC 9110 §7.6.1).
+    pub fn connection_has(&self, token: &str) -> bool {
+        self.headers_named("connection")
+            .any(|v| super::tokens(v).any(|t| header_eq(t, token)))
+    }
+
+    /// An upgrade request: `Upgrade` present and named in `Connection`
+    /// (RFC 9110 §7.8). Only HTTP/1.1 can upgrade.
+    pub fn is_upgrade(&self) -> bool {
+        self.minor_version == 1
+            && self.header("upgrade").is_some_and(|v| !v.is_empty())
+            && self.connection_has("upgrade")
+    }
+
+    /// Whether the client wants the connection kept open after this
+    /// exchange (RFC 9112 §9.3).
+    pub fn wants_keep_alive(&self) -> bool {
+        if self.connection_has("close") {
+            return false;
+        }
+        self.minor_version == 1 || self.connection_has("keep-alive")
+    }
+
+    /// The path part of the target, without the query ("/a/b").
+    pub fn path(&self) -> &'b str {
+        let t = self.origin_target();
+        match t.find('?') {
+            Some(i) => &t[..i],
+            None => t,
+        }
+    }
+
+    /// The query string without '?', if any.
+    pub fn query(&self) -> Option<&'b str> {
+        let t = self.origin_target();
+        t.find('?').map(|i| &t[i + 1..])
+    }
+
+    /// The target in origin-form: for an absolute-form target
+    /// ("http://h/p?q") the "/p?q" part.
+    pub fn origin_target(&self) -> &'b str {
+        match self.absolute_authority() {
+            Some((_, rest)) => rest,
+            None => self.target,
+        }
+    }
+
+    /// For an absolute-form target, (authority, origin-form rest).
+    fn absolute_authority(&self) -> Option<(&'b str, &'b str)> {
+        let t = self.target;
+        let after = t
+            .strip_prefix("http://")
+            .or_else(|| t.strip_prefix("https://"))?;
+        match after.find('/') {
+            Some(i) => Some((&after[..i], &after[i..])),
+            None => Some((after, "/")),
+        }
+    }
+
+    /// The host this request is for, lowercase, without port: from an
+    /// absolute-form target, else the Host header (RFC 9112 §3.2.2).
+    pub fn host(&self) -> Option<String> {
+        let raw = match self.absolute_authority() {
+            Some((a, _)) => a.as_bytes(),
+            None => self.header("host")?,
+        };
+        let s = std::str::from_utf8(raw).ok()?.trim();
+        let host = strip_port(s);
+        if host.is_empty() {
+            None
+        } else {
+            Some(host.to_ascii_lowercase())
+        }
+    }
+
+    /// How the request body is framed (RFC 9112 §6.3).
+    pub fn body_kind(&self) -> Result<BodyKind, HeadError> {
+        let te = self.header("transfer-encoding");
+        let mut cl: Option<u64> = None;
+        for v in self.headers_named("content-length") {
+            let n =
+                super::parse_content_length(v).ok_or(HeadError::Malformed("bad Content-Length"))?;
+            if cl.is_some_and(|c| c != n) {
+                return Err(HeadError::Malformed("conflicting Content-Length"));
+            }
+            cl = Some(n);
+        }
+        match (te, cl) {
+            (Some(_), Some(_)) => Err(HeadError::Malformed(
+                "both Transfer-Encoding and Content-Length",
+            )),
+            (Some(te), None) => {
+                // The final coding of a request must be chunked.
+                let last = super::tokens(te).last().unwrap_or(b"");
+                if self.minor_version == 1 && header_eq(last, "chunked") {
+                    Ok(BodyKind::Chunked)
+                } else {
+                    Err(HeadError::Malformed("unsupported Transfer-Encoding"))
+                }
+            }
+            (None, Some(0)) | (None, None) => Ok(BodyKind::None),
+            (None, Some(n)) => Ok(BodyKind::Length(n)),
+        }
+    }
+
+    fn check(&self) -> Result<(), HeadError> {
+        let t = self.target;
+        if !(t.starts_with('/') || t.starts_with("http://") || t.starts_with("https://")) {
+            return Err(HeadError::Malformed("unsupported request target"));
+        }
+        let hosts = self.headers_named("host").count();
+        if hosts > 1 || (hosts == 0 && self.minor_version == 1) {
+            // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+            return Err(HeadError::Malformed("missing or repeated Host"));
+        }
+        self.body_kind().map(|_| ())
+    }
+}
+
+/// "example.com:80" → "example.com"; "[::1]:80" → "[::1]".
+pub fn strip_port(s: &str) -> &str {
+    if s.starts_with('[') {
+        return match s.find(']') {
+            Some(i) => &s[..=i],
+            None => s,
+        };
+    }
+    match s.rfind(':') {
+        Some(i) if s[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &s[..i],
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Option<Request<'_>>, HeadError> {
+        parse(s.as_bytes(), 100, 8192)
+    }
+
+    #[test]
+    fn parses_an_upgrade_request() {
+        let raw = "GET /ws/chat?room=1 HTTP/1.1\r\nHost: WS.Example.com:8080\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: x\r\n\r\nrest";
+        let r = p(raw).unwrap().unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path(), "/ws/chat");
+        assert_eq!(r.query(), Some("room=1"));
+        assert_eq!(r.host().as_deref(), Some("ws.example.com"));
+        assert!(r.is_upgrade());
+        assert_eq!(&raw[r.head_len..], "rest");
+    }
+
+    #[test]
+    fn upgrade_needs_the_connection_token() {
+        let r = p("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!r.is_upgrade());
+        let r = p("GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!r.is_upgrade(), "HTTP/1.0 cannot upgrade");
+    }
+
+    #[test]
+    fn partial_then_limits() {
+        assert!(p("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
+        assert_eq!(
+            parse(long_line.as_bytes(), 100, 50).unwrap_err(),
+            HeadError::UriTooLong
+        );
+        let long_headers = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(100));
+        assert_eq!(
+            parse(long_headers.as_bytes(), 100, 60).unwrap_err(),
+            HeadError::HeadersTooLarge
+        );
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1\r\n".repeat(5));
+        assert_eq!(
+            parse(many.as_bytes(), 4, 8192).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
+    }
+
+    #[test]
+    fn rejects_bad_heads() {
+        assert!(
+            matches!(p("GET / HTTP/1.1\r\n\r\n"), Err(HeadError::Malformed(_))),
+            "no Host"
+        );
+        assert!(matches!(
+            p("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(matches!(
+            p("GET x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(matches!(
+            p("GE(T / HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(matches!(
+            p("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(matches!(
+            p("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert_eq!(p("GET / HTTP/2.0\r\n\r\n").unwrap_err(), HeadError::Version);
+    }
+
+    #[test]
+    fn body_framing() {
+        let r = p("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body_kind().unwrap(), BodyKind::Length(12));
+        let r = p("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body_kind().unwrap(), BodyKind::Chunked);
+        let r = p("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+        assert_eq!(r.body_kind().unwrap(), BodyKind::None);
+    }
+
+    #[test]
+    fn absolute_form_gives_host_and_path() {
+        let r = p("GET http://Other.Host:81/x/y?z HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.host().as_deref(), Some("other.host"));
+        assert_eq!(r.origin_target(), "/x/y?z");
+        assert_eq!(r.path(), "/x/y");
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let r = p("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+        assert!(r.wants_keep_alive());
+        let r = p("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!r.wants_keep_alive());
+        let r = p("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.wants_keep_alive());
+        let r = p("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(r.wants_keep_alive());
+    }
+
+    #[test]
+    fn strip_port_forms() {
+        assert_eq!(strip_port("a.b:80"), "a.b");
+        assert_eq!(strip_port("a.b"), "a.b");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

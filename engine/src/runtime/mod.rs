@@ -1,0 +1,217 @@
+//! The process: bind listeners, start one pinned worker per core, then
+//! serve signals on the control thread (HUP reload, TERM/QUIT/INT drain).
+
+pub mod listener;
+pub mod worker;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use ringway_config::{Config, DriverChoice, Workers};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{error, info, warn};
+
+use worker::{Control, WorkerInit};
+
+/// The driver a worker ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    IoUring,
+    Epoll,
+}
+
+impl DriverKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::IoUring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        }
+    }
+}
+
+/// Errors that stop the process from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("driver = \"io_uring\" but io_uring is not available here (kernel too old, disabled by kernel.io_uring_disabled, or blocked by seccomp); use driver = \"auto\" or \"epoll\"")]
+    NoIoUring,
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+pub fn worker_count(config: &Config) -> usize {
+    match config.runtime.workers {
+        Workers::Count(n) => n.max(1),
+        Workers::Auto => thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Which driver workers will use, decided once for the process.
+pub fn choose_driver(choice: DriverChoice) -> Result<DriverKind, StartError> {
+    let uring = monoio::utils::detect_uring();
+    match choice {
+        DriverChoice::Epoll => Ok(DriverKind::Epoll),
+        DriverChoice::IoUring if uring => Ok(DriverKind::IoUring),
+        DriverChoice::IoUring => Err(StartError::NoIoUring),
+        DriverChoice::Auto if uring => Ok(DriverKind::IoUring),
+        DriverChoice::Auto => {
+            info!("io_uring unavailable, falling back to epoll");
+            Ok(DriverKind::Epoll)
+        }
+    }
+}
+
+/// Run until stopped by a signal. Returns after every worker has drained.
+pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
+    let workers = worker_count(&config);
+    let driver = choose_driver(config.runtime.driver)?;
+    // Signals first, so a TERM during start-up is not lost.
+    let mut signals =
+        Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT]).map_err(StartError::Signals)?;
+
+    let access_log =
+        crate::access_log::Sink::open(&config.log.access_log).map_err(StartError::AccessLog)?;
+    let bound = listener::bind_all(&config, workers)?;
+    for b in &bound.by_addr {
+        for server in &config.servers {
+            if server.listen.contains(&b.configured) {
+                info!(server = %server.name, addr = %b.actual, "listening");
+            }
+        }
+    }
+    let listen_set: BTreeSet<SocketAddr> = bound.by_addr.iter().map(|b| b.configured).collect();
+
+    let config = Arc::new(config);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
+    let mut senders = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    let mut per_worker = bound.per_worker;
+    for id in 0..workers {
+        let (tx, rx) = flume::unbounded();
+        senders.push(tx);
+        let init = WorkerInit {
+            id,
+            config: config.clone(),
+            listeners: std::mem::take(&mut per_worker[id]),
+            control: rx,
+            max_conns: per_worker_max,
+            access_log,
+        };
+        let core = if config.runtime.pin_cores && !cores.is_empty() {
+            Some(cores[id % cores.len()])
+        } else {
+            None
+        };
+        let entries = 4096;
+        let handle = thread::Builder::new()
+            .name(format!("ringway-w{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                run_worker(init, driver, entries, core.map(|c| c.id));
+            })
+            .map_err(StartError::Thread)?;
+        handles.push(handle);
+    }
+
+    let mut current = config;
+    'signals: for sig in signals.forever() {
+        match sig {
+            SIGHUP => {
+                info!(file = %config_path.display(), "SIGHUP: reloading configuration");
+                match ringway_config::load(&config_path) {
+                    Ok(new) => {
+                        let new_set: BTreeSet<SocketAddr> = new
+                            .servers
+                            .iter()
+                            .flat_map(|s| s.listen.iter().copied())
+                            .collect();
+                        if new_set != listen_set {
+                            error!(
+                                "reload refused: listen addresses changed; restart to change them"
+                            );
+                            continue;
+                        }
+                        current = Arc::new(new);
+                        for tx in &senders {
+                            let _ = tx.send(Control::Reload(current.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        error!(error = %e, "reload failed, keeping the running configuration")
+                    }
+                }
+            }
+            _ => {
+                info!(signal = sig, "graceful stop: no new connections, draining");
+                for tx in &senders {
+                    let _ = tx.send(Control::Shutdown);
+                }
+                break 'signals;
+            }
+        }
+    }
+    drop(current);
+    for h in handles {
+        if h.join().is_err() {
+            warn!("a worker panicked");
+        }
+    }
+    info!("ringway stopped");
+    Ok(())
+}
+
+fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<usize>) {
+    let id = init.id;
+    match driver {
+        DriverKind::IoUring => {
+            match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(entries)
+                .enable_timer()
+                .build()
+            {
+                Ok(mut rt) => {
+                    info!(worker = id, driver = "io_uring", core = ?core, "worker started");
+                    rt.block_on(worker::main(init));
+                    return;
+                }
+                Err(e) => {
+                    warn!(worker = id, error = %e, "io_uring runtime failed to start, falling back to epoll");
+                }
+            }
+        }
+        DriverKind::Epoll => {}
+    }
+    // The legacy driver needs non-blocking listeners (io_uring accepts on
+    // blocking ones without a worker thread, as monoio itself does).
+    for (l, _) in &init.listeners {
+        if let Err(e) = l.set_nonblocking(true) {
+            warn!(worker = id, error = %e, "cannot make listener non-blocking");
+        }
+    }
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .with_entries(entries)
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => {
+            info!(worker = id, driver = "epoll", core = ?core, "worker started");
+            rt.block_on(worker::main(init));
+        }
+        Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),
+    }
+}

@@ -1,0 +1,209 @@
+//! `$variables` in `proxy_set_header`, `return` and friends, rendered for
+//! one request. Templates are parsed once at config load (ringway-config);
+//! rendering is a walk over their parts writing into a byte buffer.
+//!
+//! Names and meanings follow nginx's (ngx_http_core_module variables), with
+//! one documented difference: `$uri` is the request path as received (not
+//! percent-decoded or dot-segment normalised).
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use ringway_config::{Part, Template, Var};
+
+use crate::http::request::Request;
+
+/// Everything a variable can be computed from.
+pub struct VarCtx<'a, 'b> {
+    pub req: &'a Request<'b>,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// The matched server's first name, or "" for a default server.
+    pub server_name: &'a str,
+    pub scheme: &'a str,
+    /// `$proxy_host`: the upstream's host[:port] ("" when not proxying).
+    pub proxy_host: &'a str,
+}
+
+impl VarCtx<'_, '_> {
+    pub fn render(&self, t: &Template, out: &mut Vec<u8>) {
+        for part in &t.parts {
+            match part {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Var(v) => self.var(v, out),
+            }
+        }
+    }
+
+    pub fn render_to_vec(&self, t: &Template) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.render(t, &mut v);
+        v
+    }
+
+    fn var(&self, v: &Var, out: &mut Vec<u8>) {
+        let req = self.req;
+        match v {
+            Var::Host => match req.host() {
+                Some(h) => out.extend_from_slice(h.as_bytes()),
+                None if !self.server_name.is_empty() => {
+                    out.extend_from_slice(self.server_name.as_bytes())
+                }
+                None => write_ip(out, self.local),
+            },
+            Var::RemoteAddr => write_ip(out, self.remote),
+            Var::RemotePort => {
+                let _ = write!(out, "{}", self.remote.port());
+            }
+            Var::ServerAddr => write_ip(out, self.local),
+            Var::ServerPort => {
+                let _ = write!(out, "{}", self.local.port());
+            }
+            Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
+            Var::Scheme => out.extend_from_slice(self.scheme.as_bytes()),
+            Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
+            Var::Uri => out.extend_from_slice(req.path().as_bytes()),
+            Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
+            Var::RequestMethod => out.extend_from_slice(req.method.as_bytes()),
+            Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
+            Var::ProxyAddXForwardedFor => {
+                let mut any = false;
+                for v in req.headers_named("x-forwarded-for") {
+                    if any {
+                        out.extend_from_slice(b", ");
+                    }
+                    out.extend_from_slice(v);
+                    any = true;
+                }
+                if any {
+                    out.extend_from_slice(b", ");
+                }
+                write_ip(out, self.remote);
+            }
+            Var::ConnectionUpgrade => out.extend_from_slice(if req.is_upgrade() {
+                b"upgrade"
+            } else {
+                b"close"
+            }),
+            Var::Http(name) => {
+                // nginx joins repeated fields with ", " (cookies with "; ").
+                let sep: &[u8] = if name == "cookie" { b"; " } else { b", " };
+                for (i, v) in req.headers_named(name).enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(sep);
+                    }
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::Cookie(name) => {
+                if let Some(v) = cookie(req, name) {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::Arg(name) => {
+                if let Some(v) = arg(req.query().unwrap_or(""), name) {
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+fn write_ip(out: &mut Vec<u8>, addr: SocketAddr) {
+    let _ = write!(out, "{}", addr.ip());
+}
+
+/// The value of cookie `name` from the request's Cookie fields.
+pub fn cookie<'b>(req: &Request<'b>, name: &str) -> Option<&'b [u8]> {
+    for v in req.headers_named("cookie") {
+        for pair in v.split(|&b| b == b';') {
+            let pair = crate::http::trim(pair);
+            if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+                if &pair[..eq] == name.as_bytes() {
+                    return Some(&pair[eq + 1..]);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The raw value of query argument `name` (case-insensitive name, as nginx).
+pub fn arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request;
+
+    fn t(parts: Vec<Part>) -> Template {
+        Template { parts }
+    }
+
+    fn ctx_render(raw: &str, tpl: &Template) -> String {
+        let req = request::parse(raw.as_bytes(), 64, 8192).unwrap().unwrap();
+        let ctx = VarCtx {
+            req: &req,
+            remote: "10.1.2.3:5555".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            server_name: "ws.example.com",
+            scheme: "http",
+            proxy_host: "127.0.0.1:3000",
+        };
+        String::from_utf8(ctx.render_to_vec(tpl)).unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let tpl = t(vec![Part::Var(Var::ProxyAddXForwardedFor)]);
+        assert_eq!(
+            ctx_render("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &tpl),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            ctx_render("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n", &tpl),
+            "1.1.1.1, 2.2.2.2, 10.1.2.3"
+        );
+    }
+
+    #[test]
+    fn request_variables() {
+        let raw = "GET /ws/chat?room=7&x=1 HTTP/1.1\r\nHost: WS.example.com:81\r\nCookie: a=1; session=abc\r\nX-Token: t\r\n\r\n";
+        let tpl = t(vec![
+            Part::Var(Var::Host),
+            Part::Literal("|".into()),
+            Part::Var(Var::RequestUri),
+            Part::Literal("|".into()),
+            Part::Var(Var::Uri),
+            Part::Literal("|".into()),
+            Part::Var(Var::Args),
+            Part::Literal("|".into()),
+            Part::Var(Var::Cookie("session".into())),
+            Part::Literal("|".into()),
+            Part::Var(Var::Arg("room".into())),
+            Part::Literal("|".into()),
+            Part::Var(Var::Http("x-token".into())),
+            Part::Literal("|".into()),
+            Part::Var(Var::RemotePort),
+            Part::Literal("|".into()),
+            Part::Var(Var::ServerPort),
+            Part::Literal("|".into()),
+            Part::Var(Var::ConnectionUpgrade),
+        ]);
+        assert_eq!(
+            ctx_render(raw, &tpl),
+            "ws.example.com|/ws/chat?room=7&x=1|/ws/chat|room=7&x=1|abc|7|t|5555|8080|close"
+        );
+    }
+
+    #[test]
+    fn host_falls_back_to_server_name() {
+        let tpl = t(vec![Part::Var(Var::Host)]);
+        assert_eq!(ctx_render("GET / HTTP/1.0\r\n\r\n", &tpl), "ws.example.com");
+    }
+}
