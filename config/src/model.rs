@@ -148,6 +148,9 @@ pub struct Server {
     /// `keepalive_timeout` (default "75s"): idle time allowed between requests
     /// on a client keep-alive connection.
     pub keepalive_timeout: Duration,
+    /// `send_timeout` (default "60s"): the longest a write of ringway's own
+    /// answer to the client may wait (nginx's send_timeout).
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

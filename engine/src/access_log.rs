@@ -1,7 +1,9 @@
 //! The access log: one line per request, nginx's `combined` format plus the
 //! request time, e.g.
 //!
-//!     127.0.0.1 - - [23/Nov/2026:04:02:25 +0000] "GET /ws/ HTTP/1.1" 101 512 "-" "curl/7.88.1" 12.003
+//! ```text
+//! 127.0.0.1 - - [23/Nov/2026:04:02:25 +0000] "GET /ws/ HTTP/1.1" 101 512 "-" "curl/7.88.1" 12.003
+//! ```
 //!
 //! A tunnel is logged when it closes (status 101, bytes sent to the client,
 //! its whole duration), as nginx does. Each worker buffers its own lines and

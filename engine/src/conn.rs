@@ -8,14 +8,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use ringway_config::{Action, Server};
+use ringway_config::{Action, Balance, ProxyTarget, Server};
 use tracing::{debug, info, warn};
 
 use crate::access_log::Entry as AccessEntry;
 use crate::http::request;
 use crate::http::rewrite::{self, UpstreamConn};
 use crate::http::{reply, BodyKind, HeadError};
-use crate::proxy::{self, ProxyError};
+use crate::proxy::{self, OwnedKey, ProxyError, Target};
 use crate::route::{self, ServerGroup};
 use crate::runtime::worker::{ConnGuard, Snapshot, Worker};
 use crate::sys;
@@ -213,7 +213,11 @@ async fn handle(
             }
         };
 
-        let target = proxy::target(worker, config, pp);
+        let (proxy_host, addrs) = match &pp.target {
+            ProxyTarget::Address { host, addrs } => (host.as_str(), Some(addrs)),
+            // nginx: $proxy_host of an upstream group is its name.
+            ProxyTarget::Upstream(name) => (name.as_str(), None),
+        };
         let uri = rewrite::upstream_uri(req.origin_target(), m.prefix, pp.uri.as_deref());
         let vars = VarCtx {
             req: &req,
@@ -221,7 +225,28 @@ async fn handle(
             local,
             server_name: &server_name,
             scheme: "http",
-            proxy_host: &target.proxy_host,
+            proxy_host,
+        };
+        let target = match addrs {
+            Some(addrs) => Target::Addrs(addrs.clone()),
+            None => {
+                let Some(group) = snap.upstreams.get(proxy_host) else {
+                    // Validation guarantees the name exists.
+                    break 'done (502, 0, Next::Close);
+                };
+                let key = match group.balance {
+                    Balance::IpHash => OwnedKey::Ip(peer.ip()),
+                    Balance::Hash => config.upstreams[proxy_host]
+                        .hash_key
+                        .as_ref()
+                        .map_or(OwnedKey::None, |t| OwnedKey::Hash(vars.render_to_vec(t))),
+                    _ => OwnedKey::None,
+                };
+                Target::Group {
+                    group: group.clone(),
+                    key,
+                }
+            }
         };
         let upgrade = req.is_upgrade();
         let mut head = Vec::with_capacity(head_len + 256);

@@ -15,4 +15,5 @@ pub mod proxy;
 pub mod route;
 pub mod runtime;
 pub mod sys;
+pub mod upstream;
 pub mod vars;

@@ -18,7 +18,7 @@ pub async fn connect_any(
     addrs: &[SocketAddr],
     timeout: Duration,
 ) -> Result<(TcpStream, SocketAddr), ProxyError> {
-    let mut last = ProxyError::NoUpstream;
+    let mut last = ProxyError::NoUpstream(None);
     for &addr in addrs {
         match connect_one(addr, timeout).await {
             Ok(s) => return Ok((s, addr)),

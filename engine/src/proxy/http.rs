@@ -4,7 +4,9 @@
 //!
 //! The upstream connection is used for this one exchange (`Connection:
 //! close`); the client connection stays open when both the request and the
-//! response framing allow it.
+//! response framing allow it. A request without a body is retried on the
+//! next server when the upstream fails before answering; one with a body is
+//! retried only when the connect itself fails.
 
 use std::net::SocketAddr;
 
@@ -13,8 +15,9 @@ use ringway_config::Location;
 use tracing::warn;
 
 use super::body::{BodyError, Relay};
-use super::connect::connect_any;
-use super::{upstream_io, ProxyError, Target};
+use super::{
+    connect, exchange_head, read_response_head, upstream_io, HeadLimits, ProxyError, Target,
+};
 use crate::http::{response, rewrite, BodyKind};
 use crate::runtime::worker::Worker;
 use crate::sys;
@@ -50,95 +53,77 @@ pub struct Outcome {
 
 pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
     let loc = x.location;
-    if x.target.addrs.is_empty() {
-        warn!(upstream = ?x.target.upstream, "no live upstream server");
-        return Err(ProxyError::NoUpstream);
-    }
-    let (upstream, _) = connect_any(&x.target.addrs, loc.proxy_connect_timeout).await?;
-    sys::write_all(&upstream, &x.head, loc.proxy_send_timeout)
-        .await
-        .map_err(upstream_io)?;
-
-    if x.expect_continue && x.body != BodyKind::None && x.early.is_empty() {
-        sys::write_all(
-            x.client,
-            b"HTTP/1.1 100 Continue\r\n\r\n",
+    let lim = HeadLimits {
+        max_len: x.max_head,
+        max_headers: x.max_headers,
+        read_timeout: loc.proxy_read_timeout,
+    };
+    let (up, buf, head_len, leftover) = if x.body == BodyKind::None {
+        let (up, buf, n) = exchange_head(
+            &x.target,
+            &x.head,
+            loc.proxy_connect_timeout,
             loc.proxy_send_timeout,
+            lim,
         )
-        .await
-        .map_err(ProxyError::Client)?;
-    }
-    let up = Relay {
-        from: x.client,
-        to: &upstream,
-        read_timeout: x.client_body_timeout,
-        send_timeout: loc.proxy_send_timeout,
-        pool: &x.worker.bufs,
-    };
-    let leftover = match up.body(x.body, &x.early).await {
-        Ok((rest, _)) => rest,
-        Err(BodyError::Write(e)) => return Err(upstream_io(e)),
-        Err(BodyError::Read(e)) => return Err(ProxyError::Client(e)),
-        Err(BodyError::Framing(why)) => {
-            return Err(ProxyError::Client(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                why,
-            )))
+        .await?;
+        (up, buf, n, x.early)
+    } else {
+        let up = connect(&x.target, &mut Vec::new(), loc.proxy_connect_timeout).await?;
+        sys::write_all(&up.stream, &x.head, loc.proxy_send_timeout)
+            .await
+            .map_err(upstream_io)?;
+        if x.expect_continue && x.early.is_empty() {
+            sys::write_all(
+                x.client,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                loc.proxy_send_timeout,
+            )
+            .await
+            .map_err(ProxyError::Client)?;
         }
-    };
-
-    // Response head; interim 1xx answers (100, 103) are skipped.
-    let mut buf = Vec::new();
-    let (head_len, status, kind) = loop {
-        match response::parse(&buf, x.max_headers, x.max_head) {
-            Ok(Some(r)) if (100..200).contains(&r.status) => {
-                let n = r.head_len;
-                buf.drain(..n);
-                continue;
-            }
-            Ok(Some(r)) => {
-                let kind = r
-                    .body_kind(if x.method_is_head { "HEAD" } else { "GET" })
-                    .map_err(|_| ProxyError::BadResponse("bad response framing"))?;
-                break (r.head_len, r.status, kind);
-            }
-            Ok(None) => {}
-            Err(response::BadResponse::TooLarge) => {
-                return Err(ProxyError::BadResponse("head too large"))
-            }
-            Err(response::BadResponse::Malformed(why)) => return Err(ProxyError::BadResponse(why)),
-        }
-        let read = monoio::time::timeout(
-            loc.proxy_read_timeout,
-            sys::read_append(&upstream, &mut buf, x.max_head),
-        )
-        .await;
-        match read {
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-            Ok(Err(e)) => return Err(upstream_io(e)),
-            Ok(Ok(0)) => {
-                return Err(ProxyError::Upstream(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "upstream closed before a response head",
+        let relay = Relay {
+            from: x.client,
+            to: &up.stream,
+            read_timeout: x.client_body_timeout,
+            send_timeout: loc.proxy_send_timeout,
+            pool: &x.worker.bufs,
+        };
+        let leftover = match relay.body(x.body, &x.early).await {
+            Ok((rest, _)) => rest,
+            Err(BodyError::Write(e)) => return Err(upstream_io(e)),
+            Err(BodyError::Read(e)) => return Err(ProxyError::Client(e)),
+            Err(BodyError::Framing(why)) => {
+                return Err(ProxyError::Client(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    why,
                 )))
             }
-            Ok(Ok(_)) => {}
-        }
+        };
+        let mut buf = Vec::new();
+        let n = read_response_head(&up.stream, &mut buf, lim).await?;
+        up.succeeded();
+        (up, buf, n, leftover)
     };
-    let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose;
+
     let mut out = Vec::with_capacity(head_len + 32);
-    {
+    let (status, kind, keep_alive) = {
         let resp = match response::parse(&buf, x.max_headers, x.max_head) {
             Ok(Some(r)) => r,
             _ => return Err(ProxyError::BadResponse("invalid response head")),
         };
+        let kind = resp
+            .body_kind(if x.method_is_head { "HEAD" } else { "GET" })
+            .map_err(|_| ProxyError::BadResponse("bad response framing"))?;
+        let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose;
         rewrite::response_head(&mut out, &resp, keep_alive);
-    }
+        (resp.status, kind, keep_alive)
+    };
     sys::write_all(x.client, &out, loc.proxy_send_timeout)
         .await
         .map_err(ProxyError::Client)?;
     let down = Relay {
-        from: &upstream,
+        from: &up.stream,
         to: x.client,
         read_timeout: loc.proxy_read_timeout,
         send_timeout: loc.proxy_send_timeout,

@@ -1,7 +1,14 @@
 //! Proxying: choose and connect the upstream, then either relay one plain
 //! HTTP exchange (`http`) or an upgrade and its tunnel (`upgrade`,
 //! `tunnel`). Errors know their side, which maps onto the status ringway
-//! answers: upstream refused/reset/bad → 502, upstream timeout → 504.
+//! answers: upstream refused/reset/bad → 502, upstream timeout → 504, no
+//! live server in a group → 502 (nginx's "no live upstreams").
+//!
+//! Retries follow nginx's `proxy_next_upstream error timeout`: a failed
+//! connect, or an upstream that closes or times out before sending any byte
+//! of a response head, is retried on the next server of the group — only
+//! while nothing has been relayed to the client and no request body has
+//! been sent.
 
 pub mod body;
 pub mod connect;
@@ -11,59 +18,206 @@ pub mod upgrade;
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use ringway_config::{Config, ProxyPass, ProxyTarget};
+use monoio::net::TcpStream;
+use tracing::warn;
 
-use crate::runtime::worker::Worker;
+use crate::http::response;
+use crate::sys;
+use crate::upstream::{Group, Key};
 
-/// Where a request goes: the addresses to try in order, and `$proxy_host`.
-pub struct Target {
-    pub addrs: Vec<SocketAddr>,
-    pub proxy_host: String,
-    /// The upstream group name, for logs.
-    pub upstream: Option<String>,
+/// Where a request goes.
+pub enum Target {
+    /// `proxy_pass` to an address: its resolved addresses, tried in order.
+    Addrs(Vec<SocketAddr>),
+    /// `proxy_pass` to an upstream group, with the request's balancing key.
+    Group { group: Rc<Group>, key: OwnedKey },
 }
 
-/// Resolve `proxy_pass` to addresses for this request. Upstream groups are
-/// walked round-robin per worker over their usable (not `down`, not
-/// `backup`) servers, falling back to backups when none is usable; the
-/// remaining servers follow as connect fallbacks.
-pub fn target(worker: &Worker, config: &Config, pp: &ProxyPass) -> Target {
-    match &pp.target {
-        ProxyTarget::Address { host, addrs } => Target {
-            addrs: addrs.clone(),
-            proxy_host: host.clone(),
-            upstream: None,
-        },
-        ProxyTarget::Upstream(name) => {
-            let mut addrs = Vec::new();
-            if let Some(up) = config.upstreams.get(name) {
-                let primary: Vec<_> = up.servers.iter().filter(|s| !s.down && !s.backup).collect();
-                let backup: Vec<_> = up.servers.iter().filter(|s| !s.down && s.backup).collect();
-                let pool = if primary.is_empty() {
-                    &backup
-                } else {
-                    &primary
-                };
-                if !pool.is_empty() {
-                    let mut cursors = worker.cursors.borrow_mut();
-                    let c = cursors.entry(name.clone()).or_insert(0);
-                    let start = *c % pool.len();
-                    *c = c.wrapping_add(1);
-                    for i in 0..pool.len() {
-                        addrs.extend_from_slice(&pool[(start + i) % pool.len()].addrs);
+/// A balancing key that outlives the request buffer.
+pub enum OwnedKey {
+    None,
+    Ip(std::net::IpAddr),
+    Hash(Vec<u8>),
+}
+
+impl OwnedKey {
+    fn as_key(&self) -> Key<'_> {
+        match self {
+            OwnedKey::None => Key::None,
+            OwnedKey::Ip(ip) => Key::Ip(*ip),
+            OwnedKey::Hash(v) => Key::Hash(v),
+        }
+    }
+}
+
+/// A connected upstream. For a group member, counts as an active
+/// connection (least_conn) until dropped.
+pub struct Connected {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    peer: Option<(Rc<Group>, usize)>,
+}
+
+impl Connected {
+    /// The exchange got a usable response: clear the peer's failures.
+    pub fn succeeded(&self) {
+        if let Some((g, i)) = &self.peer {
+            g.peers[*i].health.success();
+        }
+    }
+
+    /// The peer failed before answering: count it against its health.
+    pub fn failed(&self) {
+        if let Some((g, i)) = &self.peer {
+            mark_failed(g, *i, self.addr);
+        }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        if let Some((g, i)) = &self.peer {
+            let a = &g.peers[*i].active;
+            a.set(a.get().saturating_sub(1));
+        }
+    }
+}
+
+fn mark_failed(g: &Group, i: usize, addr: SocketAddr) {
+    if g.peers[i].health.failure(Instant::now()) {
+        warn!(upstream = %g.name, server = %addr, "upstream server marked down for fail_timeout");
+    }
+}
+
+/// Connect to the target; for a group, pick servers not yet `tried`, and
+/// count each failed connect against the server's health.
+pub async fn connect(
+    target: &Target,
+    tried: &mut Vec<usize>,
+    timeout: Duration,
+) -> Result<Connected, ProxyError> {
+    match target {
+        Target::Addrs(addrs) => {
+            if !tried.is_empty() {
+                return Err(ProxyError::NoUpstream(None));
+            }
+            tried.push(0);
+            let (stream, addr) = connect::connect_any(addrs, timeout).await?;
+            Ok(Connected {
+                stream,
+                addr,
+                peer: None,
+            })
+        }
+        Target::Group { group, key } => {
+            let mut last: Option<ProxyError> = None;
+            loop {
+                let Some(i) = group.pick(key.as_key(), tried, Instant::now()) else {
+                    if last.is_none() {
+                        warn!(upstream = %group.name, "no live upstream server");
                     }
-                    if !primary.is_empty() {
-                        for b in &backup {
-                            addrs.extend_from_slice(&b.addrs);
-                        }
+                    return Err(
+                        last.unwrap_or_else(|| ProxyError::NoUpstream(Some(group.name.clone())))
+                    );
+                };
+                tried.push(i);
+                let addrs = &group.addrs[i];
+                match connect::connect_any(addrs, timeout).await {
+                    Ok((stream, addr)) => {
+                        let p = &group.peers[i];
+                        p.active.set(p.active.get() + 1);
+                        return Ok(Connected {
+                            stream,
+                            addr,
+                            peer: Some((group.clone(), i)),
+                        });
+                    }
+                    Err(e) => {
+                        mark_failed(group, i, addrs[0]);
+                        last = Some(e);
                     }
                 }
             }
-            Target {
-                addrs,
-                proxy_host: name.clone(),
-                upstream: Some(name.clone()),
+        }
+    }
+}
+
+/// Limits for reading an upstream response head.
+#[derive(Clone, Copy)]
+pub struct HeadLimits {
+    pub max_len: usize,
+    pub max_headers: usize,
+    pub read_timeout: Duration,
+}
+
+/// Read an upstream response head into `buf`; returns its length. Interim
+/// 1xx responses other than 101 are dropped from the buffer.
+pub async fn read_response_head(
+    up: &TcpStream,
+    buf: &mut Vec<u8>,
+    lim: HeadLimits,
+) -> Result<usize, ProxyError> {
+    loop {
+        match response::parse(buf, lim.max_headers, lim.max_len) {
+            Ok(Some(r)) if (100..200).contains(&r.status) && r.status != 101 => {
+                let n = r.head_len;
+                buf.drain(..n);
+                continue;
+            }
+            Ok(Some(r)) => return Ok(r.head_len),
+            Ok(None) => {}
+            Err(response::BadResponse::TooLarge) => {
+                return Err(ProxyError::BadResponse("head too large"))
+            }
+            Err(response::BadResponse::Malformed(why)) => return Err(ProxyError::BadResponse(why)),
+        }
+        match monoio::time::timeout(lim.read_timeout, sys::read_append(up, buf, lim.max_len)).await
+        {
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+            Ok(Err(e)) => return Err(upstream_io(e)),
+            Ok(Ok(0)) => {
+                return Err(ProxyError::Upstream(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upstream closed before a response head",
+                )))
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Connect, send `head`, read the response head — retrying on the next
+/// server while the upstream failed without sending a byte.
+pub async fn exchange_head(
+    target: &Target,
+    head: &[u8],
+    connect_timeout: Duration,
+    send_timeout: Duration,
+    lim: HeadLimits,
+) -> Result<(Connected, Vec<u8>, usize), ProxyError> {
+    let mut tried = Vec::new();
+    loop {
+        let up = connect(target, &mut tried, connect_timeout).await?;
+        let mut buf = Vec::new();
+        let res = match sys::write_all(&up.stream, head, send_timeout).await {
+            Err(e) => Err(upstream_io(e)),
+            Ok(()) => read_response_head(&up.stream, &mut buf, lim).await,
+        };
+        match res {
+            Ok(n) => {
+                up.succeeded();
+                return Ok((up, buf, n));
+            }
+            Err(e) if buf.is_empty() && e.retryable() => {
+                warn!(server = %up.addr, error = %e, "upstream failed before answering, trying the next one");
+                up.failed();
+            }
+            Err(e) => {
+                up.failed();
+                return Err(e);
             }
         }
     }
@@ -72,12 +226,12 @@ pub fn target(worker: &Worker, config: &Config, pp: &ProxyPass) -> Target {
 /// How a proxied exchange failed, and so what the client is told.
 #[derive(Debug)]
 pub enum ProxyError {
-    /// Connect refused/unreachable, upstream reset or sent garbage: 502.
+    /// Connect refused/unreachable, upstream reset or closed early: 502.
     Upstream(io::Error),
     /// Upstream did not answer in time (connect, read or send): 504.
     UpstreamTimeout,
-    /// No address to try (every server down): 502.
-    NoUpstream,
+    /// No server to try (every one down or already tried): 502.
+    NoUpstream(Option<String>),
     /// The upstream response head was malformed or too large: 502.
     BadResponse(&'static str),
     /// The client went away or misbehaved; nothing more can be sent.
@@ -91,6 +245,11 @@ impl ProxyError {
             _ => 502,
         }
     }
+
+    /// nginx's `proxy_next_upstream error timeout`.
+    fn retryable(&self) -> bool {
+        matches!(self, ProxyError::Upstream(_) | ProxyError::UpstreamTimeout)
+    }
 }
 
 impl std::fmt::Display for ProxyError {
@@ -98,7 +257,8 @@ impl std::fmt::Display for ProxyError {
         match self {
             ProxyError::Upstream(e) => write!(f, "upstream error: {e}"),
             ProxyError::UpstreamTimeout => f.write_str("upstream timed out"),
-            ProxyError::NoUpstream => f.write_str("no live upstream"),
+            ProxyError::NoUpstream(Some(name)) => write!(f, "no live upstream in `{name}`"),
+            ProxyError::NoUpstream(None) => f.write_str("no live upstream"),
             ProxyError::BadResponse(why) => write!(f, "bad upstream response: {why}"),
             ProxyError::Client(e) => write!(f, "client error: {e}"),
         }

@@ -11,8 +11,7 @@ use ringway_config::Location;
 use tracing::{debug, info, warn};
 
 use super::body::Relay;
-use super::connect::connect_any;
-use super::{upstream_io, ProxyError, Target};
+use super::{exchange_head, HeadLimits, ProxyError, Target};
 use crate::http::{response, rewrite};
 use crate::runtime::worker::Worker;
 use crate::sys;
@@ -33,53 +32,29 @@ pub struct Upgrade<'a> {
     pub max_headers: usize,
 }
 
-/// What the client was told (for the access log), and bytes relayed.
+/// What the client was told (for the access log).
 pub struct Outcome {
     pub status: u16,
     /// Bytes sent to the client after the response head.
     pub body_bytes: u64,
 }
 
-pub async fn run(mut u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
+pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
     let loc = u.location;
-    if u.target.addrs.is_empty() {
-        warn!(upstream = ?u.target.upstream, "no live upstream server");
-        return Err(ProxyError::NoUpstream);
-    }
-    let (upstream, upstream_addr) = connect_any(&u.target.addrs, loc.proxy_connect_timeout).await?;
-    sys::write_all(&upstream, &u.head, loc.proxy_send_timeout)
-        .await
-        .map_err(upstream_io)?;
-    u.head = Vec::new();
-
-    // The response head, bounded like a request head.
-    let mut buf = Vec::new();
-    let head_len = loop {
-        match response::parse(&buf, u.max_headers, u.max_head) {
-            Ok(Some(r)) => break r.head_len,
-            Ok(None) => {}
-            Err(response::BadResponse::TooLarge) => {
-                return Err(ProxyError::BadResponse("head too large"))
-            }
-            Err(response::BadResponse::Malformed(why)) => return Err(ProxyError::BadResponse(why)),
-        }
-        let read = monoio::time::timeout(
-            loc.proxy_read_timeout,
-            sys::read_append(&upstream, &mut buf, u.max_head),
-        )
-        .await;
-        match read {
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-            Ok(Err(e)) => return Err(upstream_io(e)),
-            Ok(Ok(0)) => {
-                return Err(ProxyError::Upstream(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "upstream closed before a response head",
-                )))
-            }
-            Ok(Ok(_)) => {}
-        }
+    let lim = HeadLimits {
+        max_len: u.max_head,
+        max_headers: u.max_headers,
+        read_timeout: loc.proxy_read_timeout,
     };
+    let (up, buf, head_len) = exchange_head(
+        &u.target,
+        &u.head,
+        loc.proxy_connect_timeout,
+        loc.proxy_send_timeout,
+        lim,
+    )
+    .await?;
+    drop(u.head);
     let resp = match response::parse(&buf, u.max_headers, u.max_head) {
         Ok(Some(r)) => r,
         _ => return Err(ProxyError::BadResponse("invalid response head")),
@@ -100,14 +75,14 @@ pub async fn run(mut u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         let stats = super::tunnel::run(
             u.worker,
             u.client,
-            &upstream,
+            &up.stream,
             loc.proxy_read_timeout,
             loc.proxy_send_timeout,
         )
         .await;
         debug!(
             client = %u.peer,
-            upstream = %upstream_addr,
+            upstream = %up.addr,
             uri = %u.uri,
             end = ?stats.end,
             up_bytes = stats.client_to_upstream,
@@ -130,13 +105,13 @@ pub async fn run(mut u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         .await
         .map_err(ProxyError::Client)?;
     let relay = Relay {
-        from: &upstream,
+        from: &up.stream,
         to: u.client,
         read_timeout: loc.proxy_read_timeout,
         send_timeout: loc.proxy_send_timeout,
         pool: &u.worker.bufs,
     };
-    // Headers are already out: failures now can only cut the response.
+    // The head is out: a failure now can only cut the response short.
     let body_bytes = match relay.body(kind, &buf[head_len..]).await {
         Ok((_, n)) => n,
         Err(e) => {
@@ -144,6 +119,6 @@ pub async fn run(mut u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
             0
         }
     };
-    info!(client = %u.peer, upstream = %upstream_addr, uri = %u.uri, status, "upgrade refused by upstream");
+    info!(client = %u.peer, upstream = %up.addr, uri = %u.uri, status, "upgrade refused by upstream");
     Ok(Outcome { status, body_bytes })
 }

@@ -185,7 +185,7 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
                 .build()
             {
                 Ok(mut rt) => {
-                    info!(worker = id, driver = "io_uring", core = ?core, "worker started");
+                    info!(worker = id, driver = %DriverKind::IoUring.name(), core = ?core, "worker started");
                     rt.block_on(worker::main(init));
                     return;
                 }
@@ -209,7 +209,7 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
         .build()
     {
         Ok(mut rt) => {
-            info!(worker = id, driver = "epoll", core = ?core, "worker started");
+            info!(worker = id, driver = %DriverKind::Epoll.name(), core = ?core, "worker started");
             rt.block_on(worker::main(init));
         }
         Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),

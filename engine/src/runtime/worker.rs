@@ -19,6 +19,7 @@ use crate::conn;
 use crate::local::{Flag, Notify};
 use crate::pool::{BufPool, PipePool};
 use crate::route::ServerGroup;
+use crate::upstream;
 
 /// Messages from the control thread.
 pub enum Control {
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Servers per configured listen address.
     pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
+    /// This worker's balancing and health state per upstream group.
+    pub upstreams: HashMap<String, Rc<upstream::Group>>,
 }
 
 impl Snapshot {
@@ -51,9 +54,15 @@ impl Snapshot {
                     .push(i);
             }
         }
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, up)| (name.clone(), Rc::new(upstream::Group::new(up))))
+            .collect();
         Snapshot {
-            config,
             groups: groups.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
+            upstreams,
+            config,
         }
     }
 }
@@ -75,9 +84,6 @@ pub struct Worker {
     pub busy: Cell<usize>,
     pub shutting_down: Flag,
     pub access: AccessLog,
-    /// Round-robin cursors per upstream name (balancing proper is
-    /// `upstream::`'s job once it lands).
-    pub cursors: RefCell<HashMap<String, usize>>,
 }
 
 impl Worker {
@@ -148,7 +154,6 @@ pub async fn main(init: WorkerInit) {
         busy: Cell::new(0),
         shutting_down: Flag::default(),
         access: AccessLog::new(init.access_log),
-        cursors: RefCell::new(HashMap::new()),
     });
 
     for (std_listener, key) in init.listeners {

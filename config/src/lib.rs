@@ -1,0 +1,279 @@
+//! ringway.toml: parse (serde, unknown keys rejected) → validate → the
+//! immutable [`Config`] the engine runs on. Pure: no sockets, no runtime;
+//! the only I/O is reading the file and resolving upstream host names.
+//!
+//! The contract is `shared/design/CONFIG.md`. Every error names the file,
+//! the line and the dotted key.
+
+mod error;
+mod model;
+mod raw;
+mod template;
+mod units;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ErrorKind};
+pub use model::*;
+pub use template::parse as parse_template;
+pub use units::{parse_duration, parse_size};
+
+/// Read and validate a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: "(file)".into(),
+        kind: ErrorKind::Read(e.to_string()),
+    })?;
+    parse_str(&text, path)
+}
+
+/// Validate configuration text; `path` names it in errors.
+pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    validate::validate(text, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_str(text, Path::new("/etc/ringway/ringway.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    /// CONFIG.md's full example, verbatim apart from the upstream hosts.
+    const FULL: &str = r#"
+[runtime]
+workers = "auto"            # one pinned monoio runtime per core; or an integer
+pin_cores = true
+driver = "auto"
+max_connections = 200000
+shutdown_timeout = "30s"
+
+[log]
+level = "info"
+access_log = "stdout"
+
+[metrics]
+listen = "127.0.0.1:9145"
+
+[upstreams.websocket_servers]
+balance = "ip_hash"
+servers = [
+  { addr = "127.0.0.1:3000" },
+  { addr = "127.0.0.1:3001", weight = 2 },
+  { addr = "127.0.0.1:3002", backup = true },
+]
+max_fails = 1
+fail_timeout = "10s"
+keepalive = 32
+
+[servers.ws]
+listen = ["0.0.0.0:80", "[::]:80"]
+server_name = ["ws.example.com"]
+
+[servers.ws.locations."= /health"]
+return = { status = 200, body = "OK" }
+
+[servers.ws.locations."/ws/"]
+proxy_pass = "http://127.0.0.1:3000"
+proxy_read_timeout = "3600s"
+proxy_send_timeout = "3600s"
+proxy_connect_timeout = "10s"
+proxy_buffering = false
+[servers.ws.locations."/ws/".proxy_set_header]
+Host = "$host"
+X-Real-IP = "$remote_addr"
+X-Forwarded-For = "$proxy_add_x_forwarded_for"
+X-Forwarded-Proto = "$scheme"
+
+[servers.app]
+listen = ["0.0.0.0:443"]
+server_name = ["app.example.com"]
+tls = { cert = "/etc/ringway/fullchain.pem", key = "/etc/ringway/privkey.pem" }
+http2 = true
+
+[servers.app.locations."/api/"]
+proxy_pass = "http://127.0.0.1:4000"
+
+[servers.app.locations."/socket.io/"]
+proxy_pass = "http://websocket_servers"
+proxy_read_timeout = "86400s"
+
+[servers.app.locations."/"]
+root = "/var/www/app"
+try_files = ["$uri", "/index.html"]
+"#;
+
+    #[test]
+    fn the_full_example_parses() {
+        let c = parse(FULL).unwrap();
+        assert_eq!(c.runtime.workers, Workers::Auto);
+        assert_eq!(c.runtime.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9145".parse().unwrap());
+        let up = &c.upstreams["websocket_servers"];
+        assert_eq!(up.balance, Balance::IpHash);
+        assert_eq!(up.servers[1].weight, 2);
+        assert!(up.servers[2].backup);
+        let ws = &c.servers[0];
+        assert_eq!(ws.listen.len(), 2);
+        assert_eq!(
+            ws.server_names,
+            vec![ServerName::Exact("ws.example.com".into())]
+        );
+        let loc = &ws.locations[1];
+        assert_eq!(loc.proxy_read_timeout, Duration::from_secs(3600));
+        assert_eq!(loc.proxy_connect_timeout, Duration::from_secs(10));
+        assert!(!loc.proxy_buffering);
+        assert_eq!(loc.proxy_set_header.len(), 4);
+        assert_eq!(loc.proxy_set_header[2].0, "X-Forwarded-For");
+        match &loc.action {
+            Action::Proxy(p) => {
+                assert!(p.uri.is_none());
+                assert!(
+                    matches!(&p.target, ProxyTarget::Address { host, .. } if host == "127.0.0.1:3000")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let app = &c.servers[1];
+        assert!(app.tls.is_some() && app.http2);
+        assert!(
+            matches!(&app.locations[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream(n) if n == "websocket_servers"))
+        );
+        assert!(matches!(&app.locations[2].action, Action::Static(s) if s.try_files.len() == 2));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:9000/\"\n").unwrap();
+        assert_eq!(c.runtime.driver, DriverChoice::Auto);
+        assert_eq!(c.runtime.max_connections, 200_000);
+        assert_eq!(c.runtime.tunnel_buffer, 16 * 1024);
+        assert!(c.runtime.splice && c.runtime.pin_cores);
+        assert_eq!(c.log.access_log, AccessLog::Stdout);
+        let s = &c.servers[0];
+        assert_eq!(s.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert!(s.server_names.is_empty());
+        assert_eq!(s.client_header_buffer_size, 16 * 1024);
+        assert_eq!(s.max_headers, 100);
+        assert_eq!(s.keepalive_timeout, Duration::from_secs(75));
+        let l = &s.locations[0];
+        assert_eq!(l.proxy_read_timeout, Duration::from_secs(60));
+        assert_eq!(l.client_max_body_size, 1 << 20);
+        assert!(l.proxy_buffering);
+        assert!(matches!(&l.action, Action::Proxy(p) if p.uri.as_deref() == Some("/")));
+    }
+
+    #[test]
+    fn location_keys() {
+        let c = parse(
+            "[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"= /x\"]\nreturn = { status = 204 }\n[servers.s.locations.\"^~ /static/\"]\nroot = \"/srv\"\n[servers.s.locations.\"~* \\\\.png$\"]\nroot = \"/srv\"\n",
+        )
+        .unwrap();
+        let l = &c.servers[0].locations;
+        assert!(matches!(&l[0].matcher, LocationMatch::Exact(p) if p == "/x"));
+        assert!(
+            matches!(&l[1].matcher, LocationMatch::Prefix { path, no_regex: true } if path == "/static/")
+        );
+        assert!(
+            matches!(&l[2].matcher, LocationMatch::Regex { regex, case_insensitive: true } if regex.is_match("/A.PNG"))
+        );
+    }
+
+    #[test]
+    fn proxy_pass_forms() {
+        let c = parse("[upstreams.b]\nservers = [{ addr = \"127.0.0.1:1\" }]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/a/\"]\nproxy_pass = \"http://b/prefix\"\n[servers.s.locations.\"/c/\"]\nproxy_pass = \"http://[::1]:9000\"\n[servers.s.locations.\"/d/\"]\nproxy_pass = \"http://127.0.0.1\"\n").unwrap();
+        let l = &c.servers[0].locations;
+        assert!(
+            matches!(&l[0].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream(n) if n == "b") && p.uri.as_deref() == Some("/prefix"))
+        );
+        assert!(
+            matches!(&l[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, addrs } if host == "[::1]:9000" && addrs[0] == "[::1]:9000".parse().unwrap()))
+        );
+        assert!(
+            matches!(&l[2].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, .. } if host == "127.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = err("[runtime]\nworkers = 2\n\nbogus = 1\n");
+        assert!(e.starts_with("/etc/ringway/ringway.toml:4: bogus: "), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+
+        let e = err("[servers.ws]\nlisten = \"8080\"\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:1\"\nproxy_read_timeout = \"10x\"\n");
+        assert_eq!(
+            e,
+            "/etc/ringway/ringway.toml:5: servers.ws.locations.\"/ws/\".proxy_read_timeout: bad duration `10x` (use a number with a unit: 500ms, 10s, 5m, 1h; a bare number is seconds)"
+        );
+
+        let e = err("[servers.ws]\nlisten = \"8080\"\n[servers.ws.locations.\"/\"]\nproxy_pass = \"http://backend\"\n");
+        assert!(e.starts_with("/etc/ringway/ringway.toml:4: servers.ws.locations.\"/\".proxy_pass: proxy_pass to undefined upstream `backend`"), "{e}");
+
+        let e = err("[servers.ws]\nlisten = \"nope:80\"\n");
+        assert!(
+            e.starts_with("/etc/ringway/ringway.toml:2: servers.ws.listen: bad address `nope:80`"),
+            "{e}"
+        );
+
+        let e = err("[servers.a]\nlisten = \"8080\"\nserver_name = \"x.org\"\n[servers.b]\nlisten = \"8080\"\nserver_name = \"x.org\"\n");
+        assert!(e.contains(":6: servers.b.server_name: 0.0.0.0:8080 with server_name `x.org` is already used by server `a`"), "{e}");
+
+        let e = err("[servers.a]\nlisten = \"443\"\ntls = { cert = \"/c.pem\" }\n");
+        assert!(e.contains(":3: servers.a.tls.key: tls needs `key`"), "{e}");
+
+        let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:1\"\n[servers.a.locations.\"/\".proxy_set_header]\nX-Who = \"$nope\"\n");
+        assert!(
+            e.contains(
+                ":6: servers.a.locations.\"/\".proxy_set_header.X-Who: unknown variable `$nope`"
+            ),
+            "{e}"
+        );
+
+        let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"~ (\"]\nreturn = { status = 200 }\n");
+        assert!(e.contains("invalid regular expression"), "{e}");
+
+        let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\n");
+        assert!(
+            e.contains("a location needs one of return, proxy_pass, root or alias"),
+            "{e}"
+        );
+
+        let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nreturn = { status = 301 }\n");
+        assert!(e.contains("needs a location"), "{e}");
+
+        let e = err("[runtime]\ndriver = \"kqueue\"\n");
+        assert!(
+            e.contains(":2: runtime.driver: unknown driver `kqueue`"),
+            "{e}"
+        );
+
+        let e = err("[upstreams.u]\nbalance = \"hash\"\nservers = [{ addr = \"127.0.0.1:1\" }]\n");
+        assert!(
+            e.contains("upstreams.u.hash_key: balance = \"hash\" needs a hash_key"),
+            "{e}"
+        );
+
+        let e = err("x = [");
+        assert!(e.starts_with("/etc/ringway/ringway.toml:1: "), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = load(Path::new("/nonexistent/ringway.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/nonexistent/ringway.toml: (file): cannot read the file"),
+            "{e}"
+        );
+    }
+}

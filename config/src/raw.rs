@@ -1,0 +1,118 @@
+//! The file as written: serde structs with unknown keys rejected. Values
+//! that validation may reject are kept as spanned TOML values so errors can
+//! name their line.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type V = Spanned<toml::Value>;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub log: RawLog,
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub upstreams: IndexMap<String, Spanned<RawUpstream>>,
+    #[serde(default)]
+    pub servers: IndexMap<String, Spanned<RawServer>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub workers: Option<V>,
+    pub pin_cores: Option<V>,
+    pub driver: Option<V>,
+    pub max_connections: Option<V>,
+    pub shutdown_timeout: Option<V>,
+    pub tunnel_buffer: Option<V>,
+    pub splice: Option<V>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<V>,
+    pub access_log: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub balance: Option<V>,
+    pub hash_key: Option<V>,
+    pub servers: Option<Spanned<Vec<Spanned<RawUpstreamServer>>>>,
+    pub max_fails: Option<V>,
+    pub fail_timeout: Option<V>,
+    pub keepalive: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamServer {
+    pub addr: Option<V>,
+    pub weight: Option<V>,
+    pub backup: Option<V>,
+    pub down: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<V>,
+    pub server_name: Option<V>,
+    pub tls: Option<Spanned<RawTls>>,
+    pub http2: Option<V>,
+    #[serde(default)]
+    pub locations: IndexMap<String, Spanned<RawLocation>>,
+    pub client_header_buffer_size: Option<V>,
+    pub max_headers: Option<V>,
+    pub client_header_timeout: Option<V>,
+    pub keepalive_timeout: Option<V>,
+    pub send_timeout: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<V>,
+    pub key: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub proxy_pass: Option<V>,
+    pub proxy_connect_timeout: Option<V>,
+    pub proxy_read_timeout: Option<V>,
+    pub proxy_send_timeout: Option<V>,
+    pub proxy_buffering: Option<V>,
+    pub proxy_set_header: Option<IndexMap<String, V>>,
+    #[serde(rename = "return")]
+    pub return_: Option<Spanned<RawReturn>>,
+    pub root: Option<V>,
+    pub alias: Option<V>,
+    pub index: Option<V>,
+    pub try_files: Option<V>,
+    pub client_max_body_size: Option<V>,
+    pub add_header: Option<IndexMap<String, V>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReturn {
+    pub status: Option<V>,
+    pub body: Option<V>,
+    pub location: Option<V>,
+}

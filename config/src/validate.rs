@@ -1,0 +1,887 @@
+//! Raw file structs → validated [`Config`]: defaults applied, every value
+//! checked, names resolved, errors located (file, line, key).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::model::*;
+use crate::raw::*;
+use crate::template;
+use crate::units::{parse_duration, parse_size};
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: Option<std::ops::Range<usize>>, key: &str, kind: ErrorKind) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: span.map(|s| self.line_of(s.start)),
+            key: key.to_string(),
+            kind,
+        }
+    }
+
+    fn at(&self, v: &V, key: &str, kind: ErrorKind) -> ConfigError {
+        self.err(Some(v.span()), key, kind)
+    }
+
+    fn string(&self, v: &V, key: &str) -> Result<String, ConfigError> {
+        match v.get_ref() {
+            toml::Value::String(s) => Ok(s.clone()),
+            other => Err(self.at(v, key, type_err("a string", other))),
+        }
+    }
+
+    fn bool(&self, v: Option<&V>, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(v) => match v.get_ref() {
+                toml::Value::Boolean(b) => Ok(*b),
+                other => Err(self.at(v, key, type_err("true or false", other))),
+            },
+        }
+    }
+
+    fn int(
+        &self,
+        v: Option<&V>,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(v) => match v.get_ref() {
+                toml::Value::Integer(n) if *n >= min as i64 && (*n as u64) <= max => Ok(*n as u64),
+                toml::Value::Integer(n) => Err(self.at(
+                    v,
+                    key,
+                    ErrorKind::Invalid(format!("{n} is out of range ({min}..={max})")),
+                )),
+                other => Err(self.at(v, key, type_err("an integer", other))),
+            },
+        }
+    }
+
+    fn duration(
+        &self,
+        v: Option<&V>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let text = match v.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => return Ok(Duration::from_secs(*n as u64)),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::String(s) => s.clone(),
+            other => return Err(self.at(v, key, type_err("a duration", other))),
+        };
+        parse_duration(&text).ok_or_else(|| self.at(v, key, ErrorKind::BadDuration { value: text }))
+    }
+
+    fn size(&self, v: Option<&V>, key: &str, default: u64) -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let text = match v.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => return Ok(*n as u64),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::String(s) => s.clone(),
+            other => return Err(self.at(v, key, type_err("a size", other))),
+        };
+        parse_size(&text).ok_or_else(|| self.at(v, key, ErrorKind::BadSize { value: text }))
+    }
+
+    /// A string or an array of strings.
+    fn strings(&self, v: &V, key: &str) -> Result<Vec<String>, ConfigError> {
+        match v.get_ref() {
+            toml::Value::String(s) => Ok(vec![s.clone()]),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(self.at(v, key, type_err("an array of strings", other))),
+                })
+                .collect(),
+            other => Err(self.at(v, key, type_err("a string or an array of strings", other))),
+        }
+    }
+
+    fn template(&self, v: &V, key: &str) -> Result<Template, ConfigError> {
+        let s = self.string(v, key)?;
+        template::parse(&s).map_err(|name| self.at(v, key, ErrorKind::UnknownVariable { name }))
+    }
+}
+
+fn type_err(expected: &'static str, found: &toml::Value) -> ErrorKind {
+    ErrorKind::Type {
+        expected,
+        found: found.to_string(),
+    }
+}
+
+/// Quote a table key for error paths the way TOML would need it.
+fn k(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        name.to_string()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+pub fn validate(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let cx = Ctx { text, file };
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        let key = e
+            .span()
+            .and_then(|s| text.get(s))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && s.len() <= 80 && !s.contains('\n'))
+            .unwrap_or_else(|| "(toml)".to_string());
+        cx.err(
+            e.span(),
+            &key,
+            ErrorKind::Syntax(e.message().trim().to_string()),
+        )
+    })?;
+
+    let runtime = runtime(&cx, &raw.runtime)?;
+    let log = log(&cx, &raw.log)?;
+    let metrics = match &raw.metrics {
+        None => None,
+        Some(m) => match &m.listen {
+            None => None,
+            Some(v) => Some(Metrics {
+                listen: listen_addr(&cx, v, "metrics.listen", &cx.string(v, "metrics.listen")?)?,
+            }),
+        },
+    };
+    let mut upstreams = IndexMap::new();
+    for (name, up) in &raw.upstreams {
+        upstreams.insert(name.clone(), upstream(&cx, name, up)?);
+    }
+    let mut servers = Vec::new();
+    for (name, s) in &raw.servers {
+        servers.push(server(&cx, name, s, &upstreams)?);
+    }
+    check_listen_names(&cx, &raw, &servers)?;
+    Ok(Config {
+        source: file.to_path_buf(),
+        runtime,
+        log,
+        metrics,
+        upstreams,
+        servers,
+    })
+}
+
+fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
+    let workers = match &r.workers {
+        None => Workers::Auto,
+        Some(v) => match v.get_ref() {
+            toml::Value::String(s) if s == "auto" => Workers::Auto,
+            toml::Value::Integer(n) if (1..=1024).contains(n) => Workers::Count(*n as usize),
+            other => {
+                return Err(cx.at(
+                    v,
+                    "runtime.workers",
+                    type_err("\"auto\" or a count from 1 to 1024", other),
+                ))
+            }
+        },
+    };
+    let driver = match &r.driver {
+        None => DriverChoice::Auto,
+        Some(v) => match cx.string(v, "runtime.driver")?.as_str() {
+            "auto" => DriverChoice::Auto,
+            "io_uring" => DriverChoice::IoUring,
+            "epoll" => DriverChoice::Epoll,
+            other => {
+                return Err(cx.at(
+                    v,
+                    "runtime.driver",
+                    ErrorKind::Invalid(format!(
+                        "unknown driver `{other}` (auto, io_uring or epoll)"
+                    )),
+                ))
+            }
+        },
+    };
+    let tunnel_buffer = cx.size(r.tunnel_buffer.as_ref(), "runtime.tunnel_buffer", 16 * 1024)?;
+    if !(1024..=16 << 20).contains(&tunnel_buffer) {
+        let v = r.tunnel_buffer.as_ref().expect("a default is in range");
+        return Err(cx.at(
+            v,
+            "runtime.tunnel_buffer",
+            ErrorKind::Invalid("must be from 1k to 16m".into()),
+        ));
+    }
+    Ok(Runtime {
+        workers,
+        pin_cores: cx.bool(r.pin_cores.as_ref(), "runtime.pin_cores", true)?,
+        driver,
+        max_connections: cx.int(
+            r.max_connections.as_ref(),
+            "runtime.max_connections",
+            200_000,
+            1,
+            100_000_000,
+        )? as usize,
+        shutdown_timeout: cx.duration(
+            r.shutdown_timeout.as_ref(),
+            "runtime.shutdown_timeout",
+            Duration::from_secs(30),
+        )?,
+        tunnel_buffer: tunnel_buffer as usize,
+        splice: cx.bool(r.splice.as_ref(), "runtime.splice", true)?,
+    })
+}
+
+fn log(cx: &Ctx, r: &RawLog) -> Result<Log, ConfigError> {
+    let level = match &r.level {
+        None => "info".to_string(),
+        Some(v) => cx.string(v, "log.level")?,
+    };
+    let access_log = match &r.access_log {
+        None => AccessLog::Stdout,
+        Some(v) => match cx.string(v, "log.access_log")?.as_str() {
+            "off" => AccessLog::Off,
+            "stdout" => AccessLog::Stdout,
+            "" => return Err(cx.at(v, "log.access_log", ErrorKind::Invalid("empty path".into()))),
+            path => AccessLog::File(PathBuf::from(path)),
+        },
+    };
+    Ok(Log { level, access_log })
+}
+
+fn upstream(
+    cx: &Ctx,
+    name: &str,
+    up: &toml::Spanned<RawUpstream>,
+) -> Result<Upstream, ConfigError> {
+    let key = format!("upstreams.{}", k(name));
+    let u = up.get_ref();
+    let balance = match &u.balance {
+        None => Balance::RoundRobin,
+        Some(v) => match cx.string(v, &format!("{key}.balance"))?.as_str() {
+            "round_robin" => Balance::RoundRobin,
+            "ip_hash" => Balance::IpHash,
+            "least_conn" => Balance::LeastConn,
+            "hash" => Balance::Hash,
+            other => {
+                return Err(cx.at(
+                    v,
+                    &format!("{key}.balance"),
+                    ErrorKind::Invalid(format!(
+                        "unknown balance `{other}` (round_robin, ip_hash, least_conn or hash)"
+                    )),
+                ))
+            }
+        },
+    };
+    let hash_key = match (&u.hash_key, balance) {
+        (Some(v), Balance::Hash) => Some(cx.template(v, &format!("{key}.hash_key"))?),
+        (Some(v), _) => {
+            return Err(cx.at(
+                v,
+                &format!("{key}.hash_key"),
+                ErrorKind::Invalid("hash_key needs balance = \"hash\"".into()),
+            ))
+        }
+        (None, Balance::Hash) => {
+            return Err(cx.err(
+                Some(up.span()),
+                &format!("{key}.hash_key"),
+                ErrorKind::Invalid("balance = \"hash\" needs a hash_key".into()),
+            ))
+        }
+        (None, _) => None,
+    };
+    let Some(list) = &u.servers else {
+        return Err(cx.err(
+            Some(up.span()),
+            &format!("{key}.servers"),
+            ErrorKind::Invalid("an upstream needs servers".into()),
+        ));
+    };
+    if list.get_ref().is_empty() {
+        return Err(cx.err(
+            Some(list.span()),
+            &format!("{key}.servers"),
+            ErrorKind::Invalid("an upstream needs servers".into()),
+        ));
+    }
+    let mut servers = Vec::new();
+    for (i, s) in list.get_ref().iter().enumerate() {
+        let skey = format!("{key}.servers[{i}]");
+        let raw = s.get_ref();
+        let Some(addr_v) = &raw.addr else {
+            return Err(cx.err(
+                Some(s.span()),
+                &format!("{skey}.addr"),
+                ErrorKind::Invalid("missing addr".into()),
+            ));
+        };
+        let addr_text = cx.string(addr_v, &format!("{skey}.addr"))?;
+        let addrs = resolve(cx, addr_v, &format!("{skey}.addr"), &addr_text, None)?;
+        servers.push(UpstreamServer {
+            addr_text,
+            addrs,
+            weight: cx.int(raw.weight.as_ref(), &format!("{skey}.weight"), 1, 1, 1000)? as u32,
+            backup: cx.bool(raw.backup.as_ref(), &format!("{skey}.backup"), false)?,
+            down: cx.bool(raw.down.as_ref(), &format!("{skey}.down"), false)?,
+        });
+    }
+    Ok(Upstream {
+        name: name.to_string(),
+        balance,
+        hash_key,
+        servers,
+        max_fails: cx.int(
+            u.max_fails.as_ref(),
+            &format!("{key}.max_fails"),
+            1,
+            0,
+            1_000_000,
+        )? as u32,
+        fail_timeout: cx.duration(
+            u.fail_timeout.as_ref(),
+            &format!("{key}.fail_timeout"),
+            Duration::from_secs(10),
+        )?,
+        keepalive: cx.int(
+            u.keepalive.as_ref(),
+            &format!("{key}.keepalive"),
+            32,
+            0,
+            100_000,
+        )? as usize,
+    })
+}
+
+/// Resolve "host:port" (port required unless `default_port`).
+fn resolve(
+    cx: &Ctx,
+    v: &V,
+    key: &str,
+    text: &str,
+    default_port: Option<u16>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let bad = |reason: String| {
+        cx.at(
+            v,
+            key,
+            ErrorKind::BadAddress {
+                value: text.to_string(),
+                reason,
+            },
+        )
+    };
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let (host, port) = split_host_port(text).ok_or_else(|| bad("expected host:port".into()))?;
+    let port = match (port, default_port) {
+        (Some(p), _) => p,
+        (None, Some(d)) => d,
+        (None, None) => return Err(bad("missing port".into())),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(bad("resolves to no address".into()));
+    }
+    Ok(addrs)
+}
+
+/// "host:port" → (host, Some(port)); "host" → (host, None); IPv6 in brackets.
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if s.is_empty() {
+        return None;
+    }
+    if s.starts_with('[') {
+        let end = s.find(']')?;
+        let rest = &s[end + 1..];
+        return match rest.strip_prefix(':') {
+            Some(p) => Some((&s[..=end], Some(p.parse().ok()?))),
+            None if rest.is_empty() => Some((&s[..=end], None)),
+            None => None,
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h, Some(p.parse().ok()?))),
+        Some(_) => None,
+        None => Some((s, None)),
+    }
+}
+
+fn listen_addr(cx: &Ctx, v: &V, key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse::<SocketAddr>().map_err(|_| {
+        cx.at(
+            v,
+            key,
+            ErrorKind::BadAddress {
+                value: s.to_string(),
+                reason: "expected IP:port, [IPv6]:port or a port".into(),
+            },
+        )
+    })
+}
+
+fn server(
+    cx: &Ctx,
+    name: &str,
+    s: &toml::Spanned<RawServer>,
+    upstreams: &IndexMap<String, Upstream>,
+) -> Result<Server, ConfigError> {
+    let key = format!("servers.{}", k(name));
+    let r = s.get_ref();
+    let Some(listen_v) = &r.listen else {
+        return Err(cx.err(
+            Some(s.span()),
+            &format!("{key}.listen"),
+            ErrorKind::Invalid("a server needs listen".into()),
+        ));
+    };
+    let lkey = format!("{key}.listen");
+    let mut listen = Vec::new();
+    for a in cx.strings(listen_v, &lkey)? {
+        let addr = listen_addr(cx, listen_v, &lkey, &a)?;
+        if !listen.contains(&addr) {
+            listen.push(addr);
+        }
+    }
+    if listen.is_empty() {
+        return Err(cx.at(
+            listen_v,
+            &lkey,
+            ErrorKind::Invalid("listen is empty".into()),
+        ));
+    }
+    let mut server_names = Vec::new();
+    if let Some(v) = &r.server_name {
+        for n in cx.strings(v, &format!("{key}.server_name"))? {
+            let n = n.to_ascii_lowercase();
+            if n == "_" || n.is_empty() {
+                continue;
+            }
+            server_names.push(if let Some(rest) = n.strip_prefix('*') {
+                ServerName::WildcardStart(rest.to_string())
+            } else if let Some(rest) = n.strip_suffix('*') {
+                ServerName::WildcardEnd(rest.to_string())
+            } else {
+                ServerName::Exact(n)
+            });
+        }
+    }
+    let tls = match &r.tls {
+        None => None,
+        Some(t) => {
+            let tk = format!("{key}.tls");
+            let cert = t.get_ref().cert.as_ref().ok_or_else(|| {
+                cx.err(
+                    Some(t.span()),
+                    &format!("{tk}.cert"),
+                    ErrorKind::MissingTlsFile { which: "cert" },
+                )
+            })?;
+            let keyv = t.get_ref().key.as_ref().ok_or_else(|| {
+                cx.err(
+                    Some(t.span()),
+                    &format!("{tk}.key"),
+                    ErrorKind::MissingTlsFile { which: "key" },
+                )
+            })?;
+            Some(Tls {
+                cert: cx.string(cert, &format!("{tk}.cert"))?.into(),
+                key: cx.string(keyv, &format!("{tk}.key"))?.into(),
+            })
+        }
+    };
+    let mut locations = Vec::new();
+    for (lk, l) in &r.locations {
+        locations.push(location(
+            cx,
+            &format!("{key}.locations.{}", k(lk)),
+            lk,
+            l,
+            upstreams,
+        )?);
+    }
+    let client_header_buffer_size = cx.size(
+        r.client_header_buffer_size.as_ref(),
+        &format!("{key}.client_header_buffer_size"),
+        16 * 1024,
+    )?;
+    if !(1024..=1 << 20).contains(&client_header_buffer_size) {
+        let v = r
+            .client_header_buffer_size
+            .as_ref()
+            .expect("the default is in range");
+        return Err(cx.at(
+            v,
+            &format!("{key}.client_header_buffer_size"),
+            ErrorKind::Invalid("must be from 1k to 1m".into()),
+        ));
+    }
+    Ok(Server {
+        name: name.to_string(),
+        listen,
+        server_names,
+        tls,
+        http2: cx.bool(r.http2.as_ref(), &format!("{key}.http2"), false)?,
+        locations,
+        client_header_buffer_size: client_header_buffer_size as usize,
+        max_headers: cx.int(
+            r.max_headers.as_ref(),
+            &format!("{key}.max_headers"),
+            100,
+            1,
+            1000,
+        )? as usize,
+        client_header_timeout: cx.duration(
+            r.client_header_timeout.as_ref(),
+            &format!("{key}.client_header_timeout"),
+            Duration::from_secs(60),
+        )?,
+        keepalive_timeout: cx.duration(
+            r.keepalive_timeout.as_ref(),
+            &format!("{key}.keepalive_timeout"),
+            Duration::from_secs(75),
+        )?,
+        send_timeout: cx.duration(
+            r.send_timeout.as_ref(),
+            &format!("{key}.send_timeout"),
+            Duration::from_secs(60),
+        )?,
+    })
+}
+
+fn location(
+    cx: &Ctx,
+    key: &str,
+    lkey: &str,
+    l: &toml::Spanned<RawLocation>,
+    upstreams: &IndexMap<String, Upstream>,
+) -> Result<Location, ConfigError> {
+    let here = Some(l.span());
+    let r = l.get_ref();
+    let invalid = |msg: String| cx.err(here.clone(), key, ErrorKind::Invalid(msg));
+    let matcher = if let Some(p) = lkey.strip_prefix("= ") {
+        LocationMatch::Exact(p.trim().to_string())
+    } else if let Some(p) = lkey.strip_prefix("^~ ") {
+        LocationMatch::Prefix {
+            path: p.trim().to_string(),
+            no_regex: true,
+        }
+    } else if let Some(re) = lkey.strip_prefix("~* ") {
+        LocationMatch::Regex {
+            regex: regex::Regex::new(&format!("(?i){}", re.trim()))
+                .map_err(|e| cx.err(here.clone(), key, ErrorKind::InvalidRegex(e.to_string())))?,
+            case_insensitive: true,
+        }
+    } else if let Some(re) = lkey.strip_prefix("~ ") {
+        LocationMatch::Regex {
+            regex: regex::Regex::new(re.trim())
+                .map_err(|e| cx.err(here.clone(), key, ErrorKind::InvalidRegex(e.to_string())))?,
+            case_insensitive: false,
+        }
+    } else {
+        LocationMatch::Prefix {
+            path: lkey.trim().to_string(),
+            no_regex: false,
+        }
+    };
+    match &matcher {
+        LocationMatch::Exact(p) | LocationMatch::Prefix { path: p, .. } if !p.starts_with('/') => {
+            return Err(invalid(format!(
+                "location `{lkey}`: a path must start with '/' (use \"= /x\", \"/x/\", \"^~ /x/\", \"~ regex\" or \"~* regex\")"
+            )))
+        }
+        _ => {}
+    }
+
+    let actions = [
+        r.return_.is_some(),
+        r.proxy_pass.is_some(),
+        r.root.is_some(),
+        r.alias.is_some(),
+    ];
+    let n = actions.iter().filter(|&&a| a).count();
+    if n == 0 {
+        return Err(invalid(
+            "a location needs one of return, proxy_pass, root or alias".into(),
+        ));
+    }
+    if n > 1 {
+        return Err(invalid(
+            "a location takes only one of return, proxy_pass, root or alias".into(),
+        ));
+    }
+    let action = if let Some(ret) = &r.return_ {
+        let rk = format!("{key}.return");
+        let rr = ret.get_ref();
+        let Some(sv) = &rr.status else {
+            return Err(cx.err(
+                Some(ret.span()),
+                &format!("{rk}.status"),
+                ErrorKind::Invalid("return needs a status".into()),
+            ));
+        };
+        let status = cx.int(Some(sv), &format!("{rk}.status"), 200, 100, 599)? as u16;
+        let body = rr
+            .body
+            .as_ref()
+            .map(|v| cx.template(v, &format!("{rk}.body")))
+            .transpose()?;
+        let location = rr
+            .location
+            .as_ref()
+            .map(|v| cx.template(v, &format!("{rk}.location")))
+            .transpose()?;
+        if matches!(status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
+            return Err(cx.at(
+                sv,
+                &format!("{rk}.location"),
+                ErrorKind::Invalid(format!("a {status} redirect needs a location")),
+            ));
+        }
+        Action::Return {
+            status,
+            body,
+            location,
+        }
+    } else if let Some(v) = &r.proxy_pass {
+        let pk = format!("{key}.proxy_pass");
+        let pp = proxy_pass(cx, v, &pk, upstreams)?;
+        if pp.uri.is_some() && matches!(matcher, LocationMatch::Regex { .. }) {
+            return Err(cx.at(
+                v,
+                &pk,
+                ErrorKind::Invalid("proxy_pass cannot have a URI part in a regex location".into()),
+            ));
+        }
+        Action::Proxy(pp)
+    } else {
+        let root = match (&r.root, &r.alias) {
+            (Some(v), _) => StaticRoot::Root(cx.string(v, &format!("{key}.root"))?.into()),
+            (_, Some(v)) => StaticRoot::Alias(cx.string(v, &format!("{key}.alias"))?.into()),
+            _ => unreachable!("one action is present"),
+        };
+        let index = match &r.index {
+            None => vec!["index.html".to_string()],
+            Some(v) => cx.strings(v, &format!("{key}.index"))?,
+        };
+        let mut try_files = Vec::new();
+        if let Some(v) = &r.try_files {
+            let tk = format!("{key}.try_files");
+            for t in cx.strings(v, &tk)? {
+                try_files.push(
+                    template::parse(&t)
+                        .map_err(|name| cx.at(v, &tk, ErrorKind::UnknownVariable { name }))?,
+                );
+            }
+        }
+        Action::Static(StaticFiles {
+            root,
+            index,
+            try_files,
+        })
+    };
+    let headers = |map: &Option<IndexMap<String, V>>,
+                   what: &str|
+     -> Result<Vec<(String, Template)>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(map) = map {
+            for (name, v) in map {
+                let hk = format!("{key}.{what}.{}", k(name));
+                if name.is_empty() || !name.bytes().all(is_tchar) {
+                    return Err(cx.at(
+                        v,
+                        &hk,
+                        ErrorKind::Invalid(format!("`{name}` is not a valid header name")),
+                    ));
+                }
+                out.push((name.clone(), cx.template(v, &hk)?));
+            }
+        }
+        Ok(out)
+    };
+    Ok(Location {
+        key: lkey.to_string(),
+        matcher,
+        action,
+        proxy_connect_timeout: cx.duration(
+            r.proxy_connect_timeout.as_ref(),
+            &format!("{key}.proxy_connect_timeout"),
+            Duration::from_secs(60),
+        )?,
+        proxy_read_timeout: cx.duration(
+            r.proxy_read_timeout.as_ref(),
+            &format!("{key}.proxy_read_timeout"),
+            Duration::from_secs(60),
+        )?,
+        proxy_send_timeout: cx.duration(
+            r.proxy_send_timeout.as_ref(),
+            &format!("{key}.proxy_send_timeout"),
+            Duration::from_secs(60),
+        )?,
+        proxy_buffering: cx.bool(
+            r.proxy_buffering.as_ref(),
+            &format!("{key}.proxy_buffering"),
+            true,
+        )?,
+        proxy_set_header: headers(&r.proxy_set_header, "proxy_set_header")?,
+        client_max_body_size: cx.size(
+            r.client_max_body_size.as_ref(),
+            &format!("{key}.client_max_body_size"),
+            1 << 20,
+        )?,
+        add_header: headers(&r.add_header, "add_header")?,
+    })
+}
+
+/// RFC 9110 §5.6.2 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn proxy_pass(
+    cx: &Ctx,
+    v: &V,
+    key: &str,
+    upstreams: &IndexMap<String, Upstream>,
+) -> Result<ProxyPass, ConfigError> {
+    let text = cx.string(v, key)?;
+    let bad = |reason: &str| {
+        cx.at(
+            v,
+            key,
+            ErrorKind::BadAddress {
+                value: text.clone(),
+                reason: reason.to_string(),
+            },
+        )
+    };
+    if text.starts_with("https://") {
+        return Err(cx.at(
+            v,
+            key,
+            ErrorKind::Invalid("https upstreams are not supported yet".into()),
+        ));
+    }
+    let rest = text
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("must start with http://"))?;
+    let (authority, uri) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+        None => (rest, None),
+    };
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| bad("expected http://host[:port][/uri]"))?;
+    if upstreams.contains_key(host) {
+        if port.is_some() {
+            return Err(bad("an upstream name takes no port"));
+        }
+        return Ok(ProxyPass {
+            text: text.clone(),
+            target: ProxyTarget::Upstream(host.to_string()),
+            uri,
+        });
+    }
+    let looks_like_name =
+        !host.contains('.') && !host.starts_with('[') && host != "localhost" && port.is_none();
+    if looks_like_name {
+        return Err(cx.at(
+            v,
+            key,
+            ErrorKind::UndefinedUpstream {
+                name: host.to_string(),
+            },
+        ));
+    }
+    let port = port.unwrap_or(80);
+    let addrs = resolve(cx, v, key, &format!("{host}:{port}"), None)?;
+    let proxy_host = if port == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(ProxyPass {
+        text: text.clone(),
+        target: ProxyTarget::Address {
+            host: proxy_host,
+            addrs,
+        },
+        uri,
+    })
+}
+
+fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), ConfigError> {
+    use std::collections::HashMap;
+    let mut seen: HashMap<(SocketAddr, String), &str> = HashMap::new();
+    for s in servers {
+        let names: Vec<String> = if s.server_names.is_empty() {
+            vec!["_".to_string()]
+        } else {
+            s.server_names
+                .iter()
+                .map(|n| match n {
+                    ServerName::Exact(e) => e.clone(),
+                    ServerName::WildcardStart(w) => format!("*{w}"),
+                    ServerName::WildcardEnd(w) => format!("{w}*"),
+                })
+                .collect()
+        };
+        for addr in &s.listen {
+            for n in &names {
+                if let Some(other) = seen.insert((*addr, n.clone()), &s.name) {
+                    let raw_server = raw.servers.get(&s.name);
+                    let span = raw_server
+                        .and_then(|r| {
+                            r.get_ref()
+                                .server_name
+                                .as_ref()
+                                .or(r.get_ref().listen.as_ref())
+                        })
+                        .map(|v| v.span());
+                    return Err(cx.err(
+                        span,
+                        &format!("servers.{}.server_name", k(&s.name)),
+                        ErrorKind::DuplicateListen {
+                            addr: addr.to_string(),
+                            name: n.clone(),
+                            other: other.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! Choosing a server of an upstream group, per worker, with no locks.
+//!
+//! - `round_robin`: nginx's smooth weighted round robin (each pick adds
+//!   every live peer's weight to its current weight, takes the largest and
+//!   subtracts the total from it): exact weight ratios, evenly interleaved.
+//! - `ip_hash`: nginx's own hash of the first three octets of an IPv4
+//!   address (the /24) or the whole IPv6 address, mapped onto the weights;
+//!   when the chosen peer is down the key is re-hashed (deterministic next
+//!   choice), as nginx does. Same upstream list → same mapping on every
+//!   core, restart and instance.
+//! - `least_conn`: fewest active connections on this core relative to
+//!   weight; ties go round robin.
+//! - `hash`: a consistent-hash ring (160 points per weight unit, as
+//!   ketama), so adding a server moves only about 1/N of the keys.
+//!
+//! Backups are chosen only when no primary is live. Liveness is the passive
+//! health in `health.rs`.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ringway_config::{Balance, Upstream};
+
+use super::health::Health;
+
+/// One server of a group, with this worker's view of it.
+pub struct Peer {
+    pub index: usize,
+    pub weight: i64,
+    pub backup: bool,
+    pub down: bool,
+    current: Cell<i64>,
+    pub active: Cell<u32>,
+    pub health: Health,
+}
+
+/// A group's peers and its policy state on one worker.
+pub struct Group {
+    pub name: String,
+    /// Each peer's resolved addresses (tried in order on connect).
+    pub addrs: Vec<Vec<std::net::SocketAddr>>,
+    pub balance: Balance,
+    pub peers: Vec<Peer>,
+    ring: Vec<(u64, usize)>,
+    rr_tie: Cell<usize>,
+}
+
+/// What a pick is keyed on.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    None,
+    Ip(IpAddr),
+    Hash(&'a [u8]),
+}
+
+impl Group {
+    pub fn new(up: &Upstream) -> Self {
+        let peers: Vec<Peer> = up
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(index, s)| Peer {
+                index,
+                weight: i64::from(s.weight.max(1)),
+                backup: s.backup,
+                down: s.down,
+                current: Cell::new(0),
+                active: Cell::new(0),
+                health: Health::new(up.max_fails, up.fail_timeout),
+            })
+            .collect();
+        let mut ring = Vec::new();
+        if up.balance == Balance::Hash {
+            for (i, s) in up.servers.iter().enumerate() {
+                if s.backup {
+                    continue;
+                }
+                for p in 0..(160 * s.weight.max(1) as u64) {
+                    let mut key = s.addr_text.as_bytes().to_vec();
+                    key.push(0);
+                    key.extend_from_slice(&p.to_le_bytes());
+                    ring.push((fnv1a(&key), i));
+                }
+            }
+            ring.sort_unstable();
+        }
+        Group {
+            name: up.name.clone(),
+            addrs: up.servers.iter().map(|s| s.addrs.clone()).collect(),
+            balance: up.balance,
+            peers,
+            ring,
+            rr_tie: Cell::new(0),
+        }
+    }
+
+    /// Choose a peer not in `tried`, or `None` when none is usable.
+    pub fn pick(&self, key: Key<'_>, tried: &[usize], now: Instant) -> Option<usize> {
+        let usable = |p: &Peer, backup: bool| {
+            p.backup == backup && !p.down && !tried.contains(&p.index) && p.health.is_live(now)
+        };
+        for backup in [false, true] {
+            if !self.peers.iter().any(|p| usable(p, backup)) {
+                continue;
+            }
+            let chosen = match (self.balance, key, backup) {
+                (Balance::IpHash, Key::Ip(ip), false) => self.ip_hash(ip, |p| usable(p, false)),
+                (Balance::Hash, Key::Hash(k), false) => self.ring_pick(k, |p| usable(p, false)),
+                (Balance::LeastConn, _, _) => self.least_conn(|p| usable(p, backup)),
+                _ => None,
+            };
+            return chosen.or_else(|| self.smooth_rr(|p| usable(p, backup)));
+        }
+        None
+    }
+
+    fn smooth_rr(&self, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+        let mut total = 0;
+        let mut best: Option<&Peer> = None;
+        for p in self.peers.iter().filter(|p| usable(p)) {
+            p.current.set(p.current.get() + p.weight);
+            total += p.weight;
+            if best.is_none_or(|b| p.current.get() > b.current.get()) {
+                best = Some(p);
+            }
+        }
+        let b = best?;
+        b.current.set(b.current.get() - total);
+        Some(b.index)
+    }
+
+    fn ip_hash(&self, ip: IpAddr, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+        let octets: Vec<u8> = match ip {
+            IpAddr::V4(v4) => v4.octets()[..3].to_vec(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.octets()[..3].to_vec(),
+                None => v6.octets().to_vec(),
+            },
+        };
+        // Weighted over the primaries, whether live or not, so the mapping
+        // does not depend on this worker's health view.
+        let primaries: Vec<&Peer> = self.peers.iter().filter(|p| !p.backup).collect();
+        let total: i64 = primaries.iter().map(|p| p.weight).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut hash: u32 = 89;
+        for _ in 0..20 {
+            for &o in &octets {
+                hash = (hash * 113 + u32::from(o)) % 6271;
+            }
+            let mut w = i64::from(hash) % total;
+            let mut i = 0;
+            while w >= primaries[i].weight {
+                w -= primaries[i].weight;
+                i += 1;
+            }
+            if usable(primaries[i]) {
+                return Some(primaries[i].index);
+            }
+        }
+        None
+    }
+
+    fn ring_pick(&self, key: &[u8], usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        let h = fnv1a(key);
+        let start = self.ring.partition_point(|&(p, _)| p < h);
+        (0..self.ring.len())
+            .map(|i| self.ring[(start + i) % self.ring.len()].1)
+            .find(|&i| usable(&self.peers[i]))
+    }
+
+    fn least_conn(&self, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+        let live: Vec<&Peer> = self.peers.iter().filter(|p| usable(p)).collect();
+        // Compare active/weight without division: a.active * b.weight.
+        let best = live.iter().min_by(|a, b| {
+            (i64::from(a.active.get()) * b.weight).cmp(&(i64::from(b.active.get()) * a.weight))
+        })?;
+        let ties: Vec<&&Peer> = live
+            .iter()
+            .filter(|p| {
+                i64::from(p.active.get()) * best.weight == i64::from(best.active.get()) * p.weight
+            })
+            .collect();
+        let t = self.rr_tie.get();
+        self.rr_tie.set(t.wrapping_add(1));
+        Some(ties[t % ties.len()].index)
+    }
+}
+
+/// FNV-1a, 64 bit: stable across builds and machines.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Finalise (fmix64) so nearby keys spread over the ring.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn upstream(balance: &str, servers: &str) -> Upstream {
+        let text = format!(
+            "[upstreams.u]\nbalance = \"{balance}\"\nservers = [{servers}]\n{}\n[servers.s]\nlisten = [\"127.0.0.1:0\"]\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://u\"\n",
+            if balance == "hash" { "hash_key = \"$arg_k\"" } else { "" }
+        );
+        let c = ringway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+        c.upstreams["u"].clone()
+    }
+
+    #[test]
+    fn weighted_round_robin_is_exact_and_smooth() {
+        let g = Group::new(&upstream(
+            "round_robin",
+            r#"{ addr = "127.0.0.1:1", weight = 5 }, { addr = "127.0.0.1:2", weight = 3 }, { addr = "127.0.0.1:3", weight = 2 }"#,
+        ));
+        let now = Instant::now();
+        let mut counts = [0; 3];
+        let mut seq = Vec::new();
+        for _ in 0..1000 {
+            let i = g.pick(Key::None, &[], now).unwrap();
+            counts[i] += 1;
+            seq.push(i);
+        }
+        assert_eq!(counts, [500, 300, 200]);
+        // Smooth: nginx's sequence for 5/3/2 never sends the heaviest
+        // server more than 2 in a row.
+        assert!(
+            seq.windows(3)
+                .all(|w| !(w[0] == 0 && w[1] == 0 && w[2] == 0)),
+            "{seq:?}"
+        );
+    }
+
+    #[test]
+    fn ip_hash_maps_each_24_to_one_server_identically() {
+        let servers = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }, { addr = "127.0.0.1:3" }"#;
+        let a = Group::new(&upstream("ip_hash", servers));
+        let b = Group::new(&upstream("ip_hash", servers));
+        let now = Instant::now();
+        let mut seen = [0; 3];
+        for net in 0..=255u8 {
+            let first = a
+                .pick(Key::Ip(IpAddr::from([10, 0, net, 1])), &[], now)
+                .unwrap();
+            for host in [2u8, 77, 254] {
+                let ip = IpAddr::from([10, 0, net, host]);
+                assert_eq!(
+                    a.pick(Key::Ip(ip), &[], now),
+                    Some(first),
+                    "same /24, same server"
+                );
+                assert_eq!(
+                    b.pick(Key::Ip(ip), &[], now),
+                    Some(first),
+                    "same mapping in another table"
+                );
+            }
+            seen[first] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| n > 20),
+            "every server gets /24s: {seen:?}"
+        );
+        assert!(
+            seen[1] > seen[0] && seen[1] > seen[2],
+            "weight 2 gets more: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn ip_hash_has_a_deterministic_next_choice() {
+        let servers =
+            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }"#;
+        let a = Group::new(&upstream("ip_hash", servers));
+        let b = Group::new(&upstream("ip_hash", servers));
+        let now = Instant::now();
+        for net in 0..50u8 {
+            let ip = IpAddr::from([192, 168, net, 9]);
+            let first = a.pick(Key::Ip(ip), &[], now).unwrap();
+            let next_a = a.pick(Key::Ip(ip), &[first], now).unwrap();
+            let next_b = b.pick(Key::Ip(ip), &[first], now).unwrap();
+            assert_ne!(next_a, first);
+            assert_eq!(next_a, next_b);
+        }
+    }
+
+    #[test]
+    fn consistent_hash_moves_few_keys() {
+        let three =
+            r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }"#;
+        let four = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }, { addr = "10.0.0.4:80" }"#;
+        let g3 = Group::new(&upstream("hash", three));
+        let g4 = Group::new(&upstream("hash", four));
+        let now = Instant::now();
+        let mut moved = 0;
+        for k in 0..10_000 {
+            let key = format!("session-{k}");
+            let a = g3.pick(Key::Hash(key.as_bytes()), &[], now).unwrap();
+            let b = g4.pick(Key::Hash(key.as_bytes()), &[], now).unwrap();
+            if a != b {
+                assert_eq!(b, 3, "a moved key goes to the new server");
+                moved += 1;
+            }
+        }
+        // Ideal is 1/4; the issue's bound is 2/N.
+        assert!(moved <= 10_000 * 2 / 4, "moved {moved}");
+        assert!(moved >= 1_000, "the new server takes a share: {moved}");
+    }
+
+    #[test]
+    fn backup_only_when_all_primaries_are_down() {
+        let g = Group::new(&upstream(
+            "round_robin",
+            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3", backup = true }"#,
+        ));
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_ne!(g.pick(Key::None, &[], now), Some(2));
+        }
+        assert_eq!(g.pick(Key::None, &[0, 1], now), Some(2));
+        g.peers[0].health.failure(now);
+        g.peers[1].health.failure(now);
+        assert_eq!(g.pick(Key::None, &[], now), Some(2));
+        assert_eq!(g.pick(Key::None, &[2], now), None);
+    }
+
+    #[test]
+    fn failed_server_returns_after_fail_timeout() {
+        let g = Group::new(&upstream(
+            "round_robin",
+            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+        ));
+        let t0 = Instant::now();
+        g.peers[0].health.failure(t0);
+        for _ in 0..5 {
+            assert_eq!(g.pick(Key::None, &[], t0), Some(1));
+        }
+        let later = t0 + Duration::from_secs(11);
+        let picks: Vec<_> = (0..4)
+            .map(|_| g.pick(Key::None, &[], later).unwrap())
+            .collect();
+        assert!(picks.contains(&0), "back after fail_timeout: {picks:?}");
+    }
+
+    #[test]
+    fn least_conn_prefers_idle_servers() {
+        let g = Group::new(&upstream(
+            "least_conn",
+            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }"#,
+        ));
+        let now = Instant::now();
+        g.peers[0].active.set(1);
+        assert_eq!(g.pick(Key::None, &[], now), Some(1));
+        g.peers[1].active.set(2);
+        // 1/1 vs 2/2: tie, both get turns.
+        let picks: Vec<_> = (0..4)
+            .map(|_| g.pick(Key::None, &[], now).unwrap())
+            .collect();
+        assert!(picks.contains(&0) && picks.contains(&1), "{picks:?}");
+        g.peers[1].active.set(3);
+        assert_eq!(g.pick(Key::None, &[], now), Some(0));
+    }
+
+    #[test]
+    fn down_servers_are_never_picked() {
+        let g = Group::new(&upstream(
+            "round_robin",
+            r#"{ addr = "127.0.0.1:1", down = true }, { addr = "127.0.0.1:2" }"#,
+        ));
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(g.pick(Key::None, &[], now), Some(1));
+        }
+    }
+}
