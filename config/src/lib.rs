@@ -5,6 +5,10 @@
 //! The contract is `shared/design/CONFIG.md`. Every error names the file,
 //! the line and the dotted key.
 
+// A ConfigError carries its file, line and key by value; it is built at
+// most once per load, so its size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 mod error;
 mod model;
 mod raw;
