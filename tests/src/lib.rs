@@ -1,0 +1,488 @@
+//! End-to-end test harness: start the real `ringway` binary on port 0 with a
+//! config written to a temp dir, read its listening address from its log,
+//! and run real backends (a tungstenite WebSocket echo server) beside it.
+//!
+//! Every wait is bounded; nothing sleeps to synchronise.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::Message;
+
+/// The two drivers every end-to-end test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
+/// Generate `NAME_io_uring` and `NAME_epoll` tests from `fn NAME(driver: Driver)`.
+#[macro_export]
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod io_uring {
+            $(#[test] fn $name() { super::$name($crate::Driver::IoUring) })*
+        }
+        mod epoll {
+            $(#[test] fn $name() { super::$name($crate::Driver::Epoll) })*
+        }
+    };
+}
+
+/// Where the binary is: $RINGWAY_BIN, else target/<profile>/ringway next to
+/// this test executable.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("RINGWAY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-exe>
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = profile_dir.join("ringway");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --bin ringway) or set RINGWAY_BIN",
+        bin.display()
+    );
+    bin
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("ringway-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Lines a child wrote to stderr, with a condvar to wait for new ones.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    cv: Condvar,
+}
+
+/// A running ringway.
+pub struct Ringway {
+    child: Child,
+    log: Arc<Lines>,
+    addrs: HashMap<String, SocketAddr>,
+    pub config_path: PathBuf,
+}
+
+impl Ringway {
+    /// Start ringway with `config` (TOML without a [runtime] table: the
+    /// harness writes one with the driver and one worker unless
+    /// `runtime_extra` lines are given in `config` itself under
+    /// `#runtime:` — keep it simple: use `start_with_runtime`).
+    pub fn start(config: &str, driver: Driver) -> Ringway {
+        Self::start_with_runtime(config, driver, "")
+    }
+
+    /// Like `start`, with extra `[runtime]` lines (e.g. `shutdown_timeout = "1s"`).
+    pub fn start_with_runtime(config: &str, driver: Driver, runtime_extra: &str) -> Ringway {
+        let dir = temp_dir("rw");
+        let path = dir.join("ringway.toml");
+        let full = format!(
+            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = \"off\"\n\n{config}",
+            driver.name()
+        );
+        std::fs::write(&path, full).expect("write config");
+        let mut child = Command::new(binary())
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringway");
+        let log = Arc::new(Lines::default());
+        let stderr = child.stderr.take().expect("stderr");
+        let l2 = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[ringway] {line}");
+                l2.lines.lock().unwrap().push(line);
+                l2.cv.notify_all();
+            }
+        });
+        let mut rw = Ringway {
+            child,
+            log,
+            addrs: HashMap::new(),
+            config_path: path,
+        };
+        let started = rw.wait_for_log("worker started", Duration::from_secs(10));
+        assert!(
+            started.contains(&format!("driver={}", driver.name())),
+            "worker runs the wrong driver: {started}"
+        );
+        for line in rw.log.lines.lock().unwrap().iter() {
+            if line.contains(" listening") {
+                let server = field(line, "server").expect("server= in listening line");
+                let addr = field(line, "addr").expect("addr= in listening line");
+                rw.addrs
+                    .insert(server, addr.parse().expect("listening addr"));
+            }
+        }
+        assert!(!rw.addrs.is_empty(), "no listening line in the log");
+        rw
+    }
+
+    /// The address `[servers.NAME]` listens on.
+    pub fn addr(&self, server: &str) -> SocketAddr {
+        *self
+            .addrs
+            .get(server)
+            .unwrap_or_else(|| panic!("no listener for server {server}: {:?}", self.addrs))
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lines.lock().unwrap().join("\n")
+    }
+
+    /// Wait (bounded) for a log line containing `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line with {needle:?} within {timeout:?}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = self.log.cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0, "kill failed");
+    }
+
+    /// Wait (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Polling a child's exit has no blocking-with-timeout call in std.
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Ringway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` from a tracing log line (value up to the next space).
+fn field(line: &str, key: &str) -> Option<String> {
+    let pat = format!(" {key}=");
+    let start = line.find(&pat)? + pat.len();
+    let rest = &line[start..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_string())
+}
+
+/// `ringway -t -c FILE` on `config`: (exit code, stdout + stderr, path).
+pub fn config_test(config: &str) -> (i32, String, PathBuf) {
+    let dir = temp_dir("t");
+    let path = dir.join("ringway.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(binary())
+        .arg("-t")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("run ringway -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, path)
+}
+
+/// One handshake request as the backend saw it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real WebSocket echo backend (tungstenite, a thread per connection).
+///
+/// Paths ending in `/deny` get `403 forbidden`; paths ending in `/bye`
+/// complete the handshake, then send a close frame and close.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<SeenRequest>>>,
+    stop: Arc<AtomicBool>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some(64 << 20),
+        max_frame_size: Some(64 << 20),
+        ..Default::default()
+    }
+}
+
+impl Backend {
+    pub fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s2, stop2, c2) = (seen.clone(), stop.clone(), connections.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let seen = s2.clone();
+                thread::spawn(move || serve_ws(conn, seen));
+            }
+        });
+        Backend {
+            addr,
+            seen,
+            stop,
+            connections,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+// tungstenite's callback signature fixes the error type.
+#[allow(clippy::result_large_err)]
+fn serve_ws(conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut path = String::new();
+    let cb = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        path = req.uri().to_string();
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        seen.lock().unwrap().push(SeenRequest {
+            path: path.clone(),
+            headers,
+        });
+        if req.uri().path().ends_with("/deny") {
+            let mut e = ErrorResponse::new(Some("forbidden".to_string()));
+            *e.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
+            return Err(e);
+        }
+        if let Some(p) = req.headers().get("sec-websocket-protocol") {
+            let first = p
+                .to_str()
+                .unwrap_or("")
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", first.parse().unwrap());
+        }
+        Ok(resp)
+    };
+    let Ok(mut ws) = tungstenite::accept_hdr_with_config(conn, cb, Some(ws_config())) else {
+        return;
+    };
+    if path.ends_with("/bye") {
+        // Say goodbye and hang up without waiting for the client's answer.
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        let _ = ws.get_mut().shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    loop {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(m).is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Close(_)) => {
+                // tungstenite queued the close reply; flush it.
+                let _ = ws.flush();
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A free port with nothing listening (connects are refused).
+pub fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
+
+/// A listener whose accept queue is full, so new connects hang (SYNs are
+/// dropped). `None` when the kernel does not behave so.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+pub fn blackhole() -> Option<Blackhole> {
+    // SAFETY: plain socket calls on a descriptor we own.
+    let listener = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        sa.sin_port = 0;
+        let r = libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert_eq!(r, 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        use std::os::fd::FromRawFd;
+        TcpListener::from_raw_fd(fd)
+    };
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => {
+                return Some(Blackhole {
+                    addr,
+                    _listener: listener,
+                    _fillers: fillers,
+                })
+            }
+        }
+    }
+    None
+}
+
+/// Send raw bytes and read the whole answer until EOF or `timeout`.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Read one HTTP response (head + Content-Length body) from `s`.
+pub fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).expect("read response head");
+        assert!(
+            n > 0,
+            "EOF before a response head: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + len {
+        let n = s.read(&mut buf).expect("read response body");
+        assert!(n > 0, "EOF in the body");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&data[head_end..head_end + len]).into_owned();
+    (head, body)
+}

@@ -1,0 +1,61 @@
+//! `ringway -t`: a good file passes, a bad one names the file, line and key.
+
+use ringway_tests::config_test;
+
+#[test]
+fn good_file_passes() {
+    let (code, out, _) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"= /health\"]\nreturn = { status = 200, body = \"OK\" }\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:3000\"\nproxy_read_timeout = \"3600s\"\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("configuration ok"), "{out}");
+}
+
+#[test]
+fn bundled_example_passes() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/ringway.toml");
+    let (code, out, _) = config_test(&std::fs::read_to_string(example).unwrap());
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let (code, out, path) =
+        config_test("[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n\nlisten_backlog = 5\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("{}:4: listen_backlog: ", path.display())),
+        "{out}"
+    );
+    assert!(out.contains("unknown field"), "{out}");
+}
+
+#[test]
+fn bad_duration_names_file_line_and_key() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:3000\"\nproxy_read_timeout = \"an hour\"\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:5: servers.ws.locations.\"/ws/\".proxy_read_timeout: bad duration `an hour`",
+            path.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn undefined_upstream_names_file_line_and_key() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://websocket_servers\"\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:4: servers.ws.locations.\"/ws/\".proxy_pass: proxy_pass to undefined upstream `websocket_servers`",
+            path.display()
+        )),
+        "{out}"
+    );
+}
