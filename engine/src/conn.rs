@@ -15,9 +15,10 @@ use crate::access_log::Entry as AccessEntry;
 use crate::http::request;
 use crate::http::rewrite::{self, UpstreamConn};
 use crate::http::{reply, BodyKind, HeadError};
-use crate::proxy::{self, OwnedKey, ProxyError, Target};
+use crate::proxy::upgrade::{Outcome, TunnelPlan};
+use crate::proxy::{self, tunnel, OwnedKey, ProxyError, Target};
 use crate::route::{self, ServerGroup};
-use crate::runtime::worker::{ConnGuard, Snapshot, Worker};
+use crate::runtime::worker::{BusyGuard, ConnGuard, Snapshot, Worker};
 use crate::sys;
 use crate::vars::VarCtx;
 
@@ -39,7 +40,7 @@ pub async fn serve(
     group: Rc<ServerGroup>,
     stream: TcpStream,
     peer: SocketAddr,
-    _guard: ConnGuard,
+    guard: ConnGuard,
 ) {
     if let Err(e) = sys::set_nonblocking(stream.as_raw_fd()) {
         warn!(client = %peer, error = %e, "cannot set non-blocking");
@@ -82,9 +83,26 @@ pub async fn serve(
             }
         }
         first = false;
-        let _busy = worker.busy();
+        let busy = worker.busy();
         let started = Instant::now();
         let (next, logged) = handle(&worker, &snap, &group, &stream, peer, local, &mut buf).await;
+        if let Next::Tunnel(plan) = next {
+            let t = Tunnel {
+                worker: worker.clone(),
+                client: stream,
+                peer,
+                plan,
+                logged,
+                started,
+                _busy: busy,
+                _guard: guard,
+            };
+            let task = t.run();
+            tracing::trace!(bytes = std::mem::size_of_val(&task), "tunnel task size");
+            monoio::spawn(task);
+            return;
+        }
+        drop(busy);
         if let Some(l) = logged {
             worker.access.log(&AccessEntry {
                 remote: peer.ip(),
@@ -100,10 +118,59 @@ pub async fn serve(
         }
         match next {
             Next::KeepAlive(rest) => buf = rest,
-            Next::Close => return,
+            Next::Close | Next::Tunnel(_) => return,
         }
         if worker.shutting_down.is_raised() && buf.is_empty() {
             return;
+        }
+    }
+}
+
+/// An upgraded connection in a task of its own: only what the relay needs
+/// stays alive for the tunnel's lifetime.
+struct Tunnel {
+    worker: Rc<Worker>,
+    client: TcpStream,
+    peer: SocketAddr,
+    plan: TunnelPlan,
+    logged: Option<Logged>,
+    started: Instant,
+    _busy: BusyGuard,
+    _guard: ConnGuard,
+}
+
+impl Tunnel {
+    async fn run(self) {
+        let up = &self.plan.upstream;
+        let stats = tunnel::run(
+            &self.worker,
+            &self.client,
+            &up.stream,
+            self.plan.idle_timeout,
+            self.plan.send_timeout,
+        )
+        .await;
+        debug!(
+            client = %self.peer,
+            upstream = %up.addr,
+            end = ?stats.end,
+            up_bytes = stats.client_to_upstream,
+            down_bytes = stats.upstream_to_client,
+            secs = self.started.elapsed().as_secs_f64(),
+            "tunnel closed"
+        );
+        if let Some(l) = &self.logged {
+            self.worker.access.log(&AccessEntry {
+                remote: self.peer.ip(),
+                method: &l.method,
+                target: &l.target,
+                minor_version: l.minor_version,
+                status: 101,
+                body_bytes: stats.upstream_to_client,
+                referer: l.referer.as_deref(),
+                user_agent: l.user_agent.as_deref(),
+                duration: self.started.elapsed(),
+            });
         }
     }
 }
@@ -123,6 +190,8 @@ enum Next {
     /// Serve the next request; these bytes already belong to it.
     KeepAlive(Vec<u8>),
     Close,
+    /// The connection is upgraded: run the tunnel.
+    Tunnel(TunnelPlan),
 }
 
 async fn handle(
@@ -274,7 +343,8 @@ async fn handle(
                 max_headers: server.max_headers,
             };
             break 'done match proxy::upgrade::run(u).await {
-                Ok(o) => (o.status, o.body_bytes, Next::Close),
+                Ok(Outcome::Tunnel(plan)) => (101, 0, Next::Tunnel(plan)),
+                Ok(Outcome::Refused { status, body_bytes }) => (status, body_bytes, Next::Close),
                 Err(e) => (
                     proxy_failed(stream, peer, &log_uri, &e).await,
                     0,

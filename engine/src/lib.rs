@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod conn;
 pub mod http;
+pub mod idle;
 pub mod local;
 pub mod pool;
 pub mod proxy;

@@ -230,7 +230,9 @@ pub async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -
     while !data.is_empty() {
         match send(fd, data) {
             Ok(n) => data = &data[n..],
-            Err(e) if is_would_block(&e) => wait_writable(stream, timeout).await?,
+            // Boxed: the wait (a timer and a poll) is only allocated
+            // while the peer is slow, keeping callers' futures small.
+            Err(e) if is_would_block(&e) => Box::pin(wait_writable(stream, timeout)).await?,
             Err(e) => return Err(e),
         }
     }

@@ -10,8 +10,10 @@
 //! that direction to splice(2) through a pooled pipe for the rest of the
 //! burst, so large messages move without a user-space copy. Half-close is
 //! passed on (shutdown(SHUT_WR) on the other side) and the other direction
-//! finishes on its own. The idle timeout is one timer per tunnel, re-armed
-//! only when it fires before the deadline (not once per message).
+//! finishes on its own. The idle timeout is the worker's last-activity
+//! sweep (`idle.rs`): a store per burst, no timer per tunnel or message.
+//! Rarely taken paths (waiting for a full peer, splice bursts) are boxed so
+//! the tunnel's task stays small while it idles.
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -19,7 +21,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use monoio::net::TcpStream;
 
@@ -54,26 +56,44 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
 ) -> Stats {
-    let last = Cell::new(Instant::now());
+    let key = worker.idle.register(idle_timeout);
     let up_bytes = Cell::new(0u64);
     let down_bytes = Cell::new(0u64);
-    let a = pump(worker, client, upstream, &last, &up_bytes, send_timeout);
-    let b = pump(worker, upstream, client, &last, &down_bytes, send_timeout);
-    let relay = both(a, b);
-    let idle = async {
-        loop {
-            let deadline = last.get() + idle_timeout;
-            let now = Instant::now();
-            if now >= deadline {
-                return;
+    // The futures are pinned where they are built, so the task stores
+    // each exactly once (moving them into a combinator would not).
+    let mut a = pin!(pump(worker, client, upstream, key, &up_bytes, send_timeout));
+    let mut b = pin!(pump(
+        worker,
+        upstream,
+        client,
+        key,
+        &down_bytes,
+        send_timeout
+    ));
+    let mut idle = pin!(worker.idle.expired(key));
+    let (mut a_done, mut b_done) = (false, false);
+    let end = poll_fn(|cx| {
+        // Both directions run until each has seen its end of stream; the
+        // first error ends the tunnel.
+        for (fut, done) in [(a.as_mut(), &mut a_done), (b.as_mut(), &mut b_done)] {
+            if !*done {
+                match fut.poll(cx) {
+                    Poll::Ready(Ok(())) => *done = true,
+                    Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
+                    Poll::Pending => {}
+                }
             }
-            monoio::time::sleep(deadline - now).await;
         }
-    };
-    let end = monoio::select! {
-        r = relay => if r.is_ok() { End::Closed } else { End::Error },
-        _ = idle => End::Idle,
-    };
+        if a_done && b_done {
+            return Poll::Ready(End::Closed);
+        }
+        if idle.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Idle);
+        }
+        Poll::Pending
+    })
+    .await;
+    worker.idle.unregister(key);
     Stats {
         end,
         client_to_upstream: up_bytes.get(),
@@ -81,42 +101,12 @@ pub async fn run(
     }
 }
 
-/// Run both directions; finish when both finish, or at the first error.
-async fn both(
-    a: impl Future<Output = io::Result<()>>,
-    b: impl Future<Output = io::Result<()>>,
-) -> io::Result<()> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    let (mut a_done, mut b_done) = (false, false);
-    poll_fn(|cx| {
-        if !a_done {
-            if let Poll::Ready(r) = a.as_mut().poll(cx) {
-                r?;
-                a_done = true;
-            }
-        }
-        if !b_done {
-            if let Poll::Ready(r) = b.as_mut().poll(cx) {
-                r?;
-                b_done = true;
-            }
-        }
-        if a_done && b_done {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
 /// One direction, src → dst, until src's end of stream (then SHUT_WR dst).
 async fn pump(
     worker: &Worker,
     src: &TcpStream,
     dst: &TcpStream,
-    last: &Cell<Instant>,
+    key: usize,
     bytes: &Cell<u64>,
     send_timeout: Duration,
 ) -> io::Result<()> {
@@ -140,7 +130,7 @@ async fn pump(
             sys::shutdown_write(dfd);
             return Ok(());
         }
-        last.set(Instant::now());
+        worker.idle.touch(key);
         let full = n == buf.len();
         let r = sys::write_all(dst, &buf[..n], send_timeout).await;
         worker.bufs.give(buf);
@@ -148,7 +138,7 @@ async fn pump(
         bytes.set(bytes.get() + n as u64);
         if full
             && worker.splice
-            && splice_burst(worker, src, dst, last, bytes, send_timeout).await?
+            && Box::pin(splice_burst(worker, src, dst, key, bytes, send_timeout)).await?
         {
             sys::shutdown_write(dfd);
             return Ok(());
@@ -162,7 +152,7 @@ async fn splice_burst(
     worker: &Worker,
     src: &TcpStream,
     dst: &TcpStream,
-    last: &Cell<Instant>,
+    key: usize,
     bytes: &Cell<u64>,
     send_timeout: Duration,
 ) -> io::Result<bool> {
@@ -183,7 +173,7 @@ async fn splice_burst(
             // A pipe that may hold bytes is dropped, not pooled.
             Err(e) => return Err(e),
         };
-        last.set(Instant::now());
+        worker.idle.touch(key);
         bytes.set(bytes.get() + in_pipe as u64);
         while in_pipe > 0 {
             match sys::splice(pipe.read, dfd, in_pipe) {
@@ -192,5 +182,41 @@ async fn splice_burst(
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::access_log::Sink;
+    use crate::runtime::worker::Worker;
+
+    /// An idle tunnel's cost is mostly its task: keep the relay future
+    /// small (no timer, no buffer, no boxed-away slow paths inline).
+    #[test]
+    fn tunnel_futures_stay_small() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = monoio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let cfg = ringway_config::parse_str(
+                "[servers.s]\nlisten = \"127.0.0.1:0\"\n[servers.s.locations.\"/\"]\nreturn = { status = 200 }\n",
+                std::path::Path::new("t.toml"),
+            )
+            .unwrap();
+            let w = Worker::new(0, Arc::new(cfg), 10, Sink::Off);
+            let s = Duration::from_secs(1);
+            let c = Cell::new(0);
+            let pump = std::mem::size_of_val(&super::pump(&w, &a, &a, 0, &c, s));
+            let run = std::mem::size_of_val(&super::run(&w, &a, &a, s, s));
+            assert!(pump <= 320, "pump future is {pump} bytes");
+            assert!(run <= 1024, "tunnel future is {run} bytes");
+        });
     }
 }

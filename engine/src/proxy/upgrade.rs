@@ -4,14 +4,14 @@
 //! ends (RFC 9110 §7.8, RFC 6455 §4.1).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::Duration;
 
 use monoio::net::TcpStream;
 use ringway_config::Location;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::body::Relay;
-use super::{exchange_head, HeadLimits, ProxyError, Target};
+use super::{exchange_head, Connected, HeadLimits, ProxyError, Target};
 use crate::http::{response, rewrite};
 use crate::runtime::worker::Worker;
 use crate::sys;
@@ -32,11 +32,20 @@ pub struct Upgrade<'a> {
     pub max_headers: usize,
 }
 
-/// What the client was told (for the access log).
-pub struct Outcome {
-    pub status: u16,
-    /// Bytes sent to the client after the response head.
-    pub body_bytes: u64,
+/// How the handshake ended.
+pub enum Outcome {
+    /// 101 relayed to the client: the caller runs the tunnel (in a task of
+    /// its own, so the connection's larger request-handling state is freed).
+    Tunnel(TunnelPlan),
+    /// The upstream refused the upgrade; its answer was relayed.
+    Refused { status: u16, body_bytes: u64 },
+}
+
+/// An upgraded upstream connection and the tunnel's timeouts.
+pub struct TunnelPlan {
+    pub upstream: Connected,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
@@ -70,30 +79,11 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         sys::write_all(u.client, &out, loc.proxy_send_timeout)
             .await
             .map_err(ProxyError::Client)?;
-        drop(out);
-        let started = Instant::now();
-        let stats = super::tunnel::run(
-            u.worker,
-            u.client,
-            &up.stream,
-            loc.proxy_read_timeout,
-            loc.proxy_send_timeout,
-        )
-        .await;
-        debug!(
-            client = %u.peer,
-            upstream = %up.addr,
-            uri = %u.uri,
-            end = ?stats.end,
-            up_bytes = stats.client_to_upstream,
-            down_bytes = stats.upstream_to_client,
-            secs = started.elapsed().as_secs_f64(),
-            "tunnel closed"
-        );
-        return Ok(Outcome {
-            status,
-            body_bytes: stats.upstream_to_client,
-        });
+        return Ok(Outcome::Tunnel(TunnelPlan {
+            upstream: up,
+            idle_timeout: loc.proxy_read_timeout,
+            send_timeout: loc.proxy_send_timeout,
+        }));
     }
 
     // Not upgraded: relay the answer as it is, then end the exchange.
@@ -120,5 +110,5 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         }
     };
     info!(client = %u.peer, upstream = %up.addr, uri = %u.uri, status, "upgrade refused by upstream");
-    Ok(Outcome { status, body_bytes })
+    Ok(Outcome::Refused { status, body_bytes })
 }

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::access_log::{AccessLog, Sink};
 use crate::conn;
+use crate::idle::IdleSweep;
 use crate::local::{Flag, Notify};
 use crate::pool::{BufPool, PipePool};
 use crate::route::ServerGroup;
@@ -84,6 +85,8 @@ pub struct Worker {
     pub busy: Cell<usize>,
     pub shutting_down: Flag,
     pub access: AccessLog,
+    /// Idle timeouts of this worker's tunnels.
+    pub idle: IdleSweep,
 }
 
 impl Worker {
@@ -139,22 +142,34 @@ pub struct WorkerInit {
     pub access_log: Sink,
 }
 
+impl Worker {
+    pub fn new(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink) -> Rc<Worker> {
+        let rt = &config.runtime;
+        Rc::new(Worker {
+            id,
+            bufs: BufPool::new(rt.tunnel_buffer, 256),
+            pipes: PipePool::new(64),
+            splice: rt.splice,
+            snapshot: RefCell::new(Rc::new(Snapshot::new(config))),
+            conns: Cell::new(0),
+            max_conns,
+            conn_closed: Notify::default(),
+            busy: Cell::new(0),
+            shutting_down: Flag::default(),
+            access: AccessLog::new(access_log),
+            idle: IdleSweep::default(),
+        })
+    }
+}
+
 /// The worker's main future: accept loops plus the control channel.
 pub async fn main(init: WorkerInit) {
-    let rt = &init.config.runtime;
-    let worker = Rc::new(Worker {
-        id: init.id,
-        snapshot: RefCell::new(Rc::new(Snapshot::new(init.config.clone()))),
-        bufs: BufPool::new(rt.tunnel_buffer, 256),
-        pipes: PipePool::new(64),
-        splice: rt.splice,
-        conns: Cell::new(0),
-        max_conns: init.max_conns,
-        conn_closed: Notify::default(),
-        busy: Cell::new(0),
-        shutting_down: Flag::default(),
-        access: AccessLog::new(init.access_log),
-    });
+    let worker = Worker::new(
+        init.id,
+        init.config.clone(),
+        init.max_conns,
+        init.access_log,
+    );
 
     for (std_listener, key) in init.listeners {
         let listener = match TcpListener::from_std(std_listener) {
@@ -177,11 +192,36 @@ pub async fn main(init: WorkerInit) {
         });
     }
 
+    // The idle sweep runs at a quarter of the shortest proxy_read_timeout
+    // the configuration has (100 ms .. 1 s).
+    let sweep_for = |c: &Config| {
+        let shortest = c
+            .servers
+            .iter()
+            .flat_map(|s| s.locations.iter().map(|l| l.proxy_read_timeout))
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        crate::idle::sweep_period(shortest)
+    };
+    let period = Rc::new(Cell::new(sweep_for(&init.config)));
+    {
+        let (w, period) = (worker.clone(), period.clone());
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(period.get()).await;
+                if w.idle.live() > 0 {
+                    w.idle.sweep(Instant::now());
+                }
+            }
+        });
+    }
+
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
             Control::Reload(config) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
+                period.set(sweep_for(&config));
                 *worker.snapshot.borrow_mut() = Rc::new(Snapshot::new(config));
                 info!(worker = worker.id, "configuration reloaded");
             }
