@@ -267,6 +267,7 @@ pub struct Backend {
     pub seen: Arc<Mutex<Vec<SeenRequest>>>,
     stop: Arc<AtomicBool>,
     pub connections: Arc<AtomicUsize>,
+    accept_thread: Option<thread::JoinHandle<()>>,
 }
 
 pub fn ws_config() -> WebSocketConfig {
@@ -279,13 +280,18 @@ pub fn ws_config() -> WebSocketConfig {
 
 impl Backend {
     pub fn start() -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Start on a given address (to restart a stopped backend on its port).
+    pub fn start_on(addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).expect("bind backend");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let (s2, stop2, c2) = (seen.clone(), stop.clone(), connections.clone());
-        thread::spawn(move || {
+        let accept_thread = thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
@@ -301,6 +307,7 @@ impl Backend {
             seen,
             stop,
             connections,
+            accept_thread: Some(accept_thread),
         }
     }
 
@@ -310,10 +317,16 @@ impl Backend {
 }
 
 impl Drop for Backend {
+    /// Stop listening (the port is closed when this returns); connections
+    /// already accepted carry on until their peers close them.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        // Wake the accept loop so it sees the flag, then wait for it to
+        // drop the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -382,6 +395,28 @@ fn serve_ws(conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) {
             Err(_) => return,
         }
     }
+}
+
+/// A TCP connection to `addr` from the source address `src` (any port).
+pub fn connect_from(src: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::new(src, 0).into())
+        .expect("bind source address");
+    s.connect_timeout(&addr.into(), Duration::from_secs(10))
+        .expect("connect");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// A WebSocket client handshake over `stream` (panics on failure).
+pub fn ws_handshake(stream: TcpStream, url: &str) -> tungstenite::WebSocket<TcpStream> {
+    tungstenite::client::client_with_config(url, stream, Some(ws_config()))
+        .map_err(|e| format!("{e}"))
+        .expect("websocket handshake through ringway")
+        .0
 }
 
 /// A free port with nothing listening (connects are refused).
