@@ -488,23 +488,22 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Stri
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Read one HTTP response (head + Content-Length body) from `s`.
+/// Read one HTTP response (head + Content-Length body) from `s`, reading
+/// no byte past it (pipelined responses that follow stay in the socket).
 pub fn read_response(s: &mut TcpStream) -> (String, String) {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut buf).expect("read response head");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("read response head");
         assert!(
             n > 0,
             "EOF before a response head: {:?}",
-            String::from_utf8_lossy(&data)
+            String::from_utf8_lossy(&head)
         );
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+        head.push(byte[0]);
+        assert!(head.len() < 64 * 1024, "response head too large");
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
     let len = head
         .lines()
         .find_map(|l| {
@@ -513,11 +512,202 @@ pub fn read_response(s: &mut TcpStream) -> (String, String) {
                 .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
-    while data.len() < head_end + len {
-        let n = s.read(&mut buf).expect("read response body");
-        assert!(n > 0, "EOF in the body");
-        data.extend_from_slice(&buf[..n]);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("read response body");
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain HTTP/1.1 backend (a thread per connection, keep-alive). It
+/// answers every request with a line describing what it got: method, path,
+/// the Host and Connection it saw, and the body length; a request to a path
+/// ending in `/chunked` is answered with a chunked body that echoes the
+/// request body in three chunks; an Upgrade request becomes a WebSocket
+/// echo (socket.io serves polling and WebSocket on one port).
+pub struct HttpBackend {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<SeenRequest>>>,
+}
+
+impl HttpBackend {
+    pub fn start() -> HttpBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind http backend");
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (c2, s2) = (connections.clone(), seen.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let seen = s2.clone();
+                thread::spawn(move || {
+                    let _ = serve_http(conn, seen);
+                });
+            }
+        });
+        HttpBackend {
+            addr,
+            connections,
+            seen,
+        }
     }
-    let body = String::from_utf8_lossy(&data[head_end..head_end + len]).into_owned();
-    (head, body)
+}
+
+fn serve_http(mut conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut tmp = [0u8; 8192];
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = conn.read(&mut tmp)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let path = first.next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        let req = SeenRequest {
+            path: path.clone(),
+            headers,
+        };
+        let chunked = req
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let length: usize = req
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = if chunked {
+            read_chunked(&mut conn, &mut buf)?
+        } else {
+            while buf.len() < length {
+                let n = conn.read(&mut tmp)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            buf.drain(..length).collect()
+        };
+        if req
+            .header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        {
+            // The same port upgrades too (socket.io serves polling and
+            // WebSocket on one path): answer 101, then echo frames.
+            let key = req.header("sec-websocket-key").unwrap_or("").to_string();
+            seen.lock().unwrap().push(req);
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            conn.write_all(
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
+                    .as_bytes(),
+            )?;
+            let mut ws = tungstenite::WebSocket::from_raw_socket(
+                conn,
+                tungstenite::protocol::Role::Server,
+                Some(ws_config()),
+            );
+            while let Ok(m) = ws.read() {
+                if (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let close = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let info = format!(
+            "{method} {path} host={} connection={} body={}",
+            req.header("host").unwrap_or("-"),
+            req.header("connection").unwrap_or("-"),
+            body.len()
+        );
+        seen.lock().unwrap().push(req);
+        let mut out = Vec::new();
+        if path.ends_with("/chunked") {
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let third = body.len().div_ceil(3).max(1);
+            for part in body.chunks(third) {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            out.extend_from_slice(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                    info.len()
+                )
+                .as_bytes(),
+            );
+            if method != "HEAD" {
+                out.extend_from_slice(info.as_bytes());
+            }
+        }
+        conn.write_all(&out)?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn read_chunked(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let mut fill = |buf: &mut Vec<u8>| -> std::io::Result<()> {
+        let n = conn.read(&mut tmp)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        Ok(())
+    };
+    loop {
+        let line_end = loop {
+            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                break i;
+            }
+            fill(buf)?;
+        };
+        let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::other("bad chunk size"))?;
+        buf.drain(..line_end + 2);
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    let empty = i == 0;
+                    buf.drain(..i + 2);
+                    if empty {
+                        return Ok(body);
+                    }
+                } else {
+                    fill(buf)?;
+                }
+            }
+        }
+        while buf.len() < size + 2 {
+            fill(buf)?;
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
+    }
 }
