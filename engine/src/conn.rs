@@ -373,6 +373,7 @@ async fn handle(
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue")),
             target,
             client_keep_alive: keep_alive,
+            client_http10: req.minor_version == 0,
             client_body_timeout: server.client_header_timeout,
             max_head: server.client_header_buffer_size,
             max_headers: server.max_headers,

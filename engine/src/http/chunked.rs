@@ -59,6 +59,16 @@ impl ChunkedScanner {
     /// after `n` bytes of `data` (the rest belongs to the next message), or
     /// `None` when all of `data` is body and more is needed.
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ChunkError> {
+        self.feed_with(data, |_| {})
+    }
+
+    /// Like `feed`, also handing each run of decoded payload bytes to
+    /// `on_data` (for a client that cannot take chunked: HTTP/1.0).
+    pub fn feed_with(
+        &mut self,
+        data: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Option<usize>, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -95,6 +105,7 @@ impl ChunkedScanner {
                 }
                 State::Data => {
                     let take = (self.size as usize).min(data.len() - i);
+                    on_data(&data[i..i + take]);
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {
@@ -175,6 +186,25 @@ mod tests {
             } else {
                 assert_eq!(r, None, "at byte {i}");
             }
+        }
+    }
+
+    #[test]
+    fn decodes_payload_across_pieces() {
+        let body = b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        for split in 1..body.len() {
+            let mut s = ChunkedScanner::new();
+            let mut out = Vec::new();
+            assert_eq!(
+                s.feed_with(&body[..split], |d| out.extend_from_slice(d))
+                    .unwrap(),
+                None
+            );
+            let end = s
+                .feed_with(&body[split..], |d| out.extend_from_slice(d))
+                .unwrap();
+            assert_eq!(end, Some(body.len() - split));
+            assert_eq!(out, b"Wikipedia", "split at {split}");
         }
     }
 

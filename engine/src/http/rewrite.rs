@@ -124,6 +124,17 @@ pub fn request_head(
 /// upstream's hop-by-hop fields and gets `Connection: close` or
 /// `keep-alive` as the client connection will do.
 pub fn response_head(out: &mut Vec<u8>, resp: &Response<'_>, client_keep_alive: bool) {
+    response_head_for(out, resp, client_keep_alive, false)
+}
+
+/// `response_head`, optionally without `Transfer-Encoding` (the body is
+/// relayed decoded to an HTTP/1.0 client, delimited by closing).
+pub fn response_head_for(
+    out: &mut Vec<u8>,
+    resp: &Response<'_>,
+    client_keep_alive: bool,
+    dechunk: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(resp.status.to_string().as_bytes());
     out.push(b' ');
@@ -131,7 +142,9 @@ pub fn response_head(out: &mut Vec<u8>, resp: &Response<'_>, client_keep_alive: 
     out.extend_from_slice(b"\r\n");
     let conn_values: Vec<&[u8]> = resp.connection_values().collect();
     for h in &resp.headers {
-        if is_hop_by_hop(h.name, conn_values.iter().copied()) {
+        if is_hop_by_hop(h.name, conn_values.iter().copied())
+            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
+        {
             continue;
         }
         push_header(out, h.name, h.value);

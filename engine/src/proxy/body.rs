@@ -117,6 +117,43 @@ impl Relay<'_> {
         res.map(|rest| (rest, total))
     }
 
+    /// Relay a chunked body decoded (for HTTP/1.0 clients, which end the
+    /// body by the connection's close). Returns the payload length.
+    pub async fn dechunked(&self, early: &[u8]) -> Result<u64, BodyError> {
+        let mut scan = ChunkedScanner::new();
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        let done = scan
+            .feed_with(early, |d| out.extend_from_slice(d))
+            .map_err(|e| BodyError::Framing(e.0))?;
+        self.write(&out).await?;
+        total += out.len() as u64;
+        if done.is_some() {
+            return Ok(total);
+        }
+        let mut buf = self.pool.take();
+        let res = async {
+            loop {
+                let got = self.read(&mut buf).await?;
+                if got == 0 {
+                    return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
+                }
+                out.clear();
+                let done = scan
+                    .feed_with(&buf[..got], |d| out.extend_from_slice(d))
+                    .map_err(|e| BodyError::Framing(e.0))?;
+                self.write(&out).await?;
+                total += out.len() as u64;
+                if done.is_some() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        self.pool.give(buf);
+        res.map(|()| total)
+    }
+
     async fn until_close(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
         self.write(early).await?;
         let mut total = early.len() as u64;

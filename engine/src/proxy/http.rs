@@ -37,6 +37,8 @@ pub struct Exchange<'a> {
     pub expect_continue: bool,
     pub target: Target,
     pub client_keep_alive: bool,
+    /// HTTP/1.0 client: cannot take a chunked response.
+    pub client_http10: bool,
     pub client_body_timeout: std::time::Duration,
     pub max_head: usize,
     pub max_headers: usize,
@@ -115,8 +117,9 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         let kind = resp
             .body_kind(if x.method_is_head { "HEAD" } else { "GET" })
             .map_err(|_| ProxyError::BadResponse("bad response framing"))?;
-        let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose;
-        rewrite::response_head(&mut out, &resp, keep_alive);
+        let dechunk = x.client_http10 && kind == BodyKind::Chunked;
+        let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
+        rewrite::response_head_for(&mut out, &resp, keep_alive, dechunk);
         (resp.status, kind, keep_alive)
     };
     sys::write_all(x.client, &out, loc.proxy_send_timeout)
@@ -129,7 +132,14 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         send_timeout: loc.proxy_send_timeout,
         pool: &x.worker.bufs,
     };
-    match down.body(kind, &buf[head_len..]).await {
+    let relayed = if x.client_http10 && kind == BodyKind::Chunked {
+        down.dechunked(&buf[head_len..])
+            .await
+            .map(|n| (Vec::new(), n))
+    } else {
+        down.body(kind, &buf[head_len..]).await
+    };
+    match relayed {
         Ok((_, n)) => Ok(Outcome {
             status,
             body_bytes: n,
