@@ -72,13 +72,13 @@ pub async fn serve(
             HeadRead::Timeout => {
                 if !buf.is_empty() || first {
                     info!(client = %peer, "request head timed out (408)");
-                    answer_error(&stream, 408).await;
+                    answer_error(&stream, 408, default.send_timeout).await;
                 }
                 return;
             }
             HeadRead::Bad(e) => {
                 info!(client = %peer, status = e.status(), reason = e.reason(), "bad request");
-                answer_error(&stream, e.status()).await;
+                answer_error(&stream, e.status(), default.send_timeout).await;
                 return;
             }
         }
@@ -233,7 +233,17 @@ async fn handle(
             debug!(client = %peer, uri = req.target, "no location (404)");
             let rest = buf[head_len..].to_vec();
             let body = b"404 Not Found\n";
-            let next = write_reply(stream, 404, &[], body, head_only, reply_ka, rest).await;
+            let next = write_reply(
+                stream,
+                server.send_timeout,
+                404,
+                &[],
+                body,
+                head_only,
+                reply_ka,
+                rest,
+            )
+            .await;
             break 'done (404, body.len() as u64, next);
         };
         let loc = m.location;
@@ -269,15 +279,34 @@ async fn handle(
                     .map(|(n, v)| (n.as_str(), v.as_slice()))
                     .collect();
                 let rest = buf[head_len..].to_vec();
-                let next =
-                    write_reply(stream, *status, &extra, &text, head_only, reply_ka, rest).await;
+                let next = write_reply(
+                    stream,
+                    server.send_timeout,
+                    *status,
+                    &extra,
+                    &text,
+                    head_only,
+                    reply_ka,
+                    rest,
+                )
+                .await;
                 break 'done (*status, text.len() as u64, next);
             }
             Action::Static(_) => {
                 warn!(client = %peer, location = %loc.key, "static file locations are not served by this build yet (501)");
                 let rest = buf[head_len..].to_vec();
                 let body = b"501 Not Implemented\n";
-                let next = write_reply(stream, 501, &[], body, head_only, reply_ka, rest).await;
+                let next = write_reply(
+                    stream,
+                    server.send_timeout,
+                    501,
+                    &[],
+                    body,
+                    head_only,
+                    reply_ka,
+                    rest,
+                )
+                .await;
                 break 'done (501, body.len() as u64, next);
             }
         };
@@ -346,7 +375,7 @@ async fn handle(
                 Ok(Outcome::Tunnel(plan)) => (101, 0, Next::Tunnel(plan)),
                 Ok(Outcome::Refused { status, body_bytes }) => (status, body_bytes, Next::Close),
                 Err(e) => (
-                    proxy_failed(stream, peer, &log_uri, &e).await,
+                    proxy_failed(stream, peer, &log_uri, &e, server.send_timeout).await,
                     0,
                     Next::Close,
                 ),
@@ -355,7 +384,7 @@ async fn handle(
         if let BodyKind::Length(n) = body {
             if loc.client_max_body_size > 0 && n > loc.client_max_body_size {
                 info!(client = %peer, length = n, limit = loc.client_max_body_size, "request body too large (413)");
-                answer_error(stream, 413).await;
+                answer_error(stream, 413, server.send_timeout).await;
                 break 'done (413, 0, Next::Close);
             }
         }
@@ -384,7 +413,7 @@ async fn handle(
             Ok(o) if o.keep_alive => (o.status, o.body_bytes, Next::KeepAlive(o.leftover)),
             Ok(o) => (o.status, o.body_bytes, Next::Close),
             Err(e) => (
-                proxy_failed(stream, peer, &log_uri, &e).await,
+                proxy_failed(stream, peer, &log_uri, &e, server.send_timeout).await,
                 0,
                 Next::Close,
             ),
@@ -400,7 +429,13 @@ async fn handle(
 /// The error answer for a failed proxy exchange, when one can still be sent.
 /// Returns the status for the access log (499, nginx's "client closed",
 /// when the client went away).
-async fn proxy_failed(stream: &TcpStream, peer: SocketAddr, uri: &str, e: &ProxyError) -> u16 {
+async fn proxy_failed(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    uri: &str,
+    e: &ProxyError,
+    send_timeout: Duration,
+) -> u16 {
     match e {
         ProxyError::Client(err) => {
             debug!(client = %peer, uri, error = %err, "client went away");
@@ -408,7 +443,7 @@ async fn proxy_failed(stream: &TcpStream, peer: SocketAddr, uri: &str, e: &Proxy
         }
         _ => {
             warn!(client = %peer, uri, status = e.status(), error = %e, "proxy error");
-            answer_error(stream, e.status()).await;
+            answer_error(stream, e.status(), send_timeout).await;
             e.status()
         }
     }
@@ -466,8 +501,10 @@ async fn read_head(
 
 /// Write a complete response; keep the connection (with `rest`, the bytes
 /// already read past this request) when asked and the write succeeded.
+#[allow(clippy::too_many_arguments)]
 async fn write_reply(
     stream: &TcpStream,
+    send_timeout: Duration,
     status: u16,
     extra: &[(&str, &[u8])],
     body: &[u8],
@@ -485,9 +522,7 @@ async fn write_reply(
         head_only,
         keep_alive,
     );
-    let ok = sys::write_all(stream, &out, Duration::from_secs(60))
-        .await
-        .is_ok();
+    let ok = sys::write_all(stream, &out, send_timeout).await.is_ok();
     if ok && keep_alive {
         Next::KeepAlive(rest)
     } else {
@@ -495,8 +530,8 @@ async fn write_reply(
     }
 }
 
-async fn answer_error(stream: &TcpStream, status: u16) {
+async fn answer_error(stream: &TcpStream, status: u16, send_timeout: Duration) {
     let mut out = Vec::with_capacity(160);
     reply::error(&mut out, status);
-    let _ = sys::write_all(stream, &out, Duration::from_secs(10)).await;
+    let _ = sys::write_all(stream, &out, send_timeout).await;
 }
