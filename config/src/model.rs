@@ -94,8 +94,12 @@ pub struct Upstream {
     pub max_fails: u32,
     /// `fail_timeout` (default "10s").
     pub fail_timeout: Duration,
-    /// `keepalive` (default 32): idle pooled connections per core.
+    /// `keepalive` (default 32): idle pooled connections per core (plain
+    /// HTTP; 0 disables pooling and sends `Connection: close`).
     pub keepalive: usize,
+    /// `keepalive_timeout` (default "60s"): a pooled connection idle longer
+    /// than this is closed instead of reused.
+    pub keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -56,6 +56,7 @@ pub struct RawUpstream {
     pub max_fails: Option<V>,
     pub fail_timeout: Option<V>,
     pub keepalive: Option<V>,
+    pub keepalive_timeout: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -375,6 +375,11 @@ fn upstream(
             0,
             100_000,
         )? as usize,
+        keepalive_timeout: cx.duration(
+            u.keepalive_timeout.as_ref(),
+            &format!("{key}.keepalive_timeout"),
+            Duration::from_secs(60),
+        )?,
     })
 }
 

@@ -348,8 +348,11 @@ async fn handle(
         };
         let upgrade = req.is_upgrade();
         let mut head = Vec::with_capacity(head_len + 256);
+        let pooled = matches!(&target, Target::Group { group, .. } if group.pool.enabled());
         let conn = if upgrade {
             UpstreamConn::Upgrade
+        } else if pooled {
+            UpstreamConn::KeepAlive
         } else {
             UpstreamConn::Close
         };

@@ -213,3 +213,33 @@ fn http10_client_gets_a_decoded_body(d: Driver) {
     assert!(text.contains("Connection: close"), "{text}");
     assert!(text.ends_with("\r\n\r\nhello world"), "{text}");
 }
+
+mod pool {
+    use super::*;
+    both_drivers!(upstream_keepalive_reuses_connections);
+}
+
+fn upstream_keepalive_reuses_connections(d: Driver) {
+    let http = HttpBackend::start();
+    let config = format!(
+        "[upstreams.api]\nservers = [{{ addr = \"{}\" }}]\nkeepalive = 8\n[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/api/\"]\nproxy_pass = \"http://api\"\n",
+        http.addr
+    );
+    let rw = Ringway::start(&config, d);
+    for c in 0..2 {
+        let mut s = client(&rw);
+        for i in 0..10 {
+            s.write_all(format!("GET /api/k{c}-{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+            let (head, body) = read_response(&mut s);
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            // Pooled upstream requests carry no "Connection: close".
+            assert!(body.ends_with("host=api connection=- body=0"), "{body}");
+        }
+    }
+    let n = http.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        n, 1,
+        "20 requests should share one pooled upstream connection, used {n}"
+    );
+}

@@ -2,9 +2,12 @@
 //! rewritten head and stream the request body, read the response head,
 //! stream the response body to the client as it arrives (RFC 9112).
 //!
-//! The upstream connection is used for this one exchange (`Connection:
-//! close`); the client connection stays open when both the request and the
-//! response framing allow it. A request without a body is retried on the
+//! Upstream groups with `keepalive > 0` reuse connections from a per-core
+//! pool (a request on a pooled connection that turns out stale is retried
+//! on a new one when it has no body); direct `proxy_pass` addresses use
+//! one connection per exchange (`Connection: close`), as nginx does. The
+//! client connection stays open when the request and response framing
+//! allow it. A request without a body is retried on the
 //! next server when the upstream fails before answering; one with a body is
 //! retried only when the connect itself fails.
 
@@ -71,7 +74,7 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         .await?;
         (up, buf, n, x.early)
     } else {
-        let up = connect(&x.target, &mut Vec::new(), loc.proxy_connect_timeout).await?;
+        let up = connect(&x.target, &mut Vec::new(), loc.proxy_connect_timeout, false).await?;
         sys::write_all(&up.stream, &x.head, loc.proxy_send_timeout)
             .await
             .map_err(upstream_io)?;
@@ -109,7 +112,7 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
     };
 
     let mut out = Vec::with_capacity(head_len + 32);
-    let (status, kind, keep_alive) = {
+    let (status, kind, keep_alive, upstream_keeps) = {
         let resp = match response::parse(&buf, x.max_headers, x.max_head) {
             Ok(Some(r)) => r,
             _ => return Err(ProxyError::BadResponse("invalid response head")),
@@ -120,7 +123,8 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         let dechunk = x.client_http10 && kind == BodyKind::Chunked;
         let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
         rewrite::response_head_for(&mut out, &resp, keep_alive, dechunk);
-        (resp.status, kind, keep_alive)
+        let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
+        (resp.status, kind, keep_alive, upstream_keeps)
     };
     sys::write_all(x.client, &out, loc.proxy_send_timeout)
         .await
@@ -140,12 +144,17 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         down.body(kind, &buf[head_len..]).await
     };
     match relayed {
-        Ok((_, n)) => Ok(Outcome {
-            status,
-            body_bytes: n,
-            keep_alive,
-            leftover,
-        }),
+        Ok((_, n)) => {
+            if upstream_keeps && up.poolable() {
+                up.keep();
+            }
+            Ok(Outcome {
+                status,
+                body_bytes: n,
+                keep_alive,
+                leftover,
+            })
+        }
         Err(e) => {
             // The head is out; the only honest signal left is closing.
             warn!(client = %x.peer, status, error = ?e, "response cut short");

@@ -58,30 +58,62 @@ impl OwnedKey {
 pub struct Connected {
     pub stream: TcpStream,
     pub addr: SocketAddr,
-    peer: Option<(Rc<Group>, usize)>,
+    peer: Option<Active>,
+    /// Taken from the keep-alive pool (it may turn out stale).
+    pub pooled: bool,
+}
+
+/// A group member's active-connection count (least_conn), held while the
+/// connection is in use.
+struct Active {
+    group: Rc<Group>,
+    index: usize,
+}
+
+impl Active {
+    fn new(group: &Rc<Group>, index: usize) -> Self {
+        let a = &group.peers[index].active;
+        a.set(a.get() + 1);
+        Active {
+            group: group.clone(),
+            index,
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let a = &self.group.peers[self.index].active;
+        a.set(a.get().saturating_sub(1));
+    }
 }
 
 impl Connected {
     /// The exchange got a usable response: clear the peer's failures.
     pub fn succeeded(&self) {
-        if let Some((g, i)) = &self.peer {
-            g.peers[*i].health.success();
+        if let Some(p) = &self.peer {
+            p.group.peers[p.index].health.success();
         }
     }
 
     /// The peer failed before answering: count it against its health.
     pub fn failed(&self) {
-        if let Some((g, i)) = &self.peer {
-            mark_failed(g, *i, self.addr);
+        if let Some(p) = &self.peer {
+            mark_failed(&p.group, p.index, self.addr);
         }
     }
-}
 
-impl Drop for Connected {
-    fn drop(&mut self) {
-        if let Some((g, i)) = &self.peer {
-            let a = &g.peers[*i].active;
-            a.set(a.get().saturating_sub(1));
+    /// Whether this connection may go back to a keep-alive pool.
+    pub fn poolable(&self) -> bool {
+        self.peer.as_ref().is_some_and(|p| p.group.pool.enabled())
+    }
+
+    /// The exchange ended cleanly and the upstream keeps the connection:
+    /// park it in its group's pool (or close it when there is none).
+    pub fn keep(self) {
+        let Connected { stream, peer, .. } = self;
+        if let Some(p) = peer {
+            p.group.pool.put(p.index, stream, Instant::now());
         }
     }
 }
@@ -94,10 +126,12 @@ fn mark_failed(g: &Group, i: usize, addr: SocketAddr) {
 
 /// Connect to the target; for a group, pick servers not yet `tried`, and
 /// count each failed connect against the server's health.
+/// `fresh`: do not take a pooled connection (after a stale one failed).
 pub async fn connect(
     target: &Target,
     tried: &mut Vec<usize>,
     timeout: Duration,
+    fresh: bool,
 ) -> Result<Connected, ProxyError> {
     match target {
         Target::Addrs(addrs) => {
@@ -110,6 +144,7 @@ pub async fn connect(
                 stream,
                 addr,
                 peer: None,
+                pooled: false,
             })
         }
         Target::Group { group, key } => {
@@ -125,14 +160,24 @@ pub async fn connect(
                 };
                 tried.push(i);
                 let addrs = &group.addrs[i];
-                match connect::connect_any(addrs, timeout).await {
-                    Ok((stream, addr)) => {
-                        let p = &group.peers[i];
-                        p.active.set(p.active.get() + 1);
+                if !fresh {
+                    if let Some(stream) = group.pool.take(i, Instant::now()) {
+                        let addr = stream.peer_addr().unwrap_or(addrs[0]);
                         return Ok(Connected {
                             stream,
                             addr,
-                            peer: Some((group.clone(), i)),
+                            peer: Some(Active::new(group, i)),
+                            pooled: true,
+                        });
+                    }
+                }
+                match connect::connect_any(addrs, timeout).await {
+                    Ok((stream, addr)) => {
+                        return Ok(Connected {
+                            stream,
+                            addr,
+                            peer: Some(Active::new(group, i)),
+                            pooled: false,
                         });
                     }
                     Err(e) => {
@@ -199,8 +244,9 @@ pub async fn exchange_head(
     lim: HeadLimits,
 ) -> Result<(Connected, Vec<u8>, usize), ProxyError> {
     let mut tried = Vec::new();
+    let mut fresh = false;
     loop {
-        let up = connect(target, &mut tried, connect_timeout).await?;
+        let up = connect(target, &mut tried, connect_timeout, fresh).await?;
         let mut buf = Vec::new();
         let res = match sys::write_all(&up.stream, head, send_timeout).await {
             Err(e) => Err(upstream_io(e)),
@@ -210,6 +256,15 @@ pub async fn exchange_head(
             Ok(n) => {
                 up.succeeded();
                 return Ok((up, buf, n));
+            }
+            Err(e) if buf.is_empty() && up.pooled => {
+                // A pooled connection the upstream had already closed: not
+                // the server's fault; try the same server on a new one.
+                tracing::debug!(server = %up.addr, error = %e, "stale keep-alive connection, reconnecting");
+                if let Some(p) = &up.peer {
+                    tried.retain(|&t| t != p.index);
+                }
+                fresh = true;
             }
             Err(e) if buf.is_empty() && e.retryable() => {
                 warn!(server = %up.addr, error = %e, "upstream failed before answering, trying the next one");

@@ -44,6 +44,8 @@ pub struct Group {
     pub peers: Vec<Peer>,
     ring: Vec<(u64, usize)>,
     rr_tie: Cell<usize>,
+    /// Idle keep-alive connections (plain HTTP), this worker's.
+    pub pool: super::pool::Pool,
 }
 
 /// What a pick is keyed on.
@@ -92,6 +94,7 @@ impl Group {
             peers,
             ring,
             rr_tie: Cell::new(0),
+            pool: super::pool::Pool::new(up.keepalive, up.keepalive_timeout),
         }
     }
 
