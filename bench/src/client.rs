@@ -1,0 +1,385 @@
+//! The client side of a benchmark WebSocket connection on monoio: connect
+//! from a chosen source address (so many loopback sources share the load of
+//! ephemeral ports), upgrade (§4.1), send masked frames (§5.3), read whole
+//! frames, close (§5.5.1, §7.1.2). Every wait is bounded by the caller's
+//! [`Timeouts`]; every failure is a [`Failure`] whose [`Failure::key`] names
+//! the phase and the kind, e.g. `connect_timeout` or `handshake_status_502`.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::handshake::{self, HandshakeError};
+use crate::ws;
+
+/// Longest frame the client accepts from a server.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// How long each phase may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Upgrade request to verified 101.
+    pub handshake: Duration,
+    /// One message round trip, or the close handshake.
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            handshake: Duration::from_secs(10),
+            io: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which step of a connection's life failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP connect.
+    Connect,
+    /// The upgrade.
+    Handshake,
+    /// A message and its echo.
+    Echo,
+    /// The close handshake.
+    Close,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// The phase's timeout passed.
+    Timeout,
+    /// ECONNREFUSED.
+    Refused,
+    /// ECONNRESET or EPIPE.
+    Reset,
+    /// The peer closed the TCP connection.
+    Eof,
+    /// EADDRNOTAVAIL: no ephemeral port left for this source address.
+    AddrUnavailable,
+    /// EMFILE or ENFILE.
+    NoFiles,
+    /// The server answered the upgrade with this status.
+    Status(u16),
+    /// Any other handshake refusal.
+    Handshake(HandshakeError),
+    /// A frame the client cannot accept (masked, too large, bad close).
+    Protocol,
+    /// The echo did not match what was sent.
+    Mismatch,
+    /// The server sent a close frame instead of the echo.
+    Closed,
+    /// Another OS error.
+    Errno(i32),
+    /// Another I/O error without an errno.
+    Other,
+}
+
+impl From<io::Error> for What {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => What::Refused,
+            Some(libc::ECONNRESET | libc::EPIPE) => What::Reset,
+            Some(libc::EADDRNOTAVAIL) => What::AddrUnavailable,
+            Some(libc::EMFILE | libc::ENFILE) => What::NoFiles,
+            Some(libc::ETIMEDOUT) => What::Timeout,
+            Some(n) => What::Errno(n),
+            None if e.kind() == io::ErrorKind::UnexpectedEof => What::Eof,
+            None => What::Other,
+        }
+    }
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            What::Timeout => f.write_str("timeout"),
+            What::Refused => f.write_str("refused"),
+            What::Reset => f.write_str("reset"),
+            What::Eof => f.write_str("eof"),
+            What::AddrUnavailable => f.write_str("addr_unavailable"),
+            What::NoFiles => f.write_str("no_files"),
+            What::Status(s) => write!(f, "status_{s}"),
+            What::Handshake(HandshakeError::Malformed) => f.write_str("malformed"),
+            What::Handshake(HandshakeError::TooLarge) => f.write_str("head_too_large"),
+            What::Handshake(HandshakeError::Status(s)) => write!(f, "status_{s}"),
+            What::Handshake(HandshakeError::NotWebSocket) => f.write_str("not_websocket"),
+            What::Handshake(HandshakeError::BadAccept) => f.write_str("bad_accept"),
+            What::Protocol => f.write_str("protocol"),
+            What::Mismatch => f.write_str("mismatch"),
+            What::Closed => f.write_str("closed"),
+            What::Errno(n) => write!(f, "errno_{n}"),
+            What::Other => f.write_str("other"),
+        }
+    }
+}
+
+/// A failed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Where.
+    pub phase: Phase,
+    /// What.
+    pub what: What,
+}
+
+impl Failure {
+    /// `phase_what`, the key failures are counted under.
+    pub fn key(&self) -> String {
+        let phase = match self.phase {
+            Phase::Connect => "connect",
+            Phase::Handshake => "handshake",
+            Phase::Echo => "echo",
+            Phase::Close => "close",
+        };
+        format!("{phase}_{}", self.what)
+    }
+}
+
+/// Run `f` for at most `limit`; a timeout or error fails `phase`.
+pub async fn bounded<T, F>(phase: Phase, limit: Duration, f: F) -> Result<T, Failure>
+where
+    F: Future<Output = Result<T, What>>,
+{
+    match monoio::time::timeout(limit, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(what)) => Err(Failure { phase, what }),
+        Err(_) => Err(Failure {
+            phase,
+            what: What::Timeout,
+        }),
+    }
+}
+
+/// A TCP connection to `target`, from `src` (port chosen at connect time,
+/// IP_BIND_ADDRESS_NO_PORT, so a source's ports are shared across targets).
+pub async fn connect_from(src: Option<Ipv4Addr>, target: SocketAddr) -> io::Result<TcpStream> {
+    let domain = socket2::Domain::for_address(target);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM.nonblocking(), None)?;
+    sock.set_nodelay(true)?;
+    if let Some(ip) = src {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads `on` for its size; the fd is ours.
+        // Failure is harmless (the port is then chosen at bind).
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        sock.bind(&SocketAddr::new(IpAddr::V4(ip), 0).into())?;
+    }
+    match sock.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(sock.into())?;
+    stream.writable(false).await?;
+    // SAFETY: the fd stays open while `stream` lives, i.e. for this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    if let Some(e) = socket2::SockRef::from(&fd).take_error()? {
+        return Err(e);
+    }
+    Ok(stream)
+}
+
+/// One frame as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// FIN, RSV and opcode.
+    pub first: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// An upgraded client connection.
+pub struct WsClient {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    rng: u32,
+}
+
+impl WsClient {
+    /// Connect from `src` and upgrade, each step under its timeout.
+    pub async fn open(
+        src: Option<Ipv4Addr>,
+        target: SocketAddr,
+        host: &str,
+        path: &str,
+        t: &Timeouts,
+    ) -> Result<Self, Failure> {
+        let stream = bounded(Phase::Connect, t.connect, async {
+            connect_from(src, target).await.map_err(What::from)
+        })
+        .await?;
+        let mut c = WsClient {
+            stream,
+            rbuf: Vec::new(),
+            rng: seed(),
+        };
+        bounded(Phase::Handshake, t.handshake, c.upgrade(host, path)).await?;
+        Ok(c)
+    }
+
+    async fn upgrade(&mut self, host: &str, path: &str) -> Result<(), What> {
+        let key = handshake::new_key();
+        let (r, _) = self
+            .stream
+            .write_all(handshake::client_request(host, path, &key))
+            .await;
+        r?;
+        self.rbuf = Vec::with_capacity(1024);
+        loop {
+            match handshake::check_response(&self.rbuf, &key) {
+                Ok(Some(n)) => {
+                    self.rbuf.drain(..n);
+                    // Hold nothing while idle.
+                    self.rbuf.shrink_to_fit();
+                    return Ok(());
+                }
+                Ok(None) => self.read_more().await?,
+                Err(HandshakeError::Status(s)) => return Err(What::Status(s)),
+                Err(e) => return Err(What::Handshake(e)),
+            }
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), What> {
+        if self.rbuf.capacity() - self.rbuf.len() < 512 {
+            self.rbuf.reserve(self.rbuf.capacity().max(1024));
+        }
+        let len = self.rbuf.len();
+        let buf = std::mem::take(&mut self.rbuf);
+        let (r, slice) = self.stream.read(buf.slice_mut(len..)).await;
+        self.rbuf = slice.into_inner();
+        match r? {
+            0 => Err(What::Eof),
+            _ => Ok(()),
+        }
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        // xorshift32: masks need not be secret here, only present (§5.3).
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x.to_ne_bytes()
+    }
+
+    /// Send one masked frame.
+    pub async fn send(&mut self, first: u8, payload: &[u8]) -> Result<(), What> {
+        let mut out = Vec::with_capacity(payload.len() + 14);
+        let mask = self.next_mask();
+        ws::write_frame(&mut out, first, payload, Some(mask));
+        let (r, _) = self.stream.write_all(out).await;
+        r?;
+        Ok(())
+    }
+
+    /// Read one whole frame (servers must not mask, §5.1).
+    pub async fn recv(&mut self) -> Result<Frame, What> {
+        loop {
+            if let Some(h) = ws::parse_header(&self.rbuf) {
+                let total = match h.frame_len() {
+                    Some(t) if t <= MAX_FRAME && h.mask.is_none() => t,
+                    _ => return Err(What::Protocol),
+                };
+                if self.rbuf.len() >= total {
+                    let payload = self.rbuf[h.header_len..total].to_vec();
+                    self.rbuf.drain(..total);
+                    if self.rbuf.is_empty() {
+                        self.rbuf = Vec::new();
+                    }
+                    return Ok(Frame {
+                        first: h.first,
+                        payload,
+                    });
+                }
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Send `msg` as one text frame and check the echo (pings from the
+    /// server are answered; pongs skipped).
+    pub async fn echo(&mut self, msg: &[u8]) -> Result<(), What> {
+        self.send(ws::FIN | ws::OP_TEXT, msg).await?;
+        loop {
+            let f = self.recv().await?;
+            match f.first & 0x0f {
+                ws::OP_PING => self.send(ws::FIN | ws::OP_PONG, &f.payload).await?,
+                ws::OP_PONG => {}
+                ws::OP_CLOSE => return Err(What::Closed),
+                _ if f.first == ws::FIN | ws::OP_TEXT && f.payload == msg => return Ok(()),
+                _ => return Err(What::Mismatch),
+            }
+        }
+    }
+
+    /// The closing handshake: send close 1000, wait for the server's close
+    /// (§5.5.1), then drop the connection.
+    pub async fn close(mut self) -> Result<(), What> {
+        self.send(ws::FIN | ws::OP_CLOSE, &ws::close_payload(1000))
+            .await?;
+        loop {
+            let f = self.recv().await?;
+            if f.first & 0x0f == ws::OP_CLOSE {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn seed() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    (h.finish() as u32) | 1
+}
+
+/// Run `f(i)` for every `i` in `0..n`, at most `concurrency` at a time, on
+/// the current monoio runtime.
+pub async fn for_each_bounded<F, Fut>(n: usize, concurrency: usize, f: F)
+where
+    F: Fn(usize) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let f = std::rc::Rc::new(f);
+    let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let workers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
+        .map(|_| {
+            let (f, next) = (f.clone(), next.clone());
+            monoio::spawn(async move {
+                loop {
+                    let i = next.get();
+                    if i >= n {
+                        break;
+                    }
+                    next.set(i + 1);
+                    f(i).await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await;
+    }
+}
