@@ -19,6 +19,7 @@ use crate::proxy::upgrade::{Outcome, TunnelPlan};
 use crate::proxy::{self, tunnel, OwnedKey, ProxyError, Target};
 use crate::route::{self, ServerGroup};
 use crate::runtime::worker::{BusyGuard, ConnGuard, Snapshot, Worker};
+use crate::static_files;
 use crate::sys;
 use crate::vars::VarCtx;
 
@@ -271,8 +272,10 @@ async fn handle(
                 if let Some(t) = location {
                     headers.push(("Location".to_string(), vars.render_to_vec(t)));
                 }
-                for (n, t) in &loc.add_header {
-                    headers.push((n.clone(), vars.render_to_vec(t)));
+                if rewrite::add_header_applies(*status) {
+                    for (n, t) in &loc.add_header {
+                        headers.push((n.clone(), vars.render_to_vec(t)));
+                    }
                 }
                 let extra: Vec<(&str, &[u8])> = headers
                     .iter()
@@ -293,21 +296,28 @@ async fn handle(
                 break 'done (*status, text.len() as u64, next);
             }
             Action::Static(_) => {
-                warn!(client = %peer, location = %loc.key, "static file locations are not served by this build yet (501)");
-                let rest = buf[head_len..].to_vec();
-                let body = b"501 Not Implemented\n";
-                let next = write_reply(
+                let vars = VarCtx {
+                    req: &req,
+                    remote: peer,
+                    local,
+                    server_name: &server_name,
+                    scheme: "http",
+                    proxy_host: "",
+                };
+                let r = static_files::StaticRequest {
                     stream,
-                    server.send_timeout,
-                    501,
-                    &[],
-                    body,
-                    head_only,
-                    reply_ka,
-                    rest,
-                )
-                .await;
-                break 'done (501, body.len() as u64, next);
+                    server,
+                    vars: &vars,
+                    method: req.method,
+                    keep_alive: reply_ka,
+                };
+                let s = static_files::serve(&r, loc, m.prefix).await;
+                let next = if s.reusable {
+                    Next::KeepAlive(buf[head_len..].to_vec())
+                } else {
+                    Next::Close
+                };
+                break 'done (s.status, s.body_bytes, next);
             }
         };
 
@@ -409,6 +419,11 @@ async fn handle(
             client_body_timeout: server.client_header_timeout,
             max_head: server.client_header_buffer_size,
             max_headers: server.max_headers,
+            add_header: loc
+                .add_header
+                .iter()
+                .map(|(n, t)| (n.clone(), vars.render_to_vec(t)))
+                .collect(),
         };
         drop(req);
         *buf = Vec::new();

@@ -15,6 +15,7 @@ pub mod pool;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
+pub mod static_files;
 pub mod sys;
 pub mod upstream;
 pub mod vars;

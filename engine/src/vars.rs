@@ -41,6 +41,20 @@ impl VarCtx<'_, '_> {
         v
     }
 
+    /// Render with `$uri` standing for `uri` (static files: the decoded,
+    /// normalised path, as nginx's `$uri` is).
+    pub fn render_with_uri(&self, t: &Template, uri: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in &t.parts {
+            match part {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Var(Var::Uri) => out.extend_from_slice(uri.as_bytes()),
+                Part::Var(v) => self.var(v, &mut out),
+            }
+        }
+        out
+    }
+
     fn var(&self, v: &Var, out: &mut Vec<u8>) {
         let req = self.req;
         match v {

@@ -243,3 +243,170 @@ fn upstream_keepalive_reuses_connections(d: Driver) {
         "20 requests should share one pooled upstream connection, used {n}"
     );
 }
+
+mod streaming_and_limits {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use ringway_tests::*;
+
+    both_drivers!(
+        sse_events_arrive_before_the_next_is_sent,
+        expect_100_continue,
+        chunked_body_over_limit_is_413,
+        slow_body_is_408,
+        add_header_on_proxied_responses,
+    );
+
+    /// An SSE backend: answers one request with `text/event-stream`
+    /// (chunked) and sends event i+1 only after the test says the client
+    /// has seen event i.
+    fn sse_backend(events: usize) -> (SocketAddr, mpsc::Sender<()>, thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel::<()>();
+        let h = thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                  Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )
+            .unwrap();
+            for i in 0..events {
+                let ev = format!("data: event {i}\n\n");
+                c.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
+                    .unwrap();
+                // Bounded: the test answers within 10 s or the backend gives up.
+                if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                    return;
+                }
+            }
+            c.write_all(b"0\r\n\r\n").unwrap();
+        });
+        (addr, tx, h)
+    }
+
+    fn sse_events_arrive_before_the_next_is_sent(d: Driver) {
+        let (backend, tx, h) = sse_backend(5);
+        let config = format!(
+            r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+[servers.app.locations."/events"]
+proxy_pass = "http://{backend}"
+"#
+        );
+        let rw = Ringway::start(&config, d);
+        let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /events HTTP/1.1\r\nHost: app\r\nAccept: text/event-stream\r\n\r\n")
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        for i in 0..5 {
+            let want = format!("data: event {i}\n\n");
+            // The backend holds event i+1 until we confirm event i: if the
+            // proxy buffered, this read would time out.
+            while !String::from_utf8_lossy(&seen).contains(&want) {
+                let n = s.read(&mut buf).expect("event arrives unbuffered");
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buf[..n]);
+            }
+            tx.send(()).unwrap();
+        }
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Type: text/event-stream"), "{text}");
+        h.join().unwrap();
+    }
+
+    fn config(http: SocketAddr) -> String {
+        format!(
+            r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+client_header_timeout = "1s"
+[servers.app.locations."/api/"]
+proxy_pass = "http://{http}"
+client_max_body_size = "1k"
+add_header = {{ X-Frame-Options = "SAMEORIGIN", X-Via-Host = "$host" }}
+"#
+        )
+    }
+
+    fn expect_100_continue(d: Driver) {
+        let http = HttpBackend::start();
+        let rw = Ringway::start(&config(http.addr), d);
+        let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            b"POST /api/upload HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+        let mut interim = [0u8; 25];
+        s.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write_all(b"hello").unwrap();
+        let (head, body) = read_response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(body.starts_with("POST /api/upload "), "{body}");
+        assert!(body.ends_with("body=5"), "{body}");
+    }
+
+    fn chunked_body_over_limit_is_413(d: Driver) {
+        let http = HttpBackend::start();
+        let rw = Ringway::start(&config(http.addr), d);
+        let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"POST /api/x HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let chunk = format!("400\r\n{}\r\n", "a".repeat(0x400));
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            // The proxy may close as soon as the limit is passed.
+            if s.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+        rw.wait_for_log("413", Duration::from_secs(5));
+    }
+
+    fn slow_body_is_408(d: Driver) {
+        let http = HttpBackend::start();
+        let rw = Ringway::start(&config(http.addr), d);
+        let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"POST /api/x HTTP/1.1\r\nHost: app\r\nContent-Length: 100\r\n\r\nonly ten..")
+            .unwrap();
+        let start = Instant::now();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
+        assert!(start.elapsed() >= Duration::from_millis(900));
+    }
+
+    fn add_header_on_proxied_responses(d: Driver) {
+        let http = HttpBackend::start();
+        let rw = Ringway::start(&config(http.addr), d);
+        let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /api/a HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+            .unwrap();
+        let (head, _) = read_response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("X-Frame-Options: SAMEORIGIN\r\n"), "{head}");
+        assert!(head.contains("X-Via-Host: app.example.com\r\n"), "{head}");
+    }
+}

@@ -124,16 +124,23 @@ pub fn request_head(
 /// upstream's hop-by-hop fields and gets `Connection: close` or
 /// `keep-alive` as the client connection will do.
 pub fn response_head(out: &mut Vec<u8>, resp: &Response<'_>, client_keep_alive: bool) {
-    response_head_for(out, resp, client_keep_alive, false)
+    response_head_for(out, resp, client_keep_alive, false, &[])
+}
+
+/// The statuses nginx's `add_header` (without `always`) applies to.
+pub fn add_header_applies(status: u16) -> bool {
+    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
 }
 
 /// `response_head`, optionally without `Transfer-Encoding` (the body is
-/// relayed decoded to an HTTP/1.0 client, delimited by closing).
+/// relayed decoded to an HTTP/1.0 client, delimited by closing), plus the
+/// location's rendered `add_header` fields where the status takes them.
 pub fn response_head_for(
     out: &mut Vec<u8>,
     resp: &Response<'_>,
     client_keep_alive: bool,
     dechunk: bool,
+    add_header: &[(String, Vec<u8>)],
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(resp.status.to_string().as_bytes());
@@ -148,6 +155,11 @@ pub fn response_head_for(
             continue;
         }
         push_header(out, h.name, h.value);
+    }
+    if add_header_applies(resp.status) {
+        for (n, v) in add_header {
+            push_header(out, n, v);
+        }
     }
     if resp.status == 101 {
         if let Some(up) = resp.header("upgrade") {

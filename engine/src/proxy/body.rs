@@ -21,6 +21,8 @@ pub enum BodyError {
     Write(io::Error),
     /// The chunked framing was broken.
     Framing(&'static str),
+    /// A chunked body grew past the `max` it was allowed.
+    TooLarge,
 }
 
 pub struct Relay<'a> {
@@ -29,6 +31,9 @@ pub struct Relay<'a> {
     pub read_timeout: Duration,
     pub send_timeout: Duration,
     pub pool: &'a BufPool,
+    /// Largest chunked body (bytes on the wire) relayed; 0: no limit.
+    /// (A declared length is checked before relaying starts.)
+    pub max: u64,
 }
 
 impl Relay<'_> {
@@ -84,11 +89,17 @@ impl Relay<'_> {
         let mut scan = ChunkedScanner::new();
         let mut total = 0u64;
         if let Some(end) = scan.feed(early).map_err(|e| BodyError::Framing(e.0))? {
+            if self.max > 0 && end as u64 > self.max {
+                return Err(BodyError::TooLarge);
+            }
             self.write(&early[..end]).await?;
             return Ok((early[end..].to_vec(), end as u64));
         }
-        self.write(early).await?;
         total += early.len() as u64;
+        if self.max > 0 && total > self.max {
+            return Err(BodyError::TooLarge);
+        }
+        self.write(early).await?;
         let mut buf = self.pool.take();
         let res = async {
             loop {
@@ -101,13 +112,19 @@ impl Relay<'_> {
                     .map_err(|e| BodyError::Framing(e.0))?
                 {
                     Some(end) => {
-                        self.write(&buf[..end]).await?;
                         total += end as u64;
+                        if self.max > 0 && total > self.max {
+                            return Err(BodyError::TooLarge);
+                        }
+                        self.write(&buf[..end]).await?;
                         return Ok(buf[end..got].to_vec());
                     }
                     None => {
-                        self.write(&buf[..got]).await?;
                         total += got as u64;
+                        if self.max > 0 && total > self.max {
+                            return Err(BodyError::TooLarge);
+                        }
+                        self.write(&buf[..got]).await?;
                     }
                 }
             }

@@ -45,6 +45,8 @@ pub struct Exchange<'a> {
     pub client_body_timeout: std::time::Duration,
     pub max_head: usize,
     pub max_headers: usize,
+    /// The location's `add_header` fields, rendered for this request.
+    pub add_header: Vec<(String, Vec<u8>)>,
 }
 
 pub struct Outcome {
@@ -93,16 +95,18 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
             read_timeout: x.client_body_timeout,
             send_timeout: loc.proxy_send_timeout,
             pool: &x.worker.bufs,
+            max: loc.client_max_body_size,
         };
         let leftover = match relay.body(x.body, &x.early).await {
             Ok((rest, _)) => rest,
             Err(BodyError::Write(e)) => return Err(upstream_io(e)),
+            Err(BodyError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(ProxyError::ClientBody(408, "client body timeout"))
+            }
             Err(BodyError::Read(e)) => return Err(ProxyError::Client(e)),
-            Err(BodyError::Framing(why)) => {
-                return Err(ProxyError::Client(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    why,
-                )))
+            Err(BodyError::Framing(why)) => return Err(ProxyError::ClientBody(400, why)),
+            Err(BodyError::TooLarge) => {
+                return Err(ProxyError::ClientBody(413, "larger than client_max_body_size"))
             }
         };
         let mut buf = Vec::new();
@@ -122,7 +126,7 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
             .map_err(|_| ProxyError::BadResponse("bad response framing"))?;
         let dechunk = x.client_http10 && kind == BodyKind::Chunked;
         let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
-        rewrite::response_head_for(&mut out, &resp, keep_alive, dechunk);
+        rewrite::response_head_for(&mut out, &resp, keep_alive, dechunk, &x.add_header);
         let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
         (resp.status, kind, keep_alive, upstream_keeps)
     };
@@ -135,6 +139,7 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
         read_timeout: loc.proxy_read_timeout,
         send_timeout: loc.proxy_send_timeout,
         pool: &x.worker.bufs,
+        max: 0,
     };
     let relayed = if x.client_http10 && kind == BodyKind::Chunked {
         down.dechunked(&buf[head_len..])

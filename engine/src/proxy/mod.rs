@@ -291,12 +291,16 @@ pub enum ProxyError {
     BadResponse(&'static str),
     /// The client went away or misbehaved; nothing more can be sent.
     Client(io::Error),
+    /// The client's request body failed before any response went out:
+    /// 408 (too slow), 400 (bad chunked framing), 413 (too large).
+    ClientBody(u16, &'static str),
 }
 
 impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::UpstreamTimeout => 504,
+            ProxyError::ClientBody(status, _) => *status,
             _ => 502,
         }
     }
@@ -316,6 +320,7 @@ impl std::fmt::Display for ProxyError {
             ProxyError::NoUpstream(None) => f.write_str("no live upstream"),
             ProxyError::BadResponse(why) => write!(f, "bad upstream response: {why}"),
             ProxyError::Client(e) => write!(f, "client error: {e}"),
+            ProxyError::ClientBody(_, why) => write!(f, "request body: {why}"),
         }
     }
 }

@@ -100,6 +100,7 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         read_timeout: loc.proxy_read_timeout,
         send_timeout: loc.proxy_send_timeout,
         pool: &u.worker.bufs,
+        max: 0,
     };
     // The head is out: a failure now can only cut the response short.
     let body_bytes = match relay.body(kind, &buf[head_len..]).await {

@@ -1,0 +1,612 @@
+//! Static files: `root`/`alias`, `index`, `try_files`, MIME types,
+//! validators (ETag, Last-Modified → 304), single byte ranges (206/416),
+//! HEAD, and sendfile(2) for the body (zero-copy, non-blocking, both
+//! drivers).
+//!
+//! Paths are percent-decoded and dot-segment normalised (RFC 3986 §5.2.4);
+//! a path that climbs above its root is a 400, and a file whose real path
+//! (symlinks resolved) is outside the root is a 404, never served.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Write as _};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use monoio::net::TcpStream;
+use ringway_config::{Action, Location, Server, StaticFiles, StaticRoot};
+use tracing::{debug, info, warn};
+
+use crate::http::reply;
+use crate::http::rewrite::push_header;
+use crate::route;
+use crate::sys;
+use crate::vars::VarCtx;
+
+/// Bodies up to this size go out in the same write as the head; larger
+/// ones with sendfile(2).
+const INLINE_BODY: u64 = 16 * 1024;
+/// nginx's limit on internal redirects (try_files fallbacks) per request.
+const MAX_REDIRECTS: usize = 10;
+
+/// One static request, as `conn` hands it over.
+pub struct StaticRequest<'a, 'v, 'b> {
+    pub stream: &'a TcpStream,
+    pub server: &'a Server,
+    pub vars: &'a VarCtx<'v, 'b>,
+    pub method: &'a str,
+    pub keep_alive: bool,
+}
+
+/// What was sent, for the access log and the keep-alive decision.
+pub struct Served {
+    pub status: u16,
+    pub body_bytes: u64,
+    /// The answer went out whole and the connection may serve another request.
+    pub reusable: bool,
+}
+
+/// Where a URI leads inside one static location.
+enum Found {
+    File { path: PathBuf, root: PathBuf },
+    /// A directory named without its trailing slash: 301 to `uri/`.
+    Slash,
+    Status(u16),
+    /// A try_files fallback URI: route it again (an internal redirect).
+    Internal(String),
+}
+
+/// Serve a request that routed to a static location: `root`/`alias`,
+/// `index`, `try_files`, conditional and range requests.
+pub async fn serve(
+    r: &StaticRequest<'_, '_, '_>,
+    location: &Location,
+    prefix: Option<&str>,
+) -> Served {
+    let head_only = r.method == "HEAD";
+    if r.method != "GET" && !head_only {
+        debug!(method = r.method, "method not allowed on a static location (405)");
+        return answer(r, 405, &[("Allow", b"GET, HEAD")], head_only).await;
+    }
+    let Some(mut uri) = normalize(r.vars.req.path()) else {
+        info!(client = %r.vars.remote, uri = r.vars.req.target, "bad or escaping path (400)");
+        return answer(r, 400, &[], head_only).await;
+    };
+    let (mut loc, mut prefix) = (location, prefix.map(str::to_string));
+    for _ in 0..MAX_REDIRECTS {
+        let Action::Static(sf) = &loc.action else {
+            warn!(uri, location = %loc.key, "try_files fallback routed to a location that is not static (500)");
+            return answer(r, 500, &[], head_only).await;
+        };
+        match find(r, sf, prefix.as_deref(), &uri) {
+            Found::File { path, root } => return send(r, loc, &path, &root, head_only).await,
+            Found::Slash => {
+                let mut to = format!("{uri}/").into_bytes();
+                if let Some(q) = r.vars.req.query() {
+                    to.push(b'?');
+                    to.extend_from_slice(q.as_bytes());
+                }
+                let extra = rendered_add_header(r, loc);
+                let mut headers: Vec<(&str, &[u8])> = vec![("Location", &to)];
+                headers.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+                return answer(r, 301, &headers, head_only).await;
+            }
+            Found::Status(s) => {
+                debug!(uri, status = s, "static: not found");
+                return answer(r, s, &[], head_only).await;
+            }
+            Found::Internal(next) => {
+                let Some(n) = normalize(&next) else {
+                    return answer(r, 500, &[], head_only).await;
+                };
+                let Some(m) = route::find_location(r.server, &n) else {
+                    return answer(r, 404, &[], head_only).await;
+                };
+                uri = n;
+                loc = m.location;
+                prefix = m.prefix.map(str::to_string);
+            }
+        }
+    }
+    warn!(uri, "too many internal redirects (500)");
+    answer(r, 500, &[], head_only).await
+}
+
+fn root_dir(sf: &StaticFiles) -> &Path {
+    match &sf.root {
+        StaticRoot::Root(d) | StaticRoot::Alias(d) => d,
+    }
+}
+
+/// The filesystem path of a normalised URI in this location.
+fn map(sf: &StaticFiles, prefix: Option<&str>, uri: &str) -> PathBuf {
+    match &sf.root {
+        StaticRoot::Root(d) => under(d, uri),
+        StaticRoot::Alias(d) => {
+            let rest = prefix.and_then(|p| uri.strip_prefix(p)).unwrap_or(uri);
+            under(d, rest)
+        }
+    }
+}
+
+/// The first index file that exists in `dir`.
+fn index_in(sf: &StaticFiles, dir: &Path) -> Option<PathBuf> {
+    sf.index
+        .iter()
+        .map(|i| dir.join(i))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file()))
+}
+
+fn find(r: &StaticRequest<'_, '_, '_>, sf: &StaticFiles, prefix: Option<&str>, uri: &str) -> Found {
+    let root = root_dir(sf).to_path_buf();
+    if let Some((last, tries)) = sf.try_files.split_last() {
+        for t in tries {
+            let rendered = r.vars.render_with_uri(t, uri);
+            let Some(cand) = std::str::from_utf8(&rendered).ok().and_then(normalize) else {
+                continue;
+            };
+            let path = map(sf, prefix, &cand);
+            if cand.ends_with('/') {
+                if path.is_dir() {
+                    if let Some(path) = index_in(sf, &path) {
+                        return Found::File { path, root };
+                    }
+                }
+            } else if path.metadata().is_ok_and(|m| m.is_file()) {
+                return Found::File { path, root };
+            }
+        }
+        let last = r.vars.render_with_uri(last, uri);
+        let last = String::from_utf8_lossy(&last).into_owned();
+        return match last.strip_prefix('=') {
+            Some(code) => Found::Status(code.trim().parse().unwrap_or(404)),
+            None => Found::Internal(last),
+        };
+    }
+    let path = map(sf, prefix, uri);
+    if uri.ends_with('/') {
+        return match index_in(sf, &path) {
+            Some(path) => Found::File { path, root },
+            None if path.is_dir() => Found::Status(403),
+            None => Found::Status(404),
+        };
+    }
+    match path.metadata() {
+        Ok(m) if m.is_file() => Found::File { path, root },
+        Ok(m) if m.is_dir() => Found::Slash,
+        _ => Found::Status(404),
+    }
+}
+
+fn rendered_add_header(r: &StaticRequest<'_, '_, '_>, loc: &Location) -> Vec<(String, Vec<u8>)> {
+    loc.add_header
+        .iter()
+        .map(|(n, t)| (n.clone(), r.vars.render_to_vec(t)))
+        .collect()
+}
+
+/// A short plain-text answer (errors, redirects).
+async fn answer(
+    r: &StaticRequest<'_, '_, '_>,
+    status: u16,
+    extra: &[(&str, &[u8])],
+    head_only: bool,
+) -> Served {
+    let body = format!("{status} {}\n", reply::reason(status));
+    let mut out = Vec::with_capacity(256);
+    reply::full(&mut out, status, extra, "text/plain", body.as_bytes(), head_only, r.keep_alive);
+    let ok = sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok();
+    Served {
+        status,
+        body_bytes: if head_only { 0 } else { body.len() as u64 },
+        reusable: ok && r.keep_alive,
+    }
+}
+
+/// Whether the client's validators match (RFC 9110 §13.1.2, §13.1.3):
+/// If-None-Match wins over If-Modified-Since.
+fn not_modified(r: &StaticRequest<'_, '_, '_>, tag: &str, mtime: SystemTime) -> bool {
+    let req = r.vars.req;
+    if let Some(inm) = req.header("if-none-match") {
+        return String::from_utf8_lossy(inm)
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == tag);
+    }
+    match req.header("if-modified-since").and_then(parse_http_date) {
+        Some(since) => secs(mtime) <= secs(since),
+        None => false,
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+async fn send(
+    r: &StaticRequest<'_, '_, '_>,
+    loc: &Location,
+    path: &Path,
+    root: &Path,
+    head_only: bool,
+) -> Served {
+    let opened = File::open(path).and_then(|f| f.metadata().map(|m| (f, m)));
+    let (file, meta): (File, Metadata) = match opened {
+        Ok((f, m)) if m.is_file() => (f, m),
+        Ok(_) => return answer(r, 404, &[], head_only).await,
+        Err(e) => {
+            let status = if e.kind() == io::ErrorKind::PermissionDenied { 403 } else { 404 };
+            debug!(path = %path.display(), error = %e, "static: cannot open");
+            return answer(r, status, &[], head_only).await;
+        }
+    };
+    if !contained(root, path) {
+        warn!(client = %r.vars.remote, path = %path.display(), root = %root.display(), "file resolves outside the root (404)");
+        return answer(r, 404, &[], head_only).await;
+    }
+    let size = meta.len();
+    let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+    let tag = etag(mtime, size);
+    let last_modified = http_date(mtime);
+    let extra = rendered_add_header(r, loc);
+
+    let mut out = Vec::with_capacity(512);
+    let head = |out: &mut Vec<u8>, status: u16| {
+        let _ = write!(out, "HTTP/1.1 {status} {}\r\nServer: ringway\r\n", reply::reason(status));
+        push_header(out, "Last-Modified", last_modified.as_bytes());
+        push_header(out, "ETag", tag.as_bytes());
+        for (n, v) in &extra {
+            push_header(out, n, v);
+        }
+        out.extend_from_slice(if r.keep_alive {
+            b"Connection: keep-alive\r\n"
+        } else {
+            b"Connection: close\r\n"
+        });
+    };
+
+    if not_modified(r, &tag, mtime) {
+        head(&mut out, 304);
+        out.extend_from_slice(b"\r\n");
+        let ok = sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok();
+        return Served { status: 304, body_bytes: 0, reusable: ok && r.keep_alive };
+    }
+
+    let req = r.vars.req;
+    // If-Range: a range only while the representation is unchanged.
+    let range_ok = req.header("if-range").is_none_or(|v| {
+        let v = String::from_utf8_lossy(v);
+        v.trim() == tag || v.trim() == last_modified
+    });
+    let range = if range_ok { parse_range(req.header("range"), size) } else { Range::Full };
+    let (status, start, len) = match range {
+        Range::Full => (200, 0, size),
+        Range::Part(a, b) => (206, a, b - a + 1),
+        Range::Unsatisfiable => {
+            let cr = format!("bytes */{size}");
+            let mut headers: Vec<(&str, &[u8])> = vec![("Content-Range", cr.as_bytes())];
+            headers.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+            return answer(r, 416, &headers, head_only).await;
+        }
+    };
+    head(&mut out, status);
+    let _ = write!(out, "Content-Type: {}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n", mime_type(path));
+    if status == 206 {
+        let _ = write!(out, "Content-Range: bytes {start}-{}/{size}\r\n", start + len - 1);
+    }
+    out.extend_from_slice(b"\r\n");
+
+    let mut sent = 0;
+    let ok = if head_only {
+        sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok()
+    } else if len <= INLINE_BODY {
+        let at = out.len();
+        out.resize(at + len as usize, 0);
+        match file.read_exact_at(&mut out[at..], start) {
+            Ok(()) => {
+                sent = len;
+                sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok()
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "static: read failed (500)");
+                return answer(r, 500, &[], head_only).await;
+            }
+        }
+    } else {
+        let timeout = r.server.send_timeout;
+        let res = match sys::write_all(r.stream, &out, timeout).await {
+            Ok(()) => send_file(r.stream, &file, start, len, timeout).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => {
+                sent = len;
+                true
+            }
+            Err(e) => {
+                debug!(path = %path.display(), error = %e, "static: send ended early");
+                false
+            }
+        }
+    };
+    Served { status, body_bytes: sent, reusable: ok && r.keep_alive }
+}
+
+/// Percent-decode and normalise a URI path. `None`: not a valid path
+/// (bad escape, NUL, or ".." above the root).
+pub fn normalize(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if decoded.contains(&0) || decoded.first() != Some(&b'/') {
+        return None;
+    }
+    let text = String::from_utf8(decoded).ok()?;
+    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
+    let mut out: Vec<&str> = Vec::new();
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    let mut s = String::with_capacity(text.len());
+    for seg in &out {
+        s.push('/');
+        s.push_str(seg);
+    }
+    if s.is_empty() || trailing {
+        s.push('/');
+    }
+    Some(s)
+}
+
+/// A single `Range: bytes=...` against a file of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Range {
+    /// No usable Range header (absent, not bytes, or several ranges):
+    /// serve the whole file.
+    Full,
+    /// Inclusive byte range.
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+pub fn parse_range(header: Option<&[u8]>, size: u64) -> Range {
+    let Some(h) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
+        return Range::Full;
+    };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Range::Full;
+    };
+    if spec.contains(',') {
+        return Range::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Range::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            // Suffix: the last n bytes.
+            let Ok(n) = b.parse::<u64>() else { return Range::Full };
+            if n == 0 || size == 0 {
+                return Range::Unsatisfiable;
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else { return Range::Full };
+            let end = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                let Ok(e) = b.parse::<u64>() else { return Range::Full };
+                if e < start {
+                    return Range::Full;
+                }
+                e.min(size.saturating_sub(1))
+            };
+            if start >= size {
+                return Range::Unsatisfiable;
+            }
+            (start, end)
+        }
+        (true, true) => return Range::Full,
+    };
+    Range::Part(parsed.0, parsed.1)
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+pub fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let local = crate::access_log::time_local(secs); // "23/Nov/2026:04:02:25 +0000"
+    let (day, rest) = local.split_at(2);
+    let month = &rest[1..4];
+    let year = &rest[5..9];
+    let time = &rest[10..18];
+    format!("{}, {day} {month} {year} {time} GMT", DAYS[((secs / 86_400) % 7) as usize])
+}
+
+/// nginx's ETag: "<mtime hex>-<size hex>".
+pub fn etag(mtime: SystemTime, size: u64) -> String {
+    let secs = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("\"{secs:x}-{size:x}\"")
+}
+
+/// Parse an IMF-fixdate (the only form senders must use).
+pub fn parse_http_date(v: &[u8]) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let mut it = s.split_whitespace().skip(1);
+    let day: i64 = it.next()?.parse().ok()?;
+    let mon = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == mon)? as i64 + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60 + sec;
+    (secs >= 0).then(|| UNIX_EPOCH + Duration::from_secs(secs as u64))
+}
+
+/// MIME type by extension (the common part of nginx's mime.types).
+pub fn mime_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "application/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" => "text/xml",
+        "svg" | "svgz" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "csv" => "text/csv",
+        "md" => "text/markdown; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Join a normalised URI path under a directory.
+pub fn under(dir: &Path, uri_path: &str) -> PathBuf {
+    dir.join(uri_path.trim_start_matches('/'))
+}
+
+/// Whether `file`'s real path lies under `root`'s real path.
+pub fn contained(root: &Path, file: &Path) -> bool {
+    match (root.canonicalize(), file.canonicalize()) {
+        (Ok(r), Ok(f)) => f.starts_with(r),
+        _ => false,
+    }
+}
+
+/// Send `len` bytes of `file` from `offset` with sendfile(2), waiting for
+/// the socket as needed (each wait bounded by `send_timeout`).
+pub async fn send_file(
+    stream: &TcpStream,
+    file: &File,
+    mut offset: u64,
+    mut len: u64,
+    send_timeout: Duration,
+) -> io::Result<()> {
+    let (sfd, ffd) = (stream.as_raw_fd(), file.as_raw_fd());
+    while len > 0 {
+        let mut off = offset as libc::off_t;
+        let chunk = len.min(1 << 30) as usize;
+        // SAFETY: valid descriptors; off is a local the kernel updates.
+        let n = unsafe { libc::sendfile(sfd, ffd, &mut off, chunk) };
+        if n > 0 {
+            offset += n as u64;
+            len -= n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into()); // file shrank
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => Box::pin(sys::wait_writable(stream, send_timeout)).await?,
+            _ => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizing_paths() {
+        assert_eq!(normalize("/a/b/../c").as_deref(), Some("/a/c"));
+        assert_eq!(normalize("/a//b/./c/").as_deref(), Some("/a/b/c/"));
+        assert_eq!(normalize("/%61pp/x%20y").as_deref(), Some("/app/x y"));
+        assert_eq!(normalize("/").as_deref(), Some("/"));
+        assert_eq!(normalize("/a/.."), Some("/".into()));
+        assert_eq!(normalize("/.."), None);
+        assert_eq!(normalize("/%2e%2e/etc/passwd"), None);
+        assert_eq!(normalize("/a/%2E%2E/%2e%2e/x"), None);
+        assert_eq!(normalize("/a%00b"), None);
+        assert_eq!(normalize("/a%zz"), None);
+        assert_eq!(normalize("/a%2"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), Range::Full);
+        assert_eq!(parse_range(Some(b"bytes=0-9"), 100), Range::Part(0, 9));
+        assert_eq!(parse_range(Some(b"bytes=90-"), 100), Range::Part(90, 99));
+        assert_eq!(parse_range(Some(b"bytes=-10"), 100), Range::Part(90, 99));
+        assert_eq!(parse_range(Some(b"bytes=50-500"), 100), Range::Part(50, 99));
+        assert_eq!(parse_range(Some(b"bytes=100-"), 100), Range::Unsatisfiable);
+        assert_eq!(parse_range(Some(b"bytes=0-1,5-6"), 100), Range::Full);
+        assert_eq!(parse_range(Some(b"items=0-1"), 100), Range::Full);
+        assert_eq!(parse_range(Some(b"bytes=5-1"), 100), Range::Full);
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_406_545);
+        assert_eq!(parse_http_date(http_date(now).as_bytes()), Some(now));
+        assert_eq!(parse_http_date(b"yesterday"), None);
+    }
+
+    #[test]
+    fn etags_and_types() {
+        assert_eq!(etag(UNIX_EPOCH + Duration::from_secs(0x5f5e100), 0x1234), "\"5f5e100-1234\"");
+        assert_eq!(mime_type(Path::new("/a/index.HTML")), "text/html; charset=utf-8");
+        assert_eq!(mime_type(Path::new("/a/app.js")), "application/javascript; charset=utf-8");
+        assert_eq!(mime_type(Path::new("/a/blob")), "application/octet-stream");
+    }
+}
