@@ -56,6 +56,11 @@ pub struct Request {
     pub ws_key: Option<String>,
     /// Length of the head including the blank line.
     pub head_len: usize,
+    /// The client keeps the connection open after this request
+    /// (HTTP/1.1 without `Connection: close`, or 1.0 with keep-alive).
+    pub keep_alive: bool,
+    /// `Content-Length` of the request body (0 when absent).
+    pub content_length: u64,
 }
 
 /// Parse a request head at the start of `buf`; `Ok(None)` while incomplete.
@@ -74,10 +79,22 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HandshakeError> {
     let key = header(req.headers, "sec-websocket-key")
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(|k| k.trim().to_string());
+    let conn = header(req.headers, "connection");
+    let keep_alive = if req.version == Some(1) {
+        !conn.is_some_and(|v| has_token(v, "close"))
+    } else {
+        conn.is_some_and(|v| has_token(v, "keep-alive"))
+    };
+    let content_length = header(req.headers, "content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     Ok(Some(Request {
         path: req.path.unwrap_or("/").to_string(),
         ws_key: if upgrade { key } else { None },
         head_len,
+        keep_alive,
+        content_length,
     }))
 }
 

@@ -49,7 +49,10 @@ pub struct Served {
 
 /// Where a URI leads inside one static location.
 enum Found {
-    File { path: PathBuf, root: PathBuf },
+    File {
+        path: PathBuf,
+        root: PathBuf,
+    },
     /// A directory named without its trailing slash: 301 to `uri/`.
     Slash,
     Status(u16),
@@ -66,7 +69,10 @@ pub async fn serve(
 ) -> Served {
     let head_only = r.method == "HEAD";
     if r.method != "GET" && !head_only {
-        debug!(method = r.method, "method not allowed on a static location (405)");
+        debug!(
+            method = r.method,
+            "method not allowed on a static location (405)"
+        );
         return answer(r, 405, &[("Allow", b"GET, HEAD")], head_only).await;
     }
     let Some(mut uri) = normalize(r.vars.req.path()) else {
@@ -195,8 +201,18 @@ async fn answer(
 ) -> Served {
     let body = format!("{status} {}\n", reply::reason(status));
     let mut out = Vec::with_capacity(256);
-    reply::full(&mut out, status, extra, "text/plain", body.as_bytes(), head_only, r.keep_alive);
-    let ok = sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok();
+    reply::full(
+        &mut out,
+        status,
+        extra,
+        "text/plain",
+        body.as_bytes(),
+        head_only,
+        r.keep_alive,
+    );
+    let ok = sys::write_all(r.stream, &out, r.server.send_timeout)
+        .await
+        .is_ok();
     Served {
         status,
         body_bytes: if head_only { 0 } else { body.len() as u64 },
@@ -236,7 +252,11 @@ async fn send(
         Ok((f, m)) if m.is_file() => (f, m),
         Ok(_) => return answer(r, 404, &[], head_only).await,
         Err(e) => {
-            let status = if e.kind() == io::ErrorKind::PermissionDenied { 403 } else { 404 };
+            let status = if e.kind() == io::ErrorKind::PermissionDenied {
+                403
+            } else {
+                404
+            };
             debug!(path = %path.display(), error = %e, "static: cannot open");
             return answer(r, status, &[], head_only).await;
         }
@@ -253,7 +273,11 @@ async fn send(
 
     let mut out = Vec::with_capacity(512);
     let head = |out: &mut Vec<u8>, status: u16| {
-        let _ = write!(out, "HTTP/1.1 {status} {}\r\nServer: ringway\r\n", reply::reason(status));
+        let _ = write!(
+            out,
+            "HTTP/1.1 {status} {}\r\nServer: ringway\r\n",
+            reply::reason(status)
+        );
         push_header(out, "Last-Modified", last_modified.as_bytes());
         push_header(out, "ETag", tag.as_bytes());
         for (n, v) in &extra {
@@ -269,8 +293,14 @@ async fn send(
     if not_modified(r, &tag, mtime) {
         head(&mut out, 304);
         out.extend_from_slice(b"\r\n");
-        let ok = sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok();
-        return Served { status: 304, body_bytes: 0, reusable: ok && r.keep_alive };
+        let ok = sys::write_all(r.stream, &out, r.server.send_timeout)
+            .await
+            .is_ok();
+        return Served {
+            status: 304,
+            body_bytes: 0,
+            reusable: ok && r.keep_alive,
+        };
     }
 
     let req = r.vars.req;
@@ -279,7 +309,11 @@ async fn send(
         let v = String::from_utf8_lossy(v);
         v.trim() == tag || v.trim() == last_modified
     });
-    let range = if range_ok { parse_range(req.header("range"), size) } else { Range::Full };
+    let range = if range_ok {
+        parse_range(req.header("range"), size)
+    } else {
+        Range::Full
+    };
     let (status, start, len) = match range {
         Range::Full => (200, 0, size),
         Range::Part(a, b) => (206, a, b - a + 1),
@@ -291,22 +325,34 @@ async fn send(
         }
     };
     head(&mut out, status);
-    let _ = write!(out, "Content-Type: {}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n", mime_type(path));
+    let _ = write!(
+        out,
+        "Content-Type: {}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n",
+        mime_type(path)
+    );
     if status == 206 {
-        let _ = write!(out, "Content-Range: bytes {start}-{}/{size}\r\n", start + len - 1);
+        let _ = write!(
+            out,
+            "Content-Range: bytes {start}-{}/{size}\r\n",
+            start + len - 1
+        );
     }
     out.extend_from_slice(b"\r\n");
 
     let mut sent = 0;
     let ok = if head_only {
-        sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok()
+        sys::write_all(r.stream, &out, r.server.send_timeout)
+            .await
+            .is_ok()
     } else if len <= INLINE_BODY {
         let at = out.len();
         out.resize(at + len as usize, 0);
         match file.read_exact_at(&mut out[at..], start) {
             Ok(()) => {
                 sent = len;
-                sys::write_all(r.stream, &out, r.server.send_timeout).await.is_ok()
+                sys::write_all(r.stream, &out, r.server.send_timeout)
+                    .await
+                    .is_ok()
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "static: read failed (500)");
@@ -330,7 +376,11 @@ async fn send(
             }
         }
     };
-    Served { status, body_bytes: sent, reusable: ok && r.keep_alive }
+    Served {
+        status,
+        body_bytes: sent,
+        reusable: ok && r.keep_alive,
+    }
 }
 
 /// Percent-decode and normalise a URI path. `None`: not a valid path
@@ -404,18 +454,24 @@ pub fn parse_range(header: Option<&[u8]>, size: u64) -> Range {
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, false) => {
             // Suffix: the last n bytes.
-            let Ok(n) = b.parse::<u64>() else { return Range::Full };
+            let Ok(n) = b.parse::<u64>() else {
+                return Range::Full;
+            };
             if n == 0 || size == 0 {
                 return Range::Unsatisfiable;
             }
             (size.saturating_sub(n), size - 1)
         }
         (false, _) => {
-            let Ok(start) = a.parse::<u64>() else { return Range::Full };
+            let Ok(start) = a.parse::<u64>() else {
+                return Range::Full;
+            };
             let end = if b.is_empty() {
                 size.saturating_sub(1)
             } else {
-                let Ok(e) = b.parse::<u64>() else { return Range::Full };
+                let Ok(e) = b.parse::<u64>() else {
+                    return Range::Full;
+                };
                 if e < start {
                     return Range::Full;
                 }
@@ -440,7 +496,10 @@ pub fn http_date(t: SystemTime) -> String {
     let month = &rest[1..4];
     let year = &rest[5..9];
     let time = &rest[10..18];
-    format!("{}, {day} {month} {year} {time} GMT", DAYS[((secs / 86_400) % 7) as usize])
+    format!(
+        "{}, {day} {month} {year} {time} GMT",
+        DAYS[((secs / 86_400) % 7) as usize]
+    )
 }
 
 /// nginx's ETag: "<mtime hex>-<size hex>".
@@ -604,9 +663,18 @@ mod tests {
 
     #[test]
     fn etags_and_types() {
-        assert_eq!(etag(UNIX_EPOCH + Duration::from_secs(0x5f5e100), 0x1234), "\"5f5e100-1234\"");
-        assert_eq!(mime_type(Path::new("/a/index.HTML")), "text/html; charset=utf-8");
-        assert_eq!(mime_type(Path::new("/a/app.js")), "application/javascript; charset=utf-8");
+        assert_eq!(
+            etag(UNIX_EPOCH + Duration::from_secs(0x5f5e100), 0x1234),
+            "\"5f5e100-1234\""
+        );
+        assert_eq!(
+            mime_type(Path::new("/a/index.HTML")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            mime_type(Path::new("/a/app.js")),
+            "application/javascript; charset=utf-8"
+        );
         assert_eq!(mime_type(Path::new("/a/blob")), "application/octet-stream");
     }
 }

@@ -48,7 +48,8 @@ fn raw_bytes(addr: SocketAddr, req: &[u8]) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(req).unwrap();
     let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("read until the proxy closes");
+    s.read_to_end(&mut out)
+        .expect("read until the proxy closes");
     out
 }
 
@@ -58,7 +59,10 @@ fn split(raw: Vec<u8>) -> (String, Vec<u8>) {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&raw)))
         + 4;
-    (String::from_utf8_lossy(&raw[..at]).into_owned(), raw[at..].to_vec())
+    (
+        String::from_utf8_lossy(&raw[..at]).into_owned(),
+        raw[at..].to_vec(),
+    )
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
@@ -91,7 +95,10 @@ fn spa_fallback_serves_index_for_deep_links(d: Driver) {
     for path in ["/app/deep/link", "/", "/settings?tab=2", "/docs"] {
         let (head, body) = get(addr, path, "");
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {head}");
-        assert_eq!(header(&head, "content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            header(&head, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert_eq!(body, INDEX.as_bytes(), "{path}");
     }
     let (head, body) = get(addr, "/app.js", "");
@@ -102,7 +109,11 @@ fn spa_fallback_serves_index_for_deep_links(d: Driver) {
     );
     assert_eq!(body, b"console.log('app');\n");
     let (head, body) = get(addr, "/assets/img/logo.svg", "");
-    assert_eq!(header(&head, "content-type"), Some("image/svg+xml"), "{head}");
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("image/svg+xml"),
+        "{head}"
+    );
     assert_eq!(body, b"<svg/>");
     // The exact location still wins over the static "/".
     let (head, body) = get(addr, "/health", "");
@@ -143,21 +154,35 @@ fn ranges_validators_and_large_files(d: Driver) {
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(header(&head, "content-length"), Some("307200"));
     assert_eq!(header(&head, "accept-ranges"), Some("bytes"));
-    assert_eq!(header(&head, "content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("application/octet-stream")
+    );
     assert!(body == content, "body differs ({} bytes)", body.len());
     let etag = header(&head, "etag").expect("ETag").to_string();
-    let last_modified = header(&head, "last-modified").expect("Last-Modified").to_string();
+    let last_modified = header(&head, "last-modified")
+        .expect("Last-Modified")
+        .to_string();
 
     // A middle range, a suffix range, an open range (large: sendfile at an offset).
     let (head, body) = curl(&["-r", "1000-1999", &url]);
-    assert!(head.starts_with("HTTP/1.1 206 Partial Content\r\n"), "{head}");
-    assert_eq!(header(&head, "content-range"), Some("bytes 1000-1999/307200"));
+    assert!(
+        head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        header(&head, "content-range"),
+        Some("bytes 1000-1999/307200")
+    );
     assert_eq!(body, &content[1000..2000]);
     let (head, body) = curl(&["-r", "-100", &url]);
     assert!(head.starts_with("HTTP/1.1 206 "), "{head}");
     assert_eq!(body, &content[content.len() - 100..]);
     let (head, body) = curl(&["-r", "100000-", &url]);
-    assert_eq!(header(&head, "content-range"), Some("bytes 100000-307199/307200"));
+    assert_eq!(
+        header(&head, "content-range"),
+        Some("bytes 100000-307199/307200")
+    );
     assert!(body == content[100_000..], "open range differs");
     // Past the end.
     let (head, _) = curl(&["-r", "400000-500000", &url]);
@@ -174,7 +199,11 @@ fn ranges_validators_and_large_files(d: Driver) {
     assert_eq!(header(&head, "etag"), Some(etag.as_str()));
     let (head, _) = curl(&["-H", &format!("If-Modified-Since: {last_modified}"), &url]);
     assert!(head.starts_with("HTTP/1.1 304 "), "{head}");
-    let (head, _) = curl(&["-H", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", &url]);
+    let (head, _) = curl(&[
+        "-H",
+        "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT",
+        &url,
+    ]);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let (head, _) = curl(&["-H", "If-None-Match: \"other\"", &url]);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -286,7 +315,10 @@ return = {{ status = 301, location = "https://example.com/new?from=$uri" }}
 
     // return with a redirect code and Location built from variables.
     let (head, _) = get(addr, "/old", "");
-    assert!(head.starts_with("HTTP/1.1 301 Moved Permanently\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+        "{head}"
+    );
     assert_eq!(
         header(&head, "location"),
         Some("https://example.com/new?from=/old")

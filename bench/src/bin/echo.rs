@@ -10,8 +10,8 @@
 //! `listening addr=IP:PORT` on stdout once every listener is bound.
 //!
 //! Per connection: read the request head; a WebSocket upgrade gets 101 with
-//! `Sec-WebSocket-Accept` (RFC 6455 §4.2.2), anything else a small 200 and
-//! close (a health check). Then every client frame is unmasked and echoed
+//! `Sec-WebSocket-Accept` (RFC 6455 §4.2.2), anything else a small 200
+//! (keep-alive as the client asks: the REST backend of the HTTP benchmark). Then every client frame is unmasked and echoed
 //! unmasked, frame by frame with its first byte kept (fragmented messages
 //! come back fragmented alike); ping → pong, pong dropped, close echoed and
 //! the connection closed (§5.5). An unmasked or oversized frame ends the
@@ -122,18 +122,45 @@ async fn serve(l: std::net::TcpListener) -> anyhow::Result<()> {
 
 async fn conn(mut s: TcpStream) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let req = loop {
-        match handshake::parse_request(&buf) {
-            Ok(Some(r)) => break r,
-            Ok(None) => buf = read_more(&mut s, buf).await?,
-            Err(HandshakeError::TooLarge) => {
-                return answer(&mut s, "431 Request Header Fields Too Large").await
+    let (req, key) = loop {
+        let req = loop {
+            match handshake::parse_request(&buf) {
+                Ok(Some(r)) => break r,
+                Ok(None) => buf = read_more(&mut s, buf).await?,
+                Err(HandshakeError::TooLarge) => {
+                    return answer(&mut s, "431 Request Header Fields Too Large", false).await
+                }
+                Err(_) => return answer(&mut s, "400 Bad Request", false).await,
             }
-            Err(_) => return answer(&mut s, "400 Bad Request").await,
+        };
+        if let Some(key) = req.ws_key.clone() {
+            break (req, key);
         }
-    };
-    let Some(key) = req.ws_key else {
-        return answer(&mut s, "200 OK").await;
+        // Plain HTTP: skip the body, answer, and keep going while the
+        // client keeps the connection.
+        let mut left = req.content_length;
+        buf.drain(..req.head_len);
+        loop {
+            let take = left.min(buf.len() as u64) as usize;
+            buf.drain(..take);
+            left -= take as u64;
+            if left == 0 {
+                break;
+            }
+            buf = read_more(&mut s, buf).await?;
+        }
+        answer(&mut s, "200 OK", req.keep_alive).await?;
+        if !req.keep_alive {
+            return Ok(());
+        }
+        if buf.is_empty() {
+            buf = match read_more(&mut s, buf).await {
+                Ok(b) => b,
+                // The client closed between requests: done.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            };
+        }
     };
     let (r, _) = s.write_all(handshake::server_response(&key)).await;
     r?;
@@ -182,11 +209,12 @@ async fn conn(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
-/// A non-upgrade answer, then close.
-async fn answer(s: &mut TcpStream, status: &str) -> std::io::Result<()> {
+/// A non-upgrade answer; the connection stays open when `keep_alive`.
+async fn answer(s: &mut TcpStream, status: &str, keep_alive: bool) -> std::io::Result<()> {
     let body = "ringway-echo\n";
+    let conn = if keep_alive { "keep-alive" } else { "close" };
     let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}",
         body.len()
     );
     let (r, _) = s.write_all(resp.into_bytes()).await;

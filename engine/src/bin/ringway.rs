@@ -83,6 +83,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (refused, warned) = ringway::runtime::unsupported(&config);
+    for w in &warned {
+        eprintln!("ringway: {}: warning: {w}", args.config.display());
+    }
+    if !refused.is_empty() {
+        for e in &refused {
+            eprintln!("ringway: {}: {e}", args.config.display());
+        }
+        if args.test_only {
+            eprintln!("ringway: configuration test failed");
+        }
+        return ExitCode::FAILURE;
+    }
     if args.test_only {
         println!(
             "ringway: configuration file {} test is successful",

@@ -129,7 +129,10 @@ pub fn response_head(out: &mut Vec<u8>, resp: &Response<'_>, client_keep_alive: 
 
 /// The statuses nginx's `add_header` (without `always`) applies to.
 pub fn add_header_applies(status: u16) -> bool {
-    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
+    matches!(
+        status,
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
 }
 
 /// `response_head`, optionally without `Transfer-Encoding` (the body is

@@ -106,7 +106,10 @@ pub async fn run(x: Exchange<'_>) -> Result<Outcome, ProxyError> {
             Err(BodyError::Read(e)) => return Err(ProxyError::Client(e)),
             Err(BodyError::Framing(why)) => return Err(ProxyError::ClientBody(400, why)),
             Err(BodyError::TooLarge) => {
-                return Err(ProxyError::ClientBody(413, "larger than client_max_body_size"))
+                return Err(ProxyError::ClientBody(
+                    413,
+                    "larger than client_max_body_size",
+                ))
             }
         };
         let mut buf = Vec::new();

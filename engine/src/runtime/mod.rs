@@ -134,6 +134,11 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
             SIGHUP => {
                 info!(file = %config_path.display(), "SIGHUP: reloading configuration");
                 match ringway_config::load(&config_path) {
+                    Ok(new) if !unsupported(&new).0.is_empty() => {
+                        for e in unsupported(&new).0 {
+                            error!(file = %config_path.display(), "reload refused: {e}");
+                        }
+                    }
                     Ok(new) => {
                         let new_set: BTreeSet<SocketAddr> = new
                             .servers
@@ -214,4 +219,33 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
         }
         Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),
     }
+}
+
+/// Keys of the configuration contract this build parses but does not serve
+/// yet: (refused, warned). TLS is refused — answering in plaintext where a
+/// configuration asks for TLS would be worse than not starting; HTTP/2 and
+/// metrics only add to what is served, so they are warned about.
+pub fn unsupported(config: &ringway_config::Config) -> (Vec<String>, Vec<String>) {
+    let (mut refused, mut warned) = (Vec::new(), Vec::new());
+    for s in &config.servers {
+        if s.tls.is_some() {
+            refused.push(format!(
+                "servers.{}.tls: TLS termination is not supported by this build yet",
+                s.name
+            ));
+        }
+        if s.http2 {
+            warned.push(format!(
+                "servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",
+                s.name
+            ));
+        }
+    }
+    if let Some(m) = &config.metrics {
+        warned.push(format!(
+            "metrics.listen: metrics are not served by this build yet ({} stays closed)",
+            m.listen
+        ));
+    }
+    (refused, warned)
 }
