@@ -38,36 +38,10 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$build" = 1 ] && cargo build --release -q -p ringway -p ringway-bench
 bin=target/release
 tmp=$(mktemp -d /tmp/ringway-bench.XXXXXX)
-pids=()
-stop() {
-  local p=$1
-  kill -TERM "$p" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do stop "$p"; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Wait (bounded: SECS) until FILE has a line matching RE; print it.
-wait_line() {
-  local file=$1 re=$2 secs=$3 i
-  for i in $(seq 1 $((secs * 20))); do
-    if grep -m1 -E "$re" "$file" 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "no /$re/ in $file within ${secs}s" >&2
-  sed 's/^/  | /' "$file" >&2
-  return 1
-}
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 "$bin/ringway-echo" --listen 127.0.0.1:0 --threads 1 --driver epoll > "$tmp/echo.out" 2>&1 &
 pids+=($!)
@@ -97,21 +71,7 @@ rw_addr=$(wait_line "$tmp/ringway.err" 'listening.*addr=' 10 \
   | sed 's/\x1b\[[0-9;]*m//g; s/.*addr=\([0-9.:]*\).*/\1/')
 
 port=$(free_port)
-mkdir -p "$tmp/nginx"
-cat > "$tmp/nginx.conf" <<CONF
-worker_processes $workers;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 10000; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
+{ nginx_prelude "$workers"; cat <<CONF
   upstream api { server $backend; keepalive 32; }
   server {
     listen 127.0.0.1:$port;
@@ -123,6 +83,7 @@ http {
   }
 }
 CONF
+} > "$tmp/nginx.conf"
 nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx/error.log" &
 pids+=($!)
 ng_addr=127.0.0.1:$port

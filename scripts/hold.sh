@@ -53,36 +53,11 @@ if [ "$build" = 1 ]; then
 fi
 bin=target/release
 tmp=$(mktemp -d /tmp/ringway-hold.XXXXXX)
-pids=()
-
-# Stop what we started, by pid: TERM, up to 5 s, then KILL.
-stop() {
-  local p=$1
-  kill -TERM "$p" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do stop "$p"; done
-  wait 2>/dev/null || true
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Wait (bounded: SECS) until FILE has a line matching RE; print that line.
-wait_line() {
-  local file=$1 re=$2 secs=$3 pid=${4:-} i
-  for i in $(seq 1 $((secs * 20))); do
-    if grep -m1 -E "$re" "$file" 2>/dev/null; then return 0; fi
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  echo "no /$re/ in $file within ${secs}s" >&2
-  sed 's/^/  | /' "$file" >&2
-  return 1
-}
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 nfds() { ls "/proc/$1/fd" | wc -l; }
@@ -199,23 +174,8 @@ if [ "$want_nginx" = 1 ]; then
     echo "nginx is not installed (apt-get install -y nginx); skipping it" >&2
   else
     start_echo
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null \
-      || echo $((20000 + RANDOM % 10000)))
-    mkdir -p "$tmp/nginx"
-    cat > "$tmp/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
+    port=$(free_port)
+    { nginx_prelude 1; cat <<CONF
   map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
   server {
     listen 127.0.0.1:$port;
@@ -231,6 +191,7 @@ http {
   }
 }
 CONF
+    } > "$tmp/nginx.conf"
     nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx/error.log" &
     ng_pid=$!
     pids+=("$ng_pid")

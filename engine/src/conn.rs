@@ -249,6 +249,14 @@ async fn handle(
         };
         let loc = m.location;
         let server_name = first_name(server);
+        let vars = VarCtx {
+            req: &req,
+            remote: peer,
+            local,
+            server_name: &server_name,
+            scheme: "http",
+            proxy_host: "",
+        };
         let pp = match &loc.action {
             Action::Proxy(pp) => pp,
             Action::Return {
@@ -256,14 +264,6 @@ async fn handle(
                 body: tbody,
                 location,
             } => {
-                let vars = VarCtx {
-                    req: &req,
-                    remote: peer,
-                    local,
-                    server_name: &server_name,
-                    scheme: "http",
-                    proxy_host: "",
-                };
                 let text = tbody
                     .as_ref()
                     .map(|t| vars.render_to_vec(t))
@@ -296,14 +296,6 @@ async fn handle(
                 break 'done (*status, text.len() as u64, next);
             }
             Action::Static(_) => {
-                let vars = VarCtx {
-                    req: &req,
-                    remote: peer,
-                    local,
-                    server_name: &server_name,
-                    scheme: "http",
-                    proxy_host: "",
-                };
                 let r = static_files::StaticRequest {
                     stream,
                     server,
@@ -327,14 +319,7 @@ async fn handle(
             ProxyTarget::Upstream(name) => (name.as_str(), None),
         };
         let uri = rewrite::upstream_uri(req.origin_target(), m.prefix, pp.uri.as_deref());
-        let vars = VarCtx {
-            req: &req,
-            remote: peer,
-            local,
-            server_name: &server_name,
-            scheme: "http",
-            proxy_host,
-        };
+        let vars = VarCtx { proxy_host, ..vars };
         let target = match addrs {
             Some(addrs) => Target::Addrs(addrs.clone()),
             None => {
