@@ -334,6 +334,13 @@ impl WsClient {
         }
     }
 
+    /// The upgraded TCP stream and any bytes already read past the 101,
+    /// for a mode that drives the connection itself (e.g. reading and
+    /// writing at once on the two halves of the stream).
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.rbuf)
+    }
+
     /// The closing handshake: send close 1000, wait for the server's close
     /// (§5.5.1), then drop the connection.
     pub async fn close(mut self) -> Result<(), What> {

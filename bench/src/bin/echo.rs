@@ -16,6 +16,19 @@
 //! come back fragmented alike); ping → pong, pong dropped, close echoed and
 //! the connection closed (§5.5). An unmasked or oversized frame ends the
 //! connection. An idle connection holds a small read buffer only.
+//!
+//! Fanout (broadcast): a WebSocket upgrade whose request path ends in
+//! `/fanout` (query ignored, trailing slashes ignored: `/fanout`,
+//! `/ws/fanout`, `/ws/fanout/?room=1`; not `/ws/fanouts` nor `/fanout/x`)
+//! joins its backend thread's broadcast group instead of being echoed; any
+//! text or binary message a member sends (fragmented ones reassembled) goes
+//! to every member of the group, the sender included, as one unmasked
+//! frame. Ping → pong to the sender; close → echoed, and the member leaves.
+//! The group is per backend thread (each `--threads` runtime has its own,
+//! and SO_REUSEPORT spreads connections over them), so run with
+//! `--threads 1` when every subscriber must see every message. A member
+//! whose unsent frames pass [`FANOUT_QUEUE`] bytes (a reader that does not
+//! keep up) is dropped.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -37,9 +50,13 @@ const IDLE_BUF: usize = 512;
 /// Above this capacity a drained buffer is given back.
 const KEEP_BUF: usize = 64 << 10;
 const BACKLOG: i32 = 4096;
+/// Unsent bytes a fanout member may have queued before it is dropped.
+const FANOUT_QUEUE: usize = 128 << 20;
 
 const USAGE: &str =
-    "usage: ringway-echo [--listen 127.0.0.1:3000] [--threads N] [--driver epoll|io_uring]";
+    "usage: ringway-echo [--listen 127.0.0.1:3000] [--threads N] [--driver epoll|io_uring]\n\
+  a WebSocket whose path ends in /fanout joins its thread's broadcast group \
+  (use --threads 1 for one group)";
 
 fn main() -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
@@ -165,6 +182,9 @@ async fn conn(mut s: TcpStream) -> std::io::Result<()> {
     let (r, _) = s.write_all(handshake::server_response(&key)).await;
     r?;
     buf.drain(..req.head_len);
+    if is_fanout_path(&req.path) {
+        return fanout::member(s, buf).await;
+    }
     if buf.is_empty() {
         buf = Vec::with_capacity(IDLE_BUF);
     }
@@ -222,7 +242,7 @@ async fn answer(s: &mut TcpStream, status: &str, keep_alive: bool) -> std::io::R
 }
 
 /// Read more bytes after `buf`'s contents (growing it); EOF ends the task.
-async fn read_more(s: &mut TcpStream, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
+async fn read_more<R: AsyncReadRent>(s: &mut R, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     if buf.capacity() - buf.len() < IDLE_BUF / 2 {
         buf.reserve(buf.capacity().max(IDLE_BUF));
     }
@@ -232,5 +252,504 @@ async fn read_more(s: &mut TcpStream, mut buf: Vec<u8>) -> std::io::Result<Vec<u
     match r? {
         0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
         _ => Ok(buf),
+    }
+}
+
+/// Whether a request target names the fanout group: its path (query and
+/// fragment dropped, trailing slashes ignored) ends in `/fanout`, so that
+/// a proxy location `/ws/` passing `/ws/fanout` through unchanged works as
+/// well as a direct `/fanout`.
+fn is_fanout_path(target: &str) -> bool {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    path.trim_end_matches('/').ends_with("/fanout")
+}
+
+/// The broadcast group of one backend thread and its members.
+mod fanout {
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+    use std::os::fd::AsRawFd;
+    use std::rc::Rc;
+    use std::task::{Poll, Waker};
+
+    use monoio::io::{AsyncWriteRentExt, Splitable};
+    use monoio::net::TcpStream;
+    use ringway_bench::ws;
+
+    use super::{read_more, FANOUT_QUEUE, IDLE_BUF, KEEP_BUF, MAX_FRAME};
+
+    /// What a member's writer does next.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum State {
+        /// Write what comes.
+        Open,
+        /// Write what is queued, then stop (after the close echo).
+        Closing,
+        /// Stop now, dropping what is queued.
+        Dead,
+    }
+
+    /// One connection in the group: frames waiting for its writer.
+    struct Member {
+        id: u64,
+        queue: RefCell<VecDeque<Rc<[u8]>>>,
+        queued: Cell<usize>,
+        state: Cell<State>,
+        waker: RefCell<Option<Waker>>,
+    }
+
+    impl Member {
+        fn push(&self, frame: Rc<[u8]>) {
+            if self.state.get() != State::Open {
+                return;
+            }
+            if self.queued.get() + frame.len() > FANOUT_QUEUE {
+                // A reader that does not keep up: drop it, not the group.
+                self.set(State::Dead);
+                return;
+            }
+            self.queued.set(self.queued.get() + frame.len());
+            self.queue.borrow_mut().push_back(frame);
+            self.wake();
+        }
+
+        fn set(&self, s: State) {
+            if self.state.get() != State::Dead {
+                self.state.set(s);
+            }
+            if s == State::Dead {
+                self.queue.borrow_mut().clear();
+                self.queued.set(0);
+            }
+            self.wake();
+        }
+
+        fn wake(&self) {
+            if let Some(w) = self.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The members of this thread's group, in joining order.
+    #[derive(Default)]
+    struct Group {
+        next_id: Cell<u64>,
+        members: RefCell<Vec<Rc<Member>>>,
+    }
+
+    impl Group {
+        fn join(&self) -> Rc<Member> {
+            let id = self.next_id.get();
+            self.next_id.set(id + 1);
+            let m = Rc::new(Member {
+                id,
+                queue: RefCell::new(VecDeque::new()),
+                queued: Cell::new(0),
+                state: Cell::new(State::Open),
+                waker: RefCell::new(None),
+            });
+            self.members.borrow_mut().push(m.clone());
+            m
+        }
+
+        fn leave(&self, id: u64) {
+            let mut ms = self.members.borrow_mut();
+            if let Some(i) = ms.iter().position(|m| m.id == id) {
+                ms.swap_remove(i);
+            }
+        }
+
+        fn broadcast(&self, frame: Rc<[u8]>) {
+            for m in self.members.borrow().iter() {
+                m.push(frame.clone());
+            }
+        }
+    }
+
+    thread_local! {
+        /// One group per backend thread (runtime).
+        static GROUP: Group = Group::default();
+    }
+
+    /// What a pass over the read buffer asks for.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Action {
+        /// Send this frame to every member.
+        Broadcast(Vec<u8>),
+        /// Send this frame to the sender only (a pong).
+        Reply(Vec<u8>),
+        /// Send this close frame to the sender and end the connection.
+        Close(Vec<u8>),
+    }
+
+    /// Why a member was refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum StepError {
+        /// An unmasked client frame (§5.1).
+        Unmasked,
+        /// A frame or reassembled message over the limit.
+        TooLarge,
+        /// A continuation without a start, a new message inside a
+        /// fragmented one, or a reserved opcode (§5.4, §5.2).
+        Protocol,
+    }
+
+    impl StepError {
+        /// The close code (§7.4.1).
+        pub fn code(self) -> u16 {
+            match self {
+                StepError::TooLarge => 1009,
+                StepError::Unmasked | StepError::Protocol => 1002,
+            }
+        }
+    }
+
+    /// A fragmented message being reassembled: its opcode and payload.
+    pub type Partial = Option<(u8, Vec<u8>)>;
+
+    /// Take every complete frame at the start of `input` (unmasking it in
+    /// place), appending what to send to `actions`; returns the bytes
+    /// consumed. Stops after a close frame. Messages are broadcast whole
+    /// (fragments reassembled in `partial`) so that two senders' fragments
+    /// never interleave.
+    pub fn step(
+        input: &mut [u8],
+        max: usize,
+        partial: &mut Partial,
+        actions: &mut Vec<Action>,
+    ) -> Result<usize, StepError> {
+        let mut at = 0;
+        while let Some(h) = ws::parse_header(&input[at..]) {
+            let total = match h.frame_len() {
+                Some(t) if t <= max => t,
+                _ => return Err(StepError::TooLarge),
+            };
+            if input.len() - at < total {
+                break;
+            }
+            let mask = h.mask.ok_or(StepError::Unmasked)?;
+            let payload = &mut input[at + h.header_len..at + total];
+            ws::apply_mask(payload, mask, 0);
+            at += total;
+            let frame = |first: u8, p: &[u8]| {
+                let mut out = Vec::with_capacity(p.len() + 10);
+                ws::write_frame(&mut out, first, p, None);
+                out
+            };
+            match h.opcode() {
+                ws::OP_TEXT | ws::OP_BINARY if partial.is_some() => {
+                    return Err(StepError::Protocol)
+                }
+                op @ (ws::OP_TEXT | ws::OP_BINARY) if h.fin() => {
+                    actions.push(Action::Broadcast(frame(ws::FIN | op, payload)));
+                }
+                op @ (ws::OP_TEXT | ws::OP_BINARY) => *partial = Some((op, payload.to_vec())),
+                ws::OP_CONT => {
+                    let (op, mut msg) = partial.take().ok_or(StepError::Protocol)?;
+                    if msg.len() + payload.len() > max {
+                        return Err(StepError::TooLarge);
+                    }
+                    msg.extend_from_slice(payload);
+                    if h.fin() {
+                        actions.push(Action::Broadcast(frame(ws::FIN | op, &msg)));
+                    } else {
+                        *partial = Some((op, msg));
+                    }
+                }
+                ws::OP_PING => actions.push(Action::Reply(frame(ws::FIN | ws::OP_PONG, payload))),
+                ws::OP_PONG => {}
+                ws::OP_CLOSE => {
+                    actions.push(Action::Close(frame(ws::FIN | ws::OP_CLOSE, payload)));
+                    return Ok(at);
+                }
+                _ => return Err(StepError::Protocol),
+            }
+        }
+        Ok(at)
+    }
+
+    /// Serve one upgraded connection as a member of this thread's group;
+    /// `buf` holds what was read past the upgrade request.
+    pub async fn member(stream: TcpStream, buf: Vec<u8>) -> std::io::Result<()> {
+        let fd = stream.as_raw_fd();
+        let (mut rd, wr) = stream.into_split();
+        let me = GROUP.with(Group::join);
+        let writer = monoio::spawn(write_loop(wr, me.clone(), fd));
+        let r = read_loop(&mut rd, buf, &me).await;
+        GROUP.with(|g| g.leave(me.id));
+        match r {
+            // The close echo (or the error's close frame) is queued: let
+            // the writer send it, then end.
+            Ok(()) => me.set(State::Closing),
+            Err(_) => me.set(State::Dead),
+        }
+        writer.await;
+        r
+    }
+
+    async fn read_loop(
+        rd: &mut monoio::net::tcp::TcpOwnedReadHalf,
+        mut buf: Vec<u8>,
+        me: &Rc<Member>,
+    ) -> std::io::Result<()> {
+        if buf.is_empty() {
+            buf = Vec::with_capacity(IDLE_BUF);
+        }
+        let mut partial: Partial = None;
+        let mut actions = Vec::new();
+        loop {
+            let r = step(&mut buf, MAX_FRAME, &mut partial, &mut actions);
+            let done = match r {
+                Ok(consumed) => {
+                    buf.drain(..consumed);
+                    false
+                }
+                Err(e) => {
+                    let mut out = Vec::new();
+                    ws::write_frame(
+                        &mut out,
+                        ws::FIN | ws::OP_CLOSE,
+                        &ws::close_payload(e.code()),
+                        None,
+                    );
+                    actions.push(Action::Close(out));
+                    true
+                }
+            };
+            for a in actions.drain(..) {
+                match a {
+                    Action::Broadcast(f) => {
+                        let f: Rc<[u8]> = f.into();
+                        GROUP.with(|g| g.broadcast(f));
+                    }
+                    Action::Reply(f) => me.push(f.into()),
+                    Action::Close(f) => {
+                        // Leave first, so that the close is the last frame.
+                        GROUP.with(|g| g.leave(me.id));
+                        me.push(f.into());
+                        return Ok(());
+                    }
+                }
+            }
+            if done || me.state.get() == State::Dead {
+                return Ok(());
+            }
+            if buf.is_empty() && buf.capacity() > KEEP_BUF {
+                buf = Vec::with_capacity(IDLE_BUF);
+            }
+            buf = read_more(rd, buf).await?;
+        }
+    }
+
+    /// Write the member's queued frames as they come; on a write error or
+    /// when the member is dropped, shut the socket so the reader ends too.
+    async fn write_loop(
+        mut wr: monoio::net::tcp::TcpOwnedWriteHalf,
+        me: Rc<Member>,
+        fd: std::os::fd::RawFd,
+    ) {
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            std::future::poll_fn(|cx| {
+                if !me.queue.borrow().is_empty() || me.state.get() != State::Open {
+                    Poll::Ready(())
+                } else {
+                    *me.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            {
+                let mut q = me.queue.borrow_mut();
+                while let Some(f) = q.pop_front() {
+                    out.extend_from_slice(&f);
+                    if out.len() >= KEEP_BUF {
+                        break;
+                    }
+                }
+            }
+            me.queued.set(me.queued.get().saturating_sub(out.len()));
+            if me.state.get() == State::Dead {
+                break;
+            }
+            if out.is_empty() {
+                if me.state.get() == State::Closing {
+                    return;
+                }
+                continue;
+            }
+            let (r, back) = wr.write_all(out).await;
+            out = back;
+            out.clear();
+            if out.capacity() > KEEP_BUF {
+                out = Vec::new();
+            }
+            if r.is_err() {
+                me.set(State::Dead);
+                break;
+            }
+        }
+        // Dropped or broken: make the reader's read end too.
+        GROUP.with(|g| g.leave(me.id));
+        // SAFETY: the fd stays open while `wr` (one half of it) lives.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn masked(first: u8, p: &[u8]) -> Vec<u8> {
+            let mut v = Vec::new();
+            ws::write_frame(&mut v, first, p, Some([7, 1, 9, 3]));
+            v
+        }
+
+        fn plain(first: u8, p: &[u8]) -> Vec<u8> {
+            let mut v = Vec::new();
+            ws::write_frame(&mut v, first, p, None);
+            v
+        }
+
+        #[test]
+        fn messages_broadcast_whole_and_control_frames_answer_the_sender() {
+            let mut input = [
+                masked(ws::FIN | ws::OP_TEXT, b"hi"),
+                masked(ws::OP_BINARY, b"frag"),
+                masked(ws::FIN | ws::OP_PING, b"p"),
+                masked(ws::OP_CONT, b"men"),
+                masked(ws::FIN | ws::OP_CONT, b"ted"),
+                masked(ws::FIN | ws::OP_PONG, b"x"),
+                masked(ws::FIN | ws::OP_CLOSE, &ws::close_payload(1000)),
+                masked(ws::FIN | ws::OP_TEXT, b"after close"),
+            ]
+            .concat();
+            let (mut partial, mut acts) = (None, Vec::new());
+            let used = step(&mut input, 1 << 20, &mut partial, &mut acts).unwrap();
+            assert!(used < input.len(), "stops after the close");
+            assert_eq!(
+                acts,
+                [
+                    Action::Broadcast(plain(ws::FIN | ws::OP_TEXT, b"hi")),
+                    Action::Reply(plain(ws::FIN | ws::OP_PONG, b"p")),
+                    Action::Broadcast(plain(ws::FIN | ws::OP_BINARY, b"fragmented")),
+                    Action::Close(plain(ws::FIN | ws::OP_CLOSE, &[0x03, 0xe8])),
+                ]
+            );
+            assert_eq!(partial, None);
+        }
+
+        #[test]
+        fn waits_for_whole_frames_and_keeps_partial_messages() {
+            let mut input = [
+                masked(ws::OP_TEXT, b"ab"),
+                masked(ws::FIN | ws::OP_CONT, b"cd"),
+            ]
+            .concat();
+            let first_len = masked(ws::OP_TEXT, b"ab").len();
+            let (mut partial, mut acts) = (None, Vec::new());
+            let used = step(
+                &mut input[..first_len + 3],
+                1 << 20,
+                &mut partial,
+                &mut acts,
+            );
+            assert_eq!(used, Ok(first_len));
+            assert!(acts.is_empty());
+            assert_eq!(partial, Some((ws::OP_TEXT, b"ab".to_vec())));
+            let used = step(&mut input[first_len..], 1 << 20, &mut partial, &mut acts);
+            assert_eq!(used, Ok(input.len() - first_len));
+            assert_eq!(
+                acts,
+                [Action::Broadcast(plain(ws::FIN | ws::OP_TEXT, b"abcd"))]
+            );
+        }
+
+        #[test]
+        fn refuses_bad_frames() {
+            let step1 =
+                |mut v: Vec<u8>, partial: &mut Partial| step(&mut v, 16, partial, &mut Vec::new());
+            assert_eq!(
+                step1(plain(ws::FIN | ws::OP_TEXT, b"x"), &mut None),
+                Err(StepError::Unmasked)
+            );
+            assert_eq!(
+                step1(masked(ws::FIN | ws::OP_CONT, b"x"), &mut None),
+                Err(StepError::Protocol)
+            );
+            assert_eq!(
+                step1(masked(ws::FIN | 0x3, b"x"), &mut None),
+                Err(StepError::Protocol)
+            );
+            assert_eq!(
+                step1(
+                    masked(ws::FIN | ws::OP_TEXT, b"x"),
+                    &mut Some((ws::OP_TEXT, vec![]))
+                ),
+                Err(StepError::Protocol)
+            );
+            assert_eq!(
+                step1(masked(ws::FIN | ws::OP_BINARY, &[0; 20]), &mut None),
+                Err(StepError::TooLarge)
+            );
+            assert_eq!(
+                step1(
+                    masked(ws::FIN | ws::OP_CONT, &[0; 8]),
+                    &mut Some((ws::OP_TEXT, vec![0; 9]))
+                ),
+                Err(StepError::TooLarge)
+            );
+            assert_eq!(StepError::TooLarge.code(), 1009);
+        }
+
+        #[test]
+        fn group_sends_to_every_member_and_drops_slow_ones() {
+            let g = Group::default();
+            let (a, b) = (g.join(), g.join());
+            g.broadcast(Rc::from(&b"one"[..]));
+            assert_eq!((a.queue.borrow().len(), b.queue.borrow().len()), (1, 1));
+            g.leave(a.id);
+            g.broadcast(Rc::from(&b"two"[..]));
+            assert_eq!((a.queue.borrow().len(), b.queue.borrow().len()), (1, 2));
+            assert_eq!(b.queued.get(), 6);
+            b.push(Rc::from(vec![0u8; FANOUT_QUEUE]));
+            assert_eq!(b.state.get(), State::Dead);
+            assert!(b.queue.borrow().is_empty());
+            b.set(State::Closing);
+            assert_eq!(b.state.get(), State::Dead, "dead stays dead");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_fanout_path;
+
+    #[test]
+    fn fanout_paths() {
+        for p in [
+            "/fanout",
+            "/ws/fanout",
+            "/ws/fanout/",
+            "/ws/fanout?room=1",
+            "/a/b/fanout#x",
+            "http://h:80/ws/fanout",
+        ] {
+            assert!(is_fanout_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/ws/",
+            "/ws/fanouts",
+            "/ws/myfanout",
+            "/fanout/x",
+            "/ws?x=/fanout",
+            "fanout",
+        ] {
+            assert!(!is_fanout_path(p), "{p}");
+        }
     }
 }

@@ -10,6 +10,17 @@
 //! modes:
 //!   hold       open N WebSocket connections, print `holding N`, keep them
 //!              idle for --hold, then check every one still echoes; close
+//!   pingpong   N connections each send a binary message, wait for its echo,
+//!              send the next: round trips/s and latency over --duration
+//!   stream     N connections (default 1) each keep --window messages of
+//!              --size in flight, reading echoes as they come: MB/s
+//!   churn      N workers (default 50) each loop connect, upgrade, one echo,
+//!              close handshake (client closes after the server's FIN):
+//!              handshakes/s and cycle latency over --duration
+//!   fanout     N subscribers on the echo's broadcast path (--path ending in
+//!              /fanout, echo run with --threads 1); one publisher sends
+//!              --messages stamped messages every --interval: deliveries
+//!              and send-to-receive latency
 //!
 //! common options:
 //!   --target IP:PORT          where to connect (required)
@@ -22,6 +33,17 @@
 //!   --json                    the result as one JSON line (last line of stdout)
 //! hold:
 //!   --hold 10s                how long to hold after all are open
+//! pingpong, stream (all start on the parent's word, once every process has
+//! opened its connections; then --warmup, not counted, then --duration):
+//!   --size 64 | 1m            payload bytes per message (64k, 1m suffixes;
+//!                             default 64 for pingpong, 1m for stream)
+//!   --warmup 1s               --duration 10s
+//! stream:
+//!   --window 4                messages in flight per connection
+//! churn (starts on the parent's word once every process is ready):
+//!   --warmup 0s               --duration 10s
+//! fanout:
+//!   --messages 100            --interval 100ms        --size 64 (bytes, >= 20)
 //! ```
 //!
 //! Exit status 0 when every connection did everything asked, 1 when some
@@ -29,8 +51,12 @@
 //! New modes (pingpong, stream, churn, fanout) add a module with a parent
 //! and a child function and a line in [`Mode`].
 
+mod churn;
+mod fanout;
 mod fleet;
 mod hold;
+mod pingpong;
+mod stream;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -39,9 +65,14 @@ use ringway_bench::cli::{parse_duration, parse_sources, Args};
 use ringway_bench::client::Timeouts;
 use ringway_bench::rt::Driver;
 
-const USAGE: &str = "usage: ringway-load hold --target IP:PORT [--path /ws/] [--host H] [-n N] \
+const USAGE: &str =
+    "usage: ringway-load hold|pingpong|stream|churn|fanout --target IP:PORT [--path /ws/] [--host H] [-n N] \
 [--sources A-B,...] [--procs P] [--concurrency C] [--connect-timeout 5s] [--handshake-timeout 10s] \
-[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--hold 10s]";
+[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--hold 10s]\n\
+  pingpong: [--size 64] [--warmup 1s] [--duration 10s]\n\
+  stream: [--size 1m] [--window 4] [--warmup 1s] [--duration 10s] (-n defaults to 1)\n\
+  churn: [--warmup 0s] [--duration 10s] (-n workers, defaults to 50)\n\
+  fanout: [--messages 100] [--interval 100ms] [--size 64] (--path must end in /fanout)";
 
 /// Options every mode shares.
 #[derive(Debug, Clone)]
@@ -80,6 +111,10 @@ impl Opts {
 /// A mode and its own options.
 enum Mode {
     Hold(hold::HoldOpts),
+    Churn(churn::ChurnOpts),
+    Fanout(fanout::FanoutOpts),
+    Pingpong(pingpong::PingpongOpts),
+    Stream(stream::StreamOpts),
 }
 
 fn main() {
@@ -109,12 +144,24 @@ fn run(argv: Vec<String>) -> anyhow::Result<i32> {
     match (mode, is_child) {
         (Mode::Hold(h), false) => hold::parent(&opts, &h, &mode_args),
         (Mode::Hold(h), true) => hold::child(&opts, &h).map(|()| 0),
+        (Mode::Churn(c), false) => churn::parent(&opts, &c, &mode_args),
+        (Mode::Churn(c), true) => churn::child(&opts, &c).map(|()| 0),
+        (Mode::Fanout(f), false) => fanout::parent(&opts, &f, &mode_args),
+        (Mode::Fanout(f), true) => fanout::child(&opts, &f).map(|()| 0),
+        (Mode::Pingpong(p), false) => pingpong::parent(&opts, &p, &mode_args),
+        (Mode::Pingpong(p), true) => pingpong::child(&opts, &p).map(|()| 0),
+        (Mode::Stream(s), false) => stream::parent(&opts, &s, &mode_args),
+        (Mode::Stream(s), true) => stream::child(&opts, &s).map(|()| 0),
     }
 }
 
 fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
     let mut mode = match mode_name {
         "hold" => Mode::Hold(hold::HoldOpts::default()),
+        "churn" => Mode::Churn(churn::ChurnOpts::default()),
+        "fanout" => Mode::Fanout(fanout::FanoutOpts::default()),
+        "pingpong" => Mode::Pingpong(pingpong::PingpongOpts::default()),
+        "stream" => Mode::Stream(stream::StreamOpts::default()),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
     };
     let mut target = None;
@@ -123,7 +170,14 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         target: SocketAddr::from(([127, 0, 0, 1], 0)),
         host: String::new(),
         path: "/ws/".into(),
-        n: 1000,
+        // stream: one connection unless told otherwise; churn: 50 workers.
+        n: if matches!(mode, Mode::Stream(_)) {
+            1
+        } else if matches!(mode, Mode::Churn(_)) {
+            50
+        } else {
+            1000
+        },
         sources: Vec::new(),
         procs: 4,
         concurrency: 64,
@@ -155,6 +209,10 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
             _ => {
                 let used = match &mut mode {
                     Mode::Hold(h) => h.flag(f, &mut args)?,
+                    Mode::Churn(c) => c.flag(f, &mut args)?,
+                    Mode::Fanout(x) => x.flag(f, &mut args)?,
+                    Mode::Pingpong(p) => p.flag(f, &mut args)?,
+                    Mode::Stream(s) => s.flag(f, &mut args)?,
                 };
                 if !used {
                     bail!("unknown argument {f:?}\n{USAGE}");

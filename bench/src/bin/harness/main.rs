@@ -1,0 +1,211 @@
+//! `ringway-harness`: the side-by-side benchmark. For each scenario it
+//! runs the same load against the echo backend directly (the ceiling),
+//! through nginx, and through ringway on io_uring and on epoll — fresh
+//! processes each time, targets alternating round by round — and measures
+//! the load's own numbers plus the proxy's CPU seconds, RSS, descriptors
+//! and io_uring worker threads from /proc. It writes a markdown report
+//! (tables with ratios to nginx, the exact commands) and an SVG chart.
+//!
+//! ```text
+//! ringway-harness [--quick] [--scenarios pingpong,stream,churn,hold,fanout,http]
+//!                 [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+//! ```
+//!
+//! `scripts/bench.sh` builds everything, installs nginx (and wrk) when
+//! missing, and runs this. Proxies run on the last `--workers` CPUs, the
+//! backend and the load generator on the others.
+
+mod procs;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use report::{Bar, Sample};
+use scenarios::{Scenario, Setup, Target};
+
+const USAGE: &str = "usage: ringway-harness [--quick] [--scenarios LIST] [--targets LIST] \
+[--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+  scenarios: pingpong,stream,churn,hold,fanout,http (default: all; http needs wrk)
+  targets:   direct,nginx,ringway-io_uring,ringway-epoll (default: all; nginx when installed)";
+
+struct Opts {
+    quick: bool,
+    scenarios: Vec<String>,
+    targets: Vec<Target>,
+    rounds: usize,
+    workers: usize,
+    out: PathBuf,
+    chart: PathBuf,
+}
+
+fn parse() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        quick: false,
+        scenarios: Scenario::NAMES.iter().map(|s| s.to_string()).collect(),
+        targets: Target::ALL.to_vec(),
+        rounds: 0,
+        workers: 1,
+        out: PathBuf::new(),
+        chart: PathBuf::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--scenarios" => {
+                o.scenarios = val()?.split(',').map(str::to_string).collect();
+                for s in &o.scenarios {
+                    if !Scenario::NAMES.contains(&s.as_str()) {
+                        bail!("unknown scenario {s:?}\n{USAGE}");
+                    }
+                }
+            }
+            "--targets" => {
+                o.targets = val()?
+                    .split(',')
+                    .map(|t| Target::parse(t).with_context(|| format!("unknown target {t:?}")))
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            "--rounds" => o.rounds = val()?.parse()?,
+            "--workers" => o.workers = val()?.parse::<usize>()?.max(1),
+            "--out" => o.out = val()?.into(),
+            "--chart" => o.chart = val()?.into(),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {a:?}\n{USAGE}"),
+        }
+    }
+    if o.rounds == 0 {
+        o.rounds = if o.quick { 1 } else { 2 };
+    }
+    if o.out.as_os_str().is_empty() {
+        o.out = if o.quick {
+            "target/bench-quick/RESULTS.md".into()
+        } else {
+            "bench/RESULTS.md".into()
+        };
+    }
+    if o.chart.as_os_str().is_empty() {
+        o.chart = o.out.with_file_name("chart.svg");
+    }
+    Ok(o)
+}
+
+fn main() {
+    match run() {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ringway-harness: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run() -> anyhow::Result<i32> {
+    let o = parse()?;
+    let started = Instant::now();
+    let mut setup = Setup::new(o.quick, o.workers)?;
+    let mut targets = o.targets.clone();
+    if !setup.has_nginx {
+        eprintln!("nginx is not installed: running without it (scripts/bench.sh installs it)");
+        targets.retain(|t| *t != Target::Nginx);
+    }
+    eprintln!(
+        "cpus: proxy {:?}, backend + load {:?}; {} round(s); {}",
+        setup.proxy_cpus,
+        setup.load_cpus,
+        o.rounds,
+        if o.quick { "quick" } else { "full" }
+    );
+
+    let mut sections = Vec::new();
+    let mut bars = Vec::new();
+    let mut failed = 0;
+    for name in &o.scenarios {
+        let sc = Scenario::new(name, o.quick);
+        if sc.needs_wrk && !setup.has_wrk {
+            eprintln!("{name}: wrk is not installed; skipped");
+            sections.push(format!("## {name}\n\nSkipped: wrk is not installed.\n"));
+            continue;
+        }
+        let mut per_target: Vec<(Target, Vec<Sample>)> =
+            targets.iter().map(|t| (*t, Vec::new())).collect();
+        for round in 0..o.rounds {
+            // Alternate: each round starts with the next target.
+            let n = per_target.len();
+            for k in 0..n {
+                let i = (k + round) % n;
+                let t = per_target[i].0;
+                eprint!("{name} round {} {} ... ", round + 1, t.label());
+                match setup.run(&sc, t) {
+                    Ok(s) => {
+                        eprintln!("{}", sc.summary(&s));
+                        if s.get("errors").copied().unwrap_or(0.0) > 0.0 {
+                            failed += 1;
+                        }
+                        per_target[i].1.push(s);
+                    }
+                    Err(e) => {
+                        eprintln!("failed: {e:#}");
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        let medians: Vec<(String, Sample)> = per_target
+            .iter()
+            .map(|(t, s)| (t.label().to_string(), report::median(s)))
+            .collect();
+        let nginx = medians.iter().find(|(n, _)| n == "nginx").map(|(_, s)| s);
+        let head = &sc.metrics[0];
+        for (label, s) in &medians {
+            if !label.starts_with("ringway") {
+                continue;
+            }
+            if let Some(v) = report::advantage(
+                head,
+                s.get(head.key).copied(),
+                nginx.and_then(|n| n.get(head.key).copied()),
+            ) {
+                bars.push(Bar {
+                    label: format!("{name}: {} ({label})", head.label),
+                    value: v,
+                });
+            }
+        }
+        sections.push(format!(
+            "## {name}\n\n{}\n\nLoad: `{}`\n\n{}",
+            sc.about,
+            sc.load_command("ADDR"),
+            report::table(&sc.metrics, &medians)
+        ));
+    }
+
+    let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
+    let md = setup.document(&cmdline, o.rounds, &sections, started.elapsed(), &o.chart);
+    if let Some(dir) = o.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&o.out, md).with_context(|| format!("write {}", o.out.display()))?;
+    std::fs::write(
+        &o.chart,
+        report::svg(
+            "ringway vs nginx, one worker each (× better than nginx)",
+            &bars,
+        ),
+    )?;
+    eprintln!(
+        "wrote {} and {} in {:.0} s",
+        o.out.display(),
+        o.chart.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,764 @@
+//! The scenarios, the targets, and running one scenario against one
+//! target with fresh processes: backend, proxy, load.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::procs::{self, Proc, Usage};
+use crate::report::{Better, Metric, Sample};
+
+/// Source addresses for the load (past one address's ephemeral ports).
+const SOURCES: &str = "127.0.0.2-127.0.0.40";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Direct,
+    Nginx,
+    RingwayIoUring,
+    RingwayEpoll,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Direct,
+        Target::Nginx,
+        Target::RingwayIoUring,
+        Target::RingwayEpoll,
+    ];
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.label().replace(' ', "-") == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Nginx => "nginx",
+            Target::RingwayIoUring => "ringway io_uring",
+            Target::RingwayEpoll => "ringway epoll",
+        }
+    }
+}
+
+enum Load {
+    /// `ringway-load MODE ARGS`; the JSON line's fields are kept as they are.
+    Ws {
+        mode: &'static str,
+        args: Vec<String>,
+    },
+    /// `wrk ARGS URL`.
+    Wrk { args: Vec<String> },
+}
+
+pub struct Scenario {
+    pub name: String,
+    pub about: String,
+    pub needs_wrk: bool,
+    load: Load,
+    /// The first is the headline (the chart's bar).
+    pub metrics: Vec<Metric>,
+    /// The sample key counting the units of work, for CPU per unit.
+    units: &'static str,
+    /// CPU per how many units, and its label.
+    cpu_per: f64,
+}
+
+fn m(key: &'static str, label: &'static str, better: Better, digits: usize) -> Metric {
+    Metric {
+        key,
+        label,
+        better,
+        digits,
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Scenario {
+    pub const NAMES: [&'static str; 6] = ["pingpong", "stream", "churn", "hold", "fanout", "http"];
+
+    pub fn new(name: &str, quick: bool) -> Scenario {
+        let secs = if quick { "2s" } else { "10s" };
+        let rss = m(
+            "proxy_rss_mib",
+            "proxy RSS at the end (MiB)",
+            Better::Lower,
+            1,
+        );
+        let (h, l) = (Better::Higher, Better::Lower);
+        match name {
+            "pingpong" => {
+                let n = if quick { "20" } else { "100" };
+                Scenario {
+                    name: name.into(),
+                    about: format!(
+                        "{n} connections, each sending a 64-byte binary message and waiting \
+                         for its echo, for {secs}."
+                    ),
+                    needs_wrk: false,
+                    load: Load::Ws {
+                        mode: "pingpong",
+                        args: strings(&["-n", n, "--size", "64", "--duration", secs]),
+                    },
+                    metrics: vec![
+                        m("round_trips_per_sec", "round trips/s", h, 0),
+                        m("p50_ms", "latency p50 (ms)", l, 3),
+                        m("p99_ms", "latency p99 (ms)", l, 3),
+                        m("p999_ms", "latency p99.9 (ms)", l, 3),
+                        m("cpu_per_unit", "proxy CPU µs per round trip", l, 2),
+                        rss,
+                    ],
+                    units: "round_trips",
+                    cpu_per: 1e6,
+                }
+            }
+            "stream" => Scenario {
+                name: name.into(),
+                about: format!(
+                    "One connection streaming 1 MiB binary messages to the echo and \
+                     reading them back (a few in flight), for {secs}."
+                ),
+                needs_wrk: false,
+                load: Load::Ws {
+                    mode: "stream",
+                    args: strings(&["-n", "1", "--size", "1m", "--duration", secs]),
+                },
+                metrics: vec![
+                    m("mb_per_sec", "echoed MB/s", h, 1),
+                    m("p99_ms", "message latency p99 (ms)", l, 2),
+                    m("cpu_per_unit", "proxy CPU ms per echoed GB", l, 1),
+                    rss,
+                ],
+                units: "gb",
+                cpu_per: 1e3,
+            },
+            "churn" => {
+                let n = if quick { "10" } else { "50" };
+                Scenario {
+                    name: name.into(),
+                    about: format!(
+                        "{n} workers in a loop of connect, upgrade, one echo, close \
+                         handshake, for {secs}."
+                    ),
+                    needs_wrk: false,
+                    load: Load::Ws {
+                        mode: "churn",
+                        args: strings(&["-n", n, "--duration", secs, "--sources", SOURCES]),
+                    },
+                    metrics: vec![
+                        m("handshakes_per_sec", "handshakes/s", h, 0),
+                        m("p50_ms", "cycle latency p50 (ms)", l, 3),
+                        m("p99_ms", "cycle latency p99 (ms)", l, 3),
+                        m("cpu_per_unit", "proxy CPU µs per handshake", l, 1),
+                        rss,
+                    ],
+                    units: "handshakes",
+                    cpu_per: 1e6,
+                }
+            }
+            "hold" => {
+                let n = if quick { "300" } else { "9000" };
+                Scenario {
+                    name: name.into(),
+                    about: format!(
+                        "{n} WebSocket tunnels opened, held idle, then each checked with an \
+                         echo; the proxy is measured while all are held."
+                    ),
+                    needs_wrk: false,
+                    load: Load::Ws {
+                        mode: "hold",
+                        args: strings(&[
+                            "-n",
+                            n,
+                            "--hold",
+                            if quick { "1s" } else { "5s" },
+                            "--procs",
+                            if quick { "1" } else { "2" },
+                            "--sources",
+                            SOURCES,
+                        ]),
+                    },
+                    metrics: vec![
+                        m("rss_per_tunnel", "proxy RSS bytes per idle tunnel", l, 0),
+                        m("fds_per_tunnel", "proxy descriptors per tunnel", l, 2),
+                        m("iou_wrk", "io_uring worker threads while holding", l, 0),
+                        m("threads", "proxy threads while holding", l, 0),
+                        m("alive_after_hold", "tunnels alive after the hold", h, 0),
+                        m("open_p99_ms", "connect + upgrade p99 (ms)", l, 1),
+                    ],
+                    units: "",
+                    cpu_per: 0.0,
+                }
+            }
+            "fanout" => {
+                let (n, msgs) = if quick {
+                    ("100", "10")
+                } else {
+                    ("1000", "100")
+                };
+                Scenario {
+                    name: name.into(),
+                    about: format!(
+                        "{n} subscribers; the backend broadcasts each of {msgs} messages \
+                         (one per 100 ms) to all of them; latency from send to delivery."
+                    ),
+                    needs_wrk: false,
+                    load: Load::Ws {
+                        mode: "fanout",
+                        args: strings(&[
+                            "-n",
+                            n,
+                            "--messages",
+                            msgs,
+                            "--interval",
+                            "100ms",
+                            "--sources",
+                            SOURCES,
+                        ]),
+                    },
+                    metrics: vec![
+                        m("p99_ms", "delivery latency p99 (ms)", l, 2),
+                        m("p50_ms", "delivery latency p50 (ms)", l, 2),
+                        m("received", "deliveries", h, 0),
+                        m("cpu_per_unit", "proxy CPU µs per delivery", l, 2),
+                        rss,
+                    ],
+                    units: "received",
+                    cpu_per: 1e6,
+                }
+            }
+            _ => Scenario {
+                name: "http".into(),
+                about: format!(
+                    "wrk, 1 thread, 50 keep-alive connections, GET /api/items?id=1 for {secs}; \
+                     both proxies keep 32 idle upstream connections."
+                ),
+                needs_wrk: true,
+                load: Load::Wrk {
+                    args: strings(&["-t1", "-c50", &format!("-d{secs}"), "--latency"]),
+                },
+                metrics: vec![
+                    m("requests_per_sec", "requests/s", h, 0),
+                    m("p50_ms", "latency p50 (ms)", l, 3),
+                    m("p99_ms", "latency p99 (ms)", l, 3),
+                    m("cpu_per_unit", "proxy CPU µs per request", l, 2),
+                    rss,
+                ],
+                units: "requests",
+                cpu_per: 1e6,
+            },
+        }
+    }
+
+    /// The load command, as the report shows it.
+    pub fn load_command(&self, addr: &str) -> String {
+        match &self.load {
+            Load::Ws { mode, args } => format!(
+                "ringway-load {mode} --target {addr} --path {} {} --json",
+                self.ws_path(),
+                args.join(" ")
+            ),
+            Load::Wrk { args } => format!("wrk {} http://{addr}/api/items?id=1", args.join(" ")),
+        }
+    }
+
+    fn ws_path(&self) -> &'static str {
+        if self.name == "fanout" {
+            "/ws/fanout"
+        } else {
+            "/ws/"
+        }
+    }
+
+    /// One line for the progress output.
+    pub fn summary(&self, s: &Sample) -> String {
+        let mut out = String::new();
+        for m in self.metrics.iter().take(3) {
+            if let Some(v) = s.get(m.key) {
+                let _ = write!(out, "{}={v:.2} ", m.key);
+            }
+        }
+        if let Some(e) = s.get("errors") {
+            let _ = write!(out, "errors={e}");
+        }
+        out
+    }
+}
+
+/// Machine layout and tools, shared by every run.
+pub struct Setup {
+    bin: PathBuf,
+    tmp: PathBuf,
+    workers: usize,
+    pub proxy_cpus: Vec<usize>,
+    pub load_cpus: Vec<usize>,
+    pub has_nginx: bool,
+    pub has_wrk: bool,
+    runs: usize,
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            let f = d.join(tool);
+            f.is_file()
+        })
+    })
+}
+
+impl Setup {
+    pub fn new(_quick: bool, workers: usize) -> anyhow::Result<Setup> {
+        let exe = std::env::current_exe()?;
+        let bin = exe.parent().context("exe dir")?.to_path_buf();
+        for b in ["ringway", "ringway-echo", "ringway-load"] {
+            if !bin.join(b).is_file() {
+                bail!(
+                    "{} is missing: cargo build --release -p ringway -p ringway-bench",
+                    bin.join(b).display()
+                );
+            }
+        }
+        let tmp = std::env::temp_dir().join(format!("ringway-harness-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)?;
+        ringway_bench::rt::raise_nofile();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (proxy_cpus, load_cpus) = if cpus > workers {
+            (
+                (cpus - workers..cpus).collect(),
+                (0..cpus - workers).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(Setup {
+            bin,
+            tmp,
+            workers,
+            proxy_cpus,
+            load_cpus,
+            has_nginx: on_path("nginx"),
+            has_wrk: on_path("wrk"),
+            runs: 0,
+        })
+    }
+
+    fn cmd(&self, name: &str) -> Command {
+        Command::new(self.bin.join(name))
+    }
+
+    fn backend(&self) -> anyhow::Result<(Proc, SocketAddr)> {
+        let mut c = self.cmd("ringway-echo");
+        c.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--driver",
+            "epoll",
+        ]);
+        let mut p = Proc::spawn("ringway-echo", procs::pinned(c, &self.load_cpus))?;
+        let line = p.wait_line("listening addr=", Duration::from_secs(10))?;
+        let addr = procs::addr_in(&line).context("backend address")?;
+        Ok((p, addr))
+    }
+
+    fn ringway(
+        &self,
+        driver: &str,
+        backend: SocketAddr,
+        dir: &Path,
+    ) -> anyhow::Result<(Proc, SocketAddr)> {
+        let cfg = dir.join("ringway.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[runtime]
+workers = {w}
+driver = "{driver}"
+pin_cores = false
+
+[log]
+level = "info"
+access_log = "off"
+
+[upstreams.api]
+servers = [{{ addr = "{backend}" }}]
+keepalive = 32
+
+[servers.bench]
+listen = ["127.0.0.1:0"]
+
+[servers.bench.locations."/ws/"]
+proxy_pass = "http://{backend}"
+proxy_read_timeout = "3600s"
+proxy_send_timeout = "3600s"
+proxy_connect_timeout = "10s"
+proxy_buffering = false
+
+[servers.bench.locations."/ws/".proxy_set_header]
+Host = "$host"
+X-Real-IP = "$remote_addr"
+X-Forwarded-For = "$proxy_add_x_forwarded_for"
+X-Forwarded-Proto = "$scheme"
+
+[servers.bench.locations."/api/"]
+proxy_pass = "http://api"
+"#,
+                w = self.workers
+            ),
+        )?;
+        let mut c = self.cmd("ringway");
+        c.arg("-c").arg(&cfg);
+        let mut p = Proc::spawn("ringway", procs::pinned(c, &self.proxy_cpus))?;
+        let line = p.wait_line("listening", Duration::from_secs(10))?;
+        let addr = procs::addr_in(&line).context("ringway address")?;
+        Ok((p, addr))
+    }
+
+    fn nginx(&self, backend: SocketAddr, dir: &Path) -> anyhow::Result<(Proc, SocketAddr)> {
+        let port = procs::free_port()?;
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"worker_processes {w};
+worker_rlimit_nofile 20000;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream api {{ server {backend}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location /ws/ {{
+      proxy_pass http://{backend};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_connect_timeout 10s;
+      proxy_buffering off;
+    }}
+    location /api/ {{
+      proxy_pass http://api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"#,
+                w = self.workers
+            ),
+        )?;
+        let mut c = Command::new("nginx");
+        c.arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"));
+        let p = Proc::spawn("nginx", procs::pinned(c, &self.proxy_cpus))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        procs::wait_listening(addr, Duration::from_secs(10))?;
+        Ok((p, addr))
+    }
+
+    /// Run one scenario against one target, with fresh processes.
+    pub fn run(&mut self, sc: &Scenario, target: Target) -> anyhow::Result<Sample> {
+        self.runs += 1;
+        let dir = self.tmp.join(format!("run-{}", self.runs));
+        std::fs::create_dir_all(&dir)?;
+        let (_backend, backend) = self.backend()?;
+        let (proxy, addr) = match target {
+            Target::Direct => (None, backend),
+            Target::Nginx => {
+                let (p, a) = self.nginx(backend, &dir)?;
+                (Some(p), a)
+            }
+            Target::RingwayIoUring | Target::RingwayEpoll => {
+                let driver = if target == Target::RingwayIoUring {
+                    "io_uring"
+                } else {
+                    "epoll"
+                };
+                let (p, a) = self.ringway(driver, backend, &dir)?;
+                (Some(p), a)
+            }
+        };
+        let pids = |proxy: &Option<Proc>| -> Vec<u32> {
+            match (proxy, target) {
+                (None, _) => Vec::new(),
+                (Some(p), Target::Nginx) => procs::children_of(p.pid()),
+                (Some(p), _) => vec![p.pid()],
+            }
+        };
+        let before = procs::usage(&pids(&proxy));
+        let mut s: Sample;
+        let mut held: Option<Usage> = None;
+        match &sc.load {
+            Load::Ws { mode, args } => {
+                let mut c = self.cmd("ringway-load");
+                c.arg(mode)
+                    .args(["--target", &addr.to_string(), "--path", sc.ws_path()])
+                    .args(args)
+                    .arg("--json");
+                let mut load = Proc::spawn("ringway-load", procs::pinned(c, &self.load_cpus))?;
+                if *mode == "hold" {
+                    load.wait_line("holding", Duration::from_secs(300))?;
+                    // Let the last handshakes' buffers settle before sampling.
+                    std::thread::sleep(Duration::from_millis(500));
+                    held = Some(procs::usage(&pids(&proxy)));
+                }
+                let st = load.finish(Duration::from_secs(600))?;
+                let json = load
+                    .seen
+                    .iter()
+                    .rev()
+                    .find(|l| l.starts_with('{'))
+                    .with_context(|| {
+                        format!("no JSON from ringway-load: {}", load.seen.join("\n"))
+                    })?;
+                s = crate::report::json_numbers(json);
+                // The load's own failure count ("failed" or "errors"); at
+                // least 1 when it exited non-zero.
+                let counted = s.get("failed").or(s.get("errors")).copied().unwrap_or(0.0);
+                let exit = f64::from(u8::from(!st.success()));
+                s.insert("errors".into(), counted.max(exit));
+            }
+            Load::Wrk { args } => {
+                let mut c = Command::new("wrk");
+                c.args(args).arg(format!("http://{addr}/api/items?id=1"));
+                let mut wrk = Proc::spawn("wrk", procs::pinned(c, &self.load_cpus))?;
+                let st = wrk.finish(Duration::from_secs(600))?;
+                s = parse_wrk(&wrk.seen.join("\n"));
+                let errs = f64::from(u8::from(
+                    !st.success() || !s.contains_key("requests_per_sec"),
+                ));
+                s.insert(
+                    "errors".into(),
+                    errs + s.get("non_2xx").copied().unwrap_or(0.0),
+                );
+            }
+        }
+        derive(sc, &mut s);
+        if proxy.is_some() {
+            let after = procs::usage(&pids(&proxy));
+            let cpu = after.cpu_secs - before.cpu_secs;
+            s.insert("proxy_cpu_secs".into(), cpu);
+            s.insert("proxy_rss_mib".into(), after.rss_kib as f64 / 1024.0);
+            if let Some(units) = s.get(sc.units).copied().filter(|u| *u > 0.0) {
+                s.insert("cpu_per_unit".into(), cpu * sc.cpu_per / units);
+            }
+            if let (Some(h), Some(n)) = (held, s.get("upgraded").copied().filter(|n| *n > 0.0)) {
+                s.insert(
+                    "rss_per_tunnel".into(),
+                    (h.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / n,
+                );
+                s.insert(
+                    "fds_per_tunnel".into(),
+                    (h.fds as f64 - before.fds as f64) / n,
+                );
+                s.insert("iou_wrk".into(), h.iou_wrk as f64);
+                s.insert("threads".into(), h.threads as f64);
+            }
+        }
+        drop(proxy);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(s)
+    }
+
+    /// The whole markdown document.
+    pub fn document(
+        &self,
+        cmdline: &str,
+        rounds: usize,
+        sections: &[String],
+        took: Duration,
+        chart: &Path,
+    ) -> String {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let nginx = Command::new("nginx")
+            .arg("-v")
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stderr)
+                    .trim()
+                    .replace("nginx version: ", "")
+            })
+            .unwrap_or_else(|| "not installed".into());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chart_name = chart
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut out = format!(
+            "# Benchmark results\n\n\
+             Generated by `scripts/bench.sh` (`{cmdline}`) in {:.0} s. Every number below \
+             comes from that one run: median of {rounds} round(s), targets alternating.\n\n\
+             - machine: {cpus} CPUs ({model}), Linux {}, nginx {nginx}\n\
+             - {} worker(s) per proxy; proxy pinned to CPU(s) {:?}, echo backend and load \
+             generator to {:?}\n\
+             - `direct` is the load against the backend with no proxy: the ceiling\n\
+             - `÷ nginx` is ringway's number divided by nginx's; ↑ bigger is better, ↓ smaller \
+             is better\n\
+             - proxy CPU comes from /proc/PID/stat (user + system) over the load; RSS from \
+             /proc/PID/status\n\n\
+             ![ringway vs nginx]({chart_name})\n\n",
+            took.as_secs_f64(),
+            kernel.trim(),
+            self.workers,
+            self.proxy_cpus,
+            self.load_cpus,
+        );
+        for s in sections {
+            out.push_str(s);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Scenario-specific derived numbers, and ringway-load's latency names
+/// (`latency_p99_ms`) shortened to the tables' (`p99_ms`).
+fn derive(sc: &Scenario, s: &mut Sample) {
+    for q in ["p50", "p99", "p999", "max"] {
+        if let Some(v) = s.get(&format!("latency_{q}_ms")).copied() {
+            s.insert(format!("{q}_ms"), v);
+        }
+    }
+    if sc.name == "stream" {
+        if let Some(bytes) = s.get("bytes").copied() {
+            s.insert("gb".into(), bytes / 1e9);
+        }
+    }
+}
+
+/// What wrk prints: "Requests/sec: 51673.54", the latency distribution
+/// ("50%  0.89ms", "99%  2.16ms"), "Non-2xx or Non-3xx responses: N".
+pub fn parse_wrk(out: &str) -> Sample {
+    let mut s = Sample::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["Requests/sec:", v] => {
+                if let Ok(v) = v.parse() {
+                    s.insert("requests_per_sec".into(), v);
+                }
+            }
+            ["50%", v] => {
+                if let Some(ms) = wrk_ms(v) {
+                    s.insert("p50_ms".into(), ms);
+                }
+            }
+            ["99%", v] => {
+                if let Some(ms) = wrk_ms(v) {
+                    s.insert("p99_ms".into(), ms);
+                }
+            }
+            [n, "requests", "in", ..] => {
+                if let Ok(n) = n.parse() {
+                    s.insert("requests".into(), n);
+                }
+            }
+            ["Non-2xx", "or", "Non-3xx", "responses:", n] => {
+                if let Ok(n) = n.parse() {
+                    s.insert("non_2xx".into(), n);
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+fn wrk_ms(v: &str) -> Option<f64> {
+    if let Some(x) = v.strip_suffix("us") {
+        x.parse::<f64>().ok().map(|x| x / 1000.0)
+    } else if let Some(x) = v.strip_suffix("ms") {
+        x.parse().ok()
+    } else if let Some(x) = v.strip_suffix('s') {
+        x.parse::<f64>().ok().map(|x| x * 1000.0)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let out = "Running 10s test @ http://127.0.0.1:1/api/items?id=1\n\
+  1 threads and 50 connections\n\
+  Latency Distribution\n\
+     50%  890.00us\n\
+     75%    1.02ms\n\
+     99%    2.16ms\n\
+  516735 requests in 10.00s, 80.32MB read\n\
+Requests/sec:  51673.54\n";
+        let s = parse_wrk(out);
+        assert_eq!(s["requests_per_sec"], 51673.54);
+        assert_eq!(s["p50_ms"], 0.89);
+        assert_eq!(s["p99_ms"], 2.16);
+        assert_eq!(s["requests"], 516735.0);
+        assert!(!s.contains_key("non_2xx"));
+    }
+
+    #[test]
+    fn targets_round_trip_names() {
+        for t in Target::ALL {
+            assert_eq!(Target::parse(&t.label().replace(' ', "-")), Some(t));
+        }
+        assert_eq!(Target::parse("haproxy"), None);
+    }
+
+    #[test]
+    fn every_scenario_has_a_headline() {
+        for n in Scenario::NAMES {
+            let s = Scenario::new(n, true);
+            assert_eq!(s.name, n);
+            assert!(!s.metrics.is_empty());
+            assert!(s.load_command("127.0.0.1:1").contains("127.0.0.1:1"));
+        }
+    }
+}
