@@ -183,22 +183,16 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
 fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<usize>) {
     let id = init.id;
     match driver {
-        DriverKind::IoUring => {
-            match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .with_entries(entries)
-                .enable_timer()
-                .build()
-            {
-                Ok(mut rt) => {
-                    info!(worker = id, driver = %DriverKind::IoUring.name(), core = ?core, "worker started");
-                    rt.block_on(worker::main(init));
-                    return;
-                }
-                Err(e) => {
-                    warn!(worker = id, error = %e, "io_uring runtime failed to start, falling back to epoll");
-                }
+        DriverKind::IoUring => match uring_runtime(entries) {
+            Ok((mut rt, task_run)) => {
+                info!(worker = id, driver = %DriverKind::IoUring.name(), task_run, core = ?core, "worker started");
+                rt.block_on(worker::main(init));
+                return;
             }
-        }
+            Err(e) => {
+                warn!(worker = id, error = %e, "io_uring runtime failed to start, falling back to epoll");
+            }
+        },
         DriverKind::Epoll => {}
     }
     // The legacy driver needs non-blocking listeners (io_uring accepts on
@@ -219,6 +213,49 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
         }
         Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),
     }
+}
+
+/// How the kernel tells a worker that an io_uring wait (a `POLL_ADD` on a
+/// socket) has finished. By default it interrupts the running thread with
+/// an IPI to run the completion at once; a proxy thread is almost always
+/// running, so at load that is an interrupt per message. `DEFER_TASKRUN`
+/// (Linux 6.1) keeps completions until the worker next waits for events,
+/// and `COOP_TASKRUN` (5.19) runs them at its next syscall; either halves
+/// proxy CPU per message (bench/RESULTS.md). Older kernels get the plain
+/// ring.
+type RingSetup = fn(&mut io_uring::Builder);
+
+const TASK_RUN_MODES: [(&str, RingSetup); 3] = [
+    ("deferred", |b| {
+        b.setup_single_issuer().setup_defer_taskrun();
+    }),
+    ("cooperative", |b| {
+        b.setup_coop_taskrun();
+    }),
+    ("interrupt", |_| {}),
+];
+
+fn uring_runtime(
+    entries: u32,
+) -> std::io::Result<(
+    monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>,
+    &'static str,
+)> {
+    let mut last = None;
+    for (name, setup) in TASK_RUN_MODES {
+        let mut urb = io_uring::IoUring::builder();
+        setup(&mut urb);
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(entries)
+            .uring_builder(urb)
+            .enable_timer()
+            .build()
+        {
+            Ok(rt) => return Ok((rt, name)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no io_uring setup")))
 }
 
 /// Keys of the configuration contract this build parses but does not serve
