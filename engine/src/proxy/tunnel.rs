@@ -5,8 +5,9 @@
 //!
 //! Cost model: each direction waits for readability with no buffer held
 //! (an io_uring POLL_ADD or an epoll registration — no kernel thread), then
-//! borrows a pooled buffer, drains the socket with non-blocking recv/send
-//! and gives the buffer back. A read that fills the whole buffer switches
+//! borrows a pooled buffer, relays what the socket holds with non-blocking
+//! recv/send and gives the buffer back; a short read means the socket is
+//! drained, so the next step is the wait, not a recv that says EAGAIN. A read that fills the whole buffer switches
 //! that direction to splice(2) through a pooled pipe for the rest of the
 //! burst, so large messages move without a user-space copy. Half-close is
 //! passed on (shutdown(SHUT_WR) on the other side) and the other direction
@@ -111,13 +112,21 @@ async fn pump(
     send_timeout: Duration,
 ) -> io::Result<()> {
     let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
+    // Whether to wait for readability before the next recv. A recv that
+    // did not fill the buffer took everything the socket held, so the next
+    // one would only say EAGAIN: wait instead (both waits are level
+    // checks, so bytes that arrived meanwhile end the wait at once).
+    let mut wait = false;
     loop {
+        if wait {
+            sys::readable(src).await?;
+        }
         let mut buf = worker.bufs.take();
         let n = match sys::recv(sfd, &mut buf) {
             Ok(n) => n,
             Err(e) if sys::would_block(&e) => {
                 worker.bufs.give(buf);
-                sys::readable(src).await?;
+                wait = true;
                 continue;
             }
             Err(e) => {
@@ -132,16 +141,18 @@ async fn pump(
         }
         worker.idle.touch(key);
         let full = n == buf.len();
+        wait = !full;
         let r = sys::write_all(dst, &buf[..n], send_timeout).await;
         worker.bufs.give(buf);
         r?;
         bytes.set(bytes.get() + n as u64);
-        if full
-            && worker.splice
-            && Box::pin(splice_burst(worker, src, dst, key, bytes, send_timeout)).await?
-        {
-            sys::shutdown_write(dfd);
-            return Ok(());
+        if full && worker.splice {
+            // The burst ends when the socket says EAGAIN (or at its end).
+            if Box::pin(splice_burst(worker, src, dst, key, bytes, send_timeout)).await? {
+                sys::shutdown_write(dfd);
+                return Ok(());
+            }
+            wait = true;
         }
     }
 }
