@@ -518,6 +518,7 @@ http {{
         let before = procs::usage(&pids(&proxy));
         let mut s: Sample;
         let mut held: Option<Usage> = None;
+        let mut window: Option<(Usage, Usage)> = None;
         match &sc.load {
             Load::Ws { mode, args } => {
                 let mut c = self.cmd("ringway-load");
@@ -526,6 +527,16 @@ http {{
                     .args(args)
                     .arg("--json");
                 let mut load = Proc::spawn("ringway-load", procs::pinned(c, &self.load_cpus))?;
+                if sc.cpu_per > 0.0 && *mode != "fanout" {
+                    // Proxy CPU over the load's measured window only, so
+                    // opening and warming up are not charged to it.
+                    let line = load.wait_line("window warmup=", Duration::from_secs(120))?;
+                    let (warmup, duration) = window_of(&line).context("window line")?;
+                    std::thread::sleep(warmup);
+                    let start = procs::usage(&pids(&proxy));
+                    std::thread::sleep(duration);
+                    window = Some((start, procs::usage(&pids(&proxy))));
+                }
                 if *mode == "hold" {
                     load.wait_line("holding", Duration::from_secs(300))?;
                     // Let the last handshakes' buffers settle before sampling.
@@ -566,7 +577,10 @@ http {{
         derive(sc, &mut s);
         if proxy.is_some() {
             let after = procs::usage(&pids(&proxy));
-            let cpu = after.cpu_secs - before.cpu_secs;
+            let cpu = match &window {
+                Some((a, b)) => b.cpu_secs - a.cpu_secs,
+                None => after.cpu_secs - before.cpu_secs,
+            };
             s.insert("proxy_cpu_secs".into(), cpu);
             s.insert("proxy_rss_mib".into(), after.rss_kib as f64 / 1024.0);
             if let Some(units) = s.get(sc.units).copied().filter(|u| *u > 0.0) {
@@ -674,6 +688,15 @@ fn derive(sc: &Scenario, s: &mut Sample) {
 
 /// What wrk prints: "Requests/sec: 51673.54", the latency distribution
 /// ("50%  0.89ms", "99%  2.16ms"), "Non-2xx or Non-3xx responses: N".
+/// `window warmup=1.000 duration=2.000` → (warmup, duration).
+fn window_of(line: &str) -> Option<(Duration, Duration)> {
+    let num = |key: &str| -> Option<Duration> {
+        let v = line.split_whitespace().find_map(|w| w.strip_prefix(key))?;
+        Some(Duration::from_secs_f64(v.parse::<f64>().ok()?))
+    };
+    Some((num("warmup=")?, num("duration=")?))
+}
+
 pub fn parse_wrk(out: &str) -> Sample {
     let mut s = Sample::new();
     for l in out.lines() {
@@ -724,6 +747,14 @@ fn wrk_ms(v: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_the_load_window() {
+        let (w, d) = super::window_of("window warmup=1.000 duration=2.500").unwrap();
+        assert_eq!((w.as_millis(), d.as_millis()), (1000, 2500));
+        assert!(super::window_of("window warmup=x duration=1").is_none());
+        assert!(super::window_of("started").is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -177,6 +177,7 @@ pub fn parent(o: &Opts, c: &ChurnOpts, argv: &[String]) -> anyhow::Result<i32> {
     let mut fleet = Fleet::spawn("churn", argv, &slices)?;
     fleet.collect("ready", Instant::now() + SLACK)?;
     fleet.broadcast("start")?;
+    crate::pingpong::window_line(c.warmup, c.duration);
     let t = &o.timeouts;
     // After the window each worker finishes the cycle it is in: at most a
     // connect, an upgrade, an echo and a close.

@@ -288,6 +288,16 @@ impl Totals {
 }
 
 /// The parent's side of a timed run: spawn, wait for every `open`,
+/// Tell whoever watches the load (the harness measures proxy CPU over the
+/// same window) when the measured part starts and how long it lasts.
+pub fn window_line(warmup: Duration, duration: Duration) {
+    eprintln!(
+        "window warmup={:.3} duration={:.3}",
+        warmup.as_secs_f64(),
+        duration.as_secs_f64()
+    );
+}
+
 /// broadcast `start`, wait for every `done`, merge.
 pub fn parent_run(o: &Opts, mode: &str, argv: &[String], t: &TimedOpts) -> anyhow::Result<Totals> {
     let slices = fleet::split(o.n, o.procs);
@@ -315,6 +325,7 @@ pub fn parent_run(o: &Opts, mode: &str, argv: &[String], t: &TimedOpts) -> anyho
         tot.add_open(l);
     }
     fleet.broadcast("start")?;
+    window_line(t.warmup, t.duration);
     // Every wait after the window is one message's or the close's, each
     // under the io timeout.
     let after = to.io * (t.window as u32 + 2);
