@@ -116,6 +116,65 @@ pub fn pipe() -> io::Result<(RawFd, RawFd)> {
     Ok((fds[0], fds[1]))
 }
 
+/// Raise the soft open-file limit to the hard one (nginx needs
+/// `worker_rlimit_nofile` for this; a proxy holding thousands of tunnels
+/// always wants it). Returns the soft limit in force afterwards.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit to fill / read.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// Grow this process's descriptor table to hold `slots` descriptors now,
+/// while the process has one thread. The kernel grows the table by
+/// doubling as descriptors are opened, and once several threads share it
+/// every growth waits for an RCU grace period (`expand_fdtable` calls
+/// `synchronize_rcu`): the worker stalls for milliseconds in whichever
+/// `accept` or `socket` crossed the size, during a connection storm. The
+/// table never shrinks, so one dup2 to the highest slot and a close is
+/// enough. Costs 8 bytes of kernel memory per slot. Returns the slots
+/// reserved (0 when `slots` is too small to matter).
+pub fn reserve_fd_table(slots: u64) -> io::Result<u64> {
+    // The kernel starts with 64 slots; the first growths are cheap.
+    if slots <= 1024 {
+        return Ok(0);
+    }
+    let top = RawFd::try_from(slots - 1).unwrap_or(RawFd::MAX);
+    // SAFETY: dup2 of our stdin-or-/dev/null descriptor onto a slot we
+    // close again at once; no other thread exists yet to race for it.
+    unsafe {
+        let src = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if src < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = libc::dup2(src, top);
+        let err = io::Error::last_os_error();
+        libc::close(src);
+        if r < 0 {
+            return Err(err);
+        }
+        libc::close(top);
+    }
+    Ok(slots)
+}
+
 pub fn close(fd: RawFd) {
     // SAFETY: the caller owns fd and never uses it again.
     unsafe {
@@ -266,4 +325,30 @@ pub async fn read_some_timeout(
 
 pub fn would_block(e: &io::Error) -> bool {
     is_would_block(e)
+}
+
+#[cfg(test)]
+mod tests {
+    fn fd_slots() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
+        line["FDSize:".len()..].trim().parse().unwrap()
+    }
+
+    #[test]
+    fn descriptor_table_is_sized_up_front() {
+        let limit = super::raise_nofile_limit().unwrap();
+        let want = limit.min(8192);
+        if want <= 1024 {
+            // A hard limit this low leaves nothing worth reserving.
+            assert_eq!(super::reserve_fd_table(want).unwrap(), 0);
+            return;
+        }
+        assert_eq!(super::reserve_fd_table(want).unwrap(), want);
+        assert!(fd_slots() >= want, "FDSize {} < {want}", fd_slots());
+        // The slot used to grow the table is closed again.
+        // SAFETY: fcntl F_GETFD on a descriptor number only queries it.
+        assert_eq!(unsafe { libc::fcntl((want - 1) as i32, libc::F_GETFD) }, -1);
+        assert_eq!(super::reserve_fd_table(64).unwrap(), 0);
+    }
 }

@@ -81,6 +81,7 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
     let mut signals =
         Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT]).map_err(StartError::Signals)?;
 
+    reserve_descriptors(&config);
     let access_log =
         crate::access_log::Sink::open(&config.log.access_log).map_err(StartError::AccessLog)?;
     let bound = listener::bind_all(&config, workers)?;
@@ -212,6 +213,39 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
             rt.block_on(worker::main(init));
         }
         Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),
+    }
+}
+
+/// Raise the open-file limit and size the descriptor table for the
+/// connections the config allows (2 descriptors each, client and upstream),
+/// up to the limit and at most 2^17 slots (1 MiB of kernel memory), before
+/// any worker thread exists. See `sys::reserve_fd_table`.
+fn reserve_descriptors(config: &Config) {
+    let limit = match crate::sys::raise_nofile_limit() {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot read the open-file limit");
+            return;
+        }
+    };
+    let want = (config.runtime.max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(256);
+    let slots = want.min(limit).min(1 << 17);
+    match crate::sys::reserve_fd_table(slots) {
+        Ok(n) => info!(
+            open_file_limit = limit,
+            reserved = n,
+            "descriptor table sized"
+        ),
+        Err(e) => warn!(error = %e, slots, "cannot pre-size the descriptor table"),
+    }
+    if limit < want {
+        info!(
+            open_file_limit = limit,
+            max_connections = config.runtime.max_connections,
+            "the open-file limit, not max_connections, bounds proxied connections (2 descriptors each); raise it with ulimit -n or LimitNOFILE="
+        );
     }
 }
 
