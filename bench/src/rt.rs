@@ -57,24 +57,13 @@ pub fn block_on<F: Future>(driver: Driver, f: F) -> std::io::Result<F::Output> {
 /// Raise this process's soft open-file limit to the hard limit; returns
 /// the limit now in force.
 pub fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim = want;
-            }
-        }
-    }
-    lim.rlim_cur
+    ringway::sys::raise_nofile_limit().unwrap_or(1024)
+}
+
+/// Size the descriptor table for the whole open-file limit (capped at
+/// 2^17 slots) while the process has one thread, so a connection storm
+/// never waits on the kernel growing a shared table (see
+/// `ringway::sys::reserve_fd_table`). Call before spawning threads.
+pub fn reserve_descriptors() {
+    let _ = ringway::sys::reserve_fd_table(raise_nofile().min(1 << 17));
 }

@@ -75,7 +75,8 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    rt::raise_nofile();
+    // Worker threads share one descriptor table: size it now.
+    rt::reserve_descriptors();
 
     let first = bind(listen).with_context(|| format!("bind {listen}"))?;
     let addr = first.local_addr()?;

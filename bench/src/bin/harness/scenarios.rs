@@ -648,8 +648,11 @@ http {{
              - `direct` is the load against the backend with no proxy: the ceiling\n\
              - `÷ nginx` is ringway's number divided by nginx's; ↑ bigger is better, ↓ smaller \
              is better\n\
-             - proxy CPU comes from /proc/PID/stat (user + system) over the load; RSS from \
-             /proc/PID/status\n\n\
+             - proxy CPU comes from /proc/PID/stat (user + system) over the load's measured \
+             window (after its warmup; the whole load for fanout and http); RSS from \
+             /proc/PID/status\n\
+             - what these numbers say against the performance targets, and the profiles \
+             behind that: `bench/TARGETS.md`\n\n\
              ![ringway vs nginx]({chart_name})\n\n",
             took.as_secs_f64(),
             kernel.trim(),
