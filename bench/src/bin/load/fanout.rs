@@ -17,18 +17,19 @@
 //! load generator sharing the backend's group) are skipped. The backend's group is per backend
 //! thread: run `ringway-echo --threads 1`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ringway_bench::cli::{parse_duration, Args, CliError};
-use ringway_bench::client::{bounded, for_each_bounded, Frame, Phase, What, WsClient, MAX_FRAME};
+use ringway_bench::client::{bounded, Frame, Phase, What, WsClient, MAX_FRAME};
 use ringway_bench::hist::Hist;
 use ringway_bench::report::{Counts, JsonObject, Line};
 use ringway_bench::{rt, ws};
 
 use crate::fleet::{self, Fleet};
+use crate::pingpong::{open_slice, Opened};
 use crate::Opts;
 
 /// Slack added to every computed deadline.
@@ -429,36 +430,12 @@ pub fn child(o: &Opts, f: &FanoutOpts) -> anyhow::Result<()> {
     let (o, f) = (Rc::new(o.clone()), f.clone());
     rt::block_on(o.driver, async move {
         let n = o.n;
-        let conns: Rc<RefCell<Vec<Option<WsClient>>>> =
-            Rc::new(RefCell::new((0..n).map(|_| None).collect()));
-        let failures = Rc::new(RefCell::new(Counts::default()));
-        let upgraded = Rc::new(Cell::new(0u64));
-        {
-            let (o, conns, failures, upgraded) =
-                (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
-            for_each_bounded(n, o.concurrency, move |i| {
-                let (o, conns, failures, upgraded) =
-                    (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
-                async move {
-                    let src = o.source(slice.offset + i);
-                    match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
-                        Ok(c) => {
-                            upgraded.set(upgraded.get() + 1);
-                            conns.borrow_mut()[i] = Some(c);
-                        }
-                        Err(e) => failures.borrow_mut().add(&e.key()),
-                    }
-                }
-            })
-            .await;
-        }
-        let mut failures = failures.take();
-        let connect_failed: u64 = failures
-            .0
-            .iter()
-            .filter(|(k, _)| k.starts_with("connect_"))
-            .map(|(_, v)| v)
-            .sum();
+        let Opened {
+            conns,
+            mut failures,
+            upgraded,
+            connect_failed,
+        } = open_slice(o.clone(), slice.offset).await;
         let publisher = if slice.index == 0 {
             let src = o.source(slice.offset + n);
             match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {

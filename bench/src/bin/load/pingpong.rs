@@ -355,36 +355,12 @@ where
     let (o, t) = (Rc::new(o.clone()), t.clone());
     rt::block_on(o.driver, async move {
         let n = o.n;
-        let conns: Rc<RefCell<Vec<Option<WsClient>>>> =
-            Rc::new(RefCell::new((0..n).map(|_| None).collect()));
-        let failures = Rc::new(RefCell::new(Counts::default()));
-        let upgraded = Rc::new(Cell::new(0u64));
-        {
-            let (o, conns, failures, upgraded) =
-                (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
-            for_each_bounded(n, o.concurrency, move |i| {
-                let (o, conns, failures, upgraded) =
-                    (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
-                async move {
-                    let src = o.source(slice.offset + i);
-                    match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
-                        Ok(c) => {
-                            upgraded.set(upgraded.get() + 1);
-                            conns.borrow_mut()[i] = Some(c);
-                        }
-                        Err(f) => failures.borrow_mut().add(&f.key()),
-                    }
-                }
-            })
-            .await;
-        }
-        let failures = failures.take();
-        let connect_failed: u64 = failures
-            .0
-            .iter()
-            .filter(|(k, _)| k.starts_with("connect_"))
-            .map(|(_, v)| v)
-            .sum();
+        let Opened {
+            conns,
+            failures,
+            upgraded,
+            connect_failed,
+        } = open_slice(o.clone(), slice.offset).await;
         fleet::send(
             &Line::new("open")
                 .field("upgraded", upgraded.get())
@@ -499,6 +475,58 @@ async fn round_trip(c: &mut WsClient, payload: &[u8]) -> Result<(), What> {
             }
             _ => return Err(What::Mismatch),
         }
+    }
+}
+
+/// What a child's opening phase left: its connections (None where one
+/// failed), the failures by kind, and counts.
+pub struct Opened {
+    pub conns: Rc<RefCell<Vec<Option<WsClient>>>>,
+    pub failures: Counts,
+    pub upgraded: Rc<Cell<u64>>,
+    /// Failures before the TCP connection existed.
+    pub connect_failed: u64,
+}
+
+/// Open this child's `o.n` WebSockets (global indices from `offset`, for
+/// source addresses), at most `o.concurrency` at a time.
+pub async fn open_slice(o: Rc<Opts>, offset: usize) -> Opened {
+    let n = o.n;
+    let conns: Rc<RefCell<Vec<Option<WsClient>>>> =
+        Rc::new(RefCell::new((0..n).map(|_| None).collect()));
+    let failures = Rc::new(RefCell::new(Counts::default()));
+    let upgraded = Rc::new(Cell::new(0u64));
+    {
+        let (o, conns, failures, upgraded) =
+            (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
+        for_each_bounded(n, o.concurrency, move |i| {
+            let (o, conns, failures, upgraded) =
+                (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
+            async move {
+                let src = o.source(offset + i);
+                match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
+                    Ok(c) => {
+                        upgraded.set(upgraded.get() + 1);
+                        conns.borrow_mut()[i] = Some(c);
+                    }
+                    Err(f) => failures.borrow_mut().add(&f.key()),
+                }
+            }
+        })
+        .await;
+    }
+    let failures = failures.take();
+    let connect_failed = failures
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with("connect_"))
+        .map(|(_, v)| v)
+        .sum();
+    Opened {
+        conns,
+        failures,
+        upgraded,
+        connect_failed,
     }
 }
 
