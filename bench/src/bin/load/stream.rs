@@ -382,7 +382,7 @@ impl FrameReader {
         let Some(h) = ws::parse_header(&self.buf[self.pos..]) else {
             return Ok(None);
         };
-        if h.mask.is_some() || h.frame_len().map_or(true, |l| l > MAX_FRAME) {
+        if h.mask.is_some() || h.frame_len().is_none_or(|l| l > MAX_FRAME) {
             return Err(What::Protocol);
         }
         if h.is_control() {
