@@ -125,6 +125,13 @@ impl Line {
         }
         c
     }
+
+    /// The latency histogram a child sent in its `hist` field, if any.
+    pub fn hist(&self) -> Option<crate::hist::Hist> {
+        self.fields
+            .get("hist")
+            .and_then(|s| crate::hist::Hist::decode(s))
+    }
 }
 
 /// Builds one JSON object.

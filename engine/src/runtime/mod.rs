@@ -249,16 +249,17 @@ fn reserve_descriptors(config: &Config) {
     }
 }
 
+/// Applies one way of running completions to a ring builder.
+type RingSetup = fn(&mut io_uring::Builder);
+
 /// How the kernel tells a worker that an io_uring wait (a `POLL_ADD` on a
 /// socket) has finished. By default it interrupts the running thread with
 /// an IPI to run the completion at once; a proxy thread is almost always
 /// running, so at load that is an interrupt per message. `DEFER_TASKRUN`
 /// (Linux 6.1) keeps completions until the worker next waits for events,
 /// and `COOP_TASKRUN` (5.19) runs them at its next syscall; either halves
-/// proxy CPU per message (bench/RESULTS.md). Older kernels get the plain
+/// proxy CPU per message (bench/TARGETS.md). Older kernels get the plain
 /// ring.
-type RingSetup = fn(&mut io_uring::Builder);
-
 const TASK_RUN_MODES: [(&str, RingSetup); 3] = [
     ("deferred", |b| {
         b.setup_single_issuer().setup_defer_taskrun();
@@ -269,12 +270,11 @@ const TASK_RUN_MODES: [(&str, RingSetup); 3] = [
     ("interrupt", |_| {}),
 ];
 
-fn uring_runtime(
-    entries: u32,
-) -> std::io::Result<(
-    monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>,
-    &'static str,
-)> {
+type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;
+
+/// An io_uring runtime with the first completion mode the kernel accepts,
+/// and that mode's name.
+fn uring_runtime(entries: u32) -> std::io::Result<(UringRuntime, &'static str)> {
     let mut last = None;
     for (name, setup) in TASK_RUN_MODES {
         let mut urb = io_uring::IoUring::builder();

@@ -37,8 +37,6 @@ use crate::Opts;
 const SLACK: Duration = Duration::from_secs(30);
 /// How long children may take to exit after reporting.
 const GRACE: Duration = Duration::from_secs(5);
-/// Descriptors a load process needs beside its connections.
-const FD_RESERVE: u64 = 64;
 /// Pause after a failed cycle, so a refusing target is not spun on.
 const BACKOFF: Duration = Duration::from_millis(10);
 
@@ -150,7 +148,7 @@ impl Totals {
         self.handshakes += l.num("handshakes");
         self.cycles += l.num("cycles");
         self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.fields.get("hist").and_then(|s| Hist::decode(s)) {
+        if let Some(h) = l.hist() {
             self.hist.merge(&h);
         }
     }
@@ -166,14 +164,7 @@ impl Totals {
 
 /// Run the children, report. Returns the exit status.
 pub fn parent(o: &Opts, c: &ChurnOpts, argv: &[String]) -> anyhow::Result<i32> {
-    let slices = fleet::split(o.n, o.procs);
-    let per = slices.iter().map(|s| s.n).max().unwrap_or(0) as u64;
-    let nofile = rt::raise_nofile();
-    if per + FD_RESERVE > nofile {
-        anyhow::bail!(
-            "{per} workers per process exceed the open-file limit {nofile}; raise --procs"
-        );
-    }
+    let (slices, _) = fleet::plan(o.n, o.procs, 0, "workers")?;
     let mut fleet = Fleet::spawn("churn", argv, &slices)?;
     fleet.collect("ready", Instant::now() + SLACK)?;
     fleet.broadcast("start")?;
@@ -216,10 +207,7 @@ pub fn parent(o: &Opts, c: &ChurnOpts, argv: &[String]) -> anyhow::Result<i32> {
             .raw("failures", &tot.failures.json());
         println!("{}", j.finish());
     } else {
-        let sources = match o.sources.len() {
-            0 => "the default source".to_string(),
-            n => format!("{n} source addresses"),
-        };
+        let sources = o.sources_human();
         println!(
             "churn: {} workers against {}{} from {sources} in {} processes",
             o.n,

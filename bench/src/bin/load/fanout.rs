@@ -36,8 +36,6 @@ use crate::Opts;
 const SLACK: Duration = Duration::from_secs(30);
 /// How long children may take to exit after reporting.
 const GRACE: Duration = Duration::from_secs(5);
-/// Descriptors a load process needs beside its connections.
-const FD_RESERVE: u64 = 64;
 /// First bytes of every message.
 const MAGIC: [u8; 4] = *b"RWFO";
 /// Magic, run id, number, send time.
@@ -291,7 +289,7 @@ impl Totals {
         self.publisher_copies += l.num("publisher_copies");
         self.closed += l.num("closed");
         self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.fields.get("hist").and_then(|s| Hist::decode(s)) {
+        if let Some(h) = l.hist() {
             self.hist.merge(&h);
         }
     }
@@ -304,14 +302,7 @@ impl Totals {
 
 /// Run the children, report. Returns the exit status.
 pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> {
-    let slices = fleet::split(o.n, o.procs);
-    let per = slices.iter().map(|s| s.n).max().unwrap_or(0) as u64 + 1;
-    let nofile = rt::raise_nofile();
-    if per + FD_RESERVE > nofile {
-        anyhow::bail!(
-            "{per} connections per process exceed the open-file limit {nofile}; raise --procs"
-        );
-    }
+    let (slices, per) = fleet::plan(o.n, o.procs, 1, "connections")?;
     let waves = per.div_ceil(o.concurrency as u64).max(1) as u32 + 1;
     let t = &o.timeouts;
     let started = Instant::now();
@@ -373,10 +364,7 @@ pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> 
             .raw("failures", &tot.failures.json());
         println!("{}", j.finish());
     } else {
-        let sources = match o.sources.len() {
-            0 => "the default source".to_string(),
-            n => format!("{n} source addresses"),
-        };
+        let sources = o.sources_human();
         println!(
             "fanout: {} subscribers of {}{} from {sources} in {} processes; \
              {} messages of {} bytes every {:.0}ms",

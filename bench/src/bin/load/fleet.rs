@@ -45,6 +45,24 @@ pub fn split(n: usize, procs: usize) -> Vec<Slice> {
         .collect()
 }
 
+/// Descriptors a load process keeps for itself besides its connections.
+const FD_RESERVE: u64 = 64;
+
+/// Split `n` over at most `procs` children and check that the largest
+/// share, plus `extra` connections each (a publisher), fits this
+/// process's open-file limit (raised to the hard limit first; children
+/// inherit it). Returns the slices and that largest share. `what` names
+/// the units in the error ("connections", "workers").
+pub fn plan(n: usize, procs: usize, extra: u64, what: &str) -> anyhow::Result<(Vec<Slice>, u64)> {
+    let slices = split(n, procs);
+    let per = slices.iter().map(|s| s.n).max().unwrap_or(0) as u64 + extra;
+    let nofile = ringway_bench::rt::raise_nofile();
+    if per + FD_RESERVE > nofile {
+        bail!("{per} {what} per process exceed the open-file limit {nofile}; raise --procs");
+    }
+    Ok((slices, per))
+}
+
 /// The running children.
 pub struct Fleet {
     children: Vec<Child>,

@@ -24,8 +24,6 @@ use crate::Opts;
 const SLACK: Duration = Duration::from_secs(30);
 /// How long children may take to exit after reporting.
 const GRACE: Duration = Duration::from_secs(5);
-/// Descriptors a load process needs beside its connections.
-const FD_RESERVE: u64 = 64;
 
 /// `hold`'s own options.
 #[derive(Debug, Clone)]
@@ -55,14 +53,7 @@ impl HoldOpts {
 
 /// Run the children, hold, verify, report. Returns the exit status.
 pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
-    let slices = fleet::split(o.n, o.procs);
-    let per = slices.iter().map(|s| s.n).max().unwrap_or(0) as u64;
-    let nofile = rt::raise_nofile();
-    if per + FD_RESERVE > nofile {
-        anyhow::bail!(
-            "{per} connections per process exceed the open-file limit {nofile}; raise --procs"
-        );
-    }
+    let (slices, per) = fleet::plan(o.n, o.procs, 0, "connections")?;
     let waves = per.div_ceil(o.concurrency as u64).max(1) as u32;
     let started = Instant::now();
     let mut fleet = Fleet::spawn("hold", argv, &slices)?;
@@ -80,7 +71,7 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
         opened += l.num("opened");
         upgraded += l.num("upgraded");
         failures.merge(&l.failure_counts());
-        if let Some(hist) = l.fields.get("hist").and_then(|s| Hist::decode(s)) {
+        if let Some(hist) = l.hist() {
             open_hist.merge(&hist);
         }
     }
@@ -100,7 +91,7 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
         alive += l.num("alive");
         closed += l.num("closed");
         failures.merge(&l.failure_counts());
-        if let Some(hist) = l.fields.get("hist").and_then(|s| Hist::decode(s)) {
+        if let Some(hist) = l.hist() {
             echo_hist.merge(&hist);
         }
     }
@@ -131,10 +122,7 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
             .raw("failures", &failures.json());
         println!("{}", j.finish());
     } else {
-        let sources = match o.sources.len() {
-            0 => "the default source".to_string(),
-            n => format!("{n} source addresses"),
-        };
+        let sources = o.sources_human();
         println!(
             "hold: {} connections to {}{} from {sources} in {} processes",
             o.n,

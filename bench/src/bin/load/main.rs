@@ -102,6 +102,14 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// The sources, for a human-readable report.
+    pub fn sources_human(&self) -> String {
+        match self.sources.len() {
+            0 => "the default source".to_string(),
+            n => format!("{n} source addresses"),
+        }
+    }
+
     /// The source address of global connection number `i`.
     pub fn source(&self, i: usize) -> Option<Ipv4Addr> {
         (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])

@@ -32,8 +32,6 @@ use crate::Opts;
 const SLACK: Duration = Duration::from_secs(30);
 /// How long children may take to exit after reporting.
 const GRACE: Duration = Duration::from_secs(5);
-/// Descriptors a load process needs beside its connections.
-const FD_RESERVE: u64 = 64;
 /// Largest message: what fits in the client's largest frame.
 pub const MAX_SIZE: usize = MAX_FRAME - 14;
 
@@ -211,7 +209,7 @@ impl Totals {
         self.bytes += l.num("bytes");
         self.closed += l.num("closed");
         self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.fields.get("hist").and_then(|s| Hist::decode(s)) {
+        if let Some(h) = l.hist() {
             self.hist.merge(&h);
         }
     }
@@ -272,10 +270,7 @@ impl Totals {
 
     /// The text lines every timed mode prints first.
     pub fn head_human(&self, mode: &str, what: &str, o: &Opts) {
-        let sources = match o.sources.len() {
-            0 => "the default source".to_string(),
-            n => format!("{n} source addresses"),
-        };
+        let sources = o.sources_human();
         println!(
             "{mode}: {} connections to {}{} from {sources} in {} processes, {what}",
             o.n, o.target, o.path, self.procs
@@ -300,14 +295,7 @@ pub fn window_line(warmup: Duration, duration: Duration) {
 
 /// broadcast `start`, wait for every `done`, merge.
 pub fn parent_run(o: &Opts, mode: &str, argv: &[String], t: &TimedOpts) -> anyhow::Result<Totals> {
-    let slices = fleet::split(o.n, o.procs);
-    let per = slices.iter().map(|s| s.n).max().unwrap_or(0) as u64;
-    let nofile = rt::raise_nofile();
-    if per + FD_RESERVE > nofile {
-        anyhow::bail!(
-            "{per} connections per process exceed the open-file limit {nofile}; raise --procs"
-        );
-    }
+    let (slices, per) = fleet::plan(o.n, o.procs, 0, "connections")?;
     let waves = per.div_ceil(o.concurrency as u64).max(1) as u32;
     let started = Instant::now();
     let mut fleet = Fleet::spawn(mode, argv, &slices)?;
