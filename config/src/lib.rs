@@ -25,13 +25,38 @@ pub use units::{parse_duration, parse_size};
 
 /// Read and validate a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: None,
         key: "(file)".into(),
         kind: ErrorKind::Read(e.to_string()),
     })?;
-    parse_str(&text, path)
+    let text = utf8(&bytes, path)?;
+    parse_str(text, path)
+}
+
+/// The file as text; a byte that is not UTF-8 is named with its line and
+/// column (TOML files are UTF-8).
+fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        ConfigError {
+            file: path.to_path_buf(),
+            line: Some(line),
+            key: "(file)".into(),
+            kind: ErrorKind::Syntax(format!(
+                "byte 0x{:02x} at column {} is not UTF-8 (save the file as UTF-8)",
+                bytes[at],
+                at - line_start + 1
+            )),
+        }
+    })
 }
 
 /// Validate configuration text; `path` names it in errors.
@@ -268,6 +293,36 @@ try_files = ["$uri", "/index.html"]
 
         let e = err("x = [");
         assert!(e.starts_with("/etc/ringway/ringway.toml:1: "), "{e}");
+    }
+
+    #[test]
+    fn an_empty_config_is_refused() {
+        let e = err("");
+        assert_eq!(
+            e,
+            "/etc/ringway/ringway.toml: servers: no server is configured (add a [servers.NAME] table)"
+        );
+        let e = err("[runtime]\nworkers = 1\n");
+        assert!(e.contains("no server is configured"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_that_is_not_utf8_is_located() {
+        let bytes = b"[servers.a]\nlisten = \"80\"\n# caf\xe9\n";
+        let e = utf8(bytes, Path::new("/x.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/x.toml:3: (file): byte 0xe9 at column 6 is not UTF-8 (save the file as UTF-8)"
+        );
+    }
+
+    #[test]
+    fn a_missing_root_is_a_warning() {
+        let c = parse("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nroot = \"/nonexistent/www\"\n[servers.a.locations.\"/t/\"]\nroot = \"/tmp\"\n").unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["/etc/ringway/ringway.toml:4: servers.a.locations.\"/\".root: `/nonexistent/www` is not a directory (requests here will get 404)".to_string()]
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Config {
     pub upstreams: IndexMap<String, Upstream>,
     /// `[servers.NAME]`, in file order.
     pub servers: Vec<Server>,
+    /// What is suspicious but not wrong (a static `root` that does not
+    /// exist yet), each as "file:line: key: what", for `-t` and the log.
+    pub warnings: Vec<String>,
 }
 
 /// `[runtime]`.
@@ -155,6 +158,9 @@ pub struct Server {
     /// `send_timeout` (default "60s"): the longest a write of ringway's own
     /// answer to the client may wait (nginx's send_timeout).
     pub send_timeout: Duration,
+    /// `underscores_in_headers` (default false, as nginx): client header
+    /// fields with `_` in their names are not forwarded.
+    pub underscores_in_headers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,6 +82,7 @@ pub struct RawServer {
     pub client_header_timeout: Option<V>,
     pub keepalive_timeout: Option<V>,
     pub send_timeout: Option<V>,
+    pub underscores_in_headers: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

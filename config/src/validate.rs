@@ -16,6 +16,7 @@ use crate::units::{parse_duration, parse_size};
 struct Ctx<'a> {
     text: &'a str,
     file: &'a Path,
+    warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
@@ -39,6 +40,15 @@ impl Ctx<'_> {
 
     fn at(&self, v: &V, key: &str, kind: ErrorKind) -> ConfigError {
         self.err(Some(v.span()), key, kind)
+    }
+
+    /// Note something suspicious at `v` that does not stop the config.
+    fn warn(&self, v: &V, key: &str, what: String) {
+        self.warnings.borrow_mut().push(format!(
+            "{}:{}: {key}: {what}",
+            self.file.display(),
+            self.line_of(v.span().start)
+        ));
     }
 
     fn string(&self, v: &V, key: &str) -> Result<String, ConfigError> {
@@ -149,7 +159,11 @@ fn k(name: &str) -> String {
 }
 
 pub fn validate(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    let cx = Ctx { text, file };
+    let cx = Ctx {
+        text,
+        file,
+        warnings: Default::default(),
+    };
     let raw: Raw = toml::from_str(text).map_err(|e| {
         let key = e
             .span()
@@ -183,6 +197,15 @@ pub fn validate(text: &str, file: &Path) -> Result<Config, ConfigError> {
     for (name, s) in &raw.servers {
         servers.push(server(&cx, name, s, &upstreams)?);
     }
+    if servers.is_empty() {
+        // nginx starts with no server and answers nothing; a proxy with
+        // nothing to listen on is a mistake in the file, not a choice.
+        return Err(cx.err(
+            None,
+            "servers",
+            ErrorKind::Invalid("no server is configured (add a [servers.NAME] table)".into()),
+        ));
+    }
     check_listen_names(&cx, &raw, &servers)?;
     Ok(Config {
         source: file.to_path_buf(),
@@ -191,6 +214,7 @@ pub fn validate(text: &str, file: &Path) -> Result<Config, ConfigError> {
         metrics,
         upstreams,
         servers,
+        warnings: cx.warnings.take(),
     })
 }
 
@@ -584,6 +608,11 @@ fn server(
             &format!("{key}.send_timeout"),
             Duration::from_secs(60),
         )?,
+        underscores_in_headers: cx.bool(
+            r.underscores_in_headers.as_ref(),
+            &format!("{key}.underscores_in_headers"),
+            false,
+        )?,
     })
 }
 
@@ -693,11 +722,31 @@ fn location(
         }
         Action::Proxy(pp)
     } else {
-        let root = match (&r.root, &r.alias) {
-            (Some(v), _) => StaticRoot::Root(cx.string(v, &format!("{key}.root"))?.into()),
-            (_, Some(v)) => StaticRoot::Alias(cx.string(v, &format!("{key}.alias"))?.into()),
+        let (root, v, rk) = match (&r.root, &r.alias) {
+            (Some(v), _) => {
+                let rk = format!("{key}.root");
+                (StaticRoot::Root(cx.string(v, &rk)?.into()), v, rk)
+            }
+            (_, Some(v)) => {
+                let rk = format!("{key}.alias");
+                (StaticRoot::Alias(cx.string(v, &rk)?.into()), v, rk)
+            }
             _ => unreachable!("one action is present"),
         };
+        // A warning, not an error (nginx checks nothing here): a deploy may
+        // create or mount the directory after the config is tested, but a
+        // typo would otherwise show only as 404s.
+        let (StaticRoot::Root(dir) | StaticRoot::Alias(dir)) = &root;
+        if !dir.is_dir() {
+            cx.warn(
+                v,
+                &rk,
+                format!(
+                    "`{}` is not a directory (requests here will get 404)",
+                    dir.display()
+                ),
+            );
+        }
         let index = match &r.index {
             None => vec!["index.html".to_string()],
             Some(v) => cx.strings(v, &format!("{key}.index"))?,

@@ -141,16 +141,36 @@ struct Tunnel {
 }
 
 impl Tunnel {
-    async fn run(self) {
+    async fn run(mut self) {
         let up = &self.plan.upstream;
-        let stats = tunnel::run(
-            &self.worker,
-            &self.client,
-            &up.stream,
-            self.plan.idle_timeout,
-            self.plan.send_timeout,
-        )
-        .await;
+        // Bytes the client sent behind its upgrade request go first.
+        let early = std::mem::take(&mut self.plan.early);
+        let early_len = early.len() as u64;
+        let sent = if early.is_empty() {
+            Ok(())
+        } else {
+            sys::write_all(&up.stream, &early, self.plan.send_timeout).await
+        };
+        drop(early);
+        let stats = match sent {
+            Ok(()) => {
+                let mut s = tunnel::run(
+                    &self.worker,
+                    &self.client,
+                    &up.stream,
+                    self.plan.idle_timeout,
+                    self.plan.send_timeout,
+                )
+                .await;
+                s.client_to_upstream += early_len;
+                s
+            }
+            Err(_) => tunnel::Stats {
+                end: tunnel::End::Error,
+                client_to_upstream: 0,
+                upstream_to_client: 0,
+            },
+        };
         debug!(
             client = %self.peer,
             upstream = %up.addr,
@@ -214,7 +234,7 @@ async fn handle(
     let host = req.host();
     let server = group.select(config, host.as_deref());
     let keep_alive = req.wants_keep_alive() && !worker.shutting_down.is_raised();
-    let body = req.body_kind().unwrap_or(BodyKind::None);
+    let body = req.body;
     let head_len = req.head_len;
     let head_only = req.method == "HEAD";
     let mut logged = worker.access.enabled().then(|| Logged {
@@ -228,9 +248,9 @@ async fn handle(
     });
     // A request body ringway does not read means the connection cannot be
     // reused for another request.
-    let reply_ka = keep_alive && body == BodyKind::None;
+    let reply_ka = keep_alive && body.is_empty();
     let (status, bytes, next) = 'done: {
-        let Some(m) = route::find_location(server, req.path()) else {
+        let Some(m) = route::find_location(server, &req.norm_path) else {
             debug!(client = %peer, uri = req.target, "no location (404)");
             let rest = buf[head_len..].to_vec();
             let body = b"404 Not Found\n";
@@ -318,7 +338,7 @@ async fn handle(
             // nginx: $proxy_host of an upstream group is its name.
             ProxyTarget::Upstream(name) => (name.as_str(), None),
         };
-        let uri = rewrite::upstream_uri(req.origin_target(), m.prefix, pp.uri.as_deref());
+        let uri = rewrite::upstream_uri(&req, m.prefix, pp.uri.as_deref());
         let vars = VarCtx { proxy_host, ..vars };
         let target = match addrs {
             Some(addrs) => Target::Addrs(addrs.clone()),
@@ -342,6 +362,14 @@ async fn handle(
             }
         };
         let upgrade = req.is_upgrade();
+        if upgrade && !body.is_empty() {
+            // A WebSocket handshake has no body; one that declares a body
+            // leaves no single reading of where the switched protocol
+            // starts.
+            info!(client = %peer, uri = req.target, "upgrade request with a body (400)");
+            answer_error(stream, 400, server.send_timeout).await;
+            break 'done (400, 0, Next::Close);
+        }
         let mut head = Vec::with_capacity(head_len + 256);
         let pooled = matches!(&target, Target::Group { group, .. } if group.pool.enabled());
         let conn = if upgrade {
@@ -351,11 +379,20 @@ async fn handle(
         } else {
             UpstreamConn::Close
         };
-        rewrite::request_head(&mut head, &req, &uri, &loc.proxy_set_header, &vars, conn);
+        rewrite::request_head(
+            &mut head,
+            &req,
+            &uri,
+            &loc.proxy_set_header,
+            &vars,
+            conn,
+            server.underscores_in_headers,
+        );
         let log_uri = req.target.to_string();
+        let idempotent = proxy::idempotent(req.method);
         if upgrade {
-            // Early bytes from the client go right after the head.
-            head.extend_from_slice(&buf[head_len..]);
+            // Bytes the client sent behind the head wait for the 101.
+            let early = buf[head_len..].to_vec();
             drop(req);
             *buf = Vec::new();
             let u = proxy::upgrade::Upgrade {
@@ -364,6 +401,8 @@ async fn handle(
                 client: stream,
                 peer,
                 head,
+                idempotent,
+                early,
                 target,
                 uri: log_uri.clone(),
                 max_head: server.client_header_buffer_size,
@@ -393,6 +432,7 @@ async fn handle(
             peer,
             head,
             method_is_head: head_only,
+            idempotent,
             body,
             early: buf[head_len..].to_vec(),
             expect_continue: req

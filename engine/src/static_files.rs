@@ -3,10 +3,12 @@
 //! HEAD, and sendfile(2) for the body (zero-copy, non-blocking, both
 //! drivers).
 //!
-//! Paths are percent-decoded and dot-segment normalised (RFC 3986 §5.2.4);
-//! a path that climbs above its root is a 400, and a file whose real path
-//! (symlinks resolved) is outside the root is a 404, never served.
+//! Paths are the request's normalised path (`http::path`: percent-decoded,
+//! dot segments resolved, a path above the root already refused with 400);
+//! a file whose real path (symlinks resolved) is outside the root is a
+//! 404, never served.
 
+use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io::{self, Write as _};
 use std::os::fd::AsRawFd;
@@ -16,10 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monoio::net::TcpStream;
 use ringway_config::{Action, Location, Server, StaticFiles, StaticRoot};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use crate::http::reply;
 use crate::http::rewrite::push_header;
+use crate::http::{path, reply};
 use crate::route;
 use crate::sys;
 use crate::vars::VarCtx;
@@ -75,10 +77,9 @@ pub async fn serve(
         );
         return answer(r, 405, &[("Allow", b"GET, HEAD")], head_only).await;
     }
-    let Some(mut uri) = normalize(r.vars.req.path()) else {
-        info!(client = %r.vars.remote, uri = r.vars.req.target, "bad or escaping path (400)");
-        return answer(r, 400, &[], head_only).await;
-    };
+    // The request's path was normalised when its head was parsed (a path
+    // above the root was refused there with 400).
+    let mut uri = r.vars.req.norm_path.to_string();
     let (mut loc, mut prefix) = (location, prefix.map(str::to_string));
     for _ in 0..MAX_REDIRECTS {
         let Action::Static(sf) = &loc.action else {
@@ -103,7 +104,7 @@ pub async fn serve(
                 return answer(r, s, &[], head_only).await;
             }
             Found::Internal(next) => {
-                let Some(n) = normalize(&next) else {
+                let Ok(n) = path::resolve(&next).map(Cow::into_owned) else {
                     return answer(r, 500, &[], head_only).await;
                 };
                 let Some(m) = route::find_location(r.server, &n) else {
@@ -149,7 +150,10 @@ fn find(r: &StaticRequest<'_, '_, '_>, sf: &StaticFiles, prefix: Option<&str>, u
     if let Some((last, tries)) = sf.try_files.split_last() {
         for t in tries {
             let rendered = r.vars.render_with_uri(t, uri);
-            let Some(cand) = std::str::from_utf8(&rendered).ok().and_then(normalize) else {
+            let Some(cand) = std::str::from_utf8(&rendered)
+                .ok()
+                .and_then(|c| path::resolve(c).ok())
+            else {
                 continue;
             };
             let path = map(sf, prefix, &cand);
@@ -383,48 +387,6 @@ async fn send(
     }
 }
 
-/// Percent-decode and normalise a URI path. `None`: not a valid path
-/// (bad escape, NUL, or ".." above the root).
-pub fn normalize(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    if decoded.contains(&0) || decoded.first() != Some(&b'/') {
-        return None;
-    }
-    let text = String::from_utf8(decoded).ok()?;
-    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
-    let mut out: Vec<&str> = Vec::new();
-    for seg in text.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            s => out.push(s),
-        }
-    }
-    let mut s = String::with_capacity(text.len());
-    for seg in &out {
-        s.push('/');
-        s.push_str(seg);
-    }
-    if s.is_empty() || trailing {
-        s.push('/');
-    }
-    Some(s)
-}
-
 /// A single `Range: bytes=...` against a file of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Range {
@@ -622,21 +584,6 @@ pub async fn send_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalizing_paths() {
-        assert_eq!(normalize("/a/b/../c").as_deref(), Some("/a/c"));
-        assert_eq!(normalize("/a//b/./c/").as_deref(), Some("/a/b/c/"));
-        assert_eq!(normalize("/%61pp/x%20y").as_deref(), Some("/app/x y"));
-        assert_eq!(normalize("/").as_deref(), Some("/"));
-        assert_eq!(normalize("/a/.."), Some("/".into()));
-        assert_eq!(normalize("/.."), None);
-        assert_eq!(normalize("/%2e%2e/etc/passwd"), None);
-        assert_eq!(normalize("/a/%2E%2E/%2e%2e/x"), None);
-        assert_eq!(normalize("/a%00b"), None);
-        assert_eq!(normalize("/a%zz"), None);
-        assert_eq!(normalize("/a%2"), None);
-    }
 
     #[test]
     fn ranges() {

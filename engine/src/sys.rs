@@ -49,6 +49,45 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// What a socket holds for reading right now, without taking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing yet (the read would block).
+    Nothing,
+    /// At least one byte.
+    Data,
+    /// End of stream: the peer closed (or half-closed) its side.
+    Eof,
+    /// The socket has an error (reset).
+    Error,
+}
+
+/// Peek at a socket (`MSG_PEEK | MSG_DONTWAIT`, one byte): whether bytes,
+/// an end of stream or an error are waiting.
+pub fn pending(fd: RawFd) -> Pending {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: a one-byte peek into a local buffer.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        return match n {
+            0 => Pending::Eof,
+            n if n > 0 => Pending::Data,
+            _ => match io::Error::last_os_error().kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => Pending::Nothing,
+                _ => Pending::Error,
+            },
+        };
+    }
+}
+
 /// One non-blocking `send` (never raises SIGPIPE).
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     loop {

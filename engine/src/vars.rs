@@ -2,9 +2,9 @@
 //! one request. Templates are parsed once at config load (ringway-config);
 //! rendering is a walk over their parts writing into a byte buffer.
 //!
-//! Names and meanings follow nginx's (ngx_http_core_module variables), with
-//! one documented difference: `$uri` is the request path as received (not
-//! percent-decoded or dot-segment normalised).
+//! Names and meanings follow nginx's (ngx_http_core_module variables):
+//! `$uri` is the normalised path (percent-decoded, dot segments resolved,
+//! slashes merged), `$request_uri` the target as received.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,8 +41,8 @@ impl VarCtx<'_, '_> {
         v
     }
 
-    /// Render with `$uri` standing for `uri` (static files: the decoded,
-    /// normalised path, as nginx's `$uri` is).
+    /// Render with `$uri` standing for `uri` (static files: the URI of an
+    /// internal redirect).
     pub fn render_with_uri(&self, t: &Template, uri: &str) -> Vec<u8> {
         let mut out = Vec::new();
         for part in &t.parts {
@@ -76,7 +76,7 @@ impl VarCtx<'_, '_> {
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Var::Scheme => out.extend_from_slice(self.scheme.as_bytes()),
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
-            Var::Uri => out.extend_from_slice(req.path().as_bytes()),
+            Var::Uri => out.extend_from_slice(req.norm_path.as_bytes()),
             Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
             Var::RequestMethod => out.extend_from_slice(req.method.as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),

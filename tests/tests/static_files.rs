@@ -260,8 +260,8 @@ root = "{}"
     // The proxy keeps serving.
     let (head, _) = get(addr, "/pub/ok.txt", "");
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    let logs = rw.logs();
-    assert!(logs.contains("outside the root"), "no log line: {logs}");
+    // The log is read by another thread: wait for the line (bounded).
+    rw.wait_for_log("outside the root", Duration::from_secs(5));
 }
 
 fn index_alias_redirects_and_headers(d: Driver) {

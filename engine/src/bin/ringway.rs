@@ -83,6 +83,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in &config.warnings {
+        eprintln!("ringway: warning: {w}");
+    }
     let (refused, warned) = ringway::runtime::unsupported(&config);
     for w in &warned {
         eprintln!("ringway: {}: warning: {w}", args.config.display());

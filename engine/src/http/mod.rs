@@ -6,6 +6,8 @@
 //! (HTTP/1.1 message syntax) are the references.
 
 pub mod chunked;
+pub mod framing;
+pub mod path;
 pub mod reply;
 pub mod request;
 pub mod response;
@@ -22,6 +24,8 @@ pub enum HeadError {
     HeadersTooLarge,
     /// 431: more header fields than `max_headers`.
     TooManyHeaders,
+    /// 501: a transfer coding ringway does not implement.
+    NotImplemented(&'static str),
     /// 505
     Version,
 }
@@ -32,6 +36,7 @@ impl HeadError {
             HeadError::Malformed(_) => 400,
             HeadError::UriTooLong => 414,
             HeadError::HeadersTooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::NotImplemented(_) => 501,
             HeadError::Version => 505,
         }
     }
@@ -42,6 +47,7 @@ impl HeadError {
             HeadError::UriTooLong => "request line too long",
             HeadError::HeadersTooLarge => "request header section too large",
             HeadError::TooManyHeaders => "too many header fields",
+            HeadError::NotImplemented(why) => why,
             HeadError::Version => "unsupported HTTP version",
         }
     }
@@ -55,6 +61,13 @@ pub enum BodyKind {
     Chunked,
     /// Response only: the body runs until the upstream closes.
     UntilClose,
+}
+
+impl BodyKind {
+    /// Whether no body bytes follow the head (`Content-Length: 0` included).
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyKind::None | BodyKind::Length(0))
+    }
 }
 
 /// Hop-by-hop fields that are never forwarded (RFC 9110 §7.6.1), besides
@@ -102,16 +115,29 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
+/// Fields whose meaning a `Connection` header can never take away: the
+/// message's framing and target, and the upgrade ringway decided on. They
+/// are written by ringway itself for the next hop (RFC 9110 §7.6.1 lets a
+/// sender name any field in `Connection`; naming these is how a client
+/// makes a proxy and its backend disagree on where a request ends).
+pub const PROTECTED: &[&str] = &["content-length", "transfer-encoding", "host", "upgrade"];
+
 /// Whether `name` must not be forwarded, given the `Connection` values of
-/// the same message.
+/// the same message. A `Connection` value naming a [`PROTECTED`] field does
+/// not make it hop-by-hop.
 pub fn is_hop_by_hop<'a>(
     name: &str,
     connection_values: impl IntoIterator<Item = &'a [u8]>,
 ) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || connection_values
-            .into_iter()
-            .any(|v| tokens(v).any(|t| header_eq(t, name)))
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return true;
+    }
+    if PROTECTED.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+        return false;
+    }
+    connection_values
+        .into_iter()
+        .any(|v| tokens(v).any(|t| header_eq(t, name)))
 }
 
 #[cfg(test)]
@@ -138,5 +164,11 @@ mod tests {
         assert!(is_hop_by_hop("Keep-Alive", []));
         assert!(is_hop_by_hop("X-Secret", [&b"Upgrade, x-secret"[..]]));
         assert!(!is_hop_by_hop("X-Other", [&b"Upgrade, x-secret"[..]]));
+        // Class 2 of the smuggling issue: Connection cannot strip framing.
+        let conn = [&b"Content-Length, Transfer-Encoding, Host"[..]];
+        assert!(!is_hop_by_hop("Content-Length", conn));
+        assert!(!is_hop_by_hop("transfer-encoding", conn));
+        assert!(!is_hop_by_hop("Host", conn));
+        assert!(is_hop_by_hop("Upgrade", []));
     }
 }

@@ -2,7 +2,16 @@
 //!
 //! Pure functions over `&[u8]`: the caller owns the buffer and the I/O.
 //! Header slices point into the caller's buffer.
+//!
+//! A parsed request carries the decisions later phases rely on, made once
+//! here: its body framing (`framing::request`) and its normalised path
+//! (`path::normalize`, what locations match). A head that leaves either in
+//! doubt is refused.
 
+use std::borrow::Cow;
+
+use super::framing::{self, FramingError};
+use super::path;
 use super::{find_crlf, header_eq, BodyKind, HeadError};
 
 /// A parsed request head whose slices borrow the read buffer.
@@ -17,6 +26,12 @@ pub struct Request<'b> {
     /// Bytes of the head including the blank line; what follows is body or
     /// the next pipelined request.
     pub head_len: usize,
+    /// How the body is framed: the one decision the body relay and the
+    /// upstream head both follow.
+    pub body: BodyKind,
+    /// The path percent-decoded, dot segments resolved and slashes merged:
+    /// what locations match and `$uri` is.
+    pub norm_path: Cow<'b, str>,
 }
 
 /// Parse a request head at the start of `buf`.
@@ -37,14 +52,22 @@ pub fn parse(
             let minor_version = req.version.unwrap_or(1);
             let count = req.headers.len();
             headers.truncate(count);
-            let r = Request {
+            let mut r = Request {
                 method,
                 target,
                 minor_version,
                 headers,
                 head_len,
+                body: BodyKind::None,
+                norm_path: Cow::Borrowed("/"),
             };
             r.check()?;
+            r.body = framing::request(&r.headers, minor_version).map_err(|e| match e {
+                FramingError::Coding => HeadError::NotImplemented(e.reason()),
+                FramingError::Bad(why) => HeadError::Malformed(why),
+            })?;
+            r.norm_path =
+                path::normalize(r.path()).map_err(|e| HeadError::Malformed(e.reason()))?;
             Ok(Some(r))
         }
         Ok(httparse::Status::Partial) => {
@@ -170,40 +193,12 @@ impl<'b> Request<'b> {
         };
         let s = std::str::from_utf8(raw).ok()?.trim();
         let host = strip_port(s);
+        // "example.com." names the same host as "example.com" (nginx).
+        let host = host.strip_suffix('.').unwrap_or(host);
         if host.is_empty() {
             None
         } else {
             Some(host.to_ascii_lowercase())
-        }
-    }
-
-    /// How the request body is framed (RFC 9112 §6.3).
-    pub fn body_kind(&self) -> Result<BodyKind, HeadError> {
-        let te = self.header("transfer-encoding");
-        let mut cl: Option<u64> = None;
-        for v in self.headers_named("content-length") {
-            let n =
-                super::parse_content_length(v).ok_or(HeadError::Malformed("bad Content-Length"))?;
-            if cl.is_some_and(|c| c != n) {
-                return Err(HeadError::Malformed("conflicting Content-Length"));
-            }
-            cl = Some(n);
-        }
-        match (te, cl) {
-            (Some(_), Some(_)) => Err(HeadError::Malformed(
-                "both Transfer-Encoding and Content-Length",
-            )),
-            (Some(te), None) => {
-                // The final coding of a request must be chunked.
-                let last = super::tokens(te).last().unwrap_or(b"");
-                if self.minor_version == 1 && header_eq(last, "chunked") {
-                    Ok(BodyKind::Chunked)
-                } else {
-                    Err(HeadError::Malformed("unsupported Transfer-Encoding"))
-                }
-            }
-            (None, Some(0)) | (None, None) => Ok(BodyKind::None),
-            (None, Some(n)) => Ok(BodyKind::Length(n)),
         }
     }
 
@@ -212,13 +207,40 @@ impl<'b> Request<'b> {
         if !(t.starts_with('/') || t.starts_with("http://") || t.starts_with("https://")) {
             return Err(HeadError::Malformed("unsupported request target"));
         }
+        // RFC 9112 §3.2: a request target has no fragment.
+        if t.contains('#') {
+            return Err(HeadError::Malformed("fragment in request target"));
+        }
         let hosts = self.headers_named("host").count();
         if hosts > 1 || (hosts == 0 && self.minor_version == 1) {
             // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
             return Err(HeadError::Malformed("missing or repeated Host"));
         }
-        self.body_kind().map(|_| ())
+        if let Some((authority, _)) = self.absolute_authority() {
+            if !valid_host(authority.as_bytes()) {
+                return Err(HeadError::Malformed("bad host in request target"));
+            }
+        }
+        if let Some(h) = self.header("host") {
+            if !valid_host(h) {
+                return Err(HeadError::Malformed("bad Host"));
+            }
+        }
+        Ok(())
     }
+}
+
+/// A Host value nginx would accept (`ngx_http_validate_host`): not empty,
+/// no path separator, no `..`, no NUL, control character or whitespace.
+/// `$host` is rendered into upstream heads and redirects, and picks the
+/// server: a value that could read as a path there is refused.
+pub fn valid_host(v: &[u8]) -> bool {
+    let v = super::trim(v);
+    !v.is_empty()
+        && !v.windows(2).any(|w| w == b"..")
+        && !v
+            .iter()
+            .any(|&b| b <= b' ' || b == 0x7f || b == b'/' || b == b'\\')
 }
 
 /// "example.com:80" → "example.com"; "[::1]:80" → "[::1]".
@@ -321,13 +343,54 @@ mod tests {
         let r = p("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(r.body_kind().unwrap(), BodyKind::Length(12));
-        let r = p("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        assert_eq!(r.body, BodyKind::Length(12));
+        let r = p("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(r.body_kind().unwrap(), BodyKind::Chunked);
+        assert_eq!(r.body, BodyKind::Chunked);
         let r = p("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
-        assert_eq!(r.body_kind().unwrap(), BodyKind::None);
+        assert_eq!(r.body, BodyKind::None);
+        // nginx: 501 for a coding it does not implement.
+        assert_eq!(
+            p("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        // Class 5 of the smuggling issue: two Transfer-Encoding fields.
+        assert_eq!(
+            p("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn paths_are_normalised_or_refused() {
+        let r = p("GET /p/%61dmin/../x//y?q=/../ HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.norm_path, "/p/x/y");
+        assert_eq!(r.query(), Some("q=/../"));
+        for bad in ["/../x", "/a%00", "/a%zz", "/a#frag", "/a%ff"] {
+            let raw = format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(p(&raw).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_validated() {
+        for bad in ["a/b", "a..b", "a\\b", ""] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(p(&raw).unwrap_err().status(), 400, "{bad:?}");
+        }
+        assert!(p("GET http://a/b/x HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(p("GET http://a..b/x HTTP/1.1\r\nHost: a\r\n\r\n").is_err());
+        let r = p("GET / HTTP/1.1\r\nHost: Example.COM.:80\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.host().as_deref(), Some("example.com"));
     }
 
     #[test]

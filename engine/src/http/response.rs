@@ -1,6 +1,8 @@
-//! Upstream response heads: parse (httparse) and body framing (RFC 9112 §6.3).
+//! Upstream response heads: parse (httparse) and body framing (RFC 9112
+//! §6.3, decided by `framing::response`).
 
-use super::{header_eq, BodyKind};
+use super::framing::{self, ResponseFraming};
+use super::header_eq;
 
 #[derive(Debug)]
 pub struct Response<'b> {
@@ -63,41 +65,11 @@ impl<'b> Response<'b> {
             .map(|h| h.value)
     }
 
-    /// How the body is delimited, given the request method (RFC 9112 §6.3).
-    pub fn body_kind(&self, request_method: &str) -> Result<BodyKind, BadResponse> {
-        if request_method.eq_ignore_ascii_case("HEAD")
-            || (100..200).contains(&self.status)
-            || self.status == 204
-            || self.status == 304
-        {
-            return Ok(BodyKind::None);
-        }
-        if let Some(te) = self.header("transfer-encoding") {
-            let last = super::tokens(te).last().unwrap_or(b"");
-            return Ok(if header_eq(last, "chunked") {
-                BodyKind::Chunked
-            } else {
-                BodyKind::UntilClose
-            });
-        }
-        let mut cl: Option<u64> = None;
-        for h in self
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        {
-            let n = super::parse_content_length(h.value)
-                .ok_or(BadResponse::Malformed("bad Content-Length"))?;
-            if cl.is_some_and(|c| c != n) {
-                return Err(BadResponse::Malformed("conflicting Content-Length"));
-            }
-            cl = Some(n);
-        }
-        Ok(match cl {
-            Some(0) => BodyKind::None,
-            Some(n) => BodyKind::Length(n),
-            None => BodyKind::UntilClose,
-        })
+    /// How the body is delimited, given whether the request was HEAD
+    /// (RFC 9112 §6.3). Ambiguous framing is an error (→ 502).
+    pub fn framing(&self, head_request: bool) -> Result<ResponseFraming, BadResponse> {
+        framing::response(self.status, &self.headers, self.minor_version, head_request)
+            .map_err(|e| BadResponse::Malformed(e.reason()))
     }
 
     /// Whether the upstream keeps the connection open after this response.
@@ -112,6 +84,7 @@ impl<'b> Response<'b> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::BodyKind;
 
     #[test]
     fn parses_101() {
@@ -120,7 +93,7 @@ mod tests {
         assert_eq!(r.status, 101);
         assert_eq!(r.header("sec-websocket-accept"), Some(&b"abc"[..]));
         assert_eq!(&raw[r.head_len..], b"\x81\x02hi");
-        assert_eq!(r.body_kind("GET").unwrap(), BodyKind::None);
+        assert_eq!(r.framing(false).unwrap().body, BodyKind::None);
     }
 
     #[test]
@@ -132,8 +105,8 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(r.body_kind("GET").unwrap(), BodyKind::Length(9));
-        assert_eq!(r.body_kind("HEAD").unwrap(), BodyKind::None);
+        assert_eq!(r.framing(false).unwrap().body, BodyKind::Length(9));
+        assert_eq!(r.framing(true).unwrap().body, BodyKind::None);
         let r = parse(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             64,
@@ -141,16 +114,16 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(r.body_kind("GET").unwrap(), BodyKind::Chunked);
+        assert_eq!(r.framing(false).unwrap().body, BodyKind::Chunked);
         let r = parse(b"HTTP/1.0 200 OK\r\n\r\n", 64, 4096)
             .unwrap()
             .unwrap();
-        assert_eq!(r.body_kind("GET").unwrap(), BodyKind::UntilClose);
+        assert_eq!(r.framing(false).unwrap().body, BodyKind::UntilClose);
         assert!(!r.keeps_alive());
         let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", 64, 4096)
             .unwrap()
             .unwrap();
-        assert_eq!(r.body_kind("GET").unwrap(), BodyKind::None);
+        assert_eq!(r.framing(false).unwrap().body, BodyKind::None);
     }
 
     #[test]
@@ -168,6 +141,6 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert!(r.body_kind("GET").is_err());
+        assert!(r.framing(false).is_err());
     }
 }

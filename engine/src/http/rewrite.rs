@@ -7,12 +7,19 @@
 //! never cross the proxy. ringway then adds its own `Upgrade` and
 //! `Connection` for the next hop: a WebSocket upgrade needs no
 //! `proxy_set_header` boilerplate (RFC 6455 §4.1, RFC 9110 §7.8).
+//!
+//! Framing fields are never copied: `Content-Length` / `Transfer-Encoding`
+//! are written from the message's one framing decision (`framing`), and
+//! `Host` from the route, so no field the sender controls (`Connection`
+//! naming them included) changes how the next hop delimits the message.
 
 use ringway_config::Template;
 
+use super::framing::{self, ResponseFraming};
+use super::path;
 use super::request::Request;
 use super::response::Response;
-use super::{header_eq, is_hop_by_hop};
+use super::{header_eq, is_hop_by_hop, BodyKind};
 use crate::vars::VarCtx;
 
 /// What the upstream request should say about the connection.
@@ -26,28 +33,48 @@ pub enum UpstreamConn {
     KeepAlive,
 }
 
-/// The URI to send upstream (CONFIG.md "proxy_pass with a URI part"):
-/// with a URI part, the matched location prefix is replaced by it; without
-/// one the request target is sent unchanged. `matched_prefix` is `None` for
-/// regex locations, which send the target unchanged.
-pub fn upstream_uri(target: &str, matched_prefix: Option<&str>, proxy_uri: Option<&str>) -> String {
+/// The URI to send upstream (CONFIG.md "proxy_pass with a URI part"), as
+/// nginx builds it: with a URI part, the matched location prefix of the
+/// *normalised* path is replaced by it and the rest re-escaped
+/// (`path::escape_uri`), then the query as received; without one the
+/// request target is sent as the client sent it. `matched_prefix` is
+/// `None` for regex locations, which send the target unchanged.
+pub fn upstream_uri(
+    req: &Request<'_>,
+    matched_prefix: Option<&str>,
+    proxy_uri: Option<&str>,
+) -> String {
+    let path = &*req.norm_path;
     match (proxy_uri, matched_prefix) {
-        (Some(uri), Some(prefix)) if target.starts_with(prefix) => {
-            let rest = &target[prefix.len()..];
-            let mut s = String::with_capacity(uri.len() + rest.len());
+        (Some(uri), Some(prefix)) if path.starts_with(prefix) => {
+            let rest = &path[prefix.len()..];
+            let mut s = String::with_capacity(uri.len() + rest.len() + 16);
             s.push_str(uri);
             // "/ws" + proxy "/" on "/ws?x" must give "/?x", not "?x".
             if s.is_empty() || (!s.starts_with('/') && !rest.starts_with('/')) {
                 s.insert(0, '/');
             }
-            s.push_str(rest);
+            path::escape_uri(&mut s, rest);
+            if let Some(q) = req.query().filter(|q| !q.is_empty()) {
+                s.push('?');
+                s.push_str(q);
+            }
             s
         }
-        _ => target.to_string(),
+        _ => req.origin_target().to_string(),
     }
 }
 
-/// Write the upstream request head into `out`.
+/// Whether a client header field is dropped for having an underscore in
+/// its name (nginx's `underscores_in_headers off`, the default): a backend
+/// that maps `X-Real-IP` and `X_Real_IP` to the same CGI-style variable
+/// would otherwise take the client's spelling for ringway's.
+pub fn drops_underscored(name: &str, allow_underscores: bool) -> bool {
+    !allow_underscores && name.contains('_')
+}
+
+/// Write the upstream request head into `out`. The body framing written is
+/// `req.body`'s; the client's own framing fields are not copied.
 pub fn request_head(
     out: &mut Vec<u8>,
     req: &Request<'_>,
@@ -55,6 +82,7 @@ pub fn request_head(
     set_headers: &[(String, Template)],
     vars: &VarCtx<'_, '_>,
     conn: UpstreamConn,
+    allow_underscores: bool,
 ) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
@@ -96,13 +124,16 @@ pub fn request_head(
         // Expect: ringway answers "100 Continue" itself (as nginx does).
         if h.name.eq_ignore_ascii_case("host")
             || h.name.eq_ignore_ascii_case("expect")
+            || framing::is_framing(h.name)
             || is_hop_by_hop(h.name, conn_values.iter().copied())
+            || drops_underscored(h.name, allow_underscores)
             || set(h.name).is_some()
         {
             continue;
         }
         push_header(out, h.name, h.value);
     }
+    framing::write(out, req.body);
 
     match conn {
         UpstreamConn::Upgrade => {
@@ -123,8 +154,13 @@ pub fn request_head(
 /// `Upgrade` and gets `Connection: upgrade`; any other response loses the
 /// upstream's hop-by-hop fields and gets `Connection: close` or
 /// `keep-alive` as the client connection will do.
-pub fn response_head(out: &mut Vec<u8>, resp: &Response<'_>, client_keep_alive: bool) {
-    response_head_for(out, resp, client_keep_alive, false, &[])
+pub fn response_head(
+    out: &mut Vec<u8>,
+    resp: &Response<'_>,
+    framing: ResponseFraming,
+    client_keep_alive: bool,
+) {
+    response_head_for(out, resp, framing, client_keep_alive, false, &[])
 }
 
 /// The statuses nginx's `add_header` (without `always`) applies to.
@@ -138,9 +174,11 @@ pub fn add_header_applies(status: u16) -> bool {
 /// `response_head`, optionally without `Transfer-Encoding` (the body is
 /// relayed decoded to an HTTP/1.0 client, delimited by closing), plus the
 /// location's rendered `add_header` fields where the status takes them.
+/// The framing field written is `framing`'s, not the upstream's.
 pub fn response_head_for(
     out: &mut Vec<u8>,
     resp: &Response<'_>,
+    framing: ResponseFraming,
     client_keep_alive: bool,
     dechunk: bool,
     add_header: &[(String, Vec<u8>)],
@@ -152,12 +190,19 @@ pub fn response_head_for(
     out.extend_from_slice(b"\r\n");
     let conn_values: Vec<&[u8]> = resp.connection_values().collect();
     for h in &resp.headers {
-        if is_hop_by_hop(h.name, conn_values.iter().copied())
-            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
-        {
+        if framing::is_framing(h.name) || is_hop_by_hop(h.name, conn_values.iter().copied()) {
             continue;
         }
         push_header(out, h.name, h.value);
+    }
+    match framing.body {
+        BodyKind::Chunked if dechunk => {}
+        BodyKind::None => {
+            if let Some(n) = framing.declared_length {
+                framing::write_length(out, n);
+            }
+        }
+        kind => framing::write(out, kind),
     }
     if add_header_applies(resp.status) {
         for (n, v) in add_header {
@@ -207,7 +252,7 @@ mod tests {
             proxy_host: "127.0.0.1:3000",
         };
         let mut out = Vec::new();
-        request_head(&mut out, &req, uri, set, &vars, conn);
+        request_head(&mut out, &req, uri, set, &vars, conn, false);
         String::from_utf8(out).unwrap()
     }
 
@@ -242,21 +287,46 @@ mod tests {
         );
     }
 
+    fn uri(target: &str, prefix: Option<&str>, proxy: Option<&str>) -> String {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let req = request::parse(raw.as_bytes(), 16, 8192).unwrap().unwrap();
+        upstream_uri(&req, prefix, proxy)
+    }
+
     #[test]
     fn uri_rewrite() {
         assert_eq!(
-            upstream_uri("/ws/chat?room=1", Some("/ws/"), Some("/")),
+            uri("/ws/chat?room=1", Some("/ws/"), Some("/")),
             "/chat?room=1"
         );
-        assert_eq!(upstream_uri("/ws/chat", Some("/ws/"), None), "/ws/chat");
+        assert_eq!(uri("/ws/chat", Some("/ws/"), None), "/ws/chat");
+        assert_eq!(uri("/ws/chat", Some("/ws/"), Some("/v2/")), "/v2/chat");
+        assert_eq!(uri("/ws?x=1", Some("/ws"), Some("/")), "/?x=1");
+        assert_eq!(uri("/ws/a", Some("/ws"), Some("/b")), "/b/a");
+        assert_eq!(uri("/health", Some("/health"), Some("/up")), "/up");
+        assert_eq!(uri("/x.png", None, Some("/")), "/x.png");
+        assert_eq!(uri("/ws/a?", Some("/ws/"), Some("/")), "/a");
+    }
+
+    /// What nginx forwards: the routed (normalised) path with a URI part,
+    /// the client's bytes without one.
+    #[test]
+    fn uri_forwarded_as_nginx() {
         assert_eq!(
-            upstream_uri("/ws/chat", Some("/ws/"), Some("/v2/")),
-            "/v2/chat"
+            uri("/u/a%20b%2561%3F/%2F/c?q=%20", Some("/u/"), Some("/x/")),
+            "/x/a%20b%2561%3F/c?q=%20"
         );
-        assert_eq!(upstream_uri("/ws?x=1", Some("/ws"), Some("/")), "/?x=1");
-        assert_eq!(upstream_uri("/ws/a", Some("/ws"), Some("/b")), "/b/a");
-        assert_eq!(upstream_uri("/health", Some("/health"), Some("/up")), "/up");
-        assert_eq!(upstream_uri("/x.png", None, Some("/")), "/x.png");
+        assert_eq!(uri("/u/..%2fu/./z", Some("/u/"), Some("/x/")), "/x/z");
+        assert_eq!(
+            uri("/p/%61dmin//x", Some("/p/"), None),
+            "/p/%61dmin//x",
+            "no URI part: the target as sent"
+        );
+        assert_eq!(
+            uri("http://h/p/%61?q", Some("/p/"), None),
+            "/p/%61?q",
+            "absolute-form: its origin-form part"
+        );
     }
 
     #[test]
@@ -264,7 +334,7 @@ mod tests {
         let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n";
         let r = response::parse(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        response_head(&mut out, &r, false);
+        response_head(&mut out, &r, r.framing(false).unwrap(), false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
@@ -272,10 +342,95 @@ mod tests {
         let raw = b"HTTP/1.1 403 Forbidden\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 9\r\n\r\n";
         let r = response::parse(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        response_head(&mut out, &r, false);
+        response_head(&mut out, &r, r.framing(false).unwrap(), false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// Class 2 of the smuggling issue: a `Connection` header naming the
+    /// framing field cannot take it off the forwarded head; the framing
+    /// written is the decision ringway relays the body by.
+    #[test]
+    fn connection_cannot_remove_framing() {
+        let raw = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: Content-Length, Transfer-Encoding, Host, X-Drop\r\nX-Drop: 1\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::KeepAlive, "/a");
+        assert_eq!(
+            out,
+            "POST /a HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nContent-Length: 5\r\n\r\n"
+        );
+        let raw = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::Close, "/a");
+        assert_eq!(
+            out,
+            "POST /a HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        let raw = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::Close, "/a");
+        assert!(out.contains("\r\nContent-Length: 0\r\n"), "{out}");
+    }
+
+    #[test]
+    fn underscored_names_are_dropped_by_default() {
+        let raw = "GET / HTTP/1.1\r\nHost: x\r\nX_Real_IP: 6.6.6.6\r\nX-Ok: 1\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::KeepAlive, "/");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nX-Ok: 1\r\n\r\n"
+        );
+        let req = request::parse(raw.as_bytes(), 64, 8192).unwrap().unwrap();
+        let vars = VarCtx {
+            req: &req,
+            remote: "192.0.2.7:40000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            server_name: "",
+            scheme: "http",
+            proxy_host: "b",
+        };
+        let mut out = Vec::new();
+        request_head(
+            &mut out,
+            &req,
+            "/",
+            &[],
+            &vars,
+            UpstreamConn::KeepAlive,
+            true,
+        );
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("X_Real_IP: 6.6.6.6"));
+    }
+
+    /// The response side of class 2: the length stays, so a kept-alive
+    /// client connection cannot see two responses merge.
+    #[test]
+    fn response_framing_is_ringways() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: Content-Length\r\n\r\nabc";
+        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let mut out = Vec::new();
+        response_head(&mut out, &r, r.framing(false).unwrap(), true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"
+        );
+        // HEAD: the declared length is passed on, no body follows.
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n";
+        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let mut out = Vec::new();
+        response_head(&mut out, &r, r.framing(true).unwrap(), true);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("Content-Length: 30\r\n"));
+        // Chunked to an HTTP/1.0 client: no framing field, closed after.
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let mut out = Vec::new();
+        response_head_for(&mut out, &r, r.framing(false).unwrap(), false, true, &[]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
         );
     }
 }

@@ -1,14 +1,20 @@
 //! Relaying one message body from one socket to another as it arrives,
-//! delimited by its framing (RFC 9112 §6): a length, chunked (scanned, not
-//! re-encoded), or until the sender closes. Bytes that follow the body
-//! (a pipelined next request) are handed back to the caller.
+//! delimited by the message's one framing decision (RFC 9112 §6,
+//! `http::framing`): a length, chunked, or until the sender closes. Bytes
+//! that follow the body (a pipelined next request, or bytes an upstream
+//! should not have sent) are handed back to the caller.
+//!
+//! A chunked body is decoded strictly and written again as canonical
+//! chunks (`http::chunked`): the framing the receiver parses is
+//! ringway's, never the sender's bytes.
 
+use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
 
-use crate::http::chunked::ChunkedScanner;
+use crate::http::chunked::{self, ChunkedDecoder};
 use crate::http::BodyKind;
 use crate::pool::BufPool;
 use crate::sys;
@@ -31,14 +37,21 @@ pub struct Relay<'a> {
     pub read_timeout: Duration,
     pub send_timeout: Duration,
     pub pool: &'a BufPool,
-    /// Largest chunked body (bytes on the wire) relayed; 0: no limit.
+    /// Largest chunked body (payload bytes) relayed; 0: no limit.
     /// (A declared length is checked before relaying starts.)
     pub max: u64,
+    /// Most bytes of chunked trailer fields accepted (they are dropped).
+    pub max_trailer: usize,
+    /// Set when the receiver had started to answer before the body's last
+    /// bytes were written to it: it cannot have read the whole body, so
+    /// its connection must not carry another request (nginx does the
+    /// same). Checked once, before the last write.
+    pub answered_early: Option<&'a Cell<bool>>,
 }
 
 impl Relay<'_> {
     /// Relay a body whose first bytes (possibly all of it, possibly more)
-    /// are `early`. Returns the bytes after the body and the body length.
+    /// are `early`. Returns the bytes after the body and the payload length.
     pub async fn body(&self, kind: BodyKind, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
         match kind {
             BodyKind::None => Ok((early.to_vec(), 0)),
@@ -54,6 +67,17 @@ impl Relay<'_> {
             .map_err(BodyError::Write)
     }
 
+    /// Write the body's last bytes, noting first whether the receiver has
+    /// already answered.
+    async fn write_last(&self, data: &[u8]) -> Result<(), BodyError> {
+        if let Some(flag) = self.answered_early {
+            if sys::pending(std::os::fd::AsRawFd::as_raw_fd(self.to)) != sys::Pending::Nothing {
+                flag.set(true);
+            }
+        }
+        self.write(data).await
+    }
+
     async fn read(&self, buf: &mut [u8]) -> Result<usize, BodyError> {
         sys::read_some_timeout(self.from, buf, self.read_timeout)
             .await
@@ -61,12 +85,16 @@ impl Relay<'_> {
     }
 
     async fn length(&self, n: u64, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
+        if n == 0 {
+            return Ok((early.to_vec(), 0));
+        }
         let first = (n.min(early.len() as u64)) as usize;
-        self.write(&early[..first]).await?;
         let mut left = n - first as u64;
         if left == 0 {
+            self.write_last(&early[..first]).await?;
             return Ok((early[first..].to_vec(), n));
         }
+        self.write(&early[..first]).await?;
         let mut buf = self.pool.take();
         let res = async {
             while left > 0 {
@@ -75,7 +103,11 @@ impl Relay<'_> {
                 if got == 0 {
                     return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
                 }
-                self.write(&buf[..got]).await?;
+                if got as u64 == left {
+                    self.write_last(&buf[..got]).await?;
+                } else {
+                    self.write(&buf[..got]).await?;
+                }
                 left -= got as u64;
             }
             Ok(())
@@ -86,20 +118,12 @@ impl Relay<'_> {
     }
 
     async fn chunked(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        let mut scan = ChunkedScanner::new();
+        let mut dec = ChunkedDecoder::new(self.max_trailer);
+        let mut out = Vec::new();
         let mut total = 0u64;
-        if let Some(end) = scan.feed(early).map_err(|e| BodyError::Framing(e.0))? {
-            if self.max > 0 && end as u64 > self.max {
-                return Err(BodyError::TooLarge);
-            }
-            self.write(&early[..end]).await?;
-            return Ok((early[end..].to_vec(), end as u64));
+        if let Some(end) = self.reframe(&mut dec, early, &mut out, &mut total).await? {
+            return Ok((early[end..].to_vec(), total));
         }
-        total += early.len() as u64;
-        if self.max > 0 && total > self.max {
-            return Err(BodyError::TooLarge);
-        }
-        self.write(early).await?;
         let mut buf = self.pool.take();
         let res = async {
             loop {
@@ -107,25 +131,11 @@ impl Relay<'_> {
                 if got == 0 {
                     return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
                 }
-                match scan
-                    .feed(&buf[..got])
-                    .map_err(|e| BodyError::Framing(e.0))?
+                if let Some(end) = self
+                    .reframe(&mut dec, &buf[..got], &mut out, &mut total)
+                    .await?
                 {
-                    Some(end) => {
-                        total += end as u64;
-                        if self.max > 0 && total > self.max {
-                            return Err(BodyError::TooLarge);
-                        }
-                        self.write(&buf[..end]).await?;
-                        return Ok(buf[end..got].to_vec());
-                    }
-                    None => {
-                        total += got as u64;
-                        if self.max > 0 && total > self.max {
-                            return Err(BodyError::TooLarge);
-                        }
-                        self.write(&buf[..got]).await?;
-                    }
+                    return Ok(buf[end..got].to_vec());
                 }
             }
         }
@@ -134,19 +144,49 @@ impl Relay<'_> {
         res.map(|rest| (rest, total))
     }
 
+    /// Decode one piece of a chunked body and write its payload as
+    /// canonical chunks (and the last chunk, at the body's end).
+    async fn reframe(
+        &self,
+        dec: &mut ChunkedDecoder,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        total: &mut u64,
+    ) -> Result<Option<usize>, BodyError> {
+        out.clear();
+        let mut payload = 0u64;
+        let end = dec
+            .feed(input, |d| {
+                payload += d.len() as u64;
+                chunked::encode_chunk(out, d);
+            })
+            .map_err(|e| BodyError::Framing(e.0))?;
+        *total += payload;
+        if self.max > 0 && *total > self.max {
+            return Err(BodyError::TooLarge);
+        }
+        if end.is_some() {
+            out.extend_from_slice(chunked::LAST_CHUNK);
+            self.write_last(out).await?;
+        } else if !out.is_empty() {
+            self.write(out).await?;
+        }
+        Ok(end)
+    }
+
     /// Relay a chunked body decoded (for HTTP/1.0 clients, which end the
-    /// body by the connection's close). Returns the payload length.
-    pub async fn dechunked(&self, early: &[u8]) -> Result<u64, BodyError> {
-        let mut scan = ChunkedScanner::new();
+    /// body by the connection's close). Returns the bytes after the body
+    /// and the payload length.
+    pub async fn dechunked(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
+        let mut dec = ChunkedDecoder::new(self.max_trailer);
         let mut out = Vec::new();
-        let mut total = 0u64;
-        let done = scan
-            .feed_with(early, |d| out.extend_from_slice(d))
+        let done = dec
+            .feed(early, |d| out.extend_from_slice(d))
             .map_err(|e| BodyError::Framing(e.0))?;
         self.write(&out).await?;
-        total += out.len() as u64;
-        if done.is_some() {
-            return Ok(total);
+        let mut total = out.len() as u64;
+        if let Some(end) = done {
+            return Ok((early[end..].to_vec(), total));
         }
         let mut buf = self.pool.take();
         let res = async {
@@ -156,19 +196,19 @@ impl Relay<'_> {
                     return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
                 }
                 out.clear();
-                let done = scan
-                    .feed_with(&buf[..got], |d| out.extend_from_slice(d))
+                let done = dec
+                    .feed(&buf[..got], |d| out.extend_from_slice(d))
                     .map_err(|e| BodyError::Framing(e.0))?;
                 self.write(&out).await?;
                 total += out.len() as u64;
-                if done.is_some() {
-                    return Ok(());
+                if let Some(end) = done {
+                    return Ok(buf[end..got].to_vec());
                 }
             }
         }
         .await;
         self.pool.give(buf);
-        res.map(|()| total)
+        res.map(|rest| (rest, total))
     }
 
     async fn until_close(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {

@@ -8,7 +8,14 @@
 //! connect, or an upstream that closes or times out before sending any byte
 //! of a response head, is retried on the next server of the group — only
 //! while nothing has been relayed to the client and no request body has
-//! been sent.
+//! been sent, and, once a request has been sent, only for an idempotent
+//! method (nginx does not pass POST, LOCK or PATCH to a next server). When
+//! every try failed the last failure answers: a timeout is 504.
+//!
+//! An upstream connection goes back to the keep-alive pool only after an
+//! exchange that ended cleanly: never after a 101, an interim 1xx, a
+//! response that did not end exactly where its framing said, or a request
+//! body the upstream answered before it could have read it all.
 
 pub mod body;
 pub mod connect;
@@ -198,26 +205,45 @@ pub struct HeadLimits {
     pub read_timeout: Duration,
 }
 
-/// Read an upstream response head into `buf`; returns its length. Interim
-/// 1xx responses other than 101 are dropped from the buffer.
+/// Interim (1xx) responses tolerated before the final one.
+const MAX_INTERIM: u32 = 8;
+
+/// A final response head at the start of a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead {
+    pub len: usize,
+    /// Interim 1xx responses came first (dropped, not relayed): the
+    /// connection is not reused after this exchange.
+    pub interim: bool,
+}
+
+/// Read an upstream response head into `buf`. Interim 1xx responses
+/// other than 101 are dropped from the buffer.
 pub async fn read_response_head(
     up: &TcpStream,
     buf: &mut Vec<u8>,
     lim: HeadLimits,
-) -> Result<usize, ProxyError> {
+) -> Result<ResponseHead, ProxyError> {
+    let mut interim = 0;
     loop {
         match response::parse(buf, lim.max_headers, lim.max_len) {
             Ok(Some(r)) if (100..200).contains(&r.status) && r.status != 101 => {
+                interim += 1;
+                if interim > MAX_INTERIM {
+                    return Err(ProxyError::BadResponse("too many interim responses"));
+                }
                 let n = r.head_len;
                 buf.drain(..n);
                 continue;
             }
-            Ok(Some(r)) => return Ok(r.head_len),
-            Ok(None) => {}
-            Err(response::BadResponse::TooLarge) => {
-                return Err(ProxyError::BadResponse("head too large"))
+            Ok(Some(r)) => {
+                return Ok(ResponseHead {
+                    len: r.head_len,
+                    interim: interim > 0,
+                })
             }
-            Err(response::BadResponse::Malformed(why)) => return Err(ProxyError::BadResponse(why)),
+            Ok(None) => {}
+            Err(e) => return Err(bad_response(e)),
         }
         match monoio::time::timeout(lim.read_timeout, sys::read_append(up, buf, lim.max_len)).await
         {
@@ -234,28 +260,46 @@ pub async fn read_response_head(
     }
 }
 
+/// An upstream that answered: the connection, the bytes read (a response
+/// head, maybe more) and where the head ends.
+pub struct Answered {
+    pub up: Connected,
+    pub buf: Vec<u8>,
+    pub head: ResponseHead,
+}
+
 /// Connect, send `head`, read the response head — retrying on the next
-/// server while the upstream failed without sending a byte.
+/// server while the upstream failed without sending a byte (for a
+/// non-idempotent request, only when the request was not sent). When
+/// every server failed, the last failure is the answer (a timeout: 504).
 pub async fn exchange_head(
     target: &Target,
     head: &[u8],
+    idempotent: bool,
     connect_timeout: Duration,
     send_timeout: Duration,
     lim: HeadLimits,
-) -> Result<(Connected, Vec<u8>, usize), ProxyError> {
+) -> Result<Answered, ProxyError> {
     let mut tried = Vec::new();
     let mut fresh = false;
+    let mut last: Option<ProxyError> = None;
     loop {
-        let up = connect(target, &mut tried, connect_timeout, fresh).await?;
+        let up = match connect(target, &mut tried, connect_timeout, fresh).await {
+            Ok(up) => up,
+            Err(ProxyError::NoUpstream(_)) if last.is_some() => {
+                return Err(last.unwrap_or(ProxyError::NoUpstream(None)))
+            }
+            Err(e) => return Err(e),
+        };
         let mut buf = Vec::new();
         let res = match sys::write_all(&up.stream, head, send_timeout).await {
             Err(e) => Err(upstream_io(e)),
             Ok(()) => read_response_head(&up.stream, &mut buf, lim).await,
         };
         match res {
-            Ok(n) => {
+            Ok(head) => {
                 up.succeeded();
-                return Ok((up, buf, n));
+                return Ok(Answered { up, buf, head });
             }
             Err(e) if buf.is_empty() && up.pooled => {
                 // A pooled connection the upstream had already closed: not
@@ -266,9 +310,10 @@ pub async fn exchange_head(
                 }
                 fresh = true;
             }
-            Err(e) if buf.is_empty() && e.retryable() => {
+            Err(e) if buf.is_empty() && e.retryable() && idempotent => {
                 warn!(server = %up.addr, error = %e, "upstream failed before answering, trying the next one");
                 up.failed();
+                last = Some(e);
             }
             Err(e) => {
                 up.failed();
@@ -276,6 +321,47 @@ pub async fn exchange_head(
             }
         }
     }
+}
+
+/// nginx's idempotent methods: everything but POST, LOCK and PATCH may be
+/// passed to the next server after it was sent to one.
+pub fn idempotent(method: &str) -> bool {
+    !matches!(method, "POST" | "LOCK" | "PATCH")
+}
+
+/// How long a proxied exchange runs before ringway starts watching the
+/// client for a close. Most exchanges end sooner and pay nothing for it;
+/// a long poll whose client left is closed upstream within this delay.
+const CLIENT_WATCH_DELAY: Duration = Duration::from_millis(100);
+
+/// Resolves when the client has closed its connection (or half-closed it,
+/// or reset it) while ringway waits on the upstream; pending for as long
+/// as the client is there. Bytes from the client (a pipelined request)
+/// end the watch: they are read later, and the close cannot be seen past
+/// them. nginx does the same (`proxy_ignore_client_abort off`): the
+/// upstream connection is closed at once and the request logged as 499.
+pub async fn client_gone(client: &TcpStream) {
+    monoio::time::sleep(CLIENT_WATCH_DELAY).await;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(client);
+    loop {
+        match sys::pending(fd) {
+            sys::Pending::Eof | sys::Pending::Error => return,
+            sys::Pending::Data => std::future::pending::<()>().await,
+            sys::Pending::Nothing => {
+                if sys::readable(client).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The error for a client that left while its exchange was in flight.
+pub fn client_left() -> ProxyError {
+    ProxyError::Client(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "client closed the connection while waiting for the upstream",
+    ))
 }
 
 /// How a proxied exchange failed, and so what the client is told.
@@ -322,6 +408,13 @@ impl std::fmt::Display for ProxyError {
             ProxyError::Client(e) => write!(f, "client error: {e}"),
             ProxyError::ClientBody(_, why) => write!(f, "request body: {why}"),
         }
+    }
+}
+
+pub fn bad_response(e: response::BadResponse) -> ProxyError {
+    match e {
+        response::BadResponse::TooLarge => ProxyError::BadResponse("head too large"),
+        response::BadResponse::Malformed(why) => ProxyError::BadResponse(why),
     }
 }
 

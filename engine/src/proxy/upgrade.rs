@@ -2,6 +2,14 @@
 //! upstream's answer; a 101 turns the connection into a tunnel, anything
 //! else is relayed to the client as an ordinary response and the exchange
 //! ends (RFC 9110 §7.8, RFC 6455 §4.1).
+//!
+//! Bytes the client sent after its upgrade request are not part of that
+//! request: they belong to the protocol the connection switches to, if it
+//! switches. They are held until the upstream's 101 has been relayed and
+//! go upstream as the tunnel's first bytes; when the upstream refuses the
+//! upgrade they are dropped with the client connection, so an upstream
+//! that keeps its connection after a refusal never reads them as a
+//! request. The upstream connection of an upgrade attempt is never pooled.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +19,10 @@ use ringway_config::Location;
 use tracing::{info, warn};
 
 use super::body::Relay;
-use super::{exchange_head, Connected, HeadLimits, ProxyError, Target};
+use super::{
+    bad_response, client_gone, client_left, exchange_head, Answered, Connected, HeadLimits,
+    ProxyError, Target,
+};
 use crate::http::{response, rewrite};
 use crate::runtime::worker::Worker;
 use crate::sys;
@@ -22,8 +33,12 @@ pub struct Upgrade<'a> {
     pub location: &'a Location,
     pub client: &'a TcpStream,
     pub peer: SocketAddr,
-    /// The rewritten head, followed by any bytes the client sent after it.
+    /// The rewritten head (an upgrade request has no body).
     pub head: Vec<u8>,
+    /// The method may be passed to the next server after it was sent.
+    pub idempotent: bool,
+    /// Bytes the client sent after the head: held for the tunnel.
+    pub early: Vec<u8>,
     pub target: Target,
     /// For logs: the client's request target.
     pub uri: String,
@@ -46,6 +61,9 @@ pub struct TunnelPlan {
     pub upstream: Connected,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
+    /// Client bytes that arrived behind the upgrade request: the first
+    /// bytes the tunnel writes upstream.
+    pub early: Vec<u8>,
 }
 
 pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
@@ -55,22 +73,32 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         max_headers: u.max_headers,
         read_timeout: loc.proxy_read_timeout,
     };
-    let (up, buf, head_len) = exchange_head(
-        &u.target,
-        &u.head,
-        loc.proxy_connect_timeout,
-        loc.proxy_send_timeout,
-        lim,
-    )
-    .await?;
+    let Answered { up, buf, head } = monoio::select! {
+        biased;
+        r = exchange_head(
+            &u.target,
+            &u.head,
+            u.idempotent,
+            loc.proxy_connect_timeout,
+            loc.proxy_send_timeout,
+            lim,
+        ) => r?,
+        _ = client_gone(u.client) => return Err(client_left()),
+    };
     drop(u.head);
+    let head_len = head.len;
     let resp = match response::parse(&buf, u.max_headers, u.max_head) {
         Ok(Some(r)) => r,
         _ => return Err(ProxyError::BadResponse("invalid response head")),
     };
     let status = resp.status;
+    let framing = resp.framing(false).map_err(bad_response)?;
+    if status == 101 && resp.header("upgrade").is_none_or(|v| v.is_empty()) {
+        // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
+        return Err(ProxyError::BadResponse("101 without Upgrade"));
+    }
     let mut out = Vec::with_capacity(head_len + 64);
-    rewrite::response_head(&mut out, &resp, false);
+    rewrite::response_head(&mut out, &resp, framing, false);
 
     if status == 101 {
         out.extend_from_slice(&buf[head_len..]);
@@ -83,14 +111,16 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,
             send_timeout: loc.proxy_send_timeout,
+            early: u.early,
         }));
     }
 
-    // Not upgraded: relay the answer as it is, then end the exchange.
-    let kind = resp
-        .body_kind("GET")
-        .map_err(|_| ProxyError::BadResponse("bad response framing"))?;
+    // Not upgraded: relay the answer, then end the exchange; the client's
+    // early bytes are dropped with its connection.
     drop(resp);
+    if !u.early.is_empty() {
+        info!(client = %u.peer, uri = %u.uri, dropped = u.early.len(), "bytes sent behind a refused upgrade are dropped");
+    }
     sys::write_all(u.client, &out, loc.proxy_send_timeout)
         .await
         .map_err(ProxyError::Client)?;
@@ -101,9 +131,11 @@ pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
         send_timeout: loc.proxy_send_timeout,
         pool: &u.worker.bufs,
         max: 0,
+        max_trailer: u.max_head,
+        answered_early: None,
     };
     // The head is out: a failure now can only cut the response short.
-    let body_bytes = match relay.body(kind, &buf[head_len..]).await {
+    let body_bytes = match relay.body(framing.body, &buf[head_len..]).await {
         Ok((_, n)) => n,
         Err(e) => {
             warn!(client = %u.peer, uri = %u.uri, error = ?e, "upstream response cut short");

@@ -141,6 +141,9 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
                         }
                     }
                     Ok(new) => {
+                        for w in &new.warnings {
+                            warn!("{w}");
+                        }
                         let new_set: BTreeSet<SocketAddr> = new
                             .servers
                             .iter()

@@ -58,6 +58,13 @@ pub enum Key<'a> {
 
 impl Group {
     pub fn new(up: &Upstream) -> Self {
+        // nginx: a group with a single server ignores max_fails; it is
+        // never considered unavailable (there is nothing to fail over to).
+        let max_fails = if up.servers.len() == 1 {
+            0
+        } else {
+            up.max_fails
+        };
         let peers: Vec<Peer> = up
             .servers
             .iter()
@@ -69,7 +76,7 @@ impl Group {
                 down: s.down,
                 current: Cell::new(0),
                 active: Cell::new(0),
-                health: Health::new(up.max_fails, up.fail_timeout),
+                health: Health::new(max_fails, up.fail_timeout),
             })
             .collect();
         let mut ring = Vec::new();
@@ -388,5 +395,21 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(g.pick(Key::None, &[], now), Some(1));
         }
+    }
+
+    /// nginx: the only server of a group is never marked down.
+    #[test]
+    fn a_single_server_is_never_marked_down() {
+        let g = Group::new(&upstream("round_robin", r#"{ addr = "127.0.0.1:1" }"#));
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert!(!g.peers[0].health.failure(now));
+        }
+        assert_eq!(g.pick(Key::None, &[], now), Some(0));
+        let two = Group::new(&upstream(
+            "round_robin",
+            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+        ));
+        assert!(two.peers[0].health.failure(now), "max_fails = 1 by default");
     }
 }

@@ -76,15 +76,5 @@ impl Pool {
 /// An idle HTTP connection must have nothing to read: EOF means the
 /// upstream closed it, bytes mean it is out of step, an error means reset.
 fn still_open(s: &TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    // SAFETY: one-byte peek into a local buffer.
-    let n = unsafe {
-        libc::recv(
-            s.as_raw_fd(),
-            b.as_mut_ptr().cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+    crate::sys::pending(s.as_raw_fd()) == crate::sys::Pending::Nothing
 }
