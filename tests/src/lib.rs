@@ -4,6 +4,9 @@
 //!
 //! Every wait is bounded; nothing sleeps to synchronise.
 
+pub mod http1;
+pub mod recorder;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -225,6 +228,11 @@ fn field(line: &str, key: &str) -> Option<String> {
 
 /// `ringway -t -c FILE` on `config`: (exit code, stdout + stderr, path).
 pub fn config_test(config: &str) -> (i32, String, PathBuf) {
+    config_test_bytes(config.as_bytes())
+}
+
+/// `config_test` on raw bytes (for files that are not UTF-8).
+pub fn config_test_bytes(config: &[u8]) -> (i32, String, PathBuf) {
     let dir = temp_dir("t");
     let path = dir.join("ringway.toml");
     std::fs::write(&path, config).expect("write config");

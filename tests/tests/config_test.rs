@@ -1,6 +1,6 @@
 //! `ringway -t`: a good file passes, a bad one names the file, line and key.
 
-use ringway_tests::config_test;
+use ringway_tests::{config_test, config_test_bytes};
 
 #[test]
 fn good_file_passes() {
@@ -75,4 +75,49 @@ fn tls_is_refused_until_it_is_served() {
         )),
         "{out}"
     );
+}
+
+#[test]
+fn an_empty_config_is_refused() {
+    for text in ["", "# nothing yet\n", "[runtime]\nworkers = 1\n"] {
+        let (code, out, path) = config_test(text);
+        assert_eq!(code, 1, "{text:?}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{}: servers: no server is configured",
+                path.display()
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_byte_that_is_not_utf8_names_its_line() {
+    let (code, out, path) =
+        config_test_bytes(b"[servers.ws]\nlisten = [\"127.0.0.1:0\"]\nserver_name = \"caf\xe9\"\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:3: (file): byte 0xe9 at column 19 is not UTF-8",
+            path.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_root_is_a_warning_that_names_its_line() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/\"]\nroot = \"/nonexistent/ringway-www\"\n",
+    );
+    assert_eq!(code, 0, "a warning does not fail the test: {out}");
+    assert!(
+        out.contains(&format!(
+            "warning: {}:4: servers.ws.locations.\"/\".root: `/nonexistent/ringway-www` is not a directory",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("configuration ok"), "{out}");
 }
