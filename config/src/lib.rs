@@ -61,7 +61,22 @@ fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
 
 /// Validate configuration text; `path` names it in errors.
 pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    validate::validate(text, path)
+    validate::validate(text, path, Resolve::System)
+}
+
+/// How upstream host names are turned into addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// The system resolver (getaddrinfo), as at start and reload.
+    System,
+    /// No lookup: every name stands for 127.0.0.1. For fuzzing the loader,
+    /// where a lookup per input would be slow and reach for the network.
+    Loopback,
+}
+
+/// `parse_str` with a choice of resolver.
+pub fn parse_str_with(text: &str, path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
+    validate::validate(text, path, resolve)
 }
 
 #[cfg(test)]
@@ -322,6 +337,15 @@ try_files = ["$uri", "/index.html"]
         assert_eq!(
             c.warnings,
             vec!["/etc/ringway/ringway.toml:4: servers.a.locations.\"/\".root: `/nonexistent/www` is not a directory (requests here will get 404)".to_string()]
+        );
+    }
+
+    #[test]
+    fn header_values_cannot_hold_control_characters() {
+        let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:1\"\n[servers.a.locations.\"/\".proxy_set_header]\nX-A = \"a\\r\\nX-B: b\"\n");
+        assert!(
+            e.contains(":6: servers.a.locations.\"/\".proxy_set_header.X-A: a header value cannot contain control characters"),
+            "{e}"
         );
     }
 

@@ -16,6 +16,7 @@ use crate::units::{parse_duration, parse_size};
 struct Ctx<'a> {
     text: &'a str,
     file: &'a Path,
+    resolve: crate::Resolve,
     warnings: std::cell::RefCell<Vec<String>>,
 }
 
@@ -136,6 +137,20 @@ impl Ctx<'_> {
         let s = self.string(v, key)?;
         template::parse(&s).map_err(|name| self.at(v, key, ErrorKind::UnknownVariable { name }))
     }
+
+    /// A template rendered into a header value: no control characters
+    /// (a CR or LF there would end the field, or the head, early).
+    fn header_template(&self, v: &V, key: &str) -> Result<Template, ConfigError> {
+        let s = self.string(v, key)?;
+        if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(self.at(
+                v,
+                key,
+                ErrorKind::Invalid("a header value cannot contain control characters".into()),
+            ));
+        }
+        self.template(v, key)
+    }
 }
 
 fn type_err(expected: &'static str, found: &toml::Value) -> ErrorKind {
@@ -158,10 +173,11 @@ fn k(name: &str) -> String {
     }
 }
 
-pub fn validate(text: &str, file: &Path) -> Result<Config, ConfigError> {
+pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Config, ConfigError> {
     let cx = Ctx {
         text,
         file,
+        resolve,
         warnings: Default::default(),
     };
     let raw: Raw = toml::from_str(text).map_err(|e| {
@@ -435,6 +451,9 @@ fn resolve(
         (None, None) => return Err(bad("missing port".into())),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    if cx.resolve == crate::Resolve::Loopback {
+        return Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
+    }
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| bad(format!("cannot resolve: {e}")))?
@@ -696,7 +715,7 @@ fn location(
         let location = rr
             .location
             .as_ref()
-            .map(|v| cx.template(v, &format!("{rk}.location")))
+            .map(|v| cx.header_template(v, &format!("{rk}.location")))
             .transpose()?;
         if matches!(status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
             return Err(cx.at(
@@ -781,7 +800,7 @@ fn location(
                         ErrorKind::Invalid(format!("`{name}` is not a valid header name")),
                     ));
                 }
-                out.push((name.clone(), cx.template(v, &hk)?));
+                out.push((name.clone(), cx.header_template(v, &hk)?));
             }
         }
         Ok(out)

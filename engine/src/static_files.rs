@@ -89,7 +89,10 @@ pub async fn serve(
         match find(r, sf, prefix.as_deref(), &uri) {
             Found::File { path, root } => return send(r, loc, &path, &root, head_only).await,
             Found::Slash => {
-                let mut to = format!("{uri}/").into_bytes();
+                // The decoded path, escaped again for the Location field.
+                let mut escaped = String::with_capacity(uri.len() + 8);
+                path::escape_uri(&mut escaped, &uri);
+                let mut to = format!("{escaped}/").into_bytes();
                 if let Some(q) = r.vars.req.query() {
                     to.push(b'?');
                     to.extend_from_slice(q.as_bytes());

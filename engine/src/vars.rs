@@ -5,6 +5,12 @@
 //! Names and meanings follow nginx's (ngx_http_core_module variables):
 //! `$uri` is the normalised path (percent-decoded, dot segments resolved,
 //! slashes merged), `$request_uri` the target as received.
+//!
+//! Every variable renders without control characters, because templates
+//! become header values: `$uri` is the one value decoded from the client's
+//! bytes, so its control characters (a `%0D%0A` in the path) are written
+//! percent-escaped again. (nginx writes them raw, which turns
+//! `proxy_set_header X-Uri $uri` into a header injection.)
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -76,7 +82,7 @@ impl VarCtx<'_, '_> {
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Var::Scheme => out.extend_from_slice(self.scheme.as_bytes()),
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
-            Var::Uri => out.extend_from_slice(req.norm_path.as_bytes()),
+            Var::Uri => push_escaping_controls(out, req.norm_path.as_bytes()),
             Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
             Var::RequestMethod => out.extend_from_slice(req.method.as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
@@ -119,6 +125,18 @@ impl VarCtx<'_, '_> {
                     out.extend_from_slice(v.as_bytes());
                 }
             }
+        }
+    }
+}
+
+/// Append `v` with control bytes (and DEL) written as `%XX`.
+fn push_escaping_controls(out: &mut Vec<u8>, v: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in v {
+        if b < 0x20 || b == 0x7f {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        } else {
+            out.push(b);
         }
     }
 }
@@ -170,6 +188,22 @@ mod tests {
             proxy_host: "127.0.0.1:3000",
         };
         String::from_utf8(ctx.render_to_vec(tpl)).unwrap()
+    }
+
+    /// `$uri` is decoded, so it is the one variable that could carry a CR
+    /// or LF into a header value: they come out escaped.
+    #[test]
+    fn uri_never_renders_control_characters() {
+        let tpl = t(vec![Part::Var(Var::Uri)]);
+        assert_eq!(
+            ctx_render(
+                "GET /a%0D%0AX-Evil:%201%00%7F%20b HTTP/1.1\r\nHost: a\r\n\r\n"
+                    .replace("%00", "")
+                    .as_str(),
+                &tpl
+            ),
+            "/a%0D%0AX-Evil: 1%7F b"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ both_drivers!(
     unclean_exchanges_are_not_reused,
     get_without_an_answer_is_504,
     client_leaving_a_long_poll_closes_the_upstream,
+    decoded_uri_cannot_inject_a_header,
 );
 
 const WS_KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
@@ -50,6 +51,10 @@ proxy_read_timeout = "2s"
 [servers.s.locations."/long/"]
 proxy_pass = "http://{rec}"
 proxy_read_timeout = "60s"
+[servers.s.locations."/v/"]
+proxy_pass = "http://{rec}"
+[servers.s.locations."/v/".proxy_set_header]
+X-Uri = "$uri"
 "#
     )
 }
@@ -469,4 +474,28 @@ fn client_leaving_a_long_poll_closes_the_upstream(d: Driver) {
     s.write_all(b"GET /p/ok HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut s).1, "GET /p/ok body=0");
+}
+
+/// `$uri` is decoded: a `%0D%0A` in the path must not become a line end in
+/// a header ringway writes (found by the request_head fuzz target).
+fn decoded_uri_cannot_inject_a_header(d: Driver) {
+    let rec = Recorder::start();
+    let rw = Ringway::start(&config(rec.addr), d);
+    let mut s = client(&rw);
+    s.write_all(
+        b"GET /v/a%0D%0AX-Injected:%201%0D%0A%0D%0AGET%20/smuggled%20HTTP/1.1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let (head, _) = read_response(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let conns = rec.wait_for("the request", Duration::from_secs(10), |c| {
+        c.iter().any(|c| !c.requests.is_empty())
+    });
+    let reqs: Vec<_> = conns.iter().flat_map(|c| c.requests.clone()).collect();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(reqs[0].header("x-injected").is_none(), "{reqs:?}");
+    assert_eq!(
+        reqs[0].header("x-uri"),
+        Some("/v/a%0D%0AX-Injected: 1%0D%0A%0D%0AGET /smuggled HTTP/1.1")
+    );
 }

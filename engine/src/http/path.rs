@@ -57,6 +57,9 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if path.contains('\0') {
+        return Err(PathError::Nul);
+    }
     if !needs_work(path) {
         return Ok(Cow::Borrowed(path));
     }
@@ -172,6 +175,7 @@ mod tests {
         assert_eq!(n("/a%2"), Err(PathError::BadEscape));
         assert_eq!(n("/a%ff"), Err(PathError::NotUtf8));
         assert_eq!(n("a"), Err(PathError::NotAbsolute));
+        assert_eq!(n("/p\0s"), Err(PathError::Nul));
         assert_eq!(n("/caf%C3%A9").unwrap(), "/café");
     }
 

@@ -31,6 +31,11 @@ pub fn parse(
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(head_len)) => {
             let status = resp.code.unwrap_or(0);
+            // RFC 9110 §15: a status code is 100..=599 (httparse takes any
+            // three digits, "020" included).
+            if !(100..=599).contains(&status) {
+                return Err(BadResponse::Malformed("invalid status code"));
+            }
             let reason = resp.reason.unwrap_or("");
             let minor_version = resp.version.unwrap_or(1);
             let count = resp.headers.len();
@@ -129,6 +134,8 @@ mod tests {
     #[test]
     fn bad_heads() {
         assert!(parse(b"HTTP/1.1 2x0 OK\r\n\r\n", 64, 4096).is_err());
+        assert!(parse(b"HTTP/1.1 020 OK\r\n\r\n", 64, 4096).is_err());
+        assert!(parse(b"HTTP/1.1 600 OK\r\n\r\n", 64, 4096).is_err());
         assert_eq!(
             parse(b"HTTP/1.1 200 OK\r\nX: y", 64, 10).unwrap_err(),
             BadResponse::TooLarge

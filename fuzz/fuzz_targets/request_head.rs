@@ -1,0 +1,115 @@
+//! The request head parser and the upstream head rewriter.
+//!
+//! For every head ringway accepts, the head it would send upstream must be
+//! one complete, canonical HTTP/1.1 request head (httparse reads exactly
+//! all of it), carry exactly the framing field of ringway's one framing
+//! decision, parse back to the same method and framing, and — with a URI
+//! part in proxy_pass — name the path ringway routed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringway::http::path;
+use ringway::http::request;
+use ringway::http::rewrite::{self, UpstreamConn};
+use ringway::http::BodyKind;
+use ringway::vars::VarCtx;
+use ringway_config::{Part, Template, Var};
+
+fn tpl(v: Var) -> Template {
+    Template {
+        parts: vec![Part::Var(v)],
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(Some(req)) = request::parse(data, 64, 8192) else {
+        return;
+    };
+    assert!(req.head_len <= data.len());
+    assert!(req.norm_path.starts_with('/'));
+    assert_eq!(
+        path::resolve(&req.norm_path).unwrap(),
+        req.norm_path,
+        "normalisation is idempotent"
+    );
+    let set = vec![
+        (
+            "X-Forwarded-For".to_string(),
+            tpl(Var::ProxyAddXForwardedFor),
+        ),
+        ("X-Real-IP".to_string(), tpl(Var::RemoteAddr)),
+        ("X-Host".to_string(), tpl(Var::Host)),
+        ("X-Uri".to_string(), tpl(Var::Uri)),
+        ("X-Cookie".to_string(), tpl(Var::Http("cookie".into()))),
+    ];
+    let vars = VarCtx {
+        req: &req,
+        remote: "192.0.2.1:1234".parse().unwrap(),
+        local: "127.0.0.1:80".parse().unwrap(),
+        server_name: "s",
+        scheme: "http",
+        proxy_host: "backend:8080",
+    };
+    for (prefix, proxy_uri) in [(Some("/"), Some("/x/")), (Some("/"), None), (None, None)] {
+        let uri = rewrite::upstream_uri(&req, prefix, proxy_uri);
+        assert!(uri.starts_with('/'), "{uri:?}");
+        if proxy_uri.is_some() {
+            let up_path = uri.split('?').next().unwrap();
+            let routed = format!("/x/{}", &req.norm_path[1..]);
+            assert_eq!(path::normalize(up_path).unwrap(), routed.as_str());
+        }
+        for conn in [
+            UpstreamConn::Upgrade,
+            UpstreamConn::Close,
+            UpstreamConn::KeepAlive,
+        ] {
+            for underscores in [false, true] {
+                let mut out = Vec::new();
+                rewrite::request_head(&mut out, &req, &uri, &set, &vars, conn, underscores);
+                check_forwarded(&out, &req, &uri);
+            }
+        }
+    }
+});
+
+fn check_forwarded(out: &[u8], req: &request::Request<'_>, uri: &str) {
+    let mut headers = [httparse::EMPTY_HEADER; 256];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(out) {
+        Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "one head, nothing after"),
+        other => panic!(
+            "forwarded head does not parse: {other:?} {:?}",
+            String::from_utf8_lossy(out)
+        ),
+    }
+    assert_eq!(parsed.method, Some(req.method));
+    assert_eq!(parsed.path, Some(uri));
+    // Canonical line ends: every LF is part of a CRLF.
+    for (i, &b) in out.iter().enumerate() {
+        if b == b'\n' {
+            assert!(i > 0 && out[i - 1] == b'\r', "bare LF in forwarded head");
+        }
+        if b == b'\r' {
+            assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR in forwarded head");
+        }
+    }
+    let named = |n: &str| {
+        parsed
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(n))
+            .count()
+    };
+    assert!(named("host") <= 1);
+    let (cl, te) = (named("content-length"), named("transfer-encoding"));
+    match req.body {
+        BodyKind::Length(_) => assert_eq!((cl, te), (1, 0)),
+        BodyKind::Chunked => assert_eq!((cl, te), (0, 1)),
+        BodyKind::None | BodyKind::UntilClose => assert_eq!((cl, te), (0, 0)),
+    }
+    // Round trip: ringway's own parser reads the same framing back.
+    if let Ok(Some(again)) = request::parse(out, 256, out.len().max(1024)) {
+        assert_eq!(again.body, req.body);
+        assert_eq!(again.method, req.method);
+    }
+}
