@@ -4,6 +4,7 @@
 //!
 //! Every wait is bounded; nothing sleeps to synchronise.
 
+pub mod hostile;
 pub mod http1;
 pub mod recorder;
 
@@ -105,10 +106,21 @@ impl Ringway {
 
     /// Like `start`, with extra `[runtime]` lines (e.g. `shutdown_timeout = "1s"`).
     pub fn start_with_runtime(config: &str, driver: Driver, runtime_extra: &str) -> Ringway {
+        Self::start_with_log(config, driver, runtime_extra, "off")
+    }
+
+    /// Like `start_with_runtime`, with `[log] access_log` set to `access_log`
+    /// ("off", "stdout" or a file path).
+    pub fn start_with_log(
+        config: &str,
+        driver: Driver,
+        runtime_extra: &str,
+        access_log: &str,
+    ) -> Ringway {
         let dir = temp_dir("rw");
         let path = dir.join("ringway.toml");
         let full = format!(
-            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = \"off\"\n\n{config}",
+            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = {access_log:?}\n\n{config}",
             driver.name()
         );
         std::fs::write(&path, full).expect("write config");
