@@ -4,6 +4,7 @@
 //!
 //! Every wait is bounded; nothing sleeps to synchronise.
 
+pub mod forwarded;
 pub mod hostile;
 pub mod http1;
 pub mod recorder;
@@ -288,6 +289,8 @@ pub struct Backend {
     stop: Arc<AtomicBool>,
     pub connections: Arc<AtomicUsize>,
     accept_thread: Option<thread::JoinHandle<()>>,
+    /// The connections being served, to cut them all (`kill`).
+    live: Arc<Mutex<HashMap<usize, TcpStream>>>,
 }
 
 pub fn ws_config() -> WebSocketConfig {
@@ -310,16 +313,28 @@ impl Backend {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (s2, stop2, c2) = (seen.clone(), stop.clone(), connections.clone());
+        let live: Arc<Mutex<HashMap<usize, TcpStream>>> = Arc::default();
+        let (s2, stop2, c2, l2) = (
+            seen.clone(),
+            stop.clone(),
+            connections.clone(),
+            live.clone(),
+        );
         let accept_thread = thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                c2.fetch_add(1, Ordering::SeqCst);
-                let seen = s2.clone();
-                thread::spawn(move || serve_ws(conn, seen));
+                let id = c2.fetch_add(1, Ordering::SeqCst);
+                if let Ok(c) = conn.try_clone() {
+                    l2.lock().unwrap().insert(id, c);
+                }
+                let (seen, live) = (s2.clone(), l2.clone());
+                thread::spawn(move || {
+                    serve_ws(conn, seen);
+                    live.lock().unwrap().remove(&id);
+                });
             }
         });
         Backend {
@@ -328,6 +343,20 @@ impl Backend {
             stop,
             connections,
             accept_thread: Some(accept_thread),
+            live,
+        }
+    }
+
+    /// Stop as a crashed or restarted server would: stop listening and
+    /// cut every connection it is serving.
+    pub fn kill(self) {
+        let live = self.live.clone();
+        // Drop first: the listener is closed and the accept thread joined,
+        // so no connection is added after the drain below.
+        drop(self);
+        let conns: Vec<TcpStream> = live.lock().unwrap().drain().map(|(_, c)| c).collect();
+        for c in conns {
+            let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
 

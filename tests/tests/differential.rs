@@ -7,17 +7,17 @@
 //! request that ringway answers itself, so each connection ends without a
 //! timeout. `proxy_pass` to an address sends one request per upstream
 //! connection (`Connection: close`), so each upstream connection's bytes
-//! must hold at most one request, and both parsers must agree on it.
+//! must hold at most one request, and both parsers must agree on it
+//! (`forwarded::check`).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringway_tests::forwarded;
 use ringway_tests::hostile::{self, Rng};
-use ringway_tests::http1::{parse_all, Mode, Parsed};
 use ringway_tests::recorder::Recorder;
 use ringway_tests::*;
 
@@ -59,38 +59,6 @@ fn run_case(addr: std::net::SocketAddr, bytes: &[u8]) {
     }
 }
 
-/// (method, target) of each access-log line, counted.
-fn logged(path: &std::path::Path) -> BTreeMap<(String, String), usize> {
-    let text = std::fs::read_to_string(path).expect("access log");
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some(start) = line.find('"') else {
-            continue;
-        };
-        let rest = &line[start + 1..];
-        let Some(end) = rest.find('"') else { continue };
-        let mut parts = rest[..end].split(' ');
-        let (Some(m), Some(t)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if t == "/__end" {
-            continue;
-        }
-        // The log has the target as sent; an absolute-form one goes
-        // upstream in origin-form.
-        let t = match t.strip_prefix("http://") {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => t,
-        };
-        *out.entry((m.to_string(), t.to_string())).or_insert(0) += 1;
-    }
-    out
-}
-
-fn key(p: &Parsed) -> (String, String) {
-    (p.method.clone(), p.target.clone())
-}
-
 fn forwarded_bytes_hold_only_logged_requests(d: Driver) {
     let rec = Recorder::start();
     let dir = temp_dir("diff");
@@ -126,57 +94,10 @@ fn forwarded_bytes_hold_only_logged_requests(d: Driver) {
         rw.wait_exit(Duration::from_secs(20)).is_some(),
         "ringway did not stop"
     );
-    let logged = logged(&log);
+    let logged = forwarded::logged_requests(&log, &["/__end"]);
     let conns = rec.wait_all_closed(Duration::from_secs(20));
-
-    let mut seen_strict: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut seen_lenient: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut forwarded = 0;
-    for c in &conns {
-        // After a 101 the bytes belong to the switched protocol.
-        let http = &c.raw[..c.raw.len() - c.after_switch.len()];
-        let (strict, _, strict_err) = parse_all(http, Mode::Strict);
-        let (lenient, _, lenient_err) = parse_all(http, Mode::Lenient);
-        let show = || String::from_utf8_lossy(http).into_owned();
-        assert!(
-            strict_err.is_none(),
-            "not strict HTTP/1.1 ({strict_err:?}): {:?}",
-            show()
-        );
-        assert!(
-            lenient_err.is_none(),
-            "lenient parse error ({lenient_err:?}): {:?}",
-            show()
-        );
-        assert_eq!(
-            strict.iter().map(key).collect::<Vec<_>>(),
-            lenient.iter().map(key).collect::<Vec<_>>(),
-            "the parsers disagree on {:?}",
-            show()
-        );
-        assert!(
-            strict.len() <= 1,
-            "two requests on one Connection: close connection: {:?}",
-            show()
-        );
-        for p in &strict {
-            assert_eq!(p.body, lenient[0].body, "bodies differ: {:?}", show());
-            *seen_strict.entry(key(p)).or_insert(0) += 1;
-            forwarded += 1;
-        }
-        for p in &lenient {
-            *seen_lenient.entry(key(p)).or_insert(0) += 1;
-        }
-    }
-    for (seen, mode) in [(&seen_strict, "strict"), (&seen_lenient, "lenient")] {
-        for (k, n) in seen {
-            let l = logged.get(k).copied().unwrap_or(0);
-            assert!(
-                *n <= l,
-                "{mode}: the backend got {n} x {k:?}, ringway logged {l}"
-            );
-        }
-    }
+    let summary = forwarded::check(&conns, &logged, true).unwrap_or_else(|e| panic!("{e}"));
+    let forwarded = summary.forwarded;
     // The run exercised both outcomes: requests forwarded and refused.
     let logged_total: usize = logged.values().sum();
     eprintln!(
