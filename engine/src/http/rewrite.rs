@@ -329,22 +329,22 @@ mod tests {
         );
     }
 
+    /// The head relayed to the client for upstream head `raw`.
+    fn relayed(raw: &[u8], head_request: bool, keep_alive: bool) -> String {
+        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let mut out = Vec::new();
+        response_head(&mut out, &r, r.framing(head_request).unwrap(), keep_alive);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn response_heads() {
-        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n";
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
-        let mut out = Vec::new();
-        response_head(&mut out, &r, r.framing(false).unwrap(), false);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            relayed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n", false, false),
             "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
         );
-        let raw = b"HTTP/1.1 403 Forbidden\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 9\r\n\r\n";
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
-        let mut out = Vec::new();
-        response_head(&mut out, &r, r.framing(false).unwrap(), false);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            relayed(b"HTTP/1.1 403 Forbidden\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 9\r\n\r\n", false, false),
             "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
         );
     }
@@ -407,22 +407,19 @@ mod tests {
     /// client connection cannot see two responses merge.
     #[test]
     fn response_framing_is_ringways() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: Content-Length\r\n\r\nabc";
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
-        let mut out = Vec::new();
-        response_head(&mut out, &r, r.framing(false).unwrap(), true);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            relayed(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: Content-Length\r\n\r\nabc",
+                false,
+                true
+            ),
             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"
         );
         // HEAD: the declared length is passed on, no body follows.
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n";
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
-        let mut out = Vec::new();
-        response_head(&mut out, &r, r.framing(true).unwrap(), true);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .contains("Content-Length: 30\r\n"));
+        assert!(
+            relayed(b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n", true, true)
+                .contains("Content-Length: 30\r\n")
+        );
         // Chunked to an HTTP/1.0 client: no framing field, closed after.
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let r = response::parse(raw, 64, 4096).unwrap().unwrap();
