@@ -44,18 +44,23 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cargo +nightly fuzz build 2>&1 | tail -n 3
+# Run the built binaries directly (not `cargo fuzz run`, which rebuilds):
+# a long run then fuzzes exactly the code it started with.
+triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
+bin_dir="fuzz/target/$triple/release"
 mkdir -p target/fuzz-logs
 
 run_one() {
   local t="$1"
   local log="target/fuzz-logs/$t.log"
-  mkdir -p "fuzz/corpus/$t"
+  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   local args=(-max_total_time="$time_s" -print_final_stats=1)
   if [ "$seeds_only" = 1 ]; then
     args=(-runs=0)
   fi
   # The first corpus dir receives new inputs; the seeds are read only.
-  if cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- "${args[@]}" >"$log" 2>&1; then
+  if "$bin_dir/$t" "${args[@]}" -artifact_prefix="fuzz/artifacts/$t/" \
+      "fuzz/corpus/$t" "fuzz/seeds/$t" >"$log" 2>&1; then
     local stats
     stats=$(grep -E "^#[0-9]+.*(DONE|pulse|INITED)" "$log" | tail -n 1 || true)
     local execs

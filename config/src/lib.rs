@@ -9,6 +9,7 @@
 // most once per load, so its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod defaults;
 mod error;
 mod model;
 mod raw;
@@ -190,7 +191,7 @@ try_files = ["$uri", "/index.html"]
         let app = &c.servers[1];
         assert!(app.tls.is_some() && app.http2);
         assert!(
-            matches!(&app.locations[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream(n) if n == "websocket_servers"))
+            matches!(&app.locations[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream { name, index: 0, hash_key: None } if name == "websocket_servers"))
         );
         assert!(matches!(&app.locations[2].action, Action::Static(s) if s.try_files.len() == 2));
     }
@@ -212,7 +213,8 @@ try_files = ["$uri", "/index.html"]
         let l = &s.locations[0];
         assert_eq!(l.proxy_read_timeout, Duration::from_secs(60));
         assert_eq!(l.client_max_body_size, 1 << 20);
-        assert!(l.proxy_buffering);
+        assert!(!l.proxy_buffering, "ringway streams by default");
+        assert_eq!(l.proxy_buffers, 64 * 1024);
         assert!(matches!(&l.action, Action::Proxy(p) if p.uri.as_deref() == Some("/")));
     }
 
@@ -237,7 +239,7 @@ try_files = ["$uri", "/index.html"]
         let c = parse("[upstreams.b]\nservers = [{ addr = \"127.0.0.1:1\" }]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/a/\"]\nproxy_pass = \"http://b/prefix\"\n[servers.s.locations.\"/c/\"]\nproxy_pass = \"http://[::1]:9000\"\n[servers.s.locations.\"/d/\"]\nproxy_pass = \"http://127.0.0.1\"\n").unwrap();
         let l = &c.servers[0].locations;
         assert!(
-            matches!(&l[0].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream(n) if n == "b") && p.uri.as_deref() == Some("/prefix"))
+            matches!(&l[0].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream { name, index: 0, .. } if name == "b") && p.uri.as_deref() == Some("/prefix"))
         );
         assert!(
             matches!(&l[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, addrs } if host == "[::1]:9000" && addrs[0] == "[::1]:9000".parse().unwrap()))

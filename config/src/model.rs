@@ -2,8 +2,10 @@
 //!
 //! Everything here is plain data: no I/O, no runtime types. `crate::load`
 //! builds it from `ringway.toml`; every value has already been checked, so
-//! the engine never re-validates. Defaults follow nginx unless CONFIG.md says
-//! otherwise.
+//! the engine never re-validates. Names are resolved here too: a
+//! `proxy_pass` to an upstream group carries the group's index. Defaults
+//! are the `DEFAULT_*` constants of `crate::defaults` (nginx's unless said
+//! there).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,8 +16,6 @@ use indexmap::IndexMap;
 /// A whole `ringway.toml`, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file this came from (for logs and reload).
-    pub source: PathBuf,
     pub runtime: Runtime,
     pub log: Log,
     pub metrics: Option<Metrics>,
@@ -33,18 +33,24 @@ pub struct Config {
 pub struct Runtime {
     /// `workers`: "auto" (one per core) or a count.
     pub workers: Workers,
-    /// `pin_cores` (default true).
+    /// `pin_cores` ([`DEFAULT_PIN_CORES`](crate::defaults::DEFAULT_PIN_CORES)).
     pub pin_cores: bool,
     /// `driver` (default auto).
     pub driver: DriverChoice,
-    /// `max_connections` per process (default 200000): accept pauses beyond it.
+    /// `max_connections` per process
+    /// ([`DEFAULT_MAX_CONNECTIONS`](crate::defaults::DEFAULT_MAX_CONNECTIONS)):
+    /// accept pauses beyond it.
     pub max_connections: usize,
-    /// `shutdown_timeout` (default "30s"): how long TERM/QUIT lets tunnels drain.
+    /// `shutdown_timeout`
+    /// ([`DEFAULT_SHUTDOWN_TIMEOUT`](crate::defaults::DEFAULT_SHUTDOWN_TIMEOUT)):
+    /// how long TERM/QUIT lets tunnels drain.
     pub shutdown_timeout: Duration,
-    /// `tunnel_buffer` (default "16k"): size of the pooled per-core buffers a
+    /// `tunnel_buffer` ([`DEFAULT_TUNNEL_BUFFER`](crate::defaults::DEFAULT_TUNNEL_BUFFER)):
+    /// size of the pooled per-core buffers a
     /// tunnel borrows while bytes are moving. Idle tunnels hold none.
     pub tunnel_buffer: usize,
-    /// `splice` (default true): large transfers on a tunnel move through a
+    /// `splice` ([`DEFAULT_SPLICE`](crate::defaults::DEFAULT_SPLICE)): large
+    /// transfers on a tunnel move through a
     /// pooled pipe with splice(2) instead of user-space copies.
     pub splice: bool,
 }
@@ -66,7 +72,7 @@ pub enum DriverChoice {
 /// `[log]`.
 #[derive(Debug, Clone)]
 pub struct Log {
-    /// `level` (default "info"): a tracing filter.
+    /// `level` ([`DEFAULT_LOG_LEVEL`](crate::defaults::DEFAULT_LOG_LEVEL)): a tracing filter.
     pub level: String,
     /// `access_log` (default stdout).
     pub access_log: AccessLog,
@@ -93,14 +99,18 @@ pub struct Upstream {
     /// `hash_key`, required with `balance = "hash"` and rejected otherwise.
     pub hash_key: Option<Template>,
     pub servers: Vec<UpstreamServer>,
-    /// `max_fails` (default 1; 0 disables passive health).
+    /// `max_fails` ([`DEFAULT_MAX_FAILS`](crate::defaults::DEFAULT_MAX_FAILS);
+    /// 0 disables passive health; ignored for a group of one server).
     pub max_fails: u32,
-    /// `fail_timeout` (default "10s").
+    /// `fail_timeout` ([`DEFAULT_FAIL_TIMEOUT`](crate::defaults::DEFAULT_FAIL_TIMEOUT)).
     pub fail_timeout: Duration,
-    /// `keepalive` (default 32): idle pooled connections per core (plain
+    /// `keepalive` ([`DEFAULT_UPSTREAM_KEEPALIVE`](crate::defaults::DEFAULT_UPSTREAM_KEEPALIVE)):
+    /// idle pooled connections per core (plain
     /// HTTP; 0 disables pooling and sends `Connection: close`).
     pub keepalive: usize,
-    /// `keepalive_timeout` (default "60s"): a pooled connection idle longer
+    /// `keepalive_timeout`
+    /// ([`DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT`](crate::defaults::DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT)):
+    /// a pooled connection idle longer
     /// than this is closed instead of reused.
     pub keepalive_timeout: Duration,
 }
@@ -120,7 +130,7 @@ pub struct UpstreamServer {
     pub addr_text: String,
     /// Resolved at load time, in resolver order; never empty.
     pub addrs: Vec<SocketAddr>,
-    /// `weight` (default 1, at least 1).
+    /// `weight` ([`DEFAULT_WEIGHT`](crate::defaults::DEFAULT_WEIGHT), at least 1).
     pub weight: u32,
     /// `backup` (default false).
     pub backup: bool,
@@ -143,22 +153,31 @@ pub struct Server {
     pub http2: bool,
     /// `locations`, in file order (order matters for regex locations).
     pub locations: Vec<Location>,
-    /// `client_header_buffer_size` (default "16k"): the most bytes a request
+    /// `client_header_buffer_size`
+    /// ([`DEFAULT_CLIENT_HEADER_BUFFER_SIZE`](crate::defaults::DEFAULT_CLIENT_HEADER_BUFFER_SIZE)):
+    /// the most bytes a request
     /// head may take (request line + headers); beyond it 431 (414 when the
     /// request line alone does not fit).
     pub client_header_buffer_size: usize,
-    /// `max_headers` (default 100): beyond it 431.
+    /// `max_headers` ([`DEFAULT_MAX_HEADERS`](crate::defaults::DEFAULT_MAX_HEADERS)): beyond it 431.
     pub max_headers: usize,
-    /// `client_header_timeout` (default "60s"): the whole head must arrive
+    /// `client_header_timeout`
+    /// ([`DEFAULT_CLIENT_HEADER_TIMEOUT`](crate::defaults::DEFAULT_CLIENT_HEADER_TIMEOUT)):
+    /// the whole head must arrive
     /// within it, else 408.
     pub client_header_timeout: Duration,
-    /// `keepalive_timeout` (default "75s"): idle time allowed between requests
+    /// `keepalive_timeout`
+    /// ([`DEFAULT_KEEPALIVE_TIMEOUT`](crate::defaults::DEFAULT_KEEPALIVE_TIMEOUT)):
+    /// idle time allowed between requests
     /// on a client keep-alive connection.
     pub keepalive_timeout: Duration,
-    /// `send_timeout` (default "60s"): the longest a write of ringway's own
+    /// `send_timeout` ([`DEFAULT_SEND_TIMEOUT`](crate::defaults::DEFAULT_SEND_TIMEOUT)):
+    /// the longest a write of ringway's own
     /// answer to the client may wait (nginx's send_timeout).
     pub send_timeout: Duration,
-    /// `underscores_in_headers` (default false, as nginx): client header
+    /// `underscores_in_headers`
+    /// ([`DEFAULT_UNDERSCORES_IN_HEADERS`](crate::defaults::DEFAULT_UNDERSCORES_IN_HEADERS)):
+    /// client header
     /// fields with `_` in their names are not forwarded.
     pub underscores_in_headers: bool,
 }
@@ -187,20 +206,34 @@ pub struct Location {
     pub key: String,
     pub matcher: LocationMatch,
     pub action: Action,
-    /// `proxy_connect_timeout` (default "60s").
+    /// `proxy_connect_timeout`
+    /// ([`DEFAULT_PROXY_CONNECT_TIMEOUT`](crate::defaults::DEFAULT_PROXY_CONNECT_TIMEOUT)).
     pub proxy_connect_timeout: Duration,
-    /// `proxy_read_timeout` (default "60s"). On a tunnel: idle timeout with no
+    /// `proxy_read_timeout`
+    /// ([`DEFAULT_PROXY_READ_TIMEOUT`](crate::defaults::DEFAULT_PROXY_READ_TIMEOUT)).
+    /// On a tunnel: idle timeout with no
     /// byte in either direction.
     pub proxy_read_timeout: Duration,
-    /// `proxy_send_timeout` (default "60s").
+    /// `proxy_send_timeout`
+    /// ([`DEFAULT_PROXY_SEND_TIMEOUT`](crate::defaults::DEFAULT_PROXY_SEND_TIMEOUT)).
     pub proxy_send_timeout: Duration,
-    /// `proxy_buffering` (default true, as nginx; ringway streams either way
-    /// on tunnels).
+    /// `proxy_buffering`
+    /// ([`DEFAULT_PROXY_BUFFERING`](crate::defaults::DEFAULT_PROXY_BUFFERING)):
+    /// on, a response body that fits `proxy_buffers` is read whole before
+    /// the client is written to, so the upstream connection is free at
+    /// once; a larger one, or one whose upstream says `X-Accel-Buffering:
+    /// no`, streams. Off, every body streams as it arrives. Tunnels always
+    /// stream.
     pub proxy_buffering: bool,
+    /// `proxy_buffers` ([`DEFAULT_PROXY_BUFFERS`](crate::defaults::DEFAULT_PROXY_BUFFERS)):
+    /// the most response body held in memory per request when buffering.
+    pub proxy_buffers: usize,
     /// `proxy_set_header`, in file order. Names keep their case as written.
     /// An empty template ("") means: do not send this header.
     pub proxy_set_header: Vec<(String, Template)>,
-    /// `client_max_body_size` (default "1m"; 0 = unlimited).
+    /// `client_max_body_size`
+    /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
+    /// 0 = unlimited).
     pub client_max_body_size: u64,
     /// `add_header`, in file order, added to responses ringway sends.
     pub add_header: Vec<(String, Template)>,
@@ -252,14 +285,19 @@ pub enum ProxyTarget {
         host: String,
         addrs: Vec<SocketAddr>,
     },
-    /// The name of an `[upstreams.NAME]` table (checked to exist).
-    Upstream(String),
+    /// An `[upstreams.NAME]` table: its name (`$proxy_host`), its index in
+    /// `Config::upstreams`, and its `hash_key` (for `balance = "hash"`).
+    Upstream {
+        name: String,
+        index: usize,
+        hash_key: Option<Template>,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     pub root: StaticRoot,
-    /// `index` (default ["index.html"]).
+    /// `index` ([`DEFAULT_INDEX`](crate::defaults::DEFAULT_INDEX)).
     pub index: Vec<String>,
     /// `try_files`: each a template; the last is a fallback URI or "=404".
     pub try_files: Vec<Template>,

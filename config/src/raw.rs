@@ -100,6 +100,7 @@ pub struct RawLocation {
     pub proxy_read_timeout: Option<V>,
     pub proxy_send_timeout: Option<V>,
     pub proxy_buffering: Option<V>,
+    pub proxy_buffers: Option<V>,
     pub proxy_set_header: Option<IndexMap<String, V>>,
     #[serde(rename = "return")]
     pub return_: Option<Spanned<RawReturn>>,

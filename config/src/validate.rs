@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::defaults::*;
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::*;
 use crate::raw::*;
@@ -224,7 +225,6 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
     }
     check_listen_names(&cx, &raw, &servers)?;
     Ok(Config {
-        source: file.to_path_buf(),
         runtime,
         log,
         metrics,
@@ -266,7 +266,11 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
             }
         },
     };
-    let tunnel_buffer = cx.size(r.tunnel_buffer.as_ref(), "runtime.tunnel_buffer", 16 * 1024)?;
+    let tunnel_buffer = cx.size(
+        r.tunnel_buffer.as_ref(),
+        "runtime.tunnel_buffer",
+        DEFAULT_TUNNEL_BUFFER,
+    )?;
     if !(1024..=16 << 20).contains(&tunnel_buffer) {
         let v = r.tunnel_buffer.as_ref().expect("a default is in range");
         return Err(cx.at(
@@ -277,28 +281,28 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
     }
     Ok(Runtime {
         workers,
-        pin_cores: cx.bool(r.pin_cores.as_ref(), "runtime.pin_cores", true)?,
+        pin_cores: cx.bool(r.pin_cores.as_ref(), "runtime.pin_cores", DEFAULT_PIN_CORES)?,
         driver,
         max_connections: cx.int(
             r.max_connections.as_ref(),
             "runtime.max_connections",
-            200_000,
+            DEFAULT_MAX_CONNECTIONS,
             1,
             100_000_000,
         )? as usize,
         shutdown_timeout: cx.duration(
             r.shutdown_timeout.as_ref(),
             "runtime.shutdown_timeout",
-            Duration::from_secs(30),
+            DEFAULT_SHUTDOWN_TIMEOUT,
         )?,
         tunnel_buffer: tunnel_buffer as usize,
-        splice: cx.bool(r.splice.as_ref(), "runtime.splice", true)?,
+        splice: cx.bool(r.splice.as_ref(), "runtime.splice", DEFAULT_SPLICE)?,
     })
 }
 
 fn log(cx: &Ctx, r: &RawLog) -> Result<Log, ConfigError> {
     let level = match &r.level {
-        None => "info".to_string(),
+        None => DEFAULT_LOG_LEVEL.to_string(),
         Some(v) => cx.string(v, "log.level")?,
     };
     let access_log = match &r.access_log {
@@ -386,7 +390,13 @@ fn upstream(
         servers.push(UpstreamServer {
             addr_text,
             addrs,
-            weight: cx.int(raw.weight.as_ref(), &format!("{skey}.weight"), 1, 1, 1000)? as u32,
+            weight: cx.int(
+                raw.weight.as_ref(),
+                &format!("{skey}.weight"),
+                DEFAULT_WEIGHT,
+                1,
+                1000,
+            )? as u32,
             backup: cx.bool(raw.backup.as_ref(), &format!("{skey}.backup"), false)?,
             down: cx.bool(raw.down.as_ref(), &format!("{skey}.down"), false)?,
         });
@@ -399,26 +409,26 @@ fn upstream(
         max_fails: cx.int(
             u.max_fails.as_ref(),
             &format!("{key}.max_fails"),
-            1,
+            DEFAULT_MAX_FAILS,
             0,
             1_000_000,
         )? as u32,
         fail_timeout: cx.duration(
             u.fail_timeout.as_ref(),
             &format!("{key}.fail_timeout"),
-            Duration::from_secs(10),
+            DEFAULT_FAIL_TIMEOUT,
         )?,
         keepalive: cx.int(
             u.keepalive.as_ref(),
             &format!("{key}.keepalive"),
-            32,
+            DEFAULT_UPSTREAM_KEEPALIVE,
             0,
             100_000,
         )? as usize,
         keepalive_timeout: cx.duration(
             u.keepalive_timeout.as_ref(),
             &format!("{key}.keepalive_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT,
         )?,
     })
 }
@@ -584,7 +594,7 @@ fn server(
     let client_header_buffer_size = cx.size(
         r.client_header_buffer_size.as_ref(),
         &format!("{key}.client_header_buffer_size"),
-        16 * 1024,
+        DEFAULT_CLIENT_HEADER_BUFFER_SIZE,
     )?;
     if !(1024..=1 << 20).contains(&client_header_buffer_size) {
         let v = r
@@ -608,29 +618,29 @@ fn server(
         max_headers: cx.int(
             r.max_headers.as_ref(),
             &format!("{key}.max_headers"),
-            100,
+            DEFAULT_MAX_HEADERS,
             1,
             1000,
         )? as usize,
         client_header_timeout: cx.duration(
             r.client_header_timeout.as_ref(),
             &format!("{key}.client_header_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_CLIENT_HEADER_TIMEOUT,
         )?,
         keepalive_timeout: cx.duration(
             r.keepalive_timeout.as_ref(),
             &format!("{key}.keepalive_timeout"),
-            Duration::from_secs(75),
+            DEFAULT_KEEPALIVE_TIMEOUT,
         )?,
         send_timeout: cx.duration(
             r.send_timeout.as_ref(),
             &format!("{key}.send_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_SEND_TIMEOUT,
         )?,
         underscores_in_headers: cx.bool(
             r.underscores_in_headers.as_ref(),
             &format!("{key}.underscores_in_headers"),
-            false,
+            DEFAULT_UNDERSCORES_IN_HEADERS,
         )?,
     })
 }
@@ -767,7 +777,7 @@ fn location(
             );
         }
         let index = match &r.index {
-            None => vec!["index.html".to_string()],
+            None => vec![DEFAULT_INDEX.to_string()],
             Some(v) => cx.strings(v, &format!("{key}.index"))?,
         };
         let mut try_files = Vec::new();
@@ -812,28 +822,37 @@ fn location(
         proxy_connect_timeout: cx.duration(
             r.proxy_connect_timeout.as_ref(),
             &format!("{key}.proxy_connect_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_PROXY_CONNECT_TIMEOUT,
         )?,
         proxy_read_timeout: cx.duration(
             r.proxy_read_timeout.as_ref(),
             &format!("{key}.proxy_read_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_PROXY_READ_TIMEOUT,
         )?,
         proxy_send_timeout: cx.duration(
             r.proxy_send_timeout.as_ref(),
             &format!("{key}.proxy_send_timeout"),
-            Duration::from_secs(60),
+            DEFAULT_PROXY_SEND_TIMEOUT,
         )?,
         proxy_buffering: cx.bool(
             r.proxy_buffering.as_ref(),
             &format!("{key}.proxy_buffering"),
-            true,
+            DEFAULT_PROXY_BUFFERING,
         )?,
+        proxy_buffers: {
+            let k = format!("{key}.proxy_buffers");
+            let n = cx.size(r.proxy_buffers.as_ref(), &k, DEFAULT_PROXY_BUFFERS)?;
+            if !(1024..=64 << 20).contains(&n) {
+                let v = r.proxy_buffers.as_ref().expect("the default is in range");
+                return Err(cx.at(v, &k, ErrorKind::Invalid("must be from 1k to 64m".into())));
+            }
+            n as usize
+        },
         proxy_set_header: headers(&r.proxy_set_header, "proxy_set_header")?,
         client_max_body_size: cx.size(
             r.client_max_body_size.as_ref(),
             &format!("{key}.client_max_body_size"),
-            1 << 20,
+            DEFAULT_CLIENT_MAX_BODY_SIZE,
         )?,
         add_header: headers(&r.add_header, "add_header")?,
     })
@@ -877,13 +896,17 @@ fn proxy_pass(
     };
     let (host, port) =
         split_host_port(authority).ok_or_else(|| bad("expected http://host[:port][/uri]"))?;
-    if upstreams.contains_key(host) {
+    if let Some((index, _, up)) = upstreams.get_full(host) {
         if port.is_some() {
             return Err(bad("an upstream name takes no port"));
         }
         return Ok(ProxyPass {
             text: text.clone(),
-            target: ProxyTarget::Upstream(host.to_string()),
+            target: ProxyTarget::Upstream {
+                name: host.to_string(),
+                index,
+                hash_key: up.hash_key.clone(),
+            },
             uri,
         });
     }

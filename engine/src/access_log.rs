@@ -15,27 +15,38 @@ use std::cell::{Cell, RefCell};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ringway_config::AccessLog as Setting;
 
-/// Where lines go, opened once by the control thread.
-#[derive(Debug, Clone, Copy)]
+use crate::sys;
+
+/// Where lines go: opened once by the control thread, and a duplicate of
+/// the descriptor handed to each worker (`try_clone`), which owns it.
+#[derive(Debug)]
 pub enum Sink {
     Off,
-    Fd(RawFd),
+    Fd(OwnedFd),
 }
 
 impl Sink {
     pub fn open(setting: &Setting) -> io::Result<Sink> {
         Ok(match setting {
             Setting::Off => Sink::Off,
-            Setting::Stdout => Sink::Fd(1),
+            Setting::Stdout => Sink::Fd(io::stdout().as_fd().try_clone_to_owned()?),
             Setting::File(path) => {
                 let f = OpenOptions::new().create(true).append(true).open(path)?;
-                Sink::Fd(f.into_raw_fd())
+                Sink::Fd(f.into())
             }
+        })
+    }
+
+    /// Another handle on the same destination (for the next worker).
+    pub fn try_clone(&self) -> io::Result<Sink> {
+        Ok(match self {
+            Sink::Off => Sink::Off,
+            Sink::Fd(fd) => Sink::Fd(fd.try_clone()?),
         })
     }
 }
@@ -100,7 +111,7 @@ impl AccessLog {
 
     /// Write out buffered lines (whole lines, at most PIPE_BUF per write).
     pub fn flush(&self) {
-        let Sink::Fd(fd) = self.sink else { return };
+        let Sink::Fd(fd) = &self.sink else { return };
         let mut buf = self.buf.borrow_mut();
         let mut rest: &[u8] = &buf;
         while !rest.is_empty() {
@@ -112,15 +123,11 @@ impl AccessLog {
                     .rposition(|&b| b == b'\n')
                     .map_or(cut, |i| i + 1);
             }
-            // SAFETY: writing initialised bytes from a live slice.
-            let n = unsafe { libc::write(fd, rest.as_ptr().cast(), cut) };
-            if n <= 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break; // the log is best effort: never stall the worker on it
+            match sys::write(fd.as_fd(), &rest[..cut]) {
+                Ok(n) if n > 0 => rest = &rest[n..],
+                // The log is best effort: never stall the worker on it.
+                _ => break,
             }
-            rest = &rest[n as usize..];
         }
         buf.clear();
         if buf.capacity() > 4 * FLUSH_AT {

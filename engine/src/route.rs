@@ -20,17 +20,22 @@ pub struct ServerGroup {
 impl ServerGroup {
     /// The server for `host` (lowercase, no port), or the default.
     pub fn select<'c>(&self, config: &'c Config, host: Option<&str>) -> &'c Server {
-        let servers = || self.servers.iter().map(|&i| &config.servers[i]);
+        &config.servers[self.select_index(config, host)]
+    }
+
+    /// `select`, as an index into `Config::servers`.
+    pub fn select_index(&self, config: &Config, host: Option<&str>) -> usize {
+        let servers = || self.servers.iter().map(|&i| (i, &config.servers[i]));
         if let Some(host) = host {
-            if let Some(s) = servers().find(|s| {
+            if let Some((i, _)) = servers().find(|(_, s)| {
                 s.server_names
                     .iter()
                     .any(|n| matches!(n, ServerName::Exact(e) if e == host))
             }) {
-                return s;
+                return i;
             }
-            let mut best: Option<(&Server, usize)> = None;
-            for s in servers() {
+            let mut best: Option<(usize, usize)> = None;
+            for (i, s) in servers() {
                 for n in &s.server_names {
                     if let ServerName::WildcardStart(suffix) = n {
                         // "*.example.com" also matches "example.com" in nginx
@@ -38,31 +43,31 @@ impl ServerGroup {
                         if host.ends_with(suffix.as_str())
                             && best.is_none_or(|(_, l)| suffix.len() > l)
                         {
-                            best = Some((s, suffix.len()));
+                            best = Some((i, suffix.len()));
                         }
                     }
                 }
             }
             if best.is_none() {
-                for s in servers() {
+                for (i, s) in servers() {
                     for n in &s.server_names {
                         if let ServerName::WildcardEnd(prefix) = n {
                             if host.starts_with(prefix.as_str())
                                 && best.is_none_or(|(_, l)| prefix.len() > l)
                             {
-                                best = Some((s, prefix.len()));
+                                best = Some((i, prefix.len()));
                             }
                         }
                     }
                 }
             }
-            if let Some((s, _)) = best {
-                return s;
+            if let Some((i, _)) = best {
+                return i;
             }
         }
         servers()
-            .find(|s| s.server_names.is_empty())
-            .unwrap_or_else(|| &config.servers[self.servers[0]])
+            .find(|(_, s)| s.server_names.is_empty())
+            .map_or(self.servers[0], |(i, _)| i)
     }
 }
 
@@ -70,48 +75,52 @@ impl ServerGroup {
 /// `proxy_pass` URI rewrite; `None` for regex matches).
 pub struct Matched<'c> {
     pub location: &'c Location,
+    /// The location's index in `Server::locations`.
+    pub index: usize,
     pub prefix: Option<&'c str>,
 }
 
+/// The path prefix a location matched on, for the `proxy_pass` URI
+/// rewrite and `alias` (`None` for regex locations).
+pub fn matched_prefix(loc: &Location) -> Option<&str> {
+    match &loc.matcher {
+        LocationMatch::Exact(p) | LocationMatch::Prefix { path: p, .. } => Some(p),
+        LocationMatch::Regex { .. } => None,
+    }
+}
+
 pub fn find_location<'c>(server: &'c Server, path: &str) -> Option<Matched<'c>> {
-    let mut longest: Option<(&Location, &str, bool)> = None;
-    for loc in &server.locations {
+    let found = |index: usize| {
+        let location = &server.locations[index];
+        Some(Matched {
+            location,
+            index,
+            prefix: matched_prefix(location),
+        })
+    };
+    let mut longest: Option<(usize, usize, bool)> = None;
+    for (i, loc) in server.locations.iter().enumerate() {
         match &loc.matcher {
-            LocationMatch::Exact(p) if p == path => {
-                return Some(Matched {
-                    location: loc,
-                    prefix: Some(p.as_str()),
-                })
-            }
+            LocationMatch::Exact(p) if p == path => return found(i),
             LocationMatch::Prefix { path: p, no_regex }
-                if path.starts_with(p.as_str())
-                    && longest.is_none_or(|(_, l, _)| p.len() > l.len()) =>
+                if path.starts_with(p.as_str()) && longest.is_none_or(|(_, l, _)| p.len() > l) =>
             {
-                longest = Some((loc, p.as_str(), *no_regex));
+                longest = Some((i, p.len(), *no_regex));
             }
             _ => {}
         }
     }
-    if let Some((loc, p, true)) = longest {
-        return Some(Matched {
-            location: loc,
-            prefix: Some(p),
-        });
+    if let Some((i, _, true)) = longest {
+        return found(i);
     }
-    for loc in &server.locations {
+    for (i, loc) in server.locations.iter().enumerate() {
         if let LocationMatch::Regex { regex, .. } = &loc.matcher {
             if regex.is_match(path) {
-                return Some(Matched {
-                    location: loc,
-                    prefix: None,
-                });
+                return found(i);
             }
         }
     }
-    longest.map(|(loc, p, _)| Matched {
-        location: loc,
-        prefix: Some(p),
-    })
+    longest.and_then(|(i, _, _)| found(i))
 }
 
 #[cfg(test)]

@@ -11,12 +11,11 @@
 use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io::{self, Write as _};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use monoio::net::TcpStream;
 use ringway_config::{Action, Location, Server, StaticFiles, StaticRoot};
 use tracing::{debug, warn};
 
@@ -24,6 +23,7 @@ use crate::http::rewrite::push_header;
 use crate::http::{path, reply};
 use crate::route;
 use crate::sys;
+use crate::transport::{wait_writable, Transport};
 use crate::vars::VarCtx;
 
 /// Bodies up to this size go out in the same write as the head; larger
@@ -33,10 +33,10 @@ const INLINE_BODY: u64 = 16 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
 /// One static request, as `conn` hands it over.
-pub struct StaticRequest<'a, 'v, 'b> {
-    pub stream: &'a TcpStream,
+pub struct StaticRequest<'a, T: Transport> {
+    pub io: &'a T,
     pub server: &'a Server,
-    pub vars: &'a VarCtx<'v, 'b>,
+    pub vars: &'a VarCtx<'a>,
     pub method: &'a str,
     pub keep_alive: bool,
 }
@@ -64,8 +64,8 @@ enum Found {
 
 /// Serve a request that routed to a static location: `root`/`alias`,
 /// `index`, `try_files`, conditional and range requests.
-pub async fn serve(
-    r: &StaticRequest<'_, '_, '_>,
+pub async fn serve<T: Transport>(
+    r: &StaticRequest<'_, T>,
     location: &Location,
     prefix: Option<&str>,
 ) -> Served {
@@ -79,7 +79,7 @@ pub async fn serve(
     }
     // The request's path was normalised when its head was parsed (a path
     // above the root was refused there with 400).
-    let mut uri = r.vars.req.norm_path.to_string();
+    let mut uri = r.vars.req.norm_path().to_string();
     let (mut loc, mut prefix) = (location, prefix.map(str::to_string));
     for _ in 0..MAX_REDIRECTS {
         let Action::Static(sf) = &loc.action else {
@@ -148,7 +148,12 @@ fn index_in(sf: &StaticFiles, dir: &Path) -> Option<PathBuf> {
         .find(|p| p.metadata().is_ok_and(|m| m.is_file()))
 }
 
-fn find(r: &StaticRequest<'_, '_, '_>, sf: &StaticFiles, prefix: Option<&str>, uri: &str) -> Found {
+fn find<T: Transport>(
+    r: &StaticRequest<'_, T>,
+    sf: &StaticFiles,
+    prefix: Option<&str>,
+    uri: &str,
+) -> Found {
     let root = root_dir(sf).to_path_buf();
     if let Some((last, tries)) = sf.try_files.split_last() {
         for t in tries {
@@ -192,7 +197,10 @@ fn find(r: &StaticRequest<'_, '_, '_>, sf: &StaticFiles, prefix: Option<&str>, u
     }
 }
 
-fn rendered_add_header(r: &StaticRequest<'_, '_, '_>, loc: &Location) -> Vec<(String, Vec<u8>)> {
+fn rendered_add_header<T: Transport>(
+    r: &StaticRequest<'_, T>,
+    loc: &Location,
+) -> Vec<(String, Vec<u8>)> {
     loc.add_header
         .iter()
         .map(|(n, t)| (n.clone(), r.vars.render_to_vec(t)))
@@ -200,8 +208,8 @@ fn rendered_add_header(r: &StaticRequest<'_, '_, '_>, loc: &Location) -> Vec<(St
 }
 
 /// A short plain-text answer (errors, redirects).
-async fn answer(
-    r: &StaticRequest<'_, '_, '_>,
+async fn answer<T: Transport>(
+    r: &StaticRequest<'_, T>,
     status: u16,
     extra: &[(&str, &[u8])],
     head_only: bool,
@@ -217,9 +225,7 @@ async fn answer(
         head_only,
         r.keep_alive,
     );
-    let ok = sys::write_all(r.stream, &out, r.server.send_timeout)
-        .await
-        .is_ok();
+    let ok = r.io.write_all(&out, r.server.send_timeout).await.is_ok();
     Served {
         status,
         body_bytes: if head_only { 0 } else { body.len() as u64 },
@@ -229,7 +235,7 @@ async fn answer(
 
 /// Whether the client's validators match (RFC 9110 §13.1.2, §13.1.3):
 /// If-None-Match wins over If-Modified-Since.
-fn not_modified(r: &StaticRequest<'_, '_, '_>, tag: &str, mtime: SystemTime) -> bool {
+fn not_modified<T: Transport>(r: &StaticRequest<'_, T>, tag: &str, mtime: SystemTime) -> bool {
     let req = r.vars.req;
     if let Some(inm) = req.header("if-none-match") {
         return String::from_utf8_lossy(inm)
@@ -247,8 +253,8 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-async fn send(
-    r: &StaticRequest<'_, '_, '_>,
+async fn send<T: Transport>(
+    r: &StaticRequest<'_, T>,
     loc: &Location,
     path: &Path,
     root: &Path,
@@ -300,9 +306,7 @@ async fn send(
     if not_modified(r, &tag, mtime) {
         head(&mut out, 304);
         out.extend_from_slice(b"\r\n");
-        let ok = sys::write_all(r.stream, &out, r.server.send_timeout)
-            .await
-            .is_ok();
+        let ok = r.io.write_all(&out, r.server.send_timeout).await.is_ok();
         return Served {
             status: 304,
             body_bytes: 0,
@@ -348,18 +352,14 @@ async fn send(
 
     let mut sent = 0;
     let ok = if head_only {
-        sys::write_all(r.stream, &out, r.server.send_timeout)
-            .await
-            .is_ok()
+        r.io.write_all(&out, r.server.send_timeout).await.is_ok()
     } else if len <= INLINE_BODY {
         let at = out.len();
         out.resize(at + len as usize, 0);
         match file.read_exact_at(&mut out[at..], start) {
             Ok(()) => {
                 sent = len;
-                sys::write_all(r.stream, &out, r.server.send_timeout)
-                    .await
-                    .is_ok()
+                r.io.write_all(&out, r.server.send_timeout).await.is_ok()
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "static: read failed (500)");
@@ -368,8 +368,8 @@ async fn send(
         }
     } else {
         let timeout = r.server.send_timeout;
-        let res = match sys::write_all(r.stream, &out, timeout).await {
-            Ok(()) => send_file(r.stream, &file, start, len, timeout).await,
+        let res = match r.io.write_all(&out, timeout).await {
+            Ok(()) => send_file(r.io, &file, start, len, timeout).await,
             Err(e) => Err(e),
         };
         match res {
@@ -551,34 +551,34 @@ pub fn contained(root: &Path, file: &Path) -> bool {
     }
 }
 
-/// Send `len` bytes of `file` from `offset` with sendfile(2), waiting for
-/// the socket as needed (each wait bounded by `send_timeout`).
-pub async fn send_file(
-    stream: &TcpStream,
+/// Send `len` bytes of `file` from `offset`: with sendfile(2) when the
+/// transport is a plain socket (each wait for it bounded by
+/// `send_timeout`), else read and written in pieces.
+pub async fn send_file<T: Transport>(
+    io: &T,
     file: &File,
     mut offset: u64,
     mut len: u64,
     send_timeout: Duration,
 ) -> io::Result<()> {
-    let (sfd, ffd) = (stream.as_raw_fd(), file.as_raw_fd());
-    while len > 0 {
-        let mut off = offset as libc::off_t;
-        let chunk = len.min(1 << 30) as usize;
-        // SAFETY: valid descriptors; off is a local the kernel updates.
-        let n = unsafe { libc::sendfile(sfd, ffd, &mut off, chunk) };
-        if n > 0 {
+    let Some(socket) = io.socket() else {
+        let mut buf = vec![0u8; len.min(INLINE_BODY) as usize];
+        while len > 0 {
+            let n = (len as usize).min(buf.len());
+            file.read_exact_at(&mut buf[..n], offset)?;
+            io.write_all(&buf[..n], send_timeout).await?;
             offset += n as u64;
             len -= n as u64;
-            continue;
         }
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into()); // file shrank
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => Box::pin(sys::wait_writable(stream, send_timeout)).await?,
-            _ => return Err(e),
+        return Ok(());
+    };
+    while len > 0 {
+        let chunk = len.min(1 << 30) as usize;
+        match sys::sendfile(sys::fd(socket), file.as_fd(), &mut offset, chunk) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()), // file shrank
+            Ok(n) => len -= n as u64,
+            Err(e) if sys::would_block(&e) => Box::pin(wait_writable(socket, send_timeout)).await?,
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -1,25 +1,52 @@
-//! Readiness-driven socket I/O shared by both drivers.
+//! Thin syscall wrappers: the engine's one module with `unsafe` code.
 //!
 //! ringway waits for readiness through monoio (an io_uring `POLL_ADD`, or
 //! epoll on the legacy driver) and then moves bytes with plain non-blocking
-//! syscalls on the worker thread. Waiting costs no buffer and no kernel
-//! thread, which is what makes an idle tunnel cheap: an in-flight io_uring
-//! `recv` would pin a buffer per direction, and an `IORING_OP_SPLICE` on a
-//! socket is punted to an io-wq worker thread that sits blocked for as long
-//! as the tunnel is idle.
+//! syscalls on the worker thread (`transport`, `proxy::tunnel`). Waiting
+//! costs no buffer and no kernel thread, which is what makes an idle
+//! tunnel cheap: an in-flight io_uring `recv` would pin a buffer per
+//! direction, and an `IORING_OP_SPLICE` on a socket is punted to an io-wq
+//! worker thread that sits blocked for as long as the tunnel is idle.
 //!
-//! Every call here is non-blocking (`MSG_DONTWAIT`, `SPLICE_F_NONBLOCK`, and
-//! the sockets are switched to `O_NONBLOCK` when a connection starts).
+//! Every call takes a `BorrowedFd` (the caller owns the descriptor and
+//! keeps it open for the call) and is non-blocking (`MSG_DONTWAIT`,
+//! `SPLICE_F_NONBLOCK`, and sockets are `O_NONBLOCK`). Descriptors this
+//! module creates come back as `OwnedFd`.
+#![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use monoio::net::TcpStream;
+/// Borrow the descriptor of a value that owns one (a monoio socket, which
+/// implements `AsRawFd` but not `AsFd`).
+#[inline]
+pub fn fd<T: AsRawFd>(owner: &T) -> BorrowedFd<'_> {
+    // SAFETY: `owner` owns this descriptor and keeps it open for as long as
+    // it is borrowed, which is all the returned lifetime allows.
+    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
+fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
 
 /// Put a socket into non-blocking mode (idempotent).
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own; no memory is passed.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a live descriptor; no memory is passed.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         if flags < 0 {
@@ -35,18 +62,63 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 }
 
 /// One non-blocking `recv`. `Ok(0)` is end of stream.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry_eintr(|| {
         // SAFETY: buf is a valid writable region of buf.len() bytes.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(n as usize);
+        unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    })
+}
+
+/// One non-blocking `recv` of at most `room` bytes into `buf`'s spare
+/// capacity (reserved here), appended to its contents.
+pub fn recv_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+    buf.reserve(room);
+    let spare = &mut buf.spare_capacity_mut()[..room];
+    let n = retry_eintr(|| {
+        // SAFETY: recv writes at most spare.len() bytes into the spare
+        // capacity, which is valid for writes of that many bytes.
+        unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
         }
-    }
+    })?;
+    // SAFETY: the kernel initialised exactly n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// One non-blocking `send` (never raises SIGPIPE).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: buf is a valid readable region of buf.len() bytes.
+        unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        }
+    })
+}
+
+/// One `write(2)` (files, the access log).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: buf is a valid readable region of buf.len() bytes.
+        unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) }
+    })
 }
 
 /// What a socket holds for reading right now, without taking it.
@@ -64,95 +136,101 @@ pub enum Pending {
 
 /// Peek at a socket (`MSG_PEEK | MSG_DONTWAIT`, one byte): whether bytes,
 /// an end of stream or an error are waiting.
-pub fn pending(fd: RawFd) -> Pending {
+pub fn pending(fd: BorrowedFd<'_>) -> Pending {
     let mut b = [0u8; 1];
-    loop {
+    let r = retry_eintr(|| {
         // SAFETY: a one-byte peek into a local buffer.
-        let n = unsafe {
+        unsafe {
             libc::recv(
-                fd,
+                fd.as_raw_fd(),
                 b.as_mut_ptr().cast(),
                 1,
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             )
-        };
-        return match n {
-            0 => Pending::Eof,
-            n if n > 0 => Pending::Data,
-            _ => match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => Pending::Nothing,
-                _ => Pending::Error,
-            },
-        };
-    }
-}
-
-/// One non-blocking `send` (never raises SIGPIPE).
-pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is a valid readable region of buf.len() bytes.
-        let n = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+    });
+    match r {
+        Ok(0) => Pending::Eof,
+        Ok(_) => Pending::Data,
+        Err(e) if would_block(&e) => Pending::Nothing,
+        Err(_) => Pending::Error,
     }
 }
 
 /// Non-blocking `splice(2)` of up to `len` bytes from `from` to `to`; one of
 /// them must be a pipe. `Ok(0)` from a socket is end of stream.
-pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    loop {
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    retry_eintr(|| {
         // SAFETY: plain descriptors, null offsets (both are streams).
-        let n = unsafe {
+        unsafe {
             libc::splice(
-                from,
+                from.as_raw_fd(),
                 std::ptr::null_mut(),
-                to,
+                to.as_raw_fd(),
                 std::ptr::null_mut(),
                 len,
                 libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
             )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    })
+}
+
+/// `sendfile(2)` of up to `len` bytes of `file` from `*offset` to `out`,
+/// advancing `*offset`. `Ok(0)`: the file ended early.
+pub fn sendfile(
+    out: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    let n = retry_eintr(|| {
+        // SAFETY: valid descriptors; `off` is a local the kernel updates.
+        unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, len) }
+    })?;
+    *offset = off as u64;
+    Ok(n)
 }
 
 /// `shutdown(fd, SHUT_WR)`: pass a half-close on. Errors (peer already gone)
 /// are not interesting to the caller.
-pub fn shutdown_write(fd: RawFd) {
-    // SAFETY: plain descriptor.
+pub fn shutdown_write(fd: BorrowedFd<'_>) {
+    // SAFETY: plain descriptor, no memory passed.
     unsafe {
-        libc::shutdown(fd, libc::SHUT_WR);
+        libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR);
     }
 }
 
 /// A non-blocking pipe pair (read end, write end), close-on-exec.
-pub fn pipe() -> io::Result<(RawFd, RawFd)> {
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid array of two ints.
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((fds[0], fds[1]))
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The pending error of a socket (SO_ERROR), clearing it.
+pub fn take_socket_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err and len are valid locals of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
 
 /// Raise the soft open-file limit to the hard one (nginx needs
@@ -196,174 +274,17 @@ pub fn reserve_fd_table(slots: u64) -> io::Result<u64> {
         return Ok(0);
     }
     let top = RawFd::try_from(slots - 1).unwrap_or(RawFd::MAX);
-    // SAFETY: dup2 of our stdin-or-/dev/null descriptor onto a slot we
-    // close again at once; no other thread exists yet to race for it.
-    unsafe {
-        let src = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if src < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let r = libc::dup2(src, top);
-        let err = io::Error::last_os_error();
-        libc::close(src);
-        if r < 0 {
-            return Err(err);
-        }
-        libc::close(top);
-    }
-    Ok(slots)
-}
-
-pub fn close(fd: RawFd) {
-    // SAFETY: the caller owns fd and never uses it again.
-    unsafe {
-        libc::close(fd);
-    }
-}
-
-fn is_would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
-}
-
-/// Wait until `stream` is readable. On the legacy driver `relaxed = false`
-/// re-checks with poll(2), because our own syscalls do not update monoio's
-/// cached readiness.
-#[inline]
-pub async fn readable(stream: &TcpStream) -> io::Result<()> {
-    stream.readable(false).await
-}
-
-#[inline]
-pub async fn writable(stream: &TcpStream) -> io::Result<()> {
-    stream.writable(false).await
-}
-
-/// Read some bytes, waiting for readiness as needed. `Ok(0)` is end of stream.
-pub async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    let fd = stream.as_raw_fd();
-    loop {
-        match recv(fd, buf) {
-            Err(e) if is_would_block(&e) => readable(stream).await?,
-            other => return other,
-        }
-    }
-}
-
-/// Read some bytes, appending to `buf` (growing it by at most `max_total -
-/// buf.len()`). `Ok(0)` is end of stream or a full buffer; callers check
-/// `buf.len() == max_total` to tell them apart. Waits for readiness before
-/// reserving room, so a connection waiting for its next request holds no
-/// buffer.
-pub async fn read_append(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    max_total: usize,
-) -> io::Result<usize> {
-    let room = max_total.saturating_sub(buf.len()).min(16 * 1024);
-    if room == 0 {
-        return Ok(0);
-    }
-    let fd = stream.as_raw_fd();
-    loop {
-        if buf.is_empty() && buf.capacity() == 0 {
-            readable(stream).await?;
-        }
-        buf.reserve(room);
-        let spare = &mut buf.spare_capacity_mut()[..room];
-        // SAFETY: recv writes at most spare.len() bytes into the spare
-        // capacity; exactly n of them are initialised when it returns n.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            // SAFETY: see above.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    *buf = Vec::new();
-                }
-                readable(stream).await?;
-            }
-            _ => return Err(err),
-        }
-    }
-}
-
-/// The pending error of a socket (SO_ERROR), e.g. after a non-blocking
-/// connect completes.
-pub fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: err/len are valid for getsockopt's int option.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 of a descriptor we own onto a slot no one uses (no other
+    // thread exists yet to race for it); the new descriptor is owned by the
+    // OwnedFd at once and closed when it drops.
+    let r = unsafe { libc::dup2(null.as_raw_fd(), top) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
-}
-
-/// Write all of `data`, waiting for writability as needed; each wait for
-/// writability is bounded by `timeout` (nginx's send timeout semantics:
-/// between two successful writes).
-pub async fn write_all(stream: &TcpStream, mut data: &[u8], timeout: Duration) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
-    while !data.is_empty() {
-        match send(fd, data) {
-            Ok(n) => data = &data[n..],
-            // Boxed: the wait (a timer and a poll) is only allocated
-            // while the peer is slow, keeping callers' futures small.
-            Err(e) if is_would_block(&e) => Box::pin(wait_writable(stream, timeout)).await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Wait for writability at most `timeout`.
-pub async fn wait_writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
-    match monoio::time::timeout(timeout, writable(stream)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")),
-    }
-}
-
-/// Read some bytes, waiting at most `timeout` for them.
-pub async fn read_some_timeout(
-    stream: &TcpStream,
-    buf: &mut [u8],
-    timeout: Duration,
-) -> io::Result<usize> {
-    let fd = stream.as_raw_fd();
-    match recv(fd, buf) {
-        Err(e) if is_would_block(&e) => {}
-        other => return other,
-    }
-    match monoio::time::timeout(timeout, read_some(stream, buf)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
-    }
-}
-
-pub fn would_block(e: &io::Error) -> bool {
-    is_would_block(e)
+    // SAFETY: dup2 returned `top`, a new descriptor nothing else owns.
+    drop(unsafe { OwnedFd::from_raw_fd(r) });
+    Ok(slots)
 }
 
 #[cfg(test)]
@@ -389,5 +310,22 @@ mod tests {
         // SAFETY: fcntl F_GETFD on a descriptor number only queries it.
         assert_eq!(unsafe { libc::fcntl((want - 1) as i32, libc::F_GETFD) }, -1);
         assert_eq!(super::reserve_fd_table(64).unwrap(), 0);
+    }
+
+    #[test]
+    fn pending_tells_data_eof_and_nothing() {
+        use super::{fd, pending, recv, send, Pending};
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(pending(fd(&b)), Pending::Nothing);
+        assert_eq!(send(fd(&a), b"hi").unwrap(), 2);
+        assert_eq!(pending(fd(&b)), Pending::Data);
+        let mut buf = [0u8; 8];
+        assert_eq!(recv(fd(&b), &mut buf).unwrap(), 2);
+        drop(a);
+        assert_eq!(pending(fd(&b)), Pending::Eof);
+        let (r, w) = super::pipe().unwrap();
+        use std::os::fd::AsFd;
+        assert_eq!(super::write(w.as_fd(), b"x").unwrap(), 1);
+        drop((r, w));
     }
 }

@@ -20,8 +20,8 @@ use ringway_config::{Part, Template, Var};
 use crate::http::request::Request;
 
 /// Everything a variable can be computed from.
-pub struct VarCtx<'a, 'b> {
-    pub req: &'a Request<'b>,
+pub struct VarCtx<'a> {
+    pub req: &'a Request,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     /// The matched server's first name, or "" for a default server.
@@ -31,7 +31,7 @@ pub struct VarCtx<'a, 'b> {
     pub proxy_host: &'a str,
 }
 
-impl VarCtx<'_, '_> {
+impl VarCtx<'_> {
     pub fn render(&self, t: &Template, out: &mut Vec<u8>) {
         for part in &t.parts {
             match part {
@@ -82,9 +82,9 @@ impl VarCtx<'_, '_> {
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Var::Scheme => out.extend_from_slice(self.scheme.as_bytes()),
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
-            Var::Uri => push_escaping_controls(out, req.norm_path.as_bytes()),
+            Var::Uri => push_escaping_controls(out, req.norm_path().as_bytes()),
             Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
-            Var::RequestMethod => out.extend_from_slice(req.method.as_bytes()),
+            Var::RequestMethod => out.extend_from_slice(req.method().as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
             Var::ProxyAddXForwardedFor => {
                 let mut any = false;
@@ -146,7 +146,7 @@ fn write_ip(out: &mut Vec<u8>, addr: SocketAddr) {
 }
 
 /// The value of cookie `name` from the request's Cookie fields.
-pub fn cookie<'b>(req: &Request<'b>, name: &str) -> Option<&'b [u8]> {
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
     for v in req.headers_named("cookie") {
         for pair in v.split(|&b| b == b';') {
             let pair = crate::http::trim(pair);
@@ -178,7 +178,9 @@ mod tests {
     }
 
     fn ctx_render(raw: &str, tpl: &Template) -> String {
-        let req = request::parse(raw.as_bytes(), 64, 8192).unwrap().unwrap();
+        let req = request::parse_bytes(raw.as_bytes(), 64, 8192)
+            .unwrap()
+            .unwrap();
         let ctx = VarCtx {
             req: &req,
             remote: "10.1.2.3:5555".parse().unwrap(),

@@ -9,7 +9,7 @@ use ringway::http::rewrite;
 use ringway::http::BodyKind;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(Some(resp)) = response::parse(data, 64, 8192) else {
+    let Ok(Some(resp)) = response::parse_bytes(data, 64, 8192) else {
         return;
     };
     assert!(resp.head_len <= data.len());
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut out = Vec::new();
                 let add = [("X-Added".to_string(), b"v".to_vec())];
                 rewrite::response_head_for(&mut out, &resp, framing, keep_alive, dechunk, &add);
-                let again = match response::parse(&out, 256, out.len().max(1024)) {
+                let again = match response::parse_bytes(&out, 256, out.len().max(1024)) {
                     Ok(Some(r)) => r,
                     other => panic!(
                         "relayed head does not parse: {other:?} {:?}",

@@ -51,25 +51,26 @@ impl FramingError {
 }
 
 /// Whether `name` is a framing field (never copied between hops).
-pub fn is_framing(name: &str) -> bool {
-    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+pub fn is_framing(name: &[u8]) -> bool {
+    header_eq(name, "content-length") || header_eq(name, "transfer-encoding")
 }
 
-fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, FramingError> {
+fn fields<'h>(
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+) -> Result<Fields, FramingError> {
     let mut cl: Option<u64> = None;
     let mut te: Option<&[u8]> = None;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("content-length") {
+    for (name, value) in headers {
+        if header_eq(name, "content-length") {
             if cl.is_some() {
                 return Err(FramingError::Bad("repeated Content-Length"));
             }
-            cl =
-                Some(parse_content_length(h.value).ok_or(FramingError::Bad("bad Content-Length"))?);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            cl = Some(parse_content_length(value).ok_or(FramingError::Bad("bad Content-Length"))?);
+        } else if header_eq(name, "transfer-encoding") {
             if te.is_some() {
                 return Err(FramingError::Bad("repeated Transfer-Encoding"));
             }
-            te = Some(h.value);
+            te = Some(value);
         }
     }
     match (te, cl) {
@@ -85,8 +86,8 @@ fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, FramingError> {
 
 /// A request's body framing (RFC 9112 §6.3 rules 3–6, strictly).
 /// `Content-Length: 0` is `Length(0)`: the next hop is told so too.
-pub fn request(
-    headers: &[httparse::Header<'_>],
+pub fn request<'h>(
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     minor_version: u8,
 ) -> Result<BodyKind, FramingError> {
     match fields(headers)? {
@@ -112,9 +113,9 @@ pub struct ResponseFraming {
 /// A response's body framing (RFC 9112 §6.3 rules 1–2, 4–8). The framing
 /// fields are checked even where the status or method means no body, so a
 /// response that would be read differently by another parser is refused.
-pub fn response(
+pub fn response<'h>(
     status: u16,
-    headers: &[httparse::Header<'_>],
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     minor_version: u8,
     head_request: bool,
 ) -> Result<ResponseFraming, FramingError> {
@@ -165,36 +166,33 @@ pub fn write_length(out: &mut Vec<u8>, n: u64) {
 mod tests {
     use super::*;
 
-    fn h<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
+    fn h<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
         pairs
             .iter()
-            .map(|(n, v)| httparse::Header {
-                name: n,
-                value: v.as_bytes(),
-            })
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
             .collect()
     }
 
     #[test]
     fn request_framing() {
-        assert_eq!(request(&h(&[]), 1), Ok(BodyKind::None));
+        assert_eq!(request(h(&[]), 1), Ok(BodyKind::None));
         assert_eq!(
-            request(&h(&[("Content-Length", "0")]), 1),
+            request(h(&[("Content-Length", "0")]), 1),
             Ok(BodyKind::Length(0))
         );
         assert_eq!(
-            request(&h(&[("content-length", " 12 ")]), 0),
+            request(h(&[("content-length", " 12 ")]), 0),
             Ok(BodyKind::Length(12))
         );
         assert_eq!(
-            request(&h(&[("Transfer-Encoding", "Chunked")]), 1),
+            request(h(&[("Transfer-Encoding", "Chunked")]), 1),
             Ok(BodyKind::Chunked)
         );
     }
 
     #[test]
     fn ambiguous_requests_are_refused() {
-        let bad = |pairs: &[(&str, &str)], minor| request(&h(pairs), minor).unwrap_err();
+        let bad = |pairs: &[(&str, &str)], minor| request(h(pairs), minor).unwrap_err();
         assert_eq!(
             bad(
                 &[
@@ -253,7 +251,7 @@ mod tests {
 
     #[test]
     fn response_framing() {
-        let r = |status, pairs: &[(&str, &str)], head| response(status, &h(pairs), 1, head);
+        let r = |status, pairs: &[(&str, &str)], head| response(status, h(pairs), 1, head);
         assert_eq!(r(200, &[], false).unwrap().body, BodyKind::UntilClose);
         assert_eq!(
             r(200, &[("Content-Length", "5")], false).unwrap().body,
@@ -294,7 +292,7 @@ mod tests {
             r(200, &[("Transfer-Encoding", "gzip")], false).unwrap_err(),
             FramingError::Coding
         );
-        assert!(response(200, &h(&[("Transfer-Encoding", "chunked")]), 0, false).is_err());
+        assert!(response(200, h(&[("Transfer-Encoding", "chunked")]), 0, false).is_err());
     }
 
     #[test]
@@ -308,7 +306,7 @@ mod tests {
             out,
             b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n".to_vec()
         );
-        assert!(is_framing("Content-LENGTH") && is_framing("transfer-encoding"));
-        assert!(!is_framing("content-type"));
+        assert!(is_framing(b"Content-LENGTH") && is_framing(b"transfer-encoding"));
+        assert!(!is_framing(b"content-type"));
     }
 }

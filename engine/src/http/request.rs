@@ -1,128 +1,207 @@
-//! Request heads: parse (zero-copy, httparse) and check (RFC 9112).
+//! Request heads: parse (httparse) and check (RFC 9112), once.
 //!
-//! Pure functions over `&[u8]`: the caller owns the buffer and the I/O.
-//! Header slices point into the caller's buffer.
+//! A parsed [`Request`] owns the buffer its head was read into and keeps
+//! the head's parts as spans of it, so it travels through a connection's
+//! phases (route, answer, proxy, finish) without borrowing anything and
+//! without being parsed again. Pure: no I/O; the caller reads the bytes.
 //!
 //! A parsed request carries the decisions later phases rely on, made once
 //! here: its body framing (`framing::request`) and its normalised path
 //! (`path::normalize`, what locations match). A head that leaves either in
 //! doubt is refused.
 
-use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use super::framing::{self, FramingError};
 use super::path;
 use super::{find_crlf, header_eq, BodyKind, HeadError};
 
-/// A parsed request head whose slices borrow the read buffer.
+/// The most header fields any configuration allows (`max_headers` is
+/// validated to at most this), so the parse scratch fits on the stack.
+pub const MAX_HEADERS_LIMIT: usize = 1000;
+
+/// A byte range of the request's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The span of `part`, a sub-slice of `whole`.
+    fn of(whole: &[u8], part: &[u8]) -> Span {
+        if part.is_empty() {
+            // An absent part (httparse's missing reason phrase) may point
+            // anywhere.
+            return Span { start: 0, len: 0 };
+        }
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    fn get(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+/// A parsed request head, with the buffer it was read into.
 #[derive(Debug)]
-pub struct Request<'b> {
-    pub method: &'b str,
-    /// The request target as sent (origin-form "/a?b" or absolute-form).
-    pub target: &'b str,
+pub struct Request {
+    /// The bytes read: the head, then whatever followed it (body bytes, a
+    /// pipelined request).
+    buf: Vec<u8>,
+    /// Bytes of the head including the blank line.
+    pub head_len: usize,
+    method: Span,
+    target: Span,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
-    pub headers: Vec<httparse::Header<'b>>,
-    /// Bytes of the head including the blank line; what follows is body or
-    /// the next pipelined request.
-    pub head_len: usize,
+    headers: Vec<(Span, Span)>,
     /// How the body is framed: the one decision the body relay and the
     /// upstream head both follow.
     pub body: BodyKind,
-    /// The path percent-decoded, dot segments resolved and slashes merged:
-    /// what locations match and `$uri` is.
-    pub norm_path: Cow<'b, str>,
+    /// The normalised path, when it differs from the path as sent.
+    norm: Option<Box<str>>,
 }
 
-/// Parse a request head at the start of `buf`.
+/// The outcome of a parse that did not fail.
+#[derive(Debug)]
+pub enum Parse {
+    Complete(Request),
+    /// More bytes are needed; the buffer comes back.
+    Partial(Vec<u8>),
+}
+
+/// Parse the request head at the start of `buf`.
 ///
-/// `Ok(None)`: incomplete, read more (unless `buf` already holds
-/// `max_len` bytes: then the head is too large, which this reports).
-pub fn parse(
-    buf: &[u8],
+/// `Partial` when incomplete, unless `buf` already holds `max_len` bytes:
+/// then the head is too large, which this reports (414 when the request
+/// line does not fit, 431 otherwise, RFC 9112 §3).
+pub fn parse(buf: Vec<u8>, max_headers: usize, max_len: usize) -> Result<Parse, HeadError> {
+    let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_LIMIT];
+    let scratch = &mut scratch[..max_headers.clamp(1, MAX_HEADERS_LIMIT)];
+    let mut req = httparse::Request::new(&mut []);
+    let status = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, &buf, scratch);
+    let head_len = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() < max_len {
+                return Ok(Parse::Partial(buf));
+            }
+            let line_done = find_crlf(&buf[..max_len]).is_some();
+            return Err(if line_done {
+                HeadError::HeadersTooLarge
+            } else {
+                HeadError::UriTooLong
+            });
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(e) => return Err(HeadError::Malformed(describe(e))),
+    };
+    let method = Span::of(&buf, req.method.unwrap_or("").as_bytes());
+    let target = Span::of(&buf, req.path.unwrap_or("").as_bytes());
+    let minor_version = req.version.unwrap_or(1);
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| (Span::of(&buf, h.name.as_bytes()), Span::of(&buf, h.value)))
+        .collect();
+    let mut r = Request {
+        buf: fit(buf),
+        head_len,
+        method,
+        target,
+        minor_version,
+        headers,
+        body: BodyKind::None,
+        norm: None,
+    };
+    r.check()?;
+    r.body = framing::request(r.headers(), minor_version).map_err(|e| match e {
+        FramingError::Coding => HeadError::NotImplemented(e.reason()),
+        FramingError::Bad(why) => HeadError::Malformed(why),
+    })?;
+    r.norm = match path::normalize(r.path()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => None,
+        Ok(std::borrow::Cow::Owned(p)) => Some(p.into_boxed_str()),
+        Err(e) => return Err(HeadError::Malformed(e.reason())),
+    };
+    Ok(Parse::Complete(r))
+}
+
+/// The head buffer without the spare room the read reserved (up to the
+/// read size): a request waiting on a long poll keeps only its bytes.
+fn fit(mut buf: Vec<u8>) -> Vec<u8> {
+    if buf.capacity() > buf.len() * 2 + 256 {
+        buf.shrink_to_fit();
+    }
+    buf
+}
+
+/// `parse` of a copy of `bytes`: `None` when incomplete (tests, fuzzing).
+pub fn parse_bytes(
+    bytes: &[u8],
     max_headers: usize,
     max_len: usize,
-) -> Result<Option<Request<'_>>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(head_len)) => {
-            let method = req.method.unwrap_or("");
-            let target = req.path.unwrap_or("");
-            let minor_version = req.version.unwrap_or(1);
-            let count = req.headers.len();
-            headers.truncate(count);
-            let mut r = Request {
-                method,
-                target,
-                minor_version,
-                headers,
-                head_len,
-                body: BodyKind::None,
-                norm_path: Cow::Borrowed("/"),
-            };
-            r.check()?;
-            r.body = framing::request(&r.headers, minor_version).map_err(|e| match e {
-                FramingError::Coding => HeadError::NotImplemented(e.reason()),
-                FramingError::Bad(why) => HeadError::Malformed(why),
-            })?;
-            r.norm_path =
-                path::normalize(r.path()).map_err(|e| HeadError::Malformed(e.reason()))?;
-            Ok(Some(r))
-        }
-        Ok(httparse::Status::Partial) => {
-            if buf.len() >= max_len {
-                // RFC 9112 §3: a request line that does not fit gets 414,
-                // a header section that does not fit gets 431.
-                let line_done = find_crlf(&buf[..max_len]).is_some();
-                Err(if line_done {
-                    HeadError::HeadersTooLarge
-                } else {
-                    HeadError::UriTooLong
-                })
-            } else {
-                Ok(None)
-            }
-        }
-        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::Version) => Err(HeadError::Version),
-        Err(e) => Err(HeadError::Malformed(e.description_str())),
+) -> Result<Option<Request>, HeadError> {
+    match parse(bytes.to_vec(), max_headers, max_len)? {
+        Parse::Complete(r) => Ok(Some(r)),
+        Parse::Partial(_) => Ok(None),
     }
 }
 
-trait Describe {
-    fn description_str(&self) -> &'static str;
-}
-
-impl Describe for httparse::Error {
-    fn description_str(&self) -> &'static str {
-        match self {
-            httparse::Error::HeaderName => "invalid header name",
-            httparse::Error::HeaderValue => "invalid header value",
-            httparse::Error::NewLine => "invalid line ending",
-            httparse::Error::Status => "invalid status",
-            httparse::Error::Token => "invalid token",
-            httparse::Error::TooManyHeaders => "too many headers",
-            httparse::Error::Version => "invalid HTTP version",
-        }
+fn describe(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "invalid HTTP version",
     }
 }
 
-impl<'b> Request<'b> {
-    /// First value of a header (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+fn text(b: &[u8]) -> &str {
+    // httparse accepts only ASCII tokens and visible characters in the
+    // method and target, so this never fails on them.
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+impl Request {
+    pub fn method(&self) -> &str {
+        text(self.method.get(&self.buf))
+    }
+
+    /// The request target as sent (origin-form "/a?b" or absolute-form).
+    pub fn target(&self) -> &str {
+        text(self.target.get(&self.buf))
+    }
+
+    /// The header fields, in order: (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+            .map(|(n, v)| (n.get(&self.buf), v.get(&self.buf)))
+    }
+
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| header_eq(n, name))
+            .map(|(_, v)| v)
     }
 
     /// All values of a header, in order.
-    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.headers()
+            .filter(move |(n, _)| header_eq(n, name))
+            .map(|(_, v)| v)
     }
 
     /// Whether a `Connection` header lists `token` (RFC 9110 §7.6.1).
@@ -148,8 +227,8 @@ impl<'b> Request<'b> {
         self.minor_version == 1 || self.connection_has("keep-alive")
     }
 
-    /// The path part of the target, without the query ("/a/b").
-    pub fn path(&self) -> &'b str {
+    /// The path part of the target as sent, without the query ("/a/b").
+    pub fn path(&self) -> &str {
         let t = self.origin_target();
         match t.find('?') {
             Some(i) => &t[..i],
@@ -157,24 +236,30 @@ impl<'b> Request<'b> {
         }
     }
 
+    /// The path percent-decoded, dot segments resolved and slashes merged:
+    /// what locations match and `$uri` is.
+    pub fn norm_path(&self) -> &str {
+        self.norm.as_deref().unwrap_or_else(|| self.path())
+    }
+
     /// The query string without '?', if any.
-    pub fn query(&self) -> Option<&'b str> {
+    pub fn query(&self) -> Option<&str> {
         let t = self.origin_target();
         t.find('?').map(|i| &t[i + 1..])
     }
 
     /// The target in origin-form: for an absolute-form target
     /// ("http://h/p?q") the "/p?q" part.
-    pub fn origin_target(&self) -> &'b str {
+    pub fn origin_target(&self) -> &str {
         match self.absolute_authority() {
             Some((_, rest)) => rest,
-            None => self.target,
+            None => self.target(),
         }
     }
 
     /// For an absolute-form target, (authority, origin-form rest).
-    fn absolute_authority(&self) -> Option<(&'b str, &'b str)> {
-        let t = self.target;
+    fn absolute_authority(&self) -> Option<(&str, &str)> {
+        let t = self.target();
         let after = t
             .strip_prefix("http://")
             .or_else(|| t.strip_prefix("https://"))?;
@@ -202,8 +287,20 @@ impl<'b> Request<'b> {
         }
     }
 
+    /// Bytes that arrived after the head (body, pipelined requests).
+    pub fn early(&self) -> &[u8] {
+        &self.buf[self.head_len..]
+    }
+
+    /// The bytes after the head, as the start of the next read (a fresh,
+    /// small buffer: a connection waiting for its next request keeps no
+    /// large one).
+    pub fn rest(&self) -> Vec<u8> {
+        self.early().to_vec()
+    }
+
     fn check(&self) -> Result<(), HeadError> {
-        let t = self.target;
+        let t = self.target();
         if !(t.starts_with('/') || t.starts_with("http://") || t.starts_with("https://")) {
             return Err(HeadError::Malformed("unsupported request target"));
         }
@@ -261,20 +358,30 @@ pub fn strip_port(s: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Option<Request<'_>>, HeadError> {
-        parse(s.as_bytes(), 100, 8192)
+    fn p(s: &str) -> Result<Option<Request>, HeadError> {
+        parse_bytes(s.as_bytes(), 100, 8192)
     }
 
     #[test]
     fn parses_an_upgrade_request() {
         let raw = "GET /ws/chat?room=1 HTTP/1.1\r\nHost: WS.Example.com:8080\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: x\r\n\r\nrest";
         let r = p(raw).unwrap().unwrap();
-        assert_eq!(r.method, "GET");
+        assert_eq!(r.method(), "GET");
         assert_eq!(r.path(), "/ws/chat");
         assert_eq!(r.query(), Some("room=1"));
         assert_eq!(r.host().as_deref(), Some("ws.example.com"));
         assert!(r.is_upgrade());
-        assert_eq!(&raw[r.head_len..], "rest");
+        assert_eq!(r.early(), b"rest");
+        assert_eq!(r.headers().count(), 4);
+    }
+
+    #[test]
+    fn partial_gives_the_buffer_back() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        match parse(raw.clone(), 100, 8192).unwrap() {
+            Parse::Partial(b) => assert_eq!(b, raw),
+            Parse::Complete(_) => panic!("complete"),
+        }
     }
 
     #[test]
@@ -294,17 +401,17 @@ mod tests {
         assert!(p("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
         assert_eq!(
-            parse(long_line.as_bytes(), 100, 50).unwrap_err(),
+            parse_bytes(long_line.as_bytes(), 100, 50).unwrap_err(),
             HeadError::UriTooLong
         );
         let long_headers = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(100));
         assert_eq!(
-            parse(long_headers.as_bytes(), 100, 60).unwrap_err(),
+            parse_bytes(long_headers.as_bytes(), 100, 60).unwrap_err(),
             HeadError::HeadersTooLarge
         );
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1\r\n".repeat(5));
         assert_eq!(
-            parse(many.as_bytes(), 4, 8192).unwrap_err(),
+            parse_bytes(many.as_bytes(), 4, 8192).unwrap_err(),
             HeadError::TooManyHeaders
         );
     }
@@ -371,8 +478,12 @@ mod tests {
         let r = p("GET /p/%61dmin/../x//y?q=/../ HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(r.norm_path, "/p/x/y");
+        assert_eq!(r.norm_path(), "/p/x/y");
         assert_eq!(r.query(), Some("q=/../"));
+        let r = p("GET /plain/path HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.norm_path(), "/plain/path");
         for bad in ["/../x", "/a%00", "/a%zz", "/a#frag", "/a%ff"] {
             let raw = format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n");
             assert_eq!(p(&raw).unwrap_err().status(), 400, "{bad}");

@@ -40,11 +40,11 @@ pub enum UpstreamConn {
 /// request target is sent as the client sent it. `matched_prefix` is
 /// `None` for regex locations, which send the target unchanged.
 pub fn upstream_uri(
-    req: &Request<'_>,
+    req: &Request,
     matched_prefix: Option<&str>,
     proxy_uri: Option<&str>,
 ) -> String {
-    let path = &*req.norm_path;
+    let path = req.norm_path();
     match (proxy_uri, matched_prefix) {
         (Some(uri), Some(prefix)) if path.starts_with(prefix) => {
             let rest = &path[prefix.len()..];
@@ -69,34 +69,34 @@ pub fn upstream_uri(
 /// its name (nginx's `underscores_in_headers off`, the default): a backend
 /// that maps `X-Real-IP` and `X_Real_IP` to the same CGI-style variable
 /// would otherwise take the client's spelling for ringway's.
-pub fn drops_underscored(name: &str, allow_underscores: bool) -> bool {
-    !allow_underscores && name.contains('_')
+pub fn drops_underscored(name: &[u8], allow_underscores: bool) -> bool {
+    !allow_underscores && name.contains(&b'_')
 }
 
 /// Write the upstream request head into `out`. The body framing written is
 /// `req.body`'s; the client's own framing fields are not copied.
 pub fn request_head(
     out: &mut Vec<u8>,
-    req: &Request<'_>,
+    req: &Request,
     uri: &str,
     set_headers: &[(String, Template)],
-    vars: &VarCtx<'_, '_>,
+    vars: &VarCtx<'_>,
     conn: UpstreamConn,
     allow_underscores: bool,
 ) {
-    out.extend_from_slice(req.method.as_bytes());
+    out.extend_from_slice(req.method().as_bytes());
     out.push(b' ');
     out.extend_from_slice(uri.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     // Host: proxy_set_header Host wins, else $proxy_host (nginx default).
-    let set = |name: &str| {
+    let set = |name: &[u8]| {
         set_headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
     };
     let mut value = Vec::new();
-    match set("host") {
+    match set(b"host") {
         Some((_, t)) => vars.render(t, &mut value),
         None => value.extend_from_slice(vars.proxy_host.as_bytes()),
     }
@@ -119,19 +119,18 @@ pub fn request_head(
         }
     }
 
-    let conn_values: Vec<&[u8]> = req.headers_named("connection").collect();
-    for h in &req.headers {
+    for (name, v) in req.headers() {
         // Expect: ringway answers "100 Continue" itself (as nginx does).
-        if h.name.eq_ignore_ascii_case("host")
-            || h.name.eq_ignore_ascii_case("expect")
-            || framing::is_framing(h.name)
-            || is_hop_by_hop(h.name, conn_values.iter().copied())
-            || drops_underscored(h.name, allow_underscores)
-            || set(h.name).is_some()
+        if header_eq(name, "host")
+            || header_eq(name, "expect")
+            || framing::is_framing(name)
+            || is_hop_by_hop(name, req.headers_named("connection"))
+            || drops_underscored(name, allow_underscores)
+            || set(name).is_some()
         {
             continue;
         }
-        push_header(out, h.name, h.value);
+        push_header(out, name, v);
     }
     framing::write(out, req.body);
 
@@ -156,7 +155,7 @@ pub fn request_head(
 /// `keep-alive` as the client connection will do.
 pub fn response_head(
     out: &mut Vec<u8>,
-    resp: &Response<'_>,
+    resp: &Response,
     framing: ResponseFraming,
     client_keep_alive: bool,
 ) {
@@ -177,7 +176,7 @@ pub fn add_header_applies(status: u16) -> bool {
 /// The framing field written is `framing`'s, not the upstream's.
 pub fn response_head_for(
     out: &mut Vec<u8>,
-    resp: &Response<'_>,
+    resp: &Response,
     framing: ResponseFraming,
     client_keep_alive: bool,
     dechunk: bool,
@@ -186,14 +185,13 @@ pub fn response_head_for(
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(resp.status.to_string().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(resp.reason.as_bytes());
+    out.extend_from_slice(resp.reason());
     out.extend_from_slice(b"\r\n");
-    let conn_values: Vec<&[u8]> = resp.connection_values().collect();
-    for h in &resp.headers {
-        if framing::is_framing(h.name) || is_hop_by_hop(h.name, conn_values.iter().copied()) {
+    for (name, v) in resp.headers() {
+        if framing::is_framing(name) || is_hop_by_hop(name, resp.connection_values()) {
             continue;
         }
-        push_header(out, h.name, h.value);
+        push_header(out, name, v);
     }
     match framing.body {
         BodyKind::Chunked if dechunk => {}
@@ -222,8 +220,8 @@ pub fn response_head_for(
     out.extend_from_slice(b"\r\n");
 }
 
-pub fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+pub fn push_header(out: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
+    out.extend_from_slice(name.as_ref());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -252,7 +250,9 @@ mod tests {
         uri: &str,
         underscores: bool,
     ) -> String {
-        let req = request::parse(raw.as_bytes(), 64, 8192).unwrap().unwrap();
+        let req = request::parse_bytes(raw.as_bytes(), 64, 8192)
+            .unwrap()
+            .unwrap();
         let vars = VarCtx {
             req: &req,
             remote: "192.0.2.7:40000".parse().unwrap(),
@@ -299,7 +299,9 @@ mod tests {
 
     fn uri(target: &str, prefix: Option<&str>, proxy: Option<&str>) -> String {
         let raw = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
-        let req = request::parse(raw.as_bytes(), 16, 8192).unwrap().unwrap();
+        let req = request::parse_bytes(raw.as_bytes(), 16, 8192)
+            .unwrap()
+            .unwrap();
         upstream_uri(&req, prefix, proxy)
     }
 
@@ -341,7 +343,7 @@ mod tests {
 
     /// The head relayed to the client for upstream head `raw`.
     fn relayed(raw: &[u8], head_request: bool, keep_alive: bool) -> String {
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
         response_head(&mut out, &r, r.framing(head_request).unwrap(), keep_alive);
         String::from_utf8(out).unwrap()
@@ -412,7 +414,7 @@ mod tests {
         );
         // Chunked to an HTTP/1.0 client: no framing field, closed after.
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let r = response::parse(raw, 64, 4096).unwrap().unwrap();
+        let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
         response_head_for(&mut out, &r, r.framing(false).unwrap(), false, true, &[]);
         assert_eq!(

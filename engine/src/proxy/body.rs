@@ -1,23 +1,25 @@
-//! Relaying one message body from one socket to another as it arrives,
-//! delimited by the message's one framing decision (RFC 9112 §6,
-//! `http::framing`): a length, chunked, or until the sender closes. Bytes
-//! that follow the body (a pipelined next request, or bytes an upstream
-//! should not have sent) are handed back to the caller.
+//! Message bodies through the proxy, delimited by the message's one
+//! framing decision (RFC 9112 §6, `http::framing`): a length, chunked, or
+//! until the sender closes. Bytes that follow the body (a pipelined next
+//! request, or bytes an upstream should not have sent) are kept apart for
+//! the caller ([`BodyReader::rest`]).
 //!
-//! A chunked body is decoded strictly and written again as canonical
-//! chunks (`http::chunked`): the framing the receiver parses is
-//! ringway's, never the sender's bytes.
+//! A [`BodyReader`] pulls the body from a transport piece by piece; a
+//! chunked body is decoded strictly and handed out re-framed as canonical
+//! chunks (`http::chunked`), or decoded for an HTTP/1.0 client, so the
+//! framing the receiver parses is ringway's, never the sender's bytes.
+//! [`relay`] writes the pieces to another transport as they come; the
+//! buffering mode of `proxy::http` collects them first. The reader borrows
+//! a pooled buffer only while it reads.
 
 use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
-
+use super::pool::BufPool;
 use crate::http::chunked::{self, ChunkedDecoder};
 use crate::http::BodyKind;
-use crate::pool::BufPool;
-use crate::sys;
+use crate::transport::{self, Pending, Transport};
 
 #[derive(Debug)]
 pub enum BodyError {
@@ -27,206 +29,276 @@ pub enum BodyError {
     Write(io::Error),
     /// The chunked framing was broken.
     Framing(&'static str),
-    /// A chunked body grew past the `max` it was allowed.
+    /// The body grew past the `max` it was allowed.
     TooLarge,
 }
 
-pub struct Relay<'a> {
-    pub from: &'a TcpStream,
-    pub to: &'a TcpStream,
+enum State {
+    Length { left: u64 },
+    Chunked { dec: ChunkedDecoder, dechunk: bool },
+    UntilClose,
+    Done,
+}
+
+/// One piece of a body, as it goes to the receiver.
+pub struct Step<'r> {
+    pub data: &'r [u8],
+    /// The body ends with this piece.
+    pub last: bool,
+}
+
+/// What a body reader needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// The longest wait for the sender's next bytes.
     pub read_timeout: Duration,
-    pub send_timeout: Duration,
-    pub pool: &'a BufPool,
-    /// Largest chunked body (payload bytes) relayed; 0: no limit.
-    /// (A declared length is checked before relaying starts.)
+    /// Largest payload relayed (0: no limit). A declared length is checked
+    /// before relaying starts; this bounds chunked bodies.
     pub max: u64,
     /// Most bytes of chunked trailer fields accepted (they are dropped).
     pub max_trailer: usize,
-    /// Set when the receiver had started to answer before the body's last
-    /// bytes were written to it: it cannot have read the whole body, so
-    /// its connection must not carry another request (nginx does the
-    /// same). Checked once, before the last write.
-    pub answered_early: Option<&'a Cell<bool>>,
 }
 
-impl Relay<'_> {
-    /// Relay a body whose first bytes (possibly all of it, possibly more)
-    /// are `early`. Returns the bytes after the body and the payload length.
-    pub async fn body(&self, kind: BodyKind, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        match kind {
-            BodyKind::None => Ok((early.to_vec(), 0)),
-            BodyKind::Length(n) => self.length(n, early).await,
-            BodyKind::Chunked => self.chunked(early).await,
-            BodyKind::UntilClose => self.until_close(early).await,
+pub struct BodyReader<'a, F: Transport> {
+    from: &'a F,
+    pool: &'a BufPool,
+    lim: BodyLimits,
+    state: State,
+    /// Bytes already read with the head; consumed before any read.
+    early: &'a [u8],
+    early_used: bool,
+    buf: Option<Box<[u8]>>,
+    /// Re-framed output of the last chunked piece.
+    out: Vec<u8>,
+    total: u64,
+    rest: Vec<u8>,
+}
+
+impl<F: Transport> Drop for BodyReader<'_, F> {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.pool.give(b);
+        }
+    }
+}
+
+impl<'a, F: Transport> BodyReader<'a, F> {
+    /// A reader of a `kind` body from `from`, whose first bytes (maybe all
+    /// of it, maybe more) are `early`. `dechunk`: hand a chunked body out
+    /// decoded (the receiver is an HTTP/1.0 client, delimited by close).
+    pub fn new(
+        from: &'a F,
+        pool: &'a BufPool,
+        kind: BodyKind,
+        early: &'a [u8],
+        lim: BodyLimits,
+        dechunk: bool,
+    ) -> Self {
+        let (state, rest) = match kind {
+            BodyKind::None | BodyKind::Length(0) => (State::Done, early.to_vec()),
+            BodyKind::Length(n) => (State::Length { left: n }, Vec::new()),
+            BodyKind::Chunked => (
+                State::Chunked {
+                    dec: ChunkedDecoder::new(lim.max_trailer),
+                    dechunk,
+                },
+                Vec::new(),
+            ),
+            BodyKind::UntilClose => (State::UntilClose, Vec::new()),
+        };
+        BodyReader {
+            from,
+            pool,
+            lim,
+            state,
+            early,
+            early_used: false,
+            buf: None,
+            out: Vec::new(),
+            total: 0,
+            rest,
         }
     }
 
-    async fn write(&self, data: &[u8]) -> Result<(), BodyError> {
-        sys::write_all(self.to, data, self.send_timeout)
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Payload bytes handed out so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The bytes that followed the body (once it is done).
+    pub fn rest(&self) -> &[u8] {
+        &self.rest
+    }
+
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.rest)
+    }
+
+    /// The next piece from the bytes read with the head only: never waits.
+    /// `None` when there are none left to take.
+    pub fn next_early(&mut self) -> Result<Option<Step<'_>>, BodyError> {
+        if self.is_done() {
+            return Ok(Some(Step {
+                data: &[],
+                last: true,
+            }));
+        }
+        let input = self.early;
+        if self.early_used || input.is_empty() {
+            self.early_used = true;
+            return Ok(None);
+        }
+        self.early_used = true;
+        let (lim, state, total, out, rest) = (
+            &self.lim,
+            &mut self.state,
+            &mut self.total,
+            &mut self.out,
+            &mut self.rest,
+        );
+        process(state, lim, total, input, out, rest).map(Some)
+    }
+
+    /// The next piece of the body, reading as needed.
+    pub async fn next(&mut self) -> Result<Step<'_>, BodyError> {
+        if !self.early_used && !self.is_done() && !self.early.is_empty() {
+            return Ok(self.next_early()?.expect("early bytes are there"));
+        }
+        self.early_used = true;
+        if self.is_done() {
+            return Ok(Step {
+                data: &[],
+                last: true,
+            });
+        }
+        let pool = self.pool;
+        let buf = self.buf.get_or_insert_with(|| pool.take());
+        let got = transport::read_timeout(self.from, buf, self.lim.read_timeout)
             .await
-            .map_err(BodyError::Write)
+            .map_err(BodyError::Read)?;
+        if got == 0 {
+            if let State::UntilClose = self.state {
+                self.state = State::Done;
+                return Ok(Step {
+                    data: &[],
+                    last: true,
+                });
+            }
+            return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let input = &self.buf.as_ref().expect("filled above")[..got];
+        process(
+            &mut self.state,
+            &self.lim,
+            &mut self.total,
+            input,
+            &mut self.out,
+            &mut self.rest,
+        )
     }
+}
 
-    /// Write the body's last bytes, noting first whether the receiver has
-    /// already answered.
-    async fn write_last(&self, data: &[u8]) -> Result<(), BodyError> {
-        if let Some(flag) = self.answered_early {
-            if sys::pending(std::os::fd::AsRawFd::as_raw_fd(self.to)) != sys::Pending::Nothing {
-                flag.set(true);
+/// Consume `input` (early bytes or one read): the piece it yields, from
+/// `input` itself or re-framed into `out`.
+fn process<'o>(
+    state: &mut State,
+    lim: &BodyLimits,
+    total: &mut u64,
+    input: &'o [u8],
+    out: &'o mut Vec<u8>,
+    rest: &mut Vec<u8>,
+) -> Result<Step<'o>, BodyError> {
+    let step = match state {
+        State::Done => Step {
+            data: &[],
+            last: true,
+        },
+        State::Length { left } => {
+            let n = (*left).min(input.len() as u64) as usize;
+            *left -= n as u64;
+            *total += n as u64;
+            let last = *left == 0;
+            if last {
+                *rest = input[n..].to_vec();
+                *state = State::Done;
+            }
+            Step {
+                data: &input[..n],
+                last,
             }
         }
-        self.write(data).await
-    }
-
-    async fn read(&self, buf: &mut [u8]) -> Result<usize, BodyError> {
-        sys::read_some_timeout(self.from, buf, self.read_timeout)
-            .await
-            .map_err(BodyError::Read)
-    }
-
-    async fn length(&self, n: u64, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        if n == 0 {
-            return Ok((early.to_vec(), 0));
-        }
-        let first = (n.min(early.len() as u64)) as usize;
-        let mut left = n - first as u64;
-        if left == 0 {
-            self.write_last(&early[..first]).await?;
-            return Ok((early[first..].to_vec(), n));
-        }
-        self.write(&early[..first]).await?;
-        let mut buf = self.pool.take();
-        let res = async {
-            while left > 0 {
-                let want = (left.min(buf.len() as u64)) as usize;
-                let got = self.read(&mut buf[..want]).await?;
-                if got == 0 {
-                    return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
+        State::Chunked { dec, dechunk } => {
+            out.clear();
+            let mut payload = 0u64;
+            let dechunk = *dechunk;
+            let end = dec
+                .feed(input, |d| {
+                    payload += d.len() as u64;
+                    if dechunk {
+                        out.extend_from_slice(d);
+                    } else {
+                        chunked::encode_chunk(out, d);
+                    }
+                })
+                .map_err(|e| BodyError::Framing(e.0))?;
+            *total += payload;
+            if let Some(end) = end {
+                if !dechunk {
+                    out.extend_from_slice(chunked::LAST_CHUNK);
                 }
-                if got as u64 == left {
-                    self.write_last(&buf[..got]).await?;
-                } else {
-                    self.write(&buf[..got]).await?;
-                }
-                left -= got as u64;
+                *rest = input[end..].to_vec();
+                *state = State::Done;
             }
-            Ok(())
-        }
-        .await;
-        self.pool.give(buf);
-        res.map(|()| (Vec::new(), n))
-    }
-
-    async fn chunked(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        let mut dec = ChunkedDecoder::new(self.max_trailer);
-        let mut out = Vec::new();
-        let mut total = 0u64;
-        if let Some(end) = self.reframe(&mut dec, early, &mut out, &mut total).await? {
-            return Ok((early[end..].to_vec(), total));
-        }
-        let mut buf = self.pool.take();
-        let res = async {
-            loop {
-                let got = self.read(&mut buf).await?;
-                if got == 0 {
-                    return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
-                }
-                if let Some(end) = self
-                    .reframe(&mut dec, &buf[..got], &mut out, &mut total)
-                    .await?
-                {
-                    return Ok(buf[end..got].to_vec());
-                }
+            Step {
+                data: out,
+                last: end.is_some(),
             }
         }
-        .await;
-        self.pool.give(buf);
-        res.map(|rest| (rest, total))
+        State::UntilClose => {
+            *total += input.len() as u64;
+            Step {
+                data: input,
+                last: false,
+            }
+        }
+    };
+    if lim.max > 0 && *total > lim.max {
+        return Err(BodyError::TooLarge);
     }
+    Ok(step)
+}
 
-    /// Decode one piece of a chunked body and write its payload as
-    /// canonical chunks (and the last chunk, at the body's end).
-    async fn reframe(
-        &self,
-        dec: &mut ChunkedDecoder,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        total: &mut u64,
-    ) -> Result<Option<usize>, BodyError> {
-        out.clear();
-        let mut payload = 0u64;
-        let end = dec
-            .feed(input, |d| {
-                payload += d.len() as u64;
-                chunked::encode_chunk(out, d);
-            })
-            .map_err(|e| BodyError::Framing(e.0))?;
-        *total += payload;
-        if self.max > 0 && *total > self.max {
-            return Err(BodyError::TooLarge);
-        }
-        if end.is_some() {
-            out.extend_from_slice(chunked::LAST_CHUNK);
-            self.write_last(out).await?;
-        } else if !out.is_empty() {
-            self.write(out).await?;
-        }
-        Ok(end)
-    }
-
-    /// Relay a chunked body decoded (for HTTP/1.0 clients, which end the
-    /// body by the connection's close). Returns the bytes after the body
-    /// and the payload length.
-    pub async fn dechunked(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        let mut dec = ChunkedDecoder::new(self.max_trailer);
-        let mut out = Vec::new();
-        let done = dec
-            .feed(early, |d| out.extend_from_slice(d))
-            .map_err(|e| BodyError::Framing(e.0))?;
-        self.write(&out).await?;
-        let mut total = out.len() as u64;
-        if let Some(end) = done {
-            return Ok((early[end..].to_vec(), total));
-        }
-        let mut buf = self.pool.take();
-        let res = async {
-            loop {
-                let got = self.read(&mut buf).await?;
-                if got == 0 {
-                    return Err(BodyError::Read(io::ErrorKind::UnexpectedEof.into()));
-                }
-                out.clear();
-                let done = dec
-                    .feed(&buf[..got], |d| out.extend_from_slice(d))
-                    .map_err(|e| BodyError::Framing(e.0))?;
-                self.write(&out).await?;
-                total += out.len() as u64;
-                if let Some(end) = done {
-                    return Ok(buf[end..got].to_vec());
+/// Write the rest of `reader`'s body to `to` as it arrives. Returns the
+/// payload length. `answered_early`, when given, is set when `to` had
+/// started to answer before the body's last bytes were written: it cannot
+/// have read the whole body, so its connection must not carry another
+/// request (nginx does the same).
+pub async fn relay<F: Transport, T: Transport>(
+    reader: &mut BodyReader<'_, F>,
+    to: &T,
+    send_timeout: Duration,
+    answered_early: Option<&Cell<bool>>,
+) -> Result<u64, BodyError> {
+    loop {
+        let step = reader.next().await?;
+        if step.last {
+            if let Some(flag) = answered_early {
+                if to.pending() != Pending::Nothing {
+                    flag.set(true);
                 }
             }
         }
-        .await;
-        self.pool.give(buf);
-        res.map(|rest| (rest, total))
-    }
-
-    async fn until_close(&self, early: &[u8]) -> Result<(Vec<u8>, u64), BodyError> {
-        self.write(early).await?;
-        let mut total = early.len() as u64;
-        let mut buf = self.pool.take();
-        let res = async {
-            loop {
-                let got = self.read(&mut buf).await?;
-                if got == 0 {
-                    return Ok(());
-                }
-                self.write(&buf[..got]).await?;
-                total += got as u64;
-            }
+        if !step.data.is_empty() {
+            to.write_all(step.data, send_timeout)
+                .await
+                .map_err(BodyError::Write)?;
         }
-        .await;
-        self.pool.give(buf);
-        res.map(|()| (Vec::new(), total))
+        if step.last {
+            return Ok(reader.total());
+        }
     }
 }

@@ -4,35 +4,35 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::ProxyError;
+use crate::error::{Error, Kind, Retry};
 use crate::sys;
 
 /// Try each address in order; the first that connects wins.
+/// A failed connect may always go to the next server.
 pub async fn connect_any(
     addrs: &[SocketAddr],
     timeout: Duration,
-) -> Result<(TcpStream, SocketAddr), ProxyError> {
-    let mut last = ProxyError::NoUpstream(None);
+) -> Result<(TcpStream, SocketAddr), Error> {
+    let mut last = Error::new(Kind::NoLiveUpstream);
     for &addr in addrs {
         match connect_one(addr, timeout).await {
             Ok(s) => return Ok((s, addr)),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 tracing::warn!(upstream = %addr, "upstream connect timed out");
-                last = ProxyError::UpstreamTimeout;
+                last = Error::new(Kind::ConnectTimeout).with_source(e);
             }
             Err(e) => {
                 tracing::warn!(upstream = %addr, error = %e, "upstream connect failed");
-                last = ProxyError::Upstream(e);
+                last = Error::new(Kind::ConnectFailed).with_source(e);
             }
         }
     }
-    Err(last)
+    Err(last.with_retry(Retry::Decided(true)))
 }
 
 pub async fn connect_one(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
@@ -48,11 +48,11 @@ pub async fn connect_one(addr: SocketAddr, timeout: Duration) -> io::Result<TcpS
         Err(e) => return Err(e),
     }
     let stream = TcpStream::from_std(s.into())?;
-    match monoio::time::timeout(timeout, sys::writable(&stream)).await {
+    match monoio::time::timeout(timeout, stream.writable(false)).await {
         Ok(r) => r?,
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
     }
-    if let Some(e) = sys::take_socket_error(stream.as_raw_fd())? {
+    if let Some(e) = sys::take_socket_error(sys::fd(&stream))? {
         return Err(e);
     }
     Ok(stream)

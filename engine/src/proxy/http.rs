@@ -1,16 +1,21 @@
 //! One plain HTTP/1.1 exchange through the proxy: connect, send the
 //! rewritten head and stream the request body, read the response head,
-//! stream the response body to the client as it arrives (RFC 9112).
+//! send the response to the client (RFC 9112).
 //!
 //! Upstream groups with `keepalive > 0` reuse connections from a per-core
-//! pool (a request on a pooled connection that turns out stale is retried
-//! on a new one when it has no body); direct `proxy_pass` addresses use
-//! one connection per exchange (`Connection: close`), as nginx does. The
-//! client connection stays open when the request and response framing
-//! allow it. A request without a body is retried on the next server when
-//! the upstream fails before answering (an idempotent one even after it
-//! was sent); one with a body is retried only when the connect itself
-//! fails.
+//! pool; direct `proxy_pass` addresses use one connection per exchange
+//! (`Connection: close`), as nginx does. The client connection stays open
+//! when the request and response framing allow it. A request without a
+//! body is retried as `proxy::exchange_head` says; one with a body only
+//! when the connect itself fails.
+//!
+//! The response body streams as it arrives (`proxy_buffering = false`,
+//! ringway's default). With buffering on, a body that fits
+//! `proxy_buffers` is read whole first, the upstream connection goes back
+//! to the pool, and then the client gets head and body in one write; a
+//! larger body (or one whose upstream says `X-Accel-Buffering: no`)
+//! streams after what was read. A small body that came with the head goes
+//! out in the same write as the head either way.
 //!
 //! A 101 to a request that did not ask to upgrade is a bad response (502):
 //! the upstream has switched protocols on a connection ringway would
@@ -18,43 +23,26 @@
 //! upstream, a client that closes ends it (`client_gone`).
 
 use std::cell::Cell;
-use std::net::SocketAddr;
 
-use monoio::net::TcpStream;
-use ringway_config::Location;
 use tracing::{debug, warn};
 
-use super::body::{BodyError, Relay};
-use super::{
-    bad_response, client_gone, client_left, connect, exchange_head, read_response_head,
-    upstream_io, Answered, HeadLimits, ProxyError, Target,
-};
-use crate::http::{response, rewrite, BodyKind};
-use crate::runtime::worker::Worker;
-use crate::sys;
+use super::body::{self, BodyError, BodyLimits, BodyReader};
+use super::{client_gone, connect, read_response_head, Answered, Exchange};
+use crate::error::{Error, Kind};
+use crate::http::{header_eq, rewrite, BodyKind};
+use crate::transport::Transport;
 
-pub struct Exchange<'a> {
-    pub worker: &'a Worker,
-    pub location: &'a Location,
-    pub client: &'a TcpStream,
-    pub peer: SocketAddr,
-    /// The rewritten request head.
-    pub head: Vec<u8>,
+/// What a plain exchange needs beyond the shared [`Exchange`].
+pub struct Plain {
     pub method_is_head: bool,
-    /// The method may be passed to the next server after it was sent.
-    pub idempotent: bool,
     pub body: BodyKind,
-    /// Bytes the client sent after its head (body, maybe more).
-    pub early: Vec<u8>,
     /// Send "100 Continue" to the client before reading the body.
     pub expect_continue: bool,
-    pub target: Target,
     pub client_keep_alive: bool,
     /// HTTP/1.0 client: cannot take a chunked response.
     pub client_http10: bool,
+    /// The longest wait between two reads of the request body.
     pub client_body_timeout: std::time::Duration,
-    pub max_head: usize,
-    pub max_headers: usize,
     /// The location's `add_header` fields, rendered for this request.
     pub add_header: Vec<(String, Vec<u8>)>,
 }
@@ -68,163 +56,163 @@ pub struct Outcome {
     pub leftover: Vec<u8>,
 }
 
-pub async fn run(mut x: Exchange<'_>) -> Result<Outcome, ProxyError> {
-    let lim = HeadLimits {
-        max_len: x.max_head,
-        max_headers: x.max_headers,
-        read_timeout: x.location.proxy_read_timeout,
-    };
+pub async fn run<C: Transport>(x: &Exchange<'_, C>, p: &Plain) -> Result<Outcome, Error> {
     let answered_early = Cell::new(false);
-    let (answered, leftover) = if x.body.is_empty() {
-        let loc = x.location;
-        let a = monoio::select! {
-            biased;
-            r = exchange_head(
-                &x.target,
-                &x.head,
-                x.idempotent,
-                loc.proxy_connect_timeout,
-                loc.proxy_send_timeout,
-                lim,
-            ) => r?,
-            _ = client_gone(x.client) => return Err(client_left()),
-        };
+    let (answered, leftover) = if p.body.is_empty() {
+        let a = x.exchange_head().await?;
         // Length(0): nothing to relay; every early byte is the next request.
-        (a, std::mem::take(&mut x.early))
+        (a, x.early.to_vec())
     } else {
-        send_with_body(&x, lim, &answered_early).await?
+        send_with_body(x, p, &answered_early).await?
     };
-    respond(&x, answered, leftover, answered_early.get()).await
+    respond(x, p, answered, leftover, answered_early.get()).await
 }
 
 /// Connect, send the head and relay the request body, then read the
 /// response head.
-async fn send_with_body(
-    x: &Exchange<'_>,
-    lim: HeadLimits,
+async fn send_with_body<C: Transport>(
+    x: &Exchange<'_, C>,
+    p: &Plain,
     answered_early: &Cell<bool>,
-) -> Result<(Answered, Vec<u8>), ProxyError> {
+) -> Result<(Answered, Vec<u8>), Error> {
     let loc = x.location;
     let up = connect(&x.target, &mut Vec::new(), loc.proxy_connect_timeout, false).await?;
-    sys::write_all(&up.stream, &x.head, loc.proxy_send_timeout)
+    up.stream
+        .write_all(&x.head, loc.proxy_send_timeout)
         .await
-        .map_err(upstream_io)?;
-    if x.expect_continue && x.early.is_empty() {
-        sys::write_all(
-            x.client,
-            b"HTTP/1.1 100 Continue\r\n\r\n",
-            loc.proxy_send_timeout,
-        )
-        .await
-        .map_err(ProxyError::Client)?;
+        .map_err(Error::upstream_io)?;
+    if p.expect_continue && x.early.is_empty() {
+        x.client
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", loc.proxy_send_timeout)
+            .await
+            .map_err(Error::client_io)?;
     }
-    let relay = Relay {
-        from: x.client,
-        to: &up.stream,
-        read_timeout: x.client_body_timeout,
-        send_timeout: loc.proxy_send_timeout,
-        pool: &x.worker.bufs,
+    let lim = BodyLimits {
+        read_timeout: p.client_body_timeout,
         max: loc.client_max_body_size,
-        max_trailer: x.max_head,
-        answered_early: Some(answered_early),
+        max_trailer: x.limits.max_len,
     };
-    let leftover = match relay.body(x.body, &x.early).await {
-        Ok((rest, _)) => rest,
-        Err(BodyError::Write(e)) => return Err(upstream_io(e)),
+    let mut reader = BodyReader::new(x.client, &x.kit.bufs, p.body, x.early, lim, false);
+    let relayed = body::relay(
+        &mut reader,
+        &up.stream,
+        loc.proxy_send_timeout,
+        Some(answered_early),
+    )
+    .await;
+    match relayed {
+        Ok(_) => {}
+        Err(BodyError::Write(e)) => return Err(Error::upstream_io(e)),
         Err(BodyError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-            return Err(ProxyError::ClientBody(408, "client body timeout"))
+            return Err(Error::new(Kind::BodyTimeout).with_source(e))
         }
-        Err(BodyError::Read(e)) => return Err(ProxyError::Client(e)),
-        Err(BodyError::Framing(why)) => return Err(ProxyError::ClientBody(400, why)),
-        Err(BodyError::TooLarge) => {
-            return Err(ProxyError::ClientBody(
-                413,
-                "larger than client_max_body_size",
-            ))
-        }
-    };
-    let mut buf = Vec::new();
+        Err(BodyError::Read(e)) => return Err(Error::client_io(e)),
+        Err(BodyError::Framing(why)) => return Err(Kind::BadRequest(why).into()),
+        Err(BodyError::TooLarge) => return Err(Kind::BodyTooLarge.into()),
+    }
+    let leftover = reader.take_rest();
+    drop(reader);
     let head = monoio::select! {
         biased;
-        r = read_response_head(&up.stream, &mut buf, lim) => r?,
-        _ = client_gone(x.client) => return Err(client_left()),
+        r = read_response_head(&up.stream, x.limits) => r?,
+        _ = client_gone(x.client) => return Err(Kind::ClientGone.into()),
     };
     up.succeeded();
-    Ok((Answered { up, buf, head }, leftover))
+    Ok((Answered { up, head }, leftover))
 }
 
-/// Relay the response head and body to the client; pool the upstream
+/// Send the response head and body to the client; pool the upstream
 /// connection when the exchange ended cleanly.
-async fn respond(
-    x: &Exchange<'_>,
+async fn respond<C: Transport>(
+    x: &Exchange<'_, C>,
+    p: &Plain,
     a: Answered,
     leftover: Vec<u8>,
     answered_early: bool,
-) -> Result<Outcome, ProxyError> {
+) -> Result<Outcome, Error> {
     let loc = x.location;
-    let Answered { up, buf, head } = a;
-    let mut out = Vec::with_capacity(head.len + 32);
-    let (status, kind, keep_alive, upstream_keeps) = {
-        let resp = match response::parse(&buf, x.max_headers, x.max_head) {
-            Ok(Some(r)) => r,
-            _ => return Err(ProxyError::BadResponse("invalid response head")),
-        };
-        if resp.status == 101 {
-            return Err(ProxyError::BadResponse("101 to a request without Upgrade"));
-        }
-        let framing = resp.framing(x.method_is_head).map_err(bad_response)?;
-        let kind = framing.body;
-        let dechunk = x.client_http10 && kind == BodyKind::Chunked;
-        let keep_alive = x.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
-        rewrite::response_head_for(&mut out, &resp, framing, keep_alive, dechunk, &x.add_header);
-        let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
-        (resp.status, kind, keep_alive, upstream_keeps)
-    };
-    sys::write_all(x.client, &out, loc.proxy_send_timeout)
-        .await
-        .map_err(ProxyError::Client)?;
-    let down = Relay {
-        from: &up.stream,
-        to: x.client,
+    let Answered { up, head } = a;
+    let resp = &head.resp;
+    if resp.status == 101 {
+        return Err(Kind::BadResponse("101 to a request without Upgrade").into());
+    }
+    let framing = resp.framing(p.method_is_head).map_err(Kind::from)?;
+    let kind = framing.body;
+    let dechunk = p.client_http10 && kind == BodyKind::Chunked;
+    let keep_alive = p.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
+    let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
+    let buffering = loc.proxy_buffering
+        && !resp
+            .header("x-accel-buffering")
+            .is_some_and(|v| header_eq(v, "no"));
+    let mut out = Vec::with_capacity(resp.head_len + 64);
+    rewrite::response_head_for(&mut out, resp, framing, keep_alive, dechunk, &p.add_header);
+    let status = resp.status;
+    let lim = BodyLimits {
         read_timeout: loc.proxy_read_timeout,
-        send_timeout: loc.proxy_send_timeout,
-        pool: &x.worker.bufs,
         max: 0,
-        max_trailer: x.max_head,
-        answered_early: None,
+        max_trailer: x.limits.max_len,
     };
-    let early = &buf[head.len..];
-    let relay = async {
-        if x.client_http10 && kind == BodyKind::Chunked {
-            down.dechunked(early).await
-        } else {
-            down.body(kind, early).await
+    let mut reader = BodyReader::new(&up.stream, &x.kit.bufs, kind, resp.early(), lim, dechunk);
+    // What goes out with the head: the body bytes that came with it, or
+    // with buffering, as much of the body as fits `proxy_buffers`.
+    let read_ahead = async {
+        if let Some(step) = reader.next_early().map_err(Relayed::Body)? {
+            out.extend_from_slice(step.data);
         }
+        while buffering && !reader.is_done() && out.len() < loc.proxy_buffers {
+            let step = reader.next().await.map_err(Relayed::Body)?;
+            out.extend_from_slice(step.data);
+        }
+        Ok::<(), Relayed>(())
     };
+    let ahead = monoio::select! {
+        biased;
+        r = read_ahead => r,
+        _ = client_gone(x.client) => Err(Relayed::ClientGone),
+    };
+    if let Err(e) = ahead {
+        // Nothing was sent to the client yet: it gets a 502/504.
+        return Err(match e {
+            Relayed::Body(BodyError::Read(e)) => Error::upstream_io(e),
+            Relayed::Body(BodyError::Framing(why)) => Kind::BadResponse(why).into(),
+            Relayed::Body(_) => Kind::UpstreamIo.into(),
+            Relayed::ClientGone => Kind::ClientGone.into(),
+        });
+    }
+    let complete = reader.is_done();
+    let clean = complete && reader.rest().is_empty() && !head.interim && !answered_early;
+    let body_bytes = reader.total();
+    if complete {
+        // The upstream is done with before the client is written to.
+        drop(reader);
+        release(up, upstream_keeps, clean, &head, answered_early);
+        x.client
+            .write_all(&out, loc.proxy_send_timeout)
+            .await
+            .map_err(Error::client_io)?;
+        return Ok(Outcome {
+            status,
+            body_bytes,
+            keep_alive,
+            leftover,
+        });
+    }
+    x.client
+        .write_all(&out, loc.proxy_send_timeout)
+        .await
+        .map_err(Error::client_io)?;
+    drop(out);
     let relayed = monoio::select! {
         biased;
-        r = relay => r,
-        _ = client_gone(x.client) => Err(BodyError::Write(std::io::ErrorKind::ConnectionAborted.into())),
+        r = body::relay(&mut reader, x.client, loc.proxy_send_timeout, None) => r.map_err(Relayed::Body),
+        _ = client_gone(x.client) => Err(Relayed::ClientGone),
     };
     match relayed {
-        Ok((rest, n)) => {
-            // Reuse only a connection whose exchange ended exactly where
-            // its framing said, with no interim response and a request
-            // body the upstream had the chance to read in full.
-            let clean = rest.is_empty() && !head.interim && !answered_early;
-            if upstream_keeps && up.poolable() {
-                if clean {
-                    up.keep();
-                } else {
-                    debug!(
-                        upstream = %up.addr,
-                        extra_bytes = rest.len(),
-                        interim = head.interim,
-                        answered_early,
-                        "upstream connection not reused"
-                    );
-                }
-            }
+        Ok(n) => {
+            let clean = reader.rest().is_empty() && !head.interim && !answered_early;
+            drop(reader);
+            release(up, upstream_keeps, clean, &head, answered_early);
             Ok(Outcome {
                 status,
                 body_bytes: n,
@@ -242,5 +230,36 @@ async fn respond(
                 leftover: Vec::new(),
             })
         }
+    }
+}
+
+#[derive(Debug)]
+enum Relayed {
+    Body(BodyError),
+    ClientGone,
+}
+
+/// Pool the upstream connection when its exchange ended cleanly: exactly
+/// where the framing said, with no interim response, and a request body
+/// the upstream had the chance to read in full.
+fn release(
+    up: super::Connected,
+    upstream_keeps: bool,
+    clean: bool,
+    head: &super::ResponseHead,
+    answered_early: bool,
+) {
+    if !(upstream_keeps && up.poolable()) {
+        return;
+    }
+    if clean {
+        up.keep();
+    } else {
+        debug!(
+            upstream = %up.addr,
+            interim = head.interim,
+            answered_early,
+            "upstream connection not reused"
+        );
     }
 }

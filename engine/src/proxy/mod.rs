@@ -1,39 +1,48 @@
 //! Proxying: choose and connect the upstream, then either relay one plain
 //! HTTP exchange (`http`) or an upgrade and its tunnel (`upgrade`,
-//! `tunnel`). Errors know their side, which maps onto the status ringway
-//! answers: upstream refused/reset/bad → 502, upstream timeout → 504, no
-//! live server in a group → 502 (nginx's "no live upstreams").
+//! `tunnel`). Failures are `error::Error`s that know their side; the
+//! status ringway answers comes from there.
 //!
 //! Retries follow nginx's `proxy_next_upstream error timeout`: a failed
 //! connect, or an upstream that closes or times out before sending any byte
 //! of a response head, is retried on the next server of the group — only
 //! while nothing has been relayed to the client and no request body has
 //! been sent, and, once a request has been sent, only for an idempotent
-//! method (nginx does not pass POST, LOCK or PATCH to a next server). When
-//! every try failed the last failure answers: a timeout is 504.
+//! method (nginx does not pass POST, LOCK or PATCH to a next server). A
+//! reused (pooled) connection that the upstream had closed is retried on
+//! a new one to the same server. When every try failed the last failure
+//! answers: a timeout is 504.
 //!
 //! An upstream connection goes back to the keep-alive pool only after an
 //! exchange that ended cleanly: never after a 101, an interim 1xx, a
 //! response that did not end exactly where its framing said, or a request
 //! body the upstream answered before it could have read it all.
+//!
+//! The proxy works with the per-core [`kit::Kit`] (buffers, pipes, idle
+//! sweep), never with the worker.
 
 pub mod body;
 pub mod connect;
 pub mod http;
+pub mod idle;
+pub mod kit;
+pub mod pool;
 pub mod tunnel;
 pub mod upgrade;
 
-use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
+use ringway_config::Location;
 use tracing::warn;
 
-use crate::http::response;
-use crate::sys;
+use crate::error::{Error, Kind, Retry};
+use crate::http::response::{self, Response};
+use crate::transport::{Pending, Transport};
 use crate::upstream::{Group, Key};
+use kit::Kit;
 
 /// Where a request goes.
 pub enum Target {
@@ -56,6 +65,43 @@ impl OwnedKey {
             OwnedKey::None => Key::None,
             OwnedKey::Ip(ip) => Key::Ip(*ip),
             OwnedKey::Hash(v) => Key::Hash(v),
+        }
+    }
+}
+
+/// What the proxy phases of one request share: the upstream exchange
+/// around the rewritten head.
+pub struct Exchange<'a, C: Transport> {
+    pub kit: &'a Kit,
+    pub location: &'a Location,
+    pub client: &'a C,
+    pub peer: SocketAddr,
+    /// The rewritten request head.
+    pub head: Vec<u8>,
+    pub target: Target,
+    /// The method may be passed to the next server after it was sent.
+    pub idempotent: bool,
+    /// Bytes the client sent after its head.
+    pub early: &'a [u8],
+    pub limits: HeadLimits,
+}
+
+impl<C: Transport> Exchange<'_, C> {
+    /// Connect, send the head, read the response head, retrying as
+    /// nginx does, and give up when the client leaves.
+    async fn exchange_head(&self) -> Result<Answered, Error> {
+        let loc = self.location;
+        monoio::select! {
+            biased;
+            r = exchange_head(
+                &self.target,
+                &self.head,
+                self.idempotent,
+                loc.proxy_connect_timeout,
+                loc.proxy_send_timeout,
+                self.limits,
+            ) => r,
+            _ = client_gone(self.client) => Err(Error::new(Kind::ClientGone)),
         }
     }
 }
@@ -120,7 +166,8 @@ impl Connected {
     pub fn keep(self) {
         let Connected { stream, peer, .. } = self;
         if let Some(p) = peer {
-            p.group.pool.put(p.index, stream, Instant::now());
+            let server = p.group.peers[p.index].key.clone();
+            p.group.pool.put(server, stream, Instant::now());
         }
     }
 }
@@ -139,11 +186,11 @@ pub async fn connect(
     tried: &mut Vec<usize>,
     timeout: Duration,
     fresh: bool,
-) -> Result<Connected, ProxyError> {
+) -> Result<Connected, Error> {
     match target {
         Target::Addrs(addrs) => {
             if !tried.is_empty() {
-                return Err(ProxyError::NoUpstream(None));
+                return Err(Kind::NoLiveUpstream.into());
             }
             tried.push(0);
             let (stream, addr) = connect::connect_any(addrs, timeout).await?;
@@ -155,20 +202,18 @@ pub async fn connect(
             })
         }
         Target::Group { group, key } => {
-            let mut last: Option<ProxyError> = None;
+            let mut last: Option<Error> = None;
             loop {
                 let Some(i) = group.pick(key.as_key(), tried, Instant::now()) else {
                     if last.is_none() {
                         warn!(upstream = %group.name, "no live upstream server");
                     }
-                    return Err(
-                        last.unwrap_or_else(|| ProxyError::NoUpstream(Some(group.name.clone())))
-                    );
+                    return Err(last.unwrap_or_else(|| Kind::NoLiveUpstream.into()));
                 };
                 tried.push(i);
                 let addrs = &group.addrs[i];
                 if !fresh {
-                    if let Some(stream) = group.pool.take(i, Instant::now()) {
+                    if let Some(stream) = group.pool.take(&group.peers[i].key, Instant::now()) {
                         let addr = stream.peer_addr().unwrap_or(addrs[0]);
                         return Ok(Connected {
                             stream,
@@ -198,7 +243,7 @@ pub async fn connect(
 }
 
 /// Limits for reading an upstream response head.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct HeadLimits {
     pub max_len: usize,
     pub max_headers: usize,
@@ -208,70 +253,75 @@ pub struct HeadLimits {
 /// Interim (1xx) responses tolerated before the final one.
 const MAX_INTERIM: u32 = 8;
 
-/// A final response head at the start of a buffer.
-#[derive(Debug, Clone, Copy)]
+/// A final response head, parsed once.
 pub struct ResponseHead {
-    pub len: usize,
+    pub resp: Response,
     /// Interim 1xx responses came first (dropped, not relayed): the
     /// connection is not reused after this exchange.
     pub interim: bool,
 }
 
-/// Read an upstream response head into `buf`. Interim 1xx responses
-/// other than 101 are dropped from the buffer.
-pub async fn read_response_head(
-    up: &TcpStream,
-    buf: &mut Vec<u8>,
-    lim: HeadLimits,
-) -> Result<ResponseHead, ProxyError> {
+/// Read an upstream's response head. Interim 1xx responses other than 101
+/// are dropped.
+pub async fn read_response_head(up: &TcpStream, lim: HeadLimits) -> Result<ResponseHead, Error> {
+    let mut buf = Vec::new();
     let mut interim = 0;
     loop {
-        match response::parse(buf, lim.max_headers, lim.max_len) {
-            Ok(Some(r)) if (100..200).contains(&r.status) && r.status != 101 => {
-                interim += 1;
-                if interim > MAX_INTERIM {
-                    return Err(ProxyError::BadResponse("too many interim responses"));
+        if !buf.is_empty() {
+            match response::parse(buf, lim.max_headers, lim.max_len).map_err(Kind::from)? {
+                response::Parse::Complete(r)
+                    if (100..200).contains(&r.status) && r.status != 101 =>
+                {
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err(Kind::BadResponse("too many interim responses").into());
+                    }
+                    buf = r.early().to_vec();
+                    continue;
                 }
-                let n = r.head_len;
-                buf.drain(..n);
-                continue;
+                response::Parse::Complete(resp) => {
+                    return Ok(ResponseHead {
+                        resp,
+                        interim: interim > 0,
+                    })
+                }
+                response::Parse::Partial(b) => buf = b,
             }
-            Ok(Some(r)) => {
-                return Ok(ResponseHead {
-                    len: r.head_len,
-                    interim: interim > 0,
-                })
-            }
-            Ok(None) => {}
-            Err(e) => return Err(bad_response(e)),
         }
-        match monoio::time::timeout(lim.read_timeout, sys::read_append(up, buf, lim.max_len)).await
-        {
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-            Ok(Err(e)) => return Err(upstream_io(e)),
-            Ok(Ok(0)) => {
-                return Err(ProxyError::Upstream(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "upstream closed before a response head",
-                )))
+        let was_empty = buf.is_empty();
+        let read = monoio::time::timeout(lim.read_timeout, up.read_append(&mut buf, lim.max_len));
+        match read.await {
+            Err(_) => {
+                return Err(nothing_yet(
+                    Kind::UpstreamTimeout,
+                    was_empty && interim == 0,
+                ))
             }
+            Ok(Err(e)) => {
+                return Err(nothing_yet(Kind::UpstreamIo, was_empty && interim == 0).with_source(e))
+            }
+            Ok(Ok(0)) => return Err(nothing_yet(Kind::UpstreamClosed, was_empty && interim == 0)),
             Ok(Ok(_)) => {}
         }
     }
 }
 
-/// An upstream that answered: the connection, the bytes read (a response
-/// head, maybe more) and where the head ends.
+/// An upstream failure; `before_any_byte` marks one that may be retried
+/// (the caller decides with the method and the connection).
+fn nothing_yet(kind: Kind, before_any_byte: bool) -> Error {
+    Error::new(kind).with_retry(Retry::Decided(before_any_byte))
+}
+
+/// An upstream that answered: the connection and its response head.
 pub struct Answered {
     pub up: Connected,
-    pub buf: Vec<u8>,
     pub head: ResponseHead,
 }
 
 /// Connect, send `head`, read the response head — retrying on the next
 /// server while the upstream failed without sending a byte (for a
-/// non-idempotent request, only when the request was not sent). When
-/// every server failed, the last failure is the answer (a timeout: 504).
+/// non-idempotent request, only when the connect failed). When every
+/// server failed, the last failure is the answer (a timeout: 504).
 pub async fn exchange_head(
     target: &Target,
     head: &[u8],
@@ -279,29 +329,37 @@ pub async fn exchange_head(
     connect_timeout: Duration,
     send_timeout: Duration,
     lim: HeadLimits,
-) -> Result<Answered, ProxyError> {
+) -> Result<Answered, Error> {
     let mut tried = Vec::new();
     let mut fresh = false;
-    let mut last: Option<ProxyError> = None;
+    let mut last: Option<Error> = None;
     loop {
         let up = match connect(target, &mut tried, connect_timeout, fresh).await {
             Ok(up) => up,
-            Err(ProxyError::NoUpstream(_)) if last.is_some() => {
-                return Err(last.unwrap_or(ProxyError::NoUpstream(None)))
+            Err(e) if e.kind == Kind::NoLiveUpstream && last.is_some() => {
+                return Err(last.unwrap_or(e))
             }
             Err(e) => return Err(e),
         };
-        let mut buf = Vec::new();
-        let res = match sys::write_all(&up.stream, head, send_timeout).await {
-            Err(e) => Err(upstream_io(e)),
-            Ok(()) => read_response_head(&up.stream, &mut buf, lim).await,
+        let res = match up.stream.write_all(head, send_timeout).await {
+            Err(e) => Err(Error::upstream_io(e).with_retry(Retry::Decided(true))),
+            Ok(()) => read_response_head(&up.stream, lim).await,
         };
-        match res {
+        let e = match res {
             Ok(head) => {
                 up.succeeded();
-                return Ok(Answered { up, buf, head });
+                return Ok(Answered { up, head });
             }
-            Err(e) if buf.is_empty() && up.pooled => {
+            Err(e) => e,
+        };
+        let before_any_byte = e.retry == Retry::Decided(true);
+        let e = if up.pooled && before_any_byte {
+            e.with_retry(Retry::ReusedOnly)
+        } else {
+            e
+        };
+        match e.retry {
+            Retry::ReusedOnly => {
                 // A pooled connection the upstream had already closed: not
                 // the server's fault; try the same server on a new one.
                 tracing::debug!(server = %up.addr, error = %e, "stale keep-alive connection, reconnecting");
@@ -310,12 +368,12 @@ pub async fn exchange_head(
                 }
                 fresh = true;
             }
-            Err(e) if buf.is_empty() && e.retryable() && idempotent => {
+            Retry::Decided(true) if idempotent => {
                 warn!(server = %up.addr, error = %e, "upstream failed before answering, trying the next one");
                 up.failed();
                 last = Some(e);
             }
-            Err(e) => {
+            Retry::Decided(_) => {
                 up.failed();
                 return Err(e);
             }
@@ -340,88 +398,17 @@ const CLIENT_WATCH_DELAY: Duration = Duration::from_millis(100);
 /// end the watch: they are read later, and the close cannot be seen past
 /// them. nginx does the same (`proxy_ignore_client_abort off`): the
 /// upstream connection is closed at once and the request logged as 499.
-pub async fn client_gone(client: &TcpStream) {
+pub async fn client_gone<C: Transport>(client: &C) {
     monoio::time::sleep(CLIENT_WATCH_DELAY).await;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(client);
     loop {
-        match sys::pending(fd) {
-            sys::Pending::Eof | sys::Pending::Error => return,
-            sys::Pending::Data => std::future::pending::<()>().await,
-            sys::Pending::Nothing => {
-                if sys::readable(client).await.is_err() {
+        match client.pending() {
+            Pending::Eof | Pending::Error => return,
+            Pending::Data => std::future::pending::<()>().await,
+            Pending::Nothing => {
+                if client.readable().await.is_err() {
                     return;
                 }
             }
         }
-    }
-}
-
-/// The error for a client that left while its exchange was in flight.
-pub fn client_left() -> ProxyError {
-    ProxyError::Client(io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "client closed the connection while waiting for the upstream",
-    ))
-}
-
-/// How a proxied exchange failed, and so what the client is told.
-#[derive(Debug)]
-pub enum ProxyError {
-    /// Connect refused/unreachable, upstream reset or closed early: 502.
-    Upstream(io::Error),
-    /// Upstream did not answer in time (connect, read or send): 504.
-    UpstreamTimeout,
-    /// No server to try (every one down or already tried): 502.
-    NoUpstream(Option<String>),
-    /// The upstream response head was malformed or too large: 502.
-    BadResponse(&'static str),
-    /// The client went away or misbehaved; nothing more can be sent.
-    Client(io::Error),
-    /// The client's request body failed before any response went out:
-    /// 408 (too slow), 400 (bad chunked framing), 413 (too large).
-    ClientBody(u16, &'static str),
-}
-
-impl ProxyError {
-    pub fn status(&self) -> u16 {
-        match self {
-            ProxyError::UpstreamTimeout => 504,
-            ProxyError::ClientBody(status, _) => *status,
-            _ => 502,
-        }
-    }
-
-    /// nginx's `proxy_next_upstream error timeout`.
-    fn retryable(&self) -> bool {
-        matches!(self, ProxyError::Upstream(_) | ProxyError::UpstreamTimeout)
-    }
-}
-
-impl std::fmt::Display for ProxyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProxyError::Upstream(e) => write!(f, "upstream error: {e}"),
-            ProxyError::UpstreamTimeout => f.write_str("upstream timed out"),
-            ProxyError::NoUpstream(Some(name)) => write!(f, "no live upstream in `{name}`"),
-            ProxyError::NoUpstream(None) => f.write_str("no live upstream"),
-            ProxyError::BadResponse(why) => write!(f, "bad upstream response: {why}"),
-            ProxyError::Client(e) => write!(f, "client error: {e}"),
-            ProxyError::ClientBody(_, why) => write!(f, "request body: {why}"),
-        }
-    }
-}
-
-pub fn bad_response(e: response::BadResponse) -> ProxyError {
-    match e {
-        response::BadResponse::TooLarge => ProxyError::BadResponse("head too large"),
-        response::BadResponse::Malformed(why) => ProxyError::BadResponse(why),
-    }
-}
-
-pub fn upstream_io(e: io::Error) -> ProxyError {
-    if e.kind() == io::ErrorKind::TimedOut {
-        ProxyError::UpstreamTimeout
-    } else {
-        ProxyError::Upstream(e)
     }
 }

@@ -11,41 +11,15 @@
 //! that keeps its connection after a refusal never reads them as a
 //! request. The upstream connection of an upgrade attempt is never pooled.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
-use ringway_config::Location;
 use tracing::{info, warn};
 
-use super::body::Relay;
-use super::{
-    bad_response, client_gone, client_left, exchange_head, Answered, Connected, HeadLimits,
-    ProxyError, Target,
-};
-use crate::http::{response, rewrite};
-use crate::runtime::worker::Worker;
-use crate::sys;
-
-/// An upgrade request ready to go upstream.
-pub struct Upgrade<'a> {
-    pub worker: &'a Worker,
-    pub location: &'a Location,
-    pub client: &'a TcpStream,
-    pub peer: SocketAddr,
-    /// The rewritten head (an upgrade request has no body).
-    pub head: Vec<u8>,
-    /// The method may be passed to the next server after it was sent.
-    pub idempotent: bool,
-    /// Bytes the client sent after the head: held for the tunnel.
-    pub early: Vec<u8>,
-    pub target: Target,
-    /// For logs: the client's request target.
-    pub uri: String,
-    /// Response-head limits.
-    pub max_head: usize,
-    pub max_headers: usize,
-}
+use super::body::{self, BodyLimits, BodyReader};
+use super::{Answered, Connected, Exchange};
+use crate::error::{Error, Kind};
+use crate::http::rewrite;
+use crate::transport::Transport;
 
 /// How the handshake ended.
 pub enum Outcome {
@@ -66,82 +40,65 @@ pub struct TunnelPlan {
     pub early: Vec<u8>,
 }
 
-pub async fn run(u: Upgrade<'_>) -> Result<Outcome, ProxyError> {
-    let loc = u.location;
-    let lim = HeadLimits {
-        max_len: u.max_head,
-        max_headers: u.max_headers,
-        read_timeout: loc.proxy_read_timeout,
-    };
-    let Answered { up, buf, head } = monoio::select! {
-        biased;
-        r = exchange_head(
-            &u.target,
-            &u.head,
-            u.idempotent,
-            loc.proxy_connect_timeout,
-            loc.proxy_send_timeout,
-            lim,
-        ) => r?,
-        _ = client_gone(u.client) => return Err(client_left()),
-    };
-    drop(u.head);
-    let head_len = head.len;
-    let resp = match response::parse(&buf, u.max_headers, u.max_head) {
-        Ok(Some(r)) => r,
-        _ => return Err(ProxyError::BadResponse("invalid response head")),
-    };
+pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
+    let loc = x.location;
+    let Answered { up, head } = x.exchange_head().await?;
+    let resp = &head.resp;
     let status = resp.status;
-    let framing = resp.framing(false).map_err(bad_response)?;
+    let framing = resp.framing(false).map_err(Kind::from)?;
     if status == 101 && resp.header("upgrade").is_none_or(|v| v.is_empty()) {
         // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
-        return Err(ProxyError::BadResponse("101 without Upgrade"));
+        return Err(Kind::BadResponse("101 without Upgrade").into());
     }
-    let mut out = Vec::with_capacity(head_len + 64);
-    rewrite::response_head(&mut out, &resp, framing, false);
+    let mut out = Vec::with_capacity(resp.head_len + 64);
+    rewrite::response_head(&mut out, resp, framing, false);
 
     if status == 101 {
-        out.extend_from_slice(&buf[head_len..]);
-        drop(resp);
-        drop(buf);
-        sys::write_all(u.client, &out, loc.proxy_send_timeout)
+        // The upstream's first bytes of the new protocol go with the 101.
+        out.extend_from_slice(resp.early());
+        drop(head);
+        x.client
+            .write_all(&out, loc.proxy_send_timeout)
             .await
-            .map_err(ProxyError::Client)?;
+            .map_err(Error::client_io)?;
         return Ok(Outcome::Tunnel(TunnelPlan {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,
             send_timeout: loc.proxy_send_timeout,
-            early: u.early,
+            early: x.early.to_vec(),
         }));
     }
 
     // Not upgraded: relay the answer, then end the exchange; the client's
     // early bytes are dropped with its connection.
-    drop(resp);
-    if !u.early.is_empty() {
-        info!(client = %u.peer, uri = %u.uri, dropped = u.early.len(), "bytes sent behind a refused upgrade are dropped");
+    if !x.early.is_empty() {
+        info!(client = %x.peer, dropped = x.early.len(), "bytes sent behind a refused upgrade are dropped");
     }
-    sys::write_all(u.client, &out, loc.proxy_send_timeout)
+    x.client
+        .write_all(&out, loc.proxy_send_timeout)
         .await
-        .map_err(ProxyError::Client)?;
-    let relay = Relay {
-        from: &up.stream,
-        to: u.client,
+        .map_err(Error::client_io)?;
+    let lim = BodyLimits {
         read_timeout: loc.proxy_read_timeout,
-        send_timeout: loc.proxy_send_timeout,
-        pool: &u.worker.bufs,
         max: 0,
-        max_trailer: u.max_head,
-        answered_early: None,
+        max_trailer: x.limits.max_len,
     };
+    let mut reader = BodyReader::new(
+        &up.stream,
+        &x.kit.bufs,
+        framing.body,
+        resp.early(),
+        lim,
+        false,
+    );
     // The head is out: a failure now can only cut the response short.
-    let body_bytes = match relay.body(framing.body, &buf[head_len..]).await {
-        Ok((_, n)) => n,
+    let body_bytes = match body::relay(&mut reader, x.client, loc.proxy_send_timeout, None).await {
+        Ok(n) => n,
         Err(e) => {
-            warn!(client = %u.peer, uri = %u.uri, error = ?e, "upstream response cut short");
+            warn!(client = %x.peer, error = ?e, "upstream response cut short");
             0
         }
     };
-    info!(client = %u.peer, upstream = %up.addr, uri = %u.uri, status, "upgrade refused by upstream");
+    info!(client = %x.peer, upstream = %up.addr, status, "upgrade refused by upstream");
     Ok(Outcome::Refused { status, body_bytes })
 }

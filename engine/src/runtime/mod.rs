@@ -109,7 +109,7 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
             listeners: std::mem::take(&mut per_worker[id]),
             control: rx,
             max_conns: per_worker_max,
-            access_log,
+            access_log: access_log.try_clone().map_err(StartError::AccessLog)?,
         };
         let core = if config.runtime.pin_cores && !cores.is_empty() {
             Some(cores[id % cores.len()])

@@ -4,7 +4,6 @@
 //! it over a channel (new config snapshot, shutdown).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -16,11 +15,11 @@ use tracing::{debug, info, warn};
 
 use crate::access_log::{AccessLog, Sink};
 use crate::conn;
-use crate::idle::IdleSweep;
-use crate::local::{Flag, Notify};
-use crate::pool::{BufPool, PipePool};
-use crate::route::ServerGroup;
-use crate::upstream;
+use crate::proxy::kit::Kit;
+use crate::shared::{ConnGuard, Shared};
+use crate::snapshot::Snapshot;
+use crate::sys;
+use crate::wake::{Flag, Notify};
 
 /// Messages from the control thread.
 pub enum Control {
@@ -29,106 +28,6 @@ pub enum Control {
     Reload(Arc<Config>),
     /// Stop accepting; let busy connections finish up to shutdown_timeout.
     Shutdown,
-}
-
-/// The configuration one connection runs with, plus what the worker derives
-/// from it.
-pub struct Snapshot {
-    pub config: Arc<Config>,
-    /// Servers per configured listen address.
-    pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
-    /// This worker's balancing and health state per upstream group.
-    pub upstreams: HashMap<String, Rc<upstream::Group>>,
-}
-
-impl Snapshot {
-    pub fn new(config: Arc<Config>) -> Self {
-        let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
-        for (i, server) in config.servers.iter().enumerate() {
-            for addr in &server.listen {
-                groups
-                    .entry(*addr)
-                    .or_insert_with(|| ServerGroup {
-                        servers: Vec::new(),
-                    })
-                    .servers
-                    .push(i);
-            }
-        }
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|(name, up)| (name.clone(), Rc::new(upstream::Group::new(up))))
-            .collect();
-        Snapshot {
-            groups: groups.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
-            upstreams,
-            config,
-        }
-    }
-}
-
-/// Per-worker state shared by its connections (`Rc`, single thread).
-pub struct Worker {
-    pub id: usize,
-    pub snapshot: RefCell<Rc<Snapshot>>,
-    pub bufs: BufPool,
-    pub pipes: PipePool,
-    pub splice: bool,
-    /// Open client connections on this worker.
-    pub conns: Cell<usize>,
-    pub max_conns: usize,
-    /// Woken when a connection closes (accept waits on it at the limit).
-    pub conn_closed: Notify,
-    /// Connections in the middle of an exchange or tunnel (not idle
-    /// keep-alive): what a graceful stop waits for.
-    pub busy: Cell<usize>,
-    pub shutting_down: Flag,
-    pub access: AccessLog,
-    /// Idle timeouts of this worker's tunnels.
-    pub idle: IdleSweep,
-}
-
-impl Worker {
-    pub fn snapshot(&self) -> Rc<Snapshot> {
-        self.snapshot.borrow().clone()
-    }
-
-    /// Mark this connection busy until the guard drops.
-    pub fn busy(self: &Rc<Self>) -> BusyGuard {
-        self.busy.set(self.busy.get() + 1);
-        BusyGuard(self.clone())
-    }
-}
-
-pub struct BusyGuard(Rc<Worker>);
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        let w = &self.0;
-        w.busy.set(w.busy.get() - 1);
-        if w.busy.get() == 0 && w.shutting_down.is_raised() {
-            w.conn_closed.notify();
-        }
-    }
-}
-
-/// Counts an open connection; wakes a paused accept loop when it closes.
-pub struct ConnGuard(Rc<Worker>);
-
-impl ConnGuard {
-    pub fn new(w: &Rc<Worker>) -> Self {
-        w.conns.set(w.conns.get() + 1);
-        ConnGuard(w.clone())
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let w = &self.0;
-        w.conns.set(w.conns.get() - 1);
-        w.conn_closed.notify();
-    }
 }
 
 /// What a worker is started with.
@@ -142,29 +41,25 @@ pub struct WorkerInit {
     pub access_log: Sink,
 }
 
-impl Worker {
-    pub fn new(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink) -> Rc<Worker> {
-        let rt = &config.runtime;
-        Rc::new(Worker {
-            id,
-            bufs: BufPool::new(rt.tunnel_buffer, 256),
-            pipes: PipePool::new(64),
-            splice: rt.splice,
-            snapshot: RefCell::new(Rc::new(Snapshot::new(config))),
-            conns: Cell::new(0),
-            max_conns,
-            conn_closed: Notify::default(),
-            busy: Cell::new(0),
-            shutting_down: Flag::default(),
-            access: AccessLog::new(access_log),
-            idle: IdleSweep::default(),
-        })
-    }
+/// A worker's shared state for `config`.
+pub fn shared(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink) -> Rc<Shared> {
+    let rt = &config.runtime;
+    Rc::new(Shared {
+        id,
+        kit: Kit::new(rt.tunnel_buffer, rt.splice),
+        snapshot: RefCell::new(Rc::new(Snapshot::new(config, None))),
+        conns: Cell::new(0),
+        max_conns,
+        conn_closed: Notify::default(),
+        busy: Cell::new(0),
+        shutting_down: Flag::default(),
+        access: AccessLog::new(access_log),
+    })
 }
 
 /// The worker's main future: accept loops plus the control channel.
 pub async fn main(init: WorkerInit) {
-    let worker = Worker::new(
+    let worker = shared(
         init.id,
         init.config.clone(),
         init.max_conns,
@@ -201,7 +96,7 @@ pub async fn main(init: WorkerInit) {
             .flat_map(|s| s.locations.iter().map(|l| l.proxy_read_timeout))
             .min()
             .unwrap_or(Duration::from_secs(60));
-        crate::idle::sweep_period(shortest)
+        crate::proxy::idle::sweep_period(shortest)
     };
     let period = Rc::new(Cell::new(sweep_for(&init.config)));
     {
@@ -209,8 +104,8 @@ pub async fn main(init: WorkerInit) {
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(period.get()).await;
-                if w.idle.live() > 0 {
-                    w.idle.sweep(Instant::now());
+                if w.kit.idle.live() > 0 {
+                    w.kit.idle.sweep(Instant::now());
                 }
             }
         });
@@ -222,7 +117,8 @@ pub async fn main(init: WorkerInit) {
             Control::Reload(config) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
-                *worker.snapshot.borrow_mut() = Rc::new(Snapshot::new(config));
+                let next = Snapshot::new(config, Some(&worker.snapshot()));
+                *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
             }
             Control::Shutdown => break,
@@ -256,7 +152,7 @@ pub async fn main(init: WorkerInit) {
     info!(worker = worker.id, "stopped");
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, key: SocketAddr) {
+async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr) {
     let local = listener.local_addr().ok();
     loop {
         while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() {
@@ -277,12 +173,21 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, key: SocketAddr)
                     // Not reachable: reloads keep the listen set.
                     continue;
                 };
+                if let Err(e) = sys::set_nonblocking(sys::fd(&stream)) {
+                    warn!(client = %peer, error = %e, "cannot set non-blocking");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let local = stream
+                    .local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 monoio::spawn(conn::serve(
                     worker.clone(),
                     snapshot,
                     group,
                     stream,
                     peer,
+                    local,
                     guard,
                 ));
             }

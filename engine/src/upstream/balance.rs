@@ -18,21 +18,27 @@
 
 use std::cell::Cell;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::time::Instant;
 
 use ringway_config::{Balance, Upstream};
 
 use super::health::Health;
 
-/// One server of a group, with this worker's view of it.
+/// One server of a group, with this worker's view of it. Its active count
+/// and passive health are shared (`Rc`) with the same server of the
+/// previous configuration's group, so a reload keeps them.
 pub struct Peer {
     pub index: usize,
+    /// The address as written: what identifies the server across reloads
+    /// and keys its pooled connections.
+    pub key: Rc<str>,
     pub weight: i64,
     pub backup: bool,
     pub down: bool,
     current: Cell<i64>,
-    pub active: Cell<u32>,
-    pub health: Health,
+    pub active: Rc<Cell<u32>>,
+    pub health: Rc<Health>,
 }
 
 /// A group's peers and its policy state on one worker.
@@ -44,8 +50,9 @@ pub struct Group {
     pub peers: Vec<Peer>,
     ring: Vec<(u64, usize)>,
     rr_tie: Cell<usize>,
-    /// Idle keep-alive connections (plain HTTP), this worker's.
-    pub pool: super::pool::Pool,
+    /// Idle keep-alive connections (plain HTTP), this worker's; shared
+    /// with the previous configuration's group of the same name.
+    pub pool: Rc<super::pool::Pool>,
 }
 
 /// What a pick is keyed on.
@@ -57,7 +64,11 @@ pub enum Key<'a> {
 }
 
 impl Group {
-    pub fn new(up: &Upstream) -> Self {
+    /// The group for `up`. With `previous` (the same group in the running
+    /// configuration, on reload), servers at the same address keep their
+    /// passive health and active count, and the keep-alive pool carries
+    /// over (its connections to servers no longer listed are closed).
+    pub fn new(up: &Upstream, previous: Option<&Group>) -> Self {
         // nginx: a group with a single server ignores max_fails; it is
         // never considered unavailable (there is nothing to fail over to).
         let max_fails = if up.servers.len() == 1 {
@@ -69,14 +80,25 @@ impl Group {
             .servers
             .iter()
             .enumerate()
-            .map(|(index, s)| Peer {
-                index,
-                weight: i64::from(s.weight.max(1)),
-                backup: s.backup,
-                down: s.down,
-                current: Cell::new(0),
-                active: Cell::new(0),
-                health: Health::new(max_fails, up.fail_timeout),
+            .map(|(index, s)| {
+                let before = previous.and_then(|g| g.peers.iter().find(|p| *p.key == *s.addr_text));
+                let health = match before {
+                    Some(p) => {
+                        p.health.reconfigure(max_fails, up.fail_timeout);
+                        p.health.clone()
+                    }
+                    None => Rc::new(Health::new(max_fails, up.fail_timeout)),
+                };
+                Peer {
+                    index,
+                    key: before.map_or_else(|| Rc::from(s.addr_text.as_str()), |p| p.key.clone()),
+                    weight: i64::from(s.weight.max(1)),
+                    backup: s.backup,
+                    down: s.down,
+                    current: Cell::new(0),
+                    active: before.map_or_else(Rc::default, |p| p.active.clone()),
+                    health,
+                }
             })
             .collect();
         let mut ring = Vec::new();
@@ -101,7 +123,15 @@ impl Group {
             peers,
             ring,
             rr_tie: Cell::new(0),
-            pool: super::pool::Pool::new(up.keepalive, up.keepalive_timeout),
+            pool: match previous {
+                Some(g) => {
+                    g.pool.reconfigure(up.keepalive, up.keepalive_timeout);
+                    g.pool
+                        .retain_servers(|key| up.servers.iter().any(|s| *s.addr_text == *key));
+                    g.pool.clone()
+                }
+                None => Rc::new(super::pool::Pool::new(up.keepalive, up.keepalive_timeout)),
+            },
         }
     }
 
@@ -233,10 +263,13 @@ mod tests {
 
     #[test]
     fn weighted_round_robin_is_exact_and_smooth() {
-        let g = Group::new(&upstream(
-            "round_robin",
-            r#"{ addr = "127.0.0.1:1", weight = 5 }, { addr = "127.0.0.1:2", weight = 3 }, { addr = "127.0.0.1:3", weight = 2 }"#,
-        ));
+        let g = Group::new(
+            &upstream(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1", weight = 5 }, { addr = "127.0.0.1:2", weight = 3 }, { addr = "127.0.0.1:3", weight = 2 }"#,
+            ),
+            None,
+        );
         let now = Instant::now();
         let mut counts = [0; 3];
         let mut seq = Vec::new();
@@ -258,8 +291,8 @@ mod tests {
     #[test]
     fn ip_hash_maps_each_24_to_one_server_identically() {
         let servers = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers));
-        let b = Group::new(&upstream("ip_hash", servers));
+        let a = Group::new(&upstream("ip_hash", servers), None);
+        let b = Group::new(&upstream("ip_hash", servers), None);
         let now = Instant::now();
         let mut seen = [0; 3];
         for net in 0..=255u8 {
@@ -295,8 +328,8 @@ mod tests {
     fn ip_hash_has_a_deterministic_next_choice() {
         let servers =
             r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers));
-        let b = Group::new(&upstream("ip_hash", servers));
+        let a = Group::new(&upstream("ip_hash", servers), None);
+        let b = Group::new(&upstream("ip_hash", servers), None);
         let now = Instant::now();
         for net in 0..50u8 {
             let ip = IpAddr::from([192, 168, net, 9]);
@@ -313,8 +346,8 @@ mod tests {
         let three =
             r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }"#;
         let four = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }, { addr = "10.0.0.4:80" }"#;
-        let g3 = Group::new(&upstream("hash", three));
-        let g4 = Group::new(&upstream("hash", four));
+        let g3 = Group::new(&upstream("hash", three), None);
+        let g4 = Group::new(&upstream("hash", four), None);
         let now = Instant::now();
         let mut moved = 0;
         for k in 0..10_000 {
@@ -333,10 +366,13 @@ mod tests {
 
     #[test]
     fn backup_only_when_all_primaries_are_down() {
-        let g = Group::new(&upstream(
-            "round_robin",
-            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3", backup = true }"#,
-        ));
+        let g = Group::new(
+            &upstream(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3", backup = true }"#,
+            ),
+            None,
+        );
         let now = Instant::now();
         for _ in 0..10 {
             assert_ne!(g.pick(Key::None, &[], now), Some(2));
@@ -350,10 +386,13 @@ mod tests {
 
     #[test]
     fn failed_server_returns_after_fail_timeout() {
-        let g = Group::new(&upstream(
-            "round_robin",
-            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
-        ));
+        let g = Group::new(
+            &upstream(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+            ),
+            None,
+        );
         let t0 = Instant::now();
         g.peers[0].health.failure(t0);
         for _ in 0..5 {
@@ -368,10 +407,13 @@ mod tests {
 
     #[test]
     fn least_conn_prefers_idle_servers() {
-        let g = Group::new(&upstream(
-            "least_conn",
-            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }"#,
-        ));
+        let g = Group::new(
+            &upstream(
+                "least_conn",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }"#,
+            ),
+            None,
+        );
         let now = Instant::now();
         g.peers[0].active.set(1);
         assert_eq!(g.pick(Key::None, &[], now), Some(1));
@@ -387,10 +429,13 @@ mod tests {
 
     #[test]
     fn down_servers_are_never_picked() {
-        let g = Group::new(&upstream(
-            "round_robin",
-            r#"{ addr = "127.0.0.1:1", down = true }, { addr = "127.0.0.1:2" }"#,
-        ));
+        let g = Group::new(
+            &upstream(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1", down = true }, { addr = "127.0.0.1:2" }"#,
+            ),
+            None,
+        );
         let now = Instant::now();
         for _ in 0..5 {
             assert_eq!(g.pick(Key::None, &[], now), Some(1));
@@ -400,16 +445,53 @@ mod tests {
     /// nginx: the only server of a group is never marked down.
     #[test]
     fn a_single_server_is_never_marked_down() {
-        let g = Group::new(&upstream("round_robin", r#"{ addr = "127.0.0.1:1" }"#));
+        let g = Group::new(
+            &upstream("round_robin", r#"{ addr = "127.0.0.1:1" }"#),
+            None,
+        );
         let now = Instant::now();
         for _ in 0..5 {
             assert!(!g.peers[0].health.failure(now));
         }
         assert_eq!(g.pick(Key::None, &[], now), Some(0));
-        let two = Group::new(&upstream(
-            "round_robin",
-            r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
-        ));
+        let two = Group::new(
+            &upstream(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+            ),
+            None,
+        );
         assert!(two.peers[0].health.failure(now), "max_fails = 1 by default");
+    }
+
+    /// A reload keeps what a worker knows of servers that stay: passive
+    /// health, active counts and the keep-alive pool.
+    #[test]
+    fn reload_carries_over_unchanged_servers() {
+        let now = Instant::now();
+        let old = Group::new(
+            &upstream(
+                "least_conn",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+            ),
+            None,
+        );
+        assert!(old.peers[0].health.failure(now));
+        old.peers[1].active.set(3);
+        let new = Group::new(
+            &upstream(
+                "least_conn",
+                r#"{ addr = "127.0.0.1:3" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:1" }"#,
+            ),
+            Some(&old),
+        );
+        assert!(!new.peers[2].health.is_live(now), "127.0.0.1:1 stays down");
+        assert_eq!(new.peers[1].active.get(), 3, "127.0.0.1:2 keeps its count");
+        assert_eq!(new.peers[0].active.get(), 0);
+        assert!(new.peers[0].health.is_live(now));
+        assert!(Rc::ptr_eq(&old.pool, &new.pool));
+        // The old group's connections still count on the new group's peer.
+        old.peers[1].active.set(1);
+        assert_eq!(new.peers[1].active.get(), 1);
     }
 }

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 pub struct Health {
-    max_fails: u32,
-    fail_timeout: Duration,
+    max_fails: Cell<u32>,
+    fail_timeout: Cell<Duration>,
     fails: Cell<u32>,
     /// When the current run of failures started.
     first_fail: Cell<Option<Instant>>,
@@ -18,11 +18,20 @@ pub struct Health {
 impl Health {
     pub fn new(max_fails: u32, fail_timeout: Duration) -> Self {
         Self {
-            max_fails,
-            fail_timeout,
+            max_fails: Cell::new(max_fails),
+            fail_timeout: Cell::new(fail_timeout),
             fails: Cell::new(0),
             first_fail: Cell::new(None),
             down_until: Cell::new(None),
+        }
+    }
+
+    /// New parameters (a reload) for the same server's record.
+    pub fn reconfigure(&self, max_fails: u32, fail_timeout: Duration) {
+        self.max_fails.set(max_fails);
+        self.fail_timeout.set(fail_timeout);
+        if max_fails == 0 {
+            self.success();
         }
     }
 
@@ -32,20 +41,21 @@ impl Health {
 
     /// Record a failure; returns true when this one marks the peer down.
     pub fn failure(&self, now: Instant) -> bool {
-        if self.max_fails == 0 {
+        let (max_fails, fail_timeout) = (self.max_fails.get(), self.fail_timeout.get());
+        if max_fails == 0 {
             return false;
         }
         let window_open = self
             .first_fail
             .get()
-            .is_some_and(|t| now.duration_since(t) < self.fail_timeout);
+            .is_some_and(|t| now.duration_since(t) < fail_timeout);
         if !window_open {
             self.first_fail.set(Some(now));
             self.fails.set(0);
         }
         self.fails.set(self.fails.get() + 1);
-        if self.fails.get() >= self.max_fails {
-            self.down_until.set(Some(now + self.fail_timeout));
+        if self.fails.get() >= max_fails {
+            self.down_until.set(Some(now + fail_timeout));
             self.fails.set(0);
             self.first_fail.set(None);
             return true;

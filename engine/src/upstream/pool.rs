@@ -3,36 +3,47 @@
 //! first; one idle longer than `idle_timeout`, or found closed by the
 //! upstream (a non-blocking peek sees EOF, data or an error), is dropped
 //! instead of reused.
+//!
+//! Connections are keyed by their server's address as written, so a
+//! reload that keeps a group keeps its pool (`Group::new` shares it): the
+//! connections of servers still listed stay, the others are closed. A
+//! group that a reload removes is retired: its idle connections are
+//! closed at once, and a connection that finishes its exchange later is
+//! closed instead of parked.
 
-use std::cell::RefCell;
-use std::os::fd::AsRawFd;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+use crate::sys::{self, Pending};
+
 struct Idle {
-    peer: usize,
+    server: Rc<str>,
     stream: TcpStream,
     since: Instant,
 }
 
 pub struct Pool {
-    capacity: usize,
-    idle_timeout: Duration,
+    capacity: Cell<usize>,
+    idle_timeout: Cell<Duration>,
+    retired: Cell<bool>,
     idle: RefCell<Vec<Idle>>,
 }
 
 impl Pool {
     pub fn new(capacity: usize, idle_timeout: Duration) -> Self {
         Self {
-            capacity,
-            idle_timeout,
+            capacity: Cell::new(capacity),
+            idle_timeout: Cell::new(idle_timeout),
+            retired: Cell::new(false),
             idle: RefCell::new(Vec::new()),
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.capacity > 0
+        self.capacity.get() > 0 && !self.retired.get()
     }
 
     pub fn len(&self) -> usize {
@@ -43,11 +54,12 @@ impl Pool {
         self.len() == 0
     }
 
-    /// A live idle connection to `peer`, if there is one.
-    pub fn take(&self, peer: usize, now: Instant) -> Option<TcpStream> {
+    /// A live idle connection to `server`, if there is one.
+    pub fn take(&self, server: &str, now: Instant) -> Option<TcpStream> {
+        let timeout = self.idle_timeout.get();
         let mut idle = self.idle.borrow_mut();
-        idle.retain(|c| now.saturating_duration_since(c.since) < self.idle_timeout);
-        while let Some(pos) = idle.iter().rposition(|c| c.peer == peer) {
+        idle.retain(|c| now.saturating_duration_since(c.since) < timeout);
+        while let Some(pos) = idle.iter().rposition(|c| *c.server == *server) {
             let c = idle.remove(pos);
             if still_open(&c.stream) {
                 return Some(c.stream);
@@ -57,24 +69,45 @@ impl Pool {
     }
 
     /// Keep a connection whose last exchange ended cleanly.
-    pub fn put(&self, peer: usize, stream: TcpStream, now: Instant) {
-        if self.capacity == 0 {
+    pub fn put(&self, server: Rc<str>, stream: TcpStream, now: Instant) {
+        if !self.enabled() {
             return;
         }
         let mut idle = self.idle.borrow_mut();
-        if idle.len() >= self.capacity {
+        while idle.len() >= self.capacity.get() {
             idle.remove(0);
         }
         idle.push(Idle {
-            peer,
+            server,
             stream,
             since: now,
         });
+    }
+
+    /// New `keepalive` / `keepalive_timeout` (a reload keeping the group).
+    pub fn reconfigure(&self, capacity: usize, idle_timeout: Duration) {
+        self.capacity.set(capacity);
+        self.idle_timeout.set(idle_timeout);
+        let mut idle = self.idle.borrow_mut();
+        let excess = idle.len().saturating_sub(capacity);
+        idle.drain(..excess);
+    }
+
+    /// Close the idle connections of servers for which `keep` is false.
+    pub fn retain_servers(&self, keep: impl Fn(&str) -> bool) {
+        self.idle.borrow_mut().retain(|c| keep(&c.server));
+    }
+
+    /// The group is gone from the configuration: close what idles, and
+    /// park nothing from now on.
+    pub fn retire(&self) {
+        self.retired.set(true);
+        self.idle.borrow_mut().clear();
     }
 }
 
 /// An idle HTTP connection must have nothing to read: EOF means the
 /// upstream closed it, bytes mean it is out of step, an error means reset.
 fn still_open(s: &TcpStream) -> bool {
-    crate::sys::pending(s.as_raw_fd()) == crate::sys::Pending::Nothing
+    sys::pending(sys::fd(s)) == Pending::Nothing
 }

@@ -1,4 +1,6 @@
-//! Single-threaded wake-up primitives for one worker (no locks, no atomics).
+//! Single-threaded wake-ups for one worker (no locks, no atomics): a
+//! `Notify` that wakes every waiter (a connection closed, the last busy
+//! connection finished) and a `Flag` raised once (shutdown).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

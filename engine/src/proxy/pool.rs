@@ -7,7 +7,7 @@
 //! Single-threaded by construction (`RefCell`, no locks).
 
 use std::cell::RefCell;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::sys;
 
@@ -46,16 +46,20 @@ impl BufPool {
     }
 }
 
-/// A pipe pair used as the kernel-side buffer for splice(2).
+/// A pipe pair used as the kernel-side buffer for splice(2); both ends are
+/// closed when it drops.
 pub struct Pipe {
-    pub read: RawFd,
-    pub write: RawFd,
+    read: OwnedFd,
+    write: OwnedFd,
 }
 
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        sys::close(self.read);
-        sys::close(self.write);
+impl Pipe {
+    pub fn read_end(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    pub fn write_end(&self) -> BorrowedFd<'_> {
+        self.write.as_fd()
     }
 }
 
@@ -111,10 +115,11 @@ mod tests {
     #[test]
     fn pipes_round_trip() {
         let pool = PipePool::new(4);
+        use std::os::fd::AsRawFd;
         let p = pool.take().unwrap();
-        let (r, w) = (p.read, p.write);
+        let (r, w) = (p.read.as_raw_fd(), p.write.as_raw_fd());
         pool.give(p);
         let q = pool.take().unwrap();
-        assert_eq!((q.read, q.write), (r, w));
+        assert_eq!((q.read.as_raw_fd(), q.write.as_raw_fd()), (r, w));
     }
 }

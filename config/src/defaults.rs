@@ -1,0 +1,63 @@
+//! Every default of `ringway.toml`, named once: validation applies these
+//! and the field docs in `model` point at them. nginx's value unless the
+//! comment says otherwise.
+
+use std::time::Duration;
+
+/// `runtime.pin_cores`.
+pub const DEFAULT_PIN_CORES: bool = true;
+/// `runtime.max_connections` (per process).
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 200_000;
+/// `runtime.shutdown_timeout`: how long a graceful stop lets tunnels drain.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `runtime.tunnel_buffer`: the per-core relay buffers' size.
+pub const DEFAULT_TUNNEL_BUFFER: u64 = 16 * 1024;
+/// `runtime.splice`.
+pub const DEFAULT_SPLICE: bool = true;
+
+/// `log.level` (a tracing filter).
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// `upstreams.*.max_fails` (0 disables passive health).
+pub const DEFAULT_MAX_FAILS: u64 = 1;
+/// `upstreams.*.fail_timeout`.
+pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `upstreams.*.keepalive`: idle pooled connections per core (nginx has no
+/// pool unless `keepalive` is set; ringway pools by default).
+pub const DEFAULT_UPSTREAM_KEEPALIVE: u64 = 32;
+/// `upstreams.*.keepalive_timeout`: how long a pooled connection may idle.
+pub const DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `upstreams.*.servers[].weight`.
+pub const DEFAULT_WEIGHT: u64 = 1;
+
+/// `servers.*.client_header_buffer_size`: the most bytes a request head may
+/// take (nginx: 1k, growing to 4 × 8k; ringway has one buffer).
+pub const DEFAULT_CLIENT_HEADER_BUFFER_SIZE: u64 = 16 * 1024;
+/// `servers.*.max_headers`.
+pub const DEFAULT_MAX_HEADERS: u64 = 100;
+/// `servers.*.client_header_timeout` (also the wait between two reads of a
+/// request body, nginx's `client_body_timeout`).
+pub const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `servers.*.keepalive_timeout`: idle time between two requests.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `servers.*.send_timeout`.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// `servers.*.underscores_in_headers`.
+pub const DEFAULT_UNDERSCORES_IN_HEADERS: bool = false;
+
+/// `locations.*.proxy_connect_timeout`.
+pub const DEFAULT_PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// `locations.*.proxy_read_timeout` (on a tunnel: the idle timeout).
+pub const DEFAULT_PROXY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `locations.*.proxy_send_timeout`.
+pub const DEFAULT_PROXY_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// `locations.*.proxy_buffering`. nginx's default is on; ringway streams
+/// by default, so Server-Sent Events and long polls need no setting.
+pub const DEFAULT_PROXY_BUFFERING: bool = false;
+/// `locations.*.proxy_buffers`: the most response body held in memory per
+/// request when buffering (nginx: `proxy_buffers 8 8k`).
+pub const DEFAULT_PROXY_BUFFERS: u64 = 64 * 1024;
+/// `locations.*.client_max_body_size` (0: no limit).
+pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1 << 20;
+/// `locations.*.index`.
+pub const DEFAULT_INDEX: &str = "index.html";

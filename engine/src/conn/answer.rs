@@ -1,0 +1,122 @@
+//! Phases `Return` and `Static`: answers ringway writes itself — a
+//! `return` location (with `$variables` in its body or redirect), and
+//! static files (`static_files`). A request body ringway does not read
+//! means the connection cannot carry another request.
+
+use ringway_config::{Action, Server};
+
+use super::{Conn, Done, Next, Phase, Routed};
+use crate::http::{reply, rewrite};
+use crate::static_files::{self, StaticRequest};
+use crate::transport::Transport;
+use crate::vars::VarCtx;
+
+impl<T: Transport> Conn<T> {
+    /// The variables of a routed request (no upstream yet).
+    pub(super) fn vars<'a>(&'a self, r: &'a Routed, server_name: &'a str) -> VarCtx<'a> {
+        VarCtx {
+            req: &r.req,
+            remote: self.peer,
+            local: self.local,
+            server_name,
+            scheme: "http",
+            proxy_host: "",
+        }
+    }
+
+    pub(super) async fn answer_return(&mut self, r: Routed) -> Phase {
+        let snap = self.snap.clone();
+        let server = &snap.config.servers[r.server];
+        let loc = &server.locations[r.location];
+        let Action::Return {
+            status,
+            body,
+            location,
+        } = &loc.action
+        else {
+            unreachable!("routed to Return by its action");
+        };
+        let name = first_name(server);
+        let vars = self.vars(&r, &name);
+        let text = body
+            .as_ref()
+            .map(|t| vars.render_to_vec(t))
+            .unwrap_or_default();
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(t) = location {
+            headers.push(("Location".to_string(), vars.render_to_vec(t)));
+        }
+        if rewrite::add_header_applies(*status) {
+            for (n, t) in &loc.add_header {
+                headers.push((n.clone(), vars.render_to_vec(t)));
+            }
+        }
+        let extra: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let keep_alive = r.keep_alive && r.req.body.is_empty();
+        let head_only = r.req.method() == "HEAD";
+        let mut out = Vec::with_capacity(160 + text.len());
+        reply::full(
+            &mut out,
+            *status,
+            &extra,
+            "text/plain",
+            &text,
+            head_only,
+            keep_alive,
+        );
+        let ok = self.io.write_all(&out, server.send_timeout).await.is_ok();
+        let next = if ok && keep_alive {
+            Next::KeepAlive(r.req.rest())
+        } else {
+            Next::Close
+        };
+        done(r, *status, text.len() as u64, next)
+    }
+
+    pub(super) async fn serve_static(&mut self, r: Routed) -> Phase {
+        let snap = self.snap.clone();
+        let server = &snap.config.servers[r.server];
+        let loc = &server.locations[r.location];
+        let name = first_name(server);
+        let served = {
+            let vars = self.vars(&r, &name);
+            let s = StaticRequest {
+                io: &self.io,
+                server,
+                vars: &vars,
+                method: r.req.method(),
+                keep_alive: r.keep_alive && r.req.body.is_empty(),
+            };
+            static_files::serve(&s, loc, crate::route::matched_prefix(loc)).await
+        };
+        let next = if served.reusable {
+            Next::KeepAlive(r.req.rest())
+        } else {
+            Next::Close
+        };
+        done(r, served.status, served.body_bytes, next)
+    }
+}
+
+/// `$server_name`: the server's first name, or "" for a default server.
+pub(super) fn first_name(server: &Server) -> String {
+    match server.server_names.first() {
+        Some(ringway_config::ServerName::Exact(n)) => n.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A request answered without failure.
+pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase {
+    Phase::Finish(Box::new(Done {
+        req: Some(r.req),
+        started: r.started,
+        status,
+        body_bytes,
+        error: None,
+        next,
+    }))
+}

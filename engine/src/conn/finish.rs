@@ -1,0 +1,136 @@
+//! Phase `Finish`: the one place a request ends. A failure that was not
+//! answered yet is answered here, with the status its `error::Error`
+//! picks (never for a client that went away: that is logged as 499), and
+//! logged once with its side; then the access-log line is written, and the
+//! connection reads its next request or closes.
+//!
+//! The access-log entry of a tunnel, written when the tunnel ends, is
+//! built by the same [`log_request`].
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use super::{Conn, Done, Next, Phase};
+use crate::access_log::{AccessLog, Entry};
+use crate::error::{Error, Kind, Side};
+use crate::http::reply;
+use crate::transport::Transport;
+
+impl<T: Transport> Conn<T> {
+    pub(super) async fn finish(&mut self, mut done: Done) -> Phase {
+        self.busy = None;
+        if let Some(e) = done.error.take() {
+            let (keep_alive, bytes) = self.answer_error(&done, &e).await;
+            done.status = e.status();
+            done.body_bytes = bytes;
+            if !keep_alive {
+                done.next = Next::Close;
+            }
+        }
+        if let Some(req) = &done.req {
+            log_request(
+                &self.shared.access,
+                self.peer.ip(),
+                &RequestLine {
+                    method: req.method(),
+                    target: req.target(),
+                    minor_version: req.minor_version,
+                    referer: req.header("referer"),
+                    user_agent: req.header("user-agent"),
+                },
+                done.status,
+                done.body_bytes,
+                done.started,
+            );
+        }
+        match done.next {
+            Next::KeepAlive(rest) => {
+                if self.shared.shutting_down.is_raised() && rest.is_empty() {
+                    return Phase::Close;
+                }
+                self.buf = rest;
+                Phase::ReadHead
+            }
+            Next::Close => Phase::Close,
+        }
+    }
+
+    /// Log a failure and answer it when the client is still there.
+    /// Returns whether the connection stays open and the bytes of the
+    /// answer's body.
+    async fn answer_error(&mut self, done: &Done, e: &Error) -> (bool, u64) {
+        let status = e.status();
+        let uri = done.req.as_ref().map_or("-", |r| r.target());
+        match (e.side, e.kind) {
+            (_, Kind::ClientGone) => {
+                debug!(client = %self.peer, uri, error = %e, "client went away")
+            }
+            (_, Kind::NoLocation) => debug!(client = %self.peer, uri, "no location (404)"),
+            (Side::Client, _) => {
+                info!(client = %self.peer, uri, status, reason = %e, "bad request")
+            }
+            _ => warn!(client = %self.peer, uri, status, error = %e, "proxy error"),
+        }
+        if !e.answerable() {
+            return (false, 0);
+        }
+        // Only a 404 keeps the connection (as nginx); any other failure
+        // leaves the connection's state in doubt.
+        let keep_alive = e.kind == Kind::NoLocation && matches!(done.next, Next::KeepAlive(_));
+        let head_only = done.req.as_ref().is_some_and(|r| r.method() == "HEAD");
+        let send_timeout = {
+            let config = &self.snap.config;
+            self.listen.select(config, None).send_timeout
+        };
+        let body = format!("{status} {}\n", reply::reason(status));
+        let mut out = Vec::with_capacity(160);
+        reply::full(
+            &mut out,
+            status,
+            &[],
+            "text/plain",
+            body.as_bytes(),
+            head_only,
+            keep_alive,
+        );
+        let ok = self.io.write_all(&out, send_timeout).await.is_ok();
+        let bytes = if head_only { 0 } else { body.len() as u64 };
+        (ok && keep_alive, bytes)
+    }
+}
+
+/// The request-line fields of an access-log entry.
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub minor_version: u8,
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// The access-log line of one request or tunnel.
+pub fn log_request(
+    log: &AccessLog,
+    remote: IpAddr,
+    line: &RequestLine<'_>,
+    status: u16,
+    body_bytes: u64,
+    started: Instant,
+) {
+    if !log.enabled() {
+        return;
+    }
+    log.log(&Entry {
+        remote,
+        method: line.method,
+        target: line.target,
+        minor_version: line.minor_version,
+        status,
+        body_bytes,
+        referer: line.referer,
+        user_agent: line.user_agent,
+        duration: started.elapsed(),
+    });
+}

@@ -1,0 +1,215 @@
+//! One client connection as a state machine of named phases (the life of
+//! a connection is written down in `LIFECYCLE.md` beside this file):
+//!
+//! ```text
+//! ReadHead ─┬─> Route ─┬─> Return ─────┐
+//!           │          ├─> Static ─────┤
+//!           │          ├─> Proxy ──────┤
+//!           │          ├─> Upgrade ─┬──┤
+//!           │          │            └─> Tunnel (a task of its own)
+//!           │          └───────────────┤
+//!           └──────────────────────────┴─> Finish ─┬─> ReadHead (keep-alive)
+//!                                                  └─> Close
+//! ```
+//!
+//! Each phase is a short method of [`Conn`] that returns the next phase;
+//! the loop in [`serve`] checks every transition against that table. The
+//! request head is parsed once (`ReadHead`) and the parsed request travels
+//! through the phases. `Finish` is the one place that answers a failure
+//! (from `error::Error`, which picks the status) and writes the access-log
+//! line. Everything runs over a [`Transport`], so TLS and HTTP/2 streams
+//! reuse the whole path.
+
+mod answer;
+mod finish;
+mod head;
+mod proxy;
+mod route;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use tracing::warn;
+
+use crate::error::Error;
+use crate::http::request::Request;
+use crate::proxy::upgrade::TunnelPlan;
+use crate::route::ServerGroup;
+use crate::shared::{BusyGuard, ConnGuard, Shared};
+use crate::snapshot::Snapshot;
+use crate::transport::Transport;
+
+/// A client connection and what its phases share.
+pub struct Conn<T: Transport> {
+    shared: Rc<Shared>,
+    snap: Rc<Snapshot>,
+    /// The servers of the address this connection came in on.
+    listen: Rc<ServerGroup>,
+    io: T,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// Bytes read and not yet part of a parsed request.
+    buf: Vec<u8>,
+    /// No request has been read yet on this connection.
+    first: bool,
+    /// Held while a request is in flight (what a graceful stop waits for).
+    busy: Option<BusyGuard>,
+    guard: ConnGuard,
+}
+
+/// A request with its route: the server and location that answer it, by
+/// index into the snapshot's configuration.
+pub struct Routed {
+    pub req: Request,
+    pub server: usize,
+    pub location: usize,
+    pub keep_alive: bool,
+    pub started: Instant,
+}
+
+/// How a request ended, for `Finish`.
+pub struct Done {
+    /// The request, when one was parsed (for the access log).
+    pub req: Option<Request>,
+    pub started: Instant,
+    pub status: u16,
+    pub body_bytes: u64,
+    /// What failed, when something did and was not answered yet.
+    pub error: Option<Error>,
+    pub next: Next,
+}
+
+/// What the connection does after a request.
+pub enum Next {
+    /// Serve the next request; these bytes already belong to it.
+    KeepAlive(Vec<u8>),
+    Close,
+}
+
+pub enum Phase {
+    ReadHead,
+    Route(Request),
+    Return(Routed),
+    Static(Routed),
+    Proxy(Routed),
+    Upgrade(Routed),
+    /// The upstream switched protocols: the tunnel takes the connection.
+    Tunnel(Box<(TunnelPlan, Routed)>),
+    Finish(Box<Done>),
+    Close,
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::ReadHead => "read-head",
+            Phase::Route(_) => "route",
+            Phase::Return(_) => "return",
+            Phase::Static(_) => "static",
+            Phase::Proxy(_) => "proxy",
+            Phase::Upgrade(_) => "upgrade",
+            Phase::Tunnel(_) => "tunnel",
+            Phase::Finish(_) => "finish",
+            Phase::Close => "close",
+        }
+    }
+}
+
+/// The transitions the state machine allows.
+pub fn allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("read-head", "route" | "finish" | "close")
+            | (
+                "route",
+                "return" | "static" | "proxy" | "upgrade" | "finish"
+            )
+            | ("return" | "static" | "proxy", "finish")
+            | ("upgrade", "tunnel" | "finish")
+            | ("finish", "read-head" | "close")
+    )
+}
+
+/// Serve one accepted connection until it closes (or becomes a tunnel).
+pub async fn serve<T: Transport + 'static>(
+    shared: Rc<Shared>,
+    snap: Rc<Snapshot>,
+    listen: Rc<ServerGroup>,
+    io: T,
+    peer: SocketAddr,
+    local: SocketAddr,
+    guard: ConnGuard,
+) {
+    let mut c = Conn {
+        shared,
+        snap,
+        listen,
+        io,
+        peer,
+        local,
+        buf: Vec::new(),
+        first: true,
+        busy: None,
+        guard,
+    };
+    let mut phase = Phase::ReadHead;
+    loop {
+        let from = phase.name();
+        phase = match phase {
+            Phase::ReadHead => c.read_head().await,
+            Phase::Route(req) => c.route(req),
+            Phase::Return(r) => c.answer_return(r).await,
+            Phase::Static(r) => c.serve_static(r).await,
+            Phase::Proxy(r) => c.proxy(r).await,
+            Phase::Upgrade(r) => c.upgrade(r).await,
+            Phase::Finish(done) => c.finish(*done).await,
+            Phase::Tunnel(t) => {
+                let (plan, routed) = *t;
+                c.into_tunnel(plan, routed);
+                return;
+            }
+            Phase::Close => return,
+        };
+        if !allowed(from, phase.name()) {
+            warn!(
+                from,
+                to = phase.name(),
+                "unexpected connection phase; closing"
+            );
+            debug_assert!(false, "{from} -> {}", phase.name());
+            return;
+        }
+    }
+}
+
+impl<T: Transport> Conn<T> {
+    /// Start a request: it counts as busy until `Finish` (or its tunnel
+    /// ends).
+    fn begin(&mut self) {
+        self.busy = Some(self.shared.busy());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn transitions_follow_the_table() {
+        assert!(allowed("read-head", "route"));
+        assert!(allowed("upgrade", "tunnel"));
+        assert!(allowed("finish", "read-head"));
+        assert!(
+            !allowed("proxy", "tunnel"),
+            "only an upgrade becomes a tunnel"
+        );
+        assert!(
+            !allowed("route", "read-head"),
+            "a routed request ends in finish"
+        );
+        assert!(!allowed("read-head", "proxy"));
+        assert!(!allowed("close", "read-head"));
+    }
+}

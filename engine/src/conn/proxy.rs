@@ -1,0 +1,185 @@
+//! Phases `Proxy` and `Upgrade`: pick the upstream (an address, or a
+//! group by the index validation resolved, with the balancing key), write
+//! the upstream head, and run the exchange (`proxy::http`) or the upgrade
+//! handshake (`proxy::upgrade`), whose 101 hands the connection to a
+//! tunnel.
+
+use ringway_config::{Balance, Location, ProxyPass, ProxyTarget, Server};
+use tracing::info;
+
+use super::answer::first_name;
+use super::{Conn, Done, Next, Phase, Routed};
+use crate::error::{Error, Kind};
+use crate::http::rewrite::{self, UpstreamConn};
+use crate::http::BodyKind;
+use crate::proxy::http::Plain;
+use crate::proxy::upgrade::Outcome;
+use crate::proxy::{self, Exchange, HeadLimits, OwnedKey, Target};
+use crate::transport::Transport;
+use crate::vars::VarCtx;
+
+impl<T: Transport> Conn<T> {
+    pub(super) async fn proxy(&mut self, r: Routed) -> Phase {
+        let snap = self.snap.clone();
+        let server = &snap.config.servers[r.server];
+        let loc = &server.locations[r.location];
+        if let BodyKind::Length(n) = r.req.body {
+            if loc.client_max_body_size > 0 && n > loc.client_max_body_size {
+                info!(client = %self.peer, length = n, limit = loc.client_max_body_size, "request body too large (413)");
+                return failed(r, Kind::BodyTooLarge.into());
+            }
+        }
+        let name = first_name(server);
+        let (x, add_header) = self.exchange(&r, server, loc, &name);
+        let plain = Plain {
+            method_is_head: r.req.method() == "HEAD",
+            body: r.req.body,
+            expect_continue: r
+                .req
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue")),
+            client_keep_alive: r.keep_alive,
+            client_http10: r.req.minor_version == 0,
+            client_body_timeout: server.client_header_timeout,
+            add_header,
+        };
+        let result = proxy::http::run(&x, &plain).await;
+        drop(x);
+        match result {
+            Ok(o) => {
+                let next = if o.keep_alive {
+                    Next::KeepAlive(o.leftover)
+                } else {
+                    Next::Close
+                };
+                super::answer::done(r, o.status, o.body_bytes, next)
+            }
+            Err(e) => failed(r, e),
+        }
+    }
+
+    pub(super) async fn upgrade(&mut self, r: Routed) -> Phase {
+        if !r.req.body.is_empty() {
+            // A WebSocket handshake has no body; one that declares a body
+            // leaves no single reading of where the switched protocol
+            // starts.
+            return failed(r, Kind::BadRequest("upgrade request with a body").into());
+        }
+        let snap = self.snap.clone();
+        let server = &snap.config.servers[r.server];
+        let loc = &server.locations[r.location];
+        let name = first_name(server);
+        let (x, _) = self.exchange(&r, server, loc, &name);
+        let result = proxy::upgrade::run(&x).await;
+        drop(x);
+        match result {
+            Ok(Outcome::Tunnel(plan)) => Phase::Tunnel(Box::new((plan, r))),
+            Ok(Outcome::Refused { status, body_bytes }) => {
+                super::answer::done(r, status, body_bytes, Next::Close)
+            }
+            Err(e) => failed(r, e),
+        }
+    }
+
+    /// The upstream exchange of a routed request: its target, its
+    /// rewritten head, and the location's rendered `add_header` fields.
+    fn exchange<'a>(
+        &'a self,
+        r: &'a Routed,
+        server: &'a Server,
+        loc: &'a Location,
+        server_name: &'a str,
+    ) -> (Exchange<'a, T>, Vec<(String, Vec<u8>)>) {
+        let ringway_config::Action::Proxy(pp) = &loc.action else {
+            unreachable!("routed to Proxy by its action");
+        };
+        let vars = VarCtx {
+            proxy_host: proxy_host(pp),
+            ..self.vars(r, server_name)
+        };
+        let target = self.target(pp, &vars);
+        let upgrade = r.req.is_upgrade();
+        let pooled = matches!(&target, Target::Group { group, .. } if group.pool.enabled());
+        let conn = if upgrade {
+            UpstreamConn::Upgrade
+        } else if pooled {
+            UpstreamConn::KeepAlive
+        } else {
+            UpstreamConn::Close
+        };
+        let uri =
+            rewrite::upstream_uri(&r.req, crate::route::matched_prefix(loc), pp.uri.as_deref());
+        let mut head = Vec::with_capacity(r.req.head_len + 256);
+        rewrite::request_head(
+            &mut head,
+            &r.req,
+            &uri,
+            &loc.proxy_set_header,
+            &vars,
+            conn,
+            server.underscores_in_headers,
+        );
+        let add_header = loc
+            .add_header
+            .iter()
+            .map(|(n, t)| (n.clone(), vars.render_to_vec(t)))
+            .collect();
+        let x = Exchange {
+            kit: &self.shared.kit,
+            location: loc,
+            client: &self.io,
+            peer: self.peer,
+            head,
+            target,
+            idempotent: proxy::idempotent(r.req.method()),
+            early: r.req.early(),
+            limits: HeadLimits {
+                max_len: server.client_header_buffer_size,
+                max_headers: server.max_headers,
+                read_timeout: loc.proxy_read_timeout,
+            },
+        };
+        (x, add_header)
+    }
+
+    /// Where a `proxy_pass` goes, with the request's balancing key.
+    fn target(&self, pp: &ProxyPass, vars: &VarCtx<'_>) -> Target {
+        match &pp.target {
+            ProxyTarget::Address { addrs, .. } => Target::Addrs(addrs.clone()),
+            ProxyTarget::Upstream {
+                index, hash_key, ..
+            } => {
+                let group = self.snap.upstreams[*index].clone();
+                let key = match group.balance {
+                    Balance::IpHash => OwnedKey::Ip(self.peer.ip()),
+                    Balance::Hash => hash_key
+                        .as_ref()
+                        .map_or(OwnedKey::None, |t| OwnedKey::Hash(vars.render_to_vec(t))),
+                    _ => OwnedKey::None,
+                };
+                Target::Group { group, key }
+            }
+        }
+    }
+}
+
+/// `$proxy_host`: the address as written, or the group's name (nginx).
+fn proxy_host(pp: &ProxyPass) -> &str {
+    match &pp.target {
+        ProxyTarget::Address { host, .. } => host,
+        ProxyTarget::Upstream { name, .. } => name,
+    }
+}
+
+/// A routed request that failed before its answer began: `Finish` answers
+/// it from the error and closes the connection.
+fn failed(r: Routed, e: Error) -> Phase {
+    Phase::Finish(Box::new(Done {
+        req: Some(r.req),
+        started: r.started,
+        status: e.status(),
+        body_bytes: 0,
+        error: Some(e),
+        next: Next::Close,
+    }))
+}

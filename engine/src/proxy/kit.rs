@@ -1,0 +1,34 @@
+//! The per-core kit the proxy phases work with: relay buffers, splice
+//! pipes, the idle sweep of tunnels, and whether to splice. Each worker
+//! owns one; nothing in it is shared across threads. The proxy gets this,
+//! not the worker, so nothing below the runtime depends on it.
+
+use super::idle::IdleSweep;
+use super::pool::{BufPool, PipePool};
+
+/// Spare relay buffers a worker keeps.
+const SPARE_BUFFERS: usize = 256;
+/// Spare (empty) splice pipes a worker keeps.
+const SPARE_PIPES: usize = 64;
+
+pub struct Kit {
+    /// Buffers borrowed per burst by tunnels and body relays.
+    pub bufs: BufPool,
+    /// Pipes borrowed per burst by spliced tunnels.
+    pub pipes: PipePool,
+    /// Idle timeouts of this worker's tunnels.
+    pub idle: IdleSweep,
+    /// `[runtime] splice`: large bursts on plain tunnels go through a pipe.
+    pub splice: bool,
+}
+
+impl Kit {
+    pub fn new(buffer_size: usize, splice: bool) -> Kit {
+        Kit {
+            bufs: BufPool::new(buffer_size, SPARE_BUFFERS),
+            pipes: PipePool::new(SPARE_PIPES),
+            idle: IdleSweep::default(),
+            splice,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The tunnel relay for pairs where either side is not a raw socket (a TLS
+//! stream): each direction waits for its source to be readable with no
+//! buffer held, borrows a pooled buffer, moves what the source has now
+//! through the transports, and gives the buffer back before it waits
+//! again. So an idle buffered tunnel holds the transports' own state and
+//! no relay buffer; memory stays bounded by one pooled buffer per moving
+//! direction, and a receiver that stops reading stops the sender (the
+//! write waits, bounded by the send timeout, before the next read).
+
+use std::io;
+use std::time::Duration;
+
+use super::{count, drive, Counter, Stats};
+use crate::proxy::kit::Kit;
+use crate::sys::would_block;
+use crate::transport::Transport;
+
+pub async fn run<A: Transport, B: Transport>(
+    kit: &Kit,
+    client: &A,
+    upstream: &B,
+    idle_timeout: Duration,
+    send_timeout: Duration,
+) -> Stats {
+    let key = kit.idle.register(idle_timeout);
+    let up_bytes = Counter::new(0);
+    let down_bytes = Counter::new(0);
+    let end = drive(
+        kit,
+        key,
+        || pump(kit, client, upstream, key, &up_bytes, send_timeout),
+        || pump(kit, upstream, client, key, &down_bytes, send_timeout),
+    )
+    .await;
+    kit.idle.unregister(key);
+    Stats {
+        end,
+        client_to_upstream: up_bytes.get(),
+        upstream_to_client: down_bytes.get(),
+    }
+}
+
+/// One direction, src → dst, until src's end of stream (then pass the
+/// half-close on).
+async fn pump<S: Transport, D: Transport>(
+    kit: &Kit,
+    src: &S,
+    dst: &D,
+    key: usize,
+    bytes: &Counter,
+    send_timeout: Duration,
+) -> io::Result<()> {
+    loop {
+        src.readable().await?;
+        let mut buf = kit.bufs.take();
+        let res = burst(kit, src, dst, key, bytes, send_timeout, &mut buf).await;
+        kit.bufs.give(buf);
+        if res? {
+            dst.shutdown_write();
+            return Ok(());
+        }
+    }
+}
+
+/// Move what `src` has now; true at its end of stream.
+async fn burst<S: Transport, D: Transport>(
+    kit: &Kit,
+    src: &S,
+    dst: &D,
+    key: usize,
+    bytes: &Counter,
+    send_timeout: Duration,
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    loop {
+        let n = match src.try_read(buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        kit.idle.touch(key);
+        dst.write_all(&buf[..n], send_timeout).await?;
+        count(bytes, n);
+        if n < buf.len() {
+            // Drained: wait for readability rather than a read that says
+            // EAGAIN.
+            return Ok(false);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The tunnel: after a 101, bytes flow both ways until either side closes
+//! or neither sends a byte for `proxy_read_timeout` (RFC 6455 §4: once the
+//! handshake is done the connection is the application's; the proxy only
+//! relays).
+//!
+//! Two relays with the same semantics — half-close passed on
+//! (`shutdown(SHUT_WR)` on the other side while the other direction
+//! finishes on its own), the idle timeout of the worker's last-activity
+//! sweep (`proxy::idle`: a store per burst, no timer per tunnel or
+//! message), the send timeout on every wait for a slow peer, and a buffer
+//! borrowed from the per-core pool only while bytes move:
+//!
+//! - `splice`: both sides are plain sockets. Readiness + non-blocking
+//!   recv/send, and splice(2) through a pooled pipe for long bursts.
+//! - `buffered`: either side is not a raw socket (a TLS stream): reads and
+//!   writes go through the [`Transport`]s.
+
+mod buffered;
+mod splice;
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::kit::Kit;
+use crate::transport::Transport;
+
+pub use buffered::run as run_buffered;
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both sides closed (each half-close passed on).
+    Closed,
+    /// No byte either way for the idle timeout.
+    Idle,
+    /// A socket error (reset, send timeout).
+    Error,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub end: End,
+    pub client_to_upstream: u64,
+    pub upstream_to_client: u64,
+}
+
+/// Relay between `client` and `upstream` until the tunnel ends: with
+/// splice when both are plain sockets, through the transports otherwise.
+pub async fn run<C: Transport, U: Transport>(
+    kit: &Kit,
+    client: &C,
+    upstream: &U,
+    idle_timeout: Duration,
+    send_timeout: Duration,
+) -> Stats {
+    match (client.socket(), upstream.socket()) {
+        (Some(c), Some(u)) => splice::run(kit, c, u, idle_timeout, send_timeout).await,
+        // Boxed: a plain tunnel's task then keeps only a pointer's room
+        // for the buffered relay it does not run.
+        _ => {
+            Box::pin(buffered::run(
+                kit,
+                client,
+                upstream,
+                idle_timeout,
+                send_timeout,
+            ))
+            .await
+        }
+    }
+}
+
+/// Run the two directions of a tunnel (each until its end of stream) and
+/// its idle timeout; the first error ends it. The directions are built
+/// here from `a` and `b` and pinned where they are built, so the task
+/// stores each exactly once (a future passed in would be stored twice:
+/// as the argument and inside this one).
+async fn drive<A, B>(kit: &Kit, key: usize, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> End
+where
+    A: Future<Output = io::Result<()>>,
+    B: Future<Output = io::Result<()>>,
+{
+    let mut a = pin!(a());
+    let mut b = pin!(b());
+    let mut idle = pin!(kit.idle.expired(key));
+    let (mut a_done, mut b_done) = (false, false);
+    poll_fn(|cx| {
+        if !a_done {
+            match a.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => a_done = true,
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
+                Poll::Pending => {}
+            }
+        }
+        if !b_done {
+            match b.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => b_done = true,
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
+                Poll::Pending => {}
+            }
+        }
+        if a_done && b_done {
+            return Poll::Ready(End::Closed);
+        }
+        if idle.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Idle);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Bytes relayed in one direction.
+type Counter = Cell<u64>;
+
+fn count(c: &Counter, n: usize) {
+    c.set(c.get() + n as u64);
+}

@@ -1,0 +1,72 @@
+//! What one worker's connections share: the current configuration
+//! snapshot, the per-core proxy kit, the access log, and the counters and
+//! signals the worker drains by. Single-threaded (`Cell`, `RefCell`, `Rc`);
+//! the runtime builds one per worker and hands connections an `Rc` to it.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use crate::access_log::AccessLog;
+use crate::proxy::kit::Kit;
+use crate::snapshot::Snapshot;
+use crate::wake::{Flag, Notify};
+
+pub struct Shared {
+    pub id: usize,
+    /// The snapshot new connections start with (live ones keep theirs).
+    pub snapshot: RefCell<Rc<Snapshot>>,
+    pub kit: Kit,
+    pub access: AccessLog,
+    /// Open client connections on this worker, and the most allowed.
+    pub conns: Cell<usize>,
+    pub max_conns: usize,
+    /// Woken when a connection closes (accept waits on it at the limit)
+    /// and when the last busy connection finishes during a drain.
+    pub conn_closed: Notify,
+    /// Connections in the middle of an exchange or tunnel (not idle
+    /// keep-alive): what a graceful stop waits for.
+    pub busy: Cell<usize>,
+    pub shutting_down: Flag,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Rc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Mark a connection busy until the guard drops.
+    pub fn busy(self: &Rc<Self>) -> BusyGuard {
+        self.busy.set(self.busy.get() + 1);
+        BusyGuard(self.clone())
+    }
+}
+
+pub struct BusyGuard(Rc<Shared>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.busy.set(w.busy.get() - 1);
+        if w.busy.get() == 0 && w.shutting_down.is_raised() {
+            w.conn_closed.notify();
+        }
+    }
+}
+
+/// Counts an open connection; wakes a paused accept loop when it closes.
+pub struct ConnGuard(Rc<Shared>);
+
+impl ConnGuard {
+    pub fn new(w: &Rc<Shared>) -> Self {
+        w.conns.set(w.conns.get() + 1);
+        ConnGuard(w.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.conns.set(w.conns.get() - 1);
+        w.conn_closed.notify();
+    }
+}

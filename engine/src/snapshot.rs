@@ -1,0 +1,69 @@
+//! The configuration one connection runs with, plus what a worker derives
+//! from it: the servers of each listen address, and this worker's state of
+//! each upstream group (balancing, passive health, keep-alive pool),
+//! indexed as `Config::upstreams` is so a `proxy_pass` finds its group by
+//! the index validation resolved.
+//!
+//! A reload builds a new snapshot from the previous one: upstream servers
+//! that stay keep their health, active counts and pooled connections; the
+//! pools of groups that are gone are retired (idle connections closed at
+//! once, in-use ones when their exchange or tunnel ends). Connections keep
+//! the snapshot they started with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ringway_config::Config;
+
+use crate::route::ServerGroup;
+use crate::upstream;
+
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    /// Servers per configured listen address.
+    pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
+    /// This worker's state of each upstream group, by index.
+    pub upstreams: Vec<Rc<upstream::Group>>,
+}
+
+impl Snapshot {
+    pub fn new(config: Arc<Config>, previous: Option<&Snapshot>) -> Self {
+        let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
+        for (i, server) in config.servers.iter().enumerate() {
+            for addr in &server.listen {
+                groups
+                    .entry(*addr)
+                    .or_insert_with(|| ServerGroup {
+                        servers: Vec::new(),
+                    })
+                    .servers
+                    .push(i);
+            }
+        }
+        let before = |name: &str| previous.and_then(|p| p.upstream(name));
+        let upstreams: Vec<Rc<upstream::Group>> = config
+            .upstreams
+            .values()
+            .map(|up| Rc::new(upstream::Group::new(up, before(&up.name).map(|g| &**g))))
+            .collect();
+        if let Some(p) = previous {
+            for old in &p.upstreams {
+                if !config.upstreams.contains_key(&old.name) {
+                    old.pool.retire();
+                }
+            }
+        }
+        Snapshot {
+            groups: groups.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
+            upstreams,
+            config,
+        }
+    }
+
+    /// The group named `name`, if the configuration has one.
+    pub fn upstream(&self, name: &str) -> Option<&Rc<upstream::Group>> {
+        self.upstreams.iter().find(|g| g.name == name)
+    }
+}

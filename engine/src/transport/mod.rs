@@ -1,0 +1,78 @@
+//! The transport seam: the byte stream a connection's request path runs
+//! over. Today that is plain TCP (`plain`); a TLS stream and an HTTP/2
+//! stream plug in here by implementing [`Transport`], and the request
+//! path (`conn`, `proxy::body`, `static_files`, the buffered tunnel relay)
+//! runs unchanged over them.
+//!
+//! Everything is readiness-driven and non-blocking: a read waits for
+//! readability first and only then touches a buffer, so a connection that
+//! waits holds no buffer. Methods take `&self` because the two directions
+//! of a tunnel use one transport at once (single-threaded: interior
+//! mutability is the implementation's, with no locks).
+//!
+//! A transport whose bytes are the bytes on a socket says so with
+//! [`Transport::socket`]; the tunnel then relays with readiness + splice
+//! on the raw descriptors, and static files go out with sendfile(2).
+
+mod plain;
+
+pub use plain::wait_writable;
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+pub use crate::sys::Pending;
+
+pub trait Transport {
+    /// Read some bytes appended to `buf`, growing it to at most
+    /// `max_total`; waits for readability first. `Ok(0)` is end of stream
+    /// or a full buffer (callers compare `buf.len()` with `max_total`).
+    fn read_append(
+        &self,
+        buf: &mut Vec<u8>,
+        max_total: usize,
+    ) -> impl Future<Output = io::Result<usize>>;
+
+    /// Read some bytes into `buf`, waiting for readability as needed.
+    /// `Ok(0)` is end of stream.
+    fn read_some(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
+
+    /// Read what is there now without waiting (`WouldBlock` if nothing).
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Write all of `data`; each wait for writability is bounded by
+    /// `timeout` (nginx's send timeout: between two successful writes).
+    fn write_all(&self, data: &[u8], timeout: Duration) -> impl Future<Output = io::Result<()>>;
+
+    /// What is waiting to be read, without taking it.
+    fn pending(&self) -> Pending;
+
+    /// Wait until something (bytes, end of stream, an error) can be read.
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// Pass a half-close on: no more bytes will be written.
+    fn shutdown_write(&self);
+
+    /// The socket, when this stream's bytes are the socket's bytes.
+    fn socket(&self) -> Option<&TcpStream>;
+}
+
+/// Read some bytes, waiting at most `timeout` for them. Reads what is
+/// already there without arming a timer.
+pub async fn read_timeout<T: Transport>(
+    t: &T,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<usize> {
+    match t.try_read(buf) {
+        Err(e) if crate::sys::would_block(&e) => {}
+        other => return other,
+    }
+    match monoio::time::timeout(timeout, t.read_some(buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
+    }
+}

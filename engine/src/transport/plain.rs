@@ -1,0 +1,88 @@
+//! Plain TCP as a [`Transport`]: non-blocking syscalls (`sys`) after
+//! readiness waits through monoio (an io_uring `POLL_ADD`, or epoll).
+//! On the legacy driver readiness is re-checked with poll(2)
+//! (`relaxed = false`), because ringway's own syscalls do not update
+//! monoio's cached readiness.
+
+use std::io;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use super::{Pending, Transport};
+use crate::sys::{self, fd, would_block};
+
+impl Transport for TcpStream {
+    async fn read_append(&self, buf: &mut Vec<u8>, max_total: usize) -> io::Result<usize> {
+        let room = max_total.saturating_sub(buf.len()).min(16 * 1024);
+        if room == 0 {
+            return Ok(0);
+        }
+        loop {
+            if buf.is_empty() && buf.capacity() == 0 {
+                // Wait before reserving: a connection waiting for its next
+                // request holds no buffer.
+                self.readable(false).await?;
+            }
+            match sys::recv_append(fd(self), buf, room) {
+                Err(e) if would_block(&e) => {
+                    if buf.is_empty() {
+                        *buf = Vec::new();
+                    }
+                    self.readable(false).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match sys::recv(fd(self), buf) {
+                Err(e) if would_block(&e) => self.readable(false).await?,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::recv(fd(self), buf)
+    }
+
+    async fn write_all(&self, mut data: &[u8], timeout: Duration) -> io::Result<()> {
+        while !data.is_empty() {
+            match sys::send(fd(self), data) {
+                Ok(n) => data = &data[n..],
+                // Boxed: the wait (a timer and a poll) is only allocated
+                // while the peer is slow, keeping callers' futures small.
+                Err(e) if would_block(&e) => Box::pin(wait_writable(self, timeout)).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> Pending {
+        sys::pending(fd(self))
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        TcpStream::readable(self, false).await
+    }
+
+    fn shutdown_write(&self) {
+        sys::shutdown_write(fd(self));
+    }
+
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+/// Wait for writability at most `timeout`.
+pub async fn wait_writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    match monoio::time::timeout(timeout, stream.writable(false)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")),
+    }
+}
