@@ -10,6 +10,10 @@
 //! without a user-space copy. Rarely taken paths (waiting for a full peer,
 //! splice bursts) are boxed so the tunnel's task stays small while it
 //! idles.
+//!
+//! Both sockets must be `O_NONBLOCK` (the accept loop and upstream
+//! connects make them so): `SPLICE_F_NONBLOCK` covers the pipe only, and a
+//! splice into a blocking socket would block the worker.
 
 use std::io;
 use std::time::Duration;

@@ -1,0 +1,460 @@
+//! In-process tests of the core I/O on both drivers (monoio's `test_all`
+//! runs each on io_uring and on the legacy epoll driver): the tunnel
+//! relays (splice and buffered), the body relay, and upstream connects —
+//! no ringway binary needed. The ends ringway does not own are plain
+//! blocking std sockets driven from threads, so a test controls them
+//! exactly (half-close, reset, not reading).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use ringway::error::Kind;
+use ringway::http::BodyKind;
+use ringway::proxy::body::{self, BodyError, BodyLimits, BodyReader};
+use ringway::proxy::kit::Kit;
+use ringway::proxy::tunnel::{self, End, Stats};
+use ringway::proxy::{self, HeadLimits, OwnedKey, Target};
+
+/// Run `f` on a thread; its result is awaited without blocking the
+/// runtime (on io_uring a dropped socket is closed by the runtime, so a
+/// peer waiting for that close needs the runtime to keep running).
+fn spawn_peer<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> flume::Receiver<R> {
+    let (tx, rx) = flume::bounded(1);
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx
+}
+
+async fn join<R>(rx: flume::Receiver<R>) -> R {
+    rx.recv_async().await.expect("peer thread panicked")
+}
+
+/// A connected pair: (std end for the test, monoio end for ringway).
+fn pair() -> (std::net::TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    a.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    // ringway's sockets are non-blocking (the accept loop and connects
+    // make them so): splice(2) to a blocking socket would block the worker.
+    b.set_nonblocking(true).unwrap();
+    (a, TcpStream::from_std(b).unwrap())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Relay {
+    Splice,
+    Buffered,
+}
+
+const RELAYS: [Relay; 2] = [Relay::Splice, Relay::Buffered];
+
+/// A tunnel between two fresh socket pairs: returns the test's two ends
+/// (client, upstream) and runs `peers` on them in a thread while the
+/// tunnel runs here. The sweep of idle timeouts runs as the worker's does.
+async fn tunnel_case<R: Send + 'static>(
+    relay: Relay,
+    idle: Duration,
+    send: Duration,
+    peers: impl FnOnce(std::net::TcpStream, std::net::TcpStream) -> R + Send + 'static,
+) -> (Stats, R) {
+    let kit = Rc::new(Kit::new(16 * 1024, true));
+    let (client, b) = pair();
+    let (upstream, c) = pair();
+    let t = spawn_peer(move || peers(client, upstream));
+    let sweep = {
+        let kit = kit.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(Duration::from_millis(20)).await;
+                kit.idle.sweep(Instant::now());
+            }
+        })
+    };
+    let run = async {
+        match relay {
+            Relay::Splice => tunnel::run(&kit, &b, &c, idle, send).await,
+            Relay::Buffered => tunnel::run_buffered(&kit, &b, &c, idle, send).await,
+        }
+    };
+    let t0 = Instant::now();
+    let stats = monoio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("tunnel ended in time");
+    eprintln!("tunnel {relay:?} ran {:?}: {stats:?}", t0.elapsed());
+    drop((b, c));
+    drop(sweep);
+    (stats, join(t).await)
+}
+
+fn read_to_end(s: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read to end");
+    out
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_relays_both_ways_and_passes_half_close() {
+    for relay in RELAYS {
+        let (stats, ()) = tunnel_case(
+            relay,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            |mut c, mut u| {
+                c.write_all(b"ping").unwrap();
+                let mut b = [0u8; 4];
+                u.read_exact(&mut b).unwrap();
+                assert_eq!(&b, b"ping");
+                // The client half-closes: the upstream sees the end of its
+                // stream and can still answer.
+                c.shutdown(Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                u.read_to_end(&mut rest).unwrap();
+                assert!(rest.is_empty());
+                u.write_all(b"pong after half-close").unwrap();
+                u.shutdown(Shutdown::Write).unwrap();
+                assert_eq!(read_to_end(&mut c), b"pong after half-close");
+            },
+        )
+        .await;
+        assert_eq!(stats.end, End::Closed, "{relay:?}");
+        assert_eq!(
+            (stats.client_to_upstream, stats.upstream_to_client),
+            (4, 21),
+            "{relay:?}"
+        );
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_half_close_from_the_upstream() {
+    for relay in RELAYS {
+        let (stats, ()) = tunnel_case(
+            relay,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            |mut c, mut u| {
+                u.write_all(b"bye").unwrap();
+                u.shutdown(Shutdown::Write).unwrap();
+                assert_eq!(read_to_end(&mut c), b"bye");
+                c.write_all(b"late").unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+                assert_eq!(read_to_end(&mut u), b"late");
+            },
+        )
+        .await;
+        assert_eq!(stats.end, End::Closed, "{relay:?}");
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_idle_timeout() {
+    for relay in RELAYS {
+        let started = Instant::now();
+        let (stats, ()) = tunnel_case(
+            relay,
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            |mut c, mut u| {
+                // Nothing is sent; the tunnel closes both sides.
+                assert!(read_to_end(&mut c).is_empty());
+                assert!(read_to_end(&mut u).is_empty());
+            },
+        )
+        .await;
+        assert_eq!(stats.end, End::Idle, "{relay:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_moves_a_long_burst_intact() {
+    // 4 MiB through 16 KiB buffers: full reads switch the splice relay to
+    // splice(2); the buffered relay moves it buffer by buffer.
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    for relay in RELAYS {
+        let d = data.clone();
+        let (stats, got) = tunnel_case(
+            relay,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            move |mut c, mut u| {
+                let w = thread::spawn(move || {
+                    u.write_all(&d).unwrap();
+                    u.shutdown(Shutdown::Write).unwrap();
+                    u
+                });
+                let got = read_to_end(&mut c);
+                c.shutdown(Shutdown::Write).unwrap();
+                drop(w.join().unwrap());
+                got
+            },
+        )
+        .await;
+        assert!(
+            got == data,
+            "{relay:?}: {} bytes, corrupted or short",
+            got.len()
+        );
+        assert_eq!(stats.upstream_to_client, data.len() as u64);
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_peer_reset_ends_it() {
+    for relay in RELAYS {
+        let (stats, ()) = tunnel_case(
+            relay,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            |c, u| {
+                // A close with unread bytes pending sends a reset.
+                let mut u = u;
+                let mut c2 = c.try_clone().unwrap();
+                c2.write_all(b"unread").unwrap();
+                let mut b = [0u8; 6];
+                u.read_exact(&mut b).unwrap();
+                socket2::SockRef::from(&u)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                drop(u);
+                let _ = read_to_end(&mut c2);
+                drop(c);
+            },
+        )
+        .await;
+        assert!(
+            matches!(stats.end, End::Error | End::Closed),
+            "{relay:?}: {:?}",
+            stats.end
+        );
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_send_timeout_on_a_client_that_stops_reading() {
+    for relay in RELAYS {
+        let started = Instant::now();
+        let (stats, ()) = tunnel_case(
+            relay,
+            Duration::from_secs(30),
+            Duration::from_millis(300),
+            |c, mut u| {
+                // The client reads nothing; the upstream sends until the
+                // tunnel gives up on the client and closes.
+                u.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..256 {
+                    if u.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                drop(c);
+            },
+        )
+        .await;
+        assert_eq!(stats.end, End::Error, "{relay:?}: {stats:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{relay:?}: {:?} {stats:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Relay a body of `kind` sent by a peer in `pieces`, to a peer that reads
+/// all; returns (relay result, rest, what the receiver got).
+async fn body_case(
+    kind: BodyKind,
+    early: &[u8],
+    pieces: Vec<Vec<u8>>,
+    close_after: bool,
+) -> (Result<u64, BodyError>, Vec<u8>, Vec<u8>) {
+    let kit = Kit::new(16 * 1024, true);
+    let (mut sender, from) = pair();
+    let (mut receiver, to) = pair();
+    let w = spawn_peer(move || {
+        for p in pieces {
+            sender.write_all(&p).unwrap();
+            thread::sleep(Duration::from_millis(5));
+        }
+        if close_after {
+            sender.shutdown(Shutdown::Write).unwrap();
+        }
+        sender
+    });
+    let r = spawn_peer(move || read_to_end(&mut receiver));
+    let lim = BodyLimits {
+        read_timeout: Duration::from_secs(5),
+        max: 0,
+        max_trailer: 1024,
+    };
+    let mut reader = BodyReader::new(&from, &kit.bufs, kind, early, lim, false);
+    let res = body::relay(&mut reader, &to, Duration::from_secs(5), None).await;
+    let rest = reader.take_rest();
+    drop(reader);
+    drop(to);
+    drop(join(w).await);
+    (res, rest, join(r).await)
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn body_relay_by_length() {
+    let (res, rest, got) = body_case(
+        BodyKind::Length(10),
+        b"0123",
+        vec![b"456".to_vec(), b"789NEXT".to_vec()],
+        false,
+    )
+    .await;
+    assert_eq!(res.unwrap(), 10);
+    assert_eq!(got, b"0123456789");
+    assert_eq!(rest, b"NEXT", "bytes after the body are handed back");
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn body_relay_chunked_is_reframed() {
+    let (res, rest, got) = body_case(
+        BodyKind::Chunked,
+        b"4;ext=1\r\nWi",
+        vec![
+            b"ki\r\n0005\r\npe".to_vec(),
+            b"dia\r\n0\r\nTrailer: x\r\n\r\nNEXT".to_vec(),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(res.unwrap(), 9);
+    assert_eq!(
+        got,
+        b"2\r\nWi\r\n2\r\nki\r\n2\r\npe\r\n3\r\ndia\r\n0\r\n\r\n"
+    );
+    assert_eq!(rest, b"NEXT");
+    // A bare LF in the framing stops the relay.
+    let (res, _, _) = body_case(
+        BodyKind::Chunked,
+        b"",
+        vec![b"3\r\nabc\r\n0\n\r\n".to_vec()],
+        false,
+    )
+    .await;
+    assert!(matches!(res, Err(BodyError::Framing(_))), "{res:?}");
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn body_relay_until_close() {
+    let (res, rest, got) = body_case(
+        BodyKind::UntilClose,
+        b"first ",
+        vec![b"second ".to_vec(), b"third".to_vec()],
+        true,
+    )
+    .await;
+    assert_eq!(res.unwrap(), 18);
+    assert_eq!(got, b"first second third");
+    assert!(rest.is_empty());
+    // A length body cut short is an error, not a short success.
+    let (res, _, _) = body_case(BodyKind::Length(100), b"", vec![b"short".to_vec()], true).await;
+    assert!(matches!(res, Err(BodyError::Read(_))), "{res:?}");
+}
+
+fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn connect_refused_and_timed_out() {
+    let e = proxy::connect::connect_any(&[refused_addr()], Duration::from_secs(2))
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    assert_eq!((e.kind, e.status()), (Kind::ConnectFailed, 502));
+    // A listener whose accept queue is full drops SYNs: the connect hangs
+    // until the timeout (skipped where the kernel does not behave so).
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    let mut full = false;
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    if full {
+        let started = Instant::now();
+        let e = proxy::connect::connect_any(&[addr], Duration::from_millis(300))
+            .await
+            .map(|_| ())
+            .expect_err("timed out");
+        assert_eq!((e.kind, e.status()), (Kind::ConnectTimeout, 504));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn connect_retries_the_next_server() {
+    // One server answers; the other refuses. Whichever round robin picks
+    // first, the request is answered by the live one, and the refusing
+    // one is marked down.
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    let answering = spawn_peer(move || {
+        let (mut s, _) = live.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+    });
+    let dead = refused_addr();
+    let text = format!(
+        "[upstreams.u]\nservers = [{{ addr = \"{dead}\" }}, {{ addr = \"{live_addr}\" }}]\nkeepalive = 0\n[servers.s]\nlisten = \"127.0.0.1:0\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://u\"\n"
+    );
+    let config = ringway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+    let group = Rc::new(ringway::upstream::Group::new(&config.upstreams["u"], None));
+    let target = Target::Group {
+        group: group.clone(),
+        key: OwnedKey::None,
+    };
+    let lim = HeadLimits {
+        max_len: 4096,
+        max_headers: 16,
+        read_timeout: Duration::from_secs(5),
+    };
+    // Two picks: whichever comes first, the answer comes from the live one.
+    let a = proxy::exchange_head(
+        &target,
+        b"GET / HTTP/1.1\r\nHost: u\r\n\r\n",
+        true,
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+        lim,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.head.resp.status, 204);
+    assert_eq!(a.up.addr, live_addr);
+    join(answering).await;
+    let dead_peer = &group.peers[0];
+    if dead_peer.health.is_live(Instant::now()) {
+        // Round robin picked the live server first; the dead one was not
+        // tried, so it is not marked.
+        return;
+    }
+    assert!(
+        !dead_peer.health.is_live(Instant::now()),
+        "the refusing server is marked down"
+    );
+}
