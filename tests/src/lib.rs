@@ -197,6 +197,38 @@ impl Ringway {
         }
     }
 
+    /// Wait (bounded) until `n` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if lines.iter().filter(|l| l.contains(needle)).count() >= n {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "fewer than {n} log lines with {needle:?} within {timeout:?}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = self.log.cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Replace the configuration after the harness's [runtime]/[log]
+    /// preamble with `config`, send SIGHUP and wait for the `n`-th reload.
+    pub fn reload(&self, config: &str, n: usize) {
+        let old = std::fs::read_to_string(&self.config_path).unwrap();
+        // The preamble ends with the blank line after `access_log = ...`.
+        let keep_to = old
+            .find("access_log = ")
+            .and_then(|i| old[i..].find("\n\n").map(|j| i + j + 2))
+            .expect("the harness's preamble");
+        std::fs::write(&self.config_path, format!("{}{config}", &old[..keep_to])).unwrap();
+        self.signal(libc::SIGHUP);
+        self.wait_for_log_count("configuration reloaded", n, Duration::from_secs(10));
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

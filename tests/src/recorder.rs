@@ -14,6 +14,8 @@
 //! - `.../interim`: `100 Continue` then `200`;
 //! - `.../extra`: a `200` followed by bytes that belong to no response;
 //! - `.../hang`: no answer at all (the connection stays open);
+//! - `.../big-N`: a `200` with an N-byte body (`X-Accel-Buffering: no` too
+//!   for `.../big-nobuf-N`);
 //! - `.../early`: a `200` as soon as the head is in, before the body (an
 //!   upstream that answers without reading the whole request);
 //! - anything else: `200` with the body "METHOD target body=N".
@@ -40,6 +42,8 @@ pub struct ConnRecord {
     pub switched: bool,
     /// Answers sent before the request's body was complete (`.../early`).
     pub early_answers: usize,
+    /// Answers written whole (the write returned).
+    pub answers_written: usize,
     /// The peer closed (or reset) the connection.
     pub closed: bool,
 }
@@ -207,6 +211,7 @@ fn serve(mut conn: TcpStream, st: &State, i: usize) {
                 if conn.write_all(&a).is_err() {
                     break;
                 }
+                st.update(i, |c| c.answers_written += 1);
             }
             if (upgrade && last != "refuse") || last == "switch" {
                 switched = true;
@@ -259,6 +264,16 @@ fn answer(req: &Parsed, upgrade: bool, last: &str) -> Option<Vec<u8>> {
         }
         "extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec(),
         "hang" => return None,
+        big if big.starts_with("big-") => {
+            let (n, extra) = match big.strip_prefix("big-nobuf-") {
+                Some(n) => (n, "X-Accel-Buffering: no\r\n"),
+                None => (&big[4..], ""),
+            };
+            let n: usize = n.parse().unwrap_or(0);
+            let mut out = format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: {n}\r\n\r\n").into_bytes();
+            out.extend((0..n).map(|i| b'a' + (i % 26) as u8));
+            out
+        }
         _ => text(
             "200 OK",
             "Content-Type: text/plain\r\n",

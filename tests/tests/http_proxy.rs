@@ -14,6 +14,7 @@ both_drivers!(
     ten_pipelined_requests_in_order,
     head_has_no_body,
     polling_then_upgrade_on_one_location,
+    buffering_reads_the_body_before_the_client_does,
 );
 
 fn config(http: std::net::SocketAddr, ws: std::net::SocketAddr) -> String {
@@ -410,3 +411,43 @@ add_header = {{ X-Frame-Options = "SAMEORIGIN", X-Via-Host = "$host" }}
         assert!(head.contains("X-Via-Host: app.example.com\r\n"), "{head}");
     }
 }
+
+/// `proxy_buffering = true`: a body that fits `proxy_buffers` is read whole
+/// from the upstream before the client reads any of it (the upstream's
+/// write completes while the client has not read a byte), then delivered
+/// intact.
+fn buffering_reads_the_body_before_the_client_does(d: Driver) {
+    let rec = ringway_tests::recorder::Recorder::start();
+    let rw = Ringway::start(
+        &format!(
+            "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/b/\"]\nproxy_pass = \"http://{}\"\nproxy_buffering = {}\nproxy_buffers = \"32m\"\n",
+            rec.addr, BUFFERING
+        ),
+        d,
+    );
+    // 16 MB: more than the loopback socket buffers hold, so only a proxy
+    // that reads ahead lets the upstream finish its write.
+    let n = 16_000_000;
+    let mut s = client(&rw);
+    s.write_all(format!("GET /b/big-{n} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    rec.wait_for("the upstream's whole answer written", Duration::from_secs(20), |c| {
+        c.iter().any(|c| c.answers_written == 1)
+    });
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(std::io::Read::read(&mut s, &mut b).unwrap(), 1);
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.contains(&format!("Content-Length: {n}\r\n")), "{head}");
+    let mut body = vec![0u8; n];
+    std::io::Read::read_exact(&mut s, &mut body).unwrap();
+    assert!(body.iter().enumerate().all(|(i, &c)| c == b'a' + (i % 26) as u8));
+}
+
+/// The buffering test's setting (a constant so the test's premise can be
+/// checked by flipping it: with `false` the upstream's write never ends
+/// while the client does not read).
+const BUFFERING: bool = true;
