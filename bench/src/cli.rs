@@ -1,87 +1,9 @@
-//! Command-line parsing shared by the bench binaries: a small flag reader,
+//! Flag values the bench binaries share (lexopt reads the flags):
 //! durations ("500ms", "10s", "5m", "1h", a bare number is seconds, as in
 //! ringway.toml) and source-address lists ("127.0.0.2-127.0.0.40,10.0.0.1").
 
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// A bad command line, with the flag and the value named.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
-    /// A flag nobody knows.
-    #[error("unknown argument {0:?}")]
-    Unknown(String),
-    /// A flag given without its value.
-    #[error("{0} needs a value")]
-    Missing(String),
-    /// A value that does not parse.
-    #[error("{flag} {value:?}: {why}")]
-    Bad {
-        /// The flag.
-        flag: String,
-        /// What was given.
-        value: String,
-        /// Why it was refused.
-        why: String,
-    },
-}
-
-/// Reads `--flag value` pairs in order.
-#[derive(Debug)]
-pub struct Args {
-    rest: VecDeque<String>,
-}
-
-impl Args {
-    /// Wrap the arguments after the program name (and subcommand).
-    pub fn new<I: IntoIterator<Item = String>>(args: I) -> Self {
-        Self {
-            rest: args.into_iter().collect(),
-        }
-    }
-
-    /// The next flag, if any.
-    pub fn next_flag(&mut self) -> Option<String> {
-        self.rest.pop_front()
-    }
-
-    /// The raw value after `flag`.
-    pub fn raw(&mut self, flag: &str) -> Result<String, CliError> {
-        self.rest
-            .pop_front()
-            .ok_or_else(|| CliError::Missing(flag.to_string()))
-    }
-
-    /// The value after `flag`, parsed with `FromStr`.
-    pub fn value<T>(&mut self, flag: &str) -> Result<T, CliError>
-    where
-        T: FromStr,
-        T::Err: std::fmt::Display,
-    {
-        let v = self.raw(flag)?;
-        v.parse().map_err(|e: T::Err| bad(flag, &v, e))
-    }
-
-    /// The value after `flag`, parsed with `f`.
-    pub fn with<T>(
-        &mut self,
-        flag: &str,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, CliError> {
-        let v = self.raw(flag)?;
-        f(&v).map_err(|e| bad(flag, &v, e))
-    }
-}
-
-fn bad(flag: &str, value: &str, why: impl std::fmt::Display) -> CliError {
-    CliError::Bad {
-        flag: flag.to_string(),
-        value: value.to_string(),
-        why: why.to_string(),
-    }
-}
 
 /// "500ms", "10s", "1.5s", "5m", "1h"; a bare number means seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -154,16 +76,5 @@ mod tests {
         assert!(parse_sources("127.0.0.4-127.0.0.2").is_err());
         assert!(parse_sources("").is_err());
         assert!(parse_sources("localhost").is_err());
-    }
-
-    #[test]
-    fn flags() {
-        let mut a = Args::new(["-n", "8", "--hold", "3s", "--x"].map(String::from));
-        assert_eq!(a.next_flag().as_deref(), Some("-n"));
-        assert_eq!(a.value::<usize>("-n"), Ok(8));
-        assert_eq!(a.next_flag().as_deref(), Some("--hold"));
-        assert_eq!(a.with("--hold", parse_duration), Ok(Duration::from_secs(3)));
-        assert_eq!(a.next_flag().as_deref(), Some("--x"));
-        assert_eq!(a.raw("--x"), Err(CliError::Missing("--x".into())));
     }
 }

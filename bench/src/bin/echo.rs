@@ -34,10 +34,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use lexopt::prelude::*;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
-use ringway_bench::cli::Args;
 use ringway_bench::handshake::{self, HandshakeError};
 use ringway_bench::rt::{self, Driver};
 use ringway_bench::ws;
@@ -62,21 +62,25 @@ fn main() -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
     let mut threads = 1usize;
     let mut driver = Driver::Epoll;
-    let mut args = Args::new(std::env::args().skip(1));
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--listen" => listen = args.value(&flag)?,
-            "--threads" => threads = args.value::<usize>(&flag)?.max(1),
-            "--driver" => driver = args.value(&flag)?,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
+    let mut p = lexopt::Parser::from_env();
+    let mut flags = || -> Result<(), lexopt::Error> {
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("listen") => listen = p.value()?.parse()?,
+                Long("threads") => threads = p.value()?.parse::<usize>()?.max(1),
+                Long("driver") => driver = p.value()?.parse()?,
+                Short('h') | Long("help") => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                arg => return Err(arg.unexpected()),
             }
-            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
         }
-    }
+        Ok(())
+    };
+    flags().map_err(|e| anyhow::anyhow!("{e}\n{USAGE}"))?;
     // Worker threads share one descriptor table: size it now.
-    rt::reserve_descriptors();
+    let _ = rt::reserve_descriptors();
 
     let first = bind(listen).with_context(|| format!("bind {listen}"))?;
     let addr = first.local_addr()?;

@@ -22,7 +22,8 @@ mod scenarios;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, Context};
+use lexopt::prelude::*;
 use report::{Bar, Sample};
 use scenarios::{Scenario, Setup, Target};
 
@@ -51,36 +52,43 @@ fn parse() -> anyhow::Result<Opts> {
         out: PathBuf::new(),
         chart: PathBuf::new(),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--quick" => o.quick = true,
-            "--scenarios" => {
-                o.scenarios = val()?.split(',').map(str::to_string).collect();
-                for s in &o.scenarios {
-                    if !Scenario::NAMES.contains(&s.as_str()) {
-                        bail!("unknown scenario {s:?}\n{USAGE}");
+    let mut p = lexopt::Parser::from_env();
+    let mut flags = || -> Result<(), lexopt::Error> {
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("quick") => o.quick = true,
+                Long("scenarios") => {
+                    o.scenarios = p
+                        .value()?
+                        .string()?
+                        .split(',')
+                        .map(str::to_string)
+                        .collect();
+                    for s in &o.scenarios {
+                        if !Scenario::NAMES.contains(&s.as_str()) {
+                            return Err(format!("unknown scenario {s:?}").into());
+                        }
                     }
                 }
+                Long("targets") => {
+                    o.targets = (p.value()?.string()?.split(','))
+                        .map(|t| Target::parse(t).ok_or(format!("unknown target {t:?}")))
+                        .collect::<Result<_, _>>()?;
+                }
+                Long("rounds") => o.rounds = p.value()?.parse()?,
+                Long("workers") => o.workers = p.value()?.parse::<usize>()?.max(1),
+                Long("out") => o.out = p.value()?.into(),
+                Long("chart") => o.chart = p.value()?.into(),
+                Short('h') | Long("help") => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                arg => return Err(arg.unexpected()),
             }
-            "--targets" => {
-                o.targets = val()?
-                    .split(',')
-                    .map(|t| Target::parse(t).with_context(|| format!("unknown target {t:?}")))
-                    .collect::<anyhow::Result<_>>()?;
-            }
-            "--rounds" => o.rounds = val()?.parse()?,
-            "--workers" => o.workers = val()?.parse::<usize>()?.max(1),
-            "--out" => o.out = val()?.into(),
-            "--chart" => o.chart = val()?.into(),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => bail!("unknown argument {a:?}\n{USAGE}"),
         }
-    }
+        Ok(())
+    };
+    flags().map_err(|e| anyhow!("{e}\n{USAGE}"))?;
     if o.rounds == 0 {
         o.rounds = if o.quick { 1 } else { 2 };
     }

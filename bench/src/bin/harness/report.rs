@@ -191,47 +191,14 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The numeric fields of a flat one-line JSON object (nested objects are
-/// skipped; strings ignored).
+/// The numeric top-level members of a one-line JSON object (nested
+/// objects, strings and anything that is not an object are skipped).
 pub fn json_numbers(line: &str) -> Sample {
-    let mut out = Sample::new();
-    let b = line.as_bytes();
-    let mut i = 0;
-    let mut depth = 0;
-    while i < b.len() {
-        match b[i] {
-            b'{' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' => {
-                depth -= 1;
-                i += 1;
-            }
-            b'"' => {
-                let start = i + 1;
-                let Some(len) = line[start..].find('"') else {
-                    break;
-                };
-                let key = &line[start..start + len];
-                i = start + len + 1;
-                if b.get(i) == Some(&b':') {
-                    i += 1;
-                    let vstart = i;
-                    while i < b.len() && !matches!(b[i], b',' | b'}') && b[i] != b'{' {
-                        i += 1;
-                    }
-                    if depth == 1 {
-                        if let Ok(v) = line[vstart..i].trim().parse::<f64>() {
-                            out.insert(key.to_string(), v);
-                        }
-                    }
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    out
+    let members: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).unwrap_or_default();
+    (members.into_iter())
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -307,6 +274,7 @@ mod tests {
         assert_eq!(n["open_p99_ms"], 48.127);
         assert_eq!(n["alive"], 7999.0);
         assert!(!n.contains_key("x") && !n.contains_key("mode"));
+        assert!(json_numbers("holding 3").is_empty());
     }
 
     #[test]

@@ -24,11 +24,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ringway_bench::cli::{parse_duration, Args, CliError};
+use lexopt::ValueExt;
+use ringway_bench::cli::parse_duration;
 use ringway_bench::client::{bounded, Failure, Phase, What, WsClient};
 use ringway_bench::hist::Hist;
-use ringway_bench::report::{Counts, JsonObject, Line};
+use ringway_bench::report::{r3, Counts};
 use ringway_bench::{rt, ws};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::fleet::{self, Fleet};
 use crate::Opts;
@@ -59,11 +62,11 @@ impl Default for ChurnOpts {
 }
 
 impl ChurnOpts {
-    /// Take `flag` if it is ours.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        match flag {
-            "--duration" => self.duration = args.with(flag, parse_duration)?,
-            "--warmup" => self.warmup = args.with(flag, parse_duration)?,
+    /// Take `--NAME` if it is ours.
+    pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        match name {
+            "duration" => self.duration = p.value()?.parse_with(parse_duration)?,
+            "warmup" => self.warmup = p.value()?.parse_with(parse_duration)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -106,8 +109,8 @@ struct Env {
     tally: RefCell<Tally>,
 }
 
-/// What a child counts.
-#[derive(Debug, Default)]
+/// What a child counts; its `done` line, and merged, the parent's totals.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Tally {
     /// Cycles completed inside the window.
     handshakes: u64,
@@ -134,23 +137,12 @@ impl Env {
     }
 }
 
-/// The children's `done` lines merged.
-#[derive(Debug, Default)]
-struct Totals {
-    handshakes: u64,
-    cycles: u64,
-    failures: Counts,
-    hist: Hist,
-}
-
-impl Totals {
-    fn add(&mut self, l: &Line) {
-        self.handshakes += l.num("handshakes");
-        self.cycles += l.num("cycles");
-        self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.hist() {
-            self.hist.merge(&h);
-        }
+impl Tally {
+    fn add(&mut self, l: &Tally) {
+        self.handshakes += l.handshakes;
+        self.cycles += l.cycles;
+        self.failures.merge(&l.failures);
+        self.hist.merge(&l.hist);
     }
 
     fn per_sec(&self, d: Duration) -> f64 {
@@ -162,50 +154,57 @@ impl Totals {
     }
 }
 
+/// A child's `ready` line.
+#[derive(Serialize, Deserialize)]
+struct Ready {
+    workers: usize,
+}
+
 /// Run the children, report. Returns the exit status.
 pub fn parent(o: &Opts, c: &ChurnOpts, argv: &[String]) -> anyhow::Result<i32> {
     let (slices, _) = fleet::plan(o.n, o.procs, 0, "workers")?;
     let mut fleet = Fleet::spawn("churn", argv, &slices)?;
-    fleet.collect("ready", Instant::now() + SLACK)?;
+    fleet.collect::<Ready>("ready", Instant::now() + SLACK)?;
     fleet.broadcast("start")?;
     crate::pingpong::window_line(c.warmup, c.duration);
     let t = &o.timeouts;
     // After the window each worker finishes the cycle it is in: at most a
     // connect, an upgrade, an echo and a close.
     let after = t.connect + t.handshake + t.io * 2;
-    let dones = fleet.collect(
+    let dones: Vec<Tally> = fleet.collect(
         "done",
         Instant::now() + c.warmup + c.duration + after + SLACK,
     )?;
     fleet.finish(GRACE);
-    let mut tot = Totals::default();
+    let mut tot = Tally::default();
     for l in &dones {
         tot.add(l);
     }
     let rate = tot.per_sec(c.duration);
-    let ms = |us: u64| us as f64 / 1000.0;
     let errors = tot.failures.total();
+    let h = &tot.hist;
     if o.json {
-        let mut j = JsonObject::new();
-        j.str("mode", "churn")
-            .str("target", &o.target.to_string())
-            .str("path", &o.path)
-            .num("workers", o.n as u64)
-            .num("procs", slices.len() as u64)
-            .num("sources", o.sources.len() as u64)
-            .float("warmup_secs", c.warmup.as_secs_f64())
-            .float("duration_secs", c.duration.as_secs_f64())
-            .num("handshakes", tot.handshakes)
-            .float("handshakes_per_sec", rate)
-            .num("cycles_total", tot.cycles)
-            .float("p50_ms", ms(tot.hist.quantile_us(0.5)))
-            .float("p99_ms", ms(tot.hist.quantile_us(0.99)))
-            .float("p999_ms", ms(tot.hist.quantile_us(0.999)))
-            .float("max_ms", ms(tot.hist.max_us()))
-            .float("mean_ms", tot.hist.mean_us() / 1000.0)
-            .num("errors", errors)
-            .raw("failures", &tot.failures.json());
-        println!("{}", j.finish());
+        let r = json!({
+            "mode": "churn",
+            "target": o.target,
+            "path": &o.path,
+            "workers": o.n,
+            "procs": slices.len(),
+            "sources": o.sources.len(),
+            "warmup_secs": r3(c.warmup.as_secs_f64()),
+            "duration_secs": r3(c.duration.as_secs_f64()),
+            "handshakes": tot.handshakes,
+            "handshakes_per_sec": r3(rate),
+            "cycles_total": tot.cycles,
+            "p50_ms": h.ms(0.5),
+            "p99_ms": h.ms(0.99),
+            "p999_ms": h.ms(0.999),
+            "max_ms": h.max_ms(),
+            "mean_ms": r3(h.mean_ms()),
+            "errors": errors,
+            "failures": tot.failures,
+        });
+        println!("{}", serde_json::to_string(&r)?);
     } else {
         let sources = o.sources_human();
         println!(
@@ -226,11 +225,11 @@ pub fn parent(o: &Opts, c: &ChurnOpts, argv: &[String]) -> anyhow::Result<i32> {
         println!(
             "  cycle    connect+upgrade+echo+close p50 {:.3}ms p99 {:.3}ms p999 {:.3}ms \
              max {:.3}ms mean {:.3}ms",
-            ms(tot.hist.quantile_us(0.5)),
-            ms(tot.hist.quantile_us(0.99)),
-            ms(tot.hist.quantile_us(0.999)),
-            ms(tot.hist.max_us()),
-            tot.hist.mean_us() / 1000.0,
+            h.ms(0.5),
+            h.ms(0.99),
+            h.ms(0.999),
+            h.max_ms(),
+            h.mean_ms(),
         );
         println!("  failures {}", tot.failures.human());
     }
@@ -245,7 +244,7 @@ pub fn child(o: &Opts, c: &ChurnOpts) -> anyhow::Result<()> {
     let slice = o.child.context("not a child")?;
     let (o, c) = (o.clone(), c.clone());
     rt::block_on(o.driver, async move {
-        fleet::send(&Line::new("ready").field("workers", o.n));
+        fleet::send("ready", &Ready { workers: o.n });
         if fleet::command().as_deref() != Some("start") {
             return;
         }
@@ -261,14 +260,7 @@ pub fn child(o: &Opts, c: &ChurnOpts) -> anyhow::Result<()> {
         for w in workers {
             w.await;
         }
-        let t = env.tally.take();
-        fleet::send(
-            &Line::new("done")
-                .field("handshakes", t.handshakes)
-                .field("cycles", t.cycles)
-                .field("hist", t.hist.encode())
-                .failures(&t.failures),
-        );
+        fleet::send("done", &env.tally.take());
     })?;
     Ok(())
 }
@@ -357,8 +349,8 @@ mod tests {
         );
         env.record(begin, begin + Duration::from_secs(4)); // after
         let t = env.tally.take();
-        assert_eq!((t.handshakes, t.cycles, t.hist.count()), (1, 3, 1));
-        assert_eq!(t.hist.max_us(), 250_000);
+        assert_eq!((t.handshakes, t.cycles, t.hist.0.len()), (1, 3, 1));
+        assert!((t.hist.max_ms() / 250.0 - 1.0).abs() < 1e-3);
     }
 
     #[test]
@@ -401,28 +393,19 @@ mod tests {
 
     #[test]
     fn children_merge() {
-        let (mut h1, mut h2) = (Hist::new(), Hist::new());
-        (1..=100).for_each(|v| h1.record_us(v));
-        (101..=300).for_each(|v| h2.record_us(v));
-        let mut f = Counts::default();
-        f.add("connect_addr_unavailable");
-        let lines = [
-            Line::new("done")
-                .field("handshakes", 100)
-                .field("cycles", 110)
-                .field("hist", h1.encode()),
-            Line::new("done")
-                .field("handshakes", 200)
-                .field("cycles", 205)
-                .field("hist", h2.encode())
-                .failures(&f),
-        ];
-        let mut tot = Totals::default();
-        for l in &lines {
-            tot.add(&Line::parse(&l.render()).unwrap());
+        let (mut a, mut b) = (Tally::default(), Tally::default());
+        (1..=100).for_each(|v| a.hist.record_us(v));
+        (101..=300).for_each(|v| b.hist.record_us(v));
+        (a.handshakes, a.cycles) = (100, 110);
+        (b.handshakes, b.cycles) = (200, 205);
+        b.failures.add("connect_addr_unavailable");
+        let mut tot = Tally::default();
+        for l in [a, b] {
+            let line = serde_json::to_string(&l).unwrap();
+            tot.add(&serde_json::from_str(&line).unwrap());
         }
         assert_eq!((tot.handshakes, tot.cycles), (300, 315));
-        assert_eq!((tot.hist.count(), tot.hist.max_us()), (300, 300));
+        assert_eq!((tot.hist.0.len(), tot.hist.max_ms()), (300, 0.3));
         assert_eq!(tot.failures.0["connect_addr_unavailable"], 1);
         assert_eq!(tot.per_sec(Duration::from_secs(3)), 100.0);
         assert_eq!(tot.per_sec(Duration::ZERO), 0.0);

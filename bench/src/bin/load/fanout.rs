@@ -22,14 +22,17 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ringway_bench::cli::{parse_duration, Args, CliError};
+use lexopt::ValueExt;
+use ringway_bench::cli::parse_duration;
 use ringway_bench::client::{bounded, Frame, Phase, What, WsClient, MAX_FRAME};
 use ringway_bench::hist::Hist;
-use ringway_bench::report::{Counts, JsonObject, Line};
+use ringway_bench::report::{r3, Counts};
 use ringway_bench::{rt, ws};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::fleet::{self, Fleet};
-use crate::pingpong::{open_slice, Opened};
+use crate::fleet::{self, Fleet, Open};
+use crate::pingpong::open_slice;
 use crate::Opts;
 
 /// Slack added to every computed deadline.
@@ -65,13 +68,13 @@ impl Default for FanoutOpts {
 }
 
 impl FanoutOpts {
-    /// Take `flag` if it is ours.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        match flag {
-            "--messages" => self.messages = args.value(flag)?,
-            "--interval" => self.interval = args.with(flag, parse_duration)?,
-            "--size" => {
-                self.size = args.with(flag, |s| match s.parse::<usize>() {
+    /// Take `--NAME` if it is ours.
+    pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        match name {
+            "messages" => self.messages = p.value()?.parse()?,
+            "interval" => self.interval = p.value()?.parse_with(parse_duration)?,
+            "size" => {
+                self.size = p.value()?.parse_with(|s| match s.parse::<usize>() {
                     Ok(n) if (HEADER..=MAX_SIZE).contains(&n) => Ok(n),
                     Ok(_) => Err(format!("between {HEADER} and {MAX_SIZE} bytes")),
                     Err(e) => Err(e.to_string()),
@@ -183,8 +186,8 @@ impl Seen {
     }
 }
 
-/// What a child counts.
-#[derive(Debug, Default)]
+/// What a child counts; its `done` line.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Tally {
     /// Distinct deliveries to subscribers.
     received: u64,
@@ -274,24 +277,22 @@ struct Totals {
 }
 
 impl Totals {
-    fn add_open(&mut self, l: &Line) {
-        self.opened += l.num("opened");
-        self.upgraded += l.num("upgraded");
-        self.publishers += l.num("publisher");
-        self.failures.merge(&l.failure_counts());
+    fn add_open(&mut self, l: &Open) {
+        self.opened += l.opened;
+        self.upgraded += l.upgraded;
+        self.publishers += l.publisher;
+        self.failures.merge(&l.failures);
     }
 
-    fn add_done(&mut self, l: &Line) {
-        self.received += l.num("received");
-        self.duplicates += l.num("duplicates");
-        self.foreign += l.num("foreign");
-        self.published += l.num("published");
-        self.publisher_copies += l.num("publisher_copies");
-        self.closed += l.num("closed");
-        self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.hist() {
-            self.hist.merge(&h);
-        }
+    fn add_done(&mut self, l: &Tally) {
+        self.received += l.received;
+        self.duplicates += l.duplicates;
+        self.foreign += l.foreign;
+        self.published += l.published;
+        self.publisher_copies += l.publisher_copies;
+        self.closed += l.closed;
+        self.failures.merge(&l.failures);
+        self.hist.merge(&l.hist);
     }
 
     /// 0 when every subscriber got every message and nothing failed.
@@ -307,7 +308,7 @@ pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> 
     let t = &o.timeouts;
     let started = Instant::now();
     let mut fleet = Fleet::spawn("fanout", argv, &slices)?;
-    let opens = fleet.collect(
+    let opens: Vec<Open> = fleet.collect(
         "open",
         Instant::now() + (t.connect + t.handshake) * waves + SLACK,
     )?;
@@ -320,7 +321,8 @@ pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> 
     if tot.publishers > 0 {
         fleet.broadcast("start")?;
         // Then each connection's close handshake.
-        let dones = fleet.collect("done", Instant::now() + f.run_limit(t.io) + t.io + SLACK)?;
+        let dones: Vec<Tally> =
+            fleet.collect("done", Instant::now() + f.run_limit(t.io) + t.io + SLACK)?;
         for l in &dones {
             tot.add_done(l);
         }
@@ -332,37 +334,38 @@ pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> 
     let expected = o.n as u64 * u64::from(f.messages);
     let missing = expected.saturating_sub(tot.received);
     let errors = tot.failures.total();
-    let ms = |us: u64| us as f64 / 1000.0;
+    let h = &tot.hist;
     if o.json {
-        let mut j = JsonObject::new();
-        j.str("mode", "fanout")
-            .str("target", &o.target.to_string())
-            .str("path", &o.path)
-            .num("subscribers", o.n as u64)
-            .num("procs", slices.len() as u64)
-            .num("sources", o.sources.len() as u64)
-            .num("messages", u64::from(f.messages))
-            .float("interval_ms", f.interval.as_secs_f64() * 1000.0)
-            .num("size", f.size as u64)
-            .num("opened", tot.opened)
-            .num("upgraded", tot.upgraded)
-            .float("open_secs", open_secs)
-            .num("published", tot.published)
-            .num("expected", expected)
-            .num("received", tot.received)
-            .num("missing", missing)
-            .num("duplicates", tot.duplicates)
-            .num("foreign", tot.foreign)
-            .float("p50_ms", ms(tot.hist.quantile_us(0.5)))
-            .float("p99_ms", ms(tot.hist.quantile_us(0.99)))
-            .float("p999_ms", ms(tot.hist.quantile_us(0.999)))
-            .float("max_ms", ms(tot.hist.max_us()))
-            .float("mean_ms", tot.hist.mean_us() / 1000.0)
-            .float("run_secs", run_secs)
-            .num("closed_clean", tot.closed)
-            .num("errors", errors)
-            .raw("failures", &tot.failures.json());
-        println!("{}", j.finish());
+        let r = json!({
+            "mode": "fanout",
+            "target": o.target,
+            "path": &o.path,
+            "subscribers": o.n,
+            "procs": slices.len(),
+            "sources": o.sources.len(),
+            "messages": f.messages,
+            "interval_ms": r3(f.interval.as_secs_f64() * 1000.0),
+            "size": f.size,
+            "opened": tot.opened,
+            "upgraded": tot.upgraded,
+            "open_secs": r3(open_secs),
+            "published": tot.published,
+            "expected": expected,
+            "received": tot.received,
+            "missing": missing,
+            "duplicates": tot.duplicates,
+            "foreign": tot.foreign,
+            "p50_ms": h.ms(0.5),
+            "p99_ms": h.ms(0.99),
+            "p999_ms": h.ms(0.999),
+            "max_ms": h.max_ms(),
+            "mean_ms": r3(h.mean_ms()),
+            "run_secs": r3(run_secs),
+            "closed_clean": tot.closed,
+            "errors": errors,
+            "failures": tot.failures,
+        });
+        println!("{}", serde_json::to_string(&r)?);
     } else {
         let sources = o.sources_human();
         println!(
@@ -391,11 +394,11 @@ pub fn parent(o: &Opts, f: &FanoutOpts, argv: &[String]) -> anyhow::Result<i32> 
         println!(
             "  latency  send → receive p50 {:.3}ms p99 {:.3}ms p999 {:.3}ms max {:.3}ms \
              mean {:.3}ms",
-            ms(tot.hist.quantile_us(0.5)),
-            ms(tot.hist.quantile_us(0.99)),
-            ms(tot.hist.quantile_us(0.999)),
-            ms(tot.hist.max_us()),
-            tot.hist.mean_us() / 1000.0,
+            h.ms(0.5),
+            h.ms(0.99),
+            h.ms(0.999),
+            h.max_ms(),
+            h.mean_ms(),
         );
         println!("  closed   {} cleanly", tot.closed);
         println!("  failures {}", tot.failures.human());
@@ -418,31 +421,21 @@ pub fn child(o: &Opts, f: &FanoutOpts) -> anyhow::Result<()> {
     let (o, f) = (Rc::new(o.clone()), f.clone());
     rt::block_on(o.driver, async move {
         let n = o.n;
-        let Opened {
-            conns,
-            mut failures,
-            upgraded,
-            connect_failed,
-        } = open_slice(o.clone(), slice.offset).await;
+        let (conns, mut open) = open_slice(o.clone(), slice.offset).await;
         let publisher = if slice.index == 0 {
             let src = o.source(slice.offset + n);
             match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    failures.add(&format!("publisher_{}", e.key()));
+                    open.failures.add(&format!("publisher_{}", e.key()));
                     None
                 }
             }
         } else {
             None
         };
-        fleet::send(
-            &Line::new("open")
-                .field("upgraded", upgraded.get())
-                .field("opened", n as u64 - connect_failed)
-                .field("publisher", u8::from(publisher.is_some()))
-                .failures(&failures),
-        );
+        open.publisher = u64::from(publisher.is_some());
+        fleet::send("open", &open);
 
         if fleet::command().as_deref() != Some("start") {
             return;
@@ -468,18 +461,7 @@ pub fn child(o: &Opts, f: &FanoutOpts) -> anyhow::Result<()> {
         for task in tasks {
             task.await;
         }
-        let t = env.tally.take();
-        fleet::send(
-            &Line::new("done")
-                .field("received", t.received)
-                .field("duplicates", t.duplicates)
-                .field("foreign", t.foreign)
-                .field("published", t.published)
-                .field("publisher_copies", t.publisher_copies)
-                .field("closed", t.closed)
-                .field("hist", t.hist.encode())
-                .failures(&t.failures),
-        );
+        fleet::send("done", &env.tally.take());
     })?;
     Ok(())
 }
@@ -641,41 +623,27 @@ mod tests {
 
     #[test]
     fn children_merge() {
-        let (mut h1, mut h2) = (Hist::new(), Hist::new());
-        (1..=100).for_each(|v| h1.record_us(v));
-        (101..=200).for_each(|v| h2.record_us(v));
-        let mut f = Counts::default();
-        f.add("deliver_timeout");
         let mut tot = Totals::default();
         for l in [
-            Line::new("open")
-                .field("opened", 2)
-                .field("upgraded", 2)
-                .field("publisher", 1),
-            Line::new("open").field("opened", 2).field("upgraded", 2),
+            r#"{"opened":2,"upgraded":2,"publisher":1,"failures":{},"hist":[]}"#,
+            r#"{"opened":2,"upgraded":2,"publisher":0,"failures":{},"hist":[]}"#,
         ] {
-            tot.add_open(&Line::parse(&l.render()).unwrap());
+            tot.add_open(&serde_json::from_str(l).unwrap());
         }
-        for l in [
-            Line::new("done")
-                .field("received", 100)
-                .field("published", 50)
-                .field("publisher_copies", 50)
-                .field("closed", 3)
-                .field("hist", h1.encode()),
-            Line::new("done")
-                .field("received", 100)
-                .field("foreign", 4)
-                .field("closed", 1)
-                .field("hist", h2.encode())
-                .failures(&f),
-        ] {
-            tot.add_done(&Line::parse(&l.render()).unwrap());
+        let (mut a, mut b) = (Tally::default(), Tally::default());
+        (1..=100).for_each(|v| a.hist.record_us(v));
+        (101..=200).for_each(|v| b.hist.record_us(v));
+        (a.received, a.published, a.publisher_copies, a.closed) = (100, 50, 50, 3);
+        (b.received, b.foreign, b.closed) = (100, 4, 1);
+        b.failures.add("deliver_timeout");
+        for l in [a, b] {
+            let line = serde_json::to_string(&l).unwrap();
+            tot.add_done(&serde_json::from_str(&line).unwrap());
         }
         assert_eq!((tot.opened, tot.upgraded, tot.publishers), (4, 4, 1));
         assert_eq!((tot.received, tot.published, tot.foreign), (200, 50, 4));
         assert_eq!((tot.publisher_copies, tot.closed), (50, 4));
-        assert_eq!((tot.hist.count(), tot.hist.max_us()), (200, 200));
+        assert_eq!((tot.hist.0.len(), tot.hist.max_ms()), (200, 0.2));
         assert_eq!(tot.exit_code(200), 1, "a failure");
         tot.failures = Counts::default();
         assert_eq!(tot.exit_code(200), 0);

@@ -1,13 +1,15 @@
 //! The parent's side of the load processes: spawn P children of this same
 //! binary (`ringway-load __child MODE ARGS... --child I OFFSET N`), read
-//! their `word key=value` lines with a deadline, broadcast commands on
-//! their stdin, and reap them (killing any that outlive a grace period or
-//! the parent's error). The child's side — print a line, wait for a
-//! command — is here too, so the protocol lives in one file.
+//! their JSON lines with a deadline, broadcast commands on their stdin, and
+//! reap them (killing any that outlive a grace period or the parent's
+//! error). The child's side — print a line, wait for a command — is here
+//! too, so the protocol lives in one file.
 //!
-//! Protocol (one line each, in order): child → `open ...`; parent →
-//! `verify`; child → `done ...`. A child whose stdin closes exits, and each
-//! child asks the kernel to kill it if the parent dies (PR_SET_PDEATHSIG).
+//! Protocol (one line each, in order): child → `{"word":"open",...}`;
+//! parent → `verify` (or `start`); child → `{"word":"done",...}`. A line is
+//! a JSON object: `word` and the fields of the mode's struct for it. A
+//! child whose stdin closes exits, and each child asks the kernel to kill
+//! it if the parent dies (PR_SET_PDEATHSIG).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -15,7 +17,44 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ringway_bench::report::Line;
+use ringway_bench::hist::Hist;
+use ringway_bench::report::Counts;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One line of the protocol.
+#[derive(Serialize, Deserialize)]
+struct Msg<W, T> {
+    word: W,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// A child's `open` line: how its slice's connections opened.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Open {
+    /// TCP-connected.
+    pub opened: u64,
+    /// Upgraded.
+    pub upgraded: u64,
+    /// Publishers opened (fanout).
+    pub publisher: u64,
+    /// Failures by kind.
+    pub failures: Counts,
+    /// Connect + upgrade latency.
+    pub hist: Hist,
+}
+
+impl Open {
+    /// Add another child's line.
+    pub fn merge(&mut self, o: &Open) {
+        self.opened += o.opened;
+        self.upgraded += o.upgraded;
+        self.publisher += o.publisher;
+        self.failures.merge(&o.failures);
+        self.hist.merge(&o.hist);
+    }
+}
 
 /// Which slice of the connections a child owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +158,14 @@ impl Fleet {
         self.children.len()
     }
 
-    /// Wait until every child has sent a line starting with `word`; fail
-    /// at `deadline`, or when a child exits first.
-    pub fn collect(&mut self, word: &str, deadline: Instant) -> anyhow::Result<Vec<Line>> {
-        let mut got: Vec<Option<Line>> = vec![None; self.len()];
+    /// Wait until every child has sent its `word` line; fail at
+    /// `deadline`, or when a child exits first.
+    pub fn collect<T: DeserializeOwned>(
+        &mut self,
+        word: &str,
+        deadline: Instant,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut got: Vec<Option<T>> = (0..self.len()).map(|_| None).collect();
         while got.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
             let (i, line) = match self.lines.recv_timeout(left) {
@@ -139,8 +182,8 @@ impl Fleet {
                 }
                 bail!("load process {i} exited before its {word:?} line");
             };
-            match Line::parse(&line) {
-                Some(l) if l.word == word => got[i] = Some(l),
+            match serde_json::from_str::<Msg<String, T>>(&line) {
+                Ok(m) if m.word == word => got[i] = Some(m.body),
                 _ => eprintln!("ringway-load: process {i}: {line}"),
             }
         }
@@ -197,10 +240,11 @@ pub fn child_init() {
     }
 }
 
-/// In a child: send a line to the parent.
-pub fn send(line: &Line) {
+/// In a child: send the `word` line with `body`'s fields to the parent.
+pub fn send<T: Serialize>(word: &str, body: &T) {
+    let line = serde_json::to_string(&Msg { word, body }).expect("a line serialises");
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.render());
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 
@@ -226,5 +270,36 @@ mod tests {
         assert_eq!(split(2, 4).len(), 2);
         assert_eq!(split(0, 4).len(), 0);
         assert_eq!(split(8000, 4).iter().map(|s| s.n).sum::<usize>(), 8000);
+    }
+
+    #[test]
+    fn open_lines_round_trip_and_merge() {
+        let mut f = Counts::default();
+        f.add("connect_refused");
+        f.add("handshake_timeout");
+        let mut a = Open {
+            opened: 9,
+            upgraded: 8,
+            failures: f,
+            ..Open::default()
+        };
+        a.hist.record_us(250);
+        let line = serde_json::to_string(&Msg {
+            word: "open",
+            body: &a,
+        })
+        .unwrap();
+        assert!(line.starts_with(r#"{"word":"open","opened":9,"#), "{line}");
+        let back: Msg<String, Open> = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.word, "open");
+        a.merge(&back.body);
+        a.merge(
+            &serde_json::from_str(
+                r#"{"opened":1,"upgraded":1,"publisher":0,"failures":{},"hist":[]}"#,
+            )
+            .unwrap(),
+        );
+        assert_eq!((a.opened, a.upgraded, a.publisher), (19, 17, 0));
+        assert_eq!((a.failures.total(), a.hist.0.len()), (4, 2));
     }
 }

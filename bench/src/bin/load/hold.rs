@@ -11,13 +11,17 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ringway_bench::cli::{parse_duration, Args, CliError};
-use ringway_bench::client::{bounded, for_each_bounded, Phase, WsClient};
+use lexopt::ValueExt;
+use ringway_bench::cli::parse_duration;
+use ringway_bench::client::{bounded, for_each_bounded, Phase};
 use ringway_bench::hist::Hist;
-use ringway_bench::report::{Counts, JsonObject, Line};
+use ringway_bench::report::{r3, Counts};
 use ringway_bench::rt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::fleet::{self, Fleet};
+use crate::fleet::{self, Fleet, Open};
+use crate::pingpong::open_slice;
 use crate::Opts;
 
 /// Slack added to every computed deadline.
@@ -41,14 +45,26 @@ impl Default for HoldOpts {
 }
 
 impl HoldOpts {
-    /// Take `flag` if it is ours.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        match flag {
-            "--hold" => self.hold = args.with(flag, parse_duration)?,
+    /// Take `--NAME` if it is ours.
+    pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        match name {
+            "hold" => self.hold = p.value()?.parse_with(parse_duration)?,
             _ => return Ok(false),
         }
         Ok(true)
     }
+}
+
+/// A child's `done` line: its connections after the hold.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Done {
+    /// Echoed after the hold.
+    alive: u64,
+    /// Closed cleanly.
+    closed: u64,
+    failures: Counts,
+    /// Echo latency.
+    hist: Hist,
 }
 
 /// Run the children, hold, verify, report. Returns the exit status.
@@ -59,22 +75,15 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
     let mut fleet = Fleet::spawn("hold", argv, &slices)?;
 
     let t = &o.timeouts;
-    let opens = fleet.collect(
+    let mut open = Open::default();
+    for l in fleet.collect::<Open>(
         "open",
         Instant::now() + (t.connect + t.handshake) * waves + SLACK,
-    )?;
-    let open_secs = started.elapsed().as_secs_f64();
-    let mut failures = Counts::default();
-    let mut open_hist = Hist::new();
-    let (mut opened, mut upgraded) = (0, 0);
-    for l in &opens {
-        opened += l.num("opened");
-        upgraded += l.num("upgraded");
-        failures.merge(&l.failure_counts());
-        if let Some(hist) = l.hist() {
-            open_hist.merge(&hist);
-        }
+    )? {
+        open.merge(&l);
     }
+    let open_secs = started.elapsed().as_secs_f64();
+    let upgraded = open.upgraded;
     println!("holding {upgraded}");
     std::io::stdout().flush()?;
 
@@ -82,45 +91,44 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
 
     let verify_started = Instant::now();
     fleet.broadcast("verify")?;
-    let dones = fleet.collect("done", Instant::now() + t.io * 2 * waves + SLACK)?;
+    let dones = fleet.collect::<Done>("done", Instant::now() + t.io * 2 * waves + SLACK)?;
     let verify_secs = verify_started.elapsed().as_secs_f64();
     fleet.finish(GRACE);
-    let mut echo_hist = Hist::new();
-    let (mut alive, mut closed) = (0, 0);
+    let mut done = Done::default();
+    let mut failures = open.failures.clone();
     for l in &dones {
-        alive += l.num("alive");
-        closed += l.num("closed");
-        failures.merge(&l.failure_counts());
-        if let Some(hist) = l.hist() {
-            echo_hist.merge(&hist);
-        }
+        done.alive += l.alive;
+        done.closed += l.closed;
+        failures.merge(&l.failures);
+        done.hist.merge(&l.hist);
     }
+    let (alive, closed, open_hist, echo_hist) = (done.alive, done.closed, &open.hist, &done.hist);
 
-    let ms = |us: u64| us as f64 / 1000.0;
     if o.json {
-        let mut j = JsonObject::new();
-        j.str("mode", "hold")
-            .str("target", &o.target.to_string())
-            .str("path", &o.path)
-            .num("requested", o.n as u64)
-            .num("procs", slices.len() as u64)
-            .num("sources", o.sources.len() as u64)
-            .num("opened", opened)
-            .num("upgraded", upgraded)
-            .float("open_secs", open_secs)
-            .float("open_p50_ms", ms(open_hist.quantile_us(0.5)))
-            .float("open_p99_ms", ms(open_hist.quantile_us(0.99)))
-            .float("open_max_ms", ms(open_hist.max_us()))
-            .float("hold_secs", h.hold.as_secs_f64())
-            .num("alive_after_hold", alive)
-            .num("closed_clean", closed)
-            .float("verify_secs", verify_secs)
-            .float("echo_p50_ms", ms(echo_hist.quantile_us(0.5)))
-            .float("echo_p99_ms", ms(echo_hist.quantile_us(0.99)))
-            .float("echo_max_ms", ms(echo_hist.max_us()))
-            .num("failed", failures.total())
-            .raw("failures", &failures.json());
-        println!("{}", j.finish());
+        let r = json!({
+            "mode": "hold",
+            "target": o.target,
+            "path": &o.path,
+            "requested": o.n,
+            "procs": slices.len(),
+            "sources": o.sources.len(),
+            "opened": open.opened,
+            "upgraded": upgraded,
+            "open_secs": r3(open_secs),
+            "open_p50_ms": open_hist.ms(0.5),
+            "open_p99_ms": open_hist.ms(0.99),
+            "open_max_ms": open_hist.max_ms(),
+            "hold_secs": r3(h.hold.as_secs_f64()),
+            "alive_after_hold": alive,
+            "closed_clean": closed,
+            "verify_secs": r3(verify_secs),
+            "echo_p50_ms": echo_hist.ms(0.5),
+            "echo_p99_ms": echo_hist.ms(0.99),
+            "echo_max_ms": echo_hist.max_ms(),
+            "failed": failures.total(),
+            "failures": failures,
+        });
+        println!("{}", serde_json::to_string(&r)?);
     } else {
         let sources = o.sources_human();
         println!(
@@ -131,20 +139,21 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
             slices.len()
         );
         println!(
-            "  open     {upgraded}/{} upgraded ({opened} TCP-connected) in {open_secs:.2}s; \
+            "  open     {upgraded}/{} upgraded ({} TCP-connected) in {open_secs:.2}s; \
              connect+upgrade p50 {:.1}ms p99 {:.1}ms max {:.1}ms",
             o.n,
-            ms(open_hist.quantile_us(0.5)),
-            ms(open_hist.quantile_us(0.99)),
-            ms(open_hist.max_us()),
+            open.opened,
+            open_hist.ms(0.5),
+            open_hist.ms(0.99),
+            open_hist.max_ms(),
         );
         println!("  held     {:.1}s", h.hold.as_secs_f64());
         println!(
             "  alive    {alive}/{upgraded} echoed after the hold, {closed} closed cleanly, \
              in {verify_secs:.2}s; echo p50 {:.1}ms p99 {:.1}ms max {:.1}ms",
-            ms(echo_hist.quantile_us(0.5)),
-            ms(echo_hist.quantile_us(0.99)),
-            ms(echo_hist.max_us()),
+            echo_hist.ms(0.5),
+            echo_hist.ms(0.99),
+            echo_hist.max_ms(),
         );
         println!("  failures {}", failures.human());
     }
@@ -155,15 +164,6 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
     })
 }
 
-/// What a child collects while opening or verifying.
-#[derive(Default)]
-struct Tally {
-    ok: u64,
-    closed: u64,
-    failures: Counts,
-    hist: Hist,
-}
-
 /// One load process: open its slice, report, hold until told, verify.
 pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
     fleet::child_init();
@@ -172,48 +172,8 @@ pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
     let o = Rc::new(o.clone());
     rt::block_on(o.driver, async move {
         let n = o.n;
-        let conns: Rc<RefCell<Vec<Option<WsClient>>>> =
-            Rc::new(RefCell::new((0..n).map(|_| None).collect()));
-
-        // Open.
-        let tally = Rc::new(RefCell::new(Tally::default()));
-        let started = Instant::now();
-        {
-            let (o, conns, tally) = (o.clone(), conns.clone(), tally.clone());
-            for_each_bounded(n, o.concurrency, move |i| {
-                let (o, conns, tally) = (o.clone(), conns.clone(), tally.clone());
-                async move {
-                    let src = o.source(slice.offset + i);
-                    let t0 = Instant::now();
-                    match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
-                        Ok(c) => {
-                            let mut t = tally.borrow_mut();
-                            t.ok += 1;
-                            t.hist.record(t0.elapsed());
-                            conns.borrow_mut()[i] = Some(c);
-                        }
-                        Err(f) => tally.borrow_mut().failures.add(&f.key()),
-                    }
-                }
-            })
-            .await;
-        }
-        let t = std::mem::take(&mut *tally.borrow_mut());
-        let connect_failed: u64 = t
-            .failures
-            .0
-            .iter()
-            .filter(|(k, _)| k.starts_with("connect_"))
-            .map(|(_, v)| v)
-            .sum();
-        fleet::send(
-            &Line::new("open")
-                .field("upgraded", t.ok)
-                .field("opened", n as u64 - connect_failed)
-                .field("secs", format!("{:.3}", started.elapsed().as_secs_f64()))
-                .field("hist", t.hist.encode())
-                .failures(&t.failures),
-        );
+        let (conns, open) = open_slice(o.clone(), slice.offset).await;
+        fleet::send("open", &open);
 
         // Hold: nothing to do until the parent says so.
         if fleet::command().as_deref() != Some("verify") {
@@ -221,6 +181,7 @@ pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
         }
 
         // Verify and close.
+        let tally = Rc::new(RefCell::new(Done::default()));
         {
             let (o, conns, tally) = (o.clone(), conns.clone(), tally.clone());
             for_each_bounded(n, o.concurrency, move |i| {
@@ -238,7 +199,7 @@ pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
                         Ok(()) => {
                             {
                                 let mut t = tally.borrow_mut();
-                                t.ok += 1;
+                                t.alive += 1;
                                 t.hist.record(elapsed);
                             }
                             match bounded(Phase::Close, o.timeouts.io, c.close()).await {
@@ -255,14 +216,7 @@ pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
             })
             .await;
         }
-        let t = std::mem::take(&mut *tally.borrow_mut());
-        fleet::send(
-            &Line::new("done")
-                .field("alive", t.ok)
-                .field("closed", t.closed)
-                .field("hist", t.hist.encode())
-                .failures(&t.failures),
-        );
+        fleet::send("done", &tally.take());
     })?;
     Ok(())
 }

@@ -60,8 +60,9 @@ mod stream;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use anyhow::{bail, Context};
-use ringway_bench::cli::{parse_duration, parse_sources, Args};
+use anyhow::{anyhow, bail, Context};
+use lexopt::prelude::*;
+use ringway_bench::cli::{parse_duration, parse_sources};
 use ringway_bench::client::Timeouts;
 use ringway_bench::rt::Driver;
 
@@ -194,44 +195,113 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         json: false,
         child: None,
     };
-    let mut args = Args::new(argv);
-    while let Some(flag) = args.next_flag() {
-        let f = flag.as_str();
-        match f {
-            "--target" => target = Some(args.value::<SocketAddr>(f)?),
-            "--host" => host = Some(args.raw(f)?),
-            "--path" => o.path = args.raw(f)?,
-            "-n" => o.n = args.value(f)?,
-            "--sources" => o.sources = args.with(f, parse_sources)?,
-            "--procs" => o.procs = args.value::<usize>(f)?.max(1),
-            "--concurrency" => o.concurrency = args.value::<usize>(f)?.max(1),
-            "--connect-timeout" => o.timeouts.connect = args.with(f, parse_duration)?,
-            "--handshake-timeout" => o.timeouts.handshake = args.with(f, parse_duration)?,
-            "--io-timeout" => o.timeouts.io = args.with(f, parse_duration)?,
-            "--driver" => o.driver = args.value(f)?,
-            "--json" => o.json = true,
-            "--child" => {
-                let (index, offset, n) = (args.value(f)?, args.value(f)?, args.value(f)?);
-                o.child = Some(fleet::Slice { index, offset, n });
-            }
-            _ => {
-                let used = match &mut mode {
-                    Mode::Hold(h) => h.flag(f, &mut args)?,
-                    Mode::Churn(c) => c.flag(f, &mut args)?,
-                    Mode::Fanout(x) => x.flag(f, &mut args)?,
-                    Mode::Pingpong(p) => p.flag(f, &mut args)?,
-                    Mode::Stream(s) => s.flag(f, &mut args)?,
-                };
-                if !used {
-                    bail!("unknown argument {f:?}\n{USAGE}");
+    let mut p = lexopt::Parser::from_args(argv);
+    let mut flags = || -> Result<(), lexopt::Error> {
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("target") => target = Some(p.value()?.parse::<SocketAddr>()?),
+                Long("host") => host = Some(p.value()?.string()?),
+                Long("path") => o.path = p.value()?.string()?,
+                Short('n') => o.n = p.value()?.parse()?,
+                Long("sources") => o.sources = p.value()?.parse_with(parse_sources)?,
+                Long("procs") => o.procs = p.value()?.parse::<usize>()?.max(1),
+                Long("concurrency") => o.concurrency = p.value()?.parse::<usize>()?.max(1),
+                Long("connect-timeout") => {
+                    o.timeouts.connect = p.value()?.parse_with(parse_duration)?
                 }
+                Long("handshake-timeout") => {
+                    o.timeouts.handshake = p.value()?.parse_with(parse_duration)?
+                }
+                Long("io-timeout") => o.timeouts.io = p.value()?.parse_with(parse_duration)?,
+                Long("driver") => o.driver = p.value()?.parse()?,
+                Long("json") => o.json = true,
+                Long("child") => {
+                    let (index, offset, n) = (
+                        p.value()?.parse()?,
+                        p.value()?.parse()?,
+                        p.value()?.parse()?,
+                    );
+                    o.child = Some(fleet::Slice { index, offset, n });
+                }
+                Long(name) => {
+                    let name = name.to_string();
+                    let used = match &mut mode {
+                        Mode::Hold(h) => h.flag(&name, &mut p)?,
+                        Mode::Churn(c) => c.flag(&name, &mut p)?,
+                        Mode::Fanout(f) => f.flag(&name, &mut p)?,
+                        Mode::Pingpong(x) => x.0.flag(&name, &mut p)?,
+                        Mode::Stream(x) => x.flag(&name, &mut p)?,
+                    };
+                    if !used {
+                        return Err(format!("invalid option '--{name}'").into());
+                    }
+                }
+                arg => return Err(arg.unexpected()),
             }
         }
-    }
+        Ok(())
+    };
+    flags().map_err(|e| anyhow!("{e}\n{USAGE}"))?;
     o.target = target.context("--target IP:PORT is required")?;
     o.host = host.unwrap_or_else(|| o.target.to_string());
     if let Some(c) = o.child {
         o.n = c.n;
     }
     Ok((o, mode))
+}
+
+#[cfg(test)]
+mod tests {
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn common_flags() {
+        let (o, m) = crate::parse(
+            "hold",
+            args(&[
+                "--target",
+                "127.0.0.1:9",
+                "-n",
+                "8",
+                "--sources",
+                "127.0.0.2-127.0.0.3",
+                "--procs",
+                "0",
+                "--io-timeout",
+                "500ms",
+                "--driver",
+                "io_uring",
+                "--hold=3s",
+                "--json",
+                "--child",
+                "1",
+                "4",
+                "3",
+            ]),
+        )
+        .unwrap();
+        let crate::Mode::Hold(h) = m else {
+            panic!("not hold")
+        };
+        assert_eq!(h.hold, std::time::Duration::from_secs(3));
+        assert_eq!((o.host.as_str(), o.path.as_str()), ("127.0.0.1:9", "/ws/"));
+        assert_eq!((o.n, o.procs, o.sources.len(), o.json), (3, 1, 2, true));
+        assert_eq!(o.timeouts.io, std::time::Duration::from_millis(500));
+        assert_eq!(o.driver, crate::Driver::IoUring);
+        let c = o.child.unwrap();
+        assert_eq!((c.index, c.offset, c.n), (1, 4, 3));
+
+        let t = ["--target", "127.0.0.1:9"];
+        assert!(
+            crate::parse("hold", args(&["-n", "8"])).is_err(),
+            "no target"
+        );
+        assert!(crate::parse("hold", args(&[&t[..], &["--window", "2"]].concat())).is_err());
+        assert!(crate::parse("stream", args(&[&t[..], &["--window", "2"]].concat())).is_ok());
+        assert!(crate::parse("hold", args(&[&t[..], &["extra"]].concat())).is_err());
+        assert!(crate::parse("hold", args(&[&t[..], &["-n"]].concat())).is_err());
+        assert!(crate::parse("nope", args(&t)).is_err());
+    }
 }

@@ -13,19 +13,22 @@
 //! the children's lines ([`Totals`]). The window is aligned: children open
 //! first, and all start their clocks on the same broadcast.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ringway_bench::cli::{parse_duration, Args, CliError};
+use lexopt::ValueExt;
+use ringway_bench::cli::parse_duration;
 use ringway_bench::client::{bounded, for_each_bounded, Failure, Phase, What, WsClient, MAX_FRAME};
 use ringway_bench::hist::Hist;
-use ringway_bench::report::{Counts, JsonObject, Line};
+use ringway_bench::report::{r3, Counts};
 use ringway_bench::{rt, ws};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
-use crate::fleet::{self, Fleet};
+use crate::fleet::{self, Fleet, Open};
 use crate::Opts;
 
 /// Slack added to every computed deadline.
@@ -69,12 +72,12 @@ pub struct TimedOpts {
 }
 
 impl TimedOpts {
-    /// Take `flag` if it is one of the shared ones.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        match flag {
-            "--size" => self.size = args.with(flag, parse_size)?,
-            "--duration" => self.duration = args.with(flag, parse_duration)?,
-            "--warmup" => self.warmup = args.with(flag, parse_duration)?,
+    /// Take `--NAME` if it is one of the shared ones.
+    pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        match name {
+            "size" => self.size = p.value()?.parse_with(parse_size)?,
+            "duration" => self.duration = p.value()?.parse_with(parse_duration)?,
+            "warmup" => self.warmup = p.value()?.parse_with(parse_duration)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -93,13 +96,6 @@ impl Default for PingpongOpts {
             duration: Duration::from_secs(10),
             window: 1,
         })
-    }
-}
-
-impl PingpongOpts {
-    /// Take `flag` if it is ours.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        self.0.flag(flag, args)
     }
 }
 
@@ -133,8 +129,8 @@ impl Window {
     }
 }
 
-/// What a child collects over the run.
-#[derive(Debug, Default)]
+/// What a child collects over the run; its `done` line.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tally {
     /// Messages echoed back within the window.
     pub messages: u64,
@@ -197,21 +193,19 @@ pub struct Totals {
 
 impl Totals {
     /// Add a child's `open` line.
-    pub fn add_open(&mut self, l: &Line) {
-        self.opened += l.num("opened");
-        self.upgraded += l.num("upgraded");
-        self.failures.merge(&l.failure_counts());
+    pub fn add_open(&mut self, l: &Open) {
+        self.opened += l.opened;
+        self.upgraded += l.upgraded;
+        self.failures.merge(&l.failures);
     }
 
     /// Add a child's `done` line.
-    pub fn add_done(&mut self, l: &Line) {
-        self.messages += l.num("messages");
-        self.bytes += l.num("bytes");
-        self.closed += l.num("closed");
-        self.failures.merge(&l.failure_counts());
-        if let Some(h) = l.hist() {
-            self.hist.merge(&h);
-        }
+    pub fn add_done(&mut self, l: &Tally) {
+        self.messages += l.messages;
+        self.bytes += l.bytes;
+        self.closed += l.closed;
+        self.failures.merge(&l.failures);
+        self.hist.merge(&l.hist);
     }
 
     /// `v` per second of `d`.
@@ -229,43 +223,53 @@ impl Totals {
         i32::from(self.failures.total() != 0 || self.upgraded != requested as u64)
     }
 
-    /// The latency members, in milliseconds.
-    pub fn latency_json(&self, j: &mut JsonObject) {
-        let ms = |us: u64| us as f64 / 1000.0;
-        j.float("latency_p50_ms", ms(self.hist.quantile_us(0.5)))
-            .float("latency_p99_ms", ms(self.hist.quantile_us(0.99)))
-            .float("latency_p999_ms", ms(self.hist.quantile_us(0.999)))
-            .float("latency_max_ms", ms(self.hist.max_us()))
-            .float("latency_mean_ms", self.hist.mean_us() / 1000.0);
+    /// The `--json` result of `mode`, with its own members `own` (an
+    /// object) after the common ones and before the latency.
+    pub fn report(&self, mode: &str, o: &Opts, t: &TimedOpts, own: Value) -> Value {
+        let h = &self.hist;
+        let mut r = json!({
+            "mode": mode,
+            "target": o.target,
+            "path": o.path,
+            "requested": o.n,
+            "procs": self.procs,
+            "sources": o.sources.len(),
+            "size": t.size,
+            "opened": self.opened,
+            "upgraded": self.upgraded,
+            "open_secs": r3(self.open_secs),
+            "warmup_secs": r3(t.warmup.as_secs_f64()),
+            "duration_secs": r3(t.duration.as_secs_f64()),
+        });
+        let tail = json!({
+            "latency_p50_ms": h.ms(0.5),
+            "latency_p99_ms": h.ms(0.99),
+            "latency_p999_ms": h.ms(0.999),
+            "latency_max_ms": h.max_ms(),
+            "latency_mean_ms": r3(h.mean_ms()),
+            "closed_clean": self.closed,
+            "failed": self.failures.total(),
+            "failures": self.failures,
+        });
+        for part in [own, tail] {
+            if let (Value::Object(r), Value::Object(part)) = (&mut r, part) {
+                r.extend(part);
+            }
+        }
+        r
     }
 
     /// The latency quantiles for humans.
     pub fn latency_human(&self) -> String {
-        let ms = |us: u64| us as f64 / 1000.0;
+        let h = &self.hist;
         format!(
             "p50 {:.3}ms p99 {:.3}ms p999 {:.3}ms max {:.3}ms mean {:.3}ms",
-            ms(self.hist.quantile_us(0.5)),
-            ms(self.hist.quantile_us(0.99)),
-            ms(self.hist.quantile_us(0.999)),
-            ms(self.hist.max_us()),
-            self.hist.mean_us() / 1000.0,
+            h.ms(0.5),
+            h.ms(0.99),
+            h.ms(0.999),
+            h.max_ms(),
+            h.mean_ms(),
         )
-    }
-
-    /// The members every timed mode reports first.
-    pub fn head_json(&self, j: &mut JsonObject, mode: &str, o: &Opts, t: &TimedOpts) {
-        j.str("mode", mode)
-            .str("target", &o.target.to_string())
-            .str("path", &o.path)
-            .num("requested", o.n as u64)
-            .num("procs", self.procs as u64)
-            .num("sources", o.sources.len() as u64)
-            .num("size", t.size as u64)
-            .num("opened", self.opened)
-            .num("upgraded", self.upgraded)
-            .float("open_secs", self.open_secs)
-            .float("warmup_secs", t.warmup.as_secs_f64())
-            .float("duration_secs", t.duration.as_secs_f64());
     }
 
     /// The text lines every timed mode prints first.
@@ -300,7 +304,7 @@ pub fn parent_run(o: &Opts, mode: &str, argv: &[String], t: &TimedOpts) -> anyho
     let started = Instant::now();
     let mut fleet = Fleet::spawn(mode, argv, &slices)?;
     let to = &o.timeouts;
-    let opens = fleet.collect(
+    let opens: Vec<Open> = fleet.collect(
         "open",
         Instant::now() + (to.connect + to.handshake) * waves + SLACK,
     )?;
@@ -317,7 +321,7 @@ pub fn parent_run(o: &Opts, mode: &str, argv: &[String], t: &TimedOpts) -> anyho
     // Every wait after the window is one message's or the close's, each
     // under the io timeout.
     let after = to.io * (t.window as u32 + 2);
-    let dones = fleet.collect(
+    let dones: Vec<Tally> = fleet.collect(
         "done",
         Instant::now() + t.warmup + t.duration + after + SLACK,
     )?;
@@ -342,19 +346,8 @@ where
     let slice = o.child.context("not a child")?;
     let (o, t) = (Rc::new(o.clone()), t.clone());
     rt::block_on(o.driver, async move {
-        let n = o.n;
-        let Opened {
-            conns,
-            failures,
-            upgraded,
-            connect_failed,
-        } = open_slice(o.clone(), slice.offset).await;
-        fleet::send(
-            &Line::new("open")
-                .field("upgraded", upgraded.get())
-                .field("opened", n as u64 - connect_failed)
-                .failures(&failures),
-        );
+        let (conns, open) = open_slice(o.clone(), slice.offset).await;
+        fleet::send("open", &open);
 
         if fleet::command().as_deref() != Some("start") {
             return;
@@ -384,15 +377,7 @@ where
         for task in tasks {
             task.await;
         }
-        let t = env.tally.take();
-        fleet::send(
-            &Line::new("done")
-                .field("messages", t.messages)
-                .field("bytes", t.bytes)
-                .field("closed", t.closed)
-                .field("hist", t.hist.encode())
-                .failures(&t.failures),
-        );
+        fleet::send("done", &env.tally.take());
     })?;
     Ok(())
 }
@@ -403,15 +388,14 @@ pub fn parent(o: &Opts, p: &PingpongOpts, argv: &[String]) -> anyhow::Result<i32
     let tot = parent_run(o, "pingpong", argv, t)?;
     let rate = Totals::rate(tot.messages, t.duration);
     if o.json {
-        let mut j = JsonObject::new();
-        tot.head_json(&mut j, "pingpong", o, t);
-        j.num("round_trips", tot.messages)
-            .float("round_trips_per_sec", rate);
-        tot.latency_json(&mut j);
-        j.num("closed_clean", tot.closed)
-            .num("failed", tot.failures.total())
-            .raw("failures", &tot.failures.json());
-        println!("{}", j.finish());
+        let own = json!({
+            "round_trips": tot.messages,
+            "round_trips_per_sec": r3(rate),
+        });
+        println!(
+            "{}",
+            serde_json::to_string(&tot.report("pingpong", o, t, own))?
+        );
     } else {
         tot.head_human("pingpong", &format!("{}-byte messages", t.size), o);
         println!(
@@ -466,56 +450,45 @@ async fn round_trip(c: &mut WsClient, payload: &[u8]) -> Result<(), What> {
     }
 }
 
-/// What a child's opening phase left: its connections (None where one
-/// failed), the failures by kind, and counts.
-pub struct Opened {
-    pub conns: Rc<RefCell<Vec<Option<WsClient>>>>,
-    pub failures: Counts,
-    pub upgraded: Rc<Cell<u64>>,
-    /// Failures before the TCP connection existed.
-    pub connect_failed: u64,
-}
+/// A child's connections, `None` where one failed to open.
+pub type Conns = Rc<RefCell<Vec<Option<WsClient>>>>;
 
 /// Open this child's `o.n` WebSockets (global indices from `offset`, for
-/// source addresses), at most `o.concurrency` at a time.
-pub async fn open_slice(o: Rc<Opts>, offset: usize) -> Opened {
+/// source addresses), at most `o.concurrency` at a time, timing each
+/// connect + upgrade: the connections and the child's `open` line.
+pub async fn open_slice(o: Rc<Opts>, offset: usize) -> (Conns, Open) {
     let n = o.n;
-    let conns: Rc<RefCell<Vec<Option<WsClient>>>> =
-        Rc::new(RefCell::new((0..n).map(|_| None).collect()));
-    let failures = Rc::new(RefCell::new(Counts::default()));
-    let upgraded = Rc::new(Cell::new(0u64));
+    let conns: Conns = Rc::new(RefCell::new((0..n).map(|_| None).collect()));
+    let open = Rc::new(RefCell::new(Open::default()));
     {
-        let (o, conns, failures, upgraded) =
-            (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
+        let (o, conns, open) = (o.clone(), conns.clone(), open.clone());
         for_each_bounded(n, o.concurrency, move |i| {
-            let (o, conns, failures, upgraded) =
-                (o.clone(), conns.clone(), failures.clone(), upgraded.clone());
+            let (o, conns, open) = (o.clone(), conns.clone(), open.clone());
             async move {
                 let src = o.source(offset + i);
-                match WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await {
+                let t0 = Instant::now();
+                let r = WsClient::open(src, o.target, &o.host, &o.path, &o.timeouts).await;
+                let mut open = open.borrow_mut();
+                match r {
                     Ok(c) => {
-                        upgraded.set(upgraded.get() + 1);
+                        open.upgraded += 1;
+                        open.hist.record(t0.elapsed());
                         conns.borrow_mut()[i] = Some(c);
                     }
-                    Err(f) => failures.borrow_mut().add(&f.key()),
+                    Err(f) => open.failures.add(&f.key()),
                 }
             }
         })
         .await;
     }
-    let failures = failures.take();
-    let connect_failed = failures
-        .0
-        .iter()
+    let mut open = open.take();
+    // Failures before the TCP connection existed.
+    let connect_failed: u64 = (open.failures.0.iter())
         .filter(|(k, _)| k.starts_with("connect_"))
         .map(|(_, v)| v)
         .sum();
-    Opened {
-        conns,
-        failures,
-        upgraded,
-        connect_failed,
-    }
+    open.opened = n as u64 - connect_failed;
+    (conns, open)
 }
 
 #[cfg(test)]
@@ -565,8 +538,8 @@ mod tests {
         env.record(begin, begin + Duration::from_millis(1002), 64);
         env.record(begin, begin + Duration::from_secs(7), 64); // after
         let t = env.tally.take();
-        assert_eq!((t.messages, t.bytes, t.hist.count()), (1, 64, 1));
-        assert_eq!(t.hist.max_us(), 1_002_000);
+        assert_eq!((t.messages, t.bytes, t.hist.0.len()), (1, 64, 1));
+        assert!((t.hist.max_ms() / 1002.0 - 1.0).abs() < 1e-3);
     }
 
     #[test]
@@ -574,42 +547,28 @@ mod tests {
         let mut f = Counts::default();
         f.add("connect_refused");
         let opens = [
-            Line::new("open").field("opened", 50).field("upgraded", 50),
-            Line::new("open")
-                .field("opened", 49)
-                .field("upgraded", 49)
-                .failures(&f),
-        ];
-        let mut h1 = Hist::new();
-        let mut h2 = Hist::new();
-        (1..=100).for_each(|v| h1.record_us(v));
-        (101..=200).for_each(|v| h2.record_us(v));
-        let mut g = Counts::default();
-        g.add("echo_timeout");
-        let dones = [
-            Line::new("done")
-                .field("messages", 100)
-                .field("bytes", 6400)
-                .field("closed", 50)
-                .field("hist", h1.encode()),
-            Line::new("done")
-                .field("messages", 100)
-                .field("bytes", 6400)
-                .field("closed", 48)
-                .field("hist", h2.encode())
-                .failures(&g),
-        ];
+            r#"{"opened":50,"upgraded":50,"publisher":0,"failures":{},"hist":[]}"#,
+            r#"{"opened":49,"upgraded":49,"publisher":0,"failures":{"connect_refused":1},"hist":[]}"#,
+        ]
+        .map(|l| serde_json::from_str::<Open>(l).unwrap());
+        let mut dones = [Tally::default(), Tally::default()];
+        (1..=100).for_each(|v| dones[0].hist.record_us(v));
+        (101..=200).for_each(|v| dones[1].hist.record_us(v));
+        for (d, closed) in dones.iter_mut().zip([50, 48]) {
+            (d.messages, d.bytes, d.closed) = (100, 6400, closed);
+        }
+        dones[1].failures.add("echo_timeout");
         let mut tot = Totals::default();
         for l in &opens {
-            tot.add_open(&Line::parse(&l.render()).unwrap());
+            tot.add_open(l);
         }
         for l in &dones {
-            tot.add_done(&Line::parse(&l.render()).unwrap());
+            let line = serde_json::to_string(l).unwrap();
+            tot.add_done(&serde_json::from_str(&line).unwrap());
         }
         assert_eq!((tot.opened, tot.upgraded), (99, 99));
         assert_eq!((tot.messages, tot.bytes, tot.closed), (200, 12800, 98));
-        assert_eq!(tot.hist.count(), 200);
-        assert_eq!(tot.hist.max_us(), 200);
+        assert_eq!((tot.hist.0.len(), tot.hist.max_ms()), (200, 0.2));
         assert_eq!(tot.failures.total(), 2);
         assert_eq!(tot.failures.0["connect_refused"], 1);
         assert_eq!(tot.exit_code(100), 1);

@@ -19,13 +19,14 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use lexopt::ValueExt;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
-use ringway_bench::cli::{Args, CliError};
 use ringway_bench::client::{bounded, Failure, Phase, What, WsClient, MAX_FRAME};
-use ringway_bench::report::JsonObject;
+use ringway_bench::report::r3;
 use ringway_bench::ws;
+use serde_json::json;
 
 use crate::pingpong::{child_run, parent_run, Env, TimedOpts, Totals};
 use crate::Opts;
@@ -53,11 +54,11 @@ impl Default for StreamOpts {
 }
 
 impl StreamOpts {
-    /// Take `flag` if it is ours.
-    pub fn flag(&mut self, flag: &str, args: &mut Args) -> Result<bool, CliError> {
-        match flag {
-            "--window" => self.0.window = args.value::<usize>(flag)?.clamp(1, 1024),
-            _ => return self.0.flag(flag, args),
+    /// Take `--NAME` if it is ours.
+    pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        match name {
+            "window" => self.0.window = p.value()?.parse::<usize>()?.clamp(1, 1024),
+            _ => return self.0.flag(name, p),
         }
         Ok(true)
     }
@@ -70,18 +71,17 @@ pub fn parent(o: &Opts, s: &StreamOpts, argv: &[String]) -> anyhow::Result<i32> 
     let mb_per_sec = Totals::rate(tot.bytes, t.duration) / 1e6;
     let msgs_per_sec = Totals::rate(tot.messages, t.duration);
     if o.json {
-        let mut j = JsonObject::new();
-        tot.head_json(&mut j, "stream", o, t);
-        j.num("window", t.window as u64)
-            .num("messages", tot.messages)
-            .num("bytes", tot.bytes)
-            .float("mb_per_sec", mb_per_sec)
-            .float("messages_per_sec", msgs_per_sec);
-        tot.latency_json(&mut j);
-        j.num("closed_clean", tot.closed)
-            .num("failed", tot.failures.total())
-            .raw("failures", &tot.failures.json());
-        println!("{}", j.finish());
+        let own = json!({
+            "window": t.window,
+            "messages": tot.messages,
+            "bytes": tot.bytes,
+            "mb_per_sec": r3(mb_per_sec),
+            "messages_per_sec": r3(msgs_per_sec),
+        });
+        println!(
+            "{}",
+            serde_json::to_string(&tot.report("stream", o, t, own))?
+        );
     } else {
         let what = format!("{}-byte messages, {} in flight each", t.size, t.window);
         tot.head_human("stream", &what, o);
