@@ -270,7 +270,8 @@ fn answer(req: &Parsed, upgrade: bool, last: &str) -> Option<Vec<u8>> {
                 None => (&big[4..], ""),
             };
             let n: usize = n.parse().unwrap_or(0);
-            let mut out = format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: {n}\r\n\r\n").into_bytes();
+            let mut out =
+                format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: {n}\r\n\r\n").into_bytes();
             out.extend((0..n).map(|i| b'a' + (i % 26) as u8));
             out
         }

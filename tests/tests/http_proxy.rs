@@ -431,9 +431,11 @@ fn buffering_reads_the_body_before_the_client_does(d: Driver) {
     let mut s = client(&rw);
     s.write_all(format!("GET /b/big-{n} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
-    rec.wait_for("the upstream's whole answer written", Duration::from_secs(20), |c| {
-        c.iter().any(|c| c.answers_written == 1)
-    });
+    rec.wait_for(
+        "the upstream's whole answer written",
+        Duration::from_secs(20),
+        |c| c.iter().any(|c| c.answers_written == 1),
+    );
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -444,7 +446,10 @@ fn buffering_reads_the_body_before_the_client_does(d: Driver) {
     assert!(head.contains(&format!("Content-Length: {n}\r\n")), "{head}");
     let mut body = vec![0u8; n];
     std::io::Read::read_exact(&mut s, &mut body).unwrap();
-    assert!(body.iter().enumerate().all(|(i, &c)| c == b'a' + (i % 26) as u8));
+    assert!(body
+        .iter()
+        .enumerate()
+        .all(|(i, &c)| c == b'a' + (i % 26) as u8));
 }
 
 /// The buffering test's setting (a constant so the test's premise can be

@@ -86,7 +86,11 @@ fn reload_keeps_the_pool_of_a_kept_group(d: Driver) {
     rw.reload(&pooled("api", rec.addr), 1);
     assert_eq!(get(&rw, "/api/b"), "GET /api/b body=0");
     let conns = rec.conns();
-    assert_eq!(conns.len(), 1, "the pooled connection carried over: {conns:?}");
+    assert_eq!(
+        conns.len(),
+        1,
+        "the pooled connection carried over: {conns:?}"
+    );
     assert_eq!(conns[0].requests.len(), 2);
 }
 
@@ -98,9 +102,11 @@ fn reload_closes_the_pool_of_a_removed_group(d: Driver) {
     assert_eq!(get(&rw, "/api/a"), "GET /api/a body=0");
     assert!(!rec.conns()[0].closed, "parked in the pool");
     rw.reload(&pooled("renamed", rec.addr), 1);
-    rec.wait_for("the old pool's connection closed", Duration::from_secs(10), |c| {
-        c[0].closed
-    });
+    rec.wait_for(
+        "the old pool's connection closed",
+        Duration::from_secs(10),
+        |c| c[0].closed,
+    );
     assert_eq!(get(&rw, "/api/b"), "GET /api/b body=0");
     assert_eq!(rec.conns().len(), 2, "the new group opened its own");
 }
