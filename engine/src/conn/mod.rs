@@ -167,7 +167,7 @@ pub async fn serve<T: Transport + 'static>(
             Phase::Finish(done) => c.finish(*done).await,
             Phase::Tunnel(t) => {
                 let (plan, routed) = *t;
-                c.into_tunnel(plan, routed);
+                c.into_tunnel(plan, routed).await;
                 return;
             }
             Phase::Close => return,

@@ -142,6 +142,16 @@ impl Drop for Active {
 }
 
 impl Connected {
+    /// A connection to an address (not a group member).
+    pub fn direct(stream: TcpStream, addr: SocketAddr) -> Connected {
+        Connected {
+            stream,
+            addr,
+            peer: None,
+            pooled: false,
+        }
+    }
+
     /// The exchange got a usable response: clear the peer's failures.
     pub fn succeeded(&self) {
         if let Some(p) = &self.peer {
@@ -194,12 +204,7 @@ pub async fn connect(
             }
             tried.push(0);
             let (stream, addr) = connect::connect_any(addrs, timeout).await?;
-            Ok(Connected {
-                stream,
-                addr,
-                peer: None,
-                pooled: false,
-            })
+            Ok(Connected::direct(stream, addr))
         }
         Target::Group { group, key } => {
             let mut last: Option<Error> = None;
