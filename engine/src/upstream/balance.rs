@@ -116,6 +116,7 @@ impl Group {
             }
             ring.sort_unstable();
         }
+        let servers: Vec<Rc<str>> = peers.iter().map(|p| p.key.clone()).collect();
         Group {
             name: up.name.clone(),
             addrs: up.servers.iter().map(|s| s.addrs.clone()).collect(),
@@ -125,12 +126,15 @@ impl Group {
             rr_tie: Cell::new(0),
             pool: match previous {
                 Some(g) => {
-                    g.pool.reconfigure(up.keepalive, up.keepalive_timeout);
                     g.pool
-                        .retain_servers(|key| up.servers.iter().any(|s| *s.addr_text == *key));
+                        .reconfigure(up.keepalive, up.keepalive_timeout, servers);
                     g.pool.clone()
                 }
-                None => Rc::new(super::pool::Pool::new(up.keepalive, up.keepalive_timeout)),
+                None => Rc::new(super::pool::Pool::new(
+                    up.keepalive,
+                    up.keepalive_timeout,
+                    servers,
+                )),
             },
         }
     }

@@ -29,15 +29,20 @@ pub struct Pool {
     capacity: Cell<usize>,
     idle_timeout: Cell<Duration>,
     retired: Cell<bool>,
+    /// The servers of the group as configured now: a connection to any
+    /// other (an exchange started before a reload removed its server) is
+    /// closed instead of parked.
+    servers: RefCell<Vec<Rc<str>>>,
     idle: RefCell<Vec<Idle>>,
 }
 
 impl Pool {
-    pub fn new(capacity: usize, idle_timeout: Duration) -> Self {
+    pub fn new(capacity: usize, idle_timeout: Duration, servers: Vec<Rc<str>>) -> Self {
         Self {
             capacity: Cell::new(capacity),
             idle_timeout: Cell::new(idle_timeout),
             retired: Cell::new(false),
+            servers: RefCell::new(servers),
             idle: RefCell::new(Vec::new()),
         }
     }
@@ -70,7 +75,7 @@ impl Pool {
 
     /// Keep a connection whose last exchange ended cleanly.
     pub fn put(&self, server: Rc<str>, stream: TcpStream, now: Instant) {
-        if !self.enabled() {
+        if !self.enabled() || !self.servers.borrow().contains(&server) {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -84,18 +89,17 @@ impl Pool {
         });
     }
 
-    /// New `keepalive` / `keepalive_timeout` (a reload keeping the group).
-    pub fn reconfigure(&self, capacity: usize, idle_timeout: Duration) {
+    /// A reload keeping the group: new `keepalive` / `keepalive_timeout`
+    /// and server list; idle connections to servers no longer listed are
+    /// closed.
+    pub fn reconfigure(&self, capacity: usize, idle_timeout: Duration, servers: Vec<Rc<str>>) {
         self.capacity.set(capacity);
         self.idle_timeout.set(idle_timeout);
         let mut idle = self.idle.borrow_mut();
+        idle.retain(|c| servers.contains(&c.server));
         let excess = idle.len().saturating_sub(capacity);
         idle.drain(..excess);
-    }
-
-    /// Close the idle connections of servers for which `keep` is false.
-    pub fn retain_servers(&self, keep: impl Fn(&str) -> bool) {
-        self.idle.borrow_mut().retain(|c| keep(&c.server));
+        *self.servers.borrow_mut() = servers;
     }
 
     /// The group is gone from the configuration: close what idles, and
