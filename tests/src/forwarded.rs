@@ -15,12 +15,26 @@ pub type Key = (String, String);
 /// absolute-form are counted in origin-form (what goes upstream), and the
 /// targets in `skip` are left out.
 pub fn logged_requests(path: &Path, skip: &[&str]) -> BTreeMap<Key, usize> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    logged_requests_where(path, skip, |_| false).0
+}
+
+/// `logged_requests`, except that lines whose target `lump` accepts are
+/// only counted, in the second value (a long soak logs millions of
+/// distinct REST targets). Reads the file line by line.
+pub fn logged_requests_where(
+    path: &Path,
+    skip: &[&str],
+    lump: impl Fn(&str) -> bool,
+) -> (BTreeMap<Key, usize>, usize) {
+    use std::io::BufRead;
     let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some(start) = line.find('"') else {
-            continue;
-        };
+    let mut lumped = 0;
+    let Ok(f) = std::fs::File::open(path) else {
+        return (out, 0);
+    };
+    for line in std::io::BufReader::new(f).lines() {
+        let Ok(line) = line else { continue };
+        let Some(start) = line.find('"') else { continue };
         let rest = &line[start + 1..];
         let Some(end) = rest.find('"') else { continue };
         let mut parts = rest[..end].split(' ');
@@ -34,9 +48,13 @@ pub fn logged_requests(path: &Path, skip: &[&str]) -> BTreeMap<Key, usize> {
             Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
             None => t,
         };
+        if lump(t) {
+            lumped += 1;
+            continue;
+        }
         *out.entry((m.to_string(), t.to_string())).or_insert(0) += 1;
     }
-    out
+    (out, lumped)
 }
 
 fn key(p: &Parsed) -> Key {

@@ -340,6 +340,16 @@ impl Backend {
 
     /// Start on a given address (to restart a stopped backend on its port).
     pub fn start_on(addr: SocketAddr) -> Backend {
+        Self::start_with(addr, true)
+    }
+
+    /// `start_on` without keeping the handshakes seen (a long soak opens
+    /// hundreds of thousands).
+    pub fn start_unrecorded(addr: SocketAddr) -> Backend {
+        Self::start_with(addr, false)
+    }
+
+    fn start_with(addr: SocketAddr, record: bool) -> Backend {
         let listener = TcpListener::bind(addr).expect("bind backend");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -362,7 +372,7 @@ impl Backend {
                 if let Ok(c) = conn.try_clone() {
                     l2.lock().unwrap().insert(id, c);
                 }
-                let (seen, live) = (s2.clone(), l2.clone());
+                let (seen, live) = (record.then(|| s2.clone()), l2.clone());
                 thread::spawn(move || {
                     serve_ws(conn, seen);
                     live.lock().unwrap().remove(&id);
@@ -413,7 +423,7 @@ impl Drop for Backend {
 
 // tungstenite's callback signature fixes the error type.
 #[allow(clippy::result_large_err)]
-fn serve_ws(conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) {
+fn serve_ws(conn: TcpStream, seen: Option<Arc<Mutex<Vec<SeenRequest>>>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut path = String::new();
     let cb = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -428,10 +438,12 @@ fn serve_ws(conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) {
                 )
             })
             .collect();
-        seen.lock().unwrap().push(SeenRequest {
-            path: path.clone(),
-            headers,
-        });
+        if let Some(seen) = &seen {
+            seen.lock().unwrap().push(SeenRequest {
+                path: path.clone(),
+                headers,
+            });
+        }
         if req.uri().path().ends_with("/deny") {
             let mut e = ErrorResponse::new(Some("forbidden".to_string()));
             *e.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;

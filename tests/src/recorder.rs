@@ -21,6 +21,11 @@
 //! - anything else: `200` with the body "METHOD target body=N".
 //!
 //! Every wait on it is bounded.
+//!
+//! A lean recorder (`start_lean`, for long soaks) keeps no bytes and no
+//! requests: it counts them, and keeps the targets that do not start with
+//! the prefix the traffic is known to use (what a smuggled request would
+//! show up as).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,6 +49,10 @@ pub struct ConnRecord {
     pub early_answers: usize,
     /// Answers written whole (the write returned).
     pub answers_written: usize,
+    /// Requests parsed and answered (lean or not).
+    pub served: usize,
+    /// Lean recorders: targets outside the expected prefix.
+    pub unexpected: Vec<String>,
     /// The peer closed (or reset) the connection.
     pub closed: bool,
 }
@@ -52,6 +61,8 @@ pub struct ConnRecord {
 struct State {
     conns: Mutex<Vec<ConnRecord>>,
     cv: Condvar,
+    /// Lean: the only expected target prefix; nothing else is kept.
+    lean: Option<&'static str>,
 }
 
 impl State {
@@ -68,9 +79,22 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start() -> Recorder {
+        Self::start_with(None)
+    }
+
+    /// A recorder that keeps counts and unexpected targets only (see the
+    /// module doc).
+    pub fn start_lean(expected_prefix: &'static str) -> Recorder {
+        Self::start_with(Some(expected_prefix))
+    }
+
+    fn start_with(lean: Option<&'static str>) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind recorder");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            lean,
+            ..State::default()
+        });
         let st = state.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
@@ -138,6 +162,8 @@ fn serve(mut conn: TcpStream, st: &State, i: usize) {
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = [0u8; 16384];
     let mut switched = false;
+    // After a 101 to an upgrade request the connection echoes.
+    let mut echo = false;
     let mut answered_early = false;
     loop {
         let n = match conn.read(&mut tmp) {
@@ -148,19 +174,16 @@ fn serve(mut conn: TcpStream, st: &State, i: usize) {
             Ok(n) => n,
         };
         let bytes = &tmp[..n];
-        st.update(i, |c| {
-            c.raw.extend_from_slice(bytes);
-            if switched {
-                c.after_switch.extend_from_slice(bytes);
-            }
-        });
+        if st.lean.is_none() {
+            st.update(i, |c| {
+                c.raw.extend_from_slice(bytes);
+                if switched {
+                    c.after_switch.extend_from_slice(bytes);
+                }
+            });
+        }
         if switched {
-            if st.conns.lock().unwrap()[i]
-                .requests
-                .last()
-                .is_some_and(|r| r.header("upgrade").is_some())
-            {
-                // An upgraded connection echoes.
+            if echo {
                 let _ = conn.write_all(bytes);
             }
             continue;
@@ -205,7 +228,16 @@ fn serve(mut conn: TcpStream, st: &State, i: usize) {
             } else {
                 answer(&req, upgrade, &last)
             };
-            st.update(i, |c| c.requests.push(req));
+            st.update(i, |c| {
+                c.served += 1;
+                match st.lean {
+                    None => c.requests.push(req),
+                    Some(prefix) if !req.target.starts_with(prefix) => {
+                        c.unexpected.push(req.line())
+                    }
+                    Some(_) => {}
+                }
+            });
             let answered = answer.is_some();
             if let Some(a) = answer {
                 if conn.write_all(&a).is_err() {
@@ -215,6 +247,7 @@ fn serve(mut conn: TcpStream, st: &State, i: usize) {
             }
             if (upgrade && last != "refuse") || last == "switch" {
                 switched = true;
+                echo = upgrade;
                 st.update(i, |c| {
                     c.switched = true;
                     // Bytes already read behind the request came after it.
