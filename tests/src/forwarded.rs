@@ -34,7 +34,9 @@ pub fn logged_requests_where(
     };
     for line in std::io::BufReader::new(f).lines() {
         let Ok(line) = line else { continue };
-        let Some(start) = line.find('"') else { continue };
+        let Some(start) = line.find('"') else {
+            continue;
+        };
         let rest = &line[start + 1..];
         let Some(end) = rest.find('"') else { continue };
         let mut parts = rest[..end].split(' ');

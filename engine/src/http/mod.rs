@@ -13,6 +13,42 @@ pub mod request;
 pub mod response;
 pub mod rewrite;
 
+/// A byte range of a parsed head's buffer: parsed heads own their buffer
+/// and keep their parts as spans of it, so they travel without borrowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The span of `part`, a sub-slice of `whole`. An empty part may point
+    /// anywhere (httparse's default for a missing reason phrase): it is the
+    /// empty span.
+    pub(crate) fn of(whole: &[u8], part: &[u8]) -> Span {
+        if part.is_empty() {
+            return Span { start: 0, len: 0 };
+        }
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    pub(crate) fn get(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start as usize..(self.start + self.len) as usize]
+    }
+
+    /// The (name, value) spans of httparse's header fields.
+    pub(crate) fn headers(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+        headers
+            .iter()
+            .map(|h| (Span::of(buf, h.name.as_bytes()), Span::of(buf, h.value)))
+            .collect()
+    }
+}
+
 /// Why a head could not be accepted; each maps to one status code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadError {

@@ -14,38 +14,11 @@ use std::mem::MaybeUninit;
 
 use super::framing::{self, FramingError};
 use super::path;
-use super::{find_crlf, header_eq, BodyKind, HeadError};
+use super::{find_crlf, header_eq, BodyKind, HeadError, Span};
 
 /// The most header fields any configuration allows (`max_headers` is
 /// validated to at most this), so the parse scratch fits on the stack.
 pub const MAX_HEADERS_LIMIT: usize = 1000;
-
-/// A byte range of the request's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-impl Span {
-    /// The span of `part`, a sub-slice of `whole`.
-    fn of(whole: &[u8], part: &[u8]) -> Span {
-        if part.is_empty() {
-            // An absent part (httparse's missing reason phrase) may point
-            // anywhere.
-            return Span { start: 0, len: 0 };
-        }
-        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            len: part.len() as u32,
-        }
-    }
-
-    fn get(self, buf: &[u8]) -> &[u8] {
-        &buf[self.start as usize..(self.start + self.len) as usize]
-    }
-}
 
 /// A parsed request head, with the buffer it was read into.
 #[derive(Debug)]
@@ -106,11 +79,7 @@ pub fn parse(buf: Vec<u8>, max_headers: usize, max_len: usize) -> Result<Parse, 
     let method = Span::of(&buf, req.method.unwrap_or("").as_bytes());
     let target = Span::of(&buf, req.path.unwrap_or("").as_bytes());
     let minor_version = req.version.unwrap_or(1);
-    let headers = req
-        .headers
-        .iter()
-        .map(|h| (Span::of(&buf, h.name.as_bytes()), Span::of(&buf, h.value)))
-        .collect();
+    let headers = Span::headers(&buf, req.headers);
     let mut r = Request {
         buf: fit(buf),
         head_len,

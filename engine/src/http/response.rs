@@ -4,39 +4,16 @@
 
 use std::mem::MaybeUninit;
 
+use super::request::MAX_HEADERS_LIMIT;
+
 use super::framing::{self, ResponseFraming};
-use super::header_eq;
+use super::{header_eq, Span};
 
 /// Why an upstream response head is unusable (→ 502).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadResponse {
     Malformed(&'static str),
     TooLarge,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-impl Span {
-    fn of(whole: &[u8], part: &[u8]) -> Span {
-        if part.is_empty() {
-            // An absent part (httparse's missing reason phrase) may point
-            // anywhere.
-            return Span { start: 0, len: 0 };
-        }
-        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            len: part.len() as u32,
-        }
-    }
-
-    fn get(self, buf: &[u8]) -> &[u8] {
-        &buf[self.start as usize..(self.start + self.len) as usize]
-    }
 }
 
 /// A parsed response head, with the buffer it was read into.
@@ -61,9 +38,8 @@ pub enum Parse {
 
 /// Parse the response head at the start of `buf`.
 pub fn parse(buf: Vec<u8>, max_headers: usize, max_len: usize) -> Result<Parse, BadResponse> {
-    let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() };
-        super::request::MAX_HEADERS_LIMIT];
-    let scratch = &mut scratch[..max_headers.clamp(1, super::request::MAX_HEADERS_LIMIT)];
+    let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_LIMIT];
+    let scratch = &mut scratch[..max_headers.clamp(1, MAX_HEADERS_LIMIT)];
     let mut resp = httparse::Response::new(&mut []);
     let status = httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut resp, &buf, scratch);
@@ -82,11 +58,7 @@ pub fn parse(buf: Vec<u8>, max_headers: usize, max_len: usize) -> Result<Parse, 
     }
     let reason = Span::of(&buf, resp.reason.unwrap_or("").as_bytes());
     let minor_version = resp.version.unwrap_or(1);
-    let headers = resp
-        .headers
-        .iter()
-        .map(|h| (Span::of(&buf, h.name.as_bytes()), Span::of(&buf, h.value)))
-        .collect();
+    let headers = Span::headers(&buf, resp.headers);
     Ok(Parse::Complete(Response {
         buf,
         status: code,

@@ -535,7 +535,9 @@ fn main() {
     let o = opts();
     let dir = temp_dir("soak");
     let log = dir.join("access.log");
-    let ws = Mutex::new(Some(Backend::start_unrecorded("127.0.0.1:0".parse().unwrap())));
+    let ws = Mutex::new(Some(Backend::start_unrecorded(
+        "127.0.0.1:0".parse().unwrap(),
+    )));
     let ws_addr = ws.lock().unwrap().as_ref().unwrap().addr;
     // The REST backend sees millions of requests in a long soak: it keeps
     // counts and any target the REST traffic does not use (a smuggled
@@ -579,11 +581,10 @@ fn main() {
     let mut rw = rw;
     rw.signal(libc::SIGTERM);
     let exited = rw.wait_exit(Duration::from_secs(30));
-    let (logged, api_logged) = ringway_tests::forwarded::logged_requests_where(
-        &log,
-        &["/__end"],
-        |t| t.starts_with("/api/r"),
-    );
+    let (logged, api_logged) =
+        ringway_tests::forwarded::logged_requests_where(&log, &["/__end"], |t| {
+            t.starts_with("/api/r")
+        });
     let hostile_conns = hostile_rec.wait_all_closed(Duration::from_secs(30));
     let mut failures = sh.failures.list();
     match ringway_tests::forwarded::check(&hostile_conns, &logged, true) {
@@ -596,7 +597,9 @@ fn main() {
     let api_conns = api.conns();
     let unexpected: Vec<&String> = api_conns.iter().flat_map(|c| &c.unexpected).collect();
     if !unexpected.is_empty() {
-        failures.push(format!("api backend got requests no client sent: {unexpected:?}"));
+        failures.push(format!(
+            "api backend got requests no client sent: {unexpected:?}"
+        ));
     }
     let api_served: usize = api_conns.iter().map(|c| c.served).sum();
     if api_served > api_logged {

@@ -15,6 +15,9 @@ use crate::proxy::kit::Kit;
 use crate::sys::would_block;
 use crate::transport::Transport;
 
+/// Mirrors `splice::run` line for line: a shared helper taking the pumps
+/// as a closure made the plain tunnel's task 32 bytes larger, across the
+/// allocator size class `conn::tunnel`'s test guards.
 pub async fn run<A: Transport, B: Transport>(
     kit: &Kit,
     client: &A,
