@@ -14,6 +14,10 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TUNNEL_BUFFER: u64 = 16 * 1024;
 /// `runtime.splice`.
 pub const DEFAULT_SPLICE: bool = true;
+/// `runtime.relay_buffers`: buffers (of `tunnel_buffer` bytes) in a
+/// worker's provided buffer ring for the ring relay; memory is touched
+/// only as bytes arrive.
+pub const DEFAULT_RELAY_BUFFERS: u64 = 256;
 
 /// `log.level` (a tracing filter).
 pub const DEFAULT_LOG_LEVEL: &str = "info";

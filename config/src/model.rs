@@ -53,6 +53,21 @@ pub struct Runtime {
     /// transfers on a tunnel move through a
     /// pooled pipe with splice(2) instead of user-space copies.
     pub splice: bool,
+    /// `tunnel_relay` (default auto): how plain tunnels move bytes.
+    pub tunnel_relay: TunnelRelay,
+    /// `relay_buffers` ([`DEFAULT_RELAY_BUFFERS`](crate::defaults::DEFAULT_RELAY_BUFFERS)):
+    /// a power of two from 16 to 32768.
+    pub relay_buffers: u16,
+}
+
+/// `runtime.tunnel_relay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelRelay {
+    /// The ring relay (multishot recv into provided buffers, sends as
+    /// SQEs) on io_uring workers of Linux 6.0+, the syscall relay otherwise.
+    Auto,
+    /// Always the syscall relay: readiness waits, then recv/send/splice.
+    Syscall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,8 @@ pub struct RawRuntime {
     pub shutdown_timeout: Option<V>,
     pub tunnel_buffer: Option<V>,
     pub splice: Option<V>,
+    pub tunnel_relay: Option<V>,
+    pub relay_buffers: Option<V>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -279,6 +279,38 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
             ErrorKind::Invalid("must be from 1k to 16m".into()),
         ));
     }
+    let tunnel_relay = match &r.tunnel_relay {
+        None => TunnelRelay::Auto,
+        Some(v) => match cx.string(v, "runtime.tunnel_relay")?.as_str() {
+            "auto" => TunnelRelay::Auto,
+            "syscall" => TunnelRelay::Syscall,
+            other => {
+                return Err(cx.at(
+                    v,
+                    "runtime.tunnel_relay",
+                    ErrorKind::Invalid(format!("unknown relay `{other}` (auto or syscall)")),
+                ))
+            }
+        },
+    };
+    let relay_buffers = cx.int(
+        r.relay_buffers.as_ref(),
+        "runtime.relay_buffers",
+        DEFAULT_RELAY_BUFFERS,
+        16,
+        32768,
+    )?;
+    if !relay_buffers.is_power_of_two() {
+        let v = r
+            .relay_buffers
+            .as_ref()
+            .expect("the default is a power of two");
+        return Err(cx.at(
+            v,
+            "runtime.relay_buffers",
+            ErrorKind::Invalid("must be a power of two".into()),
+        ));
+    }
     Ok(Runtime {
         workers,
         pin_cores: cx.bool(r.pin_cores.as_ref(), "runtime.pin_cores", DEFAULT_PIN_CORES)?,
@@ -297,6 +329,8 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
         )?,
         tunnel_buffer: tunnel_buffer as usize,
         splice: cx.bool(r.splice.as_ref(), "runtime.splice", DEFAULT_SPLICE)?,
+        tunnel_relay,
+        relay_buffers: relay_buffers as u16,
     })
 }
 

@@ -47,13 +47,28 @@ fn pair() -> (std::net::TcpStream, TcpStream) {
     (a, TcpStream::from_std(b).unwrap())
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Relay {
     Splice,
     Buffered,
+    /// Multishot recv and SQE sends on the worker's ring: io_uring on
+    /// Linux 6.0+ only (skipped elsewhere).
+    Ring,
 }
 
-const RELAYS: [Relay; 2] = [Relay::Splice, Relay::Buffered];
+const RELAYS: [Relay; 3] = [Relay::Splice, Relay::Buffered, Relay::Ring];
+
+/// The ring relay, where this runtime and kernel have it.
+fn ring_relay() -> Option<Rc<ringway::proxy::tunnel::ring::Relay>> {
+    let kernel = ringway::sys::uring::kernel_version();
+    let choice = ringway::proxy::tunnel::ring::choose(
+        ringway_config::TunnelRelay::Auto,
+        monoio::ring::available(),
+        kernel,
+    );
+    (choice == ringway::proxy::tunnel::ring::Choice::Ring)
+        .then(|| ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024).expect("buffer ring"))
+}
 
 /// A tunnel between two fresh socket pairs: returns the test's two ends
 /// (client, upstream) and runs `peers` on them in a thread while the
@@ -64,7 +79,11 @@ async fn tunnel_case<R: Send + 'static>(
     send: Duration,
     peers: impl FnOnce(std::net::TcpStream, std::net::TcpStream) -> R + Send + 'static,
 ) -> (Stats, R) {
-    let kit = Rc::new(Kit::new(16 * 1024, true));
+    let mut kit = Kit::new(16 * 1024, true);
+    if relay == Relay::Ring {
+        kit.relay = ring_relay();
+    }
+    let kit = Rc::new(kit);
     let (client, b) = pair();
     let (upstream, c) = pair();
     let t = spawn_peer(move || peers(client, upstream));
@@ -74,12 +93,15 @@ async fn tunnel_case<R: Send + 'static>(
             loop {
                 monoio::time::sleep(Duration::from_millis(20)).await;
                 kit.idle.sweep(Instant::now());
+                if let Some(r) = &kit.relay {
+                    r.sweep(Instant::now());
+                }
             }
         })
     };
     let run = async {
         match relay {
-            Relay::Splice => tunnel::run(&kit, &b, &c, idle, send).await,
+            Relay::Splice | Relay::Ring => tunnel::run(&kit, &b, &c, idle, send).await,
             Relay::Buffered => tunnel::run_buffered(&kit, &b, &c, idle, send).await,
         }
     };
@@ -93,6 +115,14 @@ async fn tunnel_case<R: Send + 'static>(
     (stats, join(t).await)
 }
 
+/// The relays this runtime has (the ring relay on io_uring, Linux 6.0+).
+fn relays() -> impl Iterator<Item = Relay> {
+    let ring = ring_relay().is_some();
+    RELAYS
+        .into_iter()
+        .filter(move |r| *r != Relay::Ring || ring)
+}
+
 fn read_to_end(s: &mut std::net::TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     s.read_to_end(&mut out).expect("read to end");
@@ -101,7 +131,7 @@ fn read_to_end(s: &mut std::net::TcpStream) -> Vec<u8> {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn tunnel_relays_both_ways_and_passes_half_close() {
-    for relay in RELAYS {
+    for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
             Duration::from_secs(10),
@@ -134,7 +164,7 @@ async fn tunnel_relays_both_ways_and_passes_half_close() {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn tunnel_half_close_from_the_upstream() {
-    for relay in RELAYS {
+    for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
             Duration::from_secs(10),
@@ -155,7 +185,7 @@ async fn tunnel_half_close_from_the_upstream() {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn tunnel_idle_timeout() {
-    for relay in RELAYS {
+    for relay in relays() {
         let started = Instant::now();
         let (stats, ()) = tunnel_case(
             relay,
@@ -178,7 +208,7 @@ async fn tunnel_moves_a_long_burst_intact() {
     // 4 MiB through 16 KiB buffers: full reads switch the splice relay to
     // splice(2); the buffered relay moves it buffer by buffer.
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
-    for relay in RELAYS {
+    for relay in relays() {
         let d = data.clone();
         let (stats, got) = tunnel_case(
             relay,
@@ -208,7 +238,7 @@ async fn tunnel_moves_a_long_burst_intact() {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn tunnel_peer_reset_ends_it() {
-    for relay in RELAYS {
+    for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
             Duration::from_secs(10),
@@ -239,7 +269,7 @@ async fn tunnel_peer_reset_ends_it() {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn tunnel_send_timeout_on_a_client_that_stops_reading() {
-    for relay in RELAYS {
+    for relay in relays() {
         let started = Instant::now();
         let (stats, ()) = tunnel_case(
             relay,
@@ -457,4 +487,57 @@ async fn connect_retries_the_next_server() {
         !dead_peer.health.is_live(Instant::now()),
         "the refusing server is marked down"
     );
+}
+
+/// The ring relay's backpressure: a client that stops reading pauses the
+/// upstream direction (its recv is cancelled) with a bounded number of
+/// buffers out of the ring, and they all go back when the tunnel ends.
+#[monoio::test_all(timer_enabled = true)]
+async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
+    let Some(relay) = ring_relay() else {
+        eprintln!("no ring relay on this runtime/kernel: skipped");
+        return;
+    };
+    let mut kit = Kit::new(16 * 1024, true);
+    kit.relay = Some(relay.clone());
+    let (client, b) = pair();
+    let (upstream, c) = pair();
+    // The upstream writes until its writes block for a second: the
+    // client's receive buffer, the proxy's queue and the upstream's send
+    // buffer are full.
+    let t = spawn_peer(move || {
+        let mut u = upstream;
+        u.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 256 << 20 && u.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        (client, u, sent)
+    });
+    let run = tunnel::run(
+        &kit,
+        &b,
+        &c,
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    );
+    let mut run = std::pin::pin!(run);
+    let (client, upstream, sent) = monoio::select! {
+        _ = &mut run => panic!("tunnel ended"),
+        r = join(t) => r,
+    };
+    let out = relay.buffers_out();
+    eprintln!("upstream blocked after {sent} bytes; {out} buffers out of the ring");
+    assert!(sent < 256 << 20, "the upstream never blocked");
+    assert!(
+        out <= 2 * ringway::proxy::tunnel::ring::PAUSE_AT + 2,
+        "{out} buffers out"
+    );
+    drop((client, upstream));
+    let stats = monoio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("tunnel ended in time");
+    assert_ne!(stats.end, End::Idle);
+    assert_eq!(relay.buffers_out(), 0);
 }

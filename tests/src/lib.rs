@@ -23,20 +23,64 @@ use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
-/// The two drivers every end-to-end test runs on.
+/// The two drivers every end-to-end test runs on, and the io_uring
+/// driver's fallback tunnel relay (what a kernel before 6.0 runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
     IoUring,
     Epoll,
+    /// io_uring with `tunnel_relay = "syscall"`: readiness waits and
+    /// recv/send/splice, as on a kernel without multishot recv.
+    IoUringSyscallRelay,
 }
 
 impl Driver {
+    /// The `runtime.driver` value.
     pub fn name(self) -> &'static str {
         match self {
-            Driver::IoUring => "io_uring",
+            Driver::IoUring | Driver::IoUringSyscallRelay => "io_uring",
             Driver::Epoll => "epoll",
         }
     }
+
+    /// The tunnel relay ringway must log for this driver here: the ring
+    /// relay on io_uring from Linux 6.0, the syscall relay otherwise.
+    pub fn relay(self) -> &'static str {
+        match self {
+            Driver::IoUring if kernel_at_least(6, 0) => "ring",
+            _ => "syscall",
+        }
+    }
+
+    fn runtime_lines(self) -> &'static str {
+        match self {
+            Driver::IoUringSyscallRelay => "tunnel_relay = \"syscall\"\n",
+            _ => "",
+        }
+    }
+}
+
+/// Whether the running kernel is at least `major.minor`.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// Generate `io_uring::NAME`, `epoll::NAME` and `io_uring_syscall_relay::NAME`
+/// tests from `fn NAME(driver: Driver)`: for tests of the tunnel, whose
+/// io_uring relay has a fallback.
+#[macro_export]
+macro_rules! every_relay {
+    ($($name:ident),* $(,)?) => {
+        $crate::both_drivers!($($name),*);
+        mod io_uring_syscall_relay {
+            $(#[test] fn $name() { super::$name($crate::Driver::IoUringSyscallRelay) })*
+        }
+    };
 }
 
 /// Generate `NAME_io_uring` and `NAME_epoll` tests from `fn NAME(driver: Driver)`.
@@ -121,8 +165,9 @@ impl Ringway {
         let dir = temp_dir("rw");
         let path = dir.join("ringway.toml");
         let full = format!(
-            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = {access_log:?}\n\n{config}",
-            driver.name()
+            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{}{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = {access_log:?}\n\n{config}",
+            driver.name(),
+            driver.runtime_lines(),
         );
         std::fs::write(&path, full).expect("write config");
         let mut child = Command::new(binary())
@@ -154,6 +199,11 @@ impl Ringway {
         assert!(
             started.contains(&format!("driver={}", driver.name())),
             "worker runs the wrong driver: {started}"
+        );
+        let relay = rw.wait_for_log("tunnel relay", Duration::from_secs(10));
+        assert!(
+            relay.contains(&format!("relay=\"{}\"", driver.relay())),
+            "worker runs the wrong tunnel relay for {driver:?}: {relay}"
         );
         for line in rw.log.lines.lock().unwrap().iter() {
             if line.contains(" listening") {

@@ -11,7 +11,7 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::{Message, WebSocket};
 
-both_drivers!(
+every_relay!(
     text_and_binary_echo,
     sixteen_mib_message,
     fragmented_message,

@@ -1,9 +1,12 @@
 //! Idle timeouts for tunnels: a coarse last-activity sweep per worker.
 //!
-//! A tunnel registers once and records activity with `touch` (a store into
-//! its slot); a sweep task wakes every `period`, and a tunnel idle for
-//! longer than its timeout is marked expired and woken. No timer is armed
-//! per tunnel or per message, and an idle tunnel costs one slot here (~48
+//! A tunnel registers once and records activity with `touch` (a flag set
+//! in its slot — no clock read per burst); a sweep task wakes every
+//! `period`, stamps the tunnels that were active since the last sweep with
+//! the sweep's own clock read, and marks expired and wakes those idle for
+//! longer than their timeout. So a timeout fires up to one period late (a
+//! quarter of the shortest timeout, at most 1 s). No timer is armed per
+//! tunnel or per message, and an idle tunnel costs one slot here (~48
 //! bytes) instead of a timer entry in its own task.
 
 use std::cell::{Cell, RefCell};
@@ -12,7 +15,10 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 struct Entry {
+    /// The sweep that last saw activity (or the registration).
     last: Instant,
+    /// Touched since the last sweep.
+    active: bool,
     timeout: Duration,
     expired: bool,
     waker: Option<Waker>,
@@ -29,6 +35,7 @@ impl IdleSweep {
     pub fn register(&self, timeout: Duration) -> usize {
         let e = Entry {
             last: Instant::now(),
+            active: false,
             timeout,
             expired: false,
             waker: None,
@@ -57,11 +64,11 @@ impl IdleSweep {
         }
     }
 
-    /// Record activity now.
+    /// Record activity (seen by the next sweep).
     #[inline]
     pub fn touch(&self, key: usize) {
         if let Some(Some(e)) = self.slots.borrow_mut().get_mut(key) {
-            e.last = Instant::now();
+            e.active = true;
         }
     }
 
@@ -93,7 +100,9 @@ impl IdleSweep {
         {
             let mut slots = self.slots.borrow_mut();
             for e in slots.iter_mut().flatten() {
-                if !e.expired && now.saturating_duration_since(e.last) >= e.timeout {
+                if std::mem::take(&mut e.active) {
+                    e.last = now;
+                } else if !e.expired && now.saturating_duration_since(e.last) >= e.timeout {
                     e.expired = true;
                     if let Some(w) = e.waker.take() {
                         woken.push(w);
@@ -129,8 +138,11 @@ mod tests {
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
         assert_eq!(s.live(), 2);
-        // b's activity was just now; 1.5 s later it is idle, a is not.
-        s.sweep(Instant::now() + Duration::from_millis(1500));
+        // b was active before the sweep at +1.5 s: stamped, not expired.
+        s.sweep(t0 + Duration::from_millis(1500));
+        assert!(!s.slots.borrow()[b].as_ref().unwrap().expired);
+        // Idle for a second after that stamp: b expires, a (10 s) not.
+        s.sweep(t0 + Duration::from_millis(2600));
         let slots = s.slots.borrow();
         assert!(slots[b].as_ref().unwrap().expired);
         assert!(!slots[a].as_ref().unwrap().expired);

@@ -3,8 +3,11 @@
 //! owns one; nothing in it is shared across threads. The proxy gets this,
 //! not the worker, so nothing below the runtime depends on it.
 
+use std::rc::Rc;
+
 use super::idle::IdleSweep;
 use super::pool::{BufPool, PipePool};
+use super::tunnel::ring::Relay;
 
 /// Spare relay buffers a worker keeps.
 const SPARE_BUFFERS: usize = 256;
@@ -20,6 +23,9 @@ pub struct Kit {
     pub idle: IdleSweep,
     /// `[runtime] splice`: large bursts on plain tunnels go through a pipe.
     pub splice: bool,
+    /// The ring relay, on io_uring workers whose kernel has what it needs
+    /// (`tunnel::ring::choose`); plain tunnels use `tunnel::splice` without.
+    pub relay: Option<Rc<Relay>>,
 }
 
 impl Kit {
@@ -29,6 +35,7 @@ impl Kit {
             pipes: PipePool::new(SPARE_PIPES),
             idle: IdleSweep::default(),
             splice,
+            relay: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use crate::access_log::{AccessLog, Sink};
 use crate::conn;
 use crate::proxy::kit::Kit;
+use crate::proxy::tunnel::ring::{self, Choice, Relay};
 use crate::shared::{ConnGuard, Shared};
 use crate::snapshot::Snapshot;
 use crate::sys;
@@ -44,9 +45,11 @@ pub struct WorkerInit {
 /// A worker's shared state for `config`.
 pub fn shared(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink) -> Rc<Shared> {
     let rt = &config.runtime;
+    let mut kit = Kit::new(rt.tunnel_buffer, rt.splice);
+    kit.relay = ring_relay(id, rt);
     Rc::new(Shared {
         id,
-        kit: Kit::new(rt.tunnel_buffer, rt.splice),
+        kit,
         snapshot: RefCell::new(Rc::new(Snapshot::new(config, None))),
         conns: Cell::new(0),
         max_conns,
@@ -55,6 +58,36 @@ pub fn shared(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink
         shutting_down: Flag::default(),
         access: AccessLog::new(access_log),
     })
+}
+
+/// The ring relay for this worker, when it runs on io_uring with a kernel
+/// that has what the relay needs; the syscall relay otherwise (logged).
+fn ring_relay(id: usize, rt: &ringway_config::Runtime) -> Option<Rc<Relay>> {
+    let choice = ring::choose(
+        rt.tunnel_relay,
+        monoio::ring::available(),
+        crate::sys::uring::kernel_version(),
+    );
+    let relay = match choice {
+        Choice::Ring => match Relay::new(rt.relay_buffers, rt.tunnel_buffer) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(worker = id, error = %e, "cannot register the relay's buffer ring; tunnels use the syscall relay");
+                return None;
+            }
+        },
+        Choice::Syscall(_) => None,
+    };
+    match choice {
+        Choice::Ring => info!(
+            worker = id,
+            relay = "ring",
+            buffers = rt.relay_buffers,
+            "tunnel relay"
+        ),
+        Choice::Syscall(why) => info!(worker = id, relay = "syscall", why, "tunnel relay"),
+    }
+    relay
 }
 
 /// The worker's main future: accept loops plus the control channel.
@@ -106,6 +139,9 @@ pub async fn main(init: WorkerInit) {
                 monoio::time::sleep(period.get()).await;
                 if w.kit.idle.live() > 0 {
                     w.kit.idle.sweep(Instant::now());
+                }
+                if let Some(r) = w.kit.relay.as_ref().filter(|r| r.live() > 0) {
+                    r.sweep(Instant::now());
                 }
             }
         });

@@ -16,7 +16,7 @@
 
 mod plain;
 
-pub use plain::wait_writable;
+pub use plain::{wait_drained, wait_writable};
 
 use std::future::Future;
 use std::io;

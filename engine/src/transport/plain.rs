@@ -1,8 +1,11 @@
 //! Plain TCP as a [`Transport`]: non-blocking syscalls (`sys`) after
 //! readiness waits through monoio (an io_uring `POLL_ADD`, or epoll).
-//! On the legacy driver readiness is re-checked with poll(2)
-//! (`relaxed = false`), because ringway's own syscalls do not update
-//! monoio's cached readiness.
+//! ringway's own syscalls do not update the legacy driver's cached
+//! readiness, so a wait after a read that drained the socket (EAGAIN, or
+//! fewer bytes than asked) first clears it ([`wait_drained`], vendor/monoio's
+//! `clear_readable` patch) and then waits for the next epoll edge — no
+//! poll(2) on either side. A wait that does not know whether the socket is
+//! drained re-checks with poll(2) (`relaxed = false`).
 
 use std::io;
 use std::time::Duration;
@@ -29,7 +32,7 @@ impl Transport for TcpStream {
                     if buf.is_empty() {
                         *buf = Vec::new();
                     }
-                    self.readable(false).await?;
+                    wait_drained(self).await?;
                 }
                 other => return other,
             }
@@ -39,7 +42,7 @@ impl Transport for TcpStream {
     async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match sys::recv(fd(self), buf) {
-                Err(e) if would_block(&e) => self.readable(false).await?,
+                Err(e) if would_block(&e) => wait_drained(self).await?,
                 other => return other,
             }
         }
@@ -77,6 +80,14 @@ impl Transport for TcpStream {
     fn socket(&self) -> Option<&TcpStream> {
         Some(self)
     }
+}
+
+/// Wait for bytes after a read found the socket drained (EAGAIN or a
+/// short read): forget the legacy driver's stale readiness and wait for the
+/// next edge. On io_uring this is a `POLL_ADD`, as any wait.
+pub async fn wait_drained(stream: &TcpStream) -> io::Result<()> {
+    stream.clear_readable();
+    stream.readable(true).await
 }
 
 /// Wait for writability at most `timeout`.

@@ -16,7 +16,11 @@
 //!   writes go through the [`Transport`]s.
 
 mod buffered;
+pub mod ring;
 mod splice;
+mod stats;
+
+pub use stats::{End, Stats};
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -30,24 +34,6 @@ use crate::transport::Transport;
 
 pub use buffered::run as run_buffered;
 
-/// How a tunnel ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// Both sides closed (each half-close passed on).
-    Closed,
-    /// No byte either way for the idle timeout.
-    Idle,
-    /// A socket error (reset, send timeout).
-    Error,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Stats {
-    pub end: End,
-    pub client_to_upstream: u64,
-    pub upstream_to_client: u64,
-}
-
 /// Relay between `client` and `upstream` until the tunnel ends: with
 /// splice when both are plain sockets, through the transports otherwise.
 pub async fn run<C: Transport, U: Transport>(
@@ -58,7 +44,10 @@ pub async fn run<C: Transport, U: Transport>(
     send_timeout: Duration,
 ) -> Stats {
     match (client.socket(), upstream.socket()) {
-        (Some(c), Some(u)) => splice::run(kit, c, u, idle_timeout, send_timeout).await,
+        (Some(c), Some(u)) => match &kit.relay {
+            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout).await,
+            None => splice::run(kit, c, u, idle_timeout, send_timeout).await,
+        },
         // Boxed: a plain tunnel's task then keeps only a pointer's room
         // for the buffered relay it does not run.
         _ => {

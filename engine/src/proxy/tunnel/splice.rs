@@ -23,7 +23,7 @@ use monoio::net::TcpStream;
 use super::{count, drive, Counter, Stats};
 use crate::proxy::kit::Kit;
 use crate::sys::{self, fd};
-use crate::transport::{wait_writable, Transport};
+use crate::transport::{wait_drained, wait_writable, Transport};
 
 /// Pipe capacity moved per splice call (the default pipe size).
 const SPLICE_CHUNK: usize = 64 * 1024;
@@ -69,7 +69,7 @@ async fn pump(
     let mut wait = false;
     loop {
         if wait {
-            src.readable(false).await?;
+            wait_drained(src).await?;
         }
         let mut buf = kit.bufs.take();
         let n = match sys::recv(fd(src), &mut buf) {

@@ -14,6 +14,8 @@
 //! module creates come back as `OwnedFd`.
 #![allow(unsafe_code)]
 
+pub mod uring;
+
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -24,6 +26,17 @@ pub fn fd<T: AsRawFd>(owner: &T) -> BorrowedFd<'_> {
     // SAFETY: `owner` owns this descriptor and keeps it open for as long as
     // it is borrowed, which is all the returned lifetime allows.
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
+/// Borrow a raw descriptor that its owner (a tunnel's task) keeps open for
+/// as long as the borrow is used: the ring relay stores its tunnels'
+/// descriptors as numbers and releases a tunnel only before its task,
+/// which owns the sockets, goes on to close them.
+#[inline]
+pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: see above; the relay uses the borrow only while the tunnel
+    // is registered, and the tunnel's task outlives the registration.
+    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {

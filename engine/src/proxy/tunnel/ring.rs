@@ -1,0 +1,661 @@
+//! The ring relay: plain tunnels on an io_uring worker whose kernel has
+//! multishot recv (6.0) and provided buffer rings (5.19).
+//!
+//! Each direction of a tunnel keeps one multishot recv armed on its
+//! source. Bytes land in a buffer the kernel picks from the worker's
+//! provided buffer ring only when they arrive, so an idle tunnel holds no
+//! buffer, no task wake-up and no re-arm — just two armed requests in the
+//! kernel. Each completion is answered with a send SQE of the same buffer
+//! to the other socket, queued into the runtime's ring and flushed with
+//! its next `io_uring_enter`; the buffer goes back to the ring when the
+//! send completes. So a relayed message costs no `recv`, `send` or poll
+//! system call of its own: every message of one loop turn shares one
+//! `io_uring_enter` (bench/TARGETS.md has the counts).
+//!
+//! One task per worker (`Relay::drive`) takes the completions and moves
+//! every tunnel's bytes; a tunnel's own task only registers the tunnel and
+//! waits for its end (`run`), so a message wakes no per-tunnel future.
+//! The semantics are the other relays': half-close passed on
+//! (`shutdown(SHUT_WR)` after the last byte), the idle timeout and the
+//! send timeout checked by the worker's periodic sweep (`Relay::sweep`)
+//! against a clock read once per batch of completions, and backpressure:
+//! a direction whose sends wait on a slow receiver cancels its recv after
+//! [`PAUSE_AT`] queued buffers and re-arms once they are sent.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tracing::{debug, warn};
+
+use super::stats::{End, Stats};
+use crate::sys::uring::{self as ring, BufRing, Completion, TAG};
+
+/// Buffers queued behind a waiting send before the direction's recv is
+/// cancelled (backpressure); it is re-armed when the queue is empty.
+pub const PAUSE_AT: usize = 4;
+
+/// Multishot recv (armed once) or one recv per message (re-armed by an
+/// SQE flushed with the loop's next `io_uring_enter`).
+const MULTISHOT: bool = false;
+
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_CANCEL: u64 = 3;
+const OP_POLL_OUT: u64 = 4;
+
+fn user_data(slot: u32, dir: usize, op: u64) -> u64 {
+    TAG | (slot as u64) << 8 | (dir as u64) << 4 | op
+}
+
+fn decode(ud: u64) -> (usize, usize, u64) {
+    (
+        ((ud & !TAG) >> 8) as u32 as usize,
+        ((ud >> 4) & 1) as usize,
+        ud & 0xf,
+    )
+}
+
+/// Whether this worker relays plain tunnels on its ring, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Ring,
+    /// The readiness + syscall relay (`splice`), with the reason.
+    Syscall(&'static str),
+}
+
+/// The relay a worker uses, from the configured wish, the driver and the
+/// kernel version: the ring needs an io_uring worker on Linux 6.0
+/// (multishot recv; provided buffer rings are 5.19). RHEL 9's 5.14 and the
+/// epoll driver keep the syscall relay.
+pub fn choose(
+    wish: ringway_config::TunnelRelay,
+    uring: bool,
+    kernel: Option<(u32, u32)>,
+) -> Choice {
+    use ringway_config::TunnelRelay;
+    match wish {
+        TunnelRelay::Syscall => Choice::Syscall("configured"),
+        _ if !uring => Choice::Syscall("epoll driver"),
+        _ => match kernel {
+            Some(v) if v >= (6, 0) => Choice::Ring,
+            _ => Choice::Syscall("kernel older than 6.0 (no multishot recv)"),
+        },
+    }
+}
+
+#[derive(Default)]
+struct Dir {
+    /// A multishot recv is armed (counted in `inflight`).
+    armed: bool,
+    /// Recv cancelled for backpressure; re-armed when `queue` empties.
+    paused: bool,
+    /// Waiting for a buffer to come back to the ring (ENOBUFS).
+    starved: bool,
+    /// The source said end of stream.
+    eof: bool,
+    /// End of stream passed on (SHUT_WR on the destination).
+    done: bool,
+    /// The buffer being sent: (bid, sent so far, length, since).
+    sending: Option<(u16, u32, u32, Instant)>,
+    /// Waiting for the destination to be writable before resending.
+    polling: bool,
+    /// Buffers received behind the one being sent: (bid, length).
+    queue: VecDeque<(u16, u32)>,
+    bytes: u64,
+}
+
+struct Slot {
+    /// [client, upstream]; direction d reads fds[d] and writes fds[1 - d].
+    fds: [RawFd; 2],
+    dirs: [Dir; 2],
+    /// SQEs whose last completion has not been taken.
+    inflight: u32,
+    end: Option<End>,
+    waker: Option<Waker>,
+    idle_timeout: Duration,
+    send_timeout: Duration,
+    last: Instant,
+    /// The tunnel's task went away; free the slot when `inflight` is 0.
+    orphan: bool,
+}
+
+impl Slot {
+    /// The tunnel's task owns both sockets and keeps them open until the
+    /// slot is released, which waits for `inflight` to reach 0.
+    fn fd(&self, i: usize) -> BorrowedFd<'_> {
+        crate::sys::borrow_raw(self.fds[i])
+    }
+
+    fn finished(&self) -> bool {
+        self.end.is_some() && self.inflight == 0
+    }
+}
+
+/// A worker's ring relay: the buffer ring and every tunnel it moves.
+pub struct Relay {
+    bufs: BufRing,
+    slots: RefCell<Vec<Option<Slot>>>,
+    free: RefCell<Vec<u32>>,
+    /// Directions waiting for a buffer: (slot, dir).
+    starved: RefCell<Vec<(u32, usize)>>,
+    live: Cell<usize>,
+    driving: Cell<bool>,
+    /// A buffer went back to the ring since starved directions were fed.
+    returned: Cell<bool>,
+    /// Buffers taken by completions and not yet given back.
+    out: Cell<usize>,
+}
+
+impl Relay {
+    /// Register `count` buffers of `size` bytes with this worker's ring.
+    pub fn new(count: u16, size: usize) -> io::Result<Rc<Relay>> {
+        Ok(Rc::new(Relay {
+            bufs: BufRing::register(0, count, size)?,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            starved: RefCell::new(Vec::new()),
+            live: Cell::new(0),
+            driving: Cell::new(false),
+            returned: Cell::new(false),
+            out: Cell::new(0),
+        }))
+    }
+
+    /// Buffers out of the ring now (received, not yet sent): bounded per
+    /// moving direction by the backpressure, and 0 when every tunnel idles.
+    pub fn buffers_out(&self) -> usize {
+        self.out.get()
+    }
+
+    /// Tunnels this relay moves now.
+    pub fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// End every tunnel idle past its timeout, or whose send has waited
+    /// past the send timeout. Called by the worker's periodic sweep.
+    pub fn sweep(&self, now: Instant) {
+        let mut slots = self.slots.borrow_mut();
+        for (i, s) in slots.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            if s.end.is_some() {
+                continue;
+            }
+            if now.saturating_duration_since(s.last) >= s.idle_timeout {
+                self.fail(i as u32, s, End::Idle);
+            } else if s.dirs.iter().any(|d| {
+                d.sending.is_some_and(|(.., since)| {
+                    now.saturating_duration_since(since) >= s.send_timeout
+                })
+            }) {
+                debug!("tunnel send timed out");
+                self.fail(i as u32, s, End::Error);
+            }
+            if s.finished() {
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    fn register(self: &Rc<Self>, fds: [RawFd; 2], idle: Duration, send: Duration) -> u32 {
+        if !self.driving.replace(true) {
+            monoio::spawn(self.clone().drive());
+        }
+        let slot = Slot {
+            fds,
+            dirs: Default::default(),
+            inflight: 0,
+            end: None,
+            waker: None,
+            idle_timeout: idle,
+            send_timeout: send,
+            last: Instant::now(),
+            orphan: false,
+        };
+        let mut slots = self.slots.borrow_mut();
+        let i = match self.free.borrow_mut().pop() {
+            Some(i) => {
+                slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                slots.push(Some(slot));
+                (slots.len() - 1) as u32
+            }
+        };
+        self.live.set(self.live.get() + 1);
+        let s = slots[i as usize].as_mut().expect("just placed");
+        for d in 0..2 {
+            self.arm(i, s, d);
+        }
+        i
+    }
+
+    fn release(&self, i: u32) -> Option<Slot> {
+        let s = self.slots.borrow_mut()[i as usize].take();
+        if s.is_some() {
+            self.free.borrow_mut().push(i);
+            self.live.set(self.live.get() - 1);
+        }
+        s
+    }
+
+    /// The worker's completion loop: runs for as long as the worker.
+    async fn drive(self: Rc<Self>) {
+        let mut batch: Vec<Completion> = Vec::with_capacity(256);
+        loop {
+            let r = poll_fn(|cx| monoio::ring::poll_completions(cx, &mut batch)).await;
+            if let Err(e) = r {
+                warn!(error = %e, "ring relay stopped");
+                return;
+            }
+            // One clock read per batch: activity and send start times are
+            // this coarse, which the sweeps (≥ 100 ms) do not notice.
+            let now = Instant::now();
+            for c in batch.drain(..) {
+                let (i, d, op) = decode(c.user_data);
+                if self.complete(i as u32, d, op, c, now) {
+                    // An orphan's last request is in.
+                    self.release(i as u32);
+                }
+            }
+            if self.returned.replace(false) {
+                self.feed_starved();
+            }
+        }
+    }
+
+    /// Handle one completion of tunnel `i`; true when the tunnel is an
+    /// orphan whose last request just completed (release it).
+    fn complete(&self, i: u32, d: usize, op: u64, c: Completion, now: Instant) -> bool {
+        let mut slots = self.slots.borrow_mut();
+        let Some(s) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
+            // Not expected (a slot outlives its requests); keep the buffer.
+            if let Some(bid) = ring::completion_buffer(c.flags) {
+                self.bufs.give_back(bid);
+            }
+            return false;
+        };
+        match op {
+            OP_RECV => self.on_recv(i, s, d, c, now),
+            OP_SEND => self.on_send(i, s, d, c.result, now),
+            OP_POLL_OUT => {
+                s.inflight -= 1;
+                s.dirs[d].polling = false;
+                if s.end.is_none() {
+                    self.resend(i, s, d);
+                } else if let Some((bid, ..)) = s.dirs[d].sending.take() {
+                    self.give(bid);
+                }
+            }
+            _ => s.inflight -= 1,
+        }
+        if !s.finished() {
+            return false;
+        }
+        if s.orphan {
+            return true;
+        }
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+        false
+    }
+
+    fn give(&self, bid: u16) {
+        self.bufs.give_back(bid);
+        self.returned.set(true);
+        self.out.set(self.out.get() - 1);
+    }
+
+    /// Re-arm directions that ran out of buffers, now that some came back.
+    fn feed_starved(&self) {
+        if self.starved.borrow().is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut *self.starved.borrow_mut());
+        let mut slots = self.slots.borrow_mut();
+        for (i, d) in waiting {
+            if let Some(Some(s)) = slots.get_mut(i as usize) {
+                s.dirs[d].starved = false;
+                self.arm(i, s, d);
+            }
+        }
+    }
+
+    /// Arm direction `d`'s recv unless it is armed, ended or held back.
+    fn arm(&self, i: u32, s: &mut Slot, d: usize) {
+        let dir = &s.dirs[d];
+        if dir.armed || dir.eof || dir.paused || dir.starved || s.end.is_some() {
+            return;
+        }
+        // Single shot: one buffer may wait behind the one being sent, and
+        // no recv is armed beyond it.
+        if !MULTISHOT && !dir.queue.is_empty() {
+            return;
+        }
+        let ud = user_data(i, d, OP_RECV);
+        let r = if MULTISHOT {
+            ring::recv_multishot(s.fd(d), self.bufs.group(), ud)
+        } else {
+            ring::recv_select(s.fd(d), self.bufs.group(), ud)
+        };
+        match r {
+            Ok(()) => {
+                s.dirs[d].armed = true;
+                s.inflight += 1;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot queue a tunnel recv");
+                self.fail(i, s, End::Error);
+            }
+        }
+    }
+
+    fn on_recv(&self, i: u32, s: &mut Slot, d: usize, c: Completion, now: Instant) {
+        if !ring::completion_more(c.flags) {
+            s.dirs[d].armed = false;
+            s.inflight -= 1;
+        }
+        let bid = ring::completion_buffer(c.flags);
+        if bid.is_some() {
+            self.out.set(self.out.get() + 1);
+        }
+        if s.end.is_some() {
+            if let Some(bid) = bid {
+                self.give(bid);
+            }
+            return;
+        }
+        match c.result {
+            n if n > 0 => {
+                let Some(bid) = bid else {
+                    self.fail(i, s, End::Error);
+                    return;
+                };
+                s.last = now;
+                let dir = &mut s.dirs[d];
+                if dir.sending.is_none() {
+                    self.send(i, s, d, bid, 0, n as u32, now);
+                } else {
+                    dir.queue.push_back((bid, n as u32));
+                    if dir.queue.len() >= PAUSE_AT && dir.armed && !dir.paused {
+                        dir.paused = true;
+                        self.cancel_recv(i, s, d);
+                    }
+                }
+            }
+            0 => {
+                s.dirs[d].eof = true;
+                Self::pass_eof(s, d);
+            }
+            e => match -e {
+                libc::ENOBUFS => {
+                    s.dirs[d].starved = true;
+                    self.starved.borrow_mut().push((i, d));
+                }
+                libc::ECANCELED | libc::EAGAIN | libc::EINTR => {}
+                _ => {
+                    debug!(error = %io::Error::from_raw_os_error(-e), "tunnel recv failed");
+                    self.fail(i, s, End::Error);
+                }
+            },
+        }
+        if !s.dirs[d].armed {
+            self.arm(i, s, d);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(&self, i: u32, s: &mut Slot, d: usize, bid: u16, off: u32, len: u32, now: Instant) {
+        s.dirs[d].sending = Some((bid, off, len, now));
+        let r = ring::send(
+            s.fd(1 - d),
+            &self.bufs,
+            bid,
+            off as usize,
+            (len - off) as usize,
+            user_data(i, d, OP_SEND),
+        );
+        match r {
+            Ok(()) => s.inflight += 1,
+            Err(e) => {
+                warn!(error = %e, "cannot queue a tunnel send");
+                self.fail(i, s, End::Error);
+            }
+        }
+    }
+
+    /// Send the rest of the current buffer again (after a short send or
+    /// a writability wait).
+    fn resend(&self, i: u32, s: &mut Slot, d: usize) {
+        if let Some((bid, off, len, since)) = s.dirs[d].sending {
+            self.send(i, s, d, bid, off, len, since);
+        }
+    }
+
+    fn on_send(&self, i: u32, s: &mut Slot, d: usize, res: i32, now: Instant) {
+        s.inflight -= 1;
+        let Some((bid, off, len, since)) = s.dirs[d].sending else {
+            return;
+        };
+        if s.end.is_some() {
+            s.dirs[d].sending = None;
+            self.give(bid);
+            return;
+        }
+        if res < 0 {
+            if -res == libc::EAGAIN {
+                // The socket is non-blocking: wait for room, then resend.
+                s.dirs[d].polling = true;
+                match ring::poll_writable(s.fd(1 - d), user_data(i, d, OP_POLL_OUT)) {
+                    Ok(()) => s.inflight += 1,
+                    Err(_) => self.fail(i, s, End::Error),
+                }
+                return;
+            }
+            debug!(error = %io::Error::from_raw_os_error(-res), "tunnel send failed");
+            s.dirs[d].sending = None;
+            self.give(bid);
+            self.fail(i, s, End::Error);
+            return;
+        }
+        let off = off + res as u32;
+        if off < len {
+            s.dirs[d].sending = Some((bid, off, len, since));
+            self.resend(i, s, d);
+            return;
+        }
+        let dir = &mut s.dirs[d];
+        dir.sending = None;
+        dir.bytes += len as u64;
+        self.give(bid);
+        if let Some((next, n)) = dir.queue.pop_front() {
+            self.send(i, s, d, next, 0, n, now);
+            if MULTISHOT {
+                return;
+            }
+        } else {
+            if dir.queue.capacity() > 2 * PAUSE_AT {
+                dir.queue = VecDeque::new();
+            }
+            dir.paused = false;
+        }
+        self.arm(i, s, d);
+        if s.dirs[d].eof {
+            Self::pass_eof(s, d);
+        }
+    }
+
+    /// After the source's end of stream and its last byte sent, shut the
+    /// destination's write side; both directions done ends the tunnel.
+    fn pass_eof(s: &mut Slot, d: usize) {
+        let dir = &mut s.dirs[d];
+        if dir.done || dir.sending.is_some() || !dir.queue.is_empty() {
+            return;
+        }
+        dir.done = true;
+        crate::sys::shutdown_write(s.fd(1 - d));
+        if s.dirs.iter().all(|d| d.done) {
+            s.end = Some(End::Closed);
+        }
+    }
+
+    fn cancel_recv(&self, i: u32, s: &mut Slot, d: usize) {
+        // Cancelling by descriptor would take the other direction's
+        // pending send too; a recv is the only request on its source
+        // besides the other direction's send, so cancel by user_data.
+        match ring::cancel_user_data(user_data(i, d, OP_RECV), user_data(i, d, OP_CANCEL)) {
+            Ok(()) => s.inflight += 1,
+            Err(_) => self.fail(i, s, End::Error),
+        }
+    }
+
+    /// End the tunnel: cancel every request on both sockets; the slot is
+    /// finished when their last completions are in.
+    fn fail(&self, i: u32, s: &mut Slot, end: End) {
+        if s.end.is_some() {
+            return;
+        }
+        s.end = Some(end);
+        // A buffer being sent goes back when its send completes.
+        for dir in &mut s.dirs {
+            for (bid, _) in dir.queue.drain(..) {
+                self.give(bid);
+            }
+        }
+        if s.inflight > 0 {
+            for k in 0..2 {
+                match ring::cancel_fd(s.fd(k), user_data(i, k, OP_CANCEL)) {
+                    Ok(()) => s.inflight += 1,
+                    Err(e) => warn!(error = %e, "cannot cancel a tunnel's requests"),
+                }
+            }
+        }
+    }
+}
+
+/// Relay `client` ⇄ `upstream` on the worker's ring until the tunnel ends.
+pub async fn run(
+    relay: &Rc<Relay>,
+    client: &TcpStream,
+    upstream: &TcpStream,
+    idle_timeout: Duration,
+    send_timeout: Duration,
+) -> Stats {
+    let i = relay.register(
+        [client.as_raw_fd(), upstream.as_raw_fd()],
+        idle_timeout,
+        send_timeout,
+    );
+    // If this task goes away first, the slot ends the tunnel and frees
+    // itself once the kernel has let go of the sockets... which it cannot
+    // do after they are closed, so the guard also keeps them: see Drop.
+    let guard = Guard {
+        relay,
+        i,
+        done: false,
+    };
+    let stats = poll_fn(|cx| {
+        let mut slots = relay.slots.borrow_mut();
+        let s = slots[i as usize].as_mut().expect("tunnel slot");
+        if s.finished() {
+            return Poll::Ready(Stats {
+                end: s.end.unwrap_or(End::Error),
+                client_to_upstream: s.dirs[0].bytes,
+                upstream_to_client: s.dirs[1].bytes,
+            });
+        }
+        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            s.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+    .await;
+    let mut guard = guard;
+    guard.done = true;
+    relay.release(i);
+    stats
+}
+
+struct Guard<'a> {
+    relay: &'a Rc<Relay>,
+    i: u32,
+    done: bool,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // The tunnel's task is dropped mid-tunnel (worker shutdown): end
+        // it; the slot is freed by the completion loop once every request
+        // is in. Requests hold their own reference to the sockets' files,
+        // so closing the descriptors meanwhile cannot redirect them.
+        let mut slots = self.relay.slots.borrow_mut();
+        if let Some(s) = slots[self.i as usize].as_mut() {
+            self.relay.fail(self.i, s, End::Error);
+            if s.finished() {
+                drop(slots);
+                self.relay.release(self.i);
+            } else {
+                s.orphan = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // By path, not `super::*`: tests/layering.rs reads `super` as this
+    // file's parent module.
+    use crate::proxy::tunnel::ring::*;
+    use ringway_config::TunnelRelay;
+
+    #[test]
+    fn user_data_round_trips() {
+        for (slot, dir, op) in [
+            (0u32, 0usize, OP_RECV),
+            (123_456, 1, OP_SEND),
+            (u32::MAX >> 1, 1, OP_CANCEL),
+        ] {
+            let ud = user_data(slot, dir, op);
+            assert_ne!(ud & TAG, 0);
+            assert_eq!(decode(ud), (slot as usize, dir, op));
+        }
+    }
+
+    #[test]
+    fn the_ring_needs_io_uring_and_linux_6_0() {
+        let auto = TunnelRelay::Auto;
+        assert_eq!(choose(auto, true, Some((6, 18))), Choice::Ring);
+        assert_eq!(choose(auto, true, Some((6, 0))), Choice::Ring);
+        assert!(matches!(
+            choose(auto, true, Some((5, 14))),
+            Choice::Syscall(_)
+        ));
+        assert!(matches!(
+            choose(auto, true, Some((5, 19))),
+            Choice::Syscall(_)
+        ));
+        assert!(matches!(choose(auto, true, None), Choice::Syscall(_)));
+        assert!(matches!(
+            choose(auto, false, Some((6, 18))),
+            Choice::Syscall(_)
+        ));
+        assert!(matches!(
+            choose(TunnelRelay::Syscall, true, Some((6, 18))),
+            Choice::Syscall("configured")
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! What a tunnel reports when it ends (every relay's answer).
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both sides closed (each half-close passed on).
+    Closed,
+    /// No byte either way for the idle timeout.
+    Idle,
+    /// A socket error (reset, send timeout).
+    Error,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub end: End,
+    pub client_to_upstream: u64,
+    pub upstream_to_client: u64,
+}
