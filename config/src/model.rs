@@ -63,8 +63,9 @@ pub struct Runtime {
 /// `runtime.tunnel_relay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelRelay {
-    /// The ring relay (multishot recv into provided buffers, sends as
-    /// SQEs) on io_uring workers of Linux 6.0+, the syscall relay otherwise.
+    /// The ring relay (recv into provided buffers and send, both as SQEs
+    /// on the worker's ring) on io_uring workers of Linux 5.19+, the
+    /// syscall relay otherwise.
     Auto,
     /// Always the syscall relay: readiness waits, then recv/send/splice.
     Syscall,

@@ -66,8 +66,9 @@ fn ring_relay() -> Option<Rc<ringway::proxy::tunnel::ring::Relay>> {
         monoio::ring::available(),
         kernel,
     );
-    (choice == ringway::proxy::tunnel::ring::Choice::Ring)
-        .then(|| ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024).expect("buffer ring"))
+    (choice == ringway::proxy::tunnel::ring::Choice::Ring).then(|| {
+        ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024, true).expect("buffer ring")
+    })
 }
 
 /// A tunnel between two fresh socket pairs: returns the test's two ends
@@ -88,10 +89,13 @@ async fn tunnel_case<R: Send + 'static>(
     let (upstream, c) = pair();
     let t = spawn_peer(move || peers(client, upstream));
     let sweep = {
-        let kit = kit.clone();
+        // Weak: the sweep ends with the case (a dropped monoio JoinHandle
+        // does not stop its task), so the case's relay is dropped too.
+        let kit = Rc::downgrade(&kit);
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(Duration::from_millis(20)).await;
+                let Some(kit) = kit.upgrade() else { return };
                 kit.idle.sweep(Instant::now());
                 if let Some(r) = &kit.relay {
                     r.sweep(Instant::now());
@@ -129,8 +133,7 @@ fn read_to_end(s: &mut std::net::TcpStream) -> Vec<u8> {
     out
 }
 
-#[monoio::test_all(timer_enabled = true)]
-async fn tunnel_relays_both_ways_and_passes_half_close() {
+async fn case_tunnel_relays_both_ways_and_passes_half_close() {
     for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
@@ -162,8 +165,7 @@ async fn tunnel_relays_both_ways_and_passes_half_close() {
     }
 }
 
-#[monoio::test_all(timer_enabled = true)]
-async fn tunnel_half_close_from_the_upstream() {
+async fn case_tunnel_half_close_from_the_upstream() {
     for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
@@ -203,8 +205,7 @@ async fn tunnel_idle_timeout() {
     }
 }
 
-#[monoio::test_all(timer_enabled = true)]
-async fn tunnel_moves_a_long_burst_intact() {
+async fn case_tunnel_moves_a_long_burst_intact() {
     // 4 MiB through 16 KiB buffers: full reads switch the splice relay to
     // splice(2); the buffered relay moves it buffer by buffer.
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
@@ -236,8 +237,7 @@ async fn tunnel_moves_a_long_burst_intact() {
     }
 }
 
-#[monoio::test_all(timer_enabled = true)]
-async fn tunnel_peer_reset_ends_it() {
+async fn case_tunnel_peer_reset_ends_it() {
     for relay in relays() {
         let (stats, ()) = tunnel_case(
             relay,
@@ -267,8 +267,7 @@ async fn tunnel_peer_reset_ends_it() {
     }
 }
 
-#[monoio::test_all(timer_enabled = true)]
-async fn tunnel_send_timeout_on_a_client_that_stops_reading() {
+async fn case_tunnel_send_timeout_on_a_client_that_stops_reading() {
     for relay in relays() {
         let started = Instant::now();
         let (stats, ()) = tunnel_case(
@@ -492,8 +491,7 @@ async fn connect_retries_the_next_server() {
 /// The ring relay's backpressure: a client that stops reading pauses the
 /// upstream direction (its recv is cancelled) with a bounded number of
 /// buffers out of the ring, and they all go back when the tunnel ends.
-#[monoio::test_all(timer_enabled = true)]
-async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
+async fn case_ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
     let Some(relay) = ring_relay() else {
         eprintln!("no ring relay on this runtime/kernel: skipped");
         return;
@@ -531,7 +529,7 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
     eprintln!("upstream blocked after {sent} bytes; {out} buffers out of the ring");
     assert!(sent < 256 << 20, "the upstream never blocked");
     assert!(
-        out <= 2 * ringway::proxy::tunnel::ring::PAUSE_AT + 2,
+        out <= ringway::proxy::tunnel::ring::MAX_OUT_PER_DIRECTION,
         "{out} buffers out"
     );
     drop((client, upstream));
@@ -540,4 +538,34 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
         .expect("tunnel ended in time");
     assert_ne!(stats.end, End::Idle);
     assert_eq!(relay.buffers_out(), 0);
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_relays_both_ways_and_passes_half_close() {
+    case_tunnel_relays_both_ways_and_passes_half_close().await;
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_half_close_from_the_upstream() {
+    case_tunnel_half_close_from_the_upstream().await;
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_moves_a_long_burst_intact() {
+    case_tunnel_moves_a_long_burst_intact().await;
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_peer_reset_ends_it() {
+    case_tunnel_peer_reset_ends_it().await;
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn tunnel_send_timeout_on_a_client_that_stops_reading() {
+    case_tunnel_send_timeout_on_a_client_that_stops_reading().await;
+}
+
+#[monoio::test_all(timer_enabled = true)]
+async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
+    case_ring_relay_holds_few_buffers_for_a_client_that_stops_reading().await;
 }

@@ -24,13 +24,13 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
 /// The two drivers every end-to-end test runs on, and the io_uring
-/// driver's fallback tunnel relay (what a kernel before 6.0 runs).
+/// driver's fallback tunnel relay (what a kernel before 5.19 runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
     IoUring,
     Epoll,
     /// io_uring with `tunnel_relay = "syscall"`: readiness waits and
-    /// recv/send/splice, as on a kernel without multishot recv.
+    /// recv/send/splice, as on a kernel without provided buffer rings.
     IoUringSyscallRelay,
 }
 
@@ -44,10 +44,10 @@ impl Driver {
     }
 
     /// The tunnel relay ringway must log for this driver here: the ring
-    /// relay on io_uring from Linux 6.0, the syscall relay otherwise.
+    /// relay on io_uring from Linux 5.19, the syscall relay otherwise.
     pub fn relay(self) -> &'static str {
         match self {
-            Driver::IoUring if kernel_at_least(6, 0) => "ring",
+            Driver::IoUring if kernel_at_least(5, 19) => "ring",
             _ => "syscall",
         }
     }
@@ -564,7 +564,10 @@ pub fn ws_handshake(stream: TcpStream, url: &str) -> tungstenite::WebSocket<TcpS
 
 /// A free port with nothing listening (connects are refused).
 pub fn refused_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Not on 127.0.0.1, where every test proxy and backend listens: a port
+    // freed here could be taken by another test's ringway at once, which
+    // would then proxy to itself until it runs out of descriptors.
+    let l = TcpListener::bind("127.0.0.251:0").unwrap();
     let a = l.local_addr().unwrap();
     drop(l);
     a

@@ -69,7 +69,7 @@ fn ring_relay(id: usize, rt: &ringway_config::Runtime) -> Option<Rc<Relay>> {
         crate::sys::uring::kernel_version(),
     );
     let relay = match choice {
-        Choice::Ring => match Relay::new(rt.relay_buffers, rt.tunnel_buffer) {
+        Choice::Ring => match Relay::new(rt.relay_buffers, rt.tunnel_buffer, rt.splice) {
             Ok(r) => Some(r),
             Err(e) => {
                 warn!(worker = id, error = %e, "cannot register the relay's buffer ring; tunnels use the syscall relay");

@@ -178,15 +178,6 @@ fn push(e: squeue::Entry) -> io::Result<()> {
     unsafe { monoio::ring::push(&e) }
 }
 
-/// A multishot recv on `fd` picking buffers from `group`.
-pub fn recv_multishot(fd: BorrowedFd<'_>, group: u16, user_data: u64) -> io::Result<()> {
-    push(
-        opcode::RecvMulti::new(types::Fd(fd.as_raw_fd()), group)
-            .build()
-            .user_data(user_data),
-    )
-}
-
 /// One recv on `fd` into a buffer picked from `group` when bytes arrive.
 /// `IORING_RECVSEND_POLL_FIRST` (5.19): the caller knows the socket is
 /// drained, so the kernel arms its poll without trying a recv first.
@@ -251,23 +242,9 @@ pub fn cancel_fd(fd: BorrowedFd<'_>, user_data: u64) -> io::Result<()> {
     )
 }
 
-/// Cancel the request whose user_data is `target`.
-pub fn cancel_user_data(target: u64, user_data: u64) -> io::Result<()> {
-    push(
-        opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target))
-            .build()
-            .user_data(user_data),
-    )
-}
-
 /// The buffer a completion picked, if any.
 pub fn completion_buffer(flags: u32) -> Option<u16> {
     monoio::ring::io_uring::cqueue::buffer_select(flags)
-}
-
-/// Whether a multishot request stays armed after this completion.
-pub fn completion_more(flags: u32) -> bool {
-    monoio::ring::io_uring::cqueue::more(flags)
 }
 
 /// The running kernel's (major, minor) version, from uname(2).

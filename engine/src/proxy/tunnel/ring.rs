@@ -1,16 +1,17 @@
 //! The ring relay: plain tunnels on an io_uring worker whose kernel has
-//! multishot recv (6.0) and provided buffer rings (5.19).
+//! provided buffer rings, `IORING_RECVSEND_POLL_FIRST` and cancel by
+//! descriptor (Linux 5.19).
 //!
-//! Each direction of a tunnel keeps one multishot recv armed on its
-//! source. Bytes land in a buffer the kernel picks from the worker's
-//! provided buffer ring only when they arrive, so an idle tunnel holds no
-//! buffer, no task wake-up and no re-arm — just two armed requests in the
+//! Each direction of a tunnel keeps one recv SQE armed on its source,
+//! with buffer selection: bytes land in a buffer the kernel picks from the
+//! worker's provided buffer ring only when they arrive, so an idle tunnel
+//! holds no buffer and no task wake-up — just two armed requests in the
 //! kernel. Each completion is answered with a send SQE of the same buffer
-//! to the other socket, queued into the runtime's ring and flushed with
-//! its next `io_uring_enter`; the buffer goes back to the ring when the
-//! send completes. So a relayed message costs no `recv`, `send` or poll
-//! system call of its own: every message of one loop turn shares one
-//! `io_uring_enter` (bench/TARGETS.md has the counts).
+//! to the other socket and a new recv SQE, both queued into the runtime's
+//! ring and flushed with its next `io_uring_enter`; the buffer goes back
+//! to the ring when the send completes. So a relayed message costs no
+//! `recv`, `send` or poll system call of its own: every message of one
+//! loop turn shares one `io_uring_enter` (bench/TARGETS.md has the counts).
 //!
 //! One task per worker (`Relay::drive`) takes the completions and moves
 //! every tunnel's bytes; a tunnel's own task only registers the tunnel and
@@ -19,8 +20,11 @@
 //! (`shutdown(SHUT_WR)` after the last byte), the idle timeout and the
 //! send timeout checked by the worker's periodic sweep (`Relay::sweep`)
 //! against a clock read once per batch of completions, and backpressure:
-//! a direction whose sends wait on a slow receiver cancels its recv after
-//! [`PAUSE_AT`] queued buffers and re-arms once they are sent.
+//! no recv is armed while a received buffer waits behind the one being
+//! sent, so at most [`MAX_OUT_PER_DIRECTION`] buffers are out behind a
+//! receiver that stops reading. A recv that fills a whole buffer hands the
+//! rest of the burst to splice(2) through a pooled pipe (no user-space
+//! copy), as the syscall relay does.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -35,15 +39,21 @@ use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
+use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, TAG};
+use crate::sys::{self, would_block};
 
-/// Buffers queued behind a waiting send before the direction's recv is
-/// cancelled (backpressure); it is re-armed when the queue is empty.
-pub const PAUSE_AT: usize = 4;
+/// Bytes moved per splice call (the default pipe size).
+const SPLICE_CHUNK: usize = 64 * 1024;
+/// Splice calls one burst makes before it lets other tunnels run (it
+/// goes on through a recv that finds the socket still readable).
+const SPLICE_TURN: usize = 16;
+/// Spare pipes the relay keeps.
+const SPARE_PIPES: usize = 64;
 
-/// Multishot recv (armed once) or one recv per message (re-armed by an
-/// SQE flushed with the loop's next `io_uring_enter`).
-const MULTISHOT: bool = false;
+/// The most buffers a direction holds behind a receiver that stops
+/// reading: the one being sent and one received behind it.
+pub const MAX_OUT_PER_DIRECTION: usize = 2;
 
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
@@ -71,9 +81,8 @@ pub enum Choice {
 }
 
 /// The relay a worker uses, from the configured wish, the driver and the
-/// kernel version: the ring needs an io_uring worker on Linux 6.0
-/// (multishot recv; provided buffer rings are 5.19). RHEL 9's 5.14 and the
-/// epoll driver keep the syscall relay.
+/// kernel version: the ring needs an io_uring worker on Linux 5.19. RHEL
+/// 9's 5.14 and the epoll driver keep the syscall relay.
 pub fn choose(
     wish: ringway_config::TunnelRelay,
     uring: bool,
@@ -84,18 +93,16 @@ pub fn choose(
         TunnelRelay::Syscall => Choice::Syscall("configured"),
         _ if !uring => Choice::Syscall("epoll driver"),
         _ => match kernel {
-            Some(v) if v >= (6, 0) => Choice::Ring,
-            _ => Choice::Syscall("kernel older than 6.0 (no multishot recv)"),
+            Some(v) if v >= (5, 19) => Choice::Ring,
+            _ => Choice::Syscall("kernel older than 5.19 (no provided buffer rings)"),
         },
     }
 }
 
 #[derive(Default)]
 struct Dir {
-    /// A multishot recv is armed (counted in `inflight`).
+    /// A recv is armed (counted in `inflight`).
     armed: bool,
-    /// Recv cancelled for backpressure; re-armed when `queue` empties.
-    paused: bool,
     /// Waiting for a buffer to come back to the ring (ENOBUFS).
     starved: bool,
     /// The source said end of stream.
@@ -109,6 +116,13 @@ struct Dir {
     /// Buffers received behind the one being sent: (bid, length).
     queue: VecDeque<(u16, u32)>,
     bytes: u64,
+    /// A recv filled a whole buffer: once it is sent, move the rest of
+    /// the burst with splice(2) instead of re-arming the recv.
+    bulk_next: bool,
+    /// The pipe of a splice burst, and the bytes in it.
+    pipe: Option<(Pipe, usize)>,
+    /// A splice burst waits for the destination since.
+    bulk_since: Option<Instant>,
 }
 
 struct Slot {
@@ -151,11 +165,14 @@ pub struct Relay {
     returned: Cell<bool>,
     /// Buffers taken by completions and not yet given back.
     out: Cell<usize>,
+    /// `runtime.splice`: long bursts move through a pipe.
+    splice: bool,
+    pipes: PipePool,
 }
 
 impl Relay {
     /// Register `count` buffers of `size` bytes with this worker's ring.
-    pub fn new(count: u16, size: usize) -> io::Result<Rc<Relay>> {
+    pub fn new(count: u16, size: usize, splice: bool) -> io::Result<Rc<Relay>> {
         Ok(Rc::new(Relay {
             bufs: BufRing::register(0, count, size)?,
             slots: RefCell::new(Vec::new()),
@@ -165,6 +182,8 @@ impl Relay {
             driving: Cell::new(false),
             returned: Cell::new(false),
             out: Cell::new(0),
+            splice,
+            pipes: PipePool::new(SPARE_PIPES),
         }))
     }
 
@@ -191,9 +210,8 @@ impl Relay {
             if now.saturating_duration_since(s.last) >= s.idle_timeout {
                 self.fail(i as u32, s, End::Idle);
             } else if s.dirs.iter().any(|d| {
-                d.sending.is_some_and(|(.., since)| {
-                    now.saturating_duration_since(since) >= s.send_timeout
-                })
+                let since = d.sending.map(|(.., since)| since).or(d.bulk_since);
+                since.is_some_and(|since| now.saturating_duration_since(since) >= s.send_timeout)
             }) {
                 debug!("tunnel send timed out");
                 self.fail(i as u32, s, End::Error);
@@ -208,7 +226,7 @@ impl Relay {
 
     fn register(self: &Rc<Self>, fds: [RawFd; 2], idle: Duration, send: Duration) -> u32 {
         if !self.driving.replace(true) {
-            monoio::spawn(self.clone().drive());
+            monoio::spawn(Self::drive(Rc::downgrade(self)));
         }
         let slot = Slot {
             fds,
@@ -249,8 +267,8 @@ impl Relay {
         s
     }
 
-    /// The worker's completion loop: runs for as long as the worker.
-    async fn drive(self: Rc<Self>) {
+    /// The worker's completion loop: runs for as long as the relay.
+    async fn drive(relay: std::rc::Weak<Self>) {
         let mut batch: Vec<Completion> = Vec::with_capacity(256);
         loop {
             let r = poll_fn(|cx| monoio::ring::poll_completions(cx, &mut batch)).await;
@@ -258,18 +276,20 @@ impl Relay {
                 warn!(error = %e, "ring relay stopped");
                 return;
             }
+            let Some(this) = relay.upgrade() else { return };
+            let this = &*this;
             // One clock read per batch: activity and send start times are
             // this coarse, which the sweeps (≥ 100 ms) do not notice.
             let now = Instant::now();
             for c in batch.drain(..) {
                 let (i, d, op) = decode(c.user_data);
-                if self.complete(i as u32, d, op, c, now) {
+                if this.complete(i as u32, d, op, c, now) {
                     // An orphan's last request is in.
-                    self.release(i as u32);
+                    this.release(i as u32);
                 }
             }
-            if self.returned.replace(false) {
-                self.feed_starved();
+            if this.returned.replace(false) {
+                this.feed_starved();
             }
         }
     }
@@ -291,10 +311,15 @@ impl Relay {
             OP_POLL_OUT => {
                 s.inflight -= 1;
                 s.dirs[d].polling = false;
-                if s.end.is_none() {
+                s.dirs[d].bulk_since = None;
+                if s.end.is_some() {
+                    if let Some((bid, ..)) = s.dirs[d].sending.take() {
+                        self.give(bid);
+                    }
+                } else if s.dirs[d].pipe.is_some() {
+                    self.bulk(i, s, d, now);
+                } else {
                     self.resend(i, s, d);
-                } else if let Some((bid, ..)) = s.dirs[d].sending.take() {
-                    self.give(bid);
                 }
             }
             _ => s.inflight -= 1,
@@ -333,23 +358,27 @@ impl Relay {
     }
 
     /// Arm direction `d`'s recv unless it is armed, ended or held back.
+    /// One recv at a time, armed while one buffer is being sent but not
+    /// while another waits behind it: at most [`MAX_OUT_PER_DIRECTION`]
+    /// buffers are out behind a slow receiver. (A multishot recv saved
+    /// 5–7 % of proxy CPU per message here, but it delivers up to 32
+    /// buffers per wake-up before a cancel can stop it — 11 to 61 out
+    /// behind one receiver that stopped reading, in the core_io
+    /// backpressure test — so a few stuck clients could drain a worker's
+    /// buffer ring; bench/TARGETS.md.)
     fn arm(&self, i: u32, s: &mut Slot, d: usize) {
         let dir = &s.dirs[d];
-        if dir.armed || dir.eof || dir.paused || dir.starved || s.end.is_some() {
+        if dir.armed
+            || dir.eof
+            || dir.starved
+            || dir.bulk_next
+            || dir.pipe.is_some()
+            || !dir.queue.is_empty()
+            || s.end.is_some()
+        {
             return;
         }
-        // Single shot: one buffer may wait behind the one being sent, and
-        // no recv is armed beyond it.
-        if !MULTISHOT && !dir.queue.is_empty() {
-            return;
-        }
-        let ud = user_data(i, d, OP_RECV);
-        let r = if MULTISHOT {
-            ring::recv_multishot(s.fd(d), self.bufs.group(), ud)
-        } else {
-            ring::recv_select(s.fd(d), self.bufs.group(), ud)
-        };
-        match r {
+        match ring::recv_select(s.fd(d), self.bufs.group(), user_data(i, d, OP_RECV)) {
             Ok(()) => {
                 s.dirs[d].armed = true;
                 s.inflight += 1;
@@ -362,10 +391,8 @@ impl Relay {
     }
 
     fn on_recv(&self, i: u32, s: &mut Slot, d: usize, c: Completion, now: Instant) {
-        if !ring::completion_more(c.flags) {
-            s.dirs[d].armed = false;
-            s.inflight -= 1;
-        }
+        s.dirs[d].armed = false;
+        s.inflight -= 1;
         let bid = ring::completion_buffer(c.flags);
         if bid.is_some() {
             self.out.set(self.out.get() + 1);
@@ -384,20 +411,11 @@ impl Relay {
                 };
                 s.last = now;
                 let dir = &mut s.dirs[d];
-                if dir.sending.is_none() {
-                    self.send(i, s, d, bid, 0, n as u32, now);
-                } else {
-                    dir.queue.push_back((bid, n as u32));
-                    if dir.queue.len() >= PAUSE_AT && dir.armed && !dir.paused {
-                        dir.paused = true;
-                        self.cancel_recv(i, s, d);
-                    }
-                }
+                dir.queue.push_back((bid, n as u32));
+                // A full buffer: more is waiting, splice it after this one.
+                dir.bulk_next |= self.splice && n as usize == self.bufs.buffer_size();
             }
-            0 => {
-                s.dirs[d].eof = true;
-                Self::pass_eof(s, d);
-            }
+            0 => s.dirs[d].eof = true,
             e => match -e {
                 libc::ENOBUFS => {
                     s.dirs[d].starved = true;
@@ -407,12 +425,42 @@ impl Relay {
                 _ => {
                     debug!(error = %io::Error::from_raw_os_error(-e), "tunnel recv failed");
                     self.fail(i, s, End::Error);
+                    return;
                 }
             },
         }
-        if !s.dirs[d].armed {
-            self.arm(i, s, d);
+        self.next_step(i, s, d, now);
+    }
+
+    /// What direction `d` does next: send what is queued, pass the end of
+    /// stream on once all is sent, start a splice burst once the recv has
+    /// stopped and all is sent, or re-arm the recv.
+    fn next_step(&self, i: u32, s: &mut Slot, d: usize, now: Instant) {
+        if s.end.is_some() {
+            return;
         }
+        let dir = &mut s.dirs[d];
+        if dir.sending.is_none() {
+            if let Some((bid, n)) = dir.queue.pop_front() {
+                self.send(i, s, d, bid, 0, n, now);
+            }
+        }
+        let dir = &mut s.dirs[d];
+        if dir.sending.is_none() && dir.queue.is_empty() {
+            if dir.queue.capacity() > 4 {
+                dir.queue = VecDeque::new();
+            }
+            if dir.eof {
+                Self::pass_eof(s, d);
+                return;
+            }
+            if dir.bulk_next && !dir.armed {
+                dir.bulk_next = false;
+                self.bulk(i, s, d, now);
+                return;
+            }
+        }
+        self.arm(i, s, d);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -456,11 +504,7 @@ impl Relay {
         if res < 0 {
             if -res == libc::EAGAIN {
                 // The socket is non-blocking: wait for room, then resend.
-                s.dirs[d].polling = true;
-                match ring::poll_writable(s.fd(1 - d), user_data(i, d, OP_POLL_OUT)) {
-                    Ok(()) => s.inflight += 1,
-                    Err(_) => self.fail(i, s, End::Error),
-                }
+                self.wait_writable(i, s, d);
                 return;
             }
             debug!(error = %io::Error::from_raw_os_error(-res), "tunnel send failed");
@@ -479,20 +523,85 @@ impl Relay {
         dir.sending = None;
         dir.bytes += len as u64;
         self.give(bid);
-        if let Some((next, n)) = dir.queue.pop_front() {
-            self.send(i, s, d, next, 0, n, now);
-            if MULTISHOT {
-                return;
+        self.next_step(i, s, d, now);
+    }
+
+    /// Move direction `d`'s burst through a pipe with non-blocking
+    /// splice(2) until the source is drained (then re-arm the recv), the
+    /// destination is full (then wait for it on the ring), the source
+    /// ends, or [`SPLICE_TURN`] calls (then wait for the destination on
+    /// the ring, at once ready, so other tunnels get their turn).
+    fn bulk(&self, i: u32, s: &mut Slot, d: usize, now: Instant) {
+        let (pipe, mut in_pipe) = match s.dirs[d].pipe.take() {
+            Some(p) => p,
+            None => match self.pipes.take() {
+                Ok(p) => (p, 0),
+                Err(e) => {
+                    warn!(error = %e, "cannot make a splice pipe");
+                    self.fail(i, s, End::Error);
+                    return;
+                }
+            },
+        };
+        let (src, dst) = (sys::borrow_raw(s.fds[d]), sys::borrow_raw(s.fds[1 - d]));
+        for _ in 0..SPLICE_TURN {
+            while in_pipe > 0 {
+                match sys::splice(pipe.read_end(), dst, in_pipe) {
+                    Ok(n) => {
+                        in_pipe -= n;
+                        s.dirs[d].bytes += n as u64;
+                    }
+                    Err(e) if would_block(&e) => {
+                        s.dirs[d].pipe = Some((pipe, in_pipe));
+                        s.dirs[d].bulk_since = Some(now);
+                        self.wait_writable(i, s, d);
+                        return;
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "tunnel splice failed");
+                        self.fail(i, s, End::Error);
+                        return;
+                    }
+                }
             }
-        } else {
-            if dir.queue.capacity() > 2 * PAUSE_AT {
-                dir.queue = VecDeque::new();
+            // The pipe is empty here, so EAGAIN means the socket is drained.
+            match sys::splice(src, pipe.write_end(), SPLICE_CHUNK) {
+                Ok(0) => {
+                    self.pipes.give(pipe);
+                    s.dirs[d].eof = true;
+                    Self::pass_eof(s, d);
+                    return;
+                }
+                Ok(n) => {
+                    in_pipe = n;
+                    s.last = now;
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    debug!(error = %e, "tunnel splice failed");
+                    self.fail(i, s, End::Error);
+                    return;
+                }
             }
-            dir.paused = false;
         }
+        if in_pipe > 0 {
+            // The turn ended with bytes in the pipe: go on from the ring
+            // (the send timeout runs from here).
+            s.dirs[d].pipe = Some((pipe, in_pipe));
+            s.dirs[d].bulk_since = Some(now);
+            self.wait_writable(i, s, d);
+            return;
+        }
+        self.pipes.give(pipe);
         self.arm(i, s, d);
-        if s.dirs[d].eof {
-            Self::pass_eof(s, d);
+    }
+
+    /// Wait on the ring for direction `d`'s destination to take bytes.
+    fn wait_writable(&self, i: u32, s: &mut Slot, d: usize) {
+        s.dirs[d].polling = true;
+        match ring::poll_writable(s.fd(1 - d), user_data(i, d, OP_POLL_OUT)) {
+            Ok(()) => s.inflight += 1,
+            Err(_) => self.fail(i, s, End::Error),
         }
     }
 
@@ -510,16 +619,6 @@ impl Relay {
         }
     }
 
-    fn cancel_recv(&self, i: u32, s: &mut Slot, d: usize) {
-        // Cancelling by descriptor would take the other direction's
-        // pending send too; a recv is the only request on its source
-        // besides the other direction's send, so cancel by user_data.
-        match ring::cancel_user_data(user_data(i, d, OP_RECV), user_data(i, d, OP_CANCEL)) {
-            Ok(()) => s.inflight += 1,
-            Err(_) => self.fail(i, s, End::Error),
-        }
-    }
-
     /// End the tunnel: cancel every request on both sockets; the slot is
     /// finished when their last completions are in.
     fn fail(&self, i: u32, s: &mut Slot, end: End) {
@@ -527,8 +626,10 @@ impl Relay {
             return;
         }
         s.end = Some(end);
-        // A buffer being sent goes back when its send completes.
+        // A buffer being sent goes back when its send completes; a pipe
+        // that may hold bytes is closed, not pooled.
         for dir in &mut s.dirs {
+            dir.pipe = None;
             for (bid, _) in dir.queue.drain(..) {
                 self.give(bid);
             }
@@ -636,16 +737,16 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_needs_io_uring_and_linux_6_0() {
+    fn the_ring_needs_io_uring_and_linux_5_19() {
         let auto = TunnelRelay::Auto;
         assert_eq!(choose(auto, true, Some((6, 18))), Choice::Ring);
-        assert_eq!(choose(auto, true, Some((6, 0))), Choice::Ring);
+        assert_eq!(choose(auto, true, Some((5, 19))), Choice::Ring);
         assert!(matches!(
             choose(auto, true, Some((5, 14))),
             Choice::Syscall(_)
         ));
         assert!(matches!(
-            choose(auto, true, Some((5, 19))),
+            choose(auto, true, Some((5, 18))),
             Choice::Syscall(_)
         ));
         assert!(matches!(choose(auto, true, None), Choice::Syscall(_)));
