@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # The benchmark: ringway against nginx, side by side in one run.
 #
-#   scripts/bench.sh            full run (~10 min on 2 cores): writes bench/RESULTS.md
+#   scripts/bench.sh            full run (~11 min on 2 cores): writes bench/RESULTS.md
 #                               and bench/chart.svg
 #   scripts/bench.sh --quick    smoke run (< 2 min): writes target/bench-quick/
-#   scripts/bench.sh --scenarios pingpong,hold --rounds 3 --workers 2 ...
+#   scripts/bench.sh --syscalls also count the proxies' system calls per relayed
+#                               message (strace -c, a separate untimed pass after the
+#                               timed rounds of pingpong and lowrate)
+#   scripts/bench.sh --scenarios pingpong,hold --targets nginx,ringway-epoll \
+#                    --rounds 3 --workers 2 ...
 #                               (every option goes to ringway-harness; --help lists them)
 #
-# Scenarios (bench/src/bin/harness): pingpong, stream, churn, hold, fanout
-# (WebSocket, driven by ringway-load against ringway-echo) and http (wrk
-# against /api/). Each runs against the backend directly, nginx (the
+# Scenarios (bench/src/bin/harness): pingpong, lowrate, stream, churn, hold,
+# fanout (WebSocket, driven by ringway-load against ringway-echo) and http
+# (wrk against /api/). Each runs against the backend directly, nginx (the
 # seeds' proxy directives, same worker count), ringway io_uring and ringway
-# epoll, alternating, with the proxy pinned to its own CPU(s).
+# epoll, alternating, with the proxy pinned to its own CPU(s); pingpong,
+# lowrate and stream also against "nginx tuned" (the same nginx with
+# proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k).
+# Proxy CPU per unit of work is shown whole and split into user and system.
 #
-# Installs nginx and wrk with apt-get when they are missing and this runs
-# as root; without them those parts are skipped, not failed.
+# Installs nginx, wrk and strace with apt-get when they are missing and this
+# runs as root; without them those parts are skipped, not failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v nginx > /dev/null || missing+=(nginx)
 command -v wrk > /dev/null || missing+=(wrk)
+command -v strace > /dev/null || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q "${missing[@]}" > /dev/null 2>&1 \

@@ -1,19 +1,25 @@
 //! `ringway-harness`: the side-by-side benchmark. For each scenario it
 //! runs the same load against the echo backend directly (the ceiling),
-//! through nginx, and through ringway on io_uring and on epoll — fresh
-//! processes each time, targets alternating round by round — and measures
-//! the load's own numbers plus the proxy's CPU seconds, RSS, descriptors
-//! and io_uring worker threads from /proc. It writes a markdown report
-//! (tables with ratios to nginx, the exact commands) and an SVG chart.
+//! through nginx (and, where its buffer sizes matter, through nginx with
+//! larger ones: `nginx tuned`), and through ringway on io_uring and on
+//! epoll — fresh processes each time, targets alternating round by round —
+//! and measures the load's own numbers plus the proxy's CPU seconds (user
+//! and system), RSS, descriptors and io_uring worker threads from /proc.
+//! With `--syscalls`, a separate pass after the timed rounds runs the echo
+//! scenarios (pingpong, lowrate) once more per proxy under `strace -c` and
+//! counts system calls per relayed message; those runs are never timed. It
+//! writes a markdown report (tables with ratios to nginx and nginx tuned,
+//! the exact commands) and an SVG chart.
 //!
 //! ```text
-//! ringway-harness [--quick] [--scenarios pingpong,stream,churn,hold,fanout,http]
-//!                 [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+//! ringway-harness [--quick] [--scenarios pingpong,lowrate,stream,churn,hold,fanout,http]
+//!                 [--targets direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll]
+//!                 [--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
 //! ```
 //!
-//! `scripts/bench.sh` builds everything, installs nginx (and wrk) when
-//! missing, and runs this. Proxies run on the last `--workers` CPUs, the
-//! backend and the load generator on the others.
+//! `scripts/bench.sh` builds everything, installs nginx, wrk and strace
+//! when missing, and runs this. Proxies run on the last `--workers` CPUs,
+//! the backend and the load generator on the others.
 
 mod procs;
 mod report;
@@ -25,15 +31,19 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 use lexopt::prelude::*;
 use report::{Bar, Sample};
-use scenarios::{Scenario, Setup, Target};
+use scenarios::{Pass, Scenario, Setup, Target};
 
 const USAGE: &str = "usage: ringway-harness [--quick] [--scenarios LIST] [--targets LIST] \
-[--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
-  scenarios: pingpong,stream,churn,hold,fanout,http (default: all; http needs wrk)
-  targets:   direct,nginx,ringway-io_uring,ringway-epoll (default: all; nginx when installed)";
+[--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+  scenarios: pingpong,lowrate,stream,churn,hold,fanout,http (default: all; http needs wrk)
+  targets:   direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll (default: all; nginx
+             when installed; nginx-tuned only in pingpong, lowrate and stream)
+  --syscalls after the timed rounds of pingpong and lowrate, one more run per proxy
+             (not nginx-tuned) under strace -c: system calls per relayed message";
 
 struct Opts {
     quick: bool,
+    syscalls: bool,
     scenarios: Vec<String>,
     targets: Vec<Target>,
     rounds: usize,
@@ -45,6 +55,7 @@ struct Opts {
 fn parse() -> anyhow::Result<Opts> {
     let mut o = Opts {
         quick: false,
+        syscalls: false,
         scenarios: Scenario::NAMES.iter().map(|s| s.to_string()).collect(),
         targets: Target::ALL.to_vec(),
         rounds: 0,
@@ -57,6 +68,7 @@ fn parse() -> anyhow::Result<Opts> {
         while let Some(arg) = p.next()? {
             match arg {
                 Long("quick") => o.quick = true,
+                Long("syscalls") => o.syscalls = true,
                 Long("scenarios") => {
                     o.scenarios = p
                         .value()?
@@ -123,7 +135,10 @@ fn run() -> anyhow::Result<i32> {
     let mut targets = o.targets.clone();
     if !setup.has_nginx {
         eprintln!("nginx is not installed: running without it (scripts/bench.sh installs it)");
-        targets.retain(|t| *t != Target::Nginx);
+        targets.retain(|t| !matches!(t, Target::Nginx | Target::NginxTuned));
+    }
+    if o.syscalls && !setup.has_strace {
+        eprintln!("strace is not installed: no system call counts (scripts/bench.sh installs it)");
     }
     eprintln!(
         "cpus: proxy {:?}, backend + load {:?}; {} round(s); {}",
@@ -143,8 +158,10 @@ fn run() -> anyhow::Result<i32> {
             sections.push(format!("## {name}\n\nSkipped: wrk is not installed.\n"));
             continue;
         }
-        let mut per_target: Vec<(Target, Vec<Sample>)> =
-            targets.iter().map(|t| (*t, Vec::new())).collect();
+        let mut per_target: Vec<(Target, Vec<Sample>)> = (targets.iter())
+            .filter(|t| sc.runs(**t))
+            .map(|t| (*t, Vec::new()))
+            .collect();
         for round in 0..o.rounds {
             // Alternate: each round starts with the next target.
             let n = per_target.len();
@@ -152,18 +169,8 @@ fn run() -> anyhow::Result<i32> {
                 let i = (k + round) % n;
                 let t = per_target[i].0;
                 eprint!("{name} round {} {} ... ", round + 1, t.label());
-                match setup.run(&sc, t) {
-                    Ok(s) => {
-                        eprintln!("{}", sc.summary(&s));
-                        if s.get("errors").copied().unwrap_or(0.0) > 0.0 {
-                            failed += 1;
-                        }
-                        per_target[i].1.push(s);
-                    }
-                    Err(e) => {
-                        eprintln!("failed: {e:#}");
-                        failed += 1;
-                    }
+                if let Some(s) = attempt(&mut setup, &sc, t, Pass::Timed, &mut failed) {
+                    per_target[i].1.push(s);
                 }
             }
         }
@@ -179,8 +186,8 @@ fn run() -> anyhow::Result<i32> {
             }
             if let Some(v) = report::advantage(
                 head,
-                s.get(head.key).copied(),
-                nginx.and_then(|n| n.get(head.key).copied()),
+                s.get(&head.key).copied(),
+                nginx.and_then(|n| n.get(&head.key).copied()),
             ) {
                 bars.push(Bar {
                     label: format!("{name}: {} ({label})", head.label),
@@ -188,12 +195,16 @@ fn run() -> anyhow::Result<i32> {
                 });
             }
         }
-        sections.push(format!(
+        let mut section = format!(
             "## {name}\n\n{}\n\nLoad: `{}`\n\n{}",
             sc.about,
             sc.load_command("ADDR"),
             report::table(&sc.metrics, &medians)
-        ));
+        );
+        if o.syscalls && sc.syscalls {
+            section.push_str(&syscalls_section(&mut setup, &sc, &targets, &mut failed));
+        }
+        sections.push(section);
     }
 
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
@@ -216,4 +227,71 @@ fn run() -> anyhow::Result<i32> {
         started.elapsed().as_secs_f64()
     );
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// One run, its progress line, and its failures counted into `failed`.
+fn attempt(
+    setup: &mut Setup,
+    sc: &Scenario,
+    t: Target,
+    pass: Pass,
+    failed: &mut usize,
+) -> Option<Sample> {
+    match setup.run(sc, t, pass) {
+        Ok(s) => {
+            eprintln!("{}", sc.summary(&s));
+            if s.get("errors").copied().unwrap_or(0.0) > 0.0 {
+                *failed += 1;
+            }
+            Some(s)
+        }
+        Err(e) => {
+            eprintln!("failed: {e:#}");
+            *failed += 1;
+            None
+        }
+    }
+}
+
+/// The strace pass of one scenario, after its timed rounds: one run per
+/// proxy among `targets` (`nginx tuned` left out: buffer sizes do not
+/// change a 64-byte message's calls), as a markdown subsection.
+fn syscalls_section(
+    setup: &mut Setup,
+    sc: &Scenario,
+    targets: &[Target],
+    failed: &mut usize,
+) -> String {
+    let head = "\n### system calls per relayed message\n\n";
+    if !setup.has_strace {
+        return format!("{head}Skipped: strace is not installed.\n");
+    }
+    let mut traced: Vec<(String, Sample)> = Vec::new();
+    for &t in targets {
+        if matches!(t, Target::Direct | Target::NginxTuned) {
+            continue;
+        }
+        eprint!("{} syscalls {} ... ", sc.name, t.label());
+        if let Some(s) = attempt(setup, sc, t, Pass::Syscalls, failed) {
+            traced.push((t.label().to_string(), s));
+        }
+    }
+    let relayed: Vec<String> = (traced.iter())
+        .map(|(t, s)| format!("{t} {}", report::num(s.get("relayed").copied(), 0)))
+        .collect();
+    format!(
+        "{head}A separate run per proxy after the timed ones, never mixed with them: \
+         `strace -c -f -p PID` attached to every thread of the proxy's workers from the \
+         load's warmup to the end of its measured window ({}), calls divided by the \
+         messages relayed while attached (each echo crosses the proxy twice; the count \
+         of the window scaled to the time traced, so good to a few per cent). strace runs \
+         on the proxy's CPU and stops the proxy on every call, so these runs are far \
+         slower than the timed ones; only the counts mean anything, and calls that batch \
+         (`epoll_wait`, `io_uring_enter`) batch differently at that pace. Operations \
+         submitted through `io_uring_enter` are not system calls of their own and do not \
+         show. Messages relayed while traced: {}.\n\n{}",
+        scenarios::TRACE_WINDOW,
+        relayed.join(", "),
+        report::table(&report::syscall_metrics(&traced), &traced)
+    )
 }

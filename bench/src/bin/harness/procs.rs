@@ -1,6 +1,7 @@
-//! Processes the harness starts (echo backend, proxies, load runs) and
-//! what it reads of them from /proc: CPU seconds, RSS, descriptors,
-//! io_uring worker threads.
+//! Processes the harness starts (echo backend, proxies, load runs,
+//! strace) and what it reads of them: from /proc, user and system CPU
+//! seconds, RSS, descriptors, io_uring worker threads; from `strace -c`,
+//! system calls by name.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -84,9 +85,22 @@ impl Proc {
 
     /// Wait (bounded) for a line containing `needle`; return it.
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+        self.wait_lines(needle, 1, timeout)
+    }
+
+    /// Wait (bounded) for the `n`th line containing `needle` (counting
+    /// those seen already); return it.
+    pub fn wait_lines(
+        &mut self,
+        needle: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let mut found = self.seen.iter().filter(|l| l.contains(needle));
+        if let Some(l) = found.nth(n.max(1) - 1) {
             return Ok(l.clone());
         }
+        let mut count = self.seen.iter().filter(|l| l.contains(needle)).count();
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -94,11 +108,14 @@ impl Proc {
                 Ok(l) => {
                     self.seen.push(l.clone());
                     if l.contains(needle) {
-                        return Ok(l);
+                        count += 1;
+                        if count >= n {
+                            return Ok(l);
+                        }
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                    "{}: no line with {needle:?} within {timeout:?}; output:\n{}",
+                    "{}: {count} of {n} line(s) with {needle:?} within {timeout:?}; output:\n{}",
                     self.name,
                     self.seen.join("\n")
                 ),
@@ -206,8 +223,10 @@ fn strip_ansi(s: &str) -> String {
 /// What a set of processes has used, read from /proc.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
-    /// User + system CPU seconds.
-    pub cpu_secs: f64,
+    /// User-space CPU seconds (utime).
+    pub user_secs: f64,
+    /// Kernel CPU seconds on the processes' behalf (stime).
+    pub sys_secs: f64,
     /// Resident memory, KiB.
     pub rss_kib: u64,
     /// Open descriptors.
@@ -218,16 +237,22 @@ pub struct Usage {
     pub threads: u64,
 }
 
+/// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64
+}
+
 /// Sum the usage of `pids`.
 pub fn usage(pids: &[u32]) -> Usage {
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let tick = clock_ticks() as f64;
     let mut u = Usage::default();
     for &pid in pids {
         let dir = PathBuf::from(format!("/proc/{pid}"));
         if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
             if let Some((ut, st)) = cpu_ticks(&stat) {
-                u.cpu_secs += (ut + st) as f64 / tick;
+                u.user_secs += ut as f64 / tick;
+                u.sys_secs += st as f64 / tick;
             }
         }
         if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
@@ -296,6 +321,84 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+/// `strace -c -f` attached to running processes: counts their system
+/// calls (every thread's, and those of threads started meanwhile) until
+/// stopped. It slows them down a lot, so nothing timed may run alongside.
+pub struct Strace {
+    proc: Proc,
+    out: PathBuf,
+    /// When the last process was attached.
+    since: Instant,
+}
+
+/// What a stopped [`Strace`] counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traced {
+    /// (syscall, calls), `total` included.
+    pub calls: Vec<(String, u64)>,
+    /// From attaching to every process to the signal to detach.
+    pub secs: f64,
+}
+
+impl Strace {
+    /// Attach to `pids` and all their threads, pinned to `cpus`, writing
+    /// the summary to `out`; returns once strace says it has attached to
+    /// every process.
+    pub fn attach(pids: &[u32], cpus: &[usize], out: &Path) -> anyhow::Result<Strace> {
+        if pids.is_empty() {
+            bail!("no process to trace");
+        }
+        let mut c = Command::new("strace");
+        c.args(["-c", "-f", "-o"]).arg(out);
+        for p in pids {
+            c.arg("-p").arg(p.to_string());
+        }
+        let mut proc = Proc::spawn("strace", pinned(c, cpus))?;
+        // One line a process: "Process N attached with 2 threads".
+        proc.wait_lines("attached", pids.len(), Duration::from_secs(10))?;
+        Ok(Strace {
+            proc,
+            out: out.to_path_buf(),
+            since: Instant::now(),
+        })
+    }
+
+    /// Detach (SIGINT makes strace write its summary) and read the counts.
+    pub fn stop(mut self) -> anyhow::Result<Traced> {
+        let secs = self.since.elapsed().as_secs_f64();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.proc.pid() as i32, libc::SIGINT) };
+        self.proc.finish(Duration::from_secs(10))?;
+        let text = std::fs::read_to_string(&self.out)
+            .with_context(|| format!("strace wrote no summary: {}", self.proc.seen.join("\n")))?;
+        let calls = strace_counts(&text);
+        if calls.is_empty() {
+            bail!("no counts in strace's summary:\n{text}");
+        }
+        Ok(Traced { calls, secs })
+    }
+}
+
+/// The rows of a `strace -c` summary: (syscall, calls), `total` included.
+///
+/// ```text
+/// % time     seconds  usecs/call     calls    errors syscall
+/// ------ ----------- ----------- --------- --------- ----------------
+///  61.55    0.412345           3    120000           sendto
+///  30.12    0.201234           1    120001        12 recvfrom
+/// ```
+pub fn strace_counts(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if !(5..=6).contains(&f.len()) || f[0].parse::<f64>().is_err() {
+                return None;
+            }
+            Some((f[f.len() - 1].to_string(), f[3].parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +421,28 @@ mod tests {
             Some("127.0.0.1:9".parse().unwrap())
         );
         assert_eq!(addr_in("nothing here"), None);
+    }
+
+    #[test]
+    fn reads_strace_summaries() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n\
+------ ----------- ----------- --------- --------- ----------------\n\
+ 61.55    0.412345           3    120000           sendto\n\
+ 30.12    0.201234           1    120001        12 recvfrom\n\
+  0.01    0.000010           0        40           io_uring_enter\n\
+------ ----------- ----------- --------- --------- ----------------\n\
+100.00    0.613589           2    240041        12 total\n";
+        let c = strace_counts(text);
+        assert_eq!(
+            c,
+            [
+                ("sendto".to_string(), 120000),
+                ("recvfrom".to_string(), 120001),
+                ("io_uring_enter".to_string(), 40),
+                ("total".to_string(), 240041)
+            ]
+        );
+        assert!(strace_counts("strace: Process 12 attached").is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Turning samples into bench/RESULTS.md and the SVG chart: medians over
-//! rounds, ratios to nginx, a markdown table per scenario. Pure.
+//! rounds, ratios to nginx (and to tuned nginx where it ran), a markdown
+//! table per scenario and one of system calls per message. Pure.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,9 +16,9 @@ pub enum Better {
 #[derive(Debug, Clone)]
 pub struct Metric {
     /// The key in a sample.
-    pub key: &'static str,
+    pub key: String,
     /// What the table calls it.
-    pub label: &'static str,
+    pub label: String,
     pub better: Better,
     /// Digits after the point.
     pub digits: usize,
@@ -67,7 +68,9 @@ pub fn advantage(m: &Metric, ours: Option<f64>, nginx: Option<f64>) -> Option<f6
     }
 }
 
-fn num(v: Option<f64>, digits: usize) -> String {
+/// A table cell: `digits` after the point, thousands grouped when whole
+/// and large, "–" for none.
+pub fn num(v: Option<f64>, digits: usize) -> String {
     match v {
         None => "–".into(),
         Some(x) if x.abs() >= 10_000.0 && digits == 0 => group(x.round() as i64),
@@ -92,18 +95,29 @@ fn group(n: i64) -> String {
     }
 }
 
-/// A markdown table: one row per metric, one column per target, and a
-/// ratio-to-nginx column after each ringway target.
+/// The targets ringway is divided by, and their ratio columns' heads.
+const REFERENCES: [(&str, &str); 2] = [("nginx", "÷ nginx"), ("nginx tuned", "÷ tuned")];
+
+/// A markdown table: one row per metric, one column per target, and after
+/// each ringway target a ratio column for each reference (nginx, nginx
+/// tuned) among the targets.
 pub fn table(metrics: &[Metric], targets: &[(String, Sample)]) -> String {
-    let nginx = targets.iter().find(|(n, _)| n == "nginx").map(|(_, s)| s);
+    let refs: Vec<(&str, &Sample)> = (REFERENCES.iter())
+        .filter_map(|(name, head)| {
+            let (_, s) = targets.iter().find(|(n, _)| n == name)?;
+            Some((*head, s))
+        })
+        .collect();
     let mut head = String::from("| metric |");
     let mut rule = String::from("|---|");
     for (name, _) in targets {
         let _ = write!(head, " {name} |");
         rule.push_str("---:|");
-        if name.starts_with("ringway") && nginx.is_some() {
-            head.push_str(" ÷ nginx |");
-            rule.push_str("---:|");
+        if name.starts_with("ringway") {
+            for (r, _) in &refs {
+                let _ = write!(head, " {r} |");
+                rule.push_str("---:|");
+            }
         }
     }
     let mut out = format!("{head}\n{rule}\n");
@@ -114,11 +128,11 @@ pub fn table(metrics: &[Metric], targets: &[(String, Sample)]) -> String {
         };
         let _ = write!(out, "| {} {arrow} |", m.label);
         for (name, s) in targets {
-            let v = s.get(m.key).copied();
+            let v = s.get(&m.key).copied();
             let _ = write!(out, " {} |", num(v, m.digits));
             if name.starts_with("ringway") {
-                if let Some(n) = nginx {
-                    let r = ratio(v, n.get(m.key).copied());
+                for (_, n) in &refs {
+                    let r = ratio(v, n.get(&m.key).copied());
                     let _ = write!(out, " {} |", num(r, 2));
                 }
             }
@@ -126,6 +140,41 @@ pub fn table(metrics: &[Metric], targets: &[(String, Sample)]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Where a traced run's per-message system call counts live in a sample:
+/// `syscall_NAME` (`syscall_total` for all of them).
+pub const SYSCALL: &str = "syscall_";
+
+/// The rows of the system call table: every `syscall_*` key of any
+/// sample, the most frequent first (by its largest count over the
+/// samples), `total` last.
+pub fn syscall_metrics(targets: &[(String, Sample)]) -> Vec<Metric> {
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    for (_, s) in targets {
+        for (k, v) in s.range(SYSCALL.to_string()..) {
+            let Some(name) = k.strip_prefix(SYSCALL) else {
+                break;
+            };
+            match rows.iter_mut().find(|(n, _)| n == name) {
+                Some((_, top)) => *top = top.max(*v),
+                None => rows.push((name.to_string(), *v)),
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (a.0 == "total")
+            .cmp(&(b.0 == "total"))
+            .then(b.1.total_cmp(&a.1))
+    });
+    (rows.into_iter())
+        .map(|(name, _)| Metric {
+            key: format!("{SYSCALL}{name}"),
+            label: format!("`{name}`"),
+            better: Better::Lower,
+            digits: 3,
+        })
+        .collect()
 }
 
 /// One bar of the chart.
@@ -221,8 +270,8 @@ mod tests {
     #[test]
     fn ratios_and_advantage() {
         let hi = Metric {
-            key: "rps",
-            label: "rps",
+            key: "rps".into(),
+            label: "rps".into(),
             better: Better::Higher,
             digits: 0,
         };
@@ -239,8 +288,8 @@ mod tests {
     #[test]
     fn table_has_ratio_columns() {
         let m = [Metric {
-            key: "rps",
-            label: "round trips/s",
+            key: "rps".into(),
+            label: "round trips/s".into(),
             better: Better::Higher,
             digits: 0,
         }];
@@ -263,6 +312,62 @@ mod tests {
             t.contains("| round trips/s ↑ | 200,000 | 100,000 | 130,000 | 1.30 |"),
             "{t}"
         );
+
+        let t = table(
+            &m,
+            &[
+                ("nginx".into(), [("rps".to_string(), 100_000.0)].into()),
+                ("nginx tuned".into(), [("rps".to_string(), 80_000.0)].into()),
+                ("ringway epoll".into(), Sample::new()),
+                (
+                    "ringway io_uring".into(),
+                    [("rps".into(), 120_000.0)].into(),
+                ),
+            ],
+        );
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            rows[0],
+            "| metric | nginx | nginx tuned | ringway epoll | ÷ nginx | ÷ tuned | \
+             ringway io_uring | ÷ nginx | ÷ tuned |"
+        );
+        assert_eq!(rows[1], "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        assert_eq!(
+            rows[2],
+            "| round trips/s ↑ | 100,000 | 80,000 | – | – | – | 120,000 | 1.20 | 1.50 |"
+        );
+    }
+
+    #[test]
+    fn syscall_rows_most_frequent_first_total_last() {
+        let s = |v: &[(&str, f64)]| -> Sample {
+            v.iter()
+                .map(|(k, x)| (format!("{SYSCALL}{k}"), *x))
+                .chain([("p99_ms".to_string(), 1.0)])
+                .collect()
+        };
+        let rows = syscall_metrics(&[
+            (
+                "nginx".into(),
+                s(&[("epoll_wait", 0.01), ("recvfrom", 1.0), ("total", 2.02)]),
+            ),
+            (
+                "ringway io_uring".into(),
+                s(&[("io_uring_enter", 0.5), ("sendto", 1.5), ("total", 2.0)]),
+            ),
+        ]);
+        let keys: Vec<&str> = rows.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "`sendto`",
+                "`recvfrom`",
+                "`io_uring_enter`",
+                "`epoll_wait`",
+                "`total`"
+            ]
+        );
+        assert_eq!(rows[0].key, "syscall_sendto");
     }
 
     #[test]

@@ -1,32 +1,48 @@
 //! The scenarios, the targets, and running one scenario against one
-//! target with fresh processes: backend, proxy, load.
+//! target with fresh processes: backend, proxy, load — either timed (the
+//! load's numbers, the proxy's CPU, RSS, descriptors) or, in a separate
+//! pass, under `strace -c` (system calls per relayed message).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::procs::{self, Proc, Usage};
-use crate::report::{Better, Metric, Sample};
+use crate::procs::{self, Proc, Strace, Traced, Usage};
+use crate::report::{Better, Metric, Sample, SYSCALL};
 
 /// Source addresses for the load (past one address's ephemeral ports).
 const SOURCES: &str = "127.0.0.2-127.0.0.40";
+
+/// What the `nginx tuned` target adds to the plain nginx configuration.
+pub const NGINX_TUNED: &str =
+    "proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;";
+
+/// The load's measured window in the strace pass (its `--duration`).
+pub const TRACE_WINDOW: &str = "2s";
+
+/// wrk's `done` hook for the p99.9 its `--latency` table leaves out.
+const WRK_P999: &str = "done = function(summary, latency, requests)\n  \
+    io.write(string.format(\"p99.9 %dus\\n\", latency:percentile(99.9)))\nend\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Direct,
     Nginx,
+    /// nginx with [`NGINX_TUNED`]'s buffer sizes.
+    NginxTuned,
     RingwayIoUring,
     RingwayEpoll,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Nginx,
+        Target::NginxTuned,
         Target::RingwayIoUring,
         Target::RingwayEpoll,
     ];
@@ -41,6 +57,7 @@ impl Target {
         match self {
             Target::Direct => "direct",
             Target::Nginx => "nginx",
+            Target::NginxTuned => "nginx tuned",
             Target::RingwayIoUring => "ringway io_uring",
             Target::RingwayEpoll => "ringway epoll",
         }
@@ -61,6 +78,11 @@ pub struct Scenario {
     pub name: String,
     pub about: String,
     pub needs_wrk: bool,
+    /// Run against `nginx tuned` too (nginx's buffer sizes matter here).
+    pub tunable: bool,
+    /// Has a strace pass when asked (`--syscalls`): an echo load, each
+    /// unit of work relaying two messages.
+    pub syscalls: bool,
     load: Load,
     /// The first is the headline (the chart's bar).
     pub metrics: Vec<Metric>,
@@ -70,13 +92,32 @@ pub struct Scenario {
     cpu_per: f64,
 }
 
-fn m(key: &'static str, label: &'static str, better: Better, digits: usize) -> Metric {
+fn m(key: &str, label: &str, better: Better, digits: usize) -> Metric {
     Metric {
-        key,
-        label,
+        key: key.into(),
+        label: label.into(),
         better,
         digits,
     }
+}
+
+/// The proxy's CPU per unit of work (`per`: "µs per round trip"), then
+/// its user-space and system parts.
+fn cpu(per: &str, digits: usize) -> Vec<Metric> {
+    [
+        ("cpu_per_unit", "proxy CPU"),
+        ("user_per_unit", "proxy user-space CPU"),
+        ("sys_per_unit", "proxy system CPU"),
+    ]
+    .map(|(key, what)| m(key, &format!("{what} {per}"), Better::Lower, digits))
+    .to_vec()
+}
+
+/// Latency quantiles p50, p99 and p99.9 in ms.
+fn latency() -> Vec<Metric> {
+    [("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")]
+        .map(|(key, q)| m(key, &format!("latency {q} (ms)"), Better::Lower, 3))
+        .to_vec()
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -84,7 +125,9 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 impl Scenario {
-    pub const NAMES: [&'static str; 6] = ["pingpong", "stream", "churn", "hold", "fanout", "http"];
+    pub const NAMES: [&'static str; 7] = [
+        "pingpong", "lowrate", "stream", "churn", "hold", "fanout", "http",
+    ];
 
     pub fn new(name: &str, quick: bool) -> Scenario {
         let secs = if quick { "2s" } else { "10s" };
@@ -95,98 +138,144 @@ impl Scenario {
             1,
         );
         let (h, l) = (Better::Higher, Better::Lower);
+        let plain = |name: &str, about: String, load: Load| Scenario {
+            name: name.into(),
+            about,
+            needs_wrk: false,
+            tunable: false,
+            syscalls: false,
+            load,
+            metrics: Vec::new(),
+            units: "",
+            cpu_per: 0.0,
+        };
+        let ws = |mode: &'static str, args: &[&str]| Load::Ws {
+            mode,
+            args: strings(args),
+        };
         match name {
             "pingpong" => {
                 let n = if quick { "20" } else { "100" };
                 Scenario {
-                    name: name.into(),
-                    about: format!(
-                        "{n} connections, each sending a 64-byte binary message and waiting \
-                         for its echo, for {secs}."
-                    ),
-                    needs_wrk: false,
-                    load: Load::Ws {
-                        mode: "pingpong",
-                        args: strings(&["-n", n, "--size", "64", "--duration", secs]),
-                    },
-                    metrics: vec![
-                        m("round_trips_per_sec", "round trips/s", h, 0),
-                        m("p50_ms", "latency p50 (ms)", l, 3),
-                        m("p99_ms", "latency p99 (ms)", l, 3),
-                        m("p999_ms", "latency p99.9 (ms)", l, 3),
-                        m("cpu_per_unit", "proxy CPU µs per round trip", l, 2),
-                        rss,
-                    ],
+                    tunable: true,
+                    syscalls: true,
+                    metrics: [
+                        vec![m("round_trips_per_sec", "round trips/s", h, 0)],
+                        latency(),
+                        cpu("µs per round trip", 2),
+                        vec![rss],
+                    ]
+                    .concat(),
                     units: "round_trips",
                     cpu_per: 1e6,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} connections, each sending a 64-byte binary message and \
+                             waiting for its echo, for {secs}."
+                        ),
+                        ws("pingpong", &["-n", n, "--size", "64", "--duration", secs]),
+                    )
+                }
+            }
+            "lowrate" => {
+                let n = "200";
+                Scenario {
+                    tunable: true,
+                    syscalls: true,
+                    metrics: [
+                        vec![
+                            m("messages_per_sec", "messages/s", h, 0),
+                            m("offered_per_sec", "offered messages/s", h, 0),
+                        ],
+                        latency(),
+                        cpu("µs per message", 2),
+                        vec![rss],
+                    ]
+                    .concat(),
+                    units: "messages",
+                    cpu_per: 1e6,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} connections, each sending one 64-byte binary message every \
+                             10 ms on its own timer (phases spread evenly over the interval) \
+                             and waiting for its echo, for {secs}: each message wakes the \
+                             proxy on its own, as long as the target keeps up with the offered \
+                             rate ({n} × 100 messages/s; a tick that comes while the previous \
+                             echo is still out is skipped, so a shortfall shows in messages/s)."
+                        ),
+                        ws(
+                            "lowrate",
+                            &[
+                                "-n",
+                                n,
+                                "--size",
+                                "64",
+                                "--interval",
+                                "10ms",
+                                "--duration",
+                                secs,
+                                "--sources",
+                                SOURCES,
+                            ],
+                        ),
+                    )
                 }
             }
             "stream" => Scenario {
-                name: name.into(),
-                about: format!(
-                    "One connection streaming 1 MiB binary messages to the echo and \
-                     reading them back (a few in flight), for {secs}."
-                ),
-                needs_wrk: false,
-                load: Load::Ws {
-                    mode: "stream",
-                    args: strings(&["-n", "1", "--size", "1m", "--duration", secs]),
-                },
-                metrics: vec![
-                    m("mb_per_sec", "echoed MB/s", h, 1),
-                    m("p99_ms", "message latency p99 (ms)", l, 2),
-                    m("cpu_per_unit", "proxy CPU ms per echoed GB", l, 1),
-                    rss,
-                ],
+                tunable: true,
+                metrics: [
+                    vec![
+                        m("mb_per_sec", "echoed MB/s", h, 1),
+                        m("p99_ms", "message latency p99 (ms)", l, 2),
+                    ],
+                    cpu("ms per echoed GB", 1),
+                    vec![rss],
+                ]
+                .concat(),
                 units: "gb",
                 cpu_per: 1e3,
+                ..plain(
+                    name,
+                    format!(
+                        "One connection streaming 1 MiB binary messages to the echo and \
+                         reading them back (a few in flight), for {secs}."
+                    ),
+                    ws("stream", &["-n", "1", "--size", "1m", "--duration", secs]),
+                )
             },
             "churn" => {
                 let n = if quick { "10" } else { "50" };
                 Scenario {
-                    name: name.into(),
-                    about: format!(
-                        "{n} workers in a loop of connect, upgrade, one echo, close \
-                         handshake, for {secs}."
-                    ),
-                    needs_wrk: false,
-                    load: Load::Ws {
-                        mode: "churn",
-                        args: strings(&["-n", n, "--duration", secs, "--sources", SOURCES]),
-                    },
-                    metrics: vec![
-                        m("handshakes_per_sec", "handshakes/s", h, 0),
-                        m("p50_ms", "cycle latency p50 (ms)", l, 3),
-                        m("p99_ms", "cycle latency p99 (ms)", l, 3),
-                        m("cpu_per_unit", "proxy CPU µs per handshake", l, 1),
-                        rss,
-                    ],
+                    metrics: [
+                        vec![
+                            m("handshakes_per_sec", "handshakes/s", h, 0),
+                            m("p50_ms", "cycle latency p50 (ms)", l, 3),
+                            m("p99_ms", "cycle latency p99 (ms)", l, 3),
+                        ],
+                        cpu("µs per handshake", 1),
+                        vec![rss],
+                    ]
+                    .concat(),
                     units: "handshakes",
                     cpu_per: 1e6,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} workers in a loop of connect, upgrade, one echo, close \
+                             handshake, for {secs}."
+                        ),
+                        ws(
+                            "churn",
+                            &["-n", n, "--duration", secs, "--sources", SOURCES],
+                        ),
+                    )
                 }
             }
             "hold" => {
                 let n = if quick { "300" } else { "9000" };
                 Scenario {
-                    name: name.into(),
-                    about: format!(
-                        "{n} WebSocket tunnels opened, held idle, then each checked with an \
-                         echo; the proxy is measured while all are held."
-                    ),
-                    needs_wrk: false,
-                    load: Load::Ws {
-                        mode: "hold",
-                        args: strings(&[
-                            "-n",
-                            n,
-                            "--hold",
-                            if quick { "1s" } else { "5s" },
-                            "--procs",
-                            if quick { "1" } else { "2" },
-                            "--sources",
-                            SOURCES,
-                        ]),
-                    },
                     metrics: vec![
                         m("rss_per_tunnel", "proxy RSS bytes per idle tunnel", l, 0),
                         m("fds_per_tunnel", "proxy descriptors per tunnel", l, 2),
@@ -195,8 +284,26 @@ impl Scenario {
                         m("alive_after_hold", "tunnels alive after the hold", h, 0),
                         m("open_p99_ms", "connect + upgrade p99 (ms)", l, 1),
                     ],
-                    units: "",
-                    cpu_per: 0.0,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} WebSocket tunnels opened, held idle, then each checked with \
+                             an echo; the proxy is measured while all are held."
+                        ),
+                        ws(
+                            "hold",
+                            &[
+                                "-n",
+                                n,
+                                "--hold",
+                                if quick { "1s" } else { "5s" },
+                                "--procs",
+                                if quick { "1" } else { "2" },
+                                "--sources",
+                                SOURCES,
+                            ],
+                        ),
+                    )
                 }
             }
             "fanout" => {
@@ -206,57 +313,70 @@ impl Scenario {
                     ("1000", "100")
                 };
                 Scenario {
-                    name: name.into(),
-                    about: format!(
-                        "{n} subscribers; the backend broadcasts each of {msgs} messages \
-                         (one per 100 ms) to all of them; latency from send to delivery."
-                    ),
-                    needs_wrk: false,
-                    load: Load::Ws {
-                        mode: "fanout",
-                        args: strings(&[
-                            "-n",
-                            n,
-                            "--messages",
-                            msgs,
-                            "--interval",
-                            "100ms",
-                            "--sources",
-                            SOURCES,
-                        ]),
-                    },
-                    metrics: vec![
-                        m("p99_ms", "delivery latency p99 (ms)", l, 2),
-                        m("p50_ms", "delivery latency p50 (ms)", l, 2),
-                        m("received", "deliveries", h, 0),
-                        m("cpu_per_unit", "proxy CPU µs per delivery", l, 2),
-                        rss,
-                    ],
+                    metrics: [
+                        vec![
+                            m("p99_ms", "delivery latency p99 (ms)", l, 2),
+                            m("p50_ms", "delivery latency p50 (ms)", l, 2),
+                            m("received", "deliveries", h, 0),
+                        ],
+                        cpu("µs per delivery", 2),
+                        vec![rss],
+                    ]
+                    .concat(),
                     units: "received",
                     cpu_per: 1e6,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} subscribers; the backend broadcasts each of {msgs} messages \
+                             (one per 100 ms) to all of them; latency from send to delivery."
+                        ),
+                        ws(
+                            "fanout",
+                            &[
+                                "-n",
+                                n,
+                                "--messages",
+                                msgs,
+                                "--interval",
+                                "100ms",
+                                "--sources",
+                                SOURCES,
+                            ],
+                        ),
+                    )
                 }
             }
             _ => Scenario {
-                name: "http".into(),
-                about: format!(
-                    "wrk, 1 thread, 50 keep-alive connections, GET /api/items?id=1 for {secs}; \
-                     both proxies keep 32 idle upstream connections."
-                ),
                 needs_wrk: true,
-                load: Load::Wrk {
-                    args: strings(&["-t1", "-c50", &format!("-d{secs}"), "--latency"]),
-                },
-                metrics: vec![
-                    m("requests_per_sec", "requests/s", h, 0),
-                    m("p50_ms", "latency p50 (ms)", l, 3),
-                    m("p99_ms", "latency p99 (ms)", l, 3),
-                    m("cpu_per_unit", "proxy CPU µs per request", l, 2),
-                    rss,
-                ],
+                metrics: [
+                    vec![m("requests_per_sec", "requests/s", h, 0)],
+                    latency(),
+                    cpu("µs per request", 2),
+                    vec![rss],
+                ]
+                .concat(),
                 units: "requests",
                 cpu_per: 1e6,
+                ..plain(
+                    "http",
+                    format!(
+                        "wrk, 1 thread, 50 keep-alive connections, GET /api/items?id=1 for \
+                         {secs}; both proxies keep 32 idle upstream connections. p99.9 comes \
+                         from a `done` hook (`p999.lua`: `latency:percentile(99.9)`)."
+                    ),
+                    Load::Wrk {
+                        args: strings(&["-t1", "-c50", &format!("-d{secs}"), "--latency"]),
+                    },
+                )
             },
         }
+    }
+
+    /// Whether `target` runs in this scenario (`nginx tuned` only where
+    /// nginx's buffer sizes matter).
+    pub fn runs(&self, target: Target) -> bool {
+        target != Target::NginxTuned || self.tunable
     }
 
     /// The load command, as the report shows it.
@@ -267,7 +387,10 @@ impl Scenario {
                 self.ws_path(),
                 args.join(" ")
             ),
-            Load::Wrk { args } => format!("wrk {} http://{addr}/api/items?id=1", args.join(" ")),
+            Load::Wrk { args } => format!(
+                "wrk {} -s p999.lua http://{addr}/api/items?id=1",
+                args.join(" ")
+            ),
         }
     }
 
@@ -283,9 +406,16 @@ impl Scenario {
     pub fn summary(&self, s: &Sample) -> String {
         let mut out = String::new();
         for m in self.metrics.iter().take(3) {
-            if let Some(v) = s.get(m.key) {
+            if let Some(v) = s.get(&m.key) {
                 let _ = write!(out, "{}={v:.2} ", m.key);
             }
+        }
+        // A traced run's counts per relayed message.
+        for (k, v) in s.range(SYSCALL.to_string()..) {
+            let Some(name) = k.strip_prefix(SYSCALL) else {
+                break;
+            };
+            let _ = write!(out, "{name}={v:.3} ");
         }
         if let Some(e) = s.get("errors") {
             let _ = write!(out, "errors={e}");
@@ -303,7 +433,20 @@ pub struct Setup {
     pub load_cpus: Vec<usize>,
     pub has_nginx: bool,
     pub has_wrk: bool,
+    pub has_strace: bool,
     runs: usize,
+}
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The load's numbers and the proxy's CPU, RSS, descriptors.
+    Timed,
+    /// The proxy's system calls per relayed message, under `strace -c`
+    /// from the load's warmup to the end of its measured window
+    /// ([`TRACE_WINDOW`]), which is all the sample then holds (besides
+    /// `errors`, `relayed` and `traced_secs`).
+    Syscalls,
 }
 
 fn on_path(tool: &str) -> bool {
@@ -329,6 +472,7 @@ impl Setup {
         }
         let tmp = std::env::temp_dir().join(format!("ringway-harness-{}", std::process::id()));
         std::fs::create_dir_all(&tmp)?;
+        std::fs::write(tmp.join("p999.lua"), WRK_P999)?;
         ringway_bench::rt::raise_nofile();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (proxy_cpus, load_cpus) = if cpus > workers {
@@ -347,6 +491,7 @@ impl Setup {
             load_cpus,
             has_nginx: on_path("nginx"),
             has_wrk: on_path("wrk"),
+            has_strace: on_path("strace"),
             runs: 0,
         })
     }
@@ -424,9 +569,16 @@ proxy_pass = "http://api"
         Ok((p, addr))
     }
 
-    fn nginx(&self, backend: SocketAddr, dir: &Path) -> anyhow::Result<(Proc, SocketAddr)> {
+    /// nginx with the seeds' directives; `tuned` adds [`NGINX_TUNED`].
+    fn nginx(
+        &self,
+        backend: SocketAddr,
+        dir: &Path,
+        tuned: bool,
+    ) -> anyhow::Result<(Proc, SocketAddr)> {
         let port = procs::free_port()?;
         let d = dir.display();
+        let tuning = if tuned { nginx_tuning() } else { String::new() };
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
@@ -443,7 +595,7 @@ http {{
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
+  scgi_temp_path {d}/scgi;{tuning}
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   upstream api {{ server {backend}; keepalive 32; }}
   server {{
@@ -486,16 +638,18 @@ http {{
         Ok((p, addr))
     }
 
-    /// Run one scenario against one target, with fresh processes.
-    pub fn run(&mut self, sc: &Scenario, target: Target) -> anyhow::Result<Sample> {
+    /// Run one scenario against one target, with fresh processes, for
+    /// `pass`: timed, or under strace (the sample then holds only the
+    /// system calls per relayed message, `relayed` and `errors`).
+    pub fn run(&mut self, sc: &Scenario, target: Target, pass: Pass) -> anyhow::Result<Sample> {
         self.runs += 1;
         let dir = self.tmp.join(format!("run-{}", self.runs));
         std::fs::create_dir_all(&dir)?;
         let (_backend, backend) = self.backend()?;
         let (proxy, addr) = match target {
             Target::Direct => (None, backend),
-            Target::Nginx => {
-                let (p, a) = self.nginx(backend, &dir)?;
+            Target::Nginx | Target::NginxTuned => {
+                let (p, a) = self.nginx(backend, &dir, target == Target::NginxTuned)?;
                 (Some(p), a)
             }
             Target::RingwayIoUring | Target::RingwayEpoll => {
@@ -511,7 +665,7 @@ http {{
         let pids = |proxy: &Option<Proc>| -> Vec<u32> {
             match (proxy, target) {
                 (None, _) => Vec::new(),
-                (Some(p), Target::Nginx) => procs::children_of(p.pid()),
+                (Some(p), Target::Nginx | Target::NginxTuned) => procs::children_of(p.pid()),
                 (Some(p), _) => vec![p.pid()],
             }
         };
@@ -519,6 +673,7 @@ http {{
         let mut s: Sample;
         let mut held: Option<Usage> = None;
         let mut window: Option<(Usage, Usage)> = None;
+        let mut traced: Option<(Traced, Duration)> = None;
         match &sc.load {
             Load::Ws { mode, args } => {
                 let mut c = self.cmd("ringway-load");
@@ -526,16 +681,38 @@ http {{
                     .args(["--target", &addr.to_string(), "--path", sc.ws_path()])
                     .args(args)
                     .arg("--json");
+                if pass == Pass::Syscalls {
+                    // The last --duration given counts.
+                    c.args(["--duration", TRACE_WINDOW]);
+                }
                 let mut load = Proc::spawn("ringway-load", procs::pinned(c, &self.load_cpus))?;
                 if sc.cpu_per > 0.0 && *mode != "fanout" {
                     // Proxy CPU over the load's measured window only, so
                     // opening and warming up are not charged to it.
                     let line = load.wait_line("window warmup=", Duration::from_secs(120))?;
                     let (warmup, duration) = window_of(&line).context("window line")?;
-                    std::thread::sleep(warmup);
-                    let start = procs::usage(&pids(&proxy));
-                    std::thread::sleep(duration);
-                    window = Some((start, procs::usage(&pids(&proxy))));
+                    let end = Instant::now() + warmup + duration;
+                    match pass {
+                        Pass::Timed => {
+                            std::thread::sleep(warmup);
+                            let start = procs::usage(&pids(&proxy));
+                            std::thread::sleep(duration);
+                            window = Some((start, procs::usage(&pids(&proxy))));
+                        }
+                        Pass::Syscalls => {
+                            // Attached from the warmup on, so the proxy runs
+                            // traced (slowed) the whole window and a bit
+                            // before; see `per_relayed`. strace shares the
+                            // proxy's CPU: the two take turns (the proxy is
+                            // stopped while strace works), which keeps the
+                            // pace even; on the load's CPU it would fight
+                            // the load for time and stall the proxy.
+                            let out = dir.join("strace.txt");
+                            let trace = Strace::attach(&pids(&proxy), &self.proxy_cpus, &out)?;
+                            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                            traced = Some((trace.stop()?, duration));
+                        }
+                    }
                 }
                 if *mode == "hold" {
                     load.wait_line("holding", Duration::from_secs(300))?;
@@ -561,7 +738,10 @@ http {{
             }
             Load::Wrk { args } => {
                 let mut c = Command::new("wrk");
-                c.args(args).arg(format!("http://{addr}/api/items?id=1"));
+                c.args(args)
+                    .arg("-s")
+                    .arg(self.tmp.join("p999.lua"))
+                    .arg(format!("http://{addr}/api/items?id=1"));
                 let mut wrk = Proc::spawn("wrk", procs::pinned(c, &self.load_cpus))?;
                 let st = wrk.finish(Duration::from_secs(600))?;
                 s = parse_wrk(&wrk.seen.join("\n"));
@@ -575,29 +755,41 @@ http {{
             }
         }
         derive(sc, &mut s);
-        if proxy.is_some() {
-            let after = procs::usage(&pids(&proxy));
-            let cpu = match &window {
-                Some((a, b)) => b.cpu_secs - a.cpu_secs,
-                None => after.cpu_secs - before.cpu_secs,
-            };
-            s.insert("proxy_cpu_secs".into(), cpu);
-            s.insert("proxy_rss_mib".into(), after.rss_kib as f64 / 1024.0);
-            if let Some(units) = s.get(sc.units).copied().filter(|u| *u > 0.0) {
-                s.insert("cpu_per_unit".into(), cpu * sc.cpu_per / units);
+        match pass {
+            Pass::Syscalls => {
+                let (t, window) = traced.context("this scenario has no window to trace")?;
+                s = per_relayed(sc, &s, &t, window);
             }
-            if let (Some(h), Some(n)) = (held, s.get("upgraded").copied().filter(|n| *n > 0.0)) {
-                s.insert(
-                    "rss_per_tunnel".into(),
-                    (h.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / n,
-                );
-                s.insert(
-                    "fds_per_tunnel".into(),
-                    (h.fds as f64 - before.fds as f64) / n,
-                );
-                s.insert("iou_wrk".into(), h.iou_wrk as f64);
-                s.insert("threads".into(), h.threads as f64);
+            Pass::Timed if proxy.is_some() => {
+                let after = procs::usage(&pids(&proxy));
+                let (a, b) = window.unwrap_or((before, after));
+                let (user, sys) = (b.user_secs - a.user_secs, b.sys_secs - a.sys_secs);
+                s.insert("proxy_cpu_secs".into(), user + sys);
+                s.insert("proxy_rss_mib".into(), after.rss_kib as f64 / 1024.0);
+                if let Some(units) = s.get(sc.units).copied().filter(|u| *u > 0.0) {
+                    for (key, secs) in [
+                        ("cpu_per_unit", user + sys),
+                        ("user_per_unit", user),
+                        ("sys_per_unit", sys),
+                    ] {
+                        s.insert(key.into(), secs * sc.cpu_per / units);
+                    }
+                }
+                if let (Some(h), Some(n)) = (held, s.get("upgraded").copied().filter(|n| *n > 0.0))
+                {
+                    s.insert(
+                        "rss_per_tunnel".into(),
+                        (h.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / n,
+                    );
+                    s.insert(
+                        "fds_per_tunnel".into(),
+                        (h.fds as f64 - before.fds as f64) / n,
+                    );
+                    s.insert("iou_wrk".into(), h.iou_wrk as f64);
+                    s.insert("threads".into(), h.threads as f64);
+                }
             }
+            Pass::Timed => {}
         }
         drop(proxy);
         let _ = std::fs::remove_dir_all(&dir);
@@ -648,9 +840,13 @@ http {{
              - `direct` is the load against the backend with no proxy: the ceiling\n\
              - `÷ nginx` is ringway's number divided by nginx's; ↑ bigger is better, ↓ smaller \
              is better\n\
-             - proxy CPU comes from /proc/PID/stat (user + system) over the load's measured \
-             window (after its warmup; the whole load for fanout and http); RSS from \
-             /proc/PID/status\n\
+             - `nginx tuned` (where nginx's buffer sizes matter: pingpong, lowrate, stream) is \
+             the same nginx configuration plus `{NGINX_TUNED}`; `÷ tuned` is ringway's number \
+             divided by it\n\
+             - proxy CPU comes from /proc/PID/stat over the load's measured window (after its \
+             warmup; the whole load for fanout and http): user + system, then user space \
+             (utime) and system (stime) on their own, each counted in clock ticks of \
+             1/{tick} s; RSS from /proc/PID/status\n\
              - what these numbers say against the performance targets, and the profiles \
              behind that: `bench/TARGETS.md`\n\n\
              ![ringway vs nginx]({chart_name})\n\n",
@@ -659,6 +855,7 @@ http {{
             self.workers,
             self.proxy_cpus,
             self.load_cpus,
+            tick = procs::clock_ticks(),
         );
         for s in sections {
             out.push_str(s);
@@ -672,6 +869,15 @@ impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// [`NGINX_TUNED`] as lines of nginx.conf's `http` block, each after a
+/// line break.
+fn nginx_tuning() -> String {
+    NGINX_TUNED
+        .split_inclusive(';')
+        .map(|d| format!("\n  {}", d.trim()))
+        .collect()
 }
 
 /// Scenario-specific derived numbers, and ringway-load's latency names
@@ -689,8 +895,31 @@ fn derive(sc: &Scenario, s: &mut Sample) {
     }
 }
 
-/// What wrk prints: "Requests/sec: 51673.54", the latency distribution
-/// ("50%  0.89ms", "99%  2.16ms"), "Non-2xx or Non-3xx responses: N".
+/// A traced run's sample: each system call's count per relayed message
+/// (`syscall_NAME`), with `relayed` and `errors` from the load's sample.
+/// Each unit of an echo load (a round trip, an echoed message) crosses the
+/// proxy twice: client to backend, backend to client. strace runs from
+/// the load's warmup to the end of its measured `window`, a little longer
+/// than the window, at the same (traced) pace throughout, so the units
+/// counted in the window are scaled to the time traced.
+fn per_relayed(sc: &Scenario, load: &Sample, t: &Traced, window: Duration) -> Sample {
+    let share = t.secs / window.as_secs_f64().max(1e-9);
+    let relayed = 2.0 * load.get(sc.units).copied().unwrap_or(0.0) * share;
+    let mut s = Sample::new();
+    s.insert("relayed".into(), relayed);
+    s.insert("traced_secs".into(), t.secs);
+    s.insert(
+        "errors".into(),
+        load.get("errors").copied().unwrap_or(0.0) + f64::from(u8::from(relayed == 0.0)),
+    );
+    if relayed > 0.0 {
+        for (name, n) in &t.calls {
+            s.insert(format!("{SYSCALL}{name}"), *n as f64 / relayed);
+        }
+    }
+    s
+}
+
 /// `window warmup=1.000 duration=2.000` → (warmup, duration).
 fn window_of(line: &str) -> Option<(Duration, Duration)> {
     let num = |key: &str| -> Option<Duration> {
@@ -700,6 +929,9 @@ fn window_of(line: &str) -> Option<(Duration, Duration)> {
     Some((num("warmup=")?, num("duration=")?))
 }
 
+/// What wrk prints: "Requests/sec: 51673.54", the latency distribution
+/// ("50%  0.89ms", "99%  2.16ms"), "Non-2xx or Non-3xx responses: N", and
+/// the p99.9 line of [`WRK_P999`] ("p99.9 3120us").
 pub fn parse_wrk(out: &str) -> Sample {
     let mut s = Sample::new();
     for l in out.lines() {
@@ -718,6 +950,11 @@ pub fn parse_wrk(out: &str) -> Sample {
             ["99%", v] => {
                 if let Some(ms) = wrk_ms(v) {
                     s.insert("p99_ms".into(), ms);
+                }
+            }
+            ["p99.9", v] => {
+                if let Some(ms) = wrk_ms(v) {
+                    s.insert("p999_ms".into(), ms);
                 }
             }
             [n, "requests", "in", ..] => {
@@ -769,11 +1006,13 @@ mod tests {
      75%    1.02ms\n\
      99%    2.16ms\n\
   516735 requests in 10.00s, 80.32MB read\n\
-Requests/sec:  51673.54\n";
+Requests/sec:  51673.54\n\
+p99.9 3120us\n";
         let s = parse_wrk(out);
         assert_eq!(s["requests_per_sec"], 51673.54);
         assert_eq!(s["p50_ms"], 0.89);
         assert_eq!(s["p99_ms"], 2.16);
+        assert_eq!(s["p999_ms"], 3.12);
         assert_eq!(s["requests"], 516735.0);
         assert!(!s.contains_key("non_2xx"));
     }
@@ -793,6 +1032,48 @@ Requests/sec:  51673.54\n";
             assert_eq!(s.name, n);
             assert!(!s.metrics.is_empty());
             assert!(s.load_command("127.0.0.1:1").contains("127.0.0.1:1"));
+            // Wherever CPU per unit shows, its user and system parts follow.
+            let keys: Vec<&str> = s.metrics.iter().map(|m| m.key.as_str()).collect();
+            if let Some(i) = keys.iter().position(|k| *k == "cpu_per_unit") {
+                assert_eq!(keys[i + 1..i + 3], ["user_per_unit", "sys_per_unit"], "{n}");
+            }
+            assert_eq!(
+                s.syscalls,
+                s.units == "round_trips" || s.units == "messages"
+            );
         }
+        let lowrate = Scenario::new("lowrate", false);
+        assert!(lowrate.runs(Target::NginxTuned) && lowrate.syscalls);
+        assert!(!Scenario::new("hold", false).runs(Target::NginxTuned));
+        assert!(Scenario::new("hold", false).runs(Target::Nginx));
+    }
+
+    #[test]
+    fn tuned_nginx_lines() {
+        assert_eq!(
+            nginx_tuning(),
+            "\n  proxy_buffer_size 64k;\n  proxy_buffers 8 64k;\n  proxy_busy_buffers_size 128k;"
+        );
+    }
+
+    #[test]
+    fn syscalls_per_relayed_message() {
+        let sc = Scenario::new("pingpong", true);
+        let load: Sample = [("round_trips", 1000.0), ("errors", 0.0), ("p99_ms", 1.0)]
+            .map(|(k, v)| (k.to_string(), v))
+            .into();
+        // Traced 2.5 s, the 1000 round trips counted in 2 s of it.
+        let t = Traced {
+            calls: vec![("sendto".into(), 2500), ("io_uring_enter".into(), 50)],
+            secs: 2.5,
+        };
+        let s = per_relayed(&sc, &load, &t, Duration::from_secs(2));
+        assert_eq!(s["syscall_sendto"], 1.0);
+        assert_eq!(s["syscall_io_uring_enter"], 0.02);
+        assert_eq!((s["relayed"], s["errors"]), (2500.0, 0.0));
+        assert!(!s.contains_key("p99_ms"), "timed numbers stay out");
+        let none = per_relayed(&sc, &Sample::new(), &t, Duration::from_secs(2));
+        assert_eq!(none["errors"], 1.0);
+        assert!(!none.contains_key("syscall_sendto"));
     }
 }

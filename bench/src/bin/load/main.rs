@@ -14,6 +14,9 @@
 //!              send the next: round trips/s and latency over --duration
 //!   stream     N connections (default 1) each keep --window messages of
 //!              --size in flight, reading echoes as they come: MB/s
+//!   lowrate    N connections each send one message every --interval on
+//!              their own timer and wait for its echo: messages/s against
+//!              the offered rate, latency
 //!   churn      N workers (default 50) each loop connect, upgrade, one echo,
 //!              close handshake (client closes after the server's FIN):
 //!              handshakes/s and cycle latency over --duration
@@ -33,13 +36,17 @@
 //!   --json                    the result as one JSON line (last line of stdout)
 //! hold:
 //!   --hold 10s                how long to hold after all are open
-//! pingpong, stream (all start on the parent's word, once every process has
-//! opened its connections; then --warmup, not counted, then --duration):
+//! pingpong, stream, lowrate (all start on the parent's word, once every
+//! process has opened its connections; then --warmup, not counted, then
+//! --duration):
 //!   --size 64 | 1m            payload bytes per message (64k, 1m suffixes;
-//!                             default 64 for pingpong, 1m for stream)
+//!                             default 64 for pingpong and lowrate, 1m for
+//!                             stream)
 //!   --warmup 1s               --duration 10s
 //! stream:
 //!   --window 4                messages in flight per connection
+//! lowrate:
+//!   --interval 10ms           time between one connection's messages
 //! churn (starts on the parent's word once every process is ready):
 //!   --warmup 0s               --duration 10s
 //! fanout:
@@ -48,13 +55,14 @@
 //!
 //! Exit status 0 when every connection did everything asked, 1 when some
 //! failed (the report says which and how), 2 on a usage or setup error.
-//! New modes (pingpong, stream, churn, fanout) add a module with a parent
-//! and a child function and a line in [`Mode`].
+//! New modes (pingpong, stream, lowrate, churn, fanout) add a module with a
+//! parent and a child function and a line in [`Mode`].
 
 mod churn;
 mod fanout;
 mod fleet;
 mod hold;
+mod lowrate;
 mod pingpong;
 mod stream;
 
@@ -67,11 +75,12 @@ use ringway_bench::client::Timeouts;
 use ringway_bench::rt::Driver;
 
 const USAGE: &str =
-    "usage: ringway-load hold|pingpong|stream|churn|fanout --target IP:PORT [--path /ws/] [--host H] [-n N] \
+    "usage: ringway-load hold|pingpong|stream|lowrate|churn|fanout --target IP:PORT [--path /ws/] [--host H] [-n N] \
 [--sources A-B,...] [--procs P] [--concurrency C] [--connect-timeout 5s] [--handshake-timeout 10s] \
 [--io-timeout 10s] [--driver epoll|io_uring] [--json] [--hold 10s]\n\
   pingpong: [--size 64] [--warmup 1s] [--duration 10s]\n\
   stream: [--size 1m] [--window 4] [--warmup 1s] [--duration 10s] (-n defaults to 1)\n\
+  lowrate: [--size 64] [--interval 10ms] [--warmup 1s] [--duration 10s]\n\
   churn: [--warmup 0s] [--duration 10s] (-n workers, defaults to 50)\n\
   fanout: [--messages 100] [--interval 100ms] [--size 64] (--path must end in /fanout)";
 
@@ -122,6 +131,7 @@ enum Mode {
     Hold(hold::HoldOpts),
     Churn(churn::ChurnOpts),
     Fanout(fanout::FanoutOpts),
+    Lowrate(lowrate::LowrateOpts),
     Pingpong(pingpong::PingpongOpts),
     Stream(stream::StreamOpts),
 }
@@ -157,6 +167,8 @@ fn run(argv: Vec<String>) -> anyhow::Result<i32> {
         (Mode::Churn(c), true) => churn::child(&opts, &c).map(|()| 0),
         (Mode::Fanout(f), false) => fanout::parent(&opts, &f, &mode_args),
         (Mode::Fanout(f), true) => fanout::child(&opts, &f).map(|()| 0),
+        (Mode::Lowrate(l), false) => lowrate::parent(&opts, &l, &mode_args),
+        (Mode::Lowrate(l), true) => lowrate::child(&opts, &l).map(|()| 0),
         (Mode::Pingpong(p), false) => pingpong::parent(&opts, &p, &mode_args),
         (Mode::Pingpong(p), true) => pingpong::child(&opts, &p).map(|()| 0),
         (Mode::Stream(s), false) => stream::parent(&opts, &s, &mode_args),
@@ -169,6 +181,7 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         "hold" => Mode::Hold(hold::HoldOpts::default()),
         "churn" => Mode::Churn(churn::ChurnOpts::default()),
         "fanout" => Mode::Fanout(fanout::FanoutOpts::default()),
+        "lowrate" => Mode::Lowrate(lowrate::LowrateOpts::default()),
         "pingpong" => Mode::Pingpong(pingpong::PingpongOpts::default()),
         "stream" => Mode::Stream(stream::StreamOpts::default()),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
@@ -229,6 +242,7 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
                         Mode::Hold(h) => h.flag(&name, &mut p)?,
                         Mode::Churn(c) => c.flag(&name, &mut p)?,
                         Mode::Fanout(f) => f.flag(&name, &mut p)?,
+                        Mode::Lowrate(l) => l.flag(&name, &mut p)?,
                         Mode::Pingpong(x) => x.0.flag(&name, &mut p)?,
                         Mode::Stream(x) => x.flag(&name, &mut p)?,
                     };

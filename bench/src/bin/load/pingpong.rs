@@ -6,12 +6,13 @@
 //! `--duration`; then it closes with the closing handshake. Reports round
 //! trips in the measured window, their rate, and latency quantiles.
 //!
-//! This module also holds the timed-window run that `stream` shares: the
-//! options (`--size`, `--warmup`, `--duration`), the child's phases (open
-//! its slice, `open` line, wait for `start`, run every connection through
-//! the window, `done` line), the parent's side of them, and the merge of
-//! the children's lines ([`Totals`]). The window is aligned: children open
-//! first, and all start their clocks on the same broadcast.
+//! This module also holds the timed-window run that `stream` and `lowrate`
+//! share: the options (`--size`, `--warmup`, `--duration`), the child's
+//! phases (open its slice, `open` line, wait for `start`, run every
+//! connection through the window, `done` line), the parent's side of them,
+//! and the merge of the children's lines ([`Totals`]); and the round trip
+//! that `lowrate` paces. The window is aligned: children open first, and
+//! all start their clocks on the same broadcast.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -434,7 +435,7 @@ async fn conn(mut c: WsClient, env: Rc<Env>, payload: Rc<[u8]>) -> Result<(), Fa
 
 /// Send `payload` as one binary message and wait for its echo (pings
 /// answered, pongs skipped).
-async fn round_trip(c: &mut WsClient, payload: &[u8]) -> Result<(), What> {
+pub async fn round_trip(c: &mut WsClient, payload: &[u8]) -> Result<(), What> {
     c.send(ws::FIN | ws::OP_BINARY, payload).await?;
     loop {
         let f = c.recv().await?;
