@@ -67,7 +67,7 @@ fn ring_relay() -> Option<Rc<ringway::proxy::tunnel::ring::Relay>> {
         kernel,
     );
     (choice == ringway::proxy::tunnel::ring::Choice::Ring).then(|| {
-        ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024, true).expect("buffer ring")
+        ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024, true, 256).expect("buffer ring")
     })
 }
 

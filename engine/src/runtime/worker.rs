@@ -69,7 +69,12 @@ fn ring_relay(id: usize, rt: &ringway_config::Runtime) -> Option<Rc<Relay>> {
         crate::sys::uring::kernel_version(),
     );
     let relay = match choice {
-        Choice::Ring => match Relay::new(rt.relay_buffers, rt.tunnel_buffer, rt.splice) {
+        Choice::Ring => match Relay::new(
+            rt.relay_buffers,
+            rt.tunnel_buffer,
+            rt.splice,
+            relay_file_slots(),
+        ) {
             Ok(r) => Some(r),
             Err(e) => {
                 warn!(worker = id, error = %e, "cannot register the relay's buffer ring; tunnels use the syscall relay");
@@ -88,6 +93,14 @@ fn ring_relay(id: usize, rt: &ringway_config::Runtime) -> Option<Rc<Relay>> {
         Choice::Syscall(why) => info!(worker = id, relay = "syscall", why, "tunnel relay"),
     }
     relay
+}
+
+/// Registered file slots for a worker's ring relay: two per tunnel, as
+/// many as the open-file limit allows (the kernel caps a table there), at
+/// most 2^16 (kernel memory: ~8 bytes each). Tunnels beyond them name
+/// their sockets by descriptor.
+fn relay_file_slots() -> u32 {
+    crate::sys::nofile_limit().clamp(64, 1 << 16) as u32
 }
 
 /// The worker's main future: accept loops plus the control channel.

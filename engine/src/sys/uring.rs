@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -172,6 +172,76 @@ impl Drop for BufRing {
     }
 }
 
+/// A socket as an SQE names it: its descriptor, or its slot in the ring's
+/// registered file table ([`FileTable`]), which spares the kernel a file
+/// lookup and a reference count per SQE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sock {
+    Fd(RawFd),
+    Fixed(u32),
+}
+
+/// Build an SQE on a [`Sock`]: `on!(sock, |t| opcode::X::new(t, ..))`.
+macro_rules! on {
+    ($sock:expr, |$t:ident| $e:expr) => {
+        match $sock {
+            Sock::Fd(fd) => {
+                let $t = types::Fd(fd);
+                $e
+            }
+            Sock::Fixed(i) => {
+                let $t = types::Fixed(i);
+                $e
+            }
+        }
+    };
+}
+
+/// The ring's registered file table: `slots` entries, empty at first
+/// (Linux 5.19 sparse registration), filled and emptied per tunnel with
+/// one `io_uring_register` each. A filled slot holds its own reference to
+/// the socket, so it must be emptied for the socket to close.
+pub struct FileTable {
+    slots: u32,
+}
+
+impl FileTable {
+    pub fn register(slots: u32) -> io::Result<FileTable> {
+        monoio::ring::with_submitter(|s| s.register_files_sparse(slots))
+            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::Unsupported, "not io_uring")))?;
+        Ok(FileTable { slots })
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// Put `fds` in the slots from `at`.
+    pub fn set(&self, at: u32, fds: &[RawFd]) -> io::Result<()> {
+        match monoio::ring::with_submitter(|s| s.register_files_update(at, fds)) {
+            Some(Ok(n)) if n == fds.len() => Ok(()),
+            Some(Ok(_)) => {
+                self.clear(at, fds.len());
+                Err(io::Error::other("file table update was partial"))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, "not io_uring")),
+        }
+    }
+
+    /// Empty `n` slots from `at`, dropping their references.
+    pub fn clear(&self, at: u32, n: usize) {
+        let none = [-1 as RawFd; 4];
+        let _ = monoio::ring::with_submitter(|s| s.register_files_update(at, &none[..n.min(4)]));
+    }
+}
+
+impl Drop for FileTable {
+    fn drop(&mut self) {
+        let _ = monoio::ring::with_submitter(|s| s.unregister_files());
+    }
+}
+
 fn push(e: squeue::Entry) -> io::Result<()> {
     // SAFETY: the module contract (descriptor and bytes outlive the SQE's
     // last completion), kept by the relay; every entry carries TAG.
@@ -181,12 +251,12 @@ fn push(e: squeue::Entry) -> io::Result<()> {
 /// One recv on `fd` into a buffer picked from `group` when bytes arrive.
 /// `IORING_RECVSEND_POLL_FIRST` (5.19): the caller knows the socket is
 /// drained, so the kernel arms its poll without trying a recv first.
-pub fn recv_select(fd: BorrowedFd<'_>, group: u16, user_data: u64) -> io::Result<()> {
-    let e = opcode::Recv::new(types::Fd(fd.as_raw_fd()), std::ptr::null_mut(), 0)
+pub fn recv_select(sock: Sock, group: u16, user_data: u64) -> io::Result<()> {
+    let e = on!(sock, |t| opcode::Recv::new(t, std::ptr::null_mut(), 0)
         .buf_group(group)
-        .build()
-        .flags(squeue::Flags::BUFFER_SELECT)
-        .user_data(user_data);
+        .build())
+    .flags(squeue::Flags::BUFFER_SELECT)
+    .user_data(user_data);
     // SAFETY: an SQE is the 64-byte `io_uring_sqe`, whose u16 `ioprio`
     // sits at byte 2 (after `opcode` and `flags`); io-uring 0.6's Recv has
     // no setter for it. Entry is a repr(C) wrapper of the sqe.
@@ -204,7 +274,7 @@ const IORING_RECVSEND_POLL_FIRST: u32 = 1;
 /// A send of `len` bytes of buffer `bid` from `offset` (never raises
 /// SIGPIPE; retried by the kernel until all is sent or an error).
 pub fn send(
-    fd: BorrowedFd<'_>,
+    sock: Sock,
     ring: &BufRing,
     bid: u16,
     offset: usize,
@@ -212,34 +282,28 @@ pub fn send(
     user_data: u64,
 ) -> io::Result<()> {
     let bytes = &ring.bytes(bid, offset + len)[offset..];
+    let (ptr, n) = (bytes.as_ptr(), bytes.len() as u32);
     push(
-        opcode::Send::new(
-            types::Fd(fd.as_raw_fd()),
-            bytes.as_ptr(),
-            bytes.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-        .build()
+        on!(sock, |t| opcode::Send::new(t, ptr, n)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build())
         .user_data(user_data),
     )
 }
 
 /// Wait (one shot) for `fd` to be writable.
-pub fn poll_writable(fd: BorrowedFd<'_>, user_data: u64) -> io::Result<()> {
+pub fn poll_writable(sock: Sock, user_data: u64) -> io::Result<()> {
     push(
-        opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLOUT as u32)
-            .build()
-            .user_data(user_data),
+        on!(sock, |t| opcode::PollAdd::new(t, libc::POLLOUT as u32)
+            .build())
+        .user_data(user_data),
     )
 }
 
-/// Cancel every request on `fd` in this ring (Linux 5.19).
-pub fn cancel_fd(fd: BorrowedFd<'_>, user_data: u64) -> io::Result<()> {
-    push(
-        opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd.as_raw_fd())).all())
-            .build()
-            .user_data(user_data),
-    )
+/// Cancel every request on `sock` in this ring (Linux 5.19).
+pub fn cancel_all(sock: Sock, user_data: u64) -> io::Result<()> {
+    let b = on!(sock, |t| types::CancelBuilder::fd(t).all());
+    push(opcode::AsyncCancel2::new(b).build().user_data(user_data))
 }
 
 /// The buffer a completion picked, if any.

@@ -40,7 +40,7 @@ use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
 use crate::proxy::pool::{Pipe, PipePool};
-use crate::sys::uring::{self as ring, BufRing, Completion, TAG};
+use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
 use crate::sys::{self, would_block};
 
 /// Bytes moved per splice call (the default pipe size).
@@ -128,6 +128,9 @@ struct Dir {
 struct Slot {
     /// [client, upstream]; direction d reads fds[d] and writes fds[1 - d].
     fds: [RawFd; 2],
+    /// The same sockets as the SQEs name them: registered file slots
+    /// `2i` and `2i + 1` when the file table has room, else descriptors.
+    socks: [Sock; 2],
     dirs: [Dir; 2],
     /// SQEs whose last completion has not been taken.
     inflight: u32,
@@ -145,6 +148,11 @@ impl Slot {
     /// slot is released, which waits for `inflight` to reach 0.
     fn fd(&self, i: usize) -> BorrowedFd<'_> {
         crate::sys::borrow_raw(self.fds[i])
+    }
+
+    /// Socket `i` as this tunnel's SQEs name it.
+    fn sock(&self, i: usize) -> Sock {
+        self.socks[i]
     }
 
     fn finished(&self) -> bool {
@@ -167,13 +175,24 @@ pub struct Relay {
     out: Cell<usize>,
     /// `runtime.splice`: long bursts move through a pipe.
     splice: bool,
+    /// Registered file slots for the tunnels' sockets, when the ring took
+    /// a table.
+    files: Option<FileTable>,
     pipes: PipePool,
 }
 
 impl Relay {
     /// Register `count` buffers of `size` bytes with this worker's ring.
-    pub fn new(count: u16, size: usize, splice: bool) -> io::Result<Rc<Relay>> {
+    pub fn new(count: u16, size: usize, splice: bool, file_slots: u32) -> io::Result<Rc<Relay>> {
+        let files = match FileTable::register(file_slots) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(error = %e, slots = file_slots, "no registered file table; tunnel SQEs name descriptors");
+                None
+            }
+        };
         Ok(Rc::new(Relay {
+            files,
             bufs: BufRing::register(0, count, size)?,
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
@@ -230,6 +249,7 @@ impl Relay {
         }
         let slot = Slot {
             fds,
+            socks: [Sock::Fd(fds[0]), Sock::Fd(fds[1])],
             dirs: Default::default(),
             inflight: 0,
             end: None,
@@ -252,6 +272,11 @@ impl Relay {
         };
         self.live.set(self.live.get() + 1);
         let s = slots[i as usize].as_mut().expect("just placed");
+        if let Some(t) = &self.files {
+            if 2 * i + 1 < t.slots() && t.set(2 * i, &fds).is_ok() {
+                s.socks = [Sock::Fixed(2 * i), Sock::Fixed(2 * i + 1)];
+            }
+        }
         for d in 0..2 {
             self.arm(i, s, d);
         }
@@ -260,6 +285,11 @@ impl Relay {
 
     fn release(&self, i: u32) -> Option<Slot> {
         let s = self.slots.borrow_mut()[i as usize].take();
+        if let (Some(s), Some(t)) = (&s, &self.files) {
+            if matches!(s.socks[0], Sock::Fixed(_)) {
+                t.clear(2 * i, 2);
+            }
+        }
         if s.is_some() {
             self.free.borrow_mut().push(i);
             self.live.set(self.live.get() - 1);
@@ -378,7 +408,7 @@ impl Relay {
         {
             return;
         }
-        match ring::recv_select(s.fd(d), self.bufs.group(), user_data(i, d, OP_RECV)) {
+        match ring::recv_select(s.sock(d), self.bufs.group(), user_data(i, d, OP_RECV)) {
             Ok(()) => {
                 s.dirs[d].armed = true;
                 s.inflight += 1;
@@ -467,7 +497,7 @@ impl Relay {
     fn send(&self, i: u32, s: &mut Slot, d: usize, bid: u16, off: u32, len: u32, now: Instant) {
         s.dirs[d].sending = Some((bid, off, len, now));
         let r = ring::send(
-            s.fd(1 - d),
+            s.sock(1 - d),
             &self.bufs,
             bid,
             off as usize,
@@ -599,7 +629,7 @@ impl Relay {
     /// Wait on the ring for direction `d`'s destination to take bytes.
     fn wait_writable(&self, i: u32, s: &mut Slot, d: usize) {
         s.dirs[d].polling = true;
-        match ring::poll_writable(s.fd(1 - d), user_data(i, d, OP_POLL_OUT)) {
+        match ring::poll_writable(s.sock(1 - d), user_data(i, d, OP_POLL_OUT)) {
             Ok(()) => s.inflight += 1,
             Err(_) => self.fail(i, s, End::Error),
         }
@@ -636,7 +666,7 @@ impl Relay {
         }
         if s.inflight > 0 {
             for k in 0..2 {
-                match ring::cancel_fd(s.fd(k), user_data(i, k, OP_CANCEL)) {
+                match ring::cancel_all(s.sock(k), user_data(i, k, OP_CANCEL)) {
                     Ok(()) => s.inflight += 1,
                     Err(e) => warn!(error = %e, "cannot cancel a tunnel's requests"),
                 }
