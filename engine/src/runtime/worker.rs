@@ -68,31 +68,27 @@ fn ring_relay(id: usize, rt: &ringway_config::Runtime) -> Option<Rc<Relay>> {
         monoio::ring::available(),
         crate::sys::uring::kernel_version(),
     );
-    let relay = match choice {
-        Choice::Ring => match Relay::new(
-            rt.relay_buffers,
-            rt.tunnel_buffer,
-            rt.splice,
-            relay_file_slots(),
-        ) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                warn!(worker = id, error = %e, "cannot register the relay's buffer ring; tunnels use the syscall relay");
-                return None;
-            }
-        },
-        Choice::Syscall(_) => None,
-    };
-    match choice {
-        Choice::Ring => info!(
-            worker = id,
-            relay = "ring",
-            buffers = rt.relay_buffers,
-            "tunnel relay"
-        ),
-        Choice::Syscall(why) => info!(worker = id, relay = "syscall", why, "tunnel relay"),
+    if let Choice::Syscall(why) = choice {
+        info!(worker = id, relay = "syscall", why, "tunnel relay");
+        return None;
     }
-    relay
+    let slots = relay_file_slots();
+    match Relay::new(rt.relay_buffers, rt.tunnel_buffer, rt.splice, slots) {
+        Ok(r) => {
+            info!(
+                worker = id,
+                relay = "ring",
+                buffers = rt.relay_buffers,
+                "tunnel relay"
+            );
+            Some(r)
+        }
+        Err(e) => {
+            let why = format!("cannot register the buffer ring: {e}");
+            warn!(worker = id, relay = "syscall", why, "tunnel relay");
+            None
+        }
+    }
 }
 
 /// Registered file slots for a worker's ring relay: two per tunnel, as

@@ -102,9 +102,7 @@ pub fn parent(o: &Opts, l: &LowrateOpts, argv: &[String]) -> anyhow::Result<i32>
             t.duration.as_secs_f64(),
             tot.messages,
         );
-        println!("  latency  {}", tot.latency_human());
-        println!("  closed   {} cleanly", tot.closed);
-        println!("  failures {}", tot.failures.human());
+        tot.tail_human();
     }
     Ok(tot.exit_code(o.n))
 }

@@ -273,6 +273,13 @@ impl Totals {
         )
     }
 
+    /// The text lines every timed mode prints last.
+    pub fn tail_human(&self) {
+        println!("  latency  {}", self.latency_human());
+        println!("  closed   {} cleanly", self.closed);
+        println!("  failures {}", self.failures.human());
+    }
+
     /// The text lines every timed mode prints first.
     pub fn head_human(&self, mode: &str, what: &str, o: &Opts) {
         let sources = o.sources_human();
@@ -405,9 +412,7 @@ pub fn parent(o: &Opts, p: &PingpongOpts, argv: &[String]) -> anyhow::Result<i32
             t.duration.as_secs_f64(),
             tot.messages,
         );
-        println!("  latency  {}", tot.latency_human());
-        println!("  closed   {} cleanly", tot.closed);
-        println!("  failures {}", tot.failures.human());
+        tot.tail_human();
     }
     Ok(tot.exit_code(o.n))
 }

@@ -93,9 +93,7 @@ pub fn parent(o: &Opts, s: &StreamOpts, argv: &[String]) -> anyhow::Result<i32> 
             tot.messages,
             tot.bytes,
         );
-        println!("  latency  {}", tot.latency_human());
-        println!("  closed   {} cleanly", tot.closed);
-        println!("  failures {}", tot.failures.human());
+        tot.tail_human();
     }
     Ok(tot.exit_code(o.n))
 }
