@@ -60,15 +60,20 @@ const RELAYS: [Relay; 3] = [Relay::Splice, Relay::Buffered, Relay::Ring];
 
 /// The ring relay, where this runtime and kernel have it.
 fn ring_relay() -> Option<Rc<ringway::proxy::tunnel::ring::Relay>> {
-    let kernel = ringway::sys::uring::kernel_version();
+    ring_available().then(|| {
+        ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024, true, 256).expect("buffer ring")
+    })
+}
+
+/// Whether this runtime and kernel have the ring relay (a worker would
+/// choose it).
+fn ring_available() -> bool {
     let choice = ringway::proxy::tunnel::ring::choose(
         ringway_config::TunnelRelay::Auto,
         monoio::ring::available(),
-        kernel,
+        ringway::sys::uring::kernel_version(),
     );
-    (choice == ringway::proxy::tunnel::ring::Choice::Ring).then(|| {
-        ringway::proxy::tunnel::ring::Relay::new(64, 16 * 1024, true, 256).expect("buffer ring")
-    })
+    choice == ringway::proxy::tunnel::ring::Choice::Ring
 }
 
 /// A tunnel between two fresh socket pairs: returns the test's two ends
@@ -121,7 +126,7 @@ async fn tunnel_case<R: Send + 'static>(
 
 /// The relays this runtime has (the ring relay on io_uring, Linux 6.0+).
 fn relays() -> impl Iterator<Item = Relay> {
-    let ring = ring_relay().is_some();
+    let ring = ring_available();
     RELAYS
         .into_iter()
         .filter(move |r| *r != Relay::Ring || ring)
@@ -552,7 +557,7 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
 /// byte of every tunnel arrives, in order.
 #[monoio::test_all(timer_enabled = true)]
 async fn ring_relay_shares_a_small_buffer_ring() {
-    if ring_relay().is_none() {
+    if !ring_available() {
         eprintln!("no ring relay on this runtime/kernel: skipped");
         return;
     }

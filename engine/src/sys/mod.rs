@@ -250,39 +250,35 @@ pub fn take_socket_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
 /// `worker_rlimit_nofile` for this; a proxy holding thousands of tunnels
 /// always wants it). Returns the soft limit in force afterwards.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit to fill / read.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
+    let mut lim = nofile_rlimit()?;
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: want is a valid rlimit to read.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
         }
     }
     Ok(lim.rlim_cur)
 }
 
-/// The soft open-file limit.
+/// The soft open-file limit (1024 if it cannot be read).
 pub fn nofile_limit() -> u64 {
+    nofile_rlimit().map_or(1024, |l| l.rlim_cur)
+}
+
+fn nofile_rlimit() -> io::Result<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: lim is a valid rlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
+        return Err(io::Error::last_os_error());
     }
-    lim.rlim_cur
+    Ok(lim)
 }
 
 /// Grow this process's descriptor table to hold `slots` descriptors now,

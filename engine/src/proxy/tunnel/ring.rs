@@ -300,6 +300,7 @@ impl Relay {
     /// The worker's completion loop: runs for as long as the relay.
     async fn drive(relay: std::rc::Weak<Self>) {
         let mut batch: Vec<Completion> = Vec::with_capacity(256);
+        let mut orphans: Vec<u32> = Vec::new();
         loop {
             let r = poll_fn(|cx| monoio::ring::poll_completions(cx, &mut batch)).await;
             if let Err(e) = r {
@@ -311,12 +312,18 @@ impl Relay {
             // One clock read per batch: activity and send start times are
             // this coarse, which the sweeps (≥ 100 ms) do not notice.
             let now = Instant::now();
+            // One borrow of the tunnels per batch, not per completion.
+            let mut slots = this.slots.borrow_mut();
             for c in batch.drain(..) {
                 let (i, d, op) = decode(c.user_data);
-                if this.complete(i as u32, d, op, c, now) {
-                    // An orphan's last request is in.
-                    this.release(i as u32);
+                if this.complete(&mut slots, i as u32, d, op, c, now) {
+                    orphans.push(i as u32);
                 }
+            }
+            drop(slots);
+            // Orphans whose last request is in.
+            for i in orphans.drain(..) {
+                this.release(i);
             }
             if this.returned.replace(false) {
                 this.feed_starved();
@@ -326,8 +333,15 @@ impl Relay {
 
     /// Handle one completion of tunnel `i`; true when the tunnel is an
     /// orphan whose last request just completed (release it).
-    fn complete(&self, i: u32, d: usize, op: u64, c: Completion, now: Instant) -> bool {
-        let mut slots = self.slots.borrow_mut();
+    fn complete(
+        &self,
+        slots: &mut [Option<Slot>],
+        i: u32,
+        d: usize,
+        op: u64,
+        c: Completion,
+        now: Instant,
+    ) -> bool {
         let Some(s) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
             // Not expected (a slot outlives its requests); keep the buffer.
             if let Some(bid) = ring::completion_buffer(c.flags) {
