@@ -65,3 +65,15 @@ pub const DEFAULT_PROXY_BUFFERS: u64 = 64 * 1024;
 pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1 << 20;
 /// `locations.*.index`.
 pub const DEFAULT_INDEX: &str = "index.html";
+
+/// `servers.*.tls.min_version` (nginx 1.22: TLSv1.2 and TLSv1.3).
+pub const DEFAULT_TLS_MIN_VERSION: crate::TlsVersion = crate::TlsVersion::V1_2;
+/// `servers.*.tls.handshake_timeout` (ringway's: a slow TLS client must
+/// not hold a connection slot; nginx bounds it with client_header_timeout,
+/// 60s).
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `proxy_ssl_verify` (ringway's; nginx's is off).
+pub const DEFAULT_PROXY_SSL_VERIFY: bool = true;
+/// `proxy_ssl_server_name` (ringway's; nginx's is off): the name verified
+/// is the name sent, as every browser does.
+pub const DEFAULT_PROXY_SSL_SERVER_NAME: bool = true;

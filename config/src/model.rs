@@ -208,11 +208,52 @@ pub enum ServerName {
     WildcardEnd(String),
 }
 
-/// `tls = { cert = "...", key = "..." }`.
+/// `tls = { cert = "...", key = "...", min_version = "1.2",
+/// handshake_timeout = "10s" }`. The files are read by the engine (`-t`,
+/// start and every reload), which names `line` in its errors.
 #[derive(Debug, Clone)]
 pub struct Tls {
+    /// PEM: the certificate chain, leaf first (fullchain).
     pub cert: PathBuf,
+    /// PEM: a PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key.
     pub key: PathBuf,
+    /// `min_version` ([`DEFAULT_TLS_MIN_VERSION`](crate::defaults::DEFAULT_TLS_MIN_VERSION)).
+    pub min_version: TlsVersion,
+    /// `handshake_timeout`
+    /// ([`DEFAULT_TLS_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_TLS_HANDSHAKE_TIMEOUT)):
+    /// the whole TLS handshake must finish within it, else the connection
+    /// is closed.
+    pub handshake_timeout: Duration,
+    /// The line of the `tls` table.
+    pub line: usize,
+}
+
+/// A TLS protocol version ringway speaks (rustls has no 1.0 or 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+/// How a location talks TLS to an `https://` upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// `proxy_ssl_verify` ([`DEFAULT_PROXY_SSL_VERIFY`](crate::defaults::DEFAULT_PROXY_SSL_VERIFY);
+    /// nginx's default is off): the upstream's certificate must chain to
+    /// a trusted root and name `proxy_ssl_name`.
+    pub verify: bool,
+    /// `proxy_ssl_trusted_certificate`: a PEM file of trusted CAs; the
+    /// system's roots when absent.
+    pub trusted_certificate: Option<PathBuf>,
+    /// `proxy_ssl_server_name`
+    /// ([`DEFAULT_PROXY_SSL_SERVER_NAME`](crate::defaults::DEFAULT_PROXY_SSL_SERVER_NAME)):
+    /// send `proxy_ssl_name` as SNI.
+    pub server_name: bool,
+    /// `proxy_ssl_name`: the name verified and sent; the proxy_pass host
+    /// (or upstream group name) when absent, as nginx's `$proxy_host`.
+    pub name: Option<String>,
+    /// The line of the location (for errors about the CA file).
+    pub line: usize,
 }
 
 /// `[servers.NAME.locations."KEY"]`.
@@ -253,6 +294,8 @@ pub struct Location {
     pub client_max_body_size: u64,
     /// `add_header`, in file order, added to responses ringway sends.
     pub add_header: Vec<(String, Template)>,
+    /// `proxy_ssl_*`: used when `proxy_pass` is `https://`.
+    pub proxy_ssl: UpstreamTls,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +330,8 @@ pub enum Action {
 pub struct ProxyPass {
     /// As written.
     pub text: String,
+    /// `https://`: TLS to the upstream (see `Location::proxy_ssl`).
+    pub tls: bool,
     pub target: ProxyTarget,
     /// The URI part after host[:port], if any ("/" in "http://b:9000/").
     /// When present it replaces the matched location prefix.
@@ -297,7 +342,8 @@ pub struct ProxyPass {
 pub enum ProxyTarget {
     /// A literal host:port, resolved at load time.
     Address {
-        /// "host:port" as `$proxy_host` (port omitted when 80, as nginx).
+        /// "host:port" as `$proxy_host` (port omitted when it is the
+        /// scheme's, as nginx).
         host: String,
         addrs: Vec<SocketAddr>,
     },
@@ -357,6 +403,12 @@ pub enum Var {
     ProxyHost,
     ProxyAddXForwardedFor,
     ConnectionUpgrade,
+    /// "on" on a TLS connection, else empty.
+    Https,
+    /// "TLSv1.3" / "TLSv1.2" on a TLS connection, else empty.
+    SslProtocol,
+    /// The SNI name the client sent, else empty.
+    SslServerName,
     /// `$http_x_token`: stores the header name "x-token" (lowercase, `_` → `-`).
     Http(String),
     /// `$cookie_session`: stores "session".

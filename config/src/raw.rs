@@ -92,6 +92,8 @@ pub struct RawServer {
 pub struct RawTls {
     pub cert: Option<V>,
     pub key: Option<V>,
+    pub min_version: Option<V>,
+    pub handshake_timeout: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +114,10 @@ pub struct RawLocation {
     pub try_files: Option<V>,
     pub client_max_body_size: Option<V>,
     pub add_header: Option<IndexMap<String, V>>,
+    pub proxy_ssl_verify: Option<V>,
+    pub proxy_ssl_trusted_certificate: Option<V>,
+    pub proxy_ssl_server_name: Option<V>,
+    pub proxy_ssl_name: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,5 +125,7 @@ pub struct RawLocation {
 pub struct RawReturn {
     pub status: Option<V>,
     pub body: Option<V>,
+    /// `location`, or `url` as CONFIG.md writes it.
+    #[serde(alias = "url")]
     pub location: Option<V>,
 }

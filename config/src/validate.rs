@@ -609,9 +609,36 @@ fn server(
                     ErrorKind::MissingTlsFile { which: "key" },
                 )
             })?;
+            let raw = t.get_ref();
+            let min_version = match &raw.min_version {
+                None => DEFAULT_TLS_MIN_VERSION,
+                Some(v) => {
+                    let mk = format!("{tk}.min_version");
+                    match cx.string(v, &mk)?.trim_start_matches("TLSv") {
+                        "1.2" => TlsVersion::V1_2,
+                        "1.3" => TlsVersion::V1_3,
+                        other => {
+                            return Err(cx.at(
+                                v,
+                                &mk,
+                                ErrorKind::Invalid(format!(
+                                    "`{other}`: use \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are not offered)"
+                                )),
+                            ))
+                        }
+                    }
+                }
+            };
             Some(Tls {
                 cert: cx.string(cert, &format!("{tk}.cert"))?.into(),
                 key: cx.string(keyv, &format!("{tk}.key"))?.into(),
+                min_version,
+                handshake_timeout: cx.duration(
+                    raw.handshake_timeout.as_ref(),
+                    &format!("{tk}.handshake_timeout"),
+                    DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+                )?,
+                line: cx.line_of(t.span().start),
             })
         }
     };
@@ -687,6 +714,7 @@ fn location(
     upstreams: &IndexMap<String, Upstream>,
 ) -> Result<Location, ConfigError> {
     let here = Some(l.span());
+    let span_start = l.span().start;
     let r = l.get_ref();
     let invalid = |msg: String| cx.err(here.clone(), key, ErrorKind::Invalid(msg));
     let matcher = if let Some(p) = lkey.strip_prefix("= ") {
@@ -888,6 +916,30 @@ fn location(
             &format!("{key}.client_max_body_size"),
             DEFAULT_CLIENT_MAX_BODY_SIZE,
         )?,
+        proxy_ssl: UpstreamTls {
+            verify: cx.bool(
+                r.proxy_ssl_verify.as_ref(),
+                &format!("{key}.proxy_ssl_verify"),
+                DEFAULT_PROXY_SSL_VERIFY,
+            )?,
+            trusted_certificate: r
+                .proxy_ssl_trusted_certificate
+                .as_ref()
+                .map(|v| cx.string(v, &format!("{key}.proxy_ssl_trusted_certificate")))
+                .transpose()?
+                .map(PathBuf::from),
+            server_name: cx.bool(
+                r.proxy_ssl_server_name.as_ref(),
+                &format!("{key}.proxy_ssl_server_name"),
+                DEFAULT_PROXY_SSL_SERVER_NAME,
+            )?,
+            name: r
+                .proxy_ssl_name
+                .as_ref()
+                .map(|v| cx.string(v, &format!("{key}.proxy_ssl_name")))
+                .transpose()?,
+            line: cx.line_of(span_start),
+        },
         add_header: headers(&r.add_header, "add_header")?,
     })
 }
@@ -914,28 +966,25 @@ fn proxy_pass(
             },
         )
     };
-    if text.starts_with("https://") {
-        return Err(cx.at(
-            v,
-            key,
-            ErrorKind::Invalid("https upstreams are not supported yet".into()),
-        ));
-    }
-    let rest = text
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("must start with http://"))?;
+    let (rest, tls) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(bad("must start with http:// or https://")),
+    };
+    let default_port = if tls { 443 } else { 80 };
     let (authority, uri) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
         None => (rest, None),
     };
     let (host, port) =
-        split_host_port(authority).ok_or_else(|| bad("expected http://host[:port][/uri]"))?;
+        split_host_port(authority).ok_or_else(|| bad("expected http[s]://host[:port][/uri]"))?;
     if let Some((index, _, up)) = upstreams.get_full(host) {
         if port.is_some() {
             return Err(bad("an upstream name takes no port"));
         }
         return Ok(ProxyPass {
             text: text.clone(),
+            tls,
             target: ProxyTarget::Upstream {
                 name: host.to_string(),
                 index,
@@ -955,15 +1004,16 @@ fn proxy_pass(
             },
         ));
     }
-    let port = port.unwrap_or(80);
+    let port = port.unwrap_or(default_port);
     let addrs = resolve(cx, v, key, &format!("{host}:{port}"), None)?;
-    let proxy_host = if port == 80 {
+    let proxy_host = if port == default_port {
         host.to_string()
     } else {
         format!("{host}:{port}")
     };
     Ok(ProxyPass {
         text: text.clone(),
+        tls,
         target: ProxyTarget::Address {
             host: proxy_host,
             addrs,
@@ -974,6 +1024,34 @@ fn proxy_pass(
 
 fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), ConfigError> {
     use std::collections::HashMap;
+    // One listen address speaks TLS or plain HTTP, not both (nginx's
+    // `listen ... ssl` is per address too).
+    let mut tls_of: HashMap<SocketAddr, &Server> = HashMap::new();
+    for s in servers {
+        for addr in &s.listen {
+            let first = *tls_of.entry(*addr).or_insert(s);
+            if first.tls.is_some() != s.tls.is_some() {
+                let (with, without) = if s.tls.is_some() {
+                    (s, first)
+                } else {
+                    (first, s)
+                };
+                let span = raw
+                    .servers
+                    .get(&s.name)
+                    .and_then(|r| r.get_ref().listen.as_ref())
+                    .map(|v| v.span());
+                return Err(cx.err(
+                    span,
+                    &format!("servers.{}.listen", k(&s.name)),
+                    ErrorKind::Invalid(format!(
+                        "{addr} mixes TLS (server `{}`) and plain HTTP (server `{}`); give every server on one address a `tls` table, or none",
+                        with.name, without.name
+                    )),
+                ));
+            }
+        }
+    }
     let mut seen: HashMap<(SocketAddr, String), &str> = HashMap::new();
     for s in servers {
         let names: Vec<String> = if s.server_names.is_empty() {

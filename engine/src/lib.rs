@@ -24,6 +24,7 @@ pub mod shared;
 pub mod snapshot;
 pub mod static_files;
 pub mod sys;
+pub mod tls;
 pub mod transport;
 pub mod upstream;
 pub mod vars;

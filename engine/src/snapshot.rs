@@ -18,10 +18,13 @@ use std::sync::Arc;
 use ringway_config::Config;
 
 use crate::route::ServerGroup;
+use crate::tls::TlsSet;
 use crate::upstream;
 
 pub struct Snapshot {
     pub config: Arc<Config>,
+    /// The configuration's certificates and TLS settings.
+    pub tls: Arc<TlsSet>,
     /// Servers per configured listen address.
     pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
     /// This worker's state of each upstream group, by index.
@@ -29,7 +32,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(config: Arc<Config>, previous: Option<&Snapshot>) -> Self {
+    pub fn new(config: Arc<Config>, tls: Arc<TlsSet>, previous: Option<&Snapshot>) -> Self {
         let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
         for (i, server) in config.servers.iter().enumerate() {
             for addr in &server.listen {
@@ -59,6 +62,7 @@ impl Snapshot {
             groups: groups.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
             upstreams,
             config,
+            tls,
         }
     }
 

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use ringway_config::{Part, Template, Var};
 
 use crate::http::request::Request;
+use crate::transport::TlsInfo;
 
 /// Everything a variable can be computed from.
 pub struct VarCtx<'a> {
@@ -26,12 +27,22 @@ pub struct VarCtx<'a> {
     pub local: SocketAddr,
     /// The matched server's first name, or "" for a default server.
     pub server_name: &'a str,
-    pub scheme: &'a str,
+    /// The client connection's TLS, when it has one (`$scheme` https).
+    pub tls: Option<&'a TlsInfo>,
     /// `$proxy_host`: the upstream's host[:port] ("" when not proxying).
     pub proxy_host: &'a str,
 }
 
 impl VarCtx<'_> {
+    /// `$scheme`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn render(&self, t: &Template, out: &mut Vec<u8>) {
         for part in &t.parts {
             match part {
@@ -80,7 +91,22 @@ impl VarCtx<'_> {
                 let _ = write!(out, "{}", self.local.port());
             }
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
-            Var::Scheme => out.extend_from_slice(self.scheme.as_bytes()),
+            Var::Scheme => out.extend_from_slice(self.scheme().as_bytes()),
+            Var::Https => {
+                if self.tls.is_some() {
+                    out.extend_from_slice(b"on");
+                }
+            }
+            Var::SslProtocol => {
+                if let Some(t) = self.tls {
+                    out.extend_from_slice(t.protocol.as_bytes());
+                }
+            }
+            Var::SslServerName => {
+                if let Some(name) = self.tls.and_then(|t| t.server_name.as_deref()) {
+                    out.extend_from_slice(name.as_bytes());
+                }
+            }
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
             Var::Uri => push_escaping_controls(out, req.norm_path().as_bytes()),
             Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
@@ -186,7 +212,7 @@ mod tests {
             remote: "10.1.2.3:5555".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             server_name: "ws.example.com",
-            scheme: "http",
+            tls: None,
             proxy_host: "127.0.0.1:3000",
         };
         String::from_utf8(ctx.render_to_vec(tpl)).unwrap()

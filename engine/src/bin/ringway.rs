@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut config = match ringway_config::load(&args.config) {
+    let config = match ringway_config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringway: {e}");
@@ -99,6 +99,20 @@ fn main() -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
+    let config = std::sync::Arc::new(config);
+    let tls = match ringway::tls::TlsSet::build(&config, &args.config) {
+        Ok(t) => std::sync::Arc::new(t),
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            if args.test_only {
+                eprintln!("ringway: configuration test failed");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &tls.warnings {
+        eprintln!("ringway: warning: {w}");
+    }
     if args.test_only {
         println!(
             "ringway: configuration file {} test is successful",
@@ -107,11 +121,12 @@ fn main() -> ExitCode {
         println!("configuration ok");
         return ExitCode::SUCCESS;
     }
+    let mut config = std::sync::Arc::unwrap_or_clone(config);
     if let Some(n) = args.workers {
         config.runtime.workers = Workers::Count(n);
     }
     init_logging(&config.log.level);
-    match ringway::runtime::run(config, args.config) {
+    match ringway::runtime::run(std::sync::Arc::new(config), tls, args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

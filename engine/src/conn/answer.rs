@@ -19,7 +19,7 @@ impl<T: Transport> Conn<T> {
             remote: self.peer,
             local: self.local,
             server_name,
-            scheme: "http",
+            tls: self.io.tls_info(),
             proxy_host: "",
         }
     }

@@ -155,7 +155,7 @@ mod tests {
                 )
                 .unwrap(),
             );
-            let shared = crate::runtime::worker::shared(0, cfg, 10, crate::access_log::Sink::Off);
+            let shared = crate::runtime::worker::shared(0, cfg, Default::default(), 10, crate::access_log::Sink::Off);
             let t = Tunnel {
                 shared: shared.clone(),
                 client: a,

@@ -258,7 +258,7 @@ mod tests {
             remote: "192.0.2.7:40000".parse().unwrap(),
             local: "127.0.0.1:80".parse().unwrap(),
             server_name: "",
-            scheme: "http",
+            tls: None,
             proxy_host: "127.0.0.1:3000",
         };
         let mut out = Vec::new();

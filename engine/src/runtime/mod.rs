@@ -17,6 +17,8 @@ use tracing::{error, info, warn};
 
 use worker::{Control, WorkerInit};
 
+use crate::tls::TlsSet;
+
 /// The driver a worker ended up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {
@@ -74,7 +76,7 @@ pub fn choose_driver(choice: DriverChoice) -> Result<DriverKind, StartError> {
 }
 
 /// Run until stopped by a signal. Returns after every worker has drained.
-pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
+pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Result<(), StartError> {
     let workers = worker_count(&config);
     let driver = choose_driver(config.runtime.driver)?;
     // Signals first, so a TERM during start-up is not lost.
@@ -94,7 +96,6 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
     }
     let listen_set: BTreeSet<SocketAddr> = bound.by_addr.iter().map(|b| b.configured).collect();
 
-    let config = Arc::new(config);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
@@ -106,6 +107,7 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
         let init = WorkerInit {
             id,
             config: config.clone(),
+            tls: tls.clone(),
             listeners: std::mem::take(&mut per_worker[id]),
             control: rx,
             max_conns: per_worker_max,
@@ -155,9 +157,20 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), StartError> {
                             );
                             continue;
                         }
-                        current = Arc::new(new);
+                        let new = Arc::new(new);
+                        let new_tls = match TlsSet::build(&new, &config_path) {
+                            Ok(t) => Arc::new(t),
+                            Err(e) => {
+                                error!(error = %e, "reload failed, keeping the running configuration");
+                                continue;
+                            }
+                        };
+                        for w in &new_tls.warnings {
+                            warn!("{w}");
+                        }
+                        current = new;
                         for tx in &senders {
-                            let _ = tx.send(Control::Reload(current.clone()));
+                            let _ = tx.send(Control::Reload(current.clone(), new_tls.clone()));
                         }
                     }
                     Err(e) => {
@@ -296,18 +309,13 @@ fn uring_runtime(entries: u32) -> std::io::Result<(UringRuntime, &'static str)> 
 }
 
 /// Keys of the configuration contract this build parses but does not serve
-/// yet: (refused, warned). TLS is refused — answering in plaintext where a
-/// configuration asks for TLS would be worse than not starting; HTTP/2 and
-/// metrics only add to what is served, so they are warned about.
+/// yet: (refused, warned). Nothing is refused today (a key whose absence
+/// would weaken what the configuration asks for, as TLS would have, goes
+/// there); HTTP/2 and metrics only add to what is served, so they are
+/// warned about.
 pub fn unsupported(config: &ringway_config::Config) -> (Vec<String>, Vec<String>) {
-    let (mut refused, mut warned) = (Vec::new(), Vec::new());
+    let (refused, mut warned) = (Vec::new(), Vec::new());
     for s in &config.servers {
-        if s.tls.is_some() {
-            refused.push(format!(
-                "servers.{}.tls: TLS termination is not supported by this build yet",
-                s.name
-            ));
-        }
         if s.http2 {
             warned.push(format!(
                 "servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",

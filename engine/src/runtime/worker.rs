@@ -20,13 +20,15 @@ use crate::proxy::tunnel::ring::{self, Choice, Relay};
 use crate::shared::{ConnGuard, Shared};
 use crate::snapshot::Snapshot;
 use crate::sys;
+use crate::tls::{self, Acceptor, TlsSet};
+use crate::transport::Transport;
 use crate::wake::{Flag, Notify};
 
 /// Messages from the control thread.
 pub enum Control {
     /// A new configuration for new connections (SIGHUP); live connections
-    /// keep the snapshot they started with.
-    Reload(Arc<Config>),
+    /// keep the snapshot they started with (and their TLS sessions).
+    Reload(Arc<Config>, Arc<TlsSet>),
     /// Stop accepting; let busy connections finish up to shutdown_timeout.
     Shutdown,
 }
@@ -35,6 +37,7 @@ pub enum Control {
 pub struct WorkerInit {
     pub id: usize,
     pub config: Arc<Config>,
+    pub tls: Arc<TlsSet>,
     /// Bound sockets with the configured address they serve.
     pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
     pub control: flume::Receiver<Control>,
@@ -43,14 +46,20 @@ pub struct WorkerInit {
 }
 
 /// A worker's shared state for `config`.
-pub fn shared(id: usize, config: Arc<Config>, max_conns: usize, access_log: Sink) -> Rc<Shared> {
+pub fn shared(
+    id: usize,
+    config: Arc<Config>,
+    tls: Arc<TlsSet>,
+    max_conns: usize,
+    access_log: Sink,
+) -> Rc<Shared> {
     let rt = &config.runtime;
     let mut kit = Kit::new(rt.tunnel_buffer, rt.splice);
     kit.relay = ring_relay(id, rt);
     Rc::new(Shared {
         id,
         kit,
-        snapshot: RefCell::new(Rc::new(Snapshot::new(config, None))),
+        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, None))),
         conns: Cell::new(0),
         max_conns,
         conn_closed: Notify::default(),
@@ -104,6 +113,7 @@ pub async fn main(init: WorkerInit) {
     let worker = shared(
         init.id,
         init.config.clone(),
+        init.tls.clone(),
         init.max_conns,
         init.access_log,
     );
@@ -159,10 +169,10 @@ pub async fn main(init: WorkerInit) {
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
-            Control::Reload(config) => {
+            Control::Reload(config, tls) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
-                let next = Snapshot::new(config, Some(&worker.snapshot()));
+                let next = Snapshot::new(config, tls, Some(&worker.snapshot()));
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
             }
@@ -226,15 +236,31 @@ async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr)
                 let local = stream
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                monoio::spawn(conn::serve(
-                    worker.clone(),
-                    snapshot,
-                    group,
-                    stream,
-                    peer,
-                    local,
-                    guard,
-                ));
+                match snapshot.tls.listeners.get(&key).cloned() {
+                    None => {
+                        monoio::spawn(conn::serve(
+                            worker.clone(),
+                            snapshot,
+                            group,
+                            stream,
+                            peer,
+                            local,
+                            guard,
+                        ));
+                    }
+                    Some(acceptor) => {
+                        monoio::spawn(serve_tls(
+                            worker.clone(),
+                            snapshot,
+                            group,
+                            acceptor,
+                            stream,
+                            peer,
+                            local,
+                            guard,
+                        ));
+                    }
+                }
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off briefly instead of spinning.
@@ -244,4 +270,38 @@ async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr)
         }
     }
     debug!(worker = worker.id, addr = ?local, "listener closed");
+}
+
+/// A connection on a TLS listen address: the handshake (bounded by
+/// `handshake_timeout`), the per-server `min_version` of the server SNI
+/// picks, then the same request path as plain TCP.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls(
+    worker: Rc<Shared>,
+    snapshot: Rc<Snapshot>,
+    group: Rc<crate::route::ServerGroup>,
+    acceptor: Arc<Acceptor>,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    guard: ConnGuard,
+) {
+    let tls = match tls::accept(stream, &acceptor).await {
+        Ok(t) => t,
+        Err(e) => {
+            info!(client = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    drop(acceptor);
+    let info = tls.tls_info().cloned().unwrap_or_default();
+    let config = &snapshot.config;
+    let server = &config.servers[group.select_index(config, info.server_name.as_deref())];
+    if let Some(t) = &server.tls {
+        if t.min_version == ringway_config::TlsVersion::V1_3 && info.protocol != "TLSv1.3" {
+            info!(client = %peer, server = %server.name, protocol = info.protocol, "TLS version below the server's min_version; closing");
+            return;
+        }
+    }
+    conn::serve(worker, snapshot, group, tls, peer, local, guard).await;
 }

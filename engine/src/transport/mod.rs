@@ -1,8 +1,8 @@
 //! The transport seam: the byte stream a connection's request path runs
-//! over. Today that is plain TCP (`plain`); a TLS stream and an HTTP/2
-//! stream plug in here by implementing [`Transport`], and the request
-//! path (`conn`, `proxy::body`, `static_files`, the buffered tunnel relay)
-//! runs unchanged over them.
+//! over — plain TCP (`plain`), or TLS (`crate::tls::TlsStream`, on either
+//! side: a client's wss/https connection, or an https upstream); an HTTP/2
+//! stream plugs in the same way. The request path (`conn`, `proxy::body`,
+//! `static_files`, the buffered tunnel relay) runs unchanged over them.
 //!
 //! Everything is readiness-driven and non-blocking: a read waits for
 //! readability first and only then touches a buffer, so a connection that
@@ -53,11 +53,27 @@ pub trait Transport {
     /// Wait until something (bytes, end of stream, an error) can be read.
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
 
-    /// Pass a half-close on: no more bytes will be written.
-    fn shutdown_write(&self);
+    /// Pass a half-close on: no more bytes will be written (TLS first
+    /// sends its close_notify, waiting at most `timeout` for room).
+    fn shutdown_write(&self, timeout: Duration) -> impl Future<Output = ()>;
 
     /// The socket, when this stream's bytes are the socket's bytes.
     fn socket(&self) -> Option<&TcpStream>;
+
+    /// What the TLS handshake settled, on a TLS stream.
+    fn tls_info(&self) -> Option<&TlsInfo> {
+        None
+    }
+}
+
+/// What a client's TLS handshake settled, for `$scheme`, `$https`,
+/// `$ssl_protocol` and `$ssl_server_name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// "TLSv1.3" or "TLSv1.2".
+    pub protocol: &'static str,
+    /// The SNI name the client sent (lowercase).
+    pub server_name: Option<Box<str>>,
 }
 
 /// Read some bytes, waiting at most `timeout` for them. Reads what is

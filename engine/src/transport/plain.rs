@@ -73,7 +73,7 @@ impl Transport for TcpStream {
         TcpStream::readable(self, false).await
     }
 
-    fn shutdown_write(&self) {
+    async fn shutdown_write(&self, _timeout: Duration) {
         sys::shutdown_write(fd(self));
     }
 

@@ -59,7 +59,7 @@ async fn pump<S: Transport, D: Transport>(
         let res = burst(kit, src, dst, key, bytes, send_timeout, &mut buf).await;
         kit.bufs.give(buf);
         if res? {
-            dst.shutdown_write();
+            dst.shutdown_write(send_timeout).await;
             return Ok(());
         }
     }
