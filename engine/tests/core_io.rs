@@ -410,7 +410,7 @@ fn refused_addr() -> SocketAddr {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn connect_refused_and_timed_out() {
-    let e = proxy::connect::connect_any(&[refused_addr()], Duration::from_secs(2))
+    let e = proxy::connect::connect_any(&[refused_addr()], None, Duration::from_secs(2))
         .await
         .map(|_| ())
         .expect_err("refused");
@@ -435,7 +435,7 @@ async fn connect_refused_and_timed_out() {
     }
     if full {
         let started = Instant::now();
-        let e = proxy::connect::connect_any(&[addr], Duration::from_millis(300))
+        let e = proxy::connect::connect_any(&[addr], None, Duration::from_millis(300))
             .await
             .map(|_| ())
             .expect_err("timed out");
@@ -475,6 +475,7 @@ async fn connect_retries_the_next_server() {
     // Two picks: whichever comes first, the answer comes from the live one.
     let a = proxy::exchange_head(
         &target,
+        None,
         b"GET / HTTP/1.1\r\nHost: u\r\n\r\n",
         true,
         Duration::from_secs(2),

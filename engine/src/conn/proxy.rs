@@ -131,6 +131,16 @@ impl<T: Transport> Conn<T> {
             peer: self.peer,
             head,
             target,
+            tls: pp
+                .tls
+                .then(|| {
+                    self.snap
+                        .tls
+                        .upstreams
+                        .get(&(r.server, r.location))
+                        .cloned()
+                })
+                .flatten(),
             idempotent: proxy::idempotent(r.req.method()),
             early: r.req.early(),
             limits: HeadLimits {

@@ -161,7 +161,7 @@ mod tests {
                 client: a,
                 peer: addr,
                 plan: TunnelPlan {
-                    upstream: Connected::direct(b, addr),
+                    upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
                     idle_timeout: Duration::from_secs(1),
                     send_timeout: Duration::from_secs(1),
                     early: Vec::new(),

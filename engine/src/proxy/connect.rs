@@ -4,24 +4,47 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::UpStream;
 use crate::error::{Error, Kind, Retry};
 use crate::sys;
+use crate::tls::Connector;
 
-/// Try each address in order; the first that connects wins.
-/// A failed connect may always go to the next server.
+/// Try each address in order; the first that connects (and, with `tls`,
+/// completes its TLS handshake) wins. A failed connect may always go to
+/// the next server.
 pub async fn connect_any(
     addrs: &[SocketAddr],
+    tls: Option<&Arc<Connector>>,
     timeout: Duration,
-) -> Result<(TcpStream, SocketAddr), Error> {
+) -> Result<(UpStream, SocketAddr), Error> {
     let mut last = Error::new(Kind::NoLiveUpstream);
     for &addr in addrs {
+        let started = Instant::now();
         match connect_one(addr, timeout).await {
-            Ok(s) => return Ok((s, addr)),
+            Ok(s) => match tls {
+                None => return Ok((UpStream::Plain(s), addr)),
+                Some(c) => {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    match crate::tls::connect(s, c, left).await {
+                        Ok(t) => return Ok((UpStream::Tls(Box::new(t)), addr)),
+                        Err(e) => {
+                            tracing::warn!(upstream = %addr, error = %e, "upstream TLS handshake failed");
+                            let kind = if e.kind() == io::ErrorKind::TimedOut {
+                                Kind::ConnectTimeout
+                            } else {
+                                Kind::ConnectFailed
+                            };
+                            last = Error::new(kind).with_source(e);
+                        }
+                    }
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 tracing::warn!(upstream = %addr, "upstream connect timed out");
                 last = Error::new(Kind::ConnectTimeout).with_source(e);

@@ -76,7 +76,14 @@ async fn send_with_body<C: Transport>(
     answered_early: &Cell<bool>,
 ) -> Result<(Answered, Vec<u8>), Error> {
     let loc = x.location;
-    let up = connect(&x.target, &mut Vec::new(), loc.proxy_connect_timeout, false).await?;
+    let up = connect(
+        &x.target,
+        x.tls.as_ref(),
+        &mut Vec::new(),
+        loc.proxy_connect_timeout,
+        false,
+    )
+    .await?;
     up.stream
         .write_all(&x.head, loc.proxy_send_timeout)
         .await

@@ -27,6 +27,7 @@ pub mod http;
 pub mod idle;
 pub mod kit;
 pub mod pool;
+pub mod stream;
 pub mod tunnel;
 pub mod upgrade;
 
@@ -34,15 +35,18 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use std::sync::Arc;
+
 use ringway_config::Location;
 use tracing::warn;
 
 use crate::error::{Error, Kind, Retry};
 use crate::http::response::{self, Response};
+use crate::tls::Connector;
 use crate::transport::{Pending, Transport};
 use crate::upstream::{Group, Key};
 use kit::Kit;
+pub use stream::UpStream;
 
 /// Where a request goes.
 pub enum Target {
@@ -79,6 +83,8 @@ pub struct Exchange<'a, C: Transport> {
     /// The rewritten request head.
     pub head: Vec<u8>,
     pub target: Target,
+    /// TLS to the upstream (`proxy_pass https://`).
+    pub tls: Option<Arc<Connector>>,
     /// The method may be passed to the next server after it was sent.
     pub idempotent: bool,
     /// Bytes the client sent after its head.
@@ -95,6 +101,7 @@ impl<C: Transport> Exchange<'_, C> {
             biased;
             r = exchange_head(
                 &self.target,
+                self.tls.as_ref(),
                 &self.head,
                 self.idempotent,
                 loc.proxy_connect_timeout,
@@ -109,9 +116,12 @@ impl<C: Transport> Exchange<'_, C> {
 /// A connected upstream. For a group member, counts as an active
 /// connection (least_conn) until dropped.
 pub struct Connected {
-    pub stream: TcpStream,
+    pub stream: UpStream,
     pub addr: SocketAddr,
     peer: Option<Active>,
+    /// The TLS settings it was made with (a pooled TLS connection is
+    /// reused only under the same ones).
+    tls: Option<Arc<Connector>>,
     /// Taken from the keep-alive pool (it may turn out stale).
     pub pooled: bool,
 }
@@ -143,11 +153,12 @@ impl Drop for Active {
 
 impl Connected {
     /// A connection to an address (not a group member).
-    pub fn direct(stream: TcpStream, addr: SocketAddr) -> Connected {
+    pub fn direct(stream: UpStream, addr: SocketAddr) -> Connected {
         Connected {
             stream,
             addr,
             peer: None,
+            tls: None,
             pooled: false,
         }
     }
@@ -174,10 +185,12 @@ impl Connected {
     /// The exchange ended cleanly and the upstream keeps the connection:
     /// park it in its group's pool (or close it when there is none).
     pub fn keep(self) {
-        let Connected { stream, peer, .. } = self;
+        let Connected {
+            stream, peer, tls, ..
+        } = self;
         if let Some(p) = peer {
             let server = p.group.peers[p.index].key.clone();
-            p.group.pool.put(server, stream, Instant::now());
+            p.group.pool.put(server, stream, tls, Instant::now());
         }
     }
 }
@@ -193,6 +206,7 @@ fn mark_failed(g: &Group, i: usize, addr: SocketAddr) {
 /// `fresh`: do not take a pooled connection (after a stale one failed).
 pub async fn connect(
     target: &Target,
+    tls: Option<&Arc<Connector>>,
     tried: &mut Vec<usize>,
     timeout: Duration,
     fresh: bool,
@@ -203,8 +217,11 @@ pub async fn connect(
                 return Err(Kind::NoLiveUpstream.into());
             }
             tried.push(0);
-            let (stream, addr) = connect::connect_any(addrs, timeout).await?;
-            Ok(Connected::direct(stream, addr))
+            let (stream, addr) = connect::connect_any(addrs, tls, timeout).await?;
+            Ok(Connected {
+                tls: tls.cloned(),
+                ..Connected::direct(stream, addr)
+            })
         }
         Target::Group { group, key } => {
             let mut last: Option<Error> = None;
@@ -218,22 +235,25 @@ pub async fn connect(
                 tried.push(i);
                 let addrs = &group.addrs[i];
                 if !fresh {
-                    if let Some(stream) = group.pool.take(&group.peers[i].key, Instant::now()) {
-                        let addr = stream.peer_addr().unwrap_or(addrs[0]);
+                    if let Some(stream) = group.pool.take(&group.peers[i].key, tls, Instant::now())
+                    {
+                        let addr = stream.tcp().peer_addr().unwrap_or(addrs[0]);
                         return Ok(Connected {
                             stream,
                             addr,
                             peer: Some(Active::new(group, i)),
+                            tls: tls.cloned(),
                             pooled: true,
                         });
                     }
                 }
-                match connect::connect_any(addrs, timeout).await {
+                match connect::connect_any(addrs, tls, timeout).await {
                     Ok((stream, addr)) => {
                         return Ok(Connected {
                             stream,
                             addr,
                             peer: Some(Active::new(group, i)),
+                            tls: tls.cloned(),
                             pooled: false,
                         });
                     }
@@ -268,7 +288,10 @@ pub struct ResponseHead {
 
 /// Read an upstream's response head. Interim 1xx responses other than 101
 /// are dropped.
-pub async fn read_response_head(up: &TcpStream, lim: HeadLimits) -> Result<ResponseHead, Error> {
+pub async fn read_response_head<U: Transport>(
+    up: &U,
+    lim: HeadLimits,
+) -> Result<ResponseHead, Error> {
     let mut buf = Vec::new();
     let mut interim = 0;
     loop {
@@ -329,6 +352,7 @@ pub struct Answered {
 /// server failed, the last failure is the answer (a timeout: 504).
 pub async fn exchange_head(
     target: &Target,
+    tls: Option<&Arc<Connector>>,
     head: &[u8],
     idempotent: bool,
     connect_timeout: Duration,
@@ -339,7 +363,7 @@ pub async fn exchange_head(
     let mut fresh = false;
     let mut last: Option<Error> = None;
     loop {
-        let up = match connect(target, &mut tried, connect_timeout, fresh).await {
+        let up = match connect(target, tls, &mut tried, connect_timeout, fresh).await {
             Ok(up) => up,
             Err(e) if e.kind == Kind::NoLiveUpstream && last.is_some() => {
                 return Err(last.unwrap_or(e))

@@ -13,16 +13,31 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
+use crate::proxy::UpStream;
 use crate::sys::{self, Pending};
+use crate::tls::Connector;
 
 struct Idle {
     server: Rc<str>,
-    stream: TcpStream,
+    stream: UpStream,
+    /// The TLS settings the connection was made with.
+    tls: Option<Arc<Connector>>,
     since: Instant,
+}
+
+/// A pooled connection serves a request with the same TLS settings: both
+/// plain, or both TLS with the same client configuration and name (a
+/// connection made without verification never serves a location that
+/// verifies).
+fn same_tls(a: Option<&Arc<Connector>>, b: Option<&Arc<Connector>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(&a.config, &b.config) && a.name == b.name,
+        _ => false,
+    }
 }
 
 pub struct Pool {
@@ -59,12 +74,20 @@ impl Pool {
         self.len() == 0
     }
 
-    /// A live idle connection to `server`, if there is one.
-    pub fn take(&self, server: &str, now: Instant) -> Option<TcpStream> {
+    /// A live idle connection to `server` made with `tls`, if there is one.
+    pub fn take(
+        &self,
+        server: &str,
+        tls: Option<&Arc<Connector>>,
+        now: Instant,
+    ) -> Option<UpStream> {
         let timeout = self.idle_timeout.get();
         let mut idle = self.idle.borrow_mut();
         idle.retain(|c| now.saturating_duration_since(c.since) < timeout);
-        while let Some(pos) = idle.iter().rposition(|c| *c.server == *server) {
+        while let Some(pos) = idle
+            .iter()
+            .rposition(|c| *c.server == *server && same_tls(c.tls.as_ref(), tls))
+        {
             let c = idle.remove(pos);
             if still_open(&c.stream) {
                 return Some(c.stream);
@@ -74,7 +97,13 @@ impl Pool {
     }
 
     /// Keep a connection whose last exchange ended cleanly.
-    pub fn put(&self, server: Rc<str>, stream: TcpStream, now: Instant) {
+    pub fn put(
+        &self,
+        server: Rc<str>,
+        stream: UpStream,
+        tls: Option<Arc<Connector>>,
+        now: Instant,
+    ) {
         if !self.enabled() || !self.servers.borrow().contains(&server) {
             return;
         }
@@ -85,6 +114,7 @@ impl Pool {
         idle.push(Idle {
             server,
             stream,
+            tls,
             since: now,
         });
     }
@@ -112,6 +142,7 @@ impl Pool {
 
 /// An idle HTTP connection must have nothing to read: EOF means the
 /// upstream closed it, bytes mean it is out of step, an error means reset.
-fn still_open(s: &TcpStream) -> bool {
-    sys::pending(sys::fd(s)) == Pending::Nothing
+/// (For TLS, any record waiting — a close_notify — counts as out of step.)
+fn still_open(s: &UpStream) -> bool {
+    sys::pending(sys::fd(s.tcp())) == Pending::Nothing
 }
