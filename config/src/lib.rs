@@ -361,4 +361,69 @@ try_files = ["$uri", "/index.html"]
             "{e}"
         );
     }
+
+    #[test]
+    fn tls_and_upstream_tls_keys() {
+        let c = parse(
+            "[servers.a]\nlisten = \"127.0.0.1:443\"\nserver_name = \"a.test\"\n\
+             tls = { cert = \"/c.pem\", key = \"/k.pem\", min_version = \"TLSv1.3\", handshake_timeout = \"3s\" }\n\
+             [servers.b]\nlisten = \"127.0.0.1:443\"\nserver_name = \"b.test\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }\n\
+             [servers.b.locations.\"/api/\"]\nproxy_pass = \"https://127.0.0.1\"\n\
+             [servers.b.locations.\"/x/\"]\nproxy_pass = \"https://127.0.0.1:8443/\"\nproxy_ssl_verify = false\n\
+             proxy_ssl_trusted_certificate = \"/ca.pem\"\nproxy_ssl_server_name = false\nproxy_ssl_name = \"api.internal\"\n\
+             [servers.r]\nlisten = \"127.0.0.1:80\"\n[servers.r.locations.\"/\"]\nreturn = { status = 301, url = \"https://$host$request_uri\" }\n",
+        )
+        .unwrap();
+        let a = c.servers[0].tls.as_ref().unwrap();
+        assert_eq!(a.min_version, TlsVersion::V1_3);
+        assert_eq!(a.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(a.line, 4);
+        let b = c.servers[1].tls.as_ref().unwrap();
+        assert_eq!(b.min_version, TlsVersion::V1_2);
+        assert_eq!(b.handshake_timeout, Duration::from_secs(10));
+        let Action::Proxy(pp) = &c.servers[1].locations[0].action else {
+            panic!()
+        };
+        assert!(pp.tls);
+        match &pp.target {
+            ProxyTarget::Address { host, addrs } => {
+                assert_eq!(host, "127.0.0.1", "443 is https's default port");
+                assert_eq!(addrs[0].port(), 443);
+            }
+            _ => panic!(),
+        }
+        let ssl = &c.servers[1].locations[0].proxy_ssl;
+        assert!(ssl.verify && ssl.server_name && ssl.trusted_certificate.is_none());
+        let ssl = &c.servers[1].locations[1].proxy_ssl;
+        assert!(!ssl.verify && !ssl.server_name);
+        assert_eq!(ssl.name.as_deref(), Some("api.internal"));
+        assert_eq!(
+            ssl.trusted_certificate,
+            Some(std::path::PathBuf::from("/ca.pem"))
+        );
+        assert!(matches!(
+            &c.servers[2].locations[0].action,
+            Action::Return {
+                status: 301,
+                location: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn tls_errors() {
+        let e = err("[servers.a]\nlisten = \"443\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\", min_version = \"1.1\" }\n");
+        assert!(e.contains(":3: servers.a.tls.min_version: `1.1`"), "{e}");
+        let e = err("[servers.a]\nlisten = \"127.0.0.1:8443\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }\n\
+                     [servers.b]\nlisten = \"127.0.0.1:8443\"\nserver_name = \"b.test\"\n");
+        assert!(
+            e.contains(":5: servers.b.listen: 127.0.0.1:8443 mixes TLS (server `a`) and plain HTTP (server `b`)"),
+            "{e}"
+        );
+        let e = err(
+            "[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nproxy_pass = \"ftp://x\"\n",
+        );
+        assert!(e.contains("must start with http:// or https://"), "{e}");
+    }
 }
