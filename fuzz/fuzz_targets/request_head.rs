@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         remote: "192.0.2.1:1234".parse().unwrap(),
         local: "127.0.0.1:80".parse().unwrap(),
         server_name: "s",
-        scheme: "http",
+        tls: None,
         proxy_host: "backend:8080",
     };
     for (prefix, proxy_uri) in [(Some("/"), Some("/x/")), (Some("/"), None), (None, None)] {
