@@ -115,7 +115,12 @@ struct Inner<C> {
     failed: bool,
     /// close_notify was queued: no more writes.
     closed_write: bool,
+    /// Some bytes went to the peer already.
+    sent_any: bool,
 }
+
+/// A fatal `decode_error` alert record, unencrypted.
+const ALERT_DECODE_ERROR: [u8; 7] = [21, 3, 3, 0, 2, 2, 50];
 
 fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
@@ -243,11 +248,18 @@ impl<C: Side> Inner<C> {
         }
     }
 
-    /// After a fatal error: queue the alert rustls has for the peer (sent
-    /// best-effort by the caller), and refuse everything after.
+    /// After a fatal error: move the alert rustls queued into `out` (sent
+    /// best-effort by the caller), and refuse everything after. rustls
+    /// hands queued records out before it looks at input again, and it is
+    /// asked only while it has one queued: processing the input again
+    /// after a fatal error would meet the same error a second time.
     fn fail(&mut self) {
         self.failed = true;
+        let before = self.out.len();
         for _ in 0..4 {
+            if !self.conn.common().wants_write() {
+                break;
+            }
             let Inner {
                 conn,
                 out,
@@ -257,12 +269,17 @@ impl<C: Side> Inner<C> {
             match conn.process(incoming).state {
                 Ok(ConnectionState::EncodeTlsData(mut e)) => {
                     if append(out, 64, |b| e.encode(b).map_err(encode_err)).is_err() {
-                        return;
+                        break;
                     }
                 }
-                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-                _ => return,
+                _ => break,
             }
+        }
+        // Some malformed first flights (a ClientHello whose length is
+        // absurd) end without an alert from rustls: before anything was
+        // sent, answer with a plaintext decode_error (RFC 8446 §6.2).
+        if self.out.len() == before && !self.sent_any && self.conn.common().is_handshaking() {
+            self.out.extend_from_slice(&ALERT_DECODE_ERROR);
         }
     }
 
@@ -293,7 +310,10 @@ impl<C: Side> Inner<C> {
     fn send_out(&mut self, sock: &TcpStream) -> io::Result<bool> {
         while self.out_at < self.out.len() {
             match sys::send(fd(sock), &self.out[self.out_at..]) {
-                Ok(n) => self.out_at += n,
+                Ok(n) => {
+                    self.out_at += n;
+                    self.sent_any = true;
+                }
                 Err(e) if would_block(&e) => return Ok(false),
                 Err(e) => return Err(e),
             }
@@ -334,6 +354,7 @@ impl<C: Side> TlsStream<C> {
                 eof: false,
                 failed: false,
                 closed_write: false,
+                sent_any: false,
             }),
             drained: Cell::new(false),
             info: None,
@@ -342,6 +363,13 @@ impl<C: Side> TlsStream<C> {
 
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Bytes of buffer this stream holds now (all three queues' capacity):
+    /// zero for an idle connection.
+    pub fn held(&self) -> usize {
+        let i = self.inner.borrow();
+        i.incoming.capacity() + i.plain.capacity() + i.out.capacity()
     }
 
     /// Run the handshake to its end (the caller bounds it in time). With
