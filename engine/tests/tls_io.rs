@@ -175,7 +175,7 @@ async fn tls_tunnel_pauses_the_upstream_for_a_client_that_stops_reading() {
     );
     // Resume: the client reads it all; the upstream closes.
     go_tx.send(()).unwrap();
-    let mut u = u;
+    let u = u;
     u.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
     u.shutdown(Shutdown::Write).unwrap();
     let stats = monoio::time::timeout(Duration::from_secs(20), async {

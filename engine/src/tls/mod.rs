@@ -90,14 +90,13 @@ fn provider() -> &'static Arc<CryptoProvider> {
 }
 
 /// The process's session-ID cache and ticket key rotator.
-fn resumption() -> &'static (
+type Resumption = (
     Arc<dyn rustls::server::StoresServerSessions>,
     Option<Arc<dyn rustls::server::ProducesTickets>>,
-) {
-    static R: OnceLock<(
-        Arc<dyn rustls::server::StoresServerSessions>,
-        Option<Arc<dyn rustls::server::ProducesTickets>>,
-    )> = OnceLock::new();
+);
+
+fn resumption() -> &'static Resumption {
+    static R: OnceLock<Resumption> = OnceLock::new();
     R.get_or_init(|| {
         let ticketer = match rustls::crypto::ring::Ticketer::new() {
             Ok(t) => Some(t),
@@ -132,12 +131,14 @@ impl ResolvesServerCert for Sni {
 
 impl TlsSet {
     /// Read every certificate, key and CA file `config` names.
-    pub fn build(config: &Arc<Config>, file: &Path) -> Result<TlsSet, ConfigError> {
-        let err = |line: usize, key: String, reason: String| ConfigError {
-            file: file.to_path_buf(),
-            line: Some(line),
-            key,
-            kind: ErrorKind::Invalid(reason),
+    pub fn build(config: &Arc<Config>, file: &Path) -> Result<TlsSet, Box<ConfigError>> {
+        let err = |line: usize, key: String, reason: String| {
+            Box::new(ConfigError {
+                file: file.to_path_buf(),
+                line: Some(line),
+                key,
+                kind: ErrorKind::Invalid(reason),
+            })
         };
         let mut set = TlsSet::default();
         let now = SystemTime::now();
