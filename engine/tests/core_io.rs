@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
 use ringway::error::Kind;
 use ringway::http::BodyKind;
 use ringway::proxy::body::{self, BodyError, BodyLimits, BodyReader};
