@@ -5,6 +5,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the end-to-end tests drive ringway with, installed when missing (as
+# root, on Debian/Ubuntu): curl, the openssl command, Python's websockets.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need_apt=()
+  command -v curl >/dev/null || need_apt+=(curl)
+  # The TLS tests make their CA and certificates, and check what a server
+  # name gets, with the openssl command.
+  command -v openssl >/dev/null || need_apt+=(openssl)
+  command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${need_apt[@]}"
+  fi
+  # An independent WebSocket client library for the wss tests.
+  if ! python3 -c 'import websockets' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get install -y -q python3-pip; }
+    python3 -m pip install -q websockets 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages websockets
+  fi
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
