@@ -18,10 +18,16 @@
 # epoll, alternating, with the proxy pinned to its own CPU(s); pingpong,
 # lowrate and stream also against "nginx tuned" (the same nginx with
 # proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k).
+# TLS scenarios: tls-handshake and tls-resume (ringway-load tlshs: connect,
+# full or resumed TLS handshake, GET /health answered by the proxy), and
+# wss-pingpong, wss-stream, wss-hold (8,000 idle tunnels) — the WebSocket
+# ones with TLS from the client to the proxy; nginx and ringway only, one
+# ECDSA P-256 certificate made with openssl per run. --quick runs the
+# handshakes and a small wss-hold of them.
 # Proxy CPU per unit of work is shown whole and split into user and system.
 #
-# Installs nginx, wrk and strace with apt-get when they are missing and this
-# runs as root; without them those parts are skipped, not failed.
+# Installs nginx, wrk, strace and openssl with apt-get when they are missing
+# and this runs as root; without them those parts are skipped, not failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +35,7 @@ missing=()
 command -v nginx > /dev/null || missing+=(nginx)
 command -v wrk > /dev/null || missing+=(wrk)
 command -v strace > /dev/null || missing+=(strace)
+command -v openssl > /dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q "${missing[@]}" > /dev/null 2>&1 \

@@ -1,9 +1,10 @@
 //! The client side of a benchmark WebSocket connection on monoio: connect
 //! from a chosen source address (so many loopback sources share the load of
-//! ephemeral ports), upgrade (§4.1), send masked frames (§5.3), read whole
-//! frames, close (§5.5.1, §7.1.2). Every wait is bounded by the caller's
-//! [`Timeouts`]; every failure is a [`Failure`] whose [`Failure::key`] names
-//! the phase and the kind, e.g. `connect_timeout` or `handshake_status_502`.
+//! ephemeral ports), optionally over TLS ([`Transport`]), upgrade (§4.1),
+//! send masked frames (§5.3), read whole frames, close (§5.5.1, §7.1.2).
+//! Every wait is bounded by the caller's [`Timeouts`]; every failure is a
+//! [`Failure`] whose [`Failure::key`] names the phase and the kind, e.g.
+//! `connect_timeout`, `tls_bad_certificate` or `handshake_status_502`.
 
 use std::fmt;
 use std::future::Future;
@@ -12,11 +13,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
+use monoio::BufResult;
+use monoio_rustls::ClientTlsStream;
 
 use crate::handshake::{self, HandshakeError};
+use crate::tls::TlsClient;
 use crate::ws;
 
 /// Longest frame the client accepts from a server.
@@ -48,8 +52,12 @@ impl Default for Timeouts {
 pub enum Phase {
     /// TCP connect.
     Connect,
+    /// The TLS handshake.
+    Tls,
     /// The upgrade.
     Handshake,
+    /// A plain HTTP request and its response.
+    Request,
     /// A message and its echo.
     Echo,
     /// The close handshake.
@@ -77,6 +85,10 @@ pub enum What {
     Handshake(HandshakeError),
     /// A frame the client cannot accept (masked, too large, bad close).
     Protocol,
+    /// TLS failed: `bad_certificate` (the client refused the server's),
+    /// `alert` (the server sent one), `tls_error` (anything else, e.g. a
+    /// record that does not decrypt).
+    Tls(&'static str),
     /// The echo did not match what was sent.
     Mismatch,
     /// The server sent a close frame instead of the echo.
@@ -97,6 +109,13 @@ impl From<io::Error> for What {
             Some(libc::ETIMEDOUT) => What::Timeout,
             Some(n) => What::Errno(n),
             None if e.kind() == io::ErrorKind::UnexpectedEof => What::Eof,
+            // monoio-rustls's wrapping of a rustls error.
+            None if e.kind() == io::ErrorKind::InvalidData => {
+                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(e) => crate::tls::what(e),
+                    None => What::Tls("tls_error"),
+                }
+            }
             None => What::Other,
         }
     }
@@ -118,6 +137,7 @@ impl fmt::Display for What {
             What::Handshake(HandshakeError::NotWebSocket) => f.write_str("not_websocket"),
             What::Handshake(HandshakeError::BadAccept) => f.write_str("bad_accept"),
             What::Protocol => f.write_str("protocol"),
+            What::Tls(why) => f.write_str(why),
             What::Mismatch => f.write_str("mismatch"),
             What::Closed => f.write_str("closed"),
             What::Errno(n) => write!(f, "errno_{n}"),
@@ -140,7 +160,9 @@ impl Failure {
     pub fn key(&self) -> String {
         let phase = match self.phase {
             Phase::Connect => "connect",
+            Phase::Tls => "tls",
             Phase::Handshake => "handshake",
+            Phase::Request => "request",
             Phase::Echo => "echo",
             Phase::Close => "close",
         };
@@ -199,6 +221,90 @@ pub async fn connect_from(src: Option<Ipv4Addr>, target: SocketAddr) -> io::Resu
     Ok(stream)
 }
 
+/// A client connection's byte stream: plain TCP, or TLS over it. A match
+/// per call is all the plain path pays; the TLS stream is boxed so the
+/// plain one stays small.
+pub enum Transport {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS (rustls over monoio-rustls) over TCP.
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// Connect from `src` to `target`, then the TLS handshake when `tls`
+    /// is given, each under its timeout (`t.handshake` for TLS's).
+    pub async fn open(
+        src: Option<Ipv4Addr>,
+        target: SocketAddr,
+        tls: Option<&TlsClient>,
+        t: &Timeouts,
+    ) -> Result<Self, Failure> {
+        let tcp = bounded(Phase::Connect, t.connect, async {
+            connect_from(src, target).await.map_err(What::from)
+        })
+        .await?;
+        match tls {
+            None => Ok(Transport::Plain(tcp)),
+            Some(tls) => {
+                let s = bounded(Phase::Tls, t.handshake, tls.connect(tcp)).await?;
+                Ok(Transport::Tls(Box::new(s)))
+            }
+        }
+    }
+}
+
+impl AsyncReadRent for Transport {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Transport::Plain(s) => s.read(buf).await,
+            Transport::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Transport::Plain(s) => s.readv(buf).await,
+            Transport::Tls(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for Transport {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Transport::Plain(s) => s.write(buf).await,
+            Transport::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Transport::Plain(s) => s.writev(buf).await,
+            Transport::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush().await,
+            Transport::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.shutdown().await,
+            Transport::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+// SAFETY: both streams may be read on one half while written on the other
+// (monoio's TcpStream and monoio-rustls's stream are `Split` themselves);
+// the halves live on one thread.
+unsafe impl Split for Transport {}
+
 /// One frame as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -210,24 +316,23 @@ pub struct Frame {
 
 /// An upgraded client connection.
 pub struct WsClient {
-    stream: TcpStream,
+    stream: Transport,
     rbuf: Vec<u8>,
     rng: u32,
 }
 
 impl WsClient {
-    /// Connect from `src` and upgrade, each step under its timeout.
+    /// Connect from `src` (over TLS when `tls` is given) and upgrade, each
+    /// step under its timeout.
     pub async fn open(
         src: Option<Ipv4Addr>,
         target: SocketAddr,
+        tls: Option<&TlsClient>,
         host: &str,
         path: &str,
         t: &Timeouts,
     ) -> Result<Self, Failure> {
-        let stream = bounded(Phase::Connect, t.connect, async {
-            connect_from(src, target).await.map_err(What::from)
-        })
-        .await?;
+        let stream = Transport::open(src, target, tls, t).await?;
         let mut c = WsClient {
             stream,
             rbuf: Vec::new(),
@@ -334,10 +439,10 @@ impl WsClient {
         }
     }
 
-    /// The upgraded TCP stream and any bytes already read past the 101,
-    /// for a mode that drives the connection itself (e.g. reading and
-    /// writing at once on the two halves of the stream).
-    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+    /// The upgraded stream and any bytes already read past the 101, for a
+    /// mode that drives the connection itself (e.g. reading and writing at
+    /// once on the two halves of the stream).
+    pub fn into_parts(self) -> (Transport, Vec<u8>) {
         (self.stream, self.rbuf)
     }
 

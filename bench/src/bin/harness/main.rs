@@ -7,12 +7,16 @@
 //! and system), RSS, descriptors and io_uring worker threads from /proc.
 //! With `--syscalls`, a separate pass after the timed rounds runs the echo
 //! scenarios (pingpong, lowrate) once more per proxy under `strace -c` and
-//! counts system calls per relayed message; those runs are never timed. It
+//! counts system calls per relayed message; those runs are never timed. The
+//! TLS scenarios (`tls-handshake`, `tls-resume`, `wss-pingpong`,
+//! `wss-stream`, `wss-hold`) run the client side over TLS to the proxy
+//! (not `direct`), with a certificate the `openssl` CLI makes per run. It
 //! writes a markdown report (tables with ratios to nginx and nginx tuned,
 //! the exact commands) and an SVG chart.
 //!
 //! ```text
-//! ringway-harness [--quick] [--scenarios pingpong,lowrate,stream,churn,hold,fanout,http]
+//! ringway-harness [--quick] [--scenarios pingpong,lowrate,stream,churn,hold,fanout,http,
+//!                  tls-handshake,tls-resume,wss-pingpong,wss-stream,wss-hold]
 //!                 [--targets direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll]
 //!                 [--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
 //! ```
@@ -35,7 +39,9 @@ use scenarios::{Pass, Scenario, Setup, Target};
 
 const USAGE: &str = "usage: ringway-harness [--quick] [--scenarios LIST] [--targets LIST] \
 [--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
-  scenarios: pingpong,lowrate,stream,churn,hold,fanout,http (default: all; http needs wrk)
+  scenarios: pingpong,lowrate,stream,churn,hold,fanout,http,tls-handshake,tls-resume,
+             wss-pingpong,wss-stream,wss-hold (default: all; with --quick all but
+             tls-resume, wss-pingpong and wss-stream; http needs wrk, the TLS ones openssl)
   targets:   direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll (default: all; nginx
              when installed; nginx-tuned only in pingpong, lowrate and stream)
   --syscalls after the timed rounds of pingpong and lowrate, one more run per proxy
@@ -44,6 +50,7 @@ const USAGE: &str = "usage: ringway-harness [--quick] [--scenarios LIST] [--targ
 struct Opts {
     quick: bool,
     syscalls: bool,
+    /// Empty: [`Scenario::defaults`].
     scenarios: Vec<String>,
     targets: Vec<Target>,
     rounds: usize,
@@ -56,7 +63,7 @@ fn parse() -> anyhow::Result<Opts> {
     let mut o = Opts {
         quick: false,
         syscalls: false,
-        scenarios: Scenario::NAMES.iter().map(|s| s.to_string()).collect(),
+        scenarios: Vec::new(),
         targets: Target::ALL.to_vec(),
         rounds: 0,
         workers: 1,
@@ -101,6 +108,11 @@ fn parse() -> anyhow::Result<Opts> {
         Ok(())
     };
     flags().map_err(|e| anyhow!("{e}\n{USAGE}"))?;
+    if o.scenarios.is_empty() {
+        o.scenarios = (Scenario::defaults(o.quick).into_iter())
+            .map(str::to_string)
+            .collect();
+    }
     if o.rounds == 0 {
         o.rounds = if o.quick { 1 } else { 2 };
     }
@@ -156,6 +168,13 @@ fn run() -> anyhow::Result<i32> {
         if sc.needs_wrk && !setup.has_wrk {
             eprintln!("{name}: wrk is not installed; skipped");
             sections.push(format!("## {name}\n\nSkipped: wrk is not installed.\n"));
+            continue;
+        }
+        if sc.tls && !setup.has_openssl {
+            eprintln!("{name}: openssl is not installed (no certificate); skipped");
+            sections.push(format!(
+                "## {name}\n\nSkipped: openssl is not installed (no certificate).\n"
+            ));
             continue;
         }
         let mut per_target: Vec<(Target, Vec<Sample>)> = (targets.iter())

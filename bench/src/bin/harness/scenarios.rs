@@ -1,8 +1,12 @@
 //! The scenarios, the targets, and running one scenario against one
 //! target with fresh processes: backend, proxy, load — either timed (the
 //! load's numbers, the proxy's CPU, RSS, descriptors) or, in a separate
-//! pass, under `strace -c` (system calls per relayed message).
+//! pass, under `strace -c` (system calls per relayed message). The TLS
+//! scenarios (`tls-handshake`, `tls-resume`, `wss-*`) terminate TLS at the
+//! proxy with one ECDSA P-256 certificate made per harness run with the
+//! `openssl` CLI ([`Certs`]); the proxy talks plain to the backend.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,41 @@ pub const NGINX_TUNED: &str =
 
 /// The load's measured window in the strace pass (its `--duration`).
 pub const TRACE_WINDOW: &str = "2s";
+
+/// The name the TLS scenarios' certificate is for (with 127.0.0.1), and
+/// that the load checks and sends as SNI.
+const TLS_NAME: &str = "localhost";
+
+/// What the TLS scenarios' nginx adds to its `server` block besides the
+/// certificate: what users run. TLS 1.3 (nginx before 1.23.4 leaves it out
+/// of its default `ssl_protocols`; later ones default to `TLSv1 TLSv1.1
+/// TLSv1.2 TLSv1.3`, which OpenSSL 3 narrows to 1.2 and 1.3 anyway), and
+/// for resumption a shared session cache and tickets (nginx's defaults:
+/// `ssl_session_cache none`, tickets on).
+pub const NGINX_TLS: &str =
+    "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;";
+
+/// The report's note on how the TLS scenarios run.
+pub const TLS_NOTE: &str = "TLS scenarios (`tls-handshake`, `tls-resume`, `wss-*`): \
+    client to proxy over TLS, proxy to backend plain; one certificate per harness run for \
+    both proxies, made with the `openssl` CLI: an ECDSA P-256 leaf for `localhost` and \
+    127.0.0.1 signed by a P-256 test CA, served alone (no chain), key in PKCS#8. nginx: \
+    `listen ... ssl; ssl_certificate ...; ssl_certificate_key ...;` plus `ssl_protocols \
+    TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;` (what users \
+    run: nginx before 1.23.4 leaves TLS 1.3 out of its default protocols, and caches no \
+    sessions by default), its defaults otherwise (ciphers, curves); ringway: \
+    `tls = { cert, key }` on the server. The load is rustls 0.23 (ring) \
+    with its defaults (TLS 1.3 and 1.2; X25519 first; AES-256-GCM first), trusting the test \
+    CA, SNI `localhost`; full handshakes everywhere but `tls-resume`, which offers each load \
+    process's stored TLS 1.3 tickets. `direct` does not run: the echo backend has no TLS. A \
+    handshake is TCP connect + TLS handshake + `GET /health` with `Connection: close` \
+    (answered `200 OK` by the proxy itself) read to the proxy's close, so the proxy closes \
+    first on both. The load's TLS work shares the load CPU with the echo backend, so \
+    handshakes/s can be bounded by the client; proxy CPU per unit is the number to compare";
+
+/// The TLS scenarios' line in their sections.
+const TLS_SHORT: &str = "Client to proxy over TLS, proxy to backend plain (see the TLS note \
+    at the top).";
 
 /// wrk's `done` hook for the p99.9 its `--latency` table leaves out.
 const WRK_P999: &str = "done = function(summary, latency, requests)\n  \
@@ -78,6 +117,8 @@ pub struct Scenario {
     pub name: String,
     pub about: String,
     pub needs_wrk: bool,
+    /// Client to proxy over TLS ([`Certs`]); `direct` does not run.
+    pub tls: bool,
     /// Run against `nginx tuned` too (nginx's buffer sizes matter here).
     pub tunable: bool,
     /// Has a strace pass when asked (`--syscalls`): an echo load, each
@@ -125,11 +166,34 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 impl Scenario {
-    pub const NAMES: [&'static str; 7] = [
-        "pingpong", "lowrate", "stream", "churn", "hold", "fanout", "http",
+    pub const NAMES: [&'static str; 12] = [
+        "pingpong",
+        "lowrate",
+        "stream",
+        "churn",
+        "hold",
+        "fanout",
+        "http",
+        "tls-handshake",
+        "tls-resume",
+        "wss-pingpong",
+        "wss-stream",
+        "wss-hold",
     ];
 
+    /// The scenarios a run without `--scenarios` runs: all of them, but in
+    /// `--quick` the TLS ones only where a short run still measures (the
+    /// handshakes and a small hold).
+    pub fn defaults(quick: bool) -> Vec<&'static str> {
+        (Self::NAMES.into_iter())
+            .filter(|n| !quick || !matches!(*n, "wss-pingpong" | "wss-stream" | "tls-resume"))
+            .collect()
+    }
+
     pub fn new(name: &str, quick: bool) -> Scenario {
+        if let Some(plain) = name.strip_prefix("wss-") {
+            return Self::over_tls(name, Scenario::new(plain, quick), quick);
+        }
         let secs = if quick { "2s" } else { "10s" };
         let rss = m(
             "proxy_rss_mib",
@@ -142,6 +206,7 @@ impl Scenario {
             name: name.into(),
             about,
             needs_wrk: false,
+            tls: false,
             tunable: false,
             syscalls: false,
             load,
@@ -347,6 +412,57 @@ impl Scenario {
                     )
                 }
             }
+            "tls-handshake" | "tls-resume" => {
+                let resume = name == "tls-resume";
+                let n = if quick { "10" } else { "50" };
+                let mut args = vec![
+                    "-n",
+                    n,
+                    "--duration",
+                    secs,
+                    "--procs",
+                    "2",
+                    "--sources",
+                    SOURCES,
+                ];
+                if resume {
+                    args.push("--resume");
+                }
+                Scenario {
+                    tls: true,
+                    metrics: [
+                        cpu("µs per handshake", 1),
+                        vec![
+                            m("handshakes_per_sec", "handshakes/s", h, 0),
+                            m("resumed_pct", "handshakes resumed (%)", h, 1),
+                            m("tls_p50_ms", "connect + TLS handshake p50 (ms)", l, 3),
+                            m("tls_p99_ms", "connect + TLS handshake p99 (ms)", l, 3),
+                            m("p99_ms", "whole cycle p99 (ms)", l, 3),
+                        ],
+                        vec![rss],
+                    ]
+                    .concat(),
+                    units: "handshakes",
+                    cpu_per: 1e6,
+                    ..plain(
+                        name,
+                        format!(
+                            "{n} workers in a loop of TCP connect, TLS handshake ({}), \
+                             `GET /health` with `Connection: close` answered by the proxy \
+                             itself, read to the proxy's close, for {secs}. {}",
+                            if resume {
+                                "resuming: each load process offers the TLS 1.3 tickets \
+                                 earlier handshakes received; the share the proxy resumed is \
+                                 a row of its own"
+                            } else {
+                                "full: the client offers no session"
+                            },
+                            TLS_SHORT
+                        ),
+                        ws("tlshs", &args),
+                    )
+                }
+            }
             _ => Scenario {
                 needs_wrk: true,
                 metrics: [
@@ -373,17 +489,62 @@ impl Scenario {
         }
     }
 
+    /// A plain WebSocket scenario over TLS: same load, TLS from the client
+    /// to the proxy. No `nginx tuned` (its buffers are the plain scenario's
+    /// question); the headline of pingpong becomes the proxy's CPU per
+    /// round trip (the client's TLS shares the load CPU, so round trips/s
+    /// says less); the hold holds 8,000 tunnels (a few hundred in --quick).
+    fn over_tls(name: &str, mut sc: Scenario, quick: bool) -> Scenario {
+        sc.name = name.into();
+        sc.tls = true;
+        sc.tunable = false;
+        sc.about = format!("{} {TLS_SHORT}", sc.about);
+        for m in &mut sc.metrics {
+            m.label = m
+                .label
+                .replace("connect + upgrade", "connect + TLS + upgrade");
+        }
+        match name {
+            "wss-pingpong" => {
+                // CPU per round trip (and its split) first.
+                let (cpu, rest): (Vec<Metric>, Vec<Metric>) =
+                    (sc.metrics.drain(..)).partition(|m| m.key.ends_with("_per_unit"));
+                sc.metrics = [cpu, rest].concat();
+            }
+            "wss-hold" => {
+                let n = if quick { "200" } else { "8000" };
+                if let Load::Ws { args, .. } = &mut sc.load {
+                    // hold's arguments start with `-n N`.
+                    args[1] = n.into();
+                }
+                sc.about = format!(
+                    "{n} WebSocket tunnels over TLS opened (full handshakes), held idle, then \
+                     each checked with an echo; the proxy is measured while all are held. \
+                     {TLS_SHORT}"
+                );
+            }
+            _ => {}
+        }
+        sc
+    }
+
     /// Whether `target` runs in this scenario (`nginx tuned` only where
-    /// nginx's buffer sizes matter).
+    /// nginx's buffer sizes matter; `direct` not over TLS: the backend has
+    /// none).
     pub fn runs(&self, target: Target) -> bool {
-        target != Target::NginxTuned || self.tunable
+        (target != Target::NginxTuned || self.tunable) && !(self.tls && target == Target::Direct)
     }
 
     /// The load command, as the report shows it.
     pub fn load_command(&self, addr: &str) -> String {
+        let tls = if self.tls {
+            format!(" --tls-ca ca.pem --tls-name {TLS_NAME}")
+        } else {
+            String::new()
+        };
         match &self.load {
             Load::Ws { mode, args } => format!(
-                "ringway-load {mode} --target {addr} --path {} {} --json",
+                "ringway-load {mode} --target {addr} --path {} {}{tls} --json",
                 self.ws_path(),
                 args.join(" ")
             ),
@@ -395,10 +556,10 @@ impl Scenario {
     }
 
     fn ws_path(&self) -> &'static str {
-        if self.name == "fanout" {
-            "/ws/fanout"
-        } else {
-            "/ws/"
+        match &self.load {
+            _ if self.name == "fanout" => "/ws/fanout",
+            Load::Ws { mode: "tlshs", .. } => "/health",
+            _ => "/ws/",
         }
     }
 
@@ -434,7 +595,69 @@ pub struct Setup {
     pub has_nginx: bool,
     pub has_wrk: bool,
     pub has_strace: bool,
+    pub has_openssl: bool,
+    /// The TLS scenarios' certificate, made on first use.
+    certs: Option<Certs>,
+    /// What the TLS handshakes negotiated (from `tlshs`'s counts), and
+    /// against which targets.
+    negotiated: BTreeMap<String, BTreeSet<&'static str>>,
     runs: usize,
+}
+
+/// The TLS scenarios' certificate files (PEM).
+#[derive(Debug, Clone)]
+pub struct Certs {
+    /// The test CA, which the load trusts.
+    pub ca: PathBuf,
+    /// The leaf, for `localhost` and 127.0.0.1, signed by the CA.
+    pub cert: PathBuf,
+    /// Its key, PKCS#8.
+    pub key: PathBuf,
+}
+
+impl Certs {
+    /// The `openssl` steps, in `dir`: a P-256 CA, a P-256 key, a leaf for
+    /// [`TLS_NAME`] and 127.0.0.1 signed by the CA (a week's validity).
+    fn steps() -> Vec<Vec<String>> {
+        [
+            "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key",
+            "req -x509 -new -key ca.key -subj /CN=ringway-bench-CA -days 7 -sha256 \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign -out ca.pem",
+            "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem",
+            "req -new -key key.pem -subj /CN=localhost -out leaf.csr",
+            "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAserial ca.srl -CAcreateserial \
+             -days 7 -sha256 -extfile leaf.ext -out cert.pem",
+        ]
+        .iter()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+    }
+
+    /// The leaf's extensions (`-extfile`).
+    const LEAF_EXT: &'static str = "basicConstraints=critical,CA:FALSE\n\
+        keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
+        subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+
+    /// Make them in `dir` with the `openssl` CLI (each step bounded).
+    fn make(dir: &Path) -> anyhow::Result<Certs> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("leaf.ext"), Self::LEAF_EXT)?;
+        for step in Self::steps() {
+            let mut c = Command::new("openssl");
+            c.args(&step).current_dir(dir);
+            let mut p = Proc::spawn("openssl", c)?;
+            let st = p.finish(Duration::from_secs(30))?;
+            if !st.success() {
+                bail!("openssl {}: {st}\n{}", step.join(" "), p.seen.join("\n"));
+            }
+        }
+        Ok(Certs {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        })
+    }
 }
 
 /// What a run measures.
@@ -492,6 +715,9 @@ impl Setup {
             has_nginx: on_path("nginx"),
             has_wrk: on_path("wrk"),
             has_strace: on_path("strace"),
+            has_openssl: on_path("openssl"),
+            certs: None,
+            negotiated: BTreeMap::new(),
             runs: 0,
         })
     }
@@ -521,46 +747,10 @@ impl Setup {
         driver: &str,
         backend: SocketAddr,
         dir: &Path,
+        tls: Option<&Certs>,
     ) -> anyhow::Result<(Proc, SocketAddr)> {
         let cfg = dir.join("ringway.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                r#"[runtime]
-workers = {w}
-driver = "{driver}"
-pin_cores = false
-
-[log]
-level = "info"
-access_log = "off"
-
-[upstreams.api]
-servers = [{{ addr = "{backend}" }}]
-keepalive = 32
-
-[servers.bench]
-listen = ["127.0.0.1:0"]
-
-[servers.bench.locations."/ws/"]
-proxy_pass = "http://{backend}"
-proxy_read_timeout = "3600s"
-proxy_send_timeout = "3600s"
-proxy_connect_timeout = "10s"
-proxy_buffering = false
-
-[servers.bench.locations."/ws/".proxy_set_header]
-Host = "$host"
-X-Real-IP = "$remote_addr"
-X-Forwarded-For = "$proxy_add_x_forwarded_for"
-X-Forwarded-Proto = "$scheme"
-
-[servers.bench.locations."/api/"]
-proxy_pass = "http://api"
-"#,
-                w = self.workers
-            ),
-        )?;
+        std::fs::write(&cfg, ringway_toml(self.workers, driver, backend, tls))?;
         let mut c = self.cmd("ringway");
         c.arg("-c").arg(&cfg);
         let mut p = Proc::spawn("ringway", procs::pinned(c, &self.proxy_cpus))?;
@@ -569,61 +759,21 @@ proxy_pass = "http://api"
         Ok((p, addr))
     }
 
-    /// nginx with the seeds' directives; `tuned` adds [`NGINX_TUNED`].
+    /// nginx with the seeds' directives; `tuned` adds [`NGINX_TUNED`];
+    /// `tls` makes the listener TLS ([`NGINX_TLS`]) with a `/health` the
+    /// proxy answers itself.
     fn nginx(
         &self,
         backend: SocketAddr,
         dir: &Path,
         tuned: bool,
+        tls: Option<&Certs>,
     ) -> anyhow::Result<(Proc, SocketAddr)> {
         let port = procs::free_port()?;
-        let d = dir.display();
-        let tuning = if tuned { nginx_tuning() } else { String::new() };
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
-            format!(
-                r#"worker_processes {w};
-worker_rlimit_nofile 20000;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;{tuning}
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-  upstream api {{ server {backend}; keepalive 32; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location /ws/ {{
-      proxy_pass http://{backend};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_read_timeout 3600s;
-      proxy_send_timeout 3600s;
-      proxy_connect_timeout 10s;
-      proxy_buffering off;
-    }}
-    location /api/ {{
-      proxy_pass http://api;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
-}}
-"#,
-                w = self.workers
-            ),
+            nginx_conf(self.workers, dir, port, backend, tuned, tls),
         )?;
         let mut c = Command::new("nginx");
         c.arg("-c")
@@ -638,6 +788,17 @@ http {{
         Ok((p, addr))
     }
 
+    /// The TLS scenarios' certificate, made on first use.
+    fn certs(&mut self) -> anyhow::Result<Certs> {
+        if self.certs.is_none() {
+            if !self.has_openssl {
+                bail!("openssl is not installed: no certificate for the TLS scenarios");
+            }
+            self.certs = Some(Certs::make(&self.tmp.join("tls"))?);
+        }
+        Ok(self.certs.clone().expect("made above"))
+    }
+
     /// Run one scenario against one target, with fresh processes, for
     /// `pass`: timed, or under strace (the sample then holds only the
     /// system calls per relayed message, `relayed` and `errors`).
@@ -645,11 +806,20 @@ http {{
         self.runs += 1;
         let dir = self.tmp.join(format!("run-{}", self.runs));
         std::fs::create_dir_all(&dir)?;
+        let certs = if sc.tls {
+            if target == Target::Direct {
+                bail!("{} runs over TLS, which the backend lacks", sc.name);
+            }
+            Some(self.certs()?)
+        } else {
+            None
+        };
         let (_backend, backend) = self.backend()?;
         let (proxy, addr) = match target {
             Target::Direct => (None, backend),
             Target::Nginx | Target::NginxTuned => {
-                let (p, a) = self.nginx(backend, &dir, target == Target::NginxTuned)?;
+                let tuned = target == Target::NginxTuned;
+                let (p, a) = self.nginx(backend, &dir, tuned, certs.as_ref())?;
                 (Some(p), a)
             }
             Target::RingwayIoUring | Target::RingwayEpoll => {
@@ -658,7 +828,7 @@ http {{
                 } else {
                     "epoll"
                 };
-                let (p, a) = self.ringway(driver, backend, &dir)?;
+                let (p, a) = self.ringway(driver, backend, &dir, certs.as_ref())?;
                 (Some(p), a)
             }
         };
@@ -681,6 +851,11 @@ http {{
                     .args(["--target", &addr.to_string(), "--path", sc.ws_path()])
                     .args(args)
                     .arg("--json");
+                if let Some(tls) = &certs {
+                    c.arg("--tls-ca")
+                        .arg(&tls.ca)
+                        .args(["--tls-name", TLS_NAME]);
+                }
                 if pass == Pass::Syscalls {
                     // The last --duration given counts.
                     c.args(["--duration", TRACE_WINDOW]);
@@ -730,6 +905,12 @@ http {{
                         format!("no JSON from ringway-load: {}", load.seen.join("\n"))
                     })?;
                 s = crate::report::json_numbers(json);
+                for params in negotiated(json) {
+                    self.negotiated
+                        .entry(params)
+                        .or_default()
+                        .insert(target.label());
+                }
                 // The load's own failure count ("failed" or "errors"); at
                 // least 1 when it exited non-zero.
                 let counted = s.get("failed").or(s.get("errors")).copied().unwrap_or(0.0);
@@ -848,7 +1029,7 @@ http {{
              (utime) and system (stime) on their own, each counted in clock ticks of \
              1/{tick} s; RSS from /proc/PID/status\n\
              - what these numbers say against the performance targets, and the profiles \
-             behind that: `bench/TARGETS.md`\n\n\
+             behind that: `bench/TARGETS.md`\n{tls}\n\
              ![ringway vs nginx]({chart_name})\n\n",
             took.as_secs_f64(),
             kernel.trim(),
@@ -856,6 +1037,7 @@ http {{
             self.proxy_cpus,
             self.load_cpus,
             tick = procs::clock_ticks(),
+            tls = self.tls_notes(),
         );
         for s in sections {
             out.push_str(s);
@@ -865,10 +1047,157 @@ http {{
     }
 }
 
+impl Setup {
+    /// The document's bullets on TLS, when a TLS scenario ran: how, and
+    /// what the handshakes negotiated with which proxy.
+    fn tls_notes(&self) -> String {
+        if self.certs.is_none() {
+            return String::new();
+        }
+        let mut out = format!("- {TLS_NOTE}\n");
+        if !self.negotiated.is_empty() {
+            let seen: Vec<String> = (self.negotiated.iter())
+                .map(|(params, targets)| {
+                    let t: Vec<&str> = targets.iter().copied().collect();
+                    format!("`{params}` with {}", t.join(", "))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "- TLS as negotiated in the handshake scenarios (the load's view): {}",
+                seen.join("; ")
+            );
+        }
+        out
+    }
+}
+
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// ringway.toml for a run: the seeds' locations (`/ws/` to the backend,
+/// `/api/` to its pool); with `tls`, the server terminates TLS with those
+/// files and answers `= /health` itself.
+fn ringway_toml(workers: usize, driver: &str, backend: SocketAddr, tls: Option<&Certs>) -> String {
+    let (tls_line, health) = match tls {
+        Some(c) => (
+            format!(
+                "tls = {{ cert = \"{}\", key = \"{}\" }}\n",
+                c.cert.display(),
+                c.key.display()
+            ),
+            "\n[servers.bench.locations.\"= /health\"]\nreturn = { status = 200, body = \"OK\" }\n",
+        ),
+        None => (String::new(), ""),
+    };
+    format!(
+        r#"[runtime]
+workers = {workers}
+driver = "{driver}"
+pin_cores = false
+
+[log]
+level = "info"
+access_log = "off"
+
+[upstreams.api]
+servers = [{{ addr = "{backend}" }}]
+keepalive = 32
+
+[servers.bench]
+listen = ["127.0.0.1:0"]
+{tls_line}{health}
+[servers.bench.locations."/ws/"]
+proxy_pass = "http://{backend}"
+proxy_read_timeout = "3600s"
+proxy_send_timeout = "3600s"
+proxy_connect_timeout = "10s"
+proxy_buffering = false
+
+[servers.bench.locations."/ws/".proxy_set_header]
+Host = "$host"
+X-Real-IP = "$remote_addr"
+X-Forwarded-For = "$proxy_add_x_forwarded_for"
+X-Forwarded-Proto = "$scheme"
+
+[servers.bench.locations."/api/"]
+proxy_pass = "http://api"
+"#
+    )
+}
+
+/// nginx.conf for a run: the seeds' directives; `tuned` adds
+/// [`NGINX_TUNED`]; with `tls`, the listener is TLS with those files and
+/// [`NGINX_TLS`], and `= /health` is answered by nginx itself.
+fn nginx_conf(
+    workers: usize,
+    dir: &Path,
+    port: u16,
+    backend: SocketAddr,
+    tuned: bool,
+    tls: Option<&Certs>,
+) -> String {
+    let d = dir.display();
+    let tuning = if tuned { nginx_tuning() } else { String::new() };
+    let (ssl, tls_lines) = match tls {
+        Some(c) => {
+            let mut lines = format!(
+                "\n    ssl_certificate {};\n    ssl_certificate_key {};",
+                c.cert.display(),
+                c.key.display()
+            );
+            for d in NGINX_TLS.split_inclusive(';') {
+                let _ = write!(lines, "\n    {}", d.trim());
+            }
+            lines.push_str("\n    location = /health { return 200 \"OK\"; }");
+            (" ssl", lines)
+        }
+        None => ("", String::new()),
+    };
+    format!(
+        r#"worker_processes {workers};
+worker_rlimit_nofile 20000;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;{tuning}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream api {{ server {backend}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port}{ssl};{tls_lines}
+    location /ws/ {{
+      proxy_pass http://{backend};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_connect_timeout 10s;
+      proxy_buffering off;
+    }}
+    location /api/ {{
+      proxy_pass http://api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"#
+    )
 }
 
 /// [`NGINX_TUNED`] as lines of nginx.conf's `http` block, each after a
@@ -888,11 +1217,20 @@ fn derive(sc: &Scenario, s: &mut Sample) {
             s.insert(format!("{q}_ms"), v);
         }
     }
-    if sc.name == "stream" {
+    if sc.name.ends_with("stream") {
         if let Some(bytes) = s.get("bytes").copied() {
             s.insert("gb".into(), bytes / 1e9);
         }
     }
+}
+
+/// The keys of the `negotiated` object of a load's JSON line (`tlshs`:
+/// `TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519` → handshakes).
+fn negotiated(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    (v.get("negotiated").and_then(|n| n.as_object()))
+        .map(|n| n.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// A traced run's sample: each system call's count per relayed message
@@ -1046,6 +1384,167 @@ p99.9 3120us\n";
         assert!(lowrate.runs(Target::NginxTuned) && lowrate.syscalls);
         assert!(!Scenario::new("hold", false).runs(Target::NginxTuned));
         assert!(Scenario::new("hold", false).runs(Target::Nginx));
+    }
+
+    #[test]
+    fn tls_scenarios() {
+        for quick in [true, false] {
+            let defaults = Scenario::defaults(quick);
+            assert!(defaults.contains(&"tls-handshake") && defaults.contains(&"wss-hold"));
+            assert_eq!(defaults.contains(&"wss-stream"), !quick);
+            assert!(defaults.iter().all(|n| Scenario::NAMES.contains(n)));
+        }
+        assert_eq!(Scenario::defaults(false), Scenario::NAMES);
+        for n in Scenario::NAMES {
+            let sc = Scenario::new(n, false);
+            let tls = n.starts_with("tls-") || n.starts_with("wss-");
+            assert_eq!(sc.tls, tls, "{n}");
+            assert_eq!(sc.runs(Target::Direct), !tls, "{n}");
+            assert!(sc.runs(Target::Nginx) && sc.runs(Target::RingwayEpoll));
+            assert_eq!(
+                sc.load_command("A")
+                    .contains(" --tls-ca ca.pem --tls-name localhost "),
+                tls
+            );
+            if tls {
+                assert!(!sc.runs(Target::NginxTuned), "{n}");
+            }
+        }
+        let hold = Scenario::new("wss-hold", false);
+        assert!(hold
+            .load_command("A")
+            .starts_with("ringway-load hold --target A --path /ws/ -n 8000 "));
+        assert!(hold
+            .metrics
+            .iter()
+            .any(|m| m.label.starts_with("connect + TLS + upgrade")));
+        let quick_hold = Scenario::new("wss-hold", true);
+        assert!(quick_hold.load_command("A").contains(" -n 200 "));
+        let hs = Scenario::new("tls-handshake", false);
+        assert_eq!(hs.metrics[0].key, "cpu_per_unit");
+        assert!(hs
+            .load_command("A")
+            .starts_with("ringway-load tlshs --target A --path /health "));
+        assert!(!hs.load_command("A").contains("--resume"));
+        assert!(Scenario::new("tls-resume", true)
+            .load_command("A")
+            .contains(" --resume "));
+        let pp = Scenario::new("wss-pingpong", false);
+        assert_eq!(pp.metrics[0].key, "cpu_per_unit");
+        assert!(pp.metrics.iter().any(|m| m.key == "round_trips_per_sec"));
+        assert_eq!(
+            Scenario::new("wss-stream", false).metrics[0].key,
+            "mb_per_sec"
+        );
+        let mut s = Sample::new();
+        s.insert("bytes".into(), 2e9);
+        derive(&Scenario::new("wss-stream", true), &mut s);
+        assert_eq!(s["gb"], 2.0);
+    }
+
+    fn certs() -> Certs {
+        Certs {
+            ca: "/t/ca.pem".into(),
+            cert: "/t/cert.pem".into(),
+            key: "/t/key.pem".into(),
+        }
+    }
+
+    #[test]
+    fn ringway_config_with_and_without_tls() {
+        let backend: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let at = Path::new("ringway.toml");
+        let plain = ringway_toml(1, "epoll", backend, None);
+        assert!(
+            !plain.contains("tls") && !plain.contains("/health"),
+            "{plain}"
+        );
+        assert!(plain.contains("listen = [\"127.0.0.1:0\"]\n\n[servers.bench.locations.\"/ws/\"]"));
+        let c = ringway_config::parse_str(&plain, at).unwrap();
+        assert!(c.servers[0].tls.is_none());
+
+        let text = ringway_toml(2, "io_uring", backend, Some(&certs()));
+        assert!(
+            text.contains("tls = { cert = \"/t/cert.pem\", key = \"/t/key.pem\" }\n"),
+            "{text}"
+        );
+        let c = ringway_config::parse_str(&text, at).unwrap();
+        let s = &c.servers[0];
+        let tls = s.tls.as_ref().unwrap();
+        assert_eq!(
+            (tls.cert.as_path(), tls.key.as_path()),
+            (Path::new("/t/cert.pem"), Path::new("/t/key.pem"))
+        );
+        assert_eq!(s.listen, ["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
+        let keys: Vec<&str> = s.locations.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(keys, ["= /health", "/ws/", "/api/"]);
+    }
+
+    #[test]
+    fn nginx_config_with_and_without_tls() {
+        let backend: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let dir = Path::new("/d");
+        let plain = nginx_conf(1, dir, 8080, backend, false, None);
+        assert!(
+            plain.contains("    listen 127.0.0.1:8080;\n    location /ws/ {"),
+            "{plain}"
+        );
+        assert!(!plain.contains("ssl") && !plain.contains("/health"));
+        let tuned = nginx_conf(1, dir, 8080, backend, true, None);
+        assert!(tuned.contains("proxy_buffers 8 64k;"));
+        let tls = nginx_conf(2, dir, 8443, backend, false, Some(&certs()));
+        for line in [
+            "worker_processes 2;",
+            "    listen 127.0.0.1:8443 ssl;\n    ssl_certificate /t/cert.pem;\n    \
+             ssl_certificate_key /t/key.pem;\n    ssl_protocols TLSv1.2 TLSv1.3;\n    \
+             ssl_session_cache shared:SSL:10m;\n    ssl_session_tickets on;\n    \
+             location = /health { return 200 \"OK\"; }\n    location /ws/ {",
+        ] {
+            assert!(tls.contains(line), "{line:?} not in\n{tls}");
+        }
+    }
+
+    #[test]
+    fn negotiated_parameters() {
+        let j = r#"{"mode":"tlshs","handshakes":9,"negotiated":{"TLSv1_3 X":8,"TLSv1_2 Y":1}}"#;
+        assert_eq!(negotiated(j), ["TLSv1_3 X", "TLSv1_2 Y"]);
+        assert!(negotiated(r#"{"mode":"hold"}"#).is_empty());
+        assert!(negotiated("holding 3").is_empty());
+    }
+
+    /// The run-time certificate, where openssl is installed: the CA loads
+    /// as the load's trust anchor, the key is PKCS#8, openssl verifies the
+    /// leaf for localhost and 127.0.0.1.
+    #[test]
+    fn openssl_makes_the_certificate() {
+        if !on_path("openssl") {
+            eprintln!("openssl is not installed; skipped");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("ringway-harness-test-{}", std::process::id()));
+        let c = Certs::make(&dir).unwrap();
+        let ca = std::fs::read(&c.ca).unwrap();
+        assert_eq!(ringway_bench::tls::roots(&ca).unwrap().len(), 1);
+        let key = std::fs::read_to_string(&c.key).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+        for check in [
+            &["-verify_hostname", "localhost"][..],
+            &["-verify_ip", "127.0.0.1"],
+        ] {
+            let out = Command::new("openssl")
+                .args(["verify", "-CAfile"])
+                .arg(&c.ca)
+                .args(check)
+                .arg(&c.cert)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -24,6 +24,10 @@
 //!              /fanout, echo run with --threads 1); one publisher sends
 //!              --messages stamped messages every --interval: deliveries
 //!              and send-to-receive latency
+//!   tlshs      N workers (default 50) each loop connect, TLS handshake, one
+//!              plain HTTP GET of --path (default /health) with
+//!              `Connection: close`, read the answer to the server's close:
+//!              TLS handshakes/s, how many resumed, latency (needs --tls-ca)
 //!
 //! common options:
 //!   --target IP:PORT          where to connect (required)
@@ -34,6 +38,13 @@
 //!   --connect-timeout 5s      --handshake-timeout 10s --io-timeout 10s
 //!   --driver epoll|io_uring   the children's monoio driver (default epoll)
 //!   --json                    the result as one JSON line (last line of stdout)
+//!   --tls-ca FILE             connect over TLS, trusting the CA certificates
+//!                             in FILE (PEM); every mode
+//!   --tls-name NAME           the name the certificate must hold, sent as SNI
+//!                             when a DNS name (default: the target's IP)
+//!   --resume                  TLS: offer the sessions of earlier handshakes
+//!                             (each load process keeps its own store; TLS 1.3
+//!                             tickets); without it every handshake is full
 //! hold:
 //!   --hold 10s                how long to hold after all are open
 //! pingpong, stream, lowrate (all start on the parent's word, once every
@@ -47,7 +58,7 @@
 //!   --window 4                messages in flight per connection
 //! lowrate:
 //!   --interval 10ms           time between one connection's messages
-//! churn (starts on the parent's word once every process is ready):
+//! churn, tlshs (start on the parent's word once every process is ready):
 //!   --warmup 0s               --duration 10s
 //! fanout:
 //!   --messages 100            --interval 100ms        --size 64 (bytes, >= 20)
@@ -55,8 +66,8 @@
 //!
 //! Exit status 0 when every connection did everything asked, 1 when some
 //! failed (the report says which and how), 2 on a usage or setup error.
-//! New modes (pingpong, stream, lowrate, churn, fanout) add a module with a
-//! parent and a child function and a line in [`Mode`].
+//! New modes (pingpong, stream, lowrate, churn, fanout, tlshs) add a module
+//! with a parent and a child function and a line in [`Mode`].
 
 mod churn;
 mod fanout;
@@ -65,6 +76,7 @@ mod hold;
 mod lowrate;
 mod pingpong;
 mod stream;
+mod tlshs;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -73,16 +85,18 @@ use lexopt::prelude::*;
 use ringway_bench::cli::{parse_duration, parse_sources};
 use ringway_bench::client::Timeouts;
 use ringway_bench::rt::Driver;
+use ringway_bench::tls::{TlsArgs, TlsClient};
 
 const USAGE: &str =
-    "usage: ringway-load hold|pingpong|stream|lowrate|churn|fanout --target IP:PORT [--path /ws/] [--host H] [-n N] \
+    "usage: ringway-load hold|pingpong|stream|lowrate|churn|fanout|tlshs --target IP:PORT [--path /ws/] [--host H] [-n N] \
 [--sources A-B,...] [--procs P] [--concurrency C] [--connect-timeout 5s] [--handshake-timeout 10s] \
-[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--hold 10s]\n\
+[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--tls-ca FILE [--tls-name NAME] [--resume]] [--hold 10s]\n\
   pingpong: [--size 64] [--warmup 1s] [--duration 10s]\n\
   stream: [--size 1m] [--window 4] [--warmup 1s] [--duration 10s] (-n defaults to 1)\n\
   lowrate: [--size 64] [--interval 10ms] [--warmup 1s] [--duration 10s]\n\
   churn: [--warmup 0s] [--duration 10s] (-n workers, defaults to 50)\n\
-  fanout: [--messages 100] [--interval 100ms] [--size 64] (--path must end in /fanout)";
+  fanout: [--messages 100] [--interval 100ms] [--size 64] (--path must end in /fanout)\n\
+  tlshs: --tls-ca FILE [--resume] [--warmup 0s] [--duration 10s] (-n workers, defaults to 50; --path defaults to /health)";
 
 /// Options every mode shares.
 #[derive(Debug, Clone)]
@@ -107,6 +121,10 @@ pub struct Opts {
     pub driver: Driver,
     /// One JSON line instead of text.
     pub json: bool,
+    /// TLS as asked on the command line; none: plain TCP.
+    pub tls: Option<TlsArgs>,
+    /// The TLS client built from `tls` (see [`Opts::build_tls`]).
+    pub tls_client: Option<TlsClient>,
     /// Set in a child: its slice.
     pub child: Option<fleet::Slice>,
 }
@@ -124,6 +142,21 @@ impl Opts {
     pub fn source(&self, i: usize) -> Option<Ipv4Addr> {
         (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
     }
+
+    /// Read the CA file and build this process's TLS client, when asked
+    /// for TLS (the parent too, so a bad file fails before any child runs).
+    pub fn build_tls(&mut self) -> anyhow::Result<()> {
+        if let Some(args) = &self.tls {
+            let c = TlsClient::new(args, self.target.ip()).map_err(|e| anyhow!(e))?;
+            self.tls_client = Some(c);
+        }
+        Ok(())
+    }
+
+    /// The TLS client; none for plain TCP.
+    pub fn tls(&self) -> Option<&TlsClient> {
+        self.tls_client.as_ref()
+    }
 }
 
 /// A mode and its own options.
@@ -134,6 +167,7 @@ enum Mode {
     Lowrate(lowrate::LowrateOpts),
     Pingpong(pingpong::PingpongOpts),
     Stream(stream::StreamOpts),
+    Tlshs(tlshs::TlshsOpts),
 }
 
 fn main() {
@@ -159,7 +193,8 @@ fn run(argv: Vec<String>) -> anyhow::Result<i32> {
     };
     let mode_name = rest.first().cloned().unwrap_or_default();
     let mode_args = rest[1..].to_vec();
-    let (opts, mode) = parse(&mode_name, mode_args.clone())?;
+    let (mut opts, mode) = parse(&mode_name, mode_args.clone())?;
+    opts.build_tls()?;
     match (mode, is_child) {
         (Mode::Hold(h), false) => hold::parent(&opts, &h, &mode_args),
         (Mode::Hold(h), true) => hold::child(&opts, &h).map(|()| 0),
@@ -173,6 +208,8 @@ fn run(argv: Vec<String>) -> anyhow::Result<i32> {
         (Mode::Pingpong(p), true) => pingpong::child(&opts, &p).map(|()| 0),
         (Mode::Stream(s), false) => stream::parent(&opts, &s, &mode_args),
         (Mode::Stream(s), true) => stream::child(&opts, &s).map(|()| 0),
+        (Mode::Tlshs(t), false) => tlshs::parent(&opts, &t, &mode_args),
+        (Mode::Tlshs(t), true) => tlshs::child(&opts, &t).map(|()| 0),
     }
 }
 
@@ -184,21 +221,26 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         "lowrate" => Mode::Lowrate(lowrate::LowrateOpts::default()),
         "pingpong" => Mode::Pingpong(pingpong::PingpongOpts::default()),
         "stream" => Mode::Stream(stream::StreamOpts::default()),
+        "tlshs" => Mode::Tlshs(tlshs::TlshsOpts::default()),
         other => bail!("unknown mode {other:?}\n{USAGE}"),
     };
     let mut target = None;
     let mut host = None;
+    let (mut tls_ca, mut tls_name, mut resume) = (None, None, false);
     let mut o = Opts {
         target: SocketAddr::from(([127, 0, 0, 1], 0)),
         host: String::new(),
-        path: "/ws/".into(),
-        // stream: one connection unless told otherwise; churn: 50 workers.
-        n: if matches!(mode, Mode::Stream(_)) {
-            1
-        } else if matches!(mode, Mode::Churn(_)) {
-            50
+        path: if matches!(mode, Mode::Tlshs(_)) {
+            "/health".into()
         } else {
-            1000
+            "/ws/".into()
+        },
+        // stream: one connection unless told otherwise; churn and tlshs:
+        // 50 workers.
+        n: match mode {
+            Mode::Stream(_) => 1,
+            Mode::Churn(_) | Mode::Tlshs(_) => 50,
+            _ => 1000,
         },
         sources: Vec::new(),
         procs: 4,
@@ -206,6 +248,8 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         timeouts: Timeouts::default(),
         driver: Driver::Epoll,
         json: false,
+        tls: None,
+        tls_client: None,
         child: None,
     };
     let mut p = lexopt::Parser::from_args(argv);
@@ -228,6 +272,9 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
                 Long("io-timeout") => o.timeouts.io = p.value()?.parse_with(parse_duration)?,
                 Long("driver") => o.driver = p.value()?.parse()?,
                 Long("json") => o.json = true,
+                Long("tls-ca") => tls_ca = Some(p.value()?.into()),
+                Long("tls-name") => tls_name = Some(p.value()?.string()?),
+                Long("resume") => resume = true,
                 Long("child") => {
                     let (index, offset, n) = (
                         p.value()?.parse()?,
@@ -245,6 +292,7 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
                         Mode::Lowrate(l) => l.flag(&name, &mut p)?,
                         Mode::Pingpong(x) => x.0.flag(&name, &mut p)?,
                         Mode::Stream(x) => x.flag(&name, &mut p)?,
+                        Mode::Tlshs(t) => t.flag(&name, &mut p)?,
                     };
                     if !used {
                         return Err(format!("invalid option '--{name}'").into());
@@ -258,6 +306,14 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
     flags().map_err(|e| anyhow!("{e}\n{USAGE}"))?;
     o.target = target.context("--target IP:PORT is required")?;
     o.host = host.unwrap_or_else(|| o.target.to_string());
+    o.tls = match (tls_ca, tls_name, resume) {
+        (Some(ca), name, resume) => Some(TlsArgs { ca, name, resume }),
+        (None, None, false) if matches!(mode, Mode::Tlshs(_)) => {
+            bail!("tlshs measures TLS handshakes: give --tls-ca FILE\n{USAGE}")
+        }
+        (None, None, false) => None,
+        (None, ..) => bail!("--tls-name and --resume need --tls-ca FILE\n{USAGE}"),
+    };
     if let Some(c) = o.child {
         o.n = c.n;
     }
@@ -317,5 +373,43 @@ mod tests {
         assert!(crate::parse("hold", args(&[&t[..], &["extra"]].concat())).is_err());
         assert!(crate::parse("hold", args(&[&t[..], &["-n"]].concat())).is_err());
         assert!(crate::parse("nope", args(&t)).is_err());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let t = ["--target", "127.0.0.1:9"];
+        let (o, _) = crate::parse("pingpong", args(&t)).unwrap();
+        assert!(o.tls.is_none() && o.tls().is_none());
+        let (mut o, _) = crate::parse(
+            "hold",
+            args(
+                &[
+                    &t[..],
+                    &["--tls-ca", "/nowhere/ca.pem", "--tls-name", "localhost"],
+                ]
+                .concat(),
+            ),
+        )
+        .unwrap();
+        let tls = o.tls.clone().unwrap();
+        assert_eq!(tls.ca, std::path::PathBuf::from("/nowhere/ca.pem"));
+        assert_eq!(
+            (tls.name.as_deref(), tls.resume),
+            (Some("localhost"), false)
+        );
+        let e = o.build_tls().unwrap_err().to_string();
+        assert!(e.starts_with("--tls-ca /nowhere/ca.pem: "), "{e}");
+        for lone in [&["--tls-name", "localhost"][..], &["--resume"]] {
+            let e = crate::parse("stream", args(&[&t[..], lone].concat()));
+            assert!(e.err().unwrap().to_string().contains("need --tls-ca"));
+        }
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ca.pem");
+        let (mut o, _) = crate::parse(
+            "churn",
+            args(&[&t[..], &["--tls-ca", ca, "--resume"]].concat()),
+        )
+        .unwrap();
+        o.build_tls().unwrap();
+        assert!(o.tls().is_some());
     }
 }

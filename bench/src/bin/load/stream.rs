@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 use lexopt::ValueExt;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
-use ringway_bench::client::{bounded, Failure, Phase, What, WsClient, MAX_FRAME};
+use ringway_bench::client::{bounded, Failure, Phase, Transport, What, WsClient, MAX_FRAME};
 use ringway_bench::report::r3;
 use ringway_bench::ws;
 use serde_json::json;
@@ -312,7 +311,7 @@ async fn read_side<R: AsyncReadRent>(
 }
 
 /// Send close 1000 and wait for the server's close (§5.5.1).
-async fn close(mut stream: TcpStream, reader: &mut FrameReader) -> Result<(), What> {
+async fn close(mut stream: Transport, reader: &mut FrameReader) -> Result<(), What> {
     let mut out = Vec::with_capacity(8);
     ws::write_frame(
         &mut out,
