@@ -166,14 +166,9 @@ fn quoted(out: &mut Vec<u8>, v: Option<&[u8]>) {
     }
 }
 
-/// nginx's `$time_local` in UTC: "23/Nov/2026:04:02:25 +0000".
-pub fn time_local(unix_secs: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = (unix_secs / 86_400) as i64;
-    let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01
+/// (Howard Hinnant's algorithm).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -182,7 +177,16 @@ pub fn time_local(unix_secs: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// nginx's `$time_local` in UTC: "23/Nov/2026:04:02:25 +0000".
+pub fn time_local(unix_secs: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = unix_secs % 86_400;
+    let (year, month, day) = civil_date((unix_secs / 86_400) as i64);
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
         day,
