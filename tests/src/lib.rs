@@ -8,6 +8,7 @@ pub mod forwarded;
 pub mod hostile;
 pub mod http1;
 pub mod recorder;
+pub mod tls_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

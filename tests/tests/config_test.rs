@@ -61,23 +61,6 @@ fn undefined_upstream_names_file_line_and_key() {
 }
 
 #[test]
-fn tls_is_refused_until_it_is_served() {
-    // Serving plaintext where TLS is configured would be worse than not
-    // starting: both -t and a real start refuse, naming the key.
-    let (code, out, path) = config_test(
-        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\ntls = { cert = \"/etc/ringway/c.pem\", key = \"/etc/ringway/k.pem\" }\n[servers.app.locations.\"/\"]\nreturn = { status = 200 }\n",
-    );
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "{}: servers.app.tls: TLS termination is not supported",
-            path.display()
-        )),
-        "{out}"
-    );
-}
-
-#[test]
 fn an_empty_config_is_refused() {
     for text in ["", "# nothing yet\n", "[runtime]\nworkers = 1\n"] {
         let (code, out, path) = config_test(text);

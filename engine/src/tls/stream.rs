@@ -325,7 +325,7 @@ impl<C: Side> Inner<C> {
 }
 
 /// A TLS connection over a socket (see the module header).
-pub struct TlsStream<C> {
+pub struct TlsStream<C: Side> {
     tcp: TcpStream,
     inner: RefCell<Inner<C>>,
     /// The last read found the socket drained: the next wait needs no
@@ -538,11 +538,31 @@ impl<C: Side> TlsStream<C> {
     }
 
     /// Wait for the socket to have bytes.
+    /// A wait that follows a read which found the socket empty clears
+    /// the legacy driver's stale readiness and waits for the next edge;
+    /// once it returns the socket is no longer known to be empty, so a
+    /// second wait (with no read between) re-checks instead of clearing
+    /// the edge the first one saw.
     async fn wait_input(&self) -> io::Result<()> {
-        if self.drained.get() {
+        if self.drained.replace(false) {
             wait_drained(&self.tcp).await
         } else {
             self.tcp.readable(false).await
+        }
+    }
+}
+
+/// Closing says so: a close_notify goes out with the socket's close (best
+/// effort, without waiting — as nginx's `SSL_shutdown` on close), so the
+/// peer can tell a complete response or tunnel end from a truncation.
+impl<C: Side> Drop for TlsStream<C> {
+    fn drop(&mut self) {
+        let i = self.inner.get_mut();
+        if i.failed || i.closed_write || i.conn.common().is_handshaking() {
+            return;
+        }
+        if i.pump(Want::Close, &mut []).is_ok() {
+            let _ = i.send_out(&self.tcp);
         }
     }
 }
