@@ -150,7 +150,8 @@ impl Ringway {
         Self::start_with_runtime(config, driver, "")
     }
 
-    /// Like `start`, with extra `[runtime]` lines (e.g. `shutdown_timeout = "1s"`).
+    /// Like `start`, with extra `[runtime]` lines (e.g. `shutdown_timeout = "1s"`,
+    /// or `workers = 2` instead of the one worker).
     pub fn start_with_runtime(config: &str, driver: Driver, runtime_extra: &str) -> Ringway {
         Self::start_with_log(config, driver, runtime_extra, "off")
     }
@@ -165,8 +166,14 @@ impl Ringway {
     ) -> Ringway {
         let dir = temp_dir("rw");
         let path = dir.join("ringway.toml");
+        // One worker unless `runtime_extra` sets `workers`.
+        let workers = if runtime_extra.contains("workers") {
+            ""
+        } else {
+            "workers = 1\n"
+        };
         let full = format!(
-            "[runtime]\nworkers = 1\ndriver = \"{}\"\n{}{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = {access_log:?}\n\n{config}",
+            "[runtime]\n{workers}driver = \"{}\"\n{}{runtime_extra}\n[log]\nlevel = \"info\"\naccess_log = {access_log:?}\n\n{config}",
             driver.name(),
             driver.runtime_lines(),
         );

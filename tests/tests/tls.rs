@@ -49,6 +49,7 @@ mod drivers {
         pipelined_requests_over_tls,
         large_bodies_both_ways_over_tls,
         session_resumption_tls13_and_tls12_across_a_reload,
+        session_resumption_across_workers,
         https_upstream_with_the_trusted_ca,
         https_upstream_default_name_is_the_proxy_pass_host,
         https_upstream_without_sni,
@@ -695,6 +696,55 @@ fn session_resumption_tls13_and_tls12_across_a_reload(d: Driver) {
         Some(rustls::HandshakeKind::Resumed),
         "a session from before the reload resumes after it"
     );
+}
+
+/// With two workers (SO_REUSEPORT spreads connections over both cores),
+/// every connection after the first resumes: TLS 1.3 tickets and TLS 1.2
+/// tickets are sealed with the process's one key, TLS 1.2 session IDs
+/// live in the process's one cache.
+fn session_resumption_across_workers(d: Driver) {
+    let config = a_server(refused_addr(), refused_addr(), "");
+    let rw = Ringway::start_with_runtime(&config, d, "workers = 2\n");
+    rw.wait_for_log_count("worker started", 2, Duration::from_secs(10));
+    let addr = rw.addr("a");
+    let get = "GET /vars HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    let kind = |cc: &std::sync::Arc<rustls::ClientConfig>| {
+        let mut s = tls_connect(addr, "a.test", cc.clone()).unwrap();
+        let k = s.conn.handshake_kind();
+        s.write_all(get.as_bytes()).unwrap();
+        s.flush().unwrap();
+        let got = match read_to_close(&mut s) {
+            Ok(v) | Err((v, _)) => v,
+        };
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{got:?}");
+        k
+    };
+    let session_ids = {
+        let mut cc = (*client_config_with(&certs().ca, TLS12_ONLY, &[])).clone();
+        cc.resumption = rustls::client::Resumption::default()
+            .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
+        std::sync::Arc::new(cc)
+    };
+    for (name, cc) in [
+        (
+            "TLS 1.3 tickets",
+            client_config_with(&certs().ca, TLS13_ONLY, &[]),
+        ),
+        (
+            "TLS 1.2 tickets",
+            client_config_with(&certs().ca, TLS12_ONLY, &[]),
+        ),
+        ("TLS 1.2 session IDs", session_ids),
+    ] {
+        assert_eq!(kind(&cc), Some(rustls::HandshakeKind::Full), "{name}");
+        for i in 0..8 {
+            assert_eq!(
+                kind(&cc),
+                Some(rustls::HandshakeKind::Resumed),
+                "{name}: connection {i} after the first resumes"
+            );
+        }
+    }
 }
 
 // ---- certificate reload ----
