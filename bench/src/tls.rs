@@ -7,16 +7,20 @@
 //! checks the server's certificate against `--tls-name` (sent as SNI when
 //! it is a DNS name) or, without one, the target's IP address.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use monoio::net::TcpStream;
 use monoio_rustls::{ClientTlsStream, TlsConnector, TlsError};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::NamedGroup;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 
 use crate::client::What;
@@ -116,10 +120,63 @@ pub fn config(roots: RootCertStore, resume: bool) -> Result<ClientConfig, String
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    if !resume {
-        c.resumption = Resumption::disabled();
-    }
+    c.resumption = if resume {
+        Resumption::store(Arc::new(DeepStore::default()))
+    } else {
+        Resumption::disabled()
+    };
     Ok(c)
+}
+
+/// Tickets a load process keeps per server name: rustls's own store keeps
+/// 8, which a burst of more concurrent connections than that (a proxy that
+/// finishes many handshakes in one wake-up) empties, so those connections
+/// would offer nothing and the row would count the client's store, not the
+/// proxy.
+const TICKETS_PER_SERVER: usize = 4096;
+
+/// A session store deep enough for every concurrent connection of a load
+/// process (otherwise rustls's in-memory store, with its limit raised).
+#[derive(Debug, Default)]
+struct DeepStore {
+    tls13: Mutex<HashMap<ServerName<'static>, VecDeque<Tls13ClientSessionValue>>>,
+    tls12: Mutex<HashMap<ServerName<'static>, Tls12ClientSessionValue>>,
+    kx: Mutex<HashMap<ServerName<'static>, NamedGroup>>,
+}
+
+impl ClientSessionStore for DeepStore {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: NamedGroup) {
+        self.kx.lock().unwrap().insert(name, group);
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.kx.lock().unwrap().get(&name.to_owned()).copied()
+    }
+
+    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.tls12.lock().unwrap().insert(name, value);
+    }
+
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.tls12.lock().unwrap().get(&name.to_owned()).cloned()
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.tls12.lock().unwrap().remove(name);
+    }
+
+    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        let mut all = self.tls13.lock().unwrap();
+        let q = all.entry(name).or_default();
+        if q.len() == TICKETS_PER_SERVER {
+            q.pop_front();
+        }
+        q.push_back(value);
+    }
+
+    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.tls13.lock().unwrap().get_mut(name)?.pop_back()
+    }
 }
 
 /// What a finished connection negotiated, for the report.
