@@ -328,7 +328,8 @@ impl<C: Side> Inner<C> {
 pub struct TlsStream<C: Side> {
     tcp: TcpStream,
     inner: RefCell<Inner<C>>,
-    /// The last read found the socket drained: the next wait needs no
+    /// The last read met EAGAIN and its caller is about to wait (every
+    /// caller waits at once, with no await between): that wait needs no
     /// recheck.
     drained: Cell<bool>,
     info: Option<TlsInfo>,
@@ -517,7 +518,12 @@ impl<C: Side> TlsStream<C> {
                     i.eof = true;
                     i.incoming = Vec::new();
                 }
-                Ok(n) => self.drained.set(n < READ_ROOM),
+                // A short read drained the socket too, but the caller may
+                // await (a write to a slow peer) before its next wait, and
+                // an edge the driver sees meanwhile must not be cleared:
+                // only EAGAIN, after which the caller waits at once, marks
+                // the socket drained.
+                Ok(_) => self.drained.set(false),
                 Err(e) => {
                     if would_block(&e) {
                         self.drained.set(true);
@@ -538,11 +544,10 @@ impl<C: Side> TlsStream<C> {
     }
 
     /// Wait for the socket to have bytes.
-    /// A wait that follows a read which found the socket empty clears
-    /// the legacy driver's stale readiness and waits for the next edge;
-    /// once it returns the socket is no longer known to be empty, so a
-    /// second wait (with no read between) re-checks instead of clearing
-    /// the edge the first one saw.
+    /// A wait right after a read met EAGAIN clears the legacy driver's
+    /// stale readiness and waits for the next edge; any other wait (and a
+    /// second wait with no read between, which must not clear the edge the
+    /// first one saw) re-checks with poll(2) when readiness is cached.
     async fn wait_input(&self) -> io::Result<()> {
         if self.drained.replace(false) {
             wait_drained(&self.tcp).await
@@ -648,12 +653,16 @@ impl<C: Side> Transport for TlsStream<C> {
         if self.inner.borrow().has_plain() {
             return Pending::Data;
         }
-        match self.read_now(&mut []) {
+        let p = match self.read_now(&mut []) {
             Ok(Got::Bytes(_)) => Pending::Data,
             Ok(Got::End) => Pending::Eof,
             Err(e) if would_block(&e) => Pending::Nothing,
             Err(_) => Pending::Error,
-        }
+        };
+        // A look, not a read before a wait: the caller may await other
+        // things first.
+        self.drained.set(false);
+        p
     }
 
     async fn readable(&self) -> io::Result<()> {
