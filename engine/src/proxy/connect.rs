@@ -31,8 +31,10 @@ pub async fn connect_any(
                 None => return Ok((UpStream::Plain(s), addr)),
                 Some(c) => {
                     let left = timeout.saturating_sub(started.elapsed());
-                    match crate::tls::connect(s, c, left).await {
-                        Ok(t) => return Ok((UpStream::Tls(Box::new(t)), addr)),
+                    // Boxed: a plain connection's future (held by every
+                    // request's task) keeps no room for a TLS handshake.
+                    match Box::pin(crate::tls::connect(s, c, left)).await {
+                        Ok(t) => return Ok((UpStream::Tls(Box::new(t), c.clone()), addr)),
                         Err(e) => {
                             tracing::warn!(upstream = %addr, error = %e, "upstream TLS handshake failed");
                             let kind = if e.kind() == io::ErrorKind::TimedOut {

@@ -119,9 +119,6 @@ pub struct Connected {
     pub stream: UpStream,
     pub addr: SocketAddr,
     peer: Option<Active>,
-    /// The TLS settings it was made with (a pooled TLS connection is
-    /// reused only under the same ones).
-    tls: Option<Arc<Connector>>,
     /// Taken from the keep-alive pool (it may turn out stale).
     pub pooled: bool,
 }
@@ -158,7 +155,6 @@ impl Connected {
             stream,
             addr,
             peer: None,
-            tls: None,
             pooled: false,
         }
     }
@@ -185,12 +181,10 @@ impl Connected {
     /// The exchange ended cleanly and the upstream keeps the connection:
     /// park it in its group's pool (or close it when there is none).
     pub fn keep(self) {
-        let Connected {
-            stream, peer, tls, ..
-        } = self;
+        let Connected { stream, peer, .. } = self;
         if let Some(p) = peer {
             let server = p.group.peers[p.index].key.clone();
-            p.group.pool.put(server, stream, tls, Instant::now());
+            p.group.pool.put(server, stream, Instant::now());
         }
     }
 }
@@ -218,10 +212,7 @@ pub async fn connect(
             }
             tried.push(0);
             let (stream, addr) = connect::connect_any(addrs, tls, timeout).await?;
-            Ok(Connected {
-                tls: tls.cloned(),
-                ..Connected::direct(stream, addr)
-            })
+            Ok(Connected::direct(stream, addr))
         }
         Target::Group { group, key } => {
             let mut last: Option<Error> = None;
@@ -242,7 +233,6 @@ pub async fn connect(
                             stream,
                             addr,
                             peer: Some(Active::new(group, i)),
-                            tls: tls.cloned(),
                             pooled: true,
                         });
                     }
@@ -253,7 +243,6 @@ pub async fn connect(
                             stream,
                             addr,
                             peer: Some(Active::new(group, i)),
-                            tls: tls.cloned(),
                             pooled: false,
                         });
                     }

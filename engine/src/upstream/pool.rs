@@ -23,8 +23,6 @@ use crate::tls::Connector;
 struct Idle {
     server: Rc<str>,
     stream: UpStream,
-    /// The TLS settings the connection was made with.
-    tls: Option<Arc<Connector>>,
     since: Instant,
 }
 
@@ -86,7 +84,7 @@ impl Pool {
         idle.retain(|c| now.saturating_duration_since(c.since) < timeout);
         while let Some(pos) = idle
             .iter()
-            .rposition(|c| *c.server == *server && same_tls(c.tls.as_ref(), tls))
+            .rposition(|c| *c.server == *server && same_tls(c.stream.connector(), tls))
         {
             let c = idle.remove(pos);
             if still_open(&c.stream) {
@@ -97,13 +95,7 @@ impl Pool {
     }
 
     /// Keep a connection whose last exchange ended cleanly.
-    pub fn put(
-        &self,
-        server: Rc<str>,
-        stream: UpStream,
-        tls: Option<Arc<Connector>>,
-        now: Instant,
-    ) {
+    pub fn put(&self, server: Rc<str>, stream: UpStream, now: Instant) {
         if !self.enabled() || !self.servers.borrow().contains(&server) {
             return;
         }
@@ -114,7 +106,6 @@ impl Pool {
         idle.push(Idle {
             server,
             stream,
-            tls,
             since: now,
         });
     }
