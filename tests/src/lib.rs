@@ -645,10 +645,16 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Stri
 /// Read one HTTP response (head + Content-Length body) from `s`, reading
 /// no byte past it (pipelined responses that follow stay in the socket).
 pub fn read_response(s: &mut TcpStream) -> (String, String) {
+    let (head, body) = read_response_from(s);
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `read_response` over any reader (a TLS stream too), the body as bytes.
+pub fn read_response_from(r: &mut impl Read) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut byte).expect("read response head");
+        let n = r.read(&mut byte).expect("read response head");
         assert!(
             n > 0,
             "EOF before a response head: {:?}",
@@ -667,8 +673,24 @@ pub fn read_response(s: &mut TcpStream) -> (String, String) {
         })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
-    s.read_exact(&mut body).expect("read response body");
-    (head, String::from_utf8_lossy(&body).into_owned())
+    r.read_exact(&mut body).expect("read response body");
+    (head, body)
+}
+
+/// A request head as a backend saw it: (method, request).
+pub fn seen_head(head: &[u8]) -> (String, SeenRequest) {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_string();
+    let path = first.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    (method, SeenRequest { path, headers })
 }
 
 /// A plain HTTP/1.1 backend (a thread per connection, keep-alive). It
@@ -723,22 +745,9 @@ fn serve_http(mut conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) -> std::i
             }
             buf.extend_from_slice(&tmp[..n]);
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let (method, req) = seen_head(&buf[..head_end]);
         buf.drain(..head_end);
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let path = first.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            })
-            .collect();
-        let req = SeenRequest {
-            path: path.clone(),
-            headers,
-        };
+        let path = req.path.clone();
         let chunked = req
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));

@@ -618,22 +618,9 @@ fn serve_tls_backend(
                 Ok(n) => buf.extend_from_slice(&tmp[..n]),
             }
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let (method, req) = crate::seen_head(&buf[..head_end]);
         buf.drain(..head_end);
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let path = first.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            })
-            .collect();
-        let req = SeenRequest {
-            path: path.clone(),
-            headers,
-        };
+        let path = req.path.clone();
         let length: usize = req
             .header("content-length")
             .and_then(|v| v.parse().ok())

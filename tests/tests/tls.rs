@@ -555,35 +555,6 @@ fn curl_keep_alive_and_chunked_both_ways(d: Driver) {
 
 // ---- the TLS read and write paths with HTTP ----
 
-/// One response (head + Content-Length body) from `r`, reading no byte past
-/// it.
-fn read_response_from(r: &mut impl Read) -> (String, Vec<u8>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = r.read(&mut byte).expect("read a response head");
-        assert!(
-            n > 0,
-            "EOF before a response head: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-        assert!(head.len() < 64 * 1024, "response head too large");
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).expect("read a response body");
-    (head, body)
-}
-
 /// Ten requests in one write: ringway answers each, in order, on the one
 /// TLS connection (requests left over in decrypted bytes are served
 /// without waiting for the socket).
