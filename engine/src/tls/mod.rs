@@ -42,6 +42,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 use crate::route::ServerGroup;
 use crate::transport::TlsInfo;
 
+use stream::tls_error;
 pub use stream::{Side, TlsStream};
 
 /// A client's TLS connection to ringway.
@@ -374,10 +375,6 @@ impl ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-fn tls_error(e: rustls::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// Accept a client's TLS connection: the handshake, bounded by the

@@ -122,7 +122,7 @@ struct Inner<C> {
 /// A fatal `decode_error` alert record, unencrypted.
 const ALERT_DECODE_ERROR: [u8; 7] = [21, 3, 3, 0, 2, 2, 50];
 
-fn tls_error(e: rustls::Error) -> io::Error {
+pub(super) fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
@@ -444,24 +444,6 @@ impl<C: Side> TlsStream<C> {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "",
         }
-    }
-
-    /// The ALPN protocol the handshake settled on.
-    pub fn alpn(&self) -> Option<Vec<u8>> {
-        self.inner
-            .borrow()
-            .conn
-            .common()
-            .alpn_protocol()
-            .map(<[u8]>::to_vec)
-    }
-
-    /// Whether the handshake resumed an earlier session.
-    pub fn resumed(&self) -> bool {
-        matches!(
-            self.inner.borrow().conn.common().handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        )
     }
 
     /// Send all of `out`, waiting at most `timeout` between progress.
