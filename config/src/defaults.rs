@@ -19,6 +19,15 @@ pub const DEFAULT_SPLICE: bool = true;
 /// only as bytes arrive.
 pub const DEFAULT_RELAY_BUFFERS: u64 = 256;
 
+/// `runtime.drain_spread` (ringway's): tunnels close over this long on a
+/// graceful stop (capped by shutdown_timeout).
+pub const DEFAULT_DRAIN_SPREAD: Duration = Duration::from_secs(10);
+
+/// `limit_req_status` / `limit_conn_status`.
+pub const DEFAULT_LIMIT_STATUS: u64 = 503;
+/// `limit_*_zones.*.size` (nginx's examples: 10m).
+pub const DEFAULT_LIMIT_ZONE_SIZE: u64 = 10 << 20;
+
 /// `log.level` (a tracing filter).
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 

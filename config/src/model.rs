@@ -23,6 +23,13 @@ pub struct Config {
     pub upstreams: IndexMap<String, Upstream>,
     /// `[servers.NAME]`, in file order.
     pub servers: Vec<Server>,
+    /// `[limit_req_zones.NAME]`, in file order (locations name them by index).
+    pub limit_req_zones: Vec<LimitReqZone>,
+    /// `[limit_conn_zones.NAME]`, in file order.
+    pub limit_conn_zones: Vec<LimitConnZone>,
+    /// Listen addresses whose connections start with a PROXY protocol
+    /// header (`listen = [{ addr = "...", proxy_protocol = true }]`).
+    pub proxy_protocol: Vec<SocketAddr>,
     /// What is suspicious but not wrong (a static `root` that does not
     /// exist yet), each as "file:line: key: what", for `-t` and the log.
     pub warnings: Vec<String>,
@@ -58,6 +65,15 @@ pub struct Runtime {
     /// `relay_buffers` ([`DEFAULT_RELAY_BUFFERS`](crate::defaults::DEFAULT_RELAY_BUFFERS)):
     /// a power of two from 16 to 32768.
     pub relay_buffers: u16,
+    /// `drain_spread` ([`DEFAULT_DRAIN_SPREAD`](crate::defaults::DEFAULT_DRAIN_SPREAD),
+    /// at most `shutdown_timeout`): on a graceful stop, live tunnels are
+    /// closed (WebSocket close 1001 both ways) spread evenly over this
+    /// long, so clients do not all reconnect at once.
+    pub drain_spread: Duration,
+    /// `drain_old_tunnels_after` (default off): after a reload, tunnels
+    /// still running on an older configuration this long are drained
+    /// (spread over `drain_spread`).
+    pub drain_old_tunnels_after: Option<Duration>,
 }
 
 /// `runtime.tunnel_relay`.
@@ -196,6 +212,61 @@ pub struct Server {
     /// client header
     /// fields with `_` in their names are not forwarded.
     pub underscores_in_headers: bool,
+    /// The server's `limit_conn`, held by every connection the server
+    /// takes (locations may add their own).
+    pub limit_conn: Option<LimitConn>,
+    /// `limit_conn_status` ([`DEFAULT_LIMIT_STATUS`](crate::defaults::DEFAULT_LIMIT_STATUS)).
+    pub limit_conn_status: u16,
+}
+
+/// `[limit_req_zones.NAME]`: nginx's `limit_req_zone`.
+#[derive(Debug, Clone)]
+pub struct LimitReqZone {
+    pub name: String,
+    /// `key`: a template; an empty rendering is not limited (nginx).
+    pub key: Template,
+    /// `rate` in thousandths of a request per second ("10r/s" = 10,000,
+    /// "30r/m" = 500).
+    pub rate_milli: u64,
+    /// `size` in bytes (how many keys the zone holds).
+    pub size: u64,
+}
+
+/// `[limit_conn_zones.NAME]`: nginx's `limit_conn_zone`.
+#[derive(Debug, Clone)]
+pub struct LimitConnZone {
+    pub name: String,
+    pub key: Template,
+    pub size: u64,
+}
+
+/// `limit_req = { zone = "per_ip", burst = 20, nodelay = true }` (or
+/// `delay = 8`) on a server or location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitReq {
+    /// Index into `Config::limit_req_zones`.
+    pub zone: usize,
+    pub burst: u32,
+    pub delay: LimitDelay,
+}
+
+/// When excess requests within `burst` are delayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitDelay {
+    /// nginx's default: every excess request waits its turn.
+    All,
+    /// `nodelay = true`.
+    None,
+    /// `delay = N`: the first N excess requests pass at once.
+    After(u32),
+}
+
+/// `limit_conn = { zone = "conn_ip", max = 100 }` on a server or location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitConn {
+    /// Index into `Config::limit_conn_zones`.
+    pub zone: usize,
+    pub max: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +367,15 @@ pub struct Location {
     pub add_header: Vec<(String, Template)>,
     /// `proxy_ssl_*`: used when `proxy_pass` is `https://`.
     pub proxy_ssl: UpstreamTls,
+    /// `limit_req` (the server's when the location has none).
+    pub limit_req: Option<LimitReq>,
+    /// `limit_req_status` ([`DEFAULT_LIMIT_STATUS`](crate::defaults::DEFAULT_LIMIT_STATUS);
+    /// the server's when unset here).
+    pub limit_req_status: u16,
+    /// `limit_conn`: held per request (a tunnel holds it for its life).
+    pub limit_conn: Option<LimitConn>,
+    /// `limit_conn_status` (the server's when unset here).
+    pub limit_conn_status: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -409,6 +489,13 @@ pub enum Var {
     SslProtocol,
     /// The SNI name the client sent, else empty.
     SslServerName,
+    /// The client address as 4 or 16 raw bytes: limit zone keys only
+    /// (never a header value).
+    BinaryRemoteAddr,
+    /// The address a PROXY protocol header gave, else empty.
+    ProxyProtocolAddr,
+    /// The connection's own peer address (before real-IP substitution).
+    RealIpRemoteAddr,
     /// `$http_x_token`: stores the header name "x-token" (lowercase, `_` → `-`).
     Http(String),
     /// `$cookie_session`: stores "session".

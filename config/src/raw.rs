@@ -20,6 +20,30 @@ pub struct Raw {
     pub upstreams: IndexMap<String, Spanned<RawUpstream>>,
     #[serde(default)]
     pub servers: IndexMap<String, Spanned<RawServer>>,
+    #[serde(default)]
+    pub limit_req_zones: IndexMap<String, Spanned<RawLimitZone>>,
+    #[serde(default)]
+    pub limit_conn_zones: IndexMap<String, Spanned<RawLimitZone>>,
+    pub real_ip: Option<Spanned<RawRealIp>>,
+}
+
+/// `[limit_req_zones.NAME]` (with `rate`) or `[limit_conn_zones.NAME]`
+/// (without).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimitZone {
+    pub key: Option<V>,
+    pub rate: Option<V>,
+    pub size: Option<V>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealIp {
+    pub set_real_ip_from: Option<V>,
+    pub header: Option<V>,
+    pub recursive: Option<V>,
+    pub proxy_protocol_timeout: Option<V>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -34,6 +58,8 @@ pub struct RawRuntime {
     pub splice: Option<V>,
     pub tunnel_relay: Option<V>,
     pub relay_buffers: Option<V>,
+    pub drain_spread: Option<V>,
+    pub drain_old_tunnels_after: Option<V>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -85,6 +111,10 @@ pub struct RawServer {
     pub keepalive_timeout: Option<V>,
     pub send_timeout: Option<V>,
     pub underscores_in_headers: Option<V>,
+    pub limit_req: Option<V>,
+    pub limit_req_status: Option<V>,
+    pub limit_conn: Option<V>,
+    pub limit_conn_status: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +148,10 @@ pub struct RawLocation {
     pub proxy_ssl_trusted_certificate: Option<V>,
     pub proxy_ssl_server_name: Option<V>,
     pub proxy_ssl_name: Option<V>,
+    pub limit_req: Option<V>,
+    pub limit_req_status: Option<V>,
+    pub limit_conn: Option<V>,
+    pub limit_conn_status: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,14 @@ use crate::raw::*;
 use crate::template;
 use crate::units::{parse_duration, parse_size};
 
+mod limits;
+
+/// What servers and locations refer to by name.
+struct Zones {
+    req: Vec<LimitReqZone>,
+    conn: Vec<LimitConnZone>,
+}
+
 struct Ctx<'a> {
     text: &'a str,
     file: &'a Path,
@@ -150,7 +158,18 @@ impl Ctx<'_> {
                 ErrorKind::Invalid("a header value cannot contain control characters".into()),
             ));
         }
-        self.template(v, key)
+        let t = self.template(v, key)?;
+        if t.parts.contains(&Part::Var(Var::BinaryRemoteAddr)) {
+            return Err(self.at(
+                v,
+                key,
+                ErrorKind::Invalid(
+                    "$binary_remote_addr is raw bytes, for limit zone keys only (use $remote_addr)"
+                        .into(),
+                ),
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -210,9 +229,14 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
     for (name, up) in &raw.upstreams {
         upstreams.insert(name.clone(), upstream(&cx, name, up)?);
     }
+    let zones = Zones {
+        req: limits::req_zones(&cx, &raw)?,
+        conn: limits::conn_zones(&cx, &raw)?,
+    };
     let mut servers = Vec::new();
+    let mut proxy_protocol = Vec::new();
     for (name, s) in &raw.servers {
-        servers.push(server(&cx, name, s, &upstreams)?);
+        servers.push(server(&cx, name, s, &upstreams, &zones, &mut proxy_protocol)?);
     }
     if servers.is_empty() {
         // nginx starts with no server and answers nothing; a proxy with
@@ -230,6 +254,9 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
         metrics,
         upstreams,
         servers,
+        limit_req_zones: zones.req,
+        limit_conn_zones: zones.conn,
+        proxy_protocol,
         warnings: cx.warnings.take(),
     })
 }
@@ -311,6 +338,12 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
             ErrorKind::Invalid("must be a power of two".into()),
         ));
     }
+    let shutdown_timeout = cx.duration(
+        r.shutdown_timeout.as_ref(),
+        "runtime.shutdown_timeout",
+        DEFAULT_SHUTDOWN_TIMEOUT,
+    )?;
+    let (drain_spread, drain_old_tunnels_after) = limits::drain(cx, r, shutdown_timeout)?;
     Ok(Runtime {
         workers,
         pin_cores: cx.bool(r.pin_cores.as_ref(), "runtime.pin_cores", DEFAULT_PIN_CORES)?,
@@ -322,11 +355,9 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
             1,
             100_000_000,
         )? as usize,
-        shutdown_timeout: cx.duration(
-            r.shutdown_timeout.as_ref(),
-            "runtime.shutdown_timeout",
-            DEFAULT_SHUTDOWN_TIMEOUT,
-        )?,
+        shutdown_timeout,
+        drain_spread,
+        drain_old_tunnels_after,
         tunnel_buffer: tunnel_buffer as usize,
         splice: cx.bool(r.splice.as_ref(), "runtime.splice", DEFAULT_SPLICE)?,
         tunnel_relay,
@@ -550,6 +581,8 @@ fn server(
     name: &str,
     s: &toml::Spanned<RawServer>,
     upstreams: &IndexMap<String, Upstream>,
+    zones: &Zones,
+    proxy_protocol: &mut Vec<SocketAddr>,
 ) -> Result<Server, ConfigError> {
     let key = format!("servers.{}", k(name));
     let r = s.get_ref();
@@ -562,10 +595,13 @@ fn server(
     };
     let lkey = format!("{key}.listen");
     let mut listen = Vec::new();
-    for a in cx.strings(listen_v, &lkey)? {
+    for (a, pp) in listen_entries(cx, listen_v, &lkey)? {
         let addr = listen_addr(cx, listen_v, &lkey, &a)?;
         if !listen.contains(&addr) {
             listen.push(addr);
+        }
+        if pp && !proxy_protocol.contains(&addr) {
+            proxy_protocol.push(addr);
         }
     }
     if listen.is_empty() {
@@ -642,6 +678,22 @@ fn server(
             })
         }
     };
+    let limits = ServerLimits {
+        req: limits::limit_req(cx, &key, r.limit_req.as_ref(), &zones.req)?,
+        req_status: limits::status(
+            cx,
+            r.limit_req_status.as_ref(),
+            &format!("{key}.limit_req_status"),
+            DEFAULT_LIMIT_STATUS as u16,
+        )?,
+        conn: limits::limit_conn(cx, &key, r.limit_conn.as_ref(), &zones.conn)?,
+        conn_status: limits::status(
+            cx,
+            r.limit_conn_status.as_ref(),
+            &format!("{key}.limit_conn_status"),
+            DEFAULT_LIMIT_STATUS as u16,
+        )?,
+    };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
         locations.push(location(
@@ -650,6 +702,8 @@ fn server(
             lk,
             l,
             upstreams,
+            zones,
+            &limits,
         )?);
     }
     let client_header_buffer_size = cx.size(
@@ -703,7 +757,73 @@ fn server(
             &format!("{key}.underscores_in_headers"),
             DEFAULT_UNDERSCORES_IN_HEADERS,
         )?,
+        limit_conn: limits.conn,
+        limit_conn_status: limits.conn_status,
     })
+}
+
+/// A server's limits, which its locations inherit when they set none.
+struct ServerLimits {
+    req: Option<LimitReq>,
+    req_status: u16,
+    conn: Option<LimitConn>,
+    conn_status: u16,
+}
+
+/// `listen`: "addr", or an array of "addr" and `{ addr = "...",
+/// proxy_protocol = true }` tables. Returns (address text, proxy_protocol).
+fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, ConfigError> {
+    let entry = |i: &toml::Value| -> Result<(String, bool), ConfigError> {
+        match i {
+            toml::Value::String(s) => Ok((s.clone(), false)),
+            toml::Value::Table(t) => {
+                let mut addr = None;
+                let mut pp = false;
+                for (name, val) in t {
+                    match (name.as_str(), val) {
+                        ("addr", toml::Value::String(s)) => addr = Some(s.clone()),
+                        ("proxy_protocol", toml::Value::Boolean(b)) => pp = *b,
+                        ("addr", other) => {
+                            return Err(cx.at(v, &format!("{key}.addr"), type_err("a string", other)))
+                        }
+                        ("proxy_protocol", other) => {
+                            return Err(cx.at(
+                                v,
+                                &format!("{key}.proxy_protocol"),
+                                type_err("true or false", other),
+                            ))
+                        }
+                        _ => {
+                            return Err(cx.at(
+                                v,
+                                &format!("{key}.{name}"),
+                                ErrorKind::Invalid(format!(
+                                    "unknown listen option `{name}` (addr, proxy_protocol)"
+                                )),
+                            ))
+                        }
+                    }
+                }
+                let addr = addr.ok_or_else(|| {
+                    cx.at(
+                        v,
+                        &format!("{key}.addr"),
+                        ErrorKind::Invalid("a listen table needs addr".into()),
+                    )
+                })?;
+                Ok((addr, pp))
+            }
+            other => Err(cx.at(
+                v,
+                key,
+                type_err("an address, a { addr = ... } table, or an array of them", other),
+            )),
+        }
+    };
+    match v.get_ref() {
+        toml::Value::Array(items) => items.iter().map(entry).collect(),
+        one => Ok(vec![entry(one)?]),
+    }
 }
 
 fn location(
@@ -712,6 +832,8 @@ fn location(
     lkey: &str,
     l: &toml::Spanned<RawLocation>,
     upstreams: &IndexMap<String, Upstream>,
+    zones: &Zones,
+    inherited: &ServerLimits,
 ) -> Result<Location, ConfigError> {
     let here = Some(l.span());
     let span_start = l.span().start;
@@ -941,6 +1063,22 @@ fn location(
             line: cx.line_of(span_start),
         },
         add_header: headers(&r.add_header, "add_header")?,
+        limit_req: limits::limit_req(cx, key, r.limit_req.as_ref(), &zones.req)?
+            .or_else(|| inherited.req.clone()),
+        limit_req_status: limits::status(
+            cx,
+            r.limit_req_status.as_ref(),
+            &format!("{key}.limit_req_status"),
+            inherited.req_status,
+        )?,
+        limit_conn: limits::limit_conn(cx, key, r.limit_conn.as_ref(), &zones.conn)?
+            .or_else(|| inherited.conn.clone()),
+        limit_conn_status: limits::status(
+            cx,
+            r.limit_conn_status.as_ref(),
+            &format!("{key}.limit_conn_status"),
+            inherited.conn_status,
+        )?,
     })
 }
 
