@@ -83,6 +83,13 @@ impl VarCtx<'_> {
                 None => write_ip(out, self.local),
             },
             Var::RemoteAddr => write_ip(out, self.remote),
+            Var::BinaryRemoteAddr => match self.remote.ip() {
+                std::net::IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                std::net::IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+            },
+            // Filled in with real-IP support.
+            Var::ProxyProtocolAddr => {}
+            Var::RealIpRemoteAddr => write_ip(out, self.remote),
             Var::RemotePort => {
                 let _ = write!(out, "{}", self.remote.port());
             }
