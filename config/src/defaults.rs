@@ -28,6 +28,10 @@ pub const DEFAULT_LIMIT_STATUS: u64 = 503;
 /// `limit_*_zones.*.size` (nginx's examples: 10m).
 pub const DEFAULT_LIMIT_ZONE_SIZE: u64 = 10 << 20;
 
+/// `real_ip.proxy_protocol_timeout` (nginx bounds it with
+/// client_header_timeout, 60s; a balancer writes it at once).
+pub const DEFAULT_PROXY_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `log.level` (a tracing filter).
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 

@@ -30,6 +30,8 @@ pub struct Config {
     /// Listen addresses whose connections start with a PROXY protocol
     /// header (`listen = [{ addr = "...", proxy_protocol = true }]`).
     pub proxy_protocol: Vec<SocketAddr>,
+    /// `[real_ip]`.
+    pub real_ip: RealIp,
     /// What is suspicious but not wrong (a static `root` that does not
     /// exist yet), each as "file:line: key: what", for `-t` and the log.
     pub warnings: Vec<String>,
@@ -217,6 +219,32 @@ pub struct Server {
     pub limit_conn: Option<LimitConn>,
     /// `limit_conn_status` ([`DEFAULT_LIMIT_STATUS`](crate::defaults::DEFAULT_LIMIT_STATUS)).
     pub limit_conn_status: u16,
+}
+
+/// `[real_ip]`: the client address behind a balancer (nginx's realip
+/// module and `listen ... proxy_protocol`).
+#[derive(Debug, Clone, Default)]
+pub struct RealIp {
+    /// `set_real_ip_from`: the balancers trusted to say who the client
+    /// is. A PROXY protocol listen takes connections only from these.
+    pub set_real_ip_from: Vec<crate::Cidr>,
+    /// `header`: where `$remote_addr` comes from (none: the connection).
+    pub header: Option<RealIpHeader>,
+    /// `recursive` (default false): skip trusted addresses from the right
+    /// of X-Forwarded-For.
+    pub recursive: bool,
+    /// `proxy_protocol_timeout`
+    /// ([`DEFAULT_PROXY_PROTOCOL_TIMEOUT`](crate::defaults::DEFAULT_PROXY_PROTOCOL_TIMEOUT)):
+    /// the PROXY header must arrive within it.
+    pub proxy_protocol_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RealIpHeader {
+    /// `header = "proxy_protocol"`: the PROXY header's source address.
+    ProxyProtocol,
+    /// A request header, lowercase ("x-forwarded-for", "x-real-ip").
+    Field(String),
 }
 
 /// `[limit_req_zones.NAME]`: nginx's `limit_req_zone`.

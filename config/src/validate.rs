@@ -236,7 +236,14 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
     let mut servers = Vec::new();
     let mut proxy_protocol = Vec::new();
     for (name, s) in &raw.servers {
-        servers.push(server(&cx, name, s, &upstreams, &zones, &mut proxy_protocol)?);
+        servers.push(server(
+            &cx,
+            name,
+            s,
+            &upstreams,
+            &zones,
+            &mut proxy_protocol,
+        )?);
     }
     if servers.is_empty() {
         // nginx starts with no server and answers nothing; a proxy with
@@ -248,6 +255,7 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
         ));
     }
     check_listen_names(&cx, &raw, &servers)?;
+    let real_ip = limits::real_ip(&cx, &raw, &proxy_protocol)?;
     Ok(Config {
         runtime,
         log,
@@ -257,6 +265,7 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
         limit_req_zones: zones.req,
         limit_conn_zones: zones.conn,
         proxy_protocol,
+        real_ip,
         warnings: cx.warnings.take(),
     })
 }
@@ -784,7 +793,11 @@ fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, Con
                         ("addr", toml::Value::String(s)) => addr = Some(s.clone()),
                         ("proxy_protocol", toml::Value::Boolean(b)) => pp = *b,
                         ("addr", other) => {
-                            return Err(cx.at(v, &format!("{key}.addr"), type_err("a string", other)))
+                            return Err(cx.at(
+                                v,
+                                &format!("{key}.addr"),
+                                type_err("a string", other),
+                            ))
                         }
                         ("proxy_protocol", other) => {
                             return Err(cx.at(
@@ -816,7 +829,10 @@ fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, Con
             other => Err(cx.at(
                 v,
                 key,
-                type_err("an address, a { addr = ... } table, or an array of them", other),
+                type_err(
+                    "an address, a { addr = ... } table, or an array of them",
+                    other,
+                ),
             )),
         }
     };

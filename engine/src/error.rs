@@ -75,8 +75,9 @@ pub enum Kind {
     BadResponse(&'static str),
     /// Every server of the group is down or already tried.
     NoLiveUpstream,
-    /// Over a `limit_req` / `limit_conn` limit.
-    OverLimit,
+    /// Over a `limit_req` / `limit_conn` limit: the status to answer
+    /// (`limit_req_status` / `limit_conn_status`, 503 by default).
+    OverLimit(u16),
     /// ringway could not go on (a misrouted fallback, say).
     Internal(&'static str),
 }
@@ -99,7 +100,7 @@ impl Kind {
             | Kind::UpstreamIo
             | Kind::BadResponse(_)
             | Kind::NoLiveUpstream => 502,
-            Kind::OverLimit => 503,
+            Kind::OverLimit(status) => status,
             Kind::ConnectTimeout | Kind::UpstreamTimeout => 504,
             Kind::Version => 505,
         }
@@ -118,7 +119,7 @@ impl Kind {
             | Kind::Version
             | Kind::NoLocation
             | Kind::ClientGone
-            | Kind::OverLimit => Side::Client,
+            | Kind::OverLimit(_) => Side::Client,
             Kind::ConnectFailed
             | Kind::ConnectTimeout
             | Kind::UpstreamClosed
@@ -150,7 +151,7 @@ impl Kind {
             Kind::UpstreamIo => "upstream connection failed",
             Kind::UpstreamTimeout => "upstream timed out",
             Kind::NoLiveUpstream => "no live upstream",
-            Kind::OverLimit => "over a limit",
+            Kind::OverLimit(_) => "over a limit",
         }
     }
 }
@@ -273,7 +274,7 @@ mod tests {
             (Kind::ClientGone, 499, Side::Client),
             (Kind::NoLiveUpstream, 502, Side::Upstream),
             (Kind::ConnectFailed, 502, Side::Upstream),
-            (Kind::OverLimit, 503, Side::Client),
+            (Kind::OverLimit(503), 503, Side::Client),
             (Kind::UpstreamTimeout, 504, Side::Upstream),
             (Kind::ConnectTimeout, 504, Side::Upstream),
         ];

@@ -14,10 +14,13 @@
 #![deny(unsafe_code)]
 
 pub mod access_log;
+pub mod admission;
 pub mod conn;
 pub mod error;
 pub mod http;
+pub mod limit;
 pub mod proxy;
+pub mod real_ip;
 pub mod route;
 pub mod runtime;
 pub mod shared;

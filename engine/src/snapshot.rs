@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use ringway_config::Config;
 
+use crate::admission::LimitSet;
 use crate::route::ServerGroup;
 use crate::tls::TlsSet;
 use crate::upstream;
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// The configuration's certificates and TLS settings.
     pub tls: Arc<TlsSet>,
+    /// The limit zones (shared by every worker).
+    pub limits: Arc<LimitSet>,
     /// Servers per configured listen address.
     pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
     /// This worker's state of each upstream group, by index.
@@ -32,7 +35,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(config: Arc<Config>, tls: Arc<TlsSet>, previous: Option<&Snapshot>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        tls: Arc<TlsSet>,
+        limits: Arc<LimitSet>,
+        previous: Option<&Snapshot>,
+    ) -> Self {
         let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
         for (i, server) in config.servers.iter().enumerate() {
             for addr in &server.listen {
@@ -63,6 +71,7 @@ impl Snapshot {
             upstreams,
             config,
             tls,
+            limits,
         }
     }
 

@@ -20,10 +20,32 @@ use ringway_config::{Part, Template, Var};
 use crate::http::request::Request;
 use crate::transport::TlsInfo;
 
+/// Who is at the other end of a client connection, before `[real_ip]`
+/// picks `$remote_addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The TCP peer (`$realip_remote_addr`): a balancer, when there is one.
+    pub tcp: SocketAddr,
+    /// The source a PROXY protocol header named (`$proxy_protocol_addr`).
+    pub proxy_protocol: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// A connection with no PROXY protocol header.
+    pub fn direct(tcp: SocketAddr) -> Peer {
+        Peer {
+            tcp,
+            proxy_protocol: None,
+        }
+    }
+}
+
 /// Everything a variable can be computed from.
 pub struct VarCtx<'a> {
     pub req: &'a Request,
+    /// `$remote_addr`: the client, as `[real_ip]` decided.
     pub remote: SocketAddr,
+    pub peer: Peer,
     pub local: SocketAddr,
     /// The matched server's first name, or "" for a default server.
     pub server_name: &'a str,
@@ -87,9 +109,12 @@ impl VarCtx<'_> {
                 std::net::IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
                 std::net::IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
             },
-            // Filled in with real-IP support.
-            Var::ProxyProtocolAddr => {}
-            Var::RealIpRemoteAddr => write_ip(out, self.remote),
+            Var::ProxyProtocolAddr => {
+                if let Some(a) = self.peer.proxy_protocol {
+                    write_ip(out, a);
+                }
+            }
+            Var::RealIpRemoteAddr => write_ip(out, self.peer.tcp),
             Var::RemotePort => {
                 let _ = write!(out, "{}", self.remote.port());
             }
@@ -217,6 +242,7 @@ mod tests {
         let ctx = VarCtx {
             req: &req,
             remote: "10.1.2.3:5555".parse().unwrap(),
+            peer: Peer::direct("10.1.2.3:5555".parse().unwrap()),
             local: "127.0.0.1:8080".parse().unwrap(),
             server_name: "ws.example.com",
             tls: None,

@@ -248,7 +248,11 @@ fn expected(name: &str) -> &'static str {
 fn table<'v>(cx: &Ctx, v: &'v V, key: &str) -> Result<&'v toml::Table, ConfigError> {
     match v.get_ref() {
         toml::Value::Table(t) => Ok(t),
-        other => Err(cx.at(v, key, type_err("a table like { zone = \"name\", ... }", other))),
+        other => Err(cx.at(
+            v,
+            key,
+            type_err("a table like { zone = \"name\", ... }", other),
+        )),
     }
 }
 
@@ -290,6 +294,91 @@ pub(super) fn drain(
         Some(v) => Some(cx.duration(Some(v), "runtime.drain_old_tunnels_after", Duration::ZERO)?),
     };
     Ok((spread, old))
+}
+
+/// `[real_ip]`, checked against the listens: a PROXY protocol listen
+/// needs trusted addresses to take headers from.
+pub(super) fn real_ip(
+    cx: &Ctx,
+    raw: &Raw,
+    proxy_protocol: &[std::net::SocketAddr],
+) -> Result<RealIp, ConfigError> {
+    let Some(t) = &raw.real_ip else {
+        if let Some(addr) = proxy_protocol.first() {
+            return Err(cx.err(
+                None,
+                "real_ip.set_real_ip_from",
+                ErrorKind::Invalid(format!(
+                    "listen {addr} has proxy_protocol = true: name the balancers it accepts headers from in [real_ip] set_real_ip_from"
+                )),
+            ));
+        }
+        return Ok(RealIp {
+            proxy_protocol_timeout: DEFAULT_PROXY_PROTOCOL_TIMEOUT,
+            ..RealIp::default()
+        });
+    };
+    let r = t.get_ref();
+    let mut from = Vec::new();
+    if let Some(v) = &r.set_real_ip_from {
+        for c in cx.strings(v, "real_ip.set_real_ip_from")? {
+            from.push(crate::Cidr::parse(&c).map_err(|why| {
+                cx.at(
+                    v,
+                    "real_ip.set_real_ip_from",
+                    ErrorKind::Invalid(format!("`{c}`: {why}")),
+                )
+            })?);
+        }
+    }
+    if from.is_empty() {
+        return Err(cx.err(
+            Some(t.span()),
+            "real_ip.set_real_ip_from",
+            ErrorKind::Invalid(
+                "[real_ip] needs set_real_ip_from (the balancers' addresses or CIDRs)".into(),
+            ),
+        ));
+    }
+    let header = match &r.header {
+        None => None,
+        Some(v) => {
+            let h = cx.string(v, "real_ip.header")?;
+            if h.eq_ignore_ascii_case("proxy_protocol") {
+                Some(RealIpHeader::ProxyProtocol)
+            } else if !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                Some(RealIpHeader::Field(h.to_ascii_lowercase()))
+            } else {
+                return Err(cx.at(
+                    v,
+                    "real_ip.header",
+                    ErrorKind::Invalid(format!(
+                        "`{h}`: \"proxy_protocol\" or a header name such as \"X-Forwarded-For\""
+                    )),
+                ));
+            }
+        }
+    };
+    if header == Some(RealIpHeader::ProxyProtocol) && proxy_protocol.is_empty() {
+        let v = r.header.as_ref().expect("set");
+        return Err(cx.at(
+            v,
+            "real_ip.header",
+            ErrorKind::Invalid(
+                "\"proxy_protocol\" needs a listen with proxy_protocol = true".into(),
+            ),
+        ));
+    }
+    Ok(RealIp {
+        set_real_ip_from: from,
+        header,
+        recursive: cx.bool(r.recursive.as_ref(), "real_ip.recursive", false)?,
+        proxy_protocol_timeout: cx.duration(
+            r.proxy_protocol_timeout.as_ref(),
+            "real_ip.proxy_protocol_timeout",
+            DEFAULT_PROXY_PROTOCOL_TIMEOUT,
+        )?,
+    })
 }
 
 #[cfg(test)]

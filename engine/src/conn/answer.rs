@@ -17,6 +17,7 @@ impl<T: Transport> Conn<T> {
         VarCtx {
             req: &r.req,
             remote: self.peer,
+            peer: self.addrs,
             local: self.local,
             server_name,
             tls: self.io.tls_info(),

@@ -2,7 +2,8 @@
 //! a connection is written down in `LIFECYCLE.md` beside this file):
 //!
 //! ```text
-//! ReadHead ─┬─> Route ─┬─> Return ─────┐
+//! ReadHead ─┬─> Route ─┬─> Return ─────┐   (Route may pass through Delay:
+//!           │          │                   limit_req without nodelay)
 //!           │          ├─> Static ─────┤
 //!           │          ├─> Proxy ──────┤
 //!           │          ├─> Upgrade ─┬──┤
@@ -40,6 +41,7 @@ use crate::route::ServerGroup;
 use crate::shared::{BusyGuard, ConnGuard, Shared};
 use crate::snapshot::Snapshot;
 use crate::transport::Transport;
+use crate::vars::Peer;
 
 /// A client connection and what its phases share.
 pub struct Conn<T: Transport> {
@@ -48,7 +50,10 @@ pub struct Conn<T: Transport> {
     /// The servers of the address this connection came in on.
     listen: Rc<ServerGroup>,
     io: T,
+    /// `$remote_addr` of the current request (`[real_ip]`'s choice).
     peer: SocketAddr,
+    /// The connection's peer and PROXY protocol source.
+    addrs: Peer,
     local: SocketAddr,
     /// Bytes read and not yet part of a parsed request.
     buf: Vec<u8>,
@@ -67,6 +72,8 @@ pub struct Routed {
     pub location: usize,
     pub keep_alive: bool,
     pub started: Instant,
+    /// The `limit_conn` slot this request holds (a tunnel keeps it).
+    pub permit: Option<crate::limit::ConnPermit>,
 }
 
 /// How a request ended, for `Finish`.
@@ -91,6 +98,8 @@ pub enum Next {
 pub enum Phase {
     ReadHead,
     Route(Request),
+    /// `limit_req` without `nodelay`: wait, then the location's phase.
+    Delay(Routed, std::time::Duration),
     Return(Routed),
     Static(Routed),
     Proxy(Routed),
@@ -106,6 +115,7 @@ impl Phase {
         match self {
             Phase::ReadHead => "read-head",
             Phase::Route(_) => "route",
+            Phase::Delay(..) => "delay",
             Phase::Return(_) => "return",
             Phase::Static(_) => "static",
             Phase::Proxy(_) => "proxy",
@@ -123,9 +133,10 @@ pub fn allowed(from: &str, to: &str) -> bool {
         (from, to),
         ("read-head", "route" | "finish" | "close")
             | (
-                "route",
+                "route" | "delay",
                 "return" | "static" | "proxy" | "upgrade" | "finish"
             )
+            | ("route", "delay")
             | ("return" | "static" | "proxy", "finish")
             | ("upgrade", "tunnel" | "finish")
             | ("finish", "read-head" | "close")
@@ -138,16 +149,18 @@ pub async fn serve<T: Transport + 'static>(
     snap: Rc<Snapshot>,
     listen: Rc<ServerGroup>,
     io: T,
-    peer: SocketAddr,
+    addrs: Peer,
     local: SocketAddr,
     guard: ConnGuard,
 ) {
+    let peer = connection_remote(&snap.config.real_ip, addrs);
     let mut c = Conn {
         shared,
         snap,
         listen,
         io,
         peer,
+        addrs,
         local,
         buf: Vec::new(),
         first: true,
@@ -160,6 +173,10 @@ pub async fn serve<T: Transport + 'static>(
         phase = match phase {
             Phase::ReadHead => c.read_head().await,
             Phase::Route(req) => c.route(req),
+            Phase::Delay(r, d) => {
+                monoio::time::sleep(d).await;
+                c.after_limits(r)
+            }
             Phase::Return(r) => c.answer_return(r).await,
             Phase::Static(r) => c.serve_static(r).await,
             Phase::Proxy(r) => c.proxy(r).await,
@@ -184,7 +201,39 @@ pub async fn serve<T: Transport + 'static>(
     }
 }
 
+/// `$remote_addr` for a connection: the PROXY protocol's source when
+/// `[real_ip] header = "proxy_protocol"`, else the TCP peer (a request
+/// header may still change it per request: [`Conn::request_remote`]).
+fn connection_remote(real_ip: &ringway_config::RealIp, addrs: Peer) -> SocketAddr {
+    match (&real_ip.header, addrs.proxy_protocol) {
+        (Some(ringway_config::RealIpHeader::ProxyProtocol), Some(source)) => source,
+        _ => addrs.tcp,
+    }
+}
+
 impl<T: Transport> Conn<T> {
+    /// `$remote_addr` for `req`: with `[real_ip] header = "X-Forwarded-For"`
+    /// (or another field) from a trusted peer, the address the field
+    /// names (nginx's realip module); the connection's otherwise.
+    fn request_remote(&self, req: &Request) -> SocketAddr {
+        let real_ip = &self.snap.config.real_ip;
+        let base = connection_remote(real_ip, self.addrs);
+        let Some(ringway_config::RealIpHeader::Field(name)) = &real_ip.header else {
+            return base;
+        };
+        let values: Vec<&[u8]> = req.headers_named(name).collect();
+        if values.is_empty() {
+            return base;
+        }
+        let ip = crate::real_ip::forwarded_addr(
+            base.ip(),
+            &values,
+            &real_ip.set_real_ip_from,
+            real_ip.recursive,
+        );
+        SocketAddr::new(ip, base.port())
+    }
+
     /// Start a request: it counts as busy until `Finish` (or its tunnel
     /// ends).
     fn begin(&mut self) {

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use ringway_config::Action;
 
+use tracing::info;
+
 use super::{Conn, Done, Next, Phase, Routed};
+use crate::admission::{self, Admit};
 use crate::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::route;
@@ -16,6 +19,7 @@ impl<T: Transport> Conn<T> {
     pub(super) fn route(&mut self, req: Request) -> Phase {
         self.begin();
         let started = Instant::now();
+        self.peer = self.request_remote(&req);
         let config = &self.snap.config;
         let host = req.host();
         let server_index = self.listen.select_index(config, host.as_deref());
@@ -37,18 +41,62 @@ impl<T: Transport> Conn<T> {
                 next,
             }));
         };
-        let upgrade = req.is_upgrade();
-        let r = Routed {
+        let loc = m.location;
+        let mut r = Routed {
             req,
             server: server_index,
             location: m.index,
             keep_alive,
             started,
+            permit: None,
         };
-        match &m.location.action {
+        if loc.limit_req.is_none() && loc.limit_conn.is_none() {
+            return self.after_limits(r);
+        }
+        let name = super::answer::first_name(server);
+        let verdict = {
+            let vars = self.vars(&r, &name);
+            admission::admit(&self.snap.limits, config, loc, &mut |t| {
+                vars.render_to_vec(t)
+            })
+        };
+        match verdict {
+            Admit::Pass(permit) => {
+                r.permit = permit;
+                self.after_limits(r)
+            }
+            Admit::Delay(d, permit) => {
+                r.permit = permit;
+                Phase::Delay(r, d)
+            }
+            Admit::Refuse(status, kind, zone) => {
+                info!(client = %self.peer, uri = r.req.target(), zone, kind, status, "limiting: over the zone's limit");
+                // METRICS: limit_rejected(zone, kind)
+                let next = if keep_alive && r.req.body.is_empty() {
+                    Next::KeepAlive(r.req.rest())
+                } else {
+                    Next::Close
+                };
+                Phase::Finish(Box::new(Done {
+                    req: Some(r.req),
+                    started,
+                    status,
+                    body_bytes: 0,
+                    error: Some(Error::new(Kind::OverLimit(status))),
+                    next,
+                }))
+            }
+        }
+    }
+
+    /// The phase of a routed request's location, once its limits let it
+    /// go.
+    pub(super) fn after_limits(&self, r: Routed) -> Phase {
+        let loc = &self.snap.config.servers[r.server].locations[r.location];
+        match &loc.action {
             Action::Return { .. } => Phase::Return(r),
             Action::Static(_) => Phase::Static(r),
-            Action::Proxy(_) if upgrade => Phase::Upgrade(r),
+            Action::Proxy(_) if r.req.is_upgrade() => Phase::Upgrade(r),
             Action::Proxy(_) => Phase::Proxy(r),
         }
     }

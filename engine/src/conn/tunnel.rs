@@ -37,12 +37,15 @@ struct Tunnel<T: Transport> {
     started: Instant,
     /// Client bytes written upstream before the tunnel started.
     early_len: u64,
+    /// The `limit_conn` slot: a live tunnel counts as one connection.
+    /// Boxed: most tunnels run without one, and the task stays small.
+    _permit: Option<Box<crate::limit::ConnPermit>>,
     _busy: Option<BusyGuard>,
     _guard: ConnGuard,
 }
 
 impl<T: Transport + 'static> Conn<T> {
-    pub(super) async fn into_tunnel(self, mut plan: TunnelPlan, r: Routed) {
+    pub(super) async fn into_tunnel(self, mut plan: TunnelPlan, mut r: Routed) {
         // Bytes the client sent behind its upgrade request go upstream
         // first, from this (short-lived) task, so the tunnel's own task
         // keeps no state for them.
@@ -77,6 +80,7 @@ impl<T: Transport + 'static> Conn<T> {
             logged,
             started: r.started,
             early_len,
+            _permit: r.permit.take().map(Box::new),
             _busy: self.busy,
             _guard: self.guard,
         };
@@ -155,7 +159,7 @@ mod tests {
                 )
                 .unwrap(),
             );
-            let shared = crate::runtime::worker::shared(0, cfg, Default::default(), 10, crate::access_log::Sink::Off);
+            let shared = crate::runtime::worker::shared(0, cfg, Default::default(), Default::default(), 10, crate::access_log::Sink::Off);
             let t = Tunnel {
                 shared: shared.clone(),
                 client: a,
@@ -169,6 +173,7 @@ mod tests {
                 logged: None,
                 started: Instant::now(),
                 early_len: 0,
+                _permit: None,
                 _busy: None,
                 _guard: crate::shared::ConnGuard::new(&shared),
             };

@@ -256,6 +256,7 @@ mod tests {
         let vars = VarCtx {
             req: &req,
             remote: "192.0.2.7:40000".parse().unwrap(),
+            peer: crate::vars::Peer::direct("192.0.2.7:40000".parse().unwrap()),
             local: "127.0.0.1:80".parse().unwrap(),
             server_name: "",
             tls: None,

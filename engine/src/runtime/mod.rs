@@ -2,6 +2,7 @@
 //! serve signals on the control thread (HUP reload, TERM/QUIT/INT drain).
 
 pub mod listener;
+pub mod proxy_header;
 pub mod worker;
 
 use std::collections::BTreeSet;
@@ -17,6 +18,7 @@ use tracing::{error, info, warn};
 
 use worker::{Control, WorkerInit};
 
+use crate::admission::LimitSet;
 use crate::tls::TlsSet;
 
 /// The driver a worker ended up with.
@@ -96,6 +98,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     }
     let listen_set: BTreeSet<SocketAddr> = bound.by_addr.iter().map(|b| b.configured).collect();
 
+    let mut limits = Arc::new(LimitSet::build(&config, None));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
@@ -108,6 +111,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             id,
             config: config.clone(),
             tls: tls.clone(),
+            limits: limits.clone(),
             listeners: std::mem::take(&mut per_worker[id]),
             control: rx,
             max_conns: per_worker_max,
@@ -168,9 +172,14 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         for w in &new_tls.warnings {
                             warn!("{w}");
                         }
+                        limits = Arc::new(LimitSet::build(&new, Some(&limits)));
                         current = new;
                         for tx in &senders {
-                            let _ = tx.send(Control::Reload(current.clone(), new_tls.clone()));
+                            let _ = tx.send(Control::Reload(
+                                current.clone(),
+                                new_tls.clone(),
+                                limits.clone(),
+                            ));
                         }
                     }
                     Err(e) => {

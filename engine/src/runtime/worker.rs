@@ -14,6 +14,7 @@ use ringway_config::Config;
 use tracing::{debug, info, warn};
 
 use crate::access_log::{AccessLog, Sink};
+use crate::admission::LimitSet;
 use crate::conn;
 use crate::proxy::kit::Kit;
 use crate::proxy::tunnel::ring::{self, Choice, Relay};
@@ -22,13 +23,16 @@ use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tls::{self, Acceptor, TlsSet};
 use crate::transport::Transport;
+use crate::vars::Peer;
+
+use super::proxy_header;
 use crate::wake::{Flag, Notify};
 
 /// Messages from the control thread.
 pub enum Control {
     /// A new configuration for new connections (SIGHUP); live connections
     /// keep the snapshot they started with (and their TLS sessions).
-    Reload(Arc<Config>, Arc<TlsSet>),
+    Reload(Arc<Config>, Arc<TlsSet>, Arc<LimitSet>),
     /// Stop accepting; let busy connections finish up to shutdown_timeout.
     Shutdown,
 }
@@ -38,6 +42,7 @@ pub struct WorkerInit {
     pub id: usize,
     pub config: Arc<Config>,
     pub tls: Arc<TlsSet>,
+    pub limits: Arc<LimitSet>,
     /// Bound sockets with the configured address they serve.
     pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
     pub control: flume::Receiver<Control>,
@@ -50,6 +55,7 @@ pub fn shared(
     id: usize,
     config: Arc<Config>,
     tls: Arc<TlsSet>,
+    limits: Arc<LimitSet>,
     max_conns: usize,
     access_log: Sink,
 ) -> Rc<Shared> {
@@ -59,7 +65,7 @@ pub fn shared(
     Rc::new(Shared {
         id,
         kit,
-        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, None))),
+        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, limits, None))),
         conns: Cell::new(0),
         max_conns,
         conn_closed: Notify::default(),
@@ -114,6 +120,7 @@ pub async fn main(init: WorkerInit) {
         init.id,
         init.config.clone(),
         init.tls.clone(),
+        init.limits.clone(),
         init.max_conns,
         init.access_log,
     );
@@ -169,10 +176,10 @@ pub async fn main(init: WorkerInit) {
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
-            Control::Reload(config, tls) => {
+            Control::Reload(config, tls, limits) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
-                let next = Snapshot::new(config, tls, Some(&worker.snapshot()));
+                let next = Snapshot::new(config, tls, limits, Some(&worker.snapshot()));
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
             }
@@ -207,8 +214,15 @@ pub async fn main(init: WorkerInit) {
     info!(worker = worker.id, "stopped");
 }
 
+/// How long accept pauses after it fails (out of descriptors or memory).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Accept failures are logged at most this often (with a count).
+const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
+
 async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr) {
     let local = listener.local_addr().ok();
+    let mut last_report: Option<Instant> = None;
+    let mut failures = 0u64;
     loop {
         while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() {
             // Over max_connections: pause accepting (the kernel backlog
@@ -236,60 +250,109 @@ async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr)
                 let local = stream
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                match snapshot.tls.listeners.get(&key).cloned() {
-                    None => {
-                        monoio::spawn(conn::serve(
-                            worker.clone(),
-                            snapshot,
-                            group,
-                            stream,
-                            peer,
-                            local,
-                            guard,
-                        ));
-                    }
-                    Some(acceptor) => {
-                        monoio::spawn(serve_tls(
-                            worker.clone(),
-                            snapshot,
-                            group,
-                            acceptor,
-                            stream,
-                            peer,
-                            local,
-                            guard,
-                        ));
-                    }
+                let accepted = Accepted {
+                    worker: worker.clone(),
+                    snapshot,
+                    group,
+                    stream,
+                    local,
+                    guard,
+                };
+                if accepted.snapshot.config.proxy_protocol.contains(&key) {
+                    monoio::spawn(serve_proxied(accepted, key, peer));
+                } else {
+                    spawn_serve(accepted, key, Peer::direct(peer));
                 }
             }
             Err(e) => {
-                // EMFILE/ENFILE/ENOBUFS: back off briefly instead of spinning.
-                warn!(worker = worker.id, error = %e, "accept failed");
-                monoio::time::sleep(Duration::from_millis(50)).await;
+                // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of
+                // spinning, and say so at most once a second.
+                failures += 1;
+                let now = Instant::now();
+                if last_report.is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY) {
+                    warn!(worker = worker.id, error = %e, failures, "accept failed; backing off");
+                    last_report = Some(now);
+                    failures = 0;
+                }
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
     debug!(worker = worker.id, addr = ?local, "listener closed");
 }
 
-/// A connection on a TLS listen address: the handshake (bounded by
-/// `handshake_timeout`), the per-server `min_version` of the server SNI
-/// picks, then the same request path as plain TCP.
-#[allow(clippy::too_many_arguments)]
-async fn serve_tls(
+/// An accepted connection on its way to `conn::serve`.
+struct Accepted {
     worker: Rc<Shared>,
     snapshot: Rc<Snapshot>,
     group: Rc<crate::route::ServerGroup>,
-    acceptor: Arc<Acceptor>,
     stream: monoio::net::TcpStream,
-    peer: SocketAddr,
     local: SocketAddr,
     guard: ConnGuard,
-) {
+}
+
+/// Serve `a` in a task of its own: through the TLS handshake on a TLS
+/// listen address, straight to the request path otherwise.
+fn spawn_serve(a: Accepted, key: SocketAddr, peer: Peer) {
+    match a.snapshot.tls.listeners.get(&key).cloned() {
+        None => {
+            monoio::spawn(conn::serve(
+                a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard,
+            ));
+        }
+        Some(acceptor) => {
+            monoio::spawn(serve_tls(a, acceptor, peer));
+        }
+    }
+}
+
+/// A connection on a `proxy_protocol` listen: only from a
+/// `set_real_ip_from` address, and only with a valid PROXY header within
+/// `proxy_protocol_timeout` (nginx closes such connections too); then the
+/// usual path with the header's source as the client.
+async fn serve_proxied(a: Accepted, key: SocketAddr, tcp: SocketAddr) {
+    let real_ip = &a.snapshot.config.real_ip;
+    if !real_ip
+        .set_real_ip_from
+        .iter()
+        .any(|c| c.contains(tcp.ip()))
+    {
+        warn!(client = %tcp, listen = %key, "PROXY protocol connection from an address not in set_real_ip_from; closing");
+        return;
+    }
+    let source = match proxy_header::read(&a.stream, real_ip.proxy_protocol_timeout).await {
+        Ok(source) => source,
+        Err(e) => {
+            info!(client = %tcp, listen = %key, error = %e, "PROXY protocol header refused; closing");
+            return;
+        }
+    };
+    spawn_serve(
+        a,
+        key,
+        Peer {
+            tcp,
+            proxy_protocol: source,
+        },
+    );
+}
+
+/// A connection on a TLS listen address: the handshake (bounded by
+/// `handshake_timeout`), the per-server `min_version` of the server SNI
+/// picks, then the same request path as plain TCP.
+async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
+    let Accepted {
+        worker,
+        snapshot,
+        group,
+        stream,
+        local,
+        guard,
+    } = a;
     let tls = match tls::accept(stream, &acceptor).await {
         Ok(t) => t,
         Err(e) => {
-            info!(client = %peer, error = %e, "TLS handshake failed");
+            info!(client = %peer.tcp, error = %e, "TLS handshake failed");
             return;
         }
     };
@@ -299,7 +362,7 @@ async fn serve_tls(
     let server = &config.servers[group.select_index(config, info.server_name.as_deref())];
     if let Some(t) = &server.tls {
         if t.min_version == ringway_config::TlsVersion::V1_3 && info.protocol != "TLSv1.3" {
-            info!(client = %peer, server = %server.name, protocol = info.protocol, "TLS version below the server's min_version; closing");
+            info!(client = %peer.tcp, server = %server.name, protocol = info.protocol, "TLS version below the server's min_version; closing");
             return;
         }
     }

@@ -89,6 +89,21 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
+/// One non-blocking `recv` with `MSG_PEEK`: the bytes stay in the socket.
+pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: buf is a valid writable region of buf.len() bytes.
+        unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_PEEK,
+            )
+        }
+    })
+}
+
 /// One non-blocking `recv` of at most `room` bytes into `buf`'s spare
 /// capacity (reserved here), appended to its contents.
 pub fn recv_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
