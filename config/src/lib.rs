@@ -11,6 +11,7 @@
 
 pub mod defaults;
 mod error;
+pub mod log_format;
 mod model;
 mod raw;
 mod template;
@@ -20,6 +21,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::{ConfigError, ErrorKind};
+pub use log_format::{LogFormat, LogPart, LogVar};
 pub use model::*;
 pub use template::parse as parse_template;
 pub use units::{parse_duration, parse_size};
