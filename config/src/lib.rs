@@ -12,6 +12,7 @@
 pub mod cidr;
 pub mod defaults;
 mod error;
+pub mod log_format;
 mod model;
 mod raw;
 mod template;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use cidr::Cidr;
 pub use error::{ConfigError, ErrorKind};
+pub use log_format::{LogFormat, LogPart, LogVar};
 pub use model::*;
 pub use template::parse as parse_template;
 pub use units::{parse_duration, parse_size};

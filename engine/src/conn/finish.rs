@@ -7,13 +7,13 @@
 //! The access-log entry of a tunnel, written when the tunnel ends, is
 //! built by the same [`log_request`].
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
 use super::{Conn, Done, Next, Phase};
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::{self, AccessLog, HeaderFn, Record, TunnelEnd};
 use crate::error::{Error, Kind, Side};
 use crate::http::reply;
 use crate::transport::Transport;
@@ -32,17 +32,18 @@ impl<T: Transport> Conn<T> {
         if let Some(req) = &done.req {
             log_request(
                 &self.shared.access,
-                self.peer.ip(),
+                self.peer,
                 &RequestLine {
                     method: req.method(),
                     target: req.target(),
                     minor_version: req.minor_version,
-                    referer: req.header("referer"),
-                    user_agent: req.header("user-agent"),
+                    header: &|name| req.header(name),
                 },
                 done.status,
                 done.body_bytes,
                 done.started,
+                None,
+                None,
             );
         }
         match done.next {
@@ -106,31 +107,36 @@ pub struct RequestLine<'a> {
     pub method: &'a str,
     pub target: &'a str,
     pub minor_version: u8,
-    pub referer: Option<&'a [u8]>,
-    pub user_agent: Option<&'a [u8]>,
+    /// The request's headers (`$http_<name>`).
+    pub header: &'a HeaderFn<'a>,
 }
 
-/// The access-log line of one request or tunnel.
+/// The access-log line of one request or tunnel (`tunnel`: how a tunnel
+/// ended).
+#[allow(clippy::too_many_arguments)]
 pub fn log_request(
     log: &AccessLog,
-    remote: IpAddr,
+    remote: SocketAddr,
     line: &RequestLine<'_>,
     status: u16,
     body_bytes: u64,
     started: Instant,
+    tunnel: Option<TunnelEnd>,
+    upstream_addr: Option<SocketAddr>,
 ) {
     if !log.enabled() {
         return;
     }
-    log.log(&Entry {
-        remote,
+    log.log(&Record {
         method: line.method,
         target: line.target,
-        minor_version: line.minor_version,
+        protocol: access_log::http1(line.minor_version),
         status,
-        body_bytes,
-        referer: line.referer,
-        user_agent: line.user_agent,
-        duration: started.elapsed(),
+        body_bytes_sent: body_bytes,
+        request_time: started.elapsed(),
+        header: line.header,
+        tunnel,
+        upstream_addr,
+        ..Record::new(remote)
     });
 }

@@ -13,7 +13,9 @@ use tracing::debug;
 
 use super::finish::{log_request, RequestLine};
 use super::{Conn, Routed};
+use crate::access_log::{CloseReason, TunnelEnd};
 use crate::proxy::tunnel;
+use crate::proxy::tunnel::End;
 use crate::proxy::upgrade::TunnelPlan;
 use crate::shared::{BusyGuard, ConnGuard, Shared};
 use crate::transport::Transport;
@@ -111,19 +113,34 @@ impl<T: Transport> Tunnel<T> {
             "tunnel closed"
         );
         if let Some(l) = &self.logged {
+            let close_reason = match stats.end {
+                // Which side closed first is not told apart yet.
+                End::Closed => CloseReason::Client,
+                End::Idle => CloseReason::Idle,
+                End::Error => CloseReason::Error,
+            };
             log_request(
                 &self.shared.access,
-                self.peer.ip(),
+                self.peer,
                 &RequestLine {
                     method: &l.method,
                     target: &l.target,
                     minor_version: l.minor_version,
-                    referer: l.referer.as_deref(),
-                    user_agent: l.user_agent.as_deref(),
+                    header: &|name| match name {
+                        "referer" => l.referer.as_deref(),
+                        "user-agent" => l.user_agent.as_deref(),
+                        _ => None,
+                    },
                 },
                 101,
                 stats.upstream_to_client,
                 self.started,
+                Some(TunnelEnd {
+                    close_reason,
+                    bytes_from_client: stats.client_to_upstream,
+                    bytes_to_client: stats.upstream_to_client,
+                }),
+                Some(up.addr),
             );
         }
     }

@@ -71,7 +71,7 @@ pub fn shared(
         conn_closed: Notify::default(),
         busy: Cell::new(0),
         shutting_down: Flag::default(),
-        access: AccessLog::new(access_log),
+        access: AccessLog::new(access_log, ringway_config::LogFormat::default()),
     })
 }
 
