@@ -110,6 +110,10 @@ pub struct Log {
     pub level: String,
     /// `access_log` (default stdout).
     pub access_log: AccessLog,
+    /// `log_format`: "ringway" (the default: combined, the request time,
+    /// the upstream and a tunnel's close reason and bytes each way),
+    /// "combined", "json", or a string of `$variables`.
+    pub format: crate::LogFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

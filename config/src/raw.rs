@@ -67,6 +67,7 @@ pub struct RawRuntime {
 pub struct RawLog {
     pub level: Option<V>,
     pub access_log: Option<V>,
+    pub log_format: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -388,7 +388,19 @@ fn log(cx: &Ctx, r: &RawLog) -> Result<Log, ConfigError> {
             path => AccessLog::File(PathBuf::from(path)),
         },
     };
-    Ok(Log { level, access_log })
+    let format = match &r.log_format {
+        None => crate::LogFormat::default(),
+        Some(v) => {
+            let text = cx.string(v, "log.log_format")?;
+            crate::log_format::parse(&text)
+                .map_err(|name| cx.at(v, "log.log_format", ErrorKind::UnknownVariable { name }))?
+        }
+    };
+    Ok(Log {
+        level,
+        access_log,
+        format,
+    })
 }
 
 fn upstream(

@@ -405,17 +405,11 @@ pub fn format(out: &mut Vec<u8>, fmt: &LogFormat, r: &Record<'_>, time: &TimeCac
 /// `$remote_addr - - [$time_local] "$request" $status $body_bytes_sent
 /// "$http_referer" "$http_user_agent" $request_time`, no newline.
 fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: &TimeCache) {
-    let _ = write!(
-        out,
-        "{} - - [{}] \"{} {} {}\" {} {} \"",
-        r.remote.ip(),
-        time.time_local(),
-        r.method,
-        r.target,
-        r.protocol,
-        r.status,
-        r.body_bytes_sent
-    );
+    // The request line is escaped as nginx escapes "$request": a target
+    // may carry '"' or bytes above 0x7f (httparse lets them through).
+    let _ = write!(out, "{} - - [{}] \"", r.remote.ip(), time.time_local());
+    nginx_value(out, Value::Request(r.method, r.target, r.protocol));
+    let _ = write!(out, "\" {} {} \"", r.status, r.body_bytes_sent);
     nginx_escaped(out, (r.header)("referer"));
     out.extend_from_slice(b"\" \"");
     nginx_escaped(out, (r.header)("user-agent"));

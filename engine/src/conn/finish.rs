@@ -30,21 +30,30 @@ impl<T: Transport> Conn<T> {
             }
         }
         if let Some(req) = &done.req {
-            log_request(
-                &self.shared.access,
-                self.peer,
-                &RequestLine {
+            if self.shared.access.enabled() {
+                let tls = self.io.tls_info();
+                let host = req.host();
+                let path = req.norm_path();
+                self.shared.access.log(&Record {
+                    realip_remote_addr: Some(self.addrs.tcp.ip()),
+                    proxy_protocol_addr: self.addrs.proxy_protocol.map(|a| a.ip()),
                     method: req.method(),
                     target: req.target(),
-                    minor_version: req.minor_version,
+                    uri: Some(&path),
+                    protocol: access_log::http1(req.minor_version),
+                    status: done.status,
+                    body_bytes_sent: done.body_bytes,
+                    request_length: req.head_len as u64,
+                    request_time: done.started.elapsed(),
+                    host: host.as_deref(),
+                    server_port: Some(self.local.port()),
+                    scheme: if tls.is_some() { "https" } else { "http" },
                     header: &|name| req.header(name),
-                },
-                done.status,
-                done.body_bytes,
-                done.started,
-                None,
-                None,
-            );
+                    ssl_protocol: tls.map(|t| t.protocol),
+                    ssl_server_name: tls.and_then(|t| t.server_name.as_deref()),
+                    ..Record::new(self.peer)
+                });
+            }
         }
         match done.next {
             Next::KeepAlive(rest) => {

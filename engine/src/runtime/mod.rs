@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 
 use ringway_config::{Config, DriverChoice, Workers};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 
@@ -83,7 +83,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     let driver = choose_driver(config.runtime.driver)?;
     // Signals first, so a TERM during start-up is not lost.
     let mut signals =
-        Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT]).map_err(StartError::Signals)?;
+        Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1]).map_err(StartError::Signals)?;
 
     reserve_descriptors(&config);
     let access_log =
@@ -138,6 +138,12 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     let mut current = config;
     'signals: for sig in signals.forever() {
         match sig {
+            SIGUSR1 => {
+                info!("SIGUSR1: reopening the access log");
+                for tx in &senders {
+                    let _ = tx.send(Control::ReopenLogs);
+                }
+            }
             SIGHUP => {
                 info!(file = %config_path.display(), "SIGHUP: reloading configuration");
                 match ringway_config::load(&config_path) {

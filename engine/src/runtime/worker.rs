@@ -35,6 +35,8 @@ pub enum Control {
     Reload(Arc<Config>, Arc<TlsSet>, Arc<LimitSet>),
     /// Stop accepting; let busy connections finish up to shutdown_timeout.
     Shutdown,
+    /// SIGUSR1: reopen the access log file (after logrotate renamed it).
+    ReopenLogs,
 }
 
 /// What a worker is started with.
@@ -60,6 +62,7 @@ pub fn shared(
     access_log: Sink,
 ) -> Rc<Shared> {
     let rt = &config.runtime;
+    let format = config.log.format.clone();
     let mut kit = Kit::new(rt.tunnel_buffer, rt.splice);
     kit.relay = ring_relay(id, rt);
     Rc::new(Shared {
@@ -71,7 +74,7 @@ pub fn shared(
         conn_closed: Notify::default(),
         busy: Cell::new(0),
         shutting_down: Flag::default(),
-        access: AccessLog::new(access_log, ringway_config::LogFormat::default()),
+        access: AccessLog::new(access_log, format),
     })
 }
 
@@ -179,9 +182,18 @@ pub async fn main(init: WorkerInit) {
             Control::Reload(config, tls, limits) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
-                let next = Snapshot::new(config, tls, limits, Some(&worker.snapshot()));
+                let before = worker.snapshot();
+                if before.config.log.access_log != config.log.access_log {
+                    reopen_log(&worker, &config.log.access_log);
+                }
+                worker.access.set_format(config.log.format.clone());
+                let next = Snapshot::new(config, tls, limits, Some(&before));
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
+            }
+            Control::ReopenLogs => {
+                let setting = worker.snapshot().config.log.access_log.clone();
+                reopen_log(&worker, &setting);
             }
             Control::Shutdown => break,
         }
@@ -218,6 +230,17 @@ pub async fn main(init: WorkerInit) {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accept failures are logged at most this often (with a count).
 const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Reopen the access log (SIGUSR1, or a reload that moved it); a
+/// failure keeps the old destination and is logged.
+fn reopen_log(worker: &Shared, setting: &ringway_config::AccessLog) {
+    match worker.access.reopen(setting) {
+        Ok(()) => info!(worker = worker.id, "access log reopened"),
+        Err(e) => {
+            warn!(worker = worker.id, error = %e, "cannot reopen the access log; writing to the old one")
+        }
+    }
+}
 
 async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr) {
     let local = listener.local_addr().ok();
