@@ -11,12 +11,15 @@
 //! Modules depend downward only: `runtime` → `conn` → `proxy` /
 //! `static_files` → `transport`, `http`, `upstream`, `sys`; nothing imports
 //! a module that imports it back (`tests/tests/layering.rs` checks it).
+//! `metrics` (per-worker counters, their encoders and the `/metrics`
+//! listener thread) imports none of the others.
 #![deny(unsafe_code)]
 
 pub mod access_log;
 pub mod conn;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
