@@ -11,6 +11,8 @@
 //! Modules depend downward only: `runtime` → `conn` → `proxy` /
 //! `static_files` → `transport`, `http`, `upstream`, `sys`; nothing imports
 //! a module that imports it back (`tests/tests/layering.rs` checks it).
+//! `metrics` (per-worker counters, their encoders and the `/metrics`
+//! listener thread) imports none of the others.
 #![deny(unsafe_code)]
 
 pub mod access_log;
@@ -19,6 +21,7 @@ pub mod conn;
 pub mod error;
 pub mod http;
 pub mod limit;
+pub mod metrics;
 pub mod proxy;
 pub mod real_ip;
 pub mod route;

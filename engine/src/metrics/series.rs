@@ -1,0 +1,196 @@
+//! The statistics kept per label value (a listen address, a server, a
+//! server/upstream pair, a limit zone), one worker's snapshot of them, and
+//! the merge of many workers' snapshots into process totals. Plain values:
+//! `Send`, `Clone`, no shared state.
+
+use std::collections::BTreeMap;
+
+use super::histogram::{Histogram, LATENCY_BUCKETS, TUNNEL_BUCKETS};
+
+/// Client connections on one listen address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListenStats {
+    pub accepted: u64,
+    /// Open now (a gauge).
+    pub active: u64,
+}
+
+/// HTTP and WebSocket traffic of one server block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerStats {
+    /// Requests by status class, index [`super::status_class`].
+    pub requests: [u64; 5],
+    pub request_duration: Histogram,
+    /// Upgrades by [`super::UpgradeResult`], in `ALL` order.
+    pub upgrades: [u64; 3],
+    /// Tunnel closes by [`super::CloseReason`], in `ALL` order.
+    pub tunnels_closed: [u64; 5],
+    pub tunnel_duration: Histogram,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        Self {
+            requests: [0; 5],
+            request_duration: Histogram::new(LATENCY_BUCKETS),
+            upgrades: [0; 3],
+            tunnels_closed: [0; 5],
+            tunnel_duration: Histogram::new(TUNNEL_BUCKETS),
+        }
+    }
+}
+
+impl ServerStats {
+    pub fn add(&mut self, o: &ServerStats) {
+        add_all(&mut self.requests, &o.requests);
+        self.request_duration.add(&o.request_duration);
+        add_all(&mut self.upgrades, &o.upgrades);
+        add_all(&mut self.tunnels_closed, &o.tunnels_closed);
+        self.tunnel_duration.add(&o.tunnel_duration);
+    }
+}
+
+/// One upstream server as one server block uses it: its tunnels and its
+/// connects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamStats {
+    /// Tunnels ever opened: the tunnel series are shown once it is > 0.
+    pub tunnels_opened: u64,
+    /// Open tunnels now (a gauge).
+    pub tunnels_active: u64,
+    pub bytes_client_to_upstream: u64,
+    pub bytes_upstream_to_client: u64,
+    /// Connects or health reports seen: the connect and health series are
+    /// shown once it is set.
+    pub connect_seen: bool,
+    pub connect_failures: u64,
+    /// Latency of the successful connects.
+    pub connect_duration: Histogram,
+    /// Passive health: up unless marked down (merged: up unless some
+    /// worker marks it down).
+    pub up: bool,
+}
+
+impl Default for UpstreamStats {
+    fn default() -> Self {
+        Self {
+            tunnels_opened: 0,
+            tunnels_active: 0,
+            bytes_client_to_upstream: 0,
+            bytes_upstream_to_client: 0,
+            connect_seen: false,
+            connect_failures: 0,
+            connect_duration: Histogram::new(LATENCY_BUCKETS),
+            up: true,
+        }
+    }
+}
+
+impl UpstreamStats {
+    pub fn add(&mut self, o: &UpstreamStats) {
+        self.tunnels_opened += o.tunnels_opened;
+        self.tunnels_active += o.tunnels_active;
+        self.bytes_client_to_upstream += o.bytes_client_to_upstream;
+        self.bytes_upstream_to_client += o.bytes_upstream_to_client;
+        self.connect_seen |= o.connect_seen;
+        self.connect_failures += o.connect_failures;
+        self.connect_duration.add(&o.connect_duration);
+        self.up &= o.up;
+    }
+}
+
+/// One limit zone's refusals and delays.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ZoneStats {
+    pub rejected_req: u64,
+    pub rejected_conn: u64,
+    pub delayed: u64,
+}
+
+impl ZoneStats {
+    pub fn add(&mut self, o: &ZoneStats) {
+        self.rejected_req += o.rejected_req;
+        self.rejected_conn += o.rejected_conn;
+        self.delayed += o.delayed;
+    }
+}
+
+/// One worker's counts at one moment, labels as text, each list sorted by
+/// its labels. A plain value that crosses threads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSnapshot {
+    /// The worker's index (in a [`merge`]: [`WorkerSnapshot::MERGED`]).
+    pub worker: usize,
+    pub accept_errors: u64,
+    pub tls_handshakes_ok: u64,
+    pub tls_handshakes_failed: u64,
+    /// By listen address text.
+    pub listens: Vec<(String, ListenStats)>,
+    /// By server name.
+    pub servers: Vec<(String, ServerStats)>,
+    /// By `(server, upstream address)`.
+    pub upstreams: Vec<((String, String), UpstreamStats)>,
+    /// By limit zone name.
+    pub zones: Vec<(String, ZoneStats)>,
+}
+
+impl WorkerSnapshot {
+    /// The `worker` of a merge of several workers.
+    pub const MERGED: usize = usize::MAX;
+
+    pub fn empty(worker: usize) -> Self {
+        Self {
+            worker,
+            accept_errors: 0,
+            tls_handshakes_ok: 0,
+            tls_handshakes_failed: 0,
+            listens: Vec::new(),
+            servers: Vec::new(),
+            upstreams: Vec::new(),
+            zones: Vec::new(),
+        }
+    }
+}
+
+/// The process totals: counters, gauges and histograms summed by label,
+/// the upstream `up` gauge up unless some worker marks it down.
+pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
+    let mut out = WorkerSnapshot::empty(WorkerSnapshot::MERGED);
+    let mut listens: BTreeMap<&str, ListenStats> = BTreeMap::new();
+    let mut servers: BTreeMap<&str, ServerStats> = BTreeMap::new();
+    let mut upstreams: BTreeMap<(&str, &str), UpstreamStats> = BTreeMap::new();
+    let mut zones: BTreeMap<&str, ZoneStats> = BTreeMap::new();
+    for w in workers {
+        out.accept_errors += w.accept_errors;
+        out.tls_handshakes_ok += w.tls_handshakes_ok;
+        out.tls_handshakes_failed += w.tls_handshakes_failed;
+        for (k, s) in &w.listens {
+            let t = listens.entry(k).or_default();
+            t.accepted += s.accepted;
+            t.active += s.active;
+        }
+        for (k, s) in &w.servers {
+            servers.entry(k).or_default().add(s);
+        }
+        for ((server, upstream), s) in &w.upstreams {
+            upstreams.entry((server, upstream)).or_default().add(s);
+        }
+        for (k, s) in &w.zones {
+            zones.entry(k).or_default().add(s);
+        }
+    }
+    out.listens = listens.into_iter().map(|(k, s)| (k.into(), s)).collect();
+    out.servers = servers.into_iter().map(|(k, s)| (k.into(), s)).collect();
+    out.upstreams = upstreams
+        .into_iter()
+        .map(|((a, b), s)| ((a.into(), b.into()), s))
+        .collect();
+    out.zones = zones.into_iter().map(|(k, s)| (k.into(), s)).collect();
+    out
+}
+
+fn add_all<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
