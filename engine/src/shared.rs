@@ -53,20 +53,31 @@ impl Drop for BusyGuard {
     }
 }
 
+/// One listen address of a worker: what its connections' guards share.
+pub struct Listen {
+    pub shared: Rc<Shared>,
+    /// The address as configured (the metrics' `listen` label).
+    pub label: Box<str>,
+}
+
 /// Counts an open connection; wakes a paused accept loop when it closes.
-pub struct ConnGuard(Rc<Shared>);
+/// (One pointer: the listen address's, shared by its connections.)
+pub struct ConnGuard(Rc<Listen>);
 
 impl ConnGuard {
-    pub fn new(w: &Rc<Shared>) -> Self {
+    pub fn new(l: &Rc<Listen>) -> Self {
+        crate::metrics::with(|m| m.conn_opened(&l.label));
+        let w = &l.shared;
         w.conns.set(w.conns.get() + 1);
-        ConnGuard(w.clone())
+        ConnGuard(l.clone())
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let w = &self.0;
+        let w = &self.0.shared;
         w.conns.set(w.conns.get() - 1);
+        crate::metrics::with(|m| m.conn_closed(&self.0.label));
         w.conn_closed.notify();
     }
 }

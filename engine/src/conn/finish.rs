@@ -29,6 +29,13 @@ impl<T: Transport> Conn<T> {
                 done.next = Next::Close;
             }
         }
+        {
+            let config = &self.snap.config;
+            let host = done.req.as_ref().and_then(|r| r.host());
+            let server = &config.servers[self.listen.select_index(config, host.as_deref())];
+            let took = done.started.elapsed();
+            crate::metrics::with(|m| m.http_request(&server.name, done.status, took));
+        }
         if let Some(req) = &done.req {
             if self.shared.access.enabled() {
                 let tls = self.io.tls_info();

@@ -72,6 +72,13 @@ impl<T: Transport> Conn<T> {
         let (x, _) = self.exchange(&r, server, loc, &name);
         let result = proxy::upgrade::run(&x).await;
         drop(x);
+        use crate::metrics::UpgradeResult;
+        let outcome = match &result {
+            Ok(Outcome::Tunnel(_)) => UpgradeResult::Switched,
+            Ok(Outcome::Refused { .. }) => UpgradeResult::Refused,
+            Err(_) => UpgradeResult::Failed,
+        };
+        crate::metrics::with(|m| m.upgrade(&server.name, outcome));
         match result {
             Ok(Outcome::Tunnel(plan)) => Phase::Tunnel(Box::new((plan, r))),
             Ok(Outcome::Refused { status, body_bytes }) => {

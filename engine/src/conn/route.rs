@@ -12,6 +12,7 @@ use super::{Conn, Done, Next, Phase, Routed};
 use crate::admission::{self, Admit};
 use crate::error::{Error, Kind};
 use crate::http::request::Request;
+use crate::metrics::LimitKind;
 use crate::route;
 use crate::transport::Transport;
 
@@ -67,11 +68,20 @@ impl<T: Transport> Conn<T> {
             }
             Admit::Delay(d, permit) => {
                 r.permit = permit;
+                if let Some(lr) = &loc.limit_req {
+                    let zone = &config.limit_req_zones[lr.zone].name;
+                    crate::metrics::with(|m| m.limit_delayed(zone));
+                }
                 Phase::Delay(r, d)
             }
             Admit::Refuse(status, kind, zone) => {
                 info!(client = %self.peer, uri = r.req.target(), zone, kind, status, "limiting: over the zone's limit");
-                // METRICS: limit_rejected(zone, kind)
+                let kind = if kind == "req" {
+                    LimitKind::Req
+                } else {
+                    LimitKind::Conn
+                };
+                crate::metrics::with(|m| m.limit_rejected(&zone, kind));
                 let next = if keep_alive && r.req.body.is_empty() {
                     Next::KeepAlive(r.req.rest())
                 } else {

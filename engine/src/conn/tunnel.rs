@@ -192,7 +192,7 @@ mod tests {
                 early_len: 0,
                 _permit: None,
                 _busy: None,
-                _guard: crate::shared::ConnGuard::new(&shared),
+                _guard: crate::shared::ConnGuard::new(&std::rc::Rc::new(crate::shared::Listen { shared: shared.clone(), label: "t".into() })),
             };
             let task = std::mem::size_of_val(&t.run());
             assert!(task <= 1700, "the tunnel task is {task} bytes");

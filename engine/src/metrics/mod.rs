@@ -130,3 +130,32 @@ pub fn status_class(status: u16) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+thread_local! {
+    /// This worker thread's counts (thread-per-core: the thread is the
+    /// worker). Installed once by the worker; absent elsewhere (unit
+    /// tests, the control thread), where counting is a no-op.
+    static LOCAL: std::cell::OnceCell<Metrics> = const { std::cell::OnceCell::new() };
+}
+
+/// Make `Metrics::new(worker)` this thread's counts (once per worker).
+pub fn install(worker: usize) {
+    LOCAL.with(|m| {
+        let _ = m.set(Metrics::new(worker));
+    });
+}
+
+/// Count on this worker's metrics (nothing when none is installed).
+#[inline]
+pub fn with(f: impl FnOnce(&Metrics)) {
+    LOCAL.with(|m| {
+        if let Some(m) = m.get() {
+            f(m)
+        }
+    });
+}
+
+/// This worker's snapshot (an empty one when none is installed).
+pub fn local_snapshot() -> Option<WorkerSnapshot> {
+    LOCAL.with(|m| m.get().map(Metrics::snapshot))
+}

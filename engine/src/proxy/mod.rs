@@ -211,7 +211,10 @@ pub async fn connect(
                 return Err(Kind::NoLiveUpstream.into());
             }
             tried.push(0);
-            let (stream, addr) = connect::connect_any(addrs, tls, timeout).await?;
+            let started = Instant::now();
+            let r = connect::connect_any(addrs, tls, timeout).await;
+            count_connect(None, addrs, &r, started);
+            let (stream, addr) = r?;
             Ok(Connected::direct(stream, addr))
         }
         Target::Group { group, key } => {
@@ -237,7 +240,10 @@ pub async fn connect(
                         });
                     }
                 }
-                match connect::connect_any(addrs, tls, timeout).await {
+                let started = Instant::now();
+                let r = connect::connect_any(addrs, tls, timeout).await;
+                count_connect(Some(&group.name), addrs, &r, started);
+                match r {
                     Ok((stream, addr)) => {
                         return Ok(Connected {
                             stream,
@@ -254,6 +260,24 @@ pub async fn connect(
             }
         }
     }
+}
+
+/// An upstream connect into the worker's metrics: latency or failure by
+/// upstream (the group's name, or the address for a literal proxy_pass)
+/// and server (its first address).
+fn count_connect<T>(
+    group: Option<&str>,
+    addrs: &[SocketAddr],
+    r: &Result<T, Error>,
+    started: Instant,
+) {
+    let Some(first) = addrs.first() else { return };
+    let server = first.to_string();
+    let outcome = match r {
+        Ok(_) => Ok(started.elapsed()),
+        Err(_) => Err(()),
+    };
+    crate::metrics::with(|m| m.upstream_connect(group.unwrap_or(&server), &server, outcome));
 }
 
 /// Limits for reading an upstream response head.

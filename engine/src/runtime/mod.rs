@@ -135,6 +135,41 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         handles.push(handle);
     }
 
+    let process = Arc::new(std::sync::Mutex::new(crate::metrics::Process {
+        version: env!("CARGO_PKG_VERSION"),
+        driver: driver.name(),
+        workers,
+        certificates: certificate_ends(&tls),
+        start_time_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ..Default::default()
+    }));
+    if let Some(m) = &config.metrics {
+        let listener =
+            std::net::TcpListener::bind(m.listen).map_err(|source| StartError::Listen {
+                addr: m.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(m.listen);
+        info!(addr = %addr, "metrics: serving GET /metrics and GET /status");
+        let (senders, process) = (senders.clone(), process.clone());
+        crate::metrics::serve(listener, move || {
+            let snaps = scrape(&senders);
+            let p = process.lock().map(|p| p.clone()).unwrap_or_default();
+            (snaps, p)
+        });
+    }
+    let reloaded = |ok: bool| {
+        if let Ok(mut p) = process.lock() {
+            if ok {
+                p.reloads_ok += 1;
+            } else {
+                p.reloads_failed += 1;
+            }
+        }
+    };
+
     let mut current = config;
     'signals: for sig in signals.forever() {
         match sig {
@@ -151,6 +186,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         for e in unsupported(&new).0 {
                             error!(file = %config_path.display(), "reload refused: {e}");
                         }
+                        reloaded(false);
                     }
                     Ok(new) => {
                         for w in &new.warnings {
@@ -165,6 +201,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                             error!(
                                 "reload refused: listen addresses changed; restart to change them"
                             );
+                            reloaded(false);
                             continue;
                         }
                         let new = Arc::new(new);
@@ -172,6 +209,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                             Ok(t) => Arc::new(t),
                             Err(e) => {
                                 error!(error = %e, "reload failed, keeping the running configuration");
+                                reloaded(false);
                                 continue;
                             }
                         };
@@ -179,6 +217,15 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                             warn!("{w}");
                         }
                         limits = Arc::new(LimitSet::build(&new, Some(&limits)));
+                        if let Ok(mut p) = process.lock() {
+                            p.certificates = certificate_ends(&new_tls);
+                        }
+                        reloaded(true);
+                        if new.metrics.as_ref().map(|m| m.listen)
+                            != current.metrics.as_ref().map(|m| m.listen)
+                        {
+                            warn!("metrics.listen changed: it takes effect at the next restart");
+                        }
                         current = new;
                         for tx in &senders {
                             let _ = tx.send(Control::Reload(
@@ -189,7 +236,8 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         }
                     }
                     Err(e) => {
-                        error!(error = %e, "reload failed, keeping the running configuration")
+                        error!(error = %e, "reload failed, keeping the running configuration");
+                        reloaded(false);
                     }
                 }
             }
@@ -210,6 +258,52 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     }
     info!("ringway stopped");
     Ok(())
+}
+
+/// How long a scrape waits for each worker's counts.
+const SCRAPE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Every worker's counts: each is asked over its control channel and
+/// answers from its own thread (a worker that does not answer within
+/// [`SCRAPE_WAIT`] is left out of this scrape).
+fn scrape(senders: &[flume::Sender<Control>]) -> Vec<crate::metrics::WorkerSnapshot> {
+    let (tx, rx) = flume::unbounded();
+    let asked = senders
+        .iter()
+        .filter(|s| s.send(Control::Metrics(tx.clone())).is_ok())
+        .count();
+    drop(tx);
+    let deadline = std::time::Instant::now() + SCRAPE_WAIT;
+    let mut out = Vec::with_capacity(asked);
+    while out.len() < asked {
+        match rx.recv_deadline(deadline) {
+            Ok(s) => out.push(s),
+            Err(_) => {
+                warn!(
+                    answered = out.len(),
+                    asked, "a worker did not answer the scrape in time"
+                );
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|s| s.worker);
+    out
+}
+
+/// `(server, notAfter in Unix seconds)` of each configured certificate.
+fn certificate_ends(tls: &TlsSet) -> Vec<(String, i64)> {
+    tls.certificates
+        .iter()
+        .filter_map(|(server, end)| {
+            let end = (*end)?;
+            let secs = match end.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            };
+            Some((server.clone(), secs))
+        })
+        .collect()
 }
 
 fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<usize>) {
@@ -326,8 +420,7 @@ fn uring_runtime(entries: u32) -> std::io::Result<(UringRuntime, &'static str)> 
 /// Keys of the configuration contract this build parses but does not serve
 /// yet: (refused, warned). Nothing is refused today (a key whose absence
 /// would weaken what the configuration asks for, as TLS would have, goes
-/// there); HTTP/2 and metrics only add to what is served, so they are
-/// warned about.
+/// there); HTTP/2 only adds to what is served, so it is warned about.
 pub fn unsupported(config: &ringway_config::Config) -> (Vec<String>, Vec<String>) {
     let (refused, mut warned) = (Vec::new(), Vec::new());
     for s in &config.servers {
@@ -337,12 +430,6 @@ pub fn unsupported(config: &ringway_config::Config) -> (Vec<String>, Vec<String>
                 s.name
             ));
         }
-    }
-    if let Some(m) = &config.metrics {
-        warned.push(format!(
-            "metrics.listen: metrics are not served by this build yet ({} stays closed)",
-            m.listen
-        ));
     }
     (refused, warned)
 }

@@ -18,7 +18,7 @@ use crate::admission::LimitSet;
 use crate::conn;
 use crate::proxy::kit::Kit;
 use crate::proxy::tunnel::ring::{self, Choice, Relay};
-use crate::shared::{ConnGuard, Shared};
+use crate::shared::{ConnGuard, Listen, Shared};
 use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tls::{self, Acceptor, TlsSet};
@@ -37,6 +37,8 @@ pub enum Control {
     Shutdown,
     /// SIGUSR1: reopen the access log file (after logrotate renamed it).
     ReopenLogs,
+    /// A scrape: answer with this worker's counts.
+    Metrics(flume::Sender<crate::metrics::WorkerSnapshot>),
 }
 
 /// What a worker is started with.
@@ -127,6 +129,7 @@ pub async fn main(init: WorkerInit) {
         init.max_conns,
         init.access_log,
     );
+    crate::metrics::install(init.id);
 
     for (std_listener, key) in init.listeners {
         let listener = match TcpListener::from_std(std_listener) {
@@ -136,7 +139,11 @@ pub async fn main(init: WorkerInit) {
                 continue;
             }
         };
-        monoio::spawn(accept_loop(worker.clone(), listener, key));
+        let listen = Rc::new(Listen {
+            shared: worker.clone(),
+            label: key.to_string().into_boxed_str(),
+        });
+        monoio::spawn(accept_loop(worker.clone(), listener, key, listen));
     }
 
     if worker.access.enabled() {
@@ -191,6 +198,12 @@ pub async fn main(init: WorkerInit) {
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
             }
+            Control::Metrics(reply) => {
+                report_upstream_health(&worker.snapshot());
+                if let Some(snap) = crate::metrics::local_snapshot() {
+                    let _ = reply.send(snap);
+                }
+            }
             Control::ReopenLogs => {
                 let setting = worker.snapshot().config.log.access_log.clone();
                 reopen_log(&worker, &setting);
@@ -231,6 +244,21 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accept failures are logged at most this often (with a count).
 const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// Passive health as this worker sees it, into its metrics (read at a
+/// scrape, not kept up to date per failure).
+fn report_upstream_health(snap: &Snapshot) {
+    let now = Instant::now();
+    crate::metrics::with(|m| {
+        for g in &snap.upstreams {
+            for (i, peer) in g.peers.iter().enumerate() {
+                if let Some(addr) = g.addrs.get(i).and_then(|a| a.first()) {
+                    m.upstream_state(&g.name, &addr.to_string(), peer.health.is_live(now));
+                }
+            }
+        }
+    });
+}
+
 /// Reopen the access log (SIGUSR1, or a reload that moved it); a
 /// failure keeps the old destination and is logged.
 fn reopen_log(worker: &Shared, setting: &ringway_config::AccessLog) {
@@ -242,7 +270,12 @@ fn reopen_log(worker: &Shared, setting: &ringway_config::AccessLog) {
     }
 }
 
-async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr) {
+async fn accept_loop(
+    worker: Rc<Shared>,
+    listener: TcpListener,
+    key: SocketAddr,
+    listen: Rc<Listen>,
+) {
     let local = listener.local_addr().ok();
     let mut last_report: Option<Instant> = None;
     let mut failures = 0u64;
@@ -259,7 +292,7 @@ async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr)
         };
         match accepted {
             Ok((stream, peer)) => {
-                let guard = ConnGuard::new(&worker);
+                let guard = ConnGuard::new(&listen);
                 let snapshot = worker.snapshot();
                 let Some(group) = snapshot.groups.get(&key).cloned() else {
                     // Not reachable: reloads keep the listen set.
@@ -291,6 +324,7 @@ async fn accept_loop(worker: Rc<Shared>, listener: TcpListener, key: SocketAddr)
                 // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of
                 // spinning, and say so at most once a second.
                 failures += 1;
+                crate::metrics::with(|m| m.accept_error());
                 let now = Instant::now();
                 if last_report.is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY) {
                     warn!(worker = worker.id, error = %e, failures, "accept failed; backing off");
@@ -373,8 +407,12 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
         guard,
     } = a;
     let tls = match tls::accept(stream, &acceptor).await {
-        Ok(t) => t,
+        Ok(t) => {
+            crate::metrics::with(|m| m.tls_handshake(true));
+            t
+        }
         Err(e) => {
+            crate::metrics::with(|m| m.tls_handshake(false));
             info!(client = %peer.tcp, error = %e, "TLS handshake failed");
             return;
         }
