@@ -164,6 +164,18 @@ impl Ringway {
         runtime_extra: &str,
         access_log: &str,
     ) -> Ringway {
+        Self::start_with_env(config, driver, runtime_extra, access_log, &[])
+    }
+
+    /// Like `start_with_log`, with extra environment variables for the
+    /// process (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        config: &str,
+        driver: Driver,
+        runtime_extra: &str,
+        access_log: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Ringway {
         let dir = temp_dir("rw");
         let path = dir.join("ringway.toml");
         // One worker unless `runtime_extra` sets `workers`.
@@ -181,6 +193,7 @@ impl Ringway {
         let mut child = Command::new(binary())
             .arg("-c")
             .arg(&path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

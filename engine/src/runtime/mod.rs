@@ -1,5 +1,6 @@
 //! The process: bind listeners, start one pinned worker per core, then
-//! serve signals on the control thread (HUP reload, TERM/QUIT/INT drain).
+//! serve signals on the control thread (HUP reload, TERM/QUIT/INT drain),
+//! telling systemd each step (`sys::notify`: READY, RELOADING, STOPPING).
 
 pub mod listener;
 pub mod proxy_header;
@@ -19,6 +20,7 @@ use tracing::{error, info, warn};
 use worker::{Control, WorkerInit};
 
 use crate::admission::LimitSet;
+use crate::sys::notify;
 use crate::tls::TlsSet;
 
 /// The driver a worker ended up with.
@@ -103,6 +105,9 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
+    // Each worker sends its id once its accept loops are spawned, and drops
+    // its sender either way (started, failed or panicked).
+    let (started_tx, started_rx) = flume::unbounded();
     let mut per_worker = bound.per_worker;
     for id in 0..workers {
         let (tx, rx) = flume::unbounded();
@@ -114,6 +119,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             limits: limits.clone(),
             listeners: std::mem::take(&mut per_worker[id]),
             control: rx,
+            started: started_tx.clone(),
             max_conns: per_worker_max,
             access_log: access_log.try_clone().map_err(StartError::AccessLog)?,
         };
@@ -134,6 +140,20 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             .map_err(StartError::Thread)?;
         handles.push(handle);
     }
+
+    // Ready once every worker has spawned its accept loops (or failed to
+    // start: the iteration ends when the last sender is dropped).
+    drop(started_tx);
+    let serving = started_rx.iter().count();
+    if serving < workers {
+        warn!(serving, workers, "not every worker started");
+    }
+    let status = format!(
+        "{serving} of {workers} workers serving, driver {}",
+        driver.name()
+    );
+    info!(workers = serving, driver = driver.name(), "all workers up");
+    tell_systemd(&notify::ready(&status));
 
     let process = Arc::new(std::sync::Mutex::new(crate::metrics::Process {
         version: env!("CARGO_PKG_VERSION"),
@@ -181,41 +201,9 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             }
             SIGHUP => {
                 info!(file = %config_path.display(), "SIGHUP: reloading configuration");
-                match ringway_config::load(&config_path) {
-                    Ok(new) if !unsupported(&new).0.is_empty() => {
-                        for e in unsupported(&new).0 {
-                            error!(file = %config_path.display(), "reload refused: {e}");
-                        }
-                        reloaded(false);
-                    }
-                    Ok(new) => {
-                        for w in &new.warnings {
-                            warn!("{w}");
-                        }
-                        let new_set: BTreeSet<SocketAddr> = new
-                            .servers
-                            .iter()
-                            .flat_map(|s| s.listen.iter().copied())
-                            .collect();
-                        if new_set != listen_set {
-                            error!(
-                                "reload refused: listen addresses changed; restart to change them"
-                            );
-                            reloaded(false);
-                            continue;
-                        }
-                        let new = Arc::new(new);
-                        let new_tls = match TlsSet::build(&new, &config_path) {
-                            Ok(t) => Arc::new(t),
-                            Err(e) => {
-                                error!(error = %e, "reload failed, keeping the running configuration");
-                                reloaded(false);
-                                continue;
-                            }
-                        };
-                        for w in &new_tls.warnings {
-                            warn!("{w}");
-                        }
+                tell_systemd(&notify::reloading());
+                let outcome = match reload(&config_path, &listen_set) {
+                    Some((new, new_tls)) => {
                         limits = Arc::new(LimitSet::build(&new, Some(&limits)));
                         if let Ok(mut p) = process.lock() {
                             p.certificates = certificate_ends(&new_tls);
@@ -234,15 +222,18 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                                 limits.clone(),
                             ));
                         }
+                        "configuration reloaded"
                     }
-                    Err(e) => {
-                        error!(error = %e, "reload failed, keeping the running configuration");
+                    None => {
                         reloaded(false);
+                        "reload refused, running the previous configuration"
                     }
-                }
+                };
+                tell_systemd(&notify::ready(&format!("{status}; {outcome}")));
             }
             _ => {
                 info!(signal = sig, "graceful stop: no new connections, draining");
+                tell_systemd(&format!("{}\nSTATUS=draining", notify::STOPPING));
                 for tx in &senders {
                     let _ = tx.send(Control::Shutdown);
                 }
@@ -304,6 +295,65 @@ fn certificate_ends(tls: &TlsSet) -> Vec<(String, i64)> {
             Some((server.clone(), secs))
         })
         .collect()
+}
+
+/// Load and check the configuration file for a reload: the new
+/// configuration and its TLS set, or `None` (logged) when it is refused.
+fn reload(
+    config_path: &std::path::Path,
+    listen_set: &BTreeSet<SocketAddr>,
+) -> Option<(Arc<Config>, Arc<TlsSet>)> {
+    let new = match ringway_config::load(config_path) {
+        Ok(new) => new,
+        Err(e) => {
+            error!(error = %e, "reload failed, keeping the running configuration");
+            return None;
+        }
+    };
+    let refused = unsupported(&new).0;
+    if !refused.is_empty() {
+        for e in refused {
+            error!(file = %config_path.display(), "reload refused: {e}");
+        }
+        return None;
+    }
+    for w in &new.warnings {
+        warn!("{w}");
+    }
+    let new_set: BTreeSet<SocketAddr> = new
+        .servers
+        .iter()
+        .flat_map(|s| s.listen.iter().copied())
+        .collect();
+    if new_set != *listen_set {
+        error!("reload refused: listen addresses changed; restart to change them");
+        return None;
+    }
+    let new = Arc::new(new);
+    let new_tls = match TlsSet::build(&new, config_path) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            error!(error = %e, "reload failed, keeping the running configuration");
+            return None;
+        }
+    };
+    for w in &new_tls.warnings {
+        warn!("{w}");
+    }
+    Some((new, new_tls))
+}
+
+/// Tell systemd `state` when it asked to be told (`$NOTIFY_SOCKET`); a
+/// failure is logged, never fatal.
+fn tell_systemd(state: &str) {
+    match notify::notify(state) {
+        Ok(sent) => {
+            if sent {
+                tracing::debug!(state, "sd_notify");
+            }
+        }
+        Err(e) => warn!(error = %e, state, "cannot notify systemd ($NOTIFY_SOCKET)"),
+    }
 }
 
 fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<usize>) {

@@ -50,6 +50,9 @@ pub struct WorkerInit {
     /// Bound sockets with the configured address they serve.
     pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
     pub control: flume::Receiver<Control>,
+    /// Sent this worker's id once its accept loops are spawned (the
+    /// control thread then tells systemd READY=1), and dropped.
+    pub started: flume::Sender<usize>,
     pub max_conns: usize,
     pub access_log: Sink,
 }
@@ -145,6 +148,9 @@ pub async fn main(init: WorkerInit) {
         });
         monoio::spawn(accept_loop(worker.clone(), listener, key, listen));
     }
+    let started = init.started;
+    let _ = started.send(init.id);
+    drop(started);
 
     if worker.access.enabled() {
         let w = worker.clone();

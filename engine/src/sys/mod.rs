@@ -14,6 +14,7 @@
 //! module creates come back as `OwnedFd`.
 #![allow(unsafe_code)]
 
+pub mod notify;
 pub mod uring;
 
 use std::io;
