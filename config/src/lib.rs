@@ -9,6 +9,7 @@
 // most once per load, so its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod cidr;
 pub mod defaults;
 mod error;
 mod model;
@@ -19,6 +20,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use cidr::Cidr;
 pub use error::{ConfigError, ErrorKind};
 pub use model::*;
 pub use template::parse as parse_template;

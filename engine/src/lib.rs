@@ -18,6 +18,7 @@ pub mod conn;
 pub mod error;
 pub mod http;
 pub mod proxy;
+pub mod real_ip;
 pub mod route;
 pub mod runtime;
 pub mod shared;
