@@ -221,7 +221,13 @@ impl<T: Transport> Conn<T> {
         let Some(ringway_config::RealIpHeader::Field(name)) = &real_ip.header else {
             return base;
         };
-        let values: Vec<&[u8]> = req.headers_named(name).collect();
+        // X-Forwarded-For fields form one list; any other field (X-Real-IP)
+        // is read from its first occurrence only, as nginx reads it.
+        let values: Vec<&[u8]> = if name == "x-forwarded-for" {
+            req.headers_named(name).collect()
+        } else {
+            req.headers_named(name).take(1).collect()
+        };
         if values.is_empty() {
             return base;
         }
