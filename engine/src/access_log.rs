@@ -87,32 +87,8 @@ fn no_headers<'a>(_: &str) -> Option<&'a [u8]> {
     None
 }
 
-/// Why a tunnel ended (`$tunnel_close_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client closed first.
-    Client,
-    /// The upstream closed first.
-    Upstream,
-    /// No byte either way for the idle timeout.
-    Idle,
-    /// Closed by a graceful stop.
-    Drain,
-    /// A socket error (reset, send timeout).
-    Error,
-}
-
-impl CloseReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Client => "client",
-            CloseReason::Upstream => "upstream",
-            CloseReason::Idle => "idle",
-            CloseReason::Drain => "drain",
-            CloseReason::Error => "error",
-        }
-    }
-}
+/// Why a tunnel ended (`$tunnel_close_reason`): the metrics' reasons.
+pub use crate::metrics::CloseReason;
 
 /// A tunnel's end, on its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,7 +459,7 @@ fn value<'v>(v: &LogVar, r: &'v Record<'_>, time: &'v TimeCache) -> Value<'v> {
         }
         LogVar::Pipe => Value::Fixed("."),
         LogVar::TunnelCloseReason => r.tunnel.map_or(Value::Absent, |t| {
-            Value::Bytes(t.close_reason.as_str().as_bytes())
+            Value::Bytes(t.close_reason.label().as_bytes())
         }),
         LogVar::TunnelBytesFromClient => r
             .tunnel

@@ -37,8 +37,11 @@ struct Tunnel<T: Transport> {
     /// Boxed: most tunnels run without an access log.
     logged: Option<Box<Logged>>,
     started: Instant,
-    /// Client bytes written upstream before the tunnel started.
-    early_len: u64,
+    /// Client bytes written upstream before the tunnel started (at most
+    /// a head buffer, 1 MiB: u32 keeps the task in its size class).
+    early_len: u32,
+    /// The tunnel's series in this worker's metrics.
+    series: crate::metrics::SeriesId,
     /// The `limit_conn` slot: a live tunnel counts as one connection.
     /// Boxed: most tunnels run without one, and the task stays small.
     _permit: Option<Box<crate::limit::ConnPermit>>,
@@ -52,7 +55,7 @@ impl<T: Transport + 'static> Conn<T> {
         // first, from this (short-lived) task, so the tunnel's own task
         // keeps no state for them.
         let early = std::mem::take(&mut plan.early);
-        let early_len = early.len() as u64;
+        let early_len = u32::try_from(early.len()).unwrap_or(u32::MAX);
         if !early.is_empty() {
             if let Err(e) = plan
                 .upstream
@@ -74,7 +77,12 @@ impl<T: Transport + 'static> Conn<T> {
                 user_agent: r.req.header("user-agent").map(<[u8]>::to_vec),
             })
         });
+        let server = &self.snap.config.servers[r.server].name;
+        let upstream = plan.upstream.addr.to_string();
+        let mut series = None;
+        crate::metrics::with(|m| series = Some(m.tunnel_opened(server, &upstream)));
         let t = Tunnel {
+            series: series.unwrap_or_default(),
             shared: self.shared,
             client: self.io,
             peer: self.peer,
@@ -102,7 +110,7 @@ impl<T: Transport> Tunnel<T> {
             self.plan.send_timeout,
         )
         .await;
-        stats.client_to_upstream += self.early_len;
+        stats.client_to_upstream += u64::from(self.early_len);
         debug!(
             client = %self.peer,
             upstream = %up.addr,
@@ -112,13 +120,22 @@ impl<T: Transport> Tunnel<T> {
             secs = self.started.elapsed().as_secs_f64(),
             "tunnel closed"
         );
+        let close_reason = match stats.end {
+            // Which side closed first is not told apart yet.
+            End::Closed => CloseReason::Client,
+            End::Idle => CloseReason::Idle,
+            End::Error => CloseReason::Error,
+        };
+        crate::metrics::with(|m| {
+            m.tunnel_closed(
+                self.series,
+                close_reason,
+                stats.client_to_upstream,
+                stats.upstream_to_client,
+                self.started.elapsed(),
+            )
+        });
         if let Some(l) = &self.logged {
-            let close_reason = match stats.end {
-                // Which side closed first is not told apart yet.
-                End::Closed => CloseReason::Client,
-                End::Idle => CloseReason::Idle,
-                End::Error => CloseReason::Error,
-            };
             log_request(
                 &self.shared.access,
                 self.peer,
@@ -190,6 +207,7 @@ mod tests {
                 logged: None,
                 started: Instant::now(),
                 early_len: 0,
+                series: Default::default(),
                 _permit: None,
                 _busy: None,
                 _guard: crate::shared::ConnGuard::new(&std::rc::Rc::new(crate::shared::Listen { shared: shared.clone(), label: "t".into() })),

@@ -15,7 +15,7 @@ use super::{status_class, CloseReason, LimitKind, UpgradeResult};
 
 /// A tunnel's series (its server/upstream pair) in the worker that opened
 /// it; only meaningful to that worker's [`Metrics`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeriesId(u32);
 
 /// Label text → a dense id, and back.
