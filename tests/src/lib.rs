@@ -176,6 +176,28 @@ impl Ringway {
         access_log: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Ringway {
+        Self::start_full(config, driver, runtime_extra, access_log, env, None)
+    }
+
+    /// Like `start_with_runtime`, with the open-file limit (soft and hard)
+    /// set to `nofile` before ringway runs (out-of-descriptor tests).
+    pub fn start_with_nofile(
+        config: &str,
+        driver: Driver,
+        runtime_extra: &str,
+        nofile: u64,
+    ) -> Ringway {
+        Self::start_full(config, driver, runtime_extra, "off", &[], Some(nofile))
+    }
+
+    fn start_full(
+        config: &str,
+        driver: Driver,
+        runtime_extra: &str,
+        access_log: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+        nofile: Option<u64>,
+    ) -> Ringway {
         let dir = temp_dir("rw");
         let path = dir.join("ringway.toml");
         // One worker unless `runtime_extra` sets `workers`.
@@ -190,15 +212,31 @@ impl Ringway {
             driver.runtime_lines(),
         );
         std::fs::write(&path, full).expect("write config");
-        let mut child = Command::new(binary())
-            .arg("-c")
+        let mut cmd = Command::new(binary());
+        cmd.arg("-c")
             .arg(&path)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringway");
+            .stderr(Stdio::piped());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn ringway");
         let log = Arc::new(Lines::default());
         let stderr = child.stderr.take().expect("stderr");
         let l2 = log.clone();
