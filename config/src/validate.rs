@@ -14,7 +14,8 @@ use crate::raw::*;
 use crate::template;
 use crate::units::{parse_duration, parse_size};
 
-mod limits;
+mod operations;
+use operations as limits;
 
 /// What servers and locations refer to by name.
 struct Zones {

@@ -46,7 +46,7 @@ impl<T: Transport> Conn<T> {
                     proxy_protocol_addr: self.addrs.proxy_protocol.map(|a| a.ip()),
                     method: req.method(),
                     target: req.target(),
-                    uri: Some(&path),
+                    uri: Some(path),
                     protocol: access_log::http1(req.minor_version),
                     status: done.status,
                     body_bytes_sent: done.body_bytes,

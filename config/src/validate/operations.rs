@@ -1,7 +1,8 @@
-//! `limit_req_zones` / `limit_conn_zones` and the `limit_req` /
+//! The operations keys: `limit_req_zones` / `limit_conn_zones`, the `limit_req` /
 //! `limit_conn` tables of servers and locations (nginx's
-//! ngx_http_limit_req_module and ngx_http_limit_conn_module), and the
-//! `[runtime]` drain keys.
+//! ngx_http_limit_req_module and ngx_http_limit_conn_module), `[real_ip]`
+//! (checked against the PROXY protocol listens) and the `[runtime]` drain
+//! keys.
 
 use std::time::Duration;
 
@@ -148,7 +149,7 @@ pub(super) fn limit_req(
                 delay = Some(*n as u32)
             }
             ("zone" | "burst" | "nodelay" | "delay", other) => {
-                return Err(cx.at(v, &sub, type_err(expected(&name), other)))
+                return Err(cx.at(v, &sub, type_err(expected(name), other)))
             }
             _ => {
                 return Err(cx.at(
@@ -209,9 +210,7 @@ pub(super) fn limit_conn(
             ("max", toml::Value::Integer(n)) if (1..=1_000_000_000).contains(n) => {
                 max = Some(*n as u32)
             }
-            ("zone" | "max", other) => {
-                return Err(cx.at(v, &sub, type_err(expected(&name), other)))
-            }
+            ("zone" | "max", other) => return Err(cx.at(v, &sub, type_err(expected(name), other))),
             _ => {
                 return Err(cx.at(
                     v,
