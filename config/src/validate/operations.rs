@@ -383,6 +383,147 @@ pub(super) fn real_ip(
 #[cfg(test)]
 mod tests {
     use super::parse_rate;
+    use crate::{LimitDelay, RealIpHeader};
+    use std::path::Path;
+
+    const SERVER: &str = "[servers.a]\nlisten = \"127.0.0.1:0\"\n";
+
+    fn load(text: &str) -> Result<crate::Config, String> {
+        crate::parse_str(text, Path::new("/etc/ringway/ringway.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn limits_are_resolved_and_inherited() {
+        let c = load(&format!(
+            "[limit_req_zones.r]\nkey = \"$binary_remote_addr\"\nrate = \"30r/m\"\nsize = \"1m\"\n\
+             [limit_conn_zones.c]\nkey = \"$http_x_key\"\n\
+             {SERVER}limit_req = {{ zone = \"r\", burst = 5, nodelay = true }}\nlimit_req_status = 429\n\
+             [servers.a.locations.\"/a/\"]\nreturn = {{ status = 200 }}\n\
+             [servers.a.locations.\"/b/\"]\nreturn = {{ status = 200 }}\nlimit_req = {{ zone = \"r\", delay = 2 }}\n\
+             limit_conn = {{ zone = \"c\", max = 3 }}\nlimit_conn_status = 503\n"
+        ))
+        .unwrap();
+        assert_eq!(c.limit_req_zones[0].rate_milli, 500);
+        assert_eq!(c.limit_req_zones[0].size, 1 << 20);
+        let [a, b] = &c.servers[0].locations[..] else {
+            panic!()
+        };
+        let ar = a.limit_req.as_ref().unwrap();
+        assert_eq!((ar.zone, ar.burst, ar.delay), (0, 5, LimitDelay::None));
+        assert_eq!(a.limit_req_status, 429);
+        assert!(a.limit_conn.is_none());
+        assert_eq!(b.limit_req.as_ref().unwrap().delay, LimitDelay::After(2));
+        assert_eq!(b.limit_req_status, 429, "the server's status is inherited");
+        assert_eq!(b.limit_conn.as_ref().unwrap().max, 3);
+    }
+
+    #[test]
+    fn limit_errors_name_the_line_and_key() {
+        let e = load(&format!(
+            "{SERVER}[servers.a.locations.\"/\"]\nreturn = {{ status = 200 }}\nlimit_req = {{ zone = \"nope\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(":5: servers.a.locations.\"/\".limit_req.zone: no [limit_req_zones.nope]"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "[limit_req_zones.r]\nkey = \"$remote_addr\"\nrate = \"10r/h\"\n{SERVER}"
+        ))
+        .unwrap_err();
+        assert!(e.contains(":3: limit_req_zones.r.rate: bad rate"), "{e}");
+        let e = load(&format!("[limit_conn_zones.c]\nkey = \"$remote_addr\"\n{SERVER}limit_conn = {{ zone = \"c\" }}\n"))
+            .unwrap_err();
+        assert!(e.contains("limit_conn.max: limit_conn needs max"), "{e}");
+        let e = load(&format!(
+            "{SERVER}[servers.a.locations.\"/\"]\nreturn = {{ status = 200 }}\n[servers.a.locations.\"/\".proxy_set_header]\nX = \"$binary_remote_addr\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("limit zone keys only"), "{e}");
+    }
+
+    #[test]
+    fn real_ip_and_proxy_protocol() {
+        let ok = load(
+            "[real_ip]\nset_real_ip_from = [\"10.0.0.0/8\", \"::1\"]\nheader = \"proxy_protocol\"\n\
+             [servers.a]\nlisten = [{ addr = \"127.0.0.1:0\", proxy_protocol = true }, \"127.0.0.2:0\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.proxy_protocol, vec!["127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(ok.servers[0].listen.len(), 2);
+        assert_eq!(ok.real_ip.header, Some(RealIpHeader::ProxyProtocol));
+        assert_eq!(ok.real_ip.set_real_ip_from.len(), 2);
+
+        let xff = load(&format!(
+            "[real_ip]\nset_real_ip_from = \"127.0.0.1\"\nheader = \"X-Forwarded-For\"\nrecursive = true\n{SERVER}"
+        ))
+        .unwrap();
+        assert_eq!(
+            xff.real_ip.header,
+            Some(RealIpHeader::Field("x-forwarded-for".into()))
+        );
+        assert!(xff.real_ip.recursive);
+
+        let e = load("[servers.a]\nlisten = [{ addr = \"127.0.0.1:0\", proxy_protocol = true }]\n")
+            .unwrap_err();
+        assert!(
+            e.contains("real_ip.set_real_ip_from: listen 127.0.0.1:0 has proxy_protocol"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "[real_ip]\nset_real_ip_from = [\"10.0.0.0/33\"]\n{SERVER}"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(":2: real_ip.set_real_ip_from: `10.0.0.0/33`"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "[real_ip]\nset_real_ip_from = [\"10.0.0.0/8\"]\nheader = \"proxy_protocol\"\n{SERVER}"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("needs a listen with proxy_protocol = true"),
+            "{e}"
+        );
+        let e =
+            load("[servers.a]\nlisten = [{ addr = \"127.0.0.1:0\", tls = true }]\n").unwrap_err();
+        assert!(e.contains("unknown listen option `tls`"), "{e}");
+    }
+
+    #[test]
+    fn drain_and_log_format() {
+        let c = load(&format!(
+            "[runtime]\nshutdown_timeout = \"20s\"\ndrain_spread = \"5s\"\ndrain_old_tunnels_after = \"1h\"\n\
+             [log]\nlog_format = \"$remote_addr $status\"\n{SERVER}"
+        ))
+        .unwrap();
+        assert_eq!(c.runtime.drain_spread, std::time::Duration::from_secs(5));
+        assert_eq!(
+            c.runtime.drain_old_tunnels_after,
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert!(matches!(c.log.format, crate::LogFormat::Custom(_)));
+        let d = load(&format!("[runtime]\nshutdown_timeout = \"3s\"\n{SERVER}")).unwrap();
+        assert_eq!(
+            d.runtime.drain_spread,
+            std::time::Duration::from_secs(3),
+            "capped"
+        );
+        let e = load(&format!(
+            "[runtime]\nshutdown_timeout = \"3s\"\ndrain_spread = \"5s\"\n{SERVER}"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(":3: runtime.drain_spread: must not exceed shutdown_timeout"),
+            "{e}"
+        );
+        let e = load(&format!("[log]\nlog_format = \"$nope\"\n{SERVER}")).unwrap_err();
+        assert!(
+            e.contains(":2: log.log_format: unknown variable `$nope`"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn rates() {
