@@ -221,7 +221,14 @@ impl<T: Transport> Conn<T> {
         let Some(ringway_config::RealIpHeader::Field(name)) = &real_ip.header else {
             return base;
         };
-        let values: Vec<&[u8]> = req.headers_named(name).collect();
+        // X-Forwarded-For's fields make one list; any other field (X-Real-IP)
+        // counts only in its first occurrence, as nginx reads it.
+        let take = if name == "x-forwarded-for" {
+            usize::MAX
+        } else {
+            1
+        };
+        let values: Vec<&[u8]> = req.headers_named(name).take(take).collect();
         if values.is_empty() {
             return base;
         }
