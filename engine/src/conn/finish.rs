@@ -62,6 +62,10 @@ impl<T: Transport> Conn<T> {
                 });
             }
         }
+        // A forwarded address holds for its request only (nginx's realip
+        // restores the connection's on cleanup): what fails before the
+        // next request is routed is the connection's.
+        self.peer = super::connection_remote(&self.snap.config.real_ip, self.addrs);
         match done.next {
             Next::KeepAlive(rest) => {
                 if self.shared.shutting_down.is_raised() && rest.is_empty() {
@@ -85,6 +89,8 @@ impl<T: Transport> Conn<T> {
                 debug!(client = %self.peer, uri, error = %e, "client went away")
             }
             (_, Kind::NoLocation) => debug!(client = %self.peer, uri, "no location (404)"),
+            // Route logged it ("limiting: over the zone's limit").
+            (_, Kind::OverLimit(_)) => debug!(client = %self.peer, uri, status, "over a limit"),
             (Side::Client, _) => {
                 info!(client = %self.peer, uri, status, reason = %e, "bad request")
             }
@@ -93,9 +99,12 @@ impl<T: Transport> Conn<T> {
         if !e.answerable() {
             return (false, 0);
         }
-        // Only a 404 keeps the connection (as nginx); any other failure
+        // Only a 404 and a limit's refusal keep the connection (as nginx:
+        // both come before the request's body is touched, and Route has
+        // said whether the connection may go on); any other failure
         // leaves the connection's state in doubt.
-        let keep_alive = e.kind == Kind::NoLocation && matches!(done.next, Next::KeepAlive(_));
+        let keep_alive = matches!(e.kind, Kind::NoLocation | Kind::OverLimit(_))
+            && matches!(done.next, Next::KeepAlive(_));
         let head_only = done.req.as_ref().is_some_and(|r| r.method() == "HEAD");
         let send_timeout = {
             let config = &self.snap.config;
