@@ -136,7 +136,7 @@ async fn tunnel_relays_both_ways_and_passes_half_close() {
             },
         )
         .await;
-        assert_eq!(stats.end, End::Closed, "{relay:?}");
+        assert_eq!(stats.end, End::ClientClosed, "{relay:?}");
         assert_eq!(
             (stats.client_to_upstream, stats.upstream_to_client),
             (4, 21),
@@ -162,7 +162,7 @@ async fn tunnel_half_close_from_the_upstream() {
             },
         )
         .await;
-        assert_eq!(stats.end, End::Closed, "{relay:?}");
+        assert_eq!(stats.end, End::UpstreamClosed, "{relay:?}");
     }
 }
 
@@ -243,7 +243,10 @@ async fn tunnel_peer_reset_ends_it() {
         )
         .await;
         assert!(
-            matches!(stats.end, End::Error | End::Closed),
+            matches!(
+                stats.end,
+                End::Error | End::ClientClosed | End::UpstreamClosed
+            ),
             "{relay:?}: {:?}",
             stats.end
         );
@@ -580,7 +583,7 @@ async fn ring_relay_shares_a_small_buffer_ring() {
         let stats = monoio::time::timeout(Duration::from_secs(30), t)
             .await
             .expect("tunnel ended in time");
-        assert_eq!(stats.end, End::Closed);
+        assert!(matches!(stats.end, End::ClientClosed | End::UpstreamClosed));
         assert_eq!(
             (stats.client_to_upstream, stats.upstream_to_client),
             (data.len() as u64, data.len() as u64)

@@ -121,8 +121,8 @@ impl<T: Transport> Tunnel<T> {
             "tunnel closed"
         );
         let close_reason = match stats.end {
-            // Which side closed first is not told apart yet.
-            End::Closed => CloseReason::Client,
+            End::ClientClosed => CloseReason::Client,
+            End::UpstreamClosed => CloseReason::Upstream,
             End::Idle => CloseReason::Idle,
             End::Error => CloseReason::Error,
         };

@@ -77,10 +77,15 @@ where
     let mut b = pin!(b());
     let mut idle = pin!(kit.idle.expired(key));
     let (mut a_done, mut b_done) = (false, false);
+    // Whether `a` (the client's direction) reached its end first.
+    let mut client_first = false;
     poll_fn(|cx| {
         if !a_done {
             match a.as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => a_done = true,
+                Poll::Ready(Ok(())) => {
+                    a_done = true;
+                    client_first |= !b_done;
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
                 Poll::Pending => {}
             }
@@ -93,7 +98,11 @@ where
             }
         }
         if a_done && b_done {
-            return Poll::Ready(End::Closed);
+            return Poll::Ready(if client_first {
+                End::ClientClosed
+            } else {
+                End::UpstreamClosed
+            });
         }
         if idle.as_mut().poll(cx).is_ready() {
             return Poll::Ready(End::Idle);

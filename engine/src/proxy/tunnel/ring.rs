@@ -659,7 +659,12 @@ impl Relay {
         dir.done = true;
         crate::sys::shutdown_write(s.fd(1 - d));
         if s.dirs.iter().all(|d| d.done) {
-            s.end = Some(End::Closed);
+            // Direction d ended last; direction 0 reads the client.
+            s.end = Some(if d == 1 {
+                End::ClientClosed
+            } else {
+                End::UpstreamClosed
+            });
         }
     }
 

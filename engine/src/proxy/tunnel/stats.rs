@@ -3,8 +3,10 @@
 /// How a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    /// Both sides closed (each half-close passed on).
-    Closed,
+    /// Both sides closed (each half-close passed on), the client first.
+    ClientClosed,
+    /// Both sides closed, the upstream first.
+    UpstreamClosed,
     /// No byte either way for the idle timeout.
     Idle,
     /// A socket error (reset, send timeout).
