@@ -22,6 +22,8 @@ use crate::transport::Transport;
 
 /// The request line of a tunnel, kept for its log entry.
 struct Logged {
+    /// The client (`$remote_addr`).
+    peer: SocketAddr,
     method: String,
     target: String,
     minor_version: u8,
@@ -32,8 +34,14 @@ struct Logged {
 struct Tunnel<T: Transport> {
     shared: Rc<Shared>,
     client: T,
-    peer: SocketAddr,
-    plan: TunnelPlan,
+    /// The upgrade's upstream connection and timeouts (what a
+    /// [`TunnelPlan`] leaves once its early bytes are written).
+    upstream: crate::proxy::Connected,
+    idle_timeout: std::time::Duration,
+    send_timeout: std::time::Duration,
+    /// A WebSocket tunnel: frames are tracked (a drain closes between
+    /// them).
+    websocket: bool,
     /// Boxed: most tunnels run without an access log.
     logged: Option<Box<Logged>>,
     started: Instant,
@@ -68,8 +76,13 @@ impl<T: Transport + 'static> Conn<T> {
             }
         }
         drop(early);
+        plan.websocket = r
+            .req
+            .header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
         let logged = self.shared.access.enabled().then(|| {
             Box::new(Logged {
+                peer: self.peer,
                 method: r.req.method().to_string(),
                 target: r.req.target().to_string(),
                 minor_version: r.req.minor_version,
@@ -85,8 +98,10 @@ impl<T: Transport + 'static> Conn<T> {
             series: series.unwrap_or_default(),
             shared: self.shared,
             client: self.io,
-            peer: self.peer,
-            plan,
+            upstream: plan.upstream,
+            idle_timeout: plan.idle_timeout,
+            send_timeout: plan.send_timeout,
+            websocket: plan.websocket,
             logged,
             started: r.started,
             early_len,
@@ -99,20 +114,26 @@ impl<T: Transport + 'static> Conn<T> {
     }
 }
 
-impl<T: Transport> Tunnel<T> {
+impl<T: Transport + 'static> Tunnel<T> {
+    async fn goodbye(self, close_frames: bool) {
+        let up = &self.upstream.stream;
+        say_goodbye(&self.client, up, close_frames, self.send_timeout).await;
+    }
+
     async fn run(self) {
-        let up = &self.plan.upstream;
+        let up = &self.upstream;
         let mut stats = tunnel::run(
             &self.shared.kit,
             &self.client,
             &up.stream,
-            self.plan.idle_timeout,
-            self.plan.send_timeout,
+            self.idle_timeout,
+            self.send_timeout,
+            self.websocket,
         )
         .await;
         stats.client_to_upstream += u64::from(self.early_len);
+        let end = stats.end;
         debug!(
-            client = %self.peer,
             upstream = %up.addr,
             end = ?stats.end,
             up_bytes = stats.client_to_upstream,
@@ -124,6 +145,7 @@ impl<T: Transport> Tunnel<T> {
             End::ClientClosed => CloseReason::Client,
             End::UpstreamClosed => CloseReason::Upstream,
             End::Idle => CloseReason::Idle,
+            End::Drain { .. } => CloseReason::Drain,
             End::Error => CloseReason::Error,
         };
         crate::metrics::with(|m| {
@@ -138,7 +160,7 @@ impl<T: Transport> Tunnel<T> {
         if let Some(l) = &self.logged {
             log_request(
                 &self.shared.access,
-                self.peer,
+                l.peer,
                 &RequestLine {
                     method: &l.method,
                     target: &l.target,
@@ -160,6 +182,54 @@ impl<T: Transport> Tunnel<T> {
                 Some(up.addr),
             );
         }
+        // A drained tunnel says goodbye from a task of its own, which
+        // takes the connections: this task keeps no room for it.
+        if let End::Drain { close_frames } = end {
+            monoio::spawn(self.goodbye(close_frames));
+        }
+    }
+}
+
+/// How long a drained tunnel waits for each peer to answer its close
+/// frame (or to close) before the connection is closed.
+const DRAIN_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The end of a drained tunnel (RFC 6455 §7.1.2, §7.4.1 code 1001):
+/// between frames, a close frame to each side (masked to the upstream, as
+/// a client's frames are); then each side's write is shut, and what
+/// either sends back (its close frame) is read, bounded, so the close is
+/// a clean FIN and not a reset that could destroy the close frame unread.
+async fn say_goodbye<C: Transport, U: Transport>(
+    client: &C,
+    upstream: &U,
+    close_frames: bool,
+    send_timeout: std::time::Duration,
+) {
+    use crate::proxy::tunnel::frames;
+    let wait = send_timeout.min(DRAIN_CLOSE_WAIT);
+    if close_frames {
+        let to_upstream = frames::close_to_upstream(frames::mask_key());
+        let _ = client.write_all(&frames::CLOSE_TO_CLIENT, wait).await;
+        let _ = upstream.write_all(&to_upstream, wait).await;
+    }
+    client.shutdown_write(wait).await;
+    upstream.shutdown_write(wait).await;
+    let _ = monoio::join!(answer(client, wait), answer(upstream, wait));
+}
+
+/// Read (and drop) what a peer sends until it closes or `wait` passes.
+async fn answer<T: Transport>(peer: &T, wait: std::time::Duration) {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match crate::transport::read_timeout(peer, &mut buf, left).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -168,7 +238,6 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::Tunnel;
-    use crate::proxy::upgrade::TunnelPlan;
     use crate::proxy::Connected;
 
     /// An idle tunnel's cost is mostly its task (a tunnel task of 1,888
@@ -197,13 +266,10 @@ mod tests {
             let t = Tunnel {
                 shared: shared.clone(),
                 client: a,
-                peer: addr,
-                plan: TunnelPlan {
-                    upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
-                    idle_timeout: Duration::from_secs(1),
-                    send_timeout: Duration::from_secs(1),
-                    early: Vec::new(),
-                },
+                upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
+                idle_timeout: Duration::from_secs(1),
+                send_timeout: Duration::from_secs(1),
+                websocket: true,
                 logged: None,
                 started: Instant::now(),
                 early_len: 0,

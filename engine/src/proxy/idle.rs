@@ -14,6 +14,36 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::tunnel::frames::Tracker;
+
+/// Why a tunnel's wait on its slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Idle past its timeout.
+    Idle,
+    /// Drained, both directions idle: with close frames when both are
+    /// between WebSocket frames, without when the stream is not tracked.
+    Drain { close_frames: bool },
+}
+
+/// A tunnel's drain, as its slot knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Drain {
+    #[default]
+    No,
+    /// Asked to drain at this instant (a spread drain's turn).
+    At(Instant),
+    /// Its turn came: close at the next point where both directions idle.
+    Now,
+}
+
+/// A slot's WebSocket view: a frame tracker per direction (0: the
+/// client's bytes, masked; 1: the upstream's) and whether each direction
+/// waits for its source with everything it read written.
+struct Frames {
+    track: [Tracker; 2],
+}
+
 struct Entry {
     /// The sweep that last saw activity (or the registration).
     last: Instant,
@@ -22,6 +52,35 @@ struct Entry {
     timeout: Duration,
     expired: bool,
     waker: Option<Waker>,
+    /// Frame trackers, for a WebSocket tunnel.
+    frames: Option<Frames>,
+    /// Each direction waits for its source, having written all it read.
+    waiting: [bool; 2],
+    drain: Drain,
+    /// The worker's configuration generation when the tunnel started.
+    generation: u32,
+}
+
+impl Entry {
+    /// Whether a drained tunnel may close now, and how.
+    fn drain_ready(&self) -> Option<Wake> {
+        if self.drain != Drain::Now || !self.waiting.iter().all(|&w| w) {
+            return None;
+        }
+        match &self.frames {
+            None => Some(Wake::Drain {
+                close_frames: false,
+            }),
+            Some(f) if f.track.iter().any(Tracker::is_lost) => Some(Wake::Drain {
+                close_frames: false,
+            }),
+            Some(f) if f.track.iter().all(Tracker::at_boundary) => {
+                Some(Wake::Drain { close_frames: true })
+            }
+            // Mid-frame: wait for the frame's end.
+            Some(_) => None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -29,16 +88,26 @@ pub struct IdleSweep {
     slots: RefCell<Vec<Option<Entry>>>,
     free: RefCell<Vec<usize>>,
     live: Cell<usize>,
+    /// Bumped by each reload: tunnels remember the one they started in.
+    pub generation: Cell<u32>,
 }
 
 impl IdleSweep {
-    pub fn register(&self, timeout: Duration) -> usize {
+    /// A tunnel's slot; `websocket`: track its frames (so a drain can
+    /// close it between frames).
+    pub fn register(&self, timeout: Duration, websocket: bool) -> usize {
         let e = Entry {
             last: Instant::now(),
             active: false,
             timeout,
             expired: false,
             waker: None,
+            frames: websocket.then(|| Frames {
+                track: [Tracker::new(true), Tracker::new(false)],
+            }),
+            waiting: [false; 2],
+            drain: Drain::No,
+            generation: self.generation.get(),
         };
         self.live.set(self.live.get() + 1);
         let mut slots = self.slots.borrow_mut();
@@ -76,22 +145,122 @@ impl IdleSweep {
         self.live.get()
     }
 
-    /// Completes when the sweep finds this entry idle past its timeout.
-    pub async fn expired(&self, key: usize) {
+    /// Bytes a direction has written, in order. A direction is named by
+    /// `slot`: its tunnel's key times two, plus 0 for the client's bytes
+    /// or 1 for the upstream's.
+    #[inline]
+    pub fn written(&self, slot: usize, bytes: &[u8]) {
+        let (key, dir) = (slot >> 1, slot & 1);
+        if let Some(Some(Entry {
+            frames: Some(f), ..
+        })) = self.slots.borrow_mut().get_mut(key)
+        {
+            f.track[dir].feed(bytes);
+        }
+    }
+
+    /// Payload bytes direction `dir` may move unseen (a splice burst):
+    /// the rest of the current frame; unbounded when not tracked.
+    pub fn payload_left(&self, slot: usize) -> u64 {
+        let (key, dir) = (slot >> 1, slot & 1);
+        match self.slots.borrow().get(key) {
+            Some(Some(Entry {
+                frames: Some(f), ..
+            })) => f.track[dir].payload_left(),
+            _ => u64::MAX,
+        }
+    }
+
+    /// `n` payload bytes of direction `dir` moved unseen.
+    pub fn skipped(&self, slot: usize, n: u64) {
+        let (key, dir) = (slot >> 1, slot & 1);
+        if let Some(Some(Entry {
+            frames: Some(f), ..
+        })) = self.slots.borrow_mut().get_mut(key)
+        {
+            f.track[dir].skip(n);
+        }
+    }
+
+    /// Direction `dir` waits for its source (true) with all it read
+    /// written, or moves again (false).
+    #[inline]
+    pub fn waiting(&self, slot: usize, waiting: bool) {
+        let (key, dir) = (slot >> 1, slot & 1);
+        if let Some(Some(e)) = self.slots.borrow_mut().get_mut(key) {
+            e.waiting[dir] = waiting;
+        }
+    }
+
+    /// Completes when the sweep finds this entry idle past its timeout, or
+    /// when its drain may close it.
+    pub async fn expired(&self, key: usize) -> Wake {
         poll_fn(|cx| {
             let mut slots = self.slots.borrow_mut();
             match slots.get_mut(key) {
-                Some(Some(e)) if e.expired => Poll::Ready(()),
+                Some(Some(e)) if e.expired => Poll::Ready(Wake::Idle),
                 Some(Some(e)) => {
+                    if let Some(w) = e.drain_ready() {
+                        return Poll::Ready(w);
+                    }
                     if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         e.waker = Some(cx.waker().clone());
                     }
                     Poll::Pending
                 }
-                _ => Poll::Ready(()),
+                _ => Poll::Ready(Wake::Idle),
             }
         })
         .await
+    }
+
+    /// Schedule a drain of every live tunnel started before generation
+    /// `before` (all: `u32::MAX`): tunnel k of n at `start + k·spread/n`.
+    /// Returns how many were scheduled.
+    pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let picked: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.as_ref()
+                    .filter(|e| e.generation < before && e.drain == Drain::No)
+                    .map(|_| i)
+            })
+            .collect();
+        let n = picked.len();
+        for (k, i) in picked.into_iter().enumerate() {
+            if let Some(e) = slots[i].as_mut() {
+                e.drain = Drain::At(start + spread_at(spread, k, n));
+            }
+        }
+        n
+    }
+
+    /// Start the drains whose turn has come; returns how many are still
+    /// waiting for theirs.
+    pub fn drain_due(&self, now: Instant) -> usize {
+        let mut woken = Vec::new();
+        let mut pending = 0;
+        {
+            let mut slots = self.slots.borrow_mut();
+            for e in slots.iter_mut().flatten() {
+                match e.drain {
+                    Drain::At(t) if t <= now => {
+                        e.drain = Drain::Now;
+                        if let Some(w) = e.waker.take() {
+                            woken.push(w);
+                        }
+                    }
+                    Drain::At(_) => pending += 1,
+                    _ => {}
+                }
+            }
+        }
+        for w in woken {
+            w.wake();
+        }
+        pending
     }
 
     /// Mark and wake every entry idle past its timeout at `now`.
@@ -118,6 +287,16 @@ impl IdleSweep {
     }
 }
 
+/// When the k-th of n drained tunnels closes, from the drain's start:
+/// evenly over `spread` (the first at once, the last at
+/// `spread · (n-1)/n`).
+pub fn spread_at(spread: Duration, k: usize, n: usize) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    spread.mul_f64(k as f64 / n as f64)
+}
+
 /// How often to sweep for timeouts as short as `shortest`: a quarter of it,
 /// between 100 ms and 1 s (so a 3600 s timeout fires within a second of
 /// its deadline, a 1 s one within 250 ms).
@@ -132,8 +311,8 @@ mod tests {
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10));
-        let b = s.register(Duration::from_secs(1));
+        let a = s.register(Duration::from_secs(10), false);
+        let b = s.register(Duration::from_secs(1), false);
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -151,11 +330,62 @@ mod tests {
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1));
+        let a = s.register(Duration::from_secs(1), false);
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
-        assert_eq!(s.register(Duration::from_secs(1)), a);
+        assert_eq!(s.register(Duration::from_secs(1), false), a);
+    }
+
+    #[test]
+    fn drains_are_spread_and_wait_for_frame_boundaries() {
+        let s = IdleSweep::default();
+        let ws = s.register(Duration::from_secs(60), true);
+        let plain = s.register(Duration::from_secs(60), false);
+        let t0 = Instant::now();
+        assert_eq!(s.schedule_drain(u32::MAX, t0, Duration::from_secs(2)), 2);
+        assert_eq!(
+            spread_at(Duration::from_secs(2), 1, 2),
+            Duration::from_secs(1)
+        );
+        // The first's turn is now, the second's in a second.
+        assert_eq!(s.drain_due(t0), 1);
+        let ready = |key: usize| s.slots.borrow()[key].as_ref().unwrap().drain_ready();
+        assert_eq!(ready(ws), None, "directions still moving");
+        // The client's direction is mid-frame (a 5-byte text frame, 2 of
+        // its payload bytes written), the upstream's idle.
+        s.written(ws << 1, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2]);
+        s.waiting(ws << 1, true);
+        s.waiting(ws << 1 | 1, true);
+        assert_eq!(ready(ws), None, "mid-frame");
+        assert_eq!(s.payload_left(ws << 1), 3);
+        s.written(ws << 1, &[b'l' ^ 3, b'l' ^ 4, b'o' ^ 1]);
+        assert_eq!(ready(ws), Some(Wake::Drain { close_frames: true }));
+        // The plain tunnel's turn comes later, and closes without frames.
+        s.waiting(plain << 1, true);
+        s.waiting(plain << 1 | 1, true);
+        assert_eq!(ready(plain), None, "not its turn yet");
+        assert_eq!(s.drain_due(t0 + Duration::from_secs(1)), 0);
+        assert_eq!(
+            ready(plain),
+            Some(Wake::Drain {
+                close_frames: false
+            })
+        );
+        assert_eq!(s.payload_left(plain << 1), u64::MAX);
+    }
+
+    #[test]
+    fn only_older_generations_drain_after_a_reload() {
+        let s = IdleSweep::default();
+        let old = s.register(Duration::from_secs(60), true);
+        s.generation.set(1);
+        let new = s.register(Duration::from_secs(60), true);
+        assert_eq!(s.schedule_drain(1, Instant::now(), Duration::ZERO), 1);
+        s.drain_due(Instant::now());
+        let d = |k: usize| s.slots.borrow()[k].as_ref().unwrap().drain;
+        assert_eq!(d(old), Drain::Now);
+        assert_eq!(d(new), Drain::No);
     }
 
     #[test]

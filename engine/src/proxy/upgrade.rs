@@ -38,6 +38,9 @@ pub struct TunnelPlan {
     /// Client bytes that arrived behind the upgrade request: the first
     /// bytes the tunnel writes upstream.
     pub early: Vec<u8>,
+    /// The upgrade is to WebSocket: the tunnel tracks frames (a drain
+    /// closes it between frames with close frames).
+    pub websocket: bool,
 }
 
 pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
@@ -65,6 +68,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,
             send_timeout: loc.proxy_send_timeout,
+            websocket: false,
             early: x.early.to_vec(),
         }));
     }

@@ -200,6 +200,20 @@ pub async fn main(init: WorkerInit) {
                     reopen_log(&worker, &config.log.access_log);
                 }
                 worker.access.set_format(config.log.format.clone());
+                // Tunnels started from now on belong to the new generation.
+                let kit = &worker.kit;
+                let generation = kit.idle.generation.get() + 1;
+                kit.idle.generation.set(generation);
+                if let Some(r) = &kit.relay {
+                    r.generation.set(generation);
+                }
+                if let Some(after) = config.runtime.drain_old_tunnels_after {
+                    let (w, spread) = (worker.clone(), config.runtime.drain_spread);
+                    monoio::spawn(async move {
+                        monoio::time::sleep(after).await;
+                        drain_tunnels(&w, generation, spread).await;
+                    });
+                }
                 let next = Snapshot::new(config, tls, limits, Some(&before));
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 info!(worker = worker.id, "configuration reloaded");
@@ -223,6 +237,11 @@ pub async fn main(init: WorkerInit) {
     // shutdown_timeout.
     worker.shutting_down.raise();
     let deadline = Instant::now() + shutdown_timeout;
+    let spread = worker.snapshot().config.runtime.drain_spread;
+    monoio::spawn({
+        let w = worker.clone();
+        async move { drain_tunnels(&w, u32::MAX, spread).await }
+    });
     info!(
         worker = worker.id,
         busy = worker.busy.get(),
@@ -249,6 +268,34 @@ pub async fn main(init: WorkerInit) {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accept failures are logged at most this often (with a count).
 const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Close this worker's tunnels started before configuration generation
+/// `before` (all: `u32::MAX`), spread evenly over `spread`, each with
+/// WebSocket close frames 1001 at a frame boundary (`proxy::tunnel`).
+/// One timer task for the whole schedule, none per tunnel.
+async fn drain_tunnels(worker: &Shared, before: u32, spread: Duration) {
+    let kit = &worker.kit;
+    let start = Instant::now();
+    let n = kit.idle.schedule_drain(before, start, spread)
+        + kit
+            .relay
+            .as_ref()
+            .map_or(0, |r| r.schedule_drain(before, start, spread));
+    info!(worker = worker.id, tunnels = n, spread = ?spread, "draining tunnels (close 1001)");
+    let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
+    loop {
+        let now = Instant::now();
+        let pending = kit.idle.drain_due(now) + kit.relay.as_ref().map_or(0, |r| r.drain_due(now));
+        if pending == 0 {
+            return;
+        }
+        monoio::time::sleep(tick).await;
+    }
+}
+
+/// The drain schedule's timer resolution.
+const DRAIN_TICK_MIN: Duration = Duration::from_millis(5);
+const DRAIN_TICK_MAX: Duration = Duration::from_millis(100);
 
 /// Passive health as this worker sees it, into its metrics (read at a
 /// scrape, not kept up to date per failure).

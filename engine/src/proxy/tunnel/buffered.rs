@@ -24,15 +24,25 @@ pub async fn run<A: Transport, B: Transport>(
     upstream: &B,
     idle_timeout: Duration,
     send_timeout: Duration,
+    websocket: bool,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout);
+    let key = kit.idle.register(idle_timeout, websocket);
     let up_bytes = Counter::new(0);
     let down_bytes = Counter::new(0);
     let end = drive(
         kit,
         key,
-        || pump(kit, client, upstream, key, &up_bytes, send_timeout),
-        || pump(kit, upstream, client, key, &down_bytes, send_timeout),
+        || pump(kit, client, upstream, key << 1, &up_bytes, send_timeout),
+        || {
+            pump(
+                kit,
+                upstream,
+                client,
+                key << 1 | 1,
+                &down_bytes,
+                send_timeout,
+            )
+        },
     )
     .await;
     kit.idle.unregister(key);
@@ -49,14 +59,17 @@ async fn pump<S: Transport, D: Transport>(
     kit: &Kit,
     src: &S,
     dst: &D,
-    key: usize,
+    slot: usize,
     bytes: &Counter,
     send_timeout: Duration,
 ) -> io::Result<()> {
     loop {
+        // All read is written: a drain may close the tunnel here.
+        kit.idle.waiting(slot, true);
         src.readable().await?;
+        kit.idle.waiting(slot, false);
         let mut buf = kit.bufs.take();
-        let res = burst(kit, src, dst, key, bytes, send_timeout, &mut buf).await;
+        let res = burst(kit, src, dst, slot, bytes, send_timeout, &mut buf).await;
         kit.bufs.give(buf);
         if res? {
             dst.shutdown_write(send_timeout).await;
@@ -70,7 +83,7 @@ async fn burst<S: Transport, D: Transport>(
     kit: &Kit,
     src: &S,
     dst: &D,
-    key: usize,
+    slot: usize,
     bytes: &Counter,
     send_timeout: Duration,
     buf: &mut [u8],
@@ -82,8 +95,9 @@ async fn burst<S: Transport, D: Transport>(
             Err(e) if would_block(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        kit.idle.touch(key);
+        kit.idle.touch(slot >> 1);
         dst.write_all(&buf[..n], send_timeout).await?;
+        kit.idle.written(slot, &buf[..n]);
         count(bytes, n);
         if n < buf.len() {
             // Drained: wait for readability rather than a read that says

@@ -16,6 +16,7 @@
 //!   writes go through the [`Transport`]s.
 
 mod buffered;
+pub mod frames;
 pub mod ring;
 mod splice;
 mod stats;
@@ -29,6 +30,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::idle::Wake;
 use super::kit::Kit;
 use crate::transport::Transport;
 
@@ -42,11 +44,12 @@ pub async fn run<C: Transport, U: Transport>(
     upstream: &U,
     idle_timeout: Duration,
     send_timeout: Duration,
+    websocket: bool,
 ) -> Stats {
     match (client.socket(), upstream.socket()) {
         (Some(c), Some(u)) => match &kit.relay {
-            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout).await,
-            None => splice::run(kit, c, u, idle_timeout, send_timeout).await,
+            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, websocket).await,
+            None => splice::run(kit, c, u, idle_timeout, send_timeout, websocket).await,
         },
         // Boxed: a plain tunnel's task then keeps only a pointer's room
         // for the buffered relay it does not run.
@@ -57,6 +60,7 @@ pub async fn run<C: Transport, U: Transport>(
                 upstream,
                 idle_timeout,
                 send_timeout,
+                websocket,
             ))
             .await
         }
@@ -85,6 +89,8 @@ where
                 Poll::Ready(Ok(())) => {
                     a_done = true;
                     client_first |= !b_done;
+                    // An ended direction does not hold a drain back.
+                    kit.idle.waiting(key << 1, true);
                 }
                 Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
                 Poll::Pending => {}
@@ -92,7 +98,10 @@ where
         }
         if !b_done {
             match b.as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => b_done = true,
+                Poll::Ready(Ok(())) => {
+                    b_done = true;
+                    kit.idle.waiting(key << 1 | 1, true);
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(End::Error),
                 Poll::Pending => {}
             }
@@ -104,8 +113,11 @@ where
                 End::UpstreamClosed
             });
         }
-        if idle.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(End::Idle);
+        if let Poll::Ready(w) = idle.as_mut().poll(cx) {
+            return Poll::Ready(match w {
+                Wake::Idle => End::Idle,
+                Wake::Drain { close_frames } => End::Drain { close_frames },
+            });
         }
         Poll::Pending
     })

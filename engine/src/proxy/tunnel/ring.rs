@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
+use super::frames::Tracker;
 use super::stats::{End, Stats};
+use crate::proxy::idle::{spread_at, Drain};
 use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
 use crate::sys::{self, would_block};
@@ -141,6 +143,11 @@ struct Slot {
     last: Instant,
     /// The tunnel's task went away; free the slot when `inflight` is 0.
     orphan: bool,
+    /// Frame trackers (0: the client's bytes), for a WebSocket tunnel.
+    frames: Option<Box<[Tracker; 2]>>,
+    drain: Drain,
+    /// The relay's configuration generation when the tunnel started.
+    generation: u32,
 }
 
 impl Slot {
@@ -157,6 +164,44 @@ impl Slot {
 
     fn finished(&self) -> bool {
         self.end.is_some() && self.inflight == 0
+    }
+
+    /// Direction `d` waits on its armed recv with all it read sent (or
+    /// its end passed on).
+    fn idle(&self, d: usize) -> bool {
+        let dir = &self.dirs[d];
+        dir.done
+            || (dir.sending.is_none()
+                && dir.queue.is_empty()
+                && dir.pipe.is_none()
+                && !dir.polling
+                && !dir.bulk_next)
+    }
+
+    /// Whether a drained tunnel may close now, and how.
+    fn drain_ready(&self) -> Option<End> {
+        if self.drain != Drain::Now || self.end.is_some() || !(self.idle(0) && self.idle(1)) {
+            return None;
+        }
+        match &self.frames {
+            None => Some(End::Drain {
+                close_frames: false,
+            }),
+            Some(t) if t.iter().any(Tracker::is_lost) => Some(End::Drain {
+                close_frames: false,
+            }),
+            Some(t) if t.iter().all(Tracker::at_boundary) => {
+                Some(End::Drain { close_frames: true })
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Payload bytes direction `d` may splice unseen.
+    fn payload_left(&self, d: usize) -> u64 {
+        self.frames
+            .as_ref()
+            .map_or(u64::MAX, |t| t[d].payload_left())
     }
 }
 
@@ -179,6 +224,8 @@ pub struct Relay {
     /// a table.
     files: Option<FileTable>,
     pipes: PipePool,
+    /// Bumped by each reload: tunnels remember the one they started in.
+    pub generation: Cell<u32>,
 }
 
 impl Relay {
@@ -203,6 +250,7 @@ impl Relay {
             out: Cell::new(0),
             splice,
             pipes: PipePool::new(SPARE_PIPES),
+            generation: Cell::new(0),
         }))
     }
 
@@ -243,7 +291,67 @@ impl Relay {
         }
     }
 
-    fn register(self: &Rc<Self>, fds: [RawFd; 2], idle: Duration, send: Duration) -> u32 {
+    /// Schedule a drain of every live tunnel started before generation
+    /// `before`, spread evenly over `spread` from `start`; returns how
+    /// many.
+    pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let picked: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| s.generation < before && s.drain == Drain::No && s.end.is_none())
+                    .map(|_| i)
+            })
+            .collect();
+        let n = picked.len();
+        for (k, i) in picked.into_iter().enumerate() {
+            if let Some(s) = slots[i].as_mut() {
+                s.drain = Drain::At(start + spread_at(spread, k, n));
+            }
+        }
+        n
+    }
+
+    /// Start the drains whose turn has come (ending the tunnels already
+    /// idle between frames); returns how many still wait for their turn.
+    pub fn drain_due(&self, now: Instant) -> usize {
+        let mut pending = 0;
+        let mut slots = self.slots.borrow_mut();
+        for (i, s) in slots.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            match s.drain {
+                Drain::At(t) if t <= now => {
+                    s.drain = Drain::Now;
+                    self.end_if_drained(i as u32, s);
+                }
+                Drain::At(_) => pending += 1,
+                _ => {}
+            }
+        }
+        pending
+    }
+
+    /// End a draining tunnel once both directions idle between frames.
+    fn end_if_drained(&self, i: u32, s: &mut Slot) {
+        if let Some(end) = s.drain_ready() {
+            self.fail(i, s, end);
+            if s.finished() {
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    fn register(
+        self: &Rc<Self>,
+        fds: [RawFd; 2],
+        idle: Duration,
+        send: Duration,
+        websocket: bool,
+    ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
         }
@@ -258,6 +366,9 @@ impl Relay {
             send_timeout: send,
             last: Instant::now(),
             orphan: false,
+            frames: websocket.then(|| Box::new([Tracker::new(true), Tracker::new(false)])),
+            drain: Drain::No,
+            generation: self.generation.get(),
         };
         let mut slots = self.slots.borrow_mut();
         let i = match self.free.borrow_mut().pop() {
@@ -367,6 +478,9 @@ impl Relay {
                 }
             }
             _ => s.inflight -= 1,
+        }
+        if s.drain == Drain::Now {
+            self.end_if_drained(i, s);
         }
         if !s.finished() {
             return false;
@@ -563,6 +677,9 @@ impl Relay {
             self.resend(i, s, d);
             return;
         }
+        if let Some(t) = s.frames.as_mut() {
+            t[d].feed(self.bufs.bytes(bid, len as usize));
+        }
         let dir = &mut s.dirs[d];
         dir.sending = None;
         dir.bytes += len as u64;
@@ -608,8 +725,14 @@ impl Relay {
                     }
                 }
             }
+            // A WebSocket frame's payload passes unseen; its next header
+            // comes through the recv.
+            let room = s.payload_left(d).min(SPLICE_CHUNK as u64) as usize;
+            if room == 0 {
+                break;
+            }
             // The pipe is empty here, so EAGAIN means the socket is drained.
-            match sys::splice(src, pipe.write_end(), SPLICE_CHUNK) {
+            match sys::splice(src, pipe.write_end(), room) {
                 Ok(0) => {
                     self.pipes.give(pipe);
                     s.dirs[d].eof = true;
@@ -619,6 +742,9 @@ impl Relay {
                 Ok(n) => {
                     in_pipe = n;
                     s.last = now;
+                    if let Some(t) = s.frames.as_mut() {
+                        t[d].skip(n as u64);
+                    }
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
@@ -701,11 +827,13 @@ pub async fn run(
     upstream: &TcpStream,
     idle_timeout: Duration,
     send_timeout: Duration,
+    websocket: bool,
 ) -> Stats {
     let i = relay.register(
         [client.as_raw_fd(), upstream.as_raw_fd()],
         idle_timeout,
         send_timeout,
+        websocket,
     );
     // If this task goes away first, the slot ends the tunnel and frees
     // itself once the kernel has let go of the sockets... which it cannot

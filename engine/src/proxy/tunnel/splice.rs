@@ -34,15 +34,25 @@ pub async fn run(
     upstream: &TcpStream,
     idle_timeout: Duration,
     send_timeout: Duration,
+    websocket: bool,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout);
+    let key = kit.idle.register(idle_timeout, websocket);
     let up_bytes = Counter::new(0);
     let down_bytes = Counter::new(0);
     let end = drive(
         kit,
         key,
-        || pump(kit, client, upstream, key, &up_bytes, send_timeout),
-        || pump(kit, upstream, client, key, &down_bytes, send_timeout),
+        || pump(kit, client, upstream, key << 1, &up_bytes, send_timeout),
+        || {
+            pump(
+                kit,
+                upstream,
+                client,
+                key << 1 | 1,
+                &down_bytes,
+                send_timeout,
+            )
+        },
     )
     .await;
     kit.idle.unregister(key);
@@ -53,12 +63,13 @@ pub async fn run(
     }
 }
 
-/// One direction, src → dst, until src's end of stream (then SHUT_WR dst).
+/// One direction (`slot`: the tunnel's idle-sweep key times two, plus
+/// the direction, 0 from the client), src → dst, until src's end of stream (then SHUT_WR dst).
 async fn pump(
     kit: &Kit,
     src: &TcpStream,
     dst: &TcpStream,
-    key: usize,
+    slot: usize,
     bytes: &Counter,
     send_timeout: Duration,
 ) -> io::Result<()> {
@@ -69,7 +80,10 @@ async fn pump(
     let mut wait = false;
     loop {
         if wait {
+            // All read is written: a drain may close the tunnel here.
+            kit.idle.waiting(slot, true);
             wait_drained(src).await?;
+            kit.idle.waiting(slot, false);
         }
         let mut buf = kit.bufs.take();
         let n = match sys::recv(fd(src), &mut buf) {
@@ -89,51 +103,75 @@ async fn pump(
             sys::shutdown_write(fd(dst));
             return Ok(());
         }
-        kit.idle.touch(key);
+        kit.idle.touch(slot >> 1);
         let full = n == buf.len();
         wait = !full;
         let r = dst.write_all(&buf[..n], send_timeout).await;
+        if r.is_ok() {
+            kit.idle.written(slot, &buf[..n]);
+        }
         kit.bufs.give(buf);
         r?;
         count(bytes, n);
         if full && kit.splice {
-            // The burst ends when the socket says EAGAIN (or at its end).
-            if Box::pin(splice_burst(kit, src, dst, key, bytes, send_timeout)).await? {
-                sys::shutdown_write(fd(dst));
-                return Ok(());
+            // The burst ends when the socket says EAGAIN, at its end, or
+            // where a frame header is due (headers pass through recv).
+            match Box::pin(splice_burst(kit, src, dst, slot, bytes, send_timeout)).await? {
+                Burst::End => {
+                    sys::shutdown_write(fd(dst));
+                    return Ok(());
+                }
+                Burst::Drained => wait = true,
+                Burst::Header => wait = false,
             }
-            wait = true;
         }
     }
 }
 
+/// How a splice burst ended.
+enum Burst {
+    /// The source's end of stream.
+    End,
+    /// The source has nothing more right now.
+    Drained,
+    /// A WebSocket frame ended: its next header is read with recv.
+    Header,
+}
+
 /// Move a burst through a pooled pipe until the source has nothing more to
-/// read right now. Returns true at the source's end of stream.
+/// read right now, or (a tracked WebSocket tunnel) the current frame's
+/// payload has passed.
 async fn splice_burst(
     kit: &Kit,
     src: &TcpStream,
     dst: &TcpStream,
-    key: usize,
+    slot: usize,
     bytes: &Counter,
     send_timeout: Duration,
-) -> io::Result<bool> {
+) -> io::Result<Burst> {
     let pipe = kit.pipes.take()?;
     loop {
+        let room = kit.idle.payload_left(slot).min(SPLICE_CHUNK as u64) as usize;
+        if room == 0 {
+            kit.pipes.give(pipe);
+            return Ok(Burst::Header);
+        }
         // The pipe is empty here, so EAGAIN means the socket is drained.
-        let mut in_pipe = match sys::splice(fd(src), pipe.write_end(), SPLICE_CHUNK) {
+        let mut in_pipe = match sys::splice(fd(src), pipe.write_end(), room) {
             Ok(0) => {
                 kit.pipes.give(pipe);
-                return Ok(true);
+                return Ok(Burst::End);
             }
             Ok(n) => n,
             Err(e) if sys::would_block(&e) => {
                 kit.pipes.give(pipe);
-                return Ok(false);
+                return Ok(Burst::Drained);
             }
             // A pipe that may hold bytes is dropped, not pooled.
             Err(e) => return Err(e),
         };
-        kit.idle.touch(key);
+        kit.idle.touch(slot >> 1);
+        kit.idle.skipped(slot, in_pipe as u64);
         count(bytes, in_pipe);
         while in_pipe > 0 {
             match sys::splice(pipe.read_end(), fd(dst), in_pipe) {
@@ -168,8 +206,9 @@ mod tests {
             let s = Duration::from_secs(1);
             let c = super::Counter::new(0);
             let pump = std::mem::size_of_val(&super::pump(&kit, &a, &a, 0, &c, s));
-            let run = std::mem::size_of_val(&super::run(&kit, &a, &a, s, s));
-            let dispatch = std::mem::size_of_val(&crate::proxy::tunnel::run(&kit, &a, &a, s, s));
+            let run = std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, true));
+            let dispatch =
+                std::mem::size_of_val(&crate::proxy::tunnel::run(&kit, &a, &a, s, s, true));
             eprintln!("tunnel futures: pump {pump} B, splice run {run} B, dispatch {dispatch} B");
             assert!(pump <= 320, "pump future is {pump} bytes");
             assert!(run <= 1024, "tunnel future is {run} bytes");

@@ -11,6 +11,10 @@ pub enum End {
     Idle,
     /// A socket error (reset, send timeout).
     Error,
+    /// A drain ended it with both directions idle: between WebSocket
+    /// frames (`close_frames`: the tunnel's owner sends each side a close
+    /// frame 1001), or untracked.
+    Drain { close_frames: bool },
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,311 @@
+//! WebSocket frame boundaries as bytes pass a tunnel (RFC 6455 §5.2), so a
+//! drain can close a tunnel between frames with a close frame of its own
+//! (§5.5.1, code 1001 "going away", §7.4.1) instead of cutting one in two.
+//!
+//! A [`Tracker`] is fed the bytes one direction has *written* to its
+//! destination, in order; it keeps the part of a frame header seen so far
+//! (a header is 2 to 14 bytes and may be split across reads) and how many
+//! payload bytes of the current frame remain, which pass without being
+//! looked at ([`Tracker::skip`]: what a splice burst moves). A control
+//! frame may come between the fragments of a message (§5.4), so a frame
+//! boundary is a place a close frame may go. A stream that does not frame
+//! as WebSocket (a reserved opcode, a long or fragmented control frame, a
+//! 64-bit length with its top bit set, masking wrong for the direction)
+//! makes the tracker [`lost`](Tracker::is_lost): the drain then closes
+//! that tunnel without close frames.
+//!
+//! 24 bytes per direction; the tunnel's slot keeps two.
+
+/// The longest frame header: 2 + 8 (64-bit length) + 4 (mask key).
+const MAX_HEADER: usize = 14;
+
+/// One direction's position in the frame stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracker {
+    /// Payload bytes of the current frame still to pass.
+    left: u64,
+    /// Header bytes seen of the next frame (at most 14).
+    head: [u8; MAX_HEADER],
+    /// How many of `head` are filled.
+    have: u8,
+    /// Frames from the client are masked, from the server not (§5.1).
+    masked: bool,
+    lost: bool,
+}
+
+impl Tracker {
+    /// A tracker for frames the client sends (`masked`) or the server
+    /// sends (unmasked).
+    pub fn new(masked: bool) -> Tracker {
+        Tracker {
+            left: 0,
+            head: [0; MAX_HEADER],
+            have: 0,
+            masked,
+            lost: false,
+        }
+    }
+
+    /// Between two frames (and not lost).
+    pub fn at_boundary(&self) -> bool {
+        !self.lost && self.left == 0 && self.have == 0
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// Payload bytes that may pass unseen (0 while a header is due).
+    pub fn payload_left(&self) -> u64 {
+        if self.lost {
+            u64::MAX
+        } else {
+            self.left
+        }
+    }
+
+    /// `n` payload bytes passed unseen (`n <= payload_left()`).
+    pub fn skip(&mut self, n: u64) {
+        if !self.lost {
+            debug_assert!(n <= self.left, "skipped past the frame");
+            self.left = self.left.saturating_sub(n);
+        }
+    }
+
+    /// Bytes that passed, in order.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.lost {
+            if self.left > 0 {
+                let n = (bytes.len() as u64).min(self.left);
+                self.left -= n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            // A header byte: the first two say how long the header is.
+            let need = self.header_len().unwrap_or(2);
+            let take = (need - self.have as usize).min(bytes.len());
+            let at = self.have as usize;
+            self.head[at..at + take].copy_from_slice(&bytes[..take]);
+            self.have += take as u8;
+            bytes = &bytes[take..];
+            if let Some(len) = self.header_len() {
+                if self.have as usize == len {
+                    self.start_frame(len);
+                }
+            }
+        }
+    }
+
+    /// The whole header's length once its first two bytes are in.
+    fn header_len(&self) -> Option<usize> {
+        if self.have < 2 {
+            return None;
+        }
+        let b1 = self.head[1];
+        let ext = match b1 & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+        Some(2 + ext + mask)
+    }
+
+    /// A complete header of `len` bytes is in `head`: check it, start its
+    /// payload.
+    fn start_frame(&mut self, len: usize) {
+        let (b0, b1) = (self.head[0], self.head[1]);
+        let opcode = b0 & 0x0f;
+        let fin = b0 & 0x80 != 0;
+        let payload = match b1 & 0x7f {
+            126 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+            127 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&self.head[2..10]);
+                u64::from_be_bytes(b)
+            }
+            n => u64::from(n),
+        };
+        let control = opcode & 0x08 != 0;
+        let valid = b0 & 0x70 == 0 // no extension negotiated through us sets RSV
+            || (b0 & 0x70 == 0x40 && !control); // permessage-deflate's RSV1
+        let ok = valid
+            && matches!(opcode, 0x0..=0x2 | 0x8..=0xA)
+            && (!control || (fin && payload <= 125))
+            && payload >> 63 == 0
+            && (b1 & 0x80 != 0) == self.masked
+            && len <= MAX_HEADER;
+        if !ok {
+            self.lost = true;
+            return;
+        }
+        self.have = 0;
+        self.left = payload;
+    }
+}
+
+/// The close frame ringway sends a client on a drain: 1001, unmasked.
+pub const CLOSE_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+
+/// The close frame ringway sends an upstream on a drain (1001): a client's
+/// frame is masked (§5.3), with `key`.
+pub fn close_to_upstream(key: [u8; 4]) -> [u8; 8] {
+    let code = [0x03, 0xE9];
+    [
+        0x88,
+        0x82,
+        key[0],
+        key[1],
+        key[2],
+        key[3],
+        code[0] ^ key[0],
+        code[1] ^ key[1],
+    ]
+}
+
+/// A masking key nobody on the wire can predict well enough to matter
+/// here (the close frame's payload is fixed): the clock's nanoseconds
+/// mixed with a per-call counter (SplitMix64).
+pub fn mask_key() -> [u8; 4] {
+    use std::cell::Cell;
+    thread_local!(static STATE: Cell<u64> = const { Cell::new(0) });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let x = STATE.with(|s| {
+        let v = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15) ^ nanos;
+        s.set(v);
+        v
+    });
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z as u32).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame as a peer would write it.
+    fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut f = vec![(u8::from(fin) << 7) | opcode];
+        let m = if mask.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => f.push(m | n as u8),
+            n if n <= 0xffff => {
+                f.push(m | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(m | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        match mask {
+            Some(k) => {
+                f.extend_from_slice(&k);
+                f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+            }
+            None => f.extend_from_slice(payload),
+        }
+        f
+    }
+
+    fn stream(masked: bool) -> (Vec<u8>, Vec<usize>) {
+        let mask = masked.then_some([1, 2, 3, 4]);
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for f in [
+            frame(true, 1, b"hello", mask),
+            frame(false, 2, &[7u8; 300], mask), // 16-bit length, first fragment
+            frame(true, 9, b"ping", mask),      // control between fragments
+            frame(true, 0, &[8u8; 70_000], mask), // 64-bit length, last fragment
+            frame(true, 1, b"", mask),
+        ] {
+            bytes.extend_from_slice(&f);
+            ends.push(bytes.len());
+        }
+        (bytes, ends)
+    }
+
+    #[test]
+    fn boundaries_of_every_length_form_split_anywhere() {
+        for masked in [false, true] {
+            let (bytes, ends) = stream(masked);
+            // Fed in pieces of every size from 1 to 20 bytes.
+            for piece in 1..=20 {
+                let mut t = Tracker::new(masked);
+                let mut at = 0;
+                for chunk in bytes.chunks(piece) {
+                    t.feed(chunk);
+                    at += chunk.len();
+                    assert_eq!(
+                        t.at_boundary(),
+                        ends.contains(&at) || at == 0,
+                        "masked={masked} piece={piece} at={at}"
+                    );
+                }
+                assert!(t.at_boundary());
+            }
+        }
+    }
+
+    #[test]
+    fn payload_can_pass_unseen() {
+        let f = frame(true, 2, &[0u8; 100_000], None);
+        let mut t = Tracker::new(false);
+        t.feed(&f[..10]); // the 10-byte header
+        assert_eq!(t.payload_left(), 100_000);
+        t.skip(60_000);
+        assert_eq!(t.payload_left(), 40_000);
+        t.feed(&f[10 + 60_000..]);
+        assert!(t.at_boundary());
+        assert_eq!(t.payload_left(), 0);
+    }
+
+    #[test]
+    fn what_is_not_websocket_is_lost() {
+        let cases: [(&[u8], bool); 6] = [
+            (&[0x83, 0x00], false),             // reserved opcode 3
+            (&[0x09, 0x00], false),             // fragmented ping
+            (&[0x89, 0x7e, 0x00, 0x80], false), // ping of 128 bytes
+            (&[0x81, 0x05], true),              // unmasked from a client
+            (&[0x81, 0x85, 0, 0, 0, 0], false), // masked from a server
+            (b"GET / HTTP/1.1\r\n", false),     // not frames at all
+        ];
+        for (bytes, masked) in cases {
+            let mut t = Tracker::new(masked);
+            t.feed(bytes);
+            assert!(t.is_lost(), "{bytes:?}");
+            assert!(!t.at_boundary());
+            assert_eq!(t.payload_left(), u64::MAX);
+        }
+        let mut t = Tracker::new(false);
+        let mut top = vec![0x82, 0x7f];
+        top.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        t.feed(&top);
+        assert!(t.is_lost(), "a 64-bit length with its top bit set");
+        // permessage-deflate's RSV1 on a data frame is fine.
+        let mut t = Tracker::new(false);
+        t.feed(&[0xC1, 0x01, 0xAA]);
+        assert!(t.at_boundary());
+    }
+
+    #[test]
+    fn close_frames_parse_as_1001() {
+        let mut t = Tracker::new(false);
+        t.feed(&CLOSE_TO_CLIENT);
+        assert!(t.at_boundary());
+        let key = mask_key();
+        let f = close_to_upstream(key);
+        let mut t = Tracker::new(true);
+        t.feed(&f);
+        assert!(t.at_boundary());
+        let code = [f[6] ^ key[0], f[7] ^ key[1]];
+        assert_eq!(u16::from_be_bytes(code), 1001);
+        assert_ne!(mask_key(), mask_key());
+        assert!(std::mem::size_of::<Tracker>() <= 32);
+    }
+}
