@@ -105,7 +105,7 @@ fn open(proxy: SocketAddr, i: usize) -> tungstenite::WebSocket<TcpStream> {
         TcpStream::connect(proxy).unwrap(),
         &format!("ws://{proxy}/ws/{i}"),
     );
-    ws.send(Message::Text(format!("hello {i}").into())).unwrap();
+    ws.send(Message::Text(format!("hello {i}"))).unwrap();
     match ws.read().unwrap() {
         Message::Text(t) => assert_eq!(t.as_str(), format!("hello {i}")),
         other => panic!("unexpected {other:?}"),
