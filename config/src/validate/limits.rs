@@ -148,7 +148,7 @@ pub(super) fn limit_req(
                 delay = Some(*n as u32)
             }
             ("zone" | "burst" | "nodelay" | "delay", other) => {
-                return Err(cx.at(v, &sub, type_err(expected(&name), other)))
+                return Err(cx.at(v, &sub, type_err(expected(name), other)))
             }
             _ => {
                 return Err(cx.at(
@@ -209,9 +209,7 @@ pub(super) fn limit_conn(
             ("max", toml::Value::Integer(n)) if (1..=1_000_000_000).contains(n) => {
                 max = Some(*n as u32)
             }
-            ("zone" | "max", other) => {
-                return Err(cx.at(v, &sub, type_err(expected(&name), other)))
-            }
+            ("zone" | "max", other) => return Err(cx.at(v, &sub, type_err(expected(name), other))),
             _ => {
                 return Err(cx.at(
                     v,

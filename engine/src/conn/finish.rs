@@ -46,7 +46,7 @@ impl<T: Transport> Conn<T> {
                     proxy_protocol_addr: self.addrs.proxy_protocol.map(|a| a.ip()),
                     method: req.method(),
                     target: req.target(),
-                    uri: Some(&path),
+                    uri: Some(path),
                     protocol: access_log::http1(req.minor_version),
                     status: done.status,
                     body_bytes_sent: done.body_bytes,
@@ -58,6 +58,8 @@ impl<T: Transport> Conn<T> {
                     header: &|name| req.header(name),
                     ssl_protocol: tls.map(|t| t.protocol),
                     ssl_server_name: tls.and_then(|t| t.server_name.as_deref()),
+                    upstream_addr: done.upstream,
+                    upstream_status: done.upstream.map(|_| done.status),
                     ..Record::new(self.peer)
                 });
             }

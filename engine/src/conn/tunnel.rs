@@ -25,8 +25,9 @@ struct Logged {
     method: String,
     target: String,
     minor_version: u8,
-    referer: Option<Vec<u8>>,
-    user_agent: Option<Vec<u8>>,
+    /// The request headers the log format names (`$http_<name>`, and the
+    /// referer and user agent of the built-in formats), lowercase names.
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 struct Tunnel<T: Transport> {
@@ -73,8 +74,13 @@ impl<T: Transport + 'static> Conn<T> {
                 method: r.req.method().to_string(),
                 target: r.req.target().to_string(),
                 minor_version: r.req.minor_version,
-                referer: r.req.header("referer").map(<[u8]>::to_vec),
-                user_agent: r.req.header("user-agent").map(<[u8]>::to_vec),
+                headers: self
+                    .shared
+                    .access
+                    .format()
+                    .headers()
+                    .filter_map(|name| Some((name.to_string(), r.req.header(name)?.to_vec())))
+                    .collect(),
             })
         });
         let server = &self.snap.config.servers[r.server].name;
@@ -111,6 +117,7 @@ impl<T: Transport> Tunnel<T> {
         )
         .await;
         stats.client_to_upstream += u64::from(self.early_len);
+        stats.upstream_to_client += u64::from(self.plan.upstream_early);
         debug!(
             client = %self.peer,
             upstream = %up.addr,
@@ -143,10 +150,11 @@ impl<T: Transport> Tunnel<T> {
                     method: &l.method,
                     target: &l.target,
                     minor_version: l.minor_version,
-                    header: &|name| match name {
-                        "referer" => l.referer.as_deref(),
-                        "user-agent" => l.user_agent.as_deref(),
-                        _ => None,
+                    header: &|name| {
+                        l.headers
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, v)| v.as_slice())
                     },
                 },
                 101,
@@ -202,7 +210,8 @@ mod tests {
                     upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
                     idle_timeout: Duration::from_secs(1),
                     send_timeout: Duration::from_secs(1),
-                    early: Vec::new(),
+                    early: Box::default(),
+                    upstream_early: 0,
                 },
                 logged: None,
                 started: Instant::now(),

@@ -36,8 +36,12 @@ pub struct TunnelPlan {
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
     /// Client bytes that arrived behind the upgrade request: the first
-    /// bytes the tunnel writes upstream.
-    pub early: Vec<u8>,
+    /// bytes the tunnel writes upstream. (A boxed slice: the plan lives
+    /// in the tunnel's task, which must stay small.)
+    pub early: Box<[u8]>,
+    /// Upstream bytes that came behind its 101 and went to the client
+    /// with it: the tunnel counts them as sent to the client.
+    pub upstream_early: u32,
 }
 
 pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
@@ -56,6 +60,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
     if status == 101 {
         // The upstream's first bytes of the new protocol go with the 101.
         out.extend_from_slice(resp.early());
+        let upstream_early = u32::try_from(resp.early().len()).unwrap_or(u32::MAX);
         drop(head);
         x.client
             .write_all(&out, loc.proxy_send_timeout)
@@ -65,7 +70,8 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,
             send_timeout: loc.proxy_send_timeout,
-            early: x.early.to_vec(),
+            early: x.early.into(),
+            upstream_early,
         }));
     }
 
