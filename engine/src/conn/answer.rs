@@ -119,5 +119,6 @@ pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase
         body_bytes,
         error: None,
         next,
+        upstream: None,
     }))
 }

@@ -58,6 +58,8 @@ impl<T: Transport> Conn<T> {
                     header: &|name| req.header(name),
                     ssl_protocol: tls.map(|t| t.protocol),
                     ssl_server_name: tls.and_then(|t| t.server_name.as_deref()),
+                    upstream_addr: done.upstream,
+                    upstream_status: done.upstream.map(|_| done.status),
                     ..Record::new(self.peer)
                 });
             }

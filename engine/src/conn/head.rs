@@ -37,6 +37,7 @@ impl<T: Transport> Conn<T> {
                 body_bytes: 0,
                 error: Some(Error::new(kind)),
                 next: Next::Close,
+                upstream: None,
             }))
         };
         let first_wait = if self.first || !self.buf.is_empty() {

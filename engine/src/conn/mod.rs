@@ -86,6 +86,9 @@ pub struct Done {
     /// What failed, when something did and was not answered yet.
     pub error: Option<Error>,
     pub next: Next,
+    /// The upstream server that answered a proxied request (the access
+    /// log's `$upstream_addr`, `$upstream_status`).
+    pub upstream: Option<std::net::SocketAddr>,
 }
 
 /// What the connection does after a request.

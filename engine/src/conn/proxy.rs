@@ -52,7 +52,11 @@ impl<T: Transport> Conn<T> {
                 } else {
                     Next::Close
                 };
-                super::answer::done(r, o.status, o.body_bytes, next)
+                let mut phase = super::answer::done(r, o.status, o.body_bytes, next);
+                if let Phase::Finish(done) = &mut phase {
+                    done.upstream = Some(o.upstream);
+                }
+                phase
             }
             Err(e) => failed(r, e),
         }
@@ -78,7 +82,14 @@ impl<T: Transport> Conn<T> {
             Ok(Outcome::Refused { .. }) => UpgradeResult::Refused,
             Err(_) => UpgradeResult::Failed,
         };
-        crate::metrics::with(|m| m.upgrade(&server.name, outcome));
+        crate::metrics::with(|m| {
+            m.upgrade(&server.name, outcome);
+            // The 101 is this request's answer: the tunnel skips `finish`,
+            // where the other answers are counted.
+            if outcome == UpgradeResult::Switched {
+                m.http_request(&server.name, 101, r.started.elapsed());
+            }
+        });
         match result {
             Ok(Outcome::Tunnel(plan)) => Phase::Tunnel(Box::new((plan, r))),
             Ok(Outcome::Refused { status, body_bytes }) => {
@@ -198,5 +209,6 @@ fn failed(r: Routed, e: Error) -> Phase {
         body_bytes: 0,
         error: Some(e),
         next: Next::Close,
+        upstream: None,
     }))
 }

@@ -40,6 +40,7 @@ impl<T: Transport> Conn<T> {
                 body_bytes: 0,
                 error: Some(Error::new(Kind::NoLocation)),
                 next,
+                upstream: None,
             }));
         };
         let loc = m.location;
@@ -94,6 +95,7 @@ impl<T: Transport> Conn<T> {
                     body_bytes: 0,
                     error: Some(Error::new(Kind::OverLimit(status))),
                     next,
+                    upstream: None,
                 }))
             }
         }

@@ -27,8 +27,9 @@ struct Logged {
     method: String,
     target: String,
     minor_version: u8,
-    referer: Option<Vec<u8>>,
-    user_agent: Option<Vec<u8>>,
+    /// The request headers the log format names (`$http_<name>`, and the
+    /// referer and user agent of the built-in formats), lowercase names.
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 struct Tunnel<T: Transport> {
@@ -48,6 +49,8 @@ struct Tunnel<T: Transport> {
     /// Client bytes written upstream before the tunnel started (at most
     /// a head buffer, 1 MiB: u32 keeps the task in its size class).
     early_len: u32,
+    /// Upstream bytes that went to the client with the 101.
+    upstream_early: u32,
     /// The tunnel's series in this worker's metrics.
     series: crate::metrics::SeriesId,
     /// The `limit_conn` slot: a live tunnel counts as one connection.
@@ -86,8 +89,13 @@ impl<T: Transport + 'static> Conn<T> {
                 method: r.req.method().to_string(),
                 target: r.req.target().to_string(),
                 minor_version: r.req.minor_version,
-                referer: r.req.header("referer").map(<[u8]>::to_vec),
-                user_agent: r.req.header("user-agent").map(<[u8]>::to_vec),
+                headers: self
+                    .shared
+                    .access
+                    .format()
+                    .headers()
+                    .filter_map(|name| Some((name.to_string(), r.req.header(name)?.to_vec())))
+                    .collect(),
             })
         });
         let server = &self.snap.config.servers[r.server].name;
@@ -105,6 +113,7 @@ impl<T: Transport + 'static> Conn<T> {
             logged,
             started: r.started,
             early_len,
+            upstream_early: plan.upstream_early,
             _permit: r.permit.take().map(Box::new),
             _busy: self.busy,
             _guard: self.guard,
@@ -132,6 +141,7 @@ impl<T: Transport + 'static> Tunnel<T> {
         )
         .await;
         stats.client_to_upstream += u64::from(self.early_len);
+        stats.upstream_to_client += u64::from(self.upstream_early);
         let end = stats.end;
         debug!(
             upstream = %up.addr,
@@ -165,10 +175,11 @@ impl<T: Transport + 'static> Tunnel<T> {
                     method: &l.method,
                     target: &l.target,
                     minor_version: l.minor_version,
-                    header: &|name| match name {
-                        "referer" => l.referer.as_deref(),
-                        "user-agent" => l.user_agent.as_deref(),
-                        _ => None,
+                    header: &|name| {
+                        l.headers
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, v)| v.as_slice())
                     },
                 },
                 101,
@@ -270,6 +281,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(1),
                 send_timeout: Duration::from_secs(1),
                 websocket: true,
+                upstream_early: 0,
                 logged: None,
                 started: Instant::now(),
                 early_len: 0,

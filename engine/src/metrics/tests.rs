@@ -807,3 +807,42 @@ fn the_listener_answers_over_a_socket() {
     );
     drop(idle);
 }
+
+/// A connect or health report (upstream, upstream server address) is no
+/// server block: it makes no request, upgrade or tunnel series.
+#[test]
+fn upstream_connects_make_no_server_series() {
+    let m = Metrics::new(0);
+    m.http_request("app", 200, ms(1));
+    m.upstream_connect("backends", "127.0.0.1:3000", Ok(ms(1)));
+    m.upstream_connect("127.0.0.1:3001", "127.0.0.1:3001", Err(()));
+    m.upstream_state("backends", "127.0.0.1:3002", false);
+    let t = m.tunnel_opened("app", "127.0.0.1:3000");
+    m.tunnel_closed(t, CloseReason::Client, 1, 2, ms(5));
+    let s = m.snapshot();
+    let names: Vec<&str> = s.servers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["app"]);
+    assert_eq!(
+        find::<str, _>(&s.servers, "app").tunnels_closed,
+        [1, 0, 0, 0, 0]
+    );
+    let pairs: Vec<(&str, &str)> = s
+        .upstreams
+        .iter()
+        .map(|((a, b), _)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("127.0.0.1:3000", "backends"),
+            ("127.0.0.1:3001", "127.0.0.1:3001"),
+            ("127.0.0.1:3002", "backends"),
+            ("app", "127.0.0.1:3000"),
+        ]
+    );
+    let text = encode_prometheus(&[s], &process());
+    assert!(
+        !text.contains("ringway_http_requests_total{server=\"127.0.0.1"),
+        "{text}"
+    );
+}

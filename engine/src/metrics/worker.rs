@@ -83,8 +83,12 @@ impl<T: Default> Table<T> {
 }
 
 struct Pair {
+    /// Into `Inner::pair_servers`.
     server: usize,
     upstream: usize,
+    /// The server block's stats (into `servers`) of a tunnel's pair, for
+    /// its close reason and lifetime.
+    server_stats: Option<usize>,
     stats: UpstreamStats,
 }
 
@@ -97,6 +101,10 @@ struct Inner {
     zones: Table<ZoneStats>,
     /// Upstream address text (the stats live in `pairs`).
     upstreams: Interner,
+    /// The first label of a pair: a server block for a tunnel, the
+    /// upstream server's address for a connect or health report. Not
+    /// `servers`, where it would show as a server block with no traffic.
+    pair_servers: Interner,
     /// `(server id, upstream id)` → index into `pairs`.
     pair_ids: HashMap<(u32, u32), u32>,
     pairs: Vec<Pair>,
@@ -104,7 +112,7 @@ struct Inner {
 
 impl Inner {
     fn pair(&mut self, server: &str, upstream: &str) -> usize {
-        let s = self.servers.id(server);
+        let (s, _) = self.pair_servers.id(server);
         let (u, _) = self.upstreams.id(upstream);
         let key = (s as u32, u as u32);
         if let Some(&i) = self.pair_ids.get(&key) {
@@ -114,6 +122,7 @@ impl Inner {
         self.pairs.push(Pair {
             server: s,
             upstream: u,
+            server_stats: None,
             stats: UpstreamStats::default(),
         });
         self.pair_ids.insert(key, i as u32);
@@ -140,6 +149,7 @@ impl Metrics {
                 servers: Table::new(),
                 zones: Table::new(),
                 upstreams: Interner::default(),
+                pair_servers: Interner::default(),
                 pair_ids: HashMap::new(),
                 pairs: Vec::new(),
             }),
@@ -191,7 +201,9 @@ impl Metrics {
     /// [`Metrics::tunnel_closed`].
     pub fn tunnel_opened(&self, server: &str, upstream: &str) -> SeriesId {
         let mut m = self.inner.borrow_mut();
+        let st = m.servers.id(server);
         let i = m.pair(server, upstream);
+        m.pairs[i].server_stats = Some(st);
         let s = &mut m.pairs[i].stats;
         s.tunnels_opened += 1;
         s.tunnels_active += 1;
@@ -217,10 +229,11 @@ impl Metrics {
         s.tunnels_active = s.tunnels_active.saturating_sub(1);
         s.bytes_client_to_upstream += client_to_upstream;
         s.bytes_upstream_to_client += upstream_to_client;
-        let server = p.server;
-        let st = &mut m.servers.stats[server];
-        st.tunnels_closed[reason as usize] += 1;
-        st.tunnel_duration.observe(duration);
+        if let Some(server) = p.server_stats {
+            let st = &mut m.servers.stats[server];
+            st.tunnels_closed[reason as usize] += 1;
+            st.tunnel_duration.observe(duration);
+        }
     }
 
     /// A connect to `upstream` for `server`: its latency, or a failure
@@ -277,7 +290,7 @@ impl Metrics {
             .pairs
             .iter()
             .map(|p| {
-                let server = m.servers.names.name(p.server).to_owned();
+                let server = m.pair_servers.name(p.server).to_owned();
                 let upstream = m.upstreams.name(p.upstream).to_owned();
                 ((server, upstream), p.stats.clone())
             })

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub keep_alive: bool,
     /// Bytes after this request's body (the next pipelined request).
     pub leftover: Vec<u8>,
+    /// The upstream server that answered (`$upstream_addr`).
+    pub upstream: std::net::SocketAddr,
 }
 
 pub async fn run<C: Transport>(x: &Exchange<'_, C>, p: &Plain) -> Result<Outcome, Error> {
@@ -139,6 +141,7 @@ async fn respond<C: Transport>(
 ) -> Result<Outcome, Error> {
     let loc = x.location;
     let Answered { up, head } = a;
+    let upstream = up.addr;
     let resp = &head.resp;
     if resp.status == 101 {
         return Err(Kind::BadResponse("101 to a request without Upgrade").into());
@@ -203,6 +206,7 @@ async fn respond<C: Transport>(
             body_bytes,
             keep_alive,
             leftover,
+            upstream,
         });
     }
     x.client
@@ -225,6 +229,7 @@ async fn respond<C: Transport>(
                 body_bytes: n,
                 keep_alive,
                 leftover,
+                upstream,
             })
         }
         Err(e) => {
@@ -235,6 +240,7 @@ async fn respond<C: Transport>(
                 body_bytes: 0,
                 keep_alive: false,
                 leftover: Vec::new(),
+                upstream,
             })
         }
     }

@@ -41,6 +41,9 @@ pub struct TunnelPlan {
     /// The upgrade is to WebSocket: the tunnel tracks frames (a drain
     /// closes it between frames with close frames).
     pub websocket: bool,
+    /// Upstream bytes that came behind its 101 and went to the client
+    /// with it: the tunnel counts them as sent to the client.
+    pub upstream_early: u32,
 }
 
 pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
@@ -59,6 +62,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
     if status == 101 {
         // The upstream's first bytes of the new protocol go with the 101.
         out.extend_from_slice(resp.early());
+        let upstream_early = u32::try_from(resp.early().len()).unwrap_or(u32::MAX);
         drop(head);
         x.client
             .write_all(&out, loc.proxy_send_timeout)
@@ -70,6 +74,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
             send_timeout: loc.proxy_send_timeout,
             websocket: false,
             early: x.early.to_vec(),
+            upstream_early,
         }));
     }
 
