@@ -42,6 +42,9 @@ pub enum Drain {
 /// waits for its source with everything it read written.
 struct Frames {
     track: [Tracker; 2],
+    /// The direction whose close frame passed first: its sender closed
+    /// the tunnel, whichever TCP end of stream comes first.
+    first_close: Option<u8>,
 }
 
 struct Entry {
@@ -104,6 +107,7 @@ impl IdleSweep {
             waker: None,
             frames: websocket.then(|| Frames {
                 track: [Tracker::new(true), Tracker::new(false)],
+                first_close: None,
             }),
             waiting: [false; 2],
             drain: Drain::No,
@@ -156,6 +160,20 @@ impl IdleSweep {
         })) = self.slots.borrow_mut().get_mut(key)
         {
             f.track[dir].feed(bytes);
+            if f.first_close.is_none() && f.track[dir].saw_close() {
+                f.first_close = Some(dir as u8);
+            }
+        }
+    }
+
+    /// For a WebSocket tunnel whose closing handshake passed: true when
+    /// the client began it, false when the upstream did.
+    pub fn client_closed_first(&self, key: usize) -> Option<bool> {
+        match self.slots.borrow().get(key) {
+            Some(Some(Entry {
+                frames: Some(f), ..
+            })) => f.first_close.map(|d| d == 0),
+            _ => None,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Tracker {
     /// Frames from the client are masked, from the server not (§5.1).
     masked: bool,
     lost: bool,
+    /// A close frame (opcode 8) has passed.
+    closed: bool,
 }
 
 impl Tracker {
@@ -43,6 +45,7 @@ impl Tracker {
             have: 0,
             masked,
             lost: false,
+            closed: false,
         }
     }
 
@@ -53,6 +56,12 @@ impl Tracker {
 
     pub fn is_lost(&self) -> bool {
         self.lost
+    }
+
+    /// A close frame has passed this way (its sender began the closing
+    /// handshake, RFC 6455 §7.1.2, if the other way has not).
+    pub fn saw_close(&self) -> bool {
+        self.closed
     }
 
     /// Payload bytes that may pass unseen (0 while a header is due).
@@ -141,6 +150,7 @@ impl Tracker {
         }
         self.have = 0;
         self.left = payload;
+        self.closed |= opcode == 0x8;
     }
 }
 
@@ -296,8 +306,10 @@ mod tests {
     #[test]
     fn close_frames_parse_as_1001() {
         let mut t = Tracker::new(false);
+        assert!(!t.saw_close());
         t.feed(&CLOSE_TO_CLIENT);
         assert!(t.at_boundary());
+        assert!(t.saw_close());
         let key = mask_key();
         let f = close_to_upstream(key);
         let mut t = Tracker::new(true);

@@ -107,6 +107,9 @@ where
             }
         }
         if a_done && b_done {
+            // Who began the WebSocket closing handshake, when one passed;
+            // else whose end of stream came first.
+            let client_first = kit.idle.client_closed_first(key).unwrap_or(client_first);
             return Poll::Ready(if client_first {
                 End::ClientClosed
             } else {

@@ -145,6 +145,8 @@ struct Slot {
     orphan: bool,
     /// Frame trackers (0: the client's bytes), for a WebSocket tunnel.
     frames: Option<Box<[Tracker; 2]>>,
+    /// The direction whose close frame passed first (its sender closed).
+    first_close: Option<u8>,
     drain: Drain,
     /// The relay's configuration generation when the tunnel started.
     generation: u32,
@@ -367,6 +369,7 @@ impl Relay {
             last: Instant::now(),
             orphan: false,
             frames: websocket.then(|| Box::new([Tracker::new(true), Tracker::new(false)])),
+            first_close: None,
             drain: Drain::No,
             generation: self.generation.get(),
         };
@@ -679,6 +682,9 @@ impl Relay {
         }
         if let Some(t) = s.frames.as_mut() {
             t[d].feed(self.bufs.bytes(bid, len as usize));
+            if s.first_close.is_none() && t[d].saw_close() {
+                s.first_close = Some(d as u8);
+            }
         }
         let dir = &mut s.dirs[d];
         dir.sending = None;
@@ -785,8 +791,11 @@ impl Relay {
         dir.done = true;
         crate::sys::shutdown_write(s.fd(1 - d));
         if s.dirs.iter().all(|d| d.done) {
-            // Direction d ended last; direction 0 reads the client.
-            s.end = Some(if d == 1 {
+            // Who began the WebSocket closing handshake, when one passed;
+            // else: direction d ended last, and direction 0 reads the
+            // client.
+            let client_first = s.first_close.map_or(d == 1, |c| c == 0);
+            s.end = Some(if client_first {
                 End::ClientClosed
             } else {
                 End::UpstreamClosed
