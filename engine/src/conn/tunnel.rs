@@ -216,7 +216,7 @@ async fn say_goodbye<C: Transport, U: Transport>(
     close_frames: bool,
     send_timeout: std::time::Duration,
 ) {
-    use crate::proxy::tunnel::frames;
+    use crate::proxy::frames;
     let wait = send_timeout.min(DRAIN_CLOSE_WAIT);
     if close_frames {
         let to_upstream = frames::close_to_upstream(frames::mask_key());

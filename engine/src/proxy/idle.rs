@@ -14,7 +14,7 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::tunnel::frames::Tracker;
+use super::frames::Tracker;
 
 /// Why a tunnel's wait on its slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

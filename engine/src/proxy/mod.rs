@@ -23,6 +23,7 @@
 
 pub mod body;
 pub mod connect;
+pub mod frames;
 pub mod http;
 pub mod idle;
 pub mod kit;

@@ -16,7 +16,6 @@
 //!   writes go through the [`Transport`]s.
 
 mod buffered;
-pub mod frames;
 pub mod ring;
 mod splice;
 mod stats;

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::frames::Tracker;
 use super::stats::{End, Stats};
+use crate::proxy::frames::Tracker;
 use crate::proxy::idle::{spread_at, Drain};
 use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
