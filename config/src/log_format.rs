@@ -161,43 +161,13 @@ pub fn parse(s: &str) -> Result<LogFormat, String> {
         "json" => return Ok(LogFormat::Json),
         _ => {}
     }
-    let mut parts = Vec::new();
-    let mut lit = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'$' {
-            let ch = s[i..].chars().next().unwrap_or('\0');
-            lit.push(ch);
-            i += ch.len_utf8();
-            continue;
-        }
-        let (name, next) = if b.get(i + 1) == Some(&b'{') {
-            match s[i + 2..].find('}') {
-                Some(end) => (&s[i + 2..i + 2 + end], i + 3 + end),
-                None => return Err(s[i + 1..].to_string()),
-            }
-        } else {
-            let end = s[i + 1..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .map_or(s.len(), |e| i + 1 + e);
-            (&s[i + 1..end], end)
-        };
-        if name.is_empty() && next == i + 1 {
-            lit.push('$');
-            i += 1;
-            continue;
-        }
-        let var = variable(name).ok_or_else(|| name.to_string())?;
-        if !lit.is_empty() {
-            parts.push(LogPart::Literal(std::mem::take(&mut lit)));
-        }
-        parts.push(LogPart::Var(var));
-        i = next;
-    }
-    if !lit.is_empty() {
-        parts.push(LogPart::Literal(lit));
-    }
+    let parts = crate::template::scan(s, variable)?
+        .into_iter()
+        .map(|p| match p {
+            crate::template::Piece::Literal(l) => LogPart::Literal(l),
+            crate::template::Piece::Var(v) => LogPart::Var(v),
+        })
+        .collect();
     Ok(LogFormat::Custom(parts))
 }
 

@@ -6,6 +6,27 @@ use crate::model::{Part, Template, Var};
 
 /// Parse a template; `Err(name)` for an unknown variable.
 pub fn parse(s: &str) -> Result<Template, String> {
+    let parts = scan(s, variable)?
+        .into_iter()
+        .map(|p| match p {
+            Piece::Literal(l) => Part::Literal(l),
+            Piece::Var(v) => Part::Var(v),
+        })
+        .collect();
+    Ok(Template { parts })
+}
+
+/// A piece of a string with `$variables`.
+pub(crate) enum Piece<V> {
+    Literal(String),
+    Var(V),
+}
+
+/// Split `s` into literal text and variables, each name looked up with
+/// `var` ("$name" or "${name}"; a "$" not followed by a name is literal);
+/// `Err(name)` for a name `var` does not know or an unclosed "${". Shared
+/// by templates and `log_format`.
+pub(crate) fn scan<V>(s: &str, var: impl Fn(&str) -> Option<V>) -> Result<Vec<Piece<V>>, String> {
     let mut parts = Vec::new();
     let mut lit = String::new();
     let b = s.as_bytes();
@@ -28,22 +49,22 @@ pub fn parse(s: &str) -> Result<Template, String> {
                 .map_or(s.len(), |e| i + 1 + e);
             (&s[i + 1..end], end)
         };
-        if name.is_empty() {
+        if name.is_empty() && next == i + 1 {
             lit.push('$');
             i += 1;
             continue;
         }
-        let var = variable(name).ok_or_else(|| name.to_string())?;
+        let v = var(name).ok_or_else(|| name.to_string())?;
         if !lit.is_empty() {
-            parts.push(Part::Literal(std::mem::take(&mut lit)));
+            parts.push(Piece::Literal(std::mem::take(&mut lit)));
         }
-        parts.push(Part::Var(var));
+        parts.push(Piece::Var(v));
         i = next;
     }
     if !lit.is_empty() {
-        parts.push(Part::Literal(lit));
+        parts.push(Piece::Literal(lit));
     }
-    Ok(Template { parts })
+    Ok(parts)
 }
 
 fn variable(name: &str) -> Option<Var> {
