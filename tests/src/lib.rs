@@ -925,3 +925,30 @@ fn read_chunked(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<
         buf.drain(..size + 2);
     }
 }
+
+/// A TCP stream that counts the bytes through it (what a tunnel's log line
+/// and metrics must report).
+pub struct Counted {
+    pub s: TcpStream,
+    pub read: Arc<std::sync::atomic::AtomicU64>,
+    pub written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.s.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.s.write(buf)?;
+        self.written.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.s.flush()
+    }
+}

@@ -101,32 +101,6 @@ fn after_request(line: &str, request: &str) -> Vec<String> {
         .collect()
 }
 
-/// A TCP stream that counts the bytes through it.
-struct Counted {
-    s: TcpStream,
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.s.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-}
-
-impl Write for Counted {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.s.write(buf)?;
-        self.written.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.s.flush()
-    }
-}
-
 /// A WebSocket through the proxy: `msgs` echoed, then closed by the
 /// client. Returns the bytes (sent, received) after the handshake.
 fn echo_tunnel(

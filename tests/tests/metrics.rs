@@ -6,7 +6,7 @@
 //! TLS handshakes and certificate expiry, and the endpoint's own 404/405.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -177,32 +177,6 @@ fn scrape_until(maddr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> 
 }
 
 // ---- clients ----
-
-/// A TCP stream that counts the bytes through it.
-struct Counted {
-    s: TcpStream,
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.s.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-}
-
-impl Write for Counted {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.s.write(buf)?;
-        self.written.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.s.flush()
-    }
-}
 
 /// Connections made to the proxy, and tunnel bytes the clients moved.
 #[derive(Default)]
