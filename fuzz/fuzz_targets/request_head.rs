@@ -39,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
             tpl(Var::ProxyAddXForwardedFor),
         ),
         ("X-Real-IP".to_string(), tpl(Var::RemoteAddr)),
+        ("X-PP".to_string(), tpl(Var::ProxyProtocolAddr)),
+        ("X-Peer".to_string(), tpl(Var::RealIpRemoteAddr)),
         ("X-Host".to_string(), tpl(Var::Host)),
         ("X-Uri".to_string(), tpl(Var::Uri)),
         ("X-Cookie".to_string(), tpl(Var::Http("cookie".into()))),
@@ -46,6 +48,10 @@ fuzz_target!(|data: &[u8]| {
     let vars = VarCtx {
         req: &req,
         remote: "192.0.2.1:1234".parse().unwrap(),
+        peer: ringway::vars::Peer {
+            tcp: "10.0.0.9:4321".parse().unwrap(),
+            proxy_protocol: Some("192.0.2.1:1234".parse().unwrap()),
+        },
         local: "127.0.0.1:80".parse().unwrap(),
         server_name: "s",
         tls: None,
