@@ -15,6 +15,7 @@ use std::time::Duration;
 use ringway_config::{Config, LimitDelay, Location};
 
 use crate::limit::{self, ConnPermit, ConnZone, Delay, ReqZone, Verdict};
+use crate::metrics::LimitKind;
 
 /// The zones of one configuration, indexed as `Config::limit_*_zones`.
 #[derive(Default)]
@@ -67,8 +68,8 @@ pub enum Admit {
     Pass(Option<ConnPermit>),
     /// Go on after this delay (`limit_req` without `nodelay`).
     Delay(Duration, Option<ConnPermit>),
-    /// Refused: answer with this status. (zone name, "req" | "conn").
-    Refuse(u16, &'static str, String),
+    /// Refused: answer with this status; which kind of zone, and its name.
+    Refuse(u16, LimitKind, String),
 }
 
 /// Check `loc`'s limits for the request whose zone keys render with
@@ -94,7 +95,11 @@ pub fn admit(
                 Verdict::Pass => {}
                 Verdict::Delay(d) => delay = d,
                 Verdict::Reject => {
-                    return Admit::Refuse(loc.limit_req_status, "req", zone.name().to_string())
+                    return Admit::Refuse(
+                        loc.limit_req_status,
+                        LimitKind::Req,
+                        zone.name().to_string(),
+                    )
                 }
             }
         }
@@ -107,7 +112,11 @@ pub fn admit(
             match zone.acquire(&k, lc.max) {
                 Ok(p) => permit = Some(p),
                 Err(_) => {
-                    return Admit::Refuse(loc.limit_conn_status, "conn", zone.name().to_string())
+                    return Admit::Refuse(
+                        loc.limit_conn_status,
+                        LimitKind::Conn,
+                        zone.name().to_string(),
+                    )
                 }
             }
         }

@@ -113,6 +113,7 @@ pub(super) fn first_name(server: &Server) -> String {
 /// A request answered without failure.
 pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase {
     Phase::Finish(Box::new(Done {
+        server: Some(r.server),
         req: Some(r.req),
         started: r.started,
         status,

@@ -31,8 +31,10 @@ impl<T: Transport> Conn<T> {
         }
         {
             let config = &self.snap.config;
-            let host = done.req.as_ref().and_then(|r| r.host());
-            let server = &config.servers[self.listen.select_index(config, host.as_deref())];
+            let server = done
+                .server
+                .unwrap_or_else(|| self.listen.select_index(config, None));
+            let server = &config.servers[server];
             let took = done.started.elapsed();
             crate::metrics::with(|m| m.http_request(&server.name, done.status, took));
         }

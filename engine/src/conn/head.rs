@@ -31,6 +31,7 @@ impl<T: Transport> Conn<T> {
         let started = Instant::now();
         let fail = |kind: Kind| {
             Phase::Finish(Box::new(Done {
+                server: None,
                 req: None,
                 started,
                 status: kind.status(),

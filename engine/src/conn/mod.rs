@@ -78,6 +78,9 @@ pub struct Routed {
 
 /// How a request ended, for `Finish`.
 pub struct Done {
+    /// The server that routed the request (index into the snapshot's
+    /// servers); none when no request was parsed.
+    pub server: Option<usize>,
     /// The request, when one was parsed (for the access log).
     pub req: Option<Request>,
     pub started: Instant,

@@ -203,6 +203,7 @@ fn proxy_host(pp: &ProxyPass) -> &str {
 /// it from the error and closes the connection.
 fn failed(r: Routed, e: Error) -> Phase {
     Phase::Finish(Box::new(Done {
+        server: Some(r.server),
         req: Some(r.req),
         started: r.started,
         status: e.status(),

@@ -12,7 +12,6 @@ use super::{Conn, Done, Next, Phase, Routed};
 use crate::admission::{self, Admit};
 use crate::error::{Error, Kind};
 use crate::http::request::Request;
-use crate::metrics::LimitKind;
 use crate::route;
 use crate::transport::Transport;
 
@@ -34,6 +33,7 @@ impl<T: Transport> Conn<T> {
                 Next::Close
             };
             return Phase::Finish(Box::new(Done {
+                server: Some(server_index),
                 req: Some(req),
                 started,
                 status: 404,
@@ -76,12 +76,7 @@ impl<T: Transport> Conn<T> {
                 Phase::Delay(r, d)
             }
             Admit::Refuse(status, kind, zone) => {
-                info!(client = %self.peer, uri = r.req.target(), zone, kind, status, "limiting: over the zone's limit");
-                let kind = if kind == "req" {
-                    LimitKind::Req
-                } else {
-                    LimitKind::Conn
-                };
+                info!(client = %self.peer, uri = r.req.target(), zone, kind = kind.label(), status, "limiting: over the zone's limit");
                 crate::metrics::with(|m| m.limit_rejected(&zone, kind));
                 let next = if keep_alive && r.req.body.is_empty() {
                     Next::KeepAlive(r.req.rest())
@@ -89,6 +84,7 @@ impl<T: Transport> Conn<T> {
                     Next::Close
                 };
                 Phase::Finish(Box::new(Done {
+                    server: Some(r.server),
                     req: Some(r.req),
                     started,
                     status,

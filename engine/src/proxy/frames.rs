@@ -154,6 +154,62 @@ impl Tracker {
     }
 }
 
+/// Both directions of a WebSocket tunnel (0: the client's bytes, masked;
+/// 1: the upstream's) and which sent the first close frame: what a
+/// tunnel's slot keeps, in the idle sweep or the ring relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frames {
+    track: [Tracker; 2],
+    first_close: Option<u8>,
+}
+
+impl Default for Frames {
+    fn default() -> Frames {
+        Frames {
+            track: [Tracker::new(true), Tracker::new(false)],
+            first_close: None,
+        }
+    }
+}
+
+impl Frames {
+    /// Bytes direction `dir` has passed, in order.
+    pub fn feed(&mut self, dir: usize, bytes: &[u8]) {
+        self.track[dir].feed(bytes);
+        if self.first_close.is_none() && self.track[dir].saw_close() {
+            self.first_close = Some(dir as u8);
+        }
+    }
+
+    /// `n` payload bytes of direction `dir` passed unseen.
+    pub fn skip(&mut self, dir: usize, n: u64) {
+        self.track[dir].skip(n);
+    }
+
+    pub fn payload_left(&self, dir: usize) -> u64 {
+        self.track[dir].payload_left()
+    }
+
+    /// Once a close frame passed: true when the client sent the first
+    /// (it began the closing handshake, RFC 6455 §7.1.2).
+    pub fn client_closed_first(&self) -> Option<bool> {
+        self.first_close.map(|d| d == 0)
+    }
+}
+
+/// Whether a drained tunnel whose two directions both wait idle may
+/// close now: `Some(true)` with close frames (between frames both ways),
+/// `Some(false)` without (not tracked, or not WebSocket framing), `None`
+/// while a frame is still in flight.
+pub fn drain_verdict(frames: Option<&Frames>) -> Option<bool> {
+    match frames {
+        None => Some(false),
+        Some(f) if f.track.iter().any(Tracker::is_lost) => Some(false),
+        Some(f) if f.track.iter().all(Tracker::at_boundary) => Some(true),
+        Some(_) => None,
+    }
+}
+
 /// The close frame ringway sends a client on a drain: 1001, unmasked.
 pub const CLOSE_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
 

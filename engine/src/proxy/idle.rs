@@ -14,7 +14,7 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::frames::Tracker;
+use super::frames::{self, Frames};
 
 /// Why a tunnel's wait on its slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +37,42 @@ pub enum Drain {
     Now,
 }
 
-/// A slot's WebSocket view: a frame tracker per direction (0: the
-/// client's bytes, masked; 1: the upstream's) and whether each direction
-/// waits for its source with everything it read written.
-struct Frames {
-    track: [Tracker; 2],
-    /// The direction whose close frame passed first: its sender closed
-    /// the tunnel, whichever TCP end of stream comes first.
-    first_close: Option<u8>,
+impl Drain {
+    /// Schedule the drains of `tunnels` (each its generation and drain
+    /// state) started before generation `before` and not draining yet:
+    /// tunnel k of n at `start + k·spread/n`. Returns n.
+    pub fn schedule<'a>(
+        tunnels: impl Iterator<Item = (u32, &'a mut Drain)>,
+        before: u32,
+        start: Instant,
+        spread: Duration,
+    ) -> usize {
+        let picked: Vec<&mut Drain> = tunnels
+            .filter(|(generation, d)| *generation < before && **d == Drain::No)
+            .map(|(_, d)| d)
+            .collect();
+        let n = picked.len();
+        for (k, d) in picked.into_iter().enumerate() {
+            *d = Drain::At(start + spread_at(spread, k, n));
+        }
+        n
+    }
+
+    /// At `now`: true when this drain's turn has just come (it is `Now`
+    /// from here); `pending` counts those whose turn is still to come.
+    pub fn start_if_due(&mut self, now: Instant, pending: &mut usize) -> bool {
+        match *self {
+            Drain::At(t) if t <= now => {
+                *self = Drain::Now;
+                true
+            }
+            Drain::At(_) => {
+                *pending += 1;
+                false
+            }
+            _ => false,
+        }
+    }
 }
 
 struct Entry {
@@ -70,19 +98,7 @@ impl Entry {
         if self.drain != Drain::Now || !self.waiting.iter().all(|&w| w) {
             return None;
         }
-        match &self.frames {
-            None => Some(Wake::Drain {
-                close_frames: false,
-            }),
-            Some(f) if f.track.iter().any(Tracker::is_lost) => Some(Wake::Drain {
-                close_frames: false,
-            }),
-            Some(f) if f.track.iter().all(Tracker::at_boundary) => {
-                Some(Wake::Drain { close_frames: true })
-            }
-            // Mid-frame: wait for the frame's end.
-            Some(_) => None,
-        }
+        frames::drain_verdict(self.frames.as_ref()).map(|close_frames| Wake::Drain { close_frames })
     }
 }
 
@@ -105,10 +121,7 @@ impl IdleSweep {
             timeout,
             expired: false,
             waker: None,
-            frames: websocket.then(|| Frames {
-                track: [Tracker::new(true), Tracker::new(false)],
-                first_close: None,
-            }),
+            frames: websocket.then(Frames::default),
             waiting: [false; 2],
             drain: Drain::No,
             generation: self.generation.get(),
@@ -159,10 +172,7 @@ impl IdleSweep {
             frames: Some(f), ..
         })) = self.slots.borrow_mut().get_mut(key)
         {
-            f.track[dir].feed(bytes);
-            if f.first_close.is_none() && f.track[dir].saw_close() {
-                f.first_close = Some(dir as u8);
-            }
+            f.feed(dir, bytes);
         }
     }
 
@@ -172,7 +182,7 @@ impl IdleSweep {
         match self.slots.borrow().get(key) {
             Some(Some(Entry {
                 frames: Some(f), ..
-            })) => f.first_close.map(|d| d == 0),
+            })) => f.client_closed_first(),
             _ => None,
         }
     }
@@ -184,7 +194,7 @@ impl IdleSweep {
         match self.slots.borrow().get(key) {
             Some(Some(Entry {
                 frames: Some(f), ..
-            })) => f.track[dir].payload_left(),
+            })) => f.payload_left(dir),
             _ => u64::MAX,
         }
     }
@@ -196,7 +206,7 @@ impl IdleSweep {
             frames: Some(f), ..
         })) = self.slots.borrow_mut().get_mut(key)
         {
-            f.track[dir].skip(n);
+            f.skip(dir, n);
         }
     }
 
@@ -237,22 +247,11 @@ impl IdleSweep {
     /// Returns how many were scheduled.
     pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
         let mut slots = self.slots.borrow_mut();
-        let picked: Vec<usize> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                e.as_ref()
-                    .filter(|e| e.generation < before && e.drain == Drain::No)
-                    .map(|_| i)
-            })
-            .collect();
-        let n = picked.len();
-        for (k, i) in picked.into_iter().enumerate() {
-            if let Some(e) = slots[i].as_mut() {
-                e.drain = Drain::At(start + spread_at(spread, k, n));
-            }
-        }
-        n
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .map(|e| (e.generation, &mut e.drain));
+        Drain::schedule(tunnels, before, start, spread)
     }
 
     /// Start the drains whose turn has come; returns how many are still
@@ -263,15 +262,8 @@ impl IdleSweep {
         {
             let mut slots = self.slots.borrow_mut();
             for e in slots.iter_mut().flatten() {
-                match e.drain {
-                    Drain::At(t) if t <= now => {
-                        e.drain = Drain::Now;
-                        if let Some(w) = e.waker.take() {
-                            woken.push(w);
-                        }
-                    }
-                    Drain::At(_) => pending += 1,
-                    _ => {}
+                if e.drain.start_if_due(now, &mut pending) {
+                    woken.extend(e.waker.take());
                 }
             }
         }

@@ -39,8 +39,8 @@ use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
-use crate::proxy::frames::Tracker;
-use crate::proxy::idle::{spread_at, Drain};
+use crate::proxy::frames::{self, Frames};
+use crate::proxy::idle::Drain;
 use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
 use crate::sys::{self, would_block};
@@ -143,10 +143,8 @@ struct Slot {
     last: Instant,
     /// The tunnel's task went away; free the slot when `inflight` is 0.
     orphan: bool,
-    /// Frame trackers (0: the client's bytes), for a WebSocket tunnel.
-    frames: Option<Box<[Tracker; 2]>>,
-    /// The direction whose close frame passed first (its sender closed).
-    first_close: Option<u8>,
+    /// Frame trackers, for a WebSocket tunnel.
+    frames: Option<Box<Frames>>,
     drain: Drain,
     /// The relay's configuration generation when the tunnel started.
     generation: u32,
@@ -185,25 +183,13 @@ impl Slot {
         if self.drain != Drain::Now || self.end.is_some() || !(self.idle(0) && self.idle(1)) {
             return None;
         }
-        match &self.frames {
-            None => Some(End::Drain {
-                close_frames: false,
-            }),
-            Some(t) if t.iter().any(Tracker::is_lost) => Some(End::Drain {
-                close_frames: false,
-            }),
-            Some(t) if t.iter().all(Tracker::at_boundary) => {
-                Some(End::Drain { close_frames: true })
-            }
-            Some(_) => None,
-        }
+        frames::drain_verdict(self.frames.as_deref())
+            .map(|close_frames| End::Drain { close_frames })
     }
 
     /// Payload bytes direction `d` may splice unseen.
     fn payload_left(&self, d: usize) -> u64 {
-        self.frames
-            .as_ref()
-            .map_or(u64::MAX, |t| t[d].payload_left())
+        self.frames.as_ref().map_or(u64::MAX, |f| f.payload_left(d))
     }
 }
 
@@ -298,22 +284,12 @@ impl Relay {
     /// many.
     pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
         let mut slots = self.slots.borrow_mut();
-        let picked: Vec<usize> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|s| s.generation < before && s.drain == Drain::No && s.end.is_none())
-                    .map(|_| i)
-            })
-            .collect();
-        let n = picked.len();
-        for (k, i) in picked.into_iter().enumerate() {
-            if let Some(s) = slots[i].as_mut() {
-                s.drain = Drain::At(start + spread_at(spread, k, n));
-            }
-        }
-        n
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.end.is_none())
+            .map(|s| (s.generation, &mut s.drain));
+        Drain::schedule(tunnels, before, start, spread)
     }
 
     /// Start the drains whose turn has come (ending the tunnels already
@@ -323,13 +299,8 @@ impl Relay {
         let mut slots = self.slots.borrow_mut();
         for (i, s) in slots.iter_mut().enumerate() {
             let Some(s) = s else { continue };
-            match s.drain {
-                Drain::At(t) if t <= now => {
-                    s.drain = Drain::Now;
-                    self.end_if_drained(i as u32, s);
-                }
-                Drain::At(_) => pending += 1,
-                _ => {}
+            if s.drain.start_if_due(now, &mut pending) {
+                self.end_if_drained(i as u32, s);
             }
         }
         pending
@@ -368,8 +339,7 @@ impl Relay {
             send_timeout: send,
             last: Instant::now(),
             orphan: false,
-            frames: websocket.then(|| Box::new([Tracker::new(true), Tracker::new(false)])),
-            first_close: None,
+            frames: websocket.then(Box::default),
             drain: Drain::No,
             generation: self.generation.get(),
         };
@@ -680,11 +650,8 @@ impl Relay {
             self.resend(i, s, d);
             return;
         }
-        if let Some(t) = s.frames.as_mut() {
-            t[d].feed(self.bufs.bytes(bid, len as usize));
-            if s.first_close.is_none() && t[d].saw_close() {
-                s.first_close = Some(d as u8);
-            }
+        if let Some(f) = s.frames.as_mut() {
+            f.feed(d, self.bufs.bytes(bid, len as usize));
         }
         let dir = &mut s.dirs[d];
         dir.sending = None;
@@ -748,8 +715,8 @@ impl Relay {
                 Ok(n) => {
                     in_pipe = n;
                     s.last = now;
-                    if let Some(t) = s.frames.as_mut() {
-                        t[d].skip(n as u64);
+                    if let Some(f) = s.frames.as_mut() {
+                        f.skip(d, n as u64);
                     }
                 }
                 Err(e) if would_block(&e) => break,
@@ -794,7 +761,11 @@ impl Relay {
             // Who began the WebSocket closing handshake, when one passed;
             // else: direction d ended last, and direction 0 reads the
             // client.
-            let client_first = s.first_close.map_or(d == 1, |c| c == 0);
+            let client_first = s
+                .frames
+                .as_ref()
+                .and_then(|f| f.client_closed_first())
+                .unwrap_or(d == 1);
             s.end = Some(if client_first {
                 End::ClientClosed
             } else {
