@@ -6,8 +6,13 @@
 //!
 //! What it answers depends on the request target's last segment:
 //!
-//! - upgrade requests: `.../refuse` gets `426` on a kept-alive connection;
-//!   others get `101` and the connection echoes raw bytes from then on;
+//! - upgrade requests (any `Upgrade` field, whether or not `Connection`
+//!   names it, as an h2c-capable server such as Hypercorn does):
+//!   `.../refuse` gets `426` on a kept-alive connection; `.../proto-NAME`
+//!   gets a `101` naming `Upgrade: NAME` (a protocol the request may not
+//!   have asked for); a request whose `Upgrade` values hold the token
+//!   `h2c` (any case) gets `101` with `Upgrade: h2c`; others get a
+//!   WebSocket `101`. After a `101` the connection echoes raw bytes;
 //! - `.../switch`: `101` to a plain request (an upstream out of step), then
 //!   it records whatever else arrives on that connection;
 //! - `.../conn-cl`: a `200` whose `Connection` names `Content-Length`;
@@ -277,6 +282,12 @@ fn answer(req: &Parsed, upgrade: bool, last: &str) -> Option<Vec<u8>> {
     if upgrade {
         return Some(if last == "refuse" {
             text("426 Upgrade Required", "", "upgrade refused")
+        } else if let Some(proto) = last.strip_prefix("proto-") {
+            format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {proto}\r\n\r\n")
+                .into_bytes()
+        } else if asks_for_h2c(req) {
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                .to_vec()
         } else {
             let key = req.header("sec-websocket-key").unwrap_or("");
             let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -314,4 +325,14 @@ fn answer(req: &Parsed, upgrade: bool, last: &str) -> Option<Vec<u8>> {
             &format!("{} {} body={}", req.method, req.target, req.body.len()),
         ),
     })
+}
+
+/// Whether any `Upgrade` field of `req` lists the protocol `h2c` (any
+/// case): what an h2c-capable server upgrades on, `Connection` or not.
+fn asks_for_h2c(req: &Parsed) -> bool {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("upgrade"))
+        .flat_map(|(_, v)| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("h2c"))
 }
