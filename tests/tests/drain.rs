@@ -10,7 +10,10 @@
 //! whether its bytes passed the tunnel or came in the same read as the
 //! upgrade's request or 101 (raw-TCP clients and a raw-TCP backend, so
 //! the bytes on each wire are compared exactly); a frame that finishes
-//! during the drain arrives whole, then the close 1001.
+//! during the drain arrives whole, then the close 1001. A reload's drain
+//! has the same deadline: `drain_spread + shutdown_timeout` after it
+//! began, a tunnel still mid-frame is closed without close frames (and
+//! logged with close reason `drain`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
@@ -28,6 +31,7 @@ every_relay!(
     a_big_message_in_flight_arrives_whole_before_the_close,
     reload_drains_only_old_tunnels,
     a_frame_cut_short_gets_no_close_frame_inside_it,
+    a_reload_drain_cuts_a_frame_that_never_finishes,
     a_frame_that_finishes_during_the_drain_is_followed_by_the_close
 );
 
@@ -798,4 +802,67 @@ fn a_frame_that_finishes_during_the_drain_is_followed_by_the_close(driver: Drive
         rw.wait_exit(Duration::from_secs(15)).is_some(),
         "ringway did not exit"
     );
+}
+
+/// `drain_old_tunnels_after`: an old tunnel whose frame never finishes
+/// is closed without close frames once the drain's deadline passes
+/// (`drain_spread + shutdown_timeout` after it began), logged with close
+/// reason `drain`; a tunnel opened after the reload stays.
+fn a_reload_drain_cuts_a_frame_that_never_finishes(driver: Driver) {
+    let backend = RawBackend::start();
+    let log = temp_dir("drain-log").join("access.log");
+    let cfg = config(backend.addr);
+    let rw = Ringway::start_with_log(
+        &cfg,
+        driver,
+        "drain_spread = \"0s\"\nshutdown_timeout = \"1s\"\ndrain_old_tunnels_after = \"0s\"\n",
+        log.to_str().unwrap(),
+    );
+    let proxy = rw.addr("ws");
+    let down = open_cut(proxy, &backend, 0, Cut::DownWith101);
+    let up = open_cut(proxy, &backend, 0, Cut::UpWithRequest);
+    let began = Instant::now();
+    rw.reload(&cfg, 1);
+    let (mut new, _) = raw_upgrade(proxy, "/ws/1/new", &[], false);
+    let mut failures = Vec::new();
+    for t in [down, up] {
+        let path = t.path.clone();
+        failures.extend(
+            cut_failures(t, &backend)
+                .into_iter()
+                .map(|f| format!("{path}: {f}")),
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut after {took:?}, before shutdown_timeout"
+    );
+    // The tunnel opened after the reload still carries frames.
+    let hello = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    new.write_all(&hello).unwrap();
+    assert!(
+        backend.wait_received("/ws/1/new", hello.len(), Duration::from_secs(10)),
+        "the new tunnel was drained too"
+    );
+    // Both cut tunnels are logged, with close reason drain (the log is
+    // flushed once a second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("/ws/0/"))
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= 2 || Instant::now() >= deadline {
+            break lines;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert!(l.contains(" 101 ") && l.contains(" drain "), "{l}");
+    }
 }
