@@ -128,7 +128,7 @@ fn check_forwarded(out: &[u8], req: &request::Request, uri: &str, conn: Upstream
             assert_eq!(named("upgrade"), 1);
             assert_eq!(value("upgrade"), Some(p));
             assert!(ringway::http::tokens(p).all(|t| {
-                ringway::http::upgrade::allows(&["websocket", "h2c"], t)
+                ringway::http::upgrade::allows([&b"websocket"[..], b"h2c"], t)
             }));
             assert!(named("http2-settings") <= 1);
         }

@@ -24,17 +24,16 @@ fn parse(p: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     }
 }
 
-/// Whether protocol element `p` is one of `allowed` (lowercase entries,
-/// `name` or `name/version`): the same protocol, or any version of an
-/// entry that names no version.
-pub fn allows(allowed: &[impl AsRef<[u8]>], p: &[u8]) -> bool {
+/// Whether protocol element `p` is one of `allowed` (entries `name` or
+/// `name/version`): the same protocol, or any version of an entry that
+/// names no version; case-insensitive.
+pub fn allows<'a>(allowed: impl IntoIterator<Item = &'a [u8]>, p: &[u8]) -> bool {
     let Some((name, _)) = parse(p) else {
         return false;
     };
-    allowed.iter().any(|a| {
-        let a = a.as_ref();
-        token_eq(p, a) || (!a.contains(&b'/') && token_eq(name, a))
-    })
+    allowed
+        .into_iter()
+        .any(|a| token_eq(p, a) || (!a.contains(&b'/') && token_eq(name, a)))
 }
 
 /// The `Upgrade` value to forward for the offered `values` (every
@@ -43,7 +42,7 @@ pub fn allows(allowed: &[impl AsRef<[u8]>], p: &[u8]) -> bool {
 pub fn select<'a>(values: impl IntoIterator<Item = &'a [u8]>, allowed: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     for p in values.into_iter().flat_map(tokens) {
-        if allows(allowed, p) {
+        if allows(allowed.iter().map(String::as_bytes), p) {
             if !out.is_empty() {
                 out.extend_from_slice(b", ");
             }
@@ -53,16 +52,18 @@ pub fn select<'a>(values: impl IntoIterator<Item = &'a [u8]>, allowed: &[String]
     out
 }
 
-/// What a 101 switched to, given the `Upgrade` value that was forwarded:
-/// `None` when its `Upgrade` (`switched`) is empty or names a protocol
-/// that was not offered (a bad response), else whether the connection is
-/// now WebSocket (RFC 6455: `websocket` alone).
-pub fn switched_to(switched: &[u8], forwarded: &[u8]) -> Option<Switched> {
-    let offered: Vec<&[u8]> = tokens(forwarded).collect();
+/// What a 101 switched to, given its `Upgrade` fields (`switched`) and
+/// the `Upgrade` value that was forwarded: `None` when they name nothing,
+/// or a protocol that was not offered (a bad response), else whether the
+/// connection is now WebSocket (RFC 6455: `websocket` alone).
+pub fn switched_to<'a>(
+    switched: impl IntoIterator<Item = &'a [u8]>,
+    forwarded: &[u8],
+) -> Option<Switched> {
     let mut n = 0;
     let mut websocket = false;
-    for p in tokens(switched) {
-        if !allows(&offered, p) {
+    for p in switched.into_iter().flat_map(tokens) {
+        if !allows(tokens(forwarded), p) {
             return None;
         }
         n += 1;
@@ -140,25 +141,31 @@ mod tests {
     #[test]
     fn a_101_may_switch_only_to_what_was_forwarded() {
         assert_eq!(
-            switched_to(b"websocket", b"websocket"),
+            switched_to([&b"websocket"[..]], b"websocket"),
             Some(Switched::WebSocket)
         );
         assert_eq!(
-            switched_to(b"WebSocket", b"websocket"),
+            switched_to([&b"WebSocket"[..]], b"websocket"),
             Some(Switched::WebSocket)
         );
-        assert_eq!(switched_to(b"h2c", b"websocket"), None);
-        assert_eq!(switched_to(b"other", b"websocket"), None);
-        assert_eq!(switched_to(b"websocket, h2c", b"websocket"), None);
-        assert_eq!(switched_to(b"", b"websocket"), None);
-        assert_eq!(switched_to(b" , ", b"websocket"), None);
-        assert_eq!(switched_to(b"h2c", b"h2c"), Some(Switched::Other));
+        assert_eq!(switched_to([&b"h2c"[..]], b"websocket"), None);
+        assert_eq!(switched_to([&b"other"[..]], b"websocket"), None);
+        assert_eq!(switched_to([&b"websocket, h2c"[..]], b"websocket"), None);
+        assert_eq!(switched_to([&b""[..]], b"websocket"), None);
+        assert_eq!(switched_to([], b"websocket"), None, "no Upgrade field");
         assert_eq!(
-            switched_to(b"websocket", b"h2c, websocket"),
+            switched_to([&b"websocket"[..], b"h2c"], b"websocket"),
+            None,
+            "every field counts"
+        );
+        assert_eq!(switched_to([&b" , "[..]], b"websocket"), None);
+        assert_eq!(switched_to([&b"h2c"[..]], b"h2c"), Some(Switched::Other));
+        assert_eq!(
+            switched_to([&b"websocket"[..]], b"h2c, websocket"),
             Some(Switched::WebSocket)
         );
-        assert_eq!(switched_to(b"foo/3", b"foo/2"), None);
-        assert_eq!(switched_to(b"foo/2", b"foo"), Some(Switched::Other));
+        assert_eq!(switched_to([&b"foo/3"[..]], b"foo/2"), None);
+        assert_eq!(switched_to([&b"foo/2"[..]], b"foo"), Some(Switched::Other));
     }
 
     #[test]

@@ -61,20 +61,17 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>, forwarded: &[u8]) -> Result<
     let switched = if status == 101 {
         // RFC 9110 §15.2.2: a 101 names the protocol it switches to, one
         // the request offered (§7.8) — here, one the location allows.
-        // Every Upgrade field of the 101, as one list.
-        let named = resp
-            .headers()
-            .filter(|(n, _)| header_eq(n, "upgrade"))
-            .fold(Vec::new(), |mut all, (_, v)| {
-                all.extend_from_slice(v);
-                all.push(b',');
-                all
-            });
-        if tokens(&named).next().is_none() {
+        let named = || {
+            resp.headers()
+                .filter(|(n, _)| header_eq(n, "upgrade"))
+                .map(|(_, v)| v)
+        };
+        if named().flat_map(tokens).next().is_none() {
             return Err(Kind::BadResponse("101 without Upgrade").into());
         }
-        let Some(switched) = upgrade::switched_to(&named, forwarded) else {
-            warn!(client = %x.peer, upstream = %up.addr, upgrade = %String::from_utf8_lossy(&named), offered = %String::from_utf8_lossy(forwarded), "101 to a protocol that was not offered");
+        let Some(switched) = upgrade::switched_to(named(), forwarded) else {
+            let said: Vec<_> = named().map(String::from_utf8_lossy).collect();
+            warn!(client = %x.peer, upstream = %up.addr, upgrade = ?said, offered = %String::from_utf8_lossy(forwarded), "101 to a protocol that was not offered");
             return Err(Kind::BadResponse("101 to a protocol that was not offered").into());
         };
         Some(switched)
