@@ -76,6 +76,11 @@ pub const DEFAULT_PROXY_BUFFERING: bool = false;
 pub const DEFAULT_PROXY_BUFFERS: u64 = 64 * 1024;
 /// `locations.*.client_max_body_size` (0: no limit).
 pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1 << 20;
+/// `locations.*.upgrade` (ringway's; nginx forwards whatever
+/// `proxy_set_header Upgrade` says): the protocols a location lets an
+/// upgrade switch to. `h2c` is never among the defaults: a tunnel to an
+/// h2c backend would carry requests the proxy never routes.
+pub const DEFAULT_UPGRADE: &[&str] = &["websocket"];
 /// `locations.*.index`.
 pub const DEFAULT_INDEX: &str = "index.html";
 

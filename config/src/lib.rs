@@ -346,6 +346,63 @@ try_files = ["$uri", "/index.html"]
         );
     }
 
+    /// `upgrade`: websocket alone by default; a list of protocol names
+    /// (stored lowercase); h2c forwarded only when named, with a warning.
+    #[test]
+    fn upgrade_protocols() {
+        let loc = |extra: &str| {
+            format!("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:1\"\n{extra}")
+        };
+        let c = parse(&loc("")).unwrap();
+        assert_eq!(c.servers[0].locations[0].upgrade, vec!["websocket"]);
+        assert!(c.warnings.is_empty());
+        let c = parse(&loc("upgrade = []\n")).unwrap();
+        assert!(c.servers[0].locations[0].upgrade.is_empty());
+        let c = parse(&loc("upgrade = [\"WebSocket\", \"foo/2\"]\n")).unwrap();
+        assert_eq!(
+            c.servers[0].locations[0].upgrade,
+            vec!["websocket", "foo/2"]
+        );
+        assert!(c.warnings.is_empty());
+        let c = parse(&loc("upgrade = [\"websocket\", \"H2C\"]\n")).unwrap();
+        assert_eq!(c.servers[0].locations[0].upgrade, vec!["websocket", "h2c"]);
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].starts_with("/etc/ringway/ringway.toml:5: servers.a.locations.\"/\".upgrade: h2c upgrades are forwarded here"),
+            "{:?}",
+            c.warnings
+        );
+        for (bad, what) in [
+            (
+                "upgrade = \"websocket\"",
+                "expected an array of protocol names",
+            ),
+            ("upgrade = [1]", "expected an array of protocol names"),
+            (
+                "upgrade = [\"web socket\"]",
+                "`web socket` is not a protocol name",
+            ),
+            (
+                "upgrade = [\"websocket/\"]",
+                "`websocket/` is not a protocol name",
+            ),
+            ("upgrade = [\"\"]", "`` is not a protocol name"),
+            ("upgrade = [\"a\", \"A\"]", "`a` is listed twice"),
+        ] {
+            let e = err(&loc(&format!("{bad}\n")));
+            assert!(
+                e.starts_with("/etc/ringway/ringway.toml:5: servers.a.locations.\"/\".upgrade: ")
+                    && e.contains(what),
+                "{bad}: {e}"
+            );
+        }
+        let c = parse("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nreturn = { status = 204 }\nupgrade = []\n").unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["/etc/ringway/ringway.toml:5: servers.a.locations.\"/\".upgrade: has no effect without proxy_pass".to_string()]
+        );
+    }
+
     #[test]
     fn header_values_cannot_hold_control_characters() {
         let e = err("[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:1\"\n[servers.a.locations.\"/\".proxy_set_header]\nX-A = \"a\\r\\nX-B: b\"\n");

@@ -408,6 +408,12 @@ pub struct Location {
     pub limit_conn: Option<LimitConn>,
     /// `limit_conn_status` (the server's when unset here).
     pub limit_conn_status: u16,
+    /// `upgrade` ([`DEFAULT_UPGRADE`](crate::defaults::DEFAULT_UPGRADE)):
+    /// the protocols an upgrade request may switch to through this
+    /// location (RFC 9110 §7.8 protocol names, lowercase, each `name` or
+    /// `name/version`). A request offering none of them is proxied as a
+    /// plain request, without its `Upgrade`.
+    pub upgrade: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -153,6 +153,7 @@ pub struct RawLocation {
     pub limit_req_status: Option<V>,
     pub limit_conn: Option<V>,
     pub limit_conn_status: Option<V>,
+    pub upgrade: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1031,7 +1031,6 @@ fn location(
     Ok(Location {
         key: lkey.to_string(),
         matcher,
-        action,
         proxy_connect_timeout: cx.duration(
             r.proxy_connect_timeout.as_ref(),
             &format!("{key}.proxy_connect_timeout"),
@@ -1108,7 +1107,70 @@ fn location(
             &format!("{key}.limit_conn_status"),
             inherited.conn_status,
         )?,
+        upgrade: upgrade_protocols(
+            cx,
+            r.upgrade.as_ref(),
+            &format!("{key}.upgrade"),
+            matches!(action, Action::Proxy(_)),
+        )?,
+        action,
     })
+}
+
+/// `upgrade`: an array of RFC 9110 §7.8 protocols (`name` or
+/// `name/version`, tokens), stored lowercase. `h2c` is a warning: a tunnel
+/// to an h2c backend carries HTTP/2 requests ringway never routes, limits
+/// or logs.
+fn upgrade_protocols(
+    cx: &Ctx,
+    v: Option<&V>,
+    key: &str,
+    proxied: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_UPGRADE.iter().map(|p| p.to_string()).collect());
+    };
+    let toml::Value::Array(items) = v.get_ref() else {
+        return Err(cx.at(v, key, type_err("an array of protocol names", v.get_ref())));
+    };
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let toml::Value::String(p) = item else {
+            return Err(cx.at(v, key, type_err("an array of protocol names", item)));
+        };
+        let token = |t: &str| !t.is_empty() && t.bytes().all(is_tchar);
+        let valid = match p.split_once('/') {
+            Some((name, version)) => token(name) && token(version),
+            None => token(p),
+        };
+        if !valid {
+            return Err(cx.at(
+                v,
+                key,
+                ErrorKind::Invalid(format!(
+                    "`{p}` is not a protocol name (a token, or token/version, as in `Upgrade: websocket`)"
+                )),
+            ));
+        }
+        let p = p.to_ascii_lowercase();
+        if out.contains(&p) {
+            return Err(cx.at(v, key, ErrorKind::Invalid(format!("`{p}` is listed twice"))));
+        }
+        out.push(p);
+    }
+    if out.iter().any(|p| p == "h2c" || p.starts_with("h2c/")) {
+        cx.warn(
+            v,
+            key,
+            "h2c upgrades are forwarded here: the tunnel carries HTTP/2 requests straight to the \
+             backend, past every location, limit and log line of this server"
+                .into(),
+        );
+    }
+    if !proxied {
+        cx.warn(v, key, "has no effect without proxy_pass".into());
+    }
+    Ok(out)
 }
 
 /// RFC 9110 §5.6.2 token characters.

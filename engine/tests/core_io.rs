@@ -84,8 +84,8 @@ async fn tunnel_case<R: Send + 'static>(
     };
     let run = async {
         match relay {
-            Relay::Splice | Relay::Ring => tunnel::run(&kit, &b, &c, idle, send, false).await,
-            Relay::Buffered => tunnel::run_buffered(&kit, &b, &c, idle, send, false).await,
+            Relay::Splice | Relay::Ring => tunnel::run(&kit, &b, &c, idle, send, None).await,
+            Relay::Buffered => tunnel::run_buffered(&kit, &b, &c, idle, send, None).await,
         }
     };
     let t0 = Instant::now();
@@ -509,7 +509,7 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
         &c,
         Duration::from_secs(30),
         Duration::from_secs(30),
-        false,
+        None,
     );
     let mut run = std::pin::pin!(run);
     let (client, upstream, sent) = monoio::select! {
@@ -577,7 +577,7 @@ async fn ring_relay_shares_a_small_buffer_ring() {
         let kit = kit.clone();
         tunnels.push(monoio::spawn(async move {
             let s = Duration::from_secs(20);
-            tunnel::run(&kit, &b, &c, s, s, false).await
+            tunnel::run(&kit, &b, &c, s, s, None).await
         }));
     }
     for (t, p) in tunnels.into_iter().zip(peers) {

@@ -160,7 +160,7 @@ async fn tls_tunnel_pauses_the_upstream_for_a_client_that_stops_reading() {
         &up,
         Duration::from_secs(30),
         Duration::from_secs(30),
-        false,
+        None,
     );
     let mut run = std::pin::pin!(run);
     let (u, sent) = monoio::select! {

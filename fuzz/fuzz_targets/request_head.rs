@@ -4,7 +4,9 @@
 //! one complete, canonical HTTP/1.1 request head (httparse reads exactly
 //! all of it), carry exactly the framing field of ringway's one framing
 //! decision, parse back to the same method and framing, and — with a URI
-//! part in proxy_pass — name the path ringway routed.
+//! part in proxy_pass — name the path ringway routed. An upgrade carries
+//! only the protocols allowed (websocket and h2c here), a plain request
+//! neither `Upgrade` nor `HTTP2-Settings`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -65,21 +67,25 @@ fuzz_target!(|data: &[u8]| {
             let routed = format!("/x/{}", &req.norm_path()[1..]);
             assert_eq!(path::normalize(up_path).unwrap(), routed.as_str());
         }
-        for conn in [
-            UpstreamConn::Upgrade,
-            UpstreamConn::Close,
-            UpstreamConn::KeepAlive,
-        ] {
+        let allowed = [String::from("websocket"), String::from("h2c")];
+        let upgrade = ringway::http::upgrade::select(req.headers_named("upgrade"), &allowed);
+        // The engine forwards an upgrade only when one is allowed.
+        let conns = [
+            (!upgrade.is_empty()).then_some(UpstreamConn::Upgrade(&upgrade)),
+            Some(UpstreamConn::Close),
+            Some(UpstreamConn::KeepAlive),
+        ];
+        for conn in conns.into_iter().flatten() {
             for underscores in [false, true] {
                 let mut out = Vec::new();
                 rewrite::request_head(&mut out, &req, &uri, &set, &vars, conn, underscores);
-                check_forwarded(&out, &req, &uri);
+                check_forwarded(&out, &req, &uri, conn);
             }
         }
     }
 });
 
-fn check_forwarded(out: &[u8], req: &request::Request, uri: &str) {
+fn check_forwarded(out: &[u8], req: &request::Request, uri: &str, conn: UpstreamConn<'_>) {
     let mut headers = [httparse::EMPTY_HEADER; 256];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(out) {
@@ -108,6 +114,29 @@ fn check_forwarded(out: &[u8], req: &request::Request, uri: &str) {
             .count()
     };
     assert!(named("host") <= 1);
+    // The upgrade forwarded is the one decided (only allowed protocols),
+    // and a plain request carries none of it.
+    let value = |n: &str| {
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(n))
+            .map(|h| h.value)
+    };
+    match conn {
+        UpstreamConn::Upgrade(p) => {
+            assert_eq!(named("upgrade"), 1);
+            assert_eq!(value("upgrade"), Some(p));
+            assert!(ringway::http::tokens(p).all(|t| {
+                ringway::http::upgrade::allows([&b"websocket"[..], b"h2c"], t)
+            }));
+            assert!(named("http2-settings") <= 1);
+        }
+        _ => {
+            assert_eq!(named("upgrade"), 0, "an Upgrade on a plain request");
+            assert_eq!(named("http2-settings"), 0);
+        }
+    }
     let (cl, te) = (named("content-length"), named("transfer-encoding"));
     match req.body {
         BodyKind::Length(_) => assert_eq!((cl, te), (1, 0)),

@@ -74,6 +74,10 @@ pub struct Routed {
     pub started: Instant,
     /// The `limit_conn` slot this request holds (a tunnel keeps it).
     pub permit: Option<crate::limit::ConnPermit>,
+    /// The `Upgrade` value forwarded (`http::upgrade::select`: the
+    /// protocols offered that the location allows); empty for a plain
+    /// request, an upgrade request included whose protocols it refuses.
+    pub upgrade: Vec<u8>,
 }
 
 /// How a request ended, for `Finish`.

@@ -74,7 +74,7 @@ impl<T: Transport> Conn<T> {
         let loc = &server.locations[r.location];
         let name = first_name(server);
         let (x, _) = self.exchange(&r, server, loc, &name);
-        let result = proxy::upgrade::run(&x).await;
+        let result = proxy::upgrade::run(&x, &r.upgrade).await;
         drop(x);
         use crate::metrics::UpgradeResult;
         let outcome = match &result {
@@ -116,10 +116,9 @@ impl<T: Transport> Conn<T> {
             ..self.vars(r, server_name)
         };
         let target = self.target(pp, &vars);
-        let upgrade = r.req.is_upgrade();
         let pooled = matches!(&target, Target::Group { group, .. } if group.pool.enabled());
-        let conn = if upgrade {
-            UpstreamConn::Upgrade
+        let conn = if !r.upgrade.is_empty() {
+            UpstreamConn::Upgrade(&r.upgrade)
         } else if pooled {
             UpstreamConn::KeepAlive
         } else {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ringway_config::Action;
+use ringway_config::{Action, Location};
 
 use tracing::info;
 
@@ -12,6 +12,7 @@ use super::{Conn, Done, Next, Phase, Routed};
 use crate::admission::{self, Admit};
 use crate::error::{Error, Kind};
 use crate::http::request::Request;
+use crate::http::upgrade;
 use crate::route;
 use crate::transport::Transport;
 
@@ -44,6 +45,7 @@ impl<T: Transport> Conn<T> {
             }));
         };
         let loc = m.location;
+        let upgrade = self.upgrade_allowed(&req, loc);
         let mut r = Routed {
             req,
             server: server_index,
@@ -51,6 +53,7 @@ impl<T: Transport> Conn<T> {
             keep_alive,
             started,
             permit: None,
+            upgrade,
         };
         if loc.limit_req.is_none() && loc.limit_conn.is_none() {
             return self.after_limits(r);
@@ -97,6 +100,24 @@ impl<T: Transport> Conn<T> {
         }
     }
 
+    /// For an upgrade request to a proxied location, the `Upgrade` value
+    /// to forward: the protocols offered that the location's `upgrade`
+    /// allows. Empty otherwise, and when it allows none of them: the
+    /// request is then proxied as a plain one, without `Upgrade` (RFC
+    /// 9110 §7.8 lets a server ignore it), so no tunnel opens to a
+    /// protocol the location does not name — h2c above all.
+    fn upgrade_allowed(&self, req: &Request, loc: &Location) -> Vec<u8> {
+        if !req.is_upgrade() || !matches!(loc.action, Action::Proxy(_)) {
+            return Vec::new();
+        }
+        let forwarded = upgrade::select(req.headers_named("upgrade"), &loc.upgrade);
+        if forwarded.is_empty() {
+            let offered = String::from_utf8_lossy(req.header("upgrade").unwrap_or_default());
+            info!(client = %self.peer, uri = req.target(), upgrade = %offered, location = %loc.key, "upgrade to a protocol this location does not allow: proxied as a plain request");
+        }
+        forwarded
+    }
+
     /// The phase of a routed request's location, once its limits let it
     /// go.
     pub(super) fn after_limits(&self, r: Routed) -> Phase {
@@ -104,7 +125,7 @@ impl<T: Transport> Conn<T> {
         match &loc.action {
             Action::Return { .. } => Phase::Return(r),
             Action::Static(_) => Phase::Static(r),
-            Action::Proxy(_) if r.req.is_upgrade() => Phase::Upgrade(r),
+            Action::Proxy(_) if !r.upgrade.is_empty() => Phase::Upgrade(r),
             Action::Proxy(_) => Phase::Proxy(r),
         }
     }

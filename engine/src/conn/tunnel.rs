@@ -14,6 +14,7 @@ use tracing::debug;
 use super::finish::{log_request, RequestLine};
 use super::{Conn, Routed};
 use crate::access_log::{CloseReason, TunnelEnd};
+use crate::proxy::frames::{Frames, Goodbye, FROM_CLIENT};
 use crate::proxy::tunnel;
 use crate::proxy::tunnel::End;
 use crate::proxy::upgrade::TunnelPlan;
@@ -40,9 +41,9 @@ struct Tunnel<T: Transport> {
     upstream: crate::proxy::Connected,
     idle_timeout: std::time::Duration,
     send_timeout: std::time::Duration,
-    /// A WebSocket tunnel: frames are tracked (a drain closes between
-    /// them).
-    websocket: bool,
+    /// A WebSocket tunnel's frame trackers (a drain closes between
+    /// frames), until the relay takes them into its slot.
+    frames: Option<Box<Frames>>,
     /// Boxed: most tunnels run without an access log.
     logged: Option<Box<Logged>>,
     started: Instant,
@@ -78,11 +79,12 @@ impl<T: Transport + 'static> Conn<T> {
                 return;
             }
         }
+        // The tracker sees them as the upstream did: a drain must know
+        // where a frame they began ends.
+        if let Some(f) = plan.frames.as_mut() {
+            f.feed(FROM_CLIENT, &early);
+        }
         drop(early);
-        plan.websocket = r
-            .req
-            .header("upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
         let logged = self.shared.access.enabled().then(|| {
             Box::new(Logged {
                 peer: self.peer,
@@ -109,7 +111,7 @@ impl<T: Transport + 'static> Conn<T> {
             upstream: plan.upstream,
             idle_timeout: plan.idle_timeout,
             send_timeout: plan.send_timeout,
-            websocket: plan.websocket,
+            frames: plan.frames,
             logged,
             started: r.started,
             early_len,
@@ -124,12 +126,13 @@ impl<T: Transport + 'static> Conn<T> {
 }
 
 impl<T: Transport + 'static> Tunnel<T> {
-    async fn goodbye(self, close_frames: bool) {
+    async fn goodbye(self, goodbye: Goodbye) {
         let up = &self.upstream.stream;
-        say_goodbye(&self.client, up, close_frames, self.send_timeout).await;
+        say_goodbye(&self.client, up, goodbye, self.send_timeout).await;
     }
 
-    async fn run(self) {
+    async fn run(mut self) {
+        let frames = self.frames.take();
         let up = &self.upstream;
         let mut stats = tunnel::run(
             &self.shared.kit,
@@ -137,7 +140,7 @@ impl<T: Transport + 'static> Tunnel<T> {
             &up.stream,
             self.idle_timeout,
             self.send_timeout,
-            self.websocket,
+            frames,
         )
         .await;
         stats.client_to_upstream += u64::from(self.early_len);
@@ -194,9 +197,14 @@ impl<T: Transport + 'static> Tunnel<T> {
             );
         }
         // A drained tunnel says goodbye from a task of its own, which
-        // takes the connections: this task keeps no room for it.
-        if let End::Drain { close_frames } = end {
-            monoio::spawn(self.goodbye(close_frames));
+        // takes the connections: this task keeps no room for it. One cut
+        // past its drain's deadline is closed here, with no frame.
+        match end {
+            End::Drain(Goodbye::Cut) => {}
+            End::Drain(goodbye) => {
+                monoio::spawn(self.goodbye(goodbye));
+            }
+            _ => {}
         }
     }
 }
@@ -206,22 +214,25 @@ impl<T: Transport + 'static> Tunnel<T> {
 const DRAIN_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The end of a drained tunnel (RFC 6455 §7.1.2, §7.4.1 code 1001):
-/// between frames, a close frame to each side (masked to the upstream, as
-/// a client's frames are); then each side's write is shut, and what
-/// either sends back (its close frame) is read, bounded, so the close is
-/// a clean FIN and not a reset that could destroy the close frame unread.
+/// between frames (`Goodbye::CloseFrames`, which only the frame trackers
+/// make), a close frame to each side (masked to the upstream, as a
+/// client's frames are); then each side's write is shut, and what either
+/// sends back (its close frame) is read, bounded, so the close is a clean
+/// FIN and not a reset that could destroy the close frame unread.
 async fn say_goodbye<C: Transport, U: Transport>(
     client: &C,
     upstream: &U,
-    close_frames: bool,
+    goodbye: Goodbye,
     send_timeout: std::time::Duration,
 ) {
-    use crate::proxy::frames;
     let wait = send_timeout.min(DRAIN_CLOSE_WAIT);
-    if close_frames {
-        let to_upstream = frames::close_to_upstream(frames::mask_key());
-        let _ = client.write_all(&frames::CLOSE_TO_CLIENT, wait).await;
-        let _ = upstream.write_all(&to_upstream, wait).await;
+    match goodbye {
+        Goodbye::CloseFrames(at) => {
+            let _ = client.write_all(&at.to_client(), wait).await;
+            let _ = upstream.write_all(&at.to_upstream(), wait).await;
+        }
+        Goodbye::Shutdown => {}
+        Goodbye::Cut => return,
     }
     client.shutdown_write(wait).await;
     upstream.shutdown_write(wait).await;
@@ -280,7 +291,7 @@ mod tests {
                 upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
                 idle_timeout: Duration::from_secs(1),
                 send_timeout: Duration::from_secs(1),
-                websocket: true,
+                frames: Some(Box::default()),
                 upstream_early: 0,
                 logged: None,
                 started: Instant::now(),

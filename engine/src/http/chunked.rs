@@ -18,6 +18,8 @@
 //! without control characters), bounded by `max_trailer` bytes, and
 //! dropped, as nginx does.
 
+use super::is_tchar;
+
 /// Error: the chunked framing is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkError(pub &'static str);
@@ -216,11 +218,6 @@ impl ChunkedDecoder {
         }
         Ok(())
     }
-}
-
-/// RFC 9110 §5.6.2 token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The last chunk and the empty trailer section.

@@ -12,6 +12,7 @@ pub mod reply;
 pub mod request;
 pub mod response;
 pub mod rewrite;
+pub mod upgrade;
 
 /// A byte range of a parsed head's buffer: parsed heads own their buffer
 /// and keep their parts as spans of it, so they travel without borrowing.
@@ -116,6 +117,11 @@ pub const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "upgrade",
 ];
+
+/// RFC 9110 §5.6.2 token characters.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
 
 /// Case-insensitive comparison of a header token with an ASCII name.
 pub fn header_eq(a: &[u8], b: &str) -> bool {

@@ -19,14 +19,17 @@ use super::framing::{self, ResponseFraming};
 use super::path;
 use super::request::Request;
 use super::response::Response;
+use super::upgrade;
 use super::{header_eq, is_hop_by_hop, BodyKind};
 use crate::vars::VarCtx;
 
 /// What the upstream request should say about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamConn {
-    /// An upgrade: `Upgrade: <client's value>` + `Connection: upgrade`.
-    Upgrade,
+pub enum UpstreamConn<'a> {
+    /// An upgrade: `Upgrade: <the protocols the location allows of those
+    /// offered>` (`http::upgrade::select`, never empty) + `Connection:
+    /// upgrade`.
+    Upgrade(&'a [u8]),
     /// A plain request on a connection that is closed afterwards.
     Close,
     /// A plain request on a pooled connection.
@@ -81,7 +84,7 @@ pub fn request_head(
     uri: &str,
     set_headers: &[(String, Template)],
     vars: &VarCtx<'_>,
-    conn: UpstreamConn,
+    conn: UpstreamConn<'_>,
     allow_underscores: bool,
 ) {
     out.extend_from_slice(req.method().as_bytes());
@@ -121,8 +124,11 @@ pub fn request_head(
 
     for (name, v) in req.headers() {
         // Expect: ringway answers "100 Continue" itself (as nginx does).
+        // HTTP2-Settings belongs to an h2c upgrade (RFC 7540 §3.2.1): it
+        // goes along below only when that upgrade is forwarded.
         if header_eq(name, "host")
             || header_eq(name, "expect")
+            || header_eq(name, "http2-settings")
             || framing::is_framing(name)
             || is_hop_by_hop(name, req.headers_named("connection"))
             || drops_underscored(name, allow_underscores)
@@ -135,13 +141,15 @@ pub fn request_head(
     framing::write(out, req.body);
 
     match conn {
-        UpstreamConn::Upgrade => {
-            push_header(
-                out,
-                "Upgrade",
-                req.header("upgrade").unwrap_or(b"websocket"),
-            );
-            out.extend_from_slice(b"Connection: upgrade\r\n");
+        UpstreamConn::Upgrade(protocols) => {
+            push_header(out, "Upgrade", protocols);
+            match req.header("http2-settings") {
+                Some(settings) if upgrade::offers_h2c(protocols) => {
+                    push_header(out, "HTTP2-Settings", settings);
+                    out.extend_from_slice(b"Connection: upgrade, HTTP2-Settings\r\n");
+                }
+                _ => out.extend_from_slice(b"Connection: upgrade\r\n"),
+            }
         }
         UpstreamConn::Close => out.extend_from_slice(b"Connection: close\r\n"),
         UpstreamConn::KeepAlive => {}
@@ -239,14 +247,14 @@ mod tests {
         }
     }
 
-    fn render(raw: &str, set: &[(String, Template)], conn: UpstreamConn, uri: &str) -> String {
+    fn render(raw: &str, set: &[(String, Template)], conn: UpstreamConn<'_>, uri: &str) -> String {
         render_with(raw, set, conn, uri, false)
     }
 
     fn render_with(
         raw: &str,
         set: &[(String, Template)],
-        conn: UpstreamConn,
+        conn: UpstreamConn<'_>,
         uri: &str,
         underscores: bool,
     ) -> String {
@@ -270,10 +278,36 @@ mod tests {
     #[test]
     fn upgrade_head_without_boilerplate() {
         let raw = "GET /ws/chat HTTP/1.1\r\nHost: ws.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
-        let out = render(raw, &[], UpstreamConn::Upgrade, "/chat");
+        let out = render(raw, &[], UpstreamConn::Upgrade(b"websocket"), "/chat");
         assert_eq!(
             out,
             "GET /chat HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Protocol: chat\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
+    }
+
+    /// The upgrade forwarded is the location's choice, not the client's
+    /// value; HTTP2-Settings goes only with a forwarded h2c upgrade.
+    #[test]
+    fn only_the_allowed_upgrade_is_forwarded() {
+        let raw = "GET /p HTTP/1.1\r\nHost: a\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::Upgrade(b"websocket"), "/p");
+        assert_eq!(
+            out,
+            "GET /p HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
+        let out = render(raw, &[], UpstreamConn::KeepAlive, "/p");
+        assert_eq!(out, "GET /p HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n");
+        // Not listed in Connection: still never forwarded on its own.
+        let raw = "GET /p HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        let out = render(raw, &[], UpstreamConn::Close, "/p");
+        assert_eq!(
+            out,
+            "GET /p HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nConnection: close\r\n\r\n"
+        );
+        let out = render(raw, &[], UpstreamConn::Upgrade(b"h2c"), "/p");
+        assert_eq!(
+            out,
+            "GET /p HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: upgrade, HTTP2-Settings\r\n\r\n"
         );
     }
 

@@ -14,6 +14,15 @@
 //! makes the tracker [`lost`](Tracker::is_lost): the drain then closes
 //! that tunnel without close frames.
 //!
+//! The rule for every close frame ringway writes into a tunnel (a drain on
+//! TERM, `drain_old_tunnels_after`, and whatever else ends tunnels early):
+//! it goes out only at a frame boundary both ways, and past the drain's
+//! deadline the connection is closed without one. The close frames exist
+//! only behind an [`AtBoundary`], which [`drain_verdict`] alone makes, from
+//! trackers that have seen every byte of the tunnel — those that went out
+//! with the 101 and those the client sent behind its upgrade request
+//! included.
+//!
 //! 24 bytes per direction; the tunnel's slot keeps two.
 
 /// The longest frame header: 2 + 8 (64-bit length) + 4 (mask key).
@@ -154,8 +163,13 @@ impl Tracker {
     }
 }
 
-/// Both directions of a WebSocket tunnel (0: the client's bytes, masked;
-/// 1: the upstream's) and which sent the first close frame: what a
+/// The direction of the client's bytes (masked frames).
+pub const FROM_CLIENT: usize = 0;
+/// The direction of the upstream's bytes.
+pub const FROM_UPSTREAM: usize = 1;
+
+/// Both directions of a WebSocket tunnel ([`FROM_CLIENT`],
+/// [`FROM_UPSTREAM`]) and which sent the first close frame: what a
 /// tunnel's slot keeps, in the idle sweep or the ring relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frames {
@@ -197,25 +211,59 @@ impl Frames {
     }
 }
 
-/// Whether a drained tunnel whose two directions both wait idle may
-/// close now: `Some(true)` with close frames (between frames both ways),
-/// `Some(false)` without (not tracked, or not WebSocket framing), `None`
-/// while a frame is still in flight.
-pub fn drain_verdict(frames: Option<&Frames>) -> Option<bool> {
+/// How a drained tunnel ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goodbye {
+    /// Between frames both ways: a close frame 1001 to each side, then a
+    /// clean shutdown.
+    CloseFrames(AtBoundary),
+    /// Not WebSocket (or not WebSocket framing): a clean shutdown, no
+    /// frames.
+    Shutdown,
+    /// A frame was still in flight at the drain's deadline: closed at
+    /// once, without a close frame.
+    Cut,
+}
+
+/// Both directions of a tunnel were between frames, with every byte read
+/// written, when its relay ended: the only way to the close frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtBoundary(());
+
+impl AtBoundary {
+    /// The close frame to the client: 1001, unmasked.
+    pub fn to_client(self) -> [u8; 4] {
+        CLOSE_TO_CLIENT
+    }
+
+    /// The close frame to the upstream: 1001, masked as a client's frame
+    /// is (§5.3), with a fresh key.
+    pub fn to_upstream(self) -> [u8; 8] {
+        close_to_upstream(mask_key())
+    }
+}
+
+/// How a drained tunnel whose two directions both wait, all they read
+/// written, may end now: with close frames between frames both ways,
+/// without when it is not tracked or not WebSocket framing, `None` while
+/// a frame is still in flight.
+pub fn drain_verdict(frames: Option<&Frames>) -> Option<Goodbye> {
     match frames {
-        None => Some(false),
-        Some(f) if f.track.iter().any(Tracker::is_lost) => Some(false),
-        Some(f) if f.track.iter().all(Tracker::at_boundary) => Some(true),
+        None => Some(Goodbye::Shutdown),
+        Some(f) if f.track.iter().any(Tracker::is_lost) => Some(Goodbye::Shutdown),
+        Some(f) if f.track.iter().all(Tracker::at_boundary) => {
+            Some(Goodbye::CloseFrames(AtBoundary(())))
+        }
         Some(_) => None,
     }
 }
 
 /// The close frame ringway sends a client on a drain: 1001, unmasked.
-pub const CLOSE_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+const CLOSE_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
 
 /// The close frame ringway sends an upstream on a drain (1001): a client's
 /// frame is masked (§5.3), with `key`.
-pub fn close_to_upstream(key: [u8; 4]) -> [u8; 8] {
+fn close_to_upstream(key: [u8; 4]) -> [u8; 8] {
     let code = [0x03, 0xE9];
     [
         0x88,
@@ -232,7 +280,7 @@ pub fn close_to_upstream(key: [u8; 4]) -> [u8; 8] {
 /// A masking key nobody on the wire can predict well enough to matter
 /// here (the close frame's payload is fixed): the clock's nanoseconds
 /// mixed with a per-call counter (SplitMix64).
-pub fn mask_key() -> [u8; 4] {
+fn mask_key() -> [u8; 4] {
     use std::cell::Cell;
     thread_local!(static STATE: Cell<u64> = const { Cell::new(0) });
     let nanos = std::time::SystemTime::now()
@@ -316,6 +364,58 @@ mod tests {
                 assert!(t.at_boundary());
             }
         }
+    }
+
+    /// A frame's header and the first part of its payload in one read
+    /// (what arrives behind a 101): mid-frame until the rest passes, by
+    /// feed or by skip.
+    #[test]
+    fn header_and_payload_in_one_read() {
+        for masked in [false, true] {
+            let f = frame(true, 2, &[5u8; 1 << 20], masked.then_some([9, 8, 7, 6]));
+            let header = if masked { 14 } else { 10 };
+            let mut t = Tracker::new(masked);
+            t.feed(&f[..header + 1000]);
+            assert!(!t.at_boundary());
+            assert_eq!(t.payload_left(), (1 << 20) - 1000);
+            let mut fed = t;
+            fed.feed(&f[header + 1000..]);
+            assert!(fed.at_boundary());
+            t.skip((1 << 20) - 1000);
+            assert!(t.at_boundary());
+            // A whole frame and the next one's first header byte.
+            let mut t = Tracker::new(masked);
+            let mut two = f.clone();
+            two.push(0x81);
+            t.feed(&two);
+            assert!(!t.at_boundary() && t.payload_left() == 0);
+        }
+        let mut frames = Frames::default();
+        let f = frame(true, 2, &[5u8; 70_000], None);
+        frames.feed(FROM_UPSTREAM, &f[..1010]);
+        assert_eq!(drain_verdict(Some(&frames)), None, "mid-frame: no close");
+        frames.feed(FROM_UPSTREAM, &f[1010..]);
+        assert!(matches!(
+            drain_verdict(Some(&frames)),
+            Some(Goodbye::CloseFrames(_))
+        ));
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(drain_verdict(None), Some(Goodbye::Shutdown));
+        let mut lost = Frames::default();
+        lost.feed(FROM_CLIENT, b"GET / HTTP/1.1\r\n");
+        assert_eq!(drain_verdict(Some(&lost)), Some(Goodbye::Shutdown));
+        let mut mid = Frames::default();
+        mid.feed(FROM_CLIENT, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1]);
+        assert_eq!(drain_verdict(Some(&mid)), None);
+        let fresh = Frames::default();
+        let Some(Goodbye::CloseFrames(at)) = drain_verdict(Some(&fresh)) else {
+            panic!("a fresh tunnel is between frames");
+        };
+        assert_eq!(at.to_client(), CLOSE_TO_CLIENT);
+        assert_eq!(at.to_upstream()[..2], [0x88, 0x82]);
     }
 
     #[test]

@@ -14,16 +14,15 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::frames::{self, Frames};
+use super::frames::{self, Frames, Goodbye};
 
 /// Why a tunnel's wait on its slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// Idle past its timeout.
     Idle,
-    /// Drained, both directions idle: with close frames when both are
-    /// between WebSocket frames, without when the stream is not tracked.
-    Drain { close_frames: bool },
+    /// Drained: how the tunnel says goodbye (`frames::Goodbye`).
+    Drain(Goodbye),
 }
 
 /// A tunnel's drain, as its slot knows it.
@@ -31,21 +30,28 @@ pub enum Wake {
 pub enum Drain {
     #[default]
     No,
-    /// Asked to drain at this instant (a spread drain's turn).
-    At(Instant),
-    /// Its turn came: close at the next point where both directions idle.
-    Now,
+    /// Asked to drain at `turn` (a spread drain's), and to be gone by
+    /// `by`.
+    At { turn: Instant, by: Instant },
+    /// Its turn came: close at the next point where both directions are
+    /// quiet (all they read written) and between frames, until `by`.
+    Now { by: Instant },
+    /// `by` passed with a frame still in flight (or bytes still moving):
+    /// end now, without close frames.
+    Overdue,
 }
 
 impl Drain {
     /// Schedule the drains of `tunnels` (each its generation and drain
     /// state) started before generation `before` and not draining yet:
-    /// tunnel k of n at `start + k·spread/n`. Returns n.
+    /// tunnel k of n at `start + k·spread/n`, each to be gone by
+    /// `deadline`. Returns n.
     pub fn schedule<'a>(
         tunnels: impl Iterator<Item = (u32, &'a mut Drain)>,
         before: u32,
         start: Instant,
         spread: Duration,
+        deadline: Instant,
     ) -> usize {
         let picked: Vec<&mut Drain> = tunnels
             .filter(|(generation, d)| *generation < before && **d == Drain::No)
@@ -53,7 +59,8 @@ impl Drain {
             .collect();
         let n = picked.len();
         for (k, d) in picked.into_iter().enumerate() {
-            *d = Drain::At(start + spread_at(spread, k, n));
+            let turn = (start + spread_at(spread, k, n)).min(deadline);
+            *d = Drain::At { turn, by: deadline };
         }
         n
     }
@@ -62,16 +69,46 @@ impl Drain {
     /// from here); `pending` counts those whose turn is still to come.
     pub fn start_if_due(&mut self, now: Instant, pending: &mut usize) -> bool {
         match *self {
-            Drain::At(t) if t <= now => {
-                *self = Drain::Now;
+            Drain::At { turn, by } if turn <= now => {
+                *self = Drain::Now { by };
                 true
             }
-            Drain::At(_) => {
+            Drain::At { .. } => {
                 *pending += 1;
                 false
             }
             _ => false,
         }
+    }
+
+    /// At `now`: true when a drain under way has just run past its
+    /// deadline (it is `Overdue` from here).
+    pub fn overdue(&mut self, now: Instant) -> bool {
+        match *self {
+            Drain::At { by, .. } | Drain::Now { by } if by <= now => {
+                *self = Drain::Overdue;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a draining tunnel may end now, and how: once its turn came
+    /// and both directions are `quiet` (waiting for their source, all
+    /// they read written), at a frame boundary with close frames
+    /// (`frames::drain_verdict`); past its deadline without, at once.
+    pub fn verdict(&self, frames: Option<&Frames>, quiet: bool) -> Option<Goodbye> {
+        let overdue = match self {
+            Drain::Now { .. } => false,
+            Drain::Overdue => true,
+            _ => return None,
+        };
+        let verdict = if quiet {
+            frames::drain_verdict(frames)
+        } else {
+            None
+        };
+        verdict.or(overdue.then_some(Goodbye::Cut))
     }
 }
 
@@ -95,10 +132,10 @@ struct Entry {
 impl Entry {
     /// Whether a drained tunnel may close now, and how.
     fn drain_ready(&self) -> Option<Wake> {
-        if self.drain != Drain::Now || !self.waiting.iter().all(|&w| w) {
-            return None;
-        }
-        frames::drain_verdict(self.frames.as_ref()).map(|close_frames| Wake::Drain { close_frames })
+        let quiet = self.waiting.iter().all(|&w| w);
+        self.drain
+            .verdict(self.frames.as_ref(), quiet)
+            .map(Wake::Drain)
     }
 }
 
@@ -112,16 +149,17 @@ pub struct IdleSweep {
 }
 
 impl IdleSweep {
-    /// A tunnel's slot; `websocket`: track its frames (so a drain can
-    /// close it between frames).
-    pub fn register(&self, timeout: Duration, websocket: bool) -> usize {
+    /// A tunnel's slot; `frames`: a WebSocket tunnel's trackers, which
+    /// have seen every byte relayed before the tunnel started (so a drain
+    /// can close it between frames).
+    pub fn register(&self, timeout: Duration, frames: Option<Box<Frames>>) -> usize {
         let e = Entry {
             last: Instant::now(),
             active: false,
             timeout,
             expired: false,
             waker: None,
-            frames: websocket.then(Frames::default),
+            frames: frames.map(|f| *f),
             waiting: [false; 2],
             drain: Drain::No,
             generation: self.generation.get(),
@@ -243,15 +281,21 @@ impl IdleSweep {
     }
 
     /// Schedule a drain of every live tunnel started before generation
-    /// `before` (all: `u32::MAX`): tunnel k of n at `start + k·spread/n`.
-    /// Returns how many were scheduled.
-    pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
+    /// `before` (all: `u32::MAX`): tunnel k of n at `start + k·spread/n`,
+    /// each gone by `deadline`. Returns how many were scheduled.
+    pub fn schedule_drain(
+        &self,
+        before: u32,
+        start: Instant,
+        spread: Duration,
+        deadline: Instant,
+    ) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
             .map(|e| (e.generation, &mut e.drain));
-        Drain::schedule(tunnels, before, start, spread)
+        Drain::schedule(tunnels, before, start, spread, deadline)
     }
 
     /// Start the drains whose turn has come; returns how many are still
@@ -273,12 +317,16 @@ impl IdleSweep {
         pending
     }
 
-    /// Mark and wake every entry idle past its timeout at `now`.
+    /// Mark and wake every entry idle past its timeout at `now`, and
+    /// every drain past its deadline.
     pub fn sweep(&self, now: Instant) -> usize {
         let mut woken = Vec::new();
         {
             let mut slots = self.slots.borrow_mut();
             for e in slots.iter_mut().flatten() {
+                if e.drain.overdue(now) {
+                    woken.extend(e.waker.take());
+                }
                 if std::mem::take(&mut e.active) {
                     e.last = now;
                 } else if !e.expired && now.saturating_duration_since(e.last) >= e.timeout {
@@ -318,11 +366,19 @@ pub fn sweep_period(shortest: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    fn ws() -> Option<Box<Frames>> {
+        Some(Box::default())
+    }
+
+    fn closes(w: Option<Wake>) -> bool {
+        matches!(w, Some(Wake::Drain(Goodbye::CloseFrames(_))))
+    }
+
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10), false);
-        let b = s.register(Duration::from_secs(1), false);
+        let a = s.register(Duration::from_secs(10), None);
+        let b = s.register(Duration::from_secs(1), None);
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -340,20 +396,24 @@ mod tests {
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1), false);
+        let a = s.register(Duration::from_secs(1), None);
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
-        assert_eq!(s.register(Duration::from_secs(1), false), a);
+        assert_eq!(s.register(Duration::from_secs(1), None), a);
     }
 
     #[test]
     fn drains_are_spread_and_wait_for_frame_boundaries() {
         let s = IdleSweep::default();
-        let ws = s.register(Duration::from_secs(60), true);
-        let plain = s.register(Duration::from_secs(60), false);
+        let ws = s.register(Duration::from_secs(60), ws());
+        let plain = s.register(Duration::from_secs(60), None);
         let t0 = Instant::now();
-        assert_eq!(s.schedule_drain(u32::MAX, t0, Duration::from_secs(2)), 2);
+        let by = t0 + Duration::from_secs(30);
+        assert_eq!(
+            s.schedule_drain(u32::MAX, t0, Duration::from_secs(2), by),
+            2
+        );
         assert_eq!(
             spread_at(Duration::from_secs(2), 1, 2),
             Duration::from_secs(1)
@@ -370,32 +430,64 @@ mod tests {
         assert_eq!(ready(ws), None, "mid-frame");
         assert_eq!(s.payload_left(ws << 1), 3);
         s.written(ws << 1, &[b'l' ^ 3, b'l' ^ 4, b'o' ^ 1]);
-        assert_eq!(ready(ws), Some(Wake::Drain { close_frames: true }));
+        assert!(closes(ready(ws)));
         // The plain tunnel's turn comes later, and closes without frames.
         s.waiting(plain << 1, true);
         s.waiting(plain << 1 | 1, true);
         assert_eq!(ready(plain), None, "not its turn yet");
         assert_eq!(s.drain_due(t0 + Duration::from_secs(1)), 0);
-        assert_eq!(
-            ready(plain),
-            Some(Wake::Drain {
-                close_frames: false
-            })
-        );
+        assert_eq!(ready(plain), Some(Wake::Drain(Goodbye::Shutdown)));
         assert_eq!(s.payload_left(plain << 1), u64::MAX);
     }
 
     #[test]
     fn only_older_generations_drain_after_a_reload() {
         let s = IdleSweep::default();
-        let old = s.register(Duration::from_secs(60), true);
+        let old = s.register(Duration::from_secs(60), ws());
         s.generation.set(1);
-        let new = s.register(Duration::from_secs(60), true);
-        assert_eq!(s.schedule_drain(1, Instant::now(), Duration::ZERO), 1);
-        s.drain_due(Instant::now());
+        let new = s.register(Duration::from_secs(60), ws());
+        let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
+        assert_eq!(s.schedule_drain(1, now, Duration::ZERO, by), 1);
+        s.drain_due(now);
         let d = |k: usize| s.slots.borrow()[k].as_ref().unwrap().drain;
-        assert_eq!(d(old), Drain::Now);
+        assert_eq!(d(old), Drain::Now { by });
         assert_eq!(d(new), Drain::No);
+    }
+
+    /// A drained tunnel whose frame never finishes is closed without a
+    /// close frame once its deadline passes; one still moving bytes too.
+    #[test]
+    fn past_the_deadline_a_drain_cuts_without_close_frames() {
+        let s = IdleSweep::default();
+        let mid = s.register(Duration::from_secs(60), ws());
+        let busy = s.register(Duration::from_secs(60), ws());
+        let t0 = Instant::now();
+        let by = t0 + Duration::from_secs(1);
+        s.schedule_drain(u32::MAX, t0, Duration::ZERO, by);
+        s.drain_due(t0);
+        let ready = |key: usize| s.slots.borrow()[key].as_ref().unwrap().drain_ready();
+        // 1 MiB frame header and 1,000 of its bytes from the upstream.
+        let mut head = vec![0x82, 0x7f];
+        head.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        s.written(mid << 1 | 1, &head);
+        s.written(mid << 1 | 1, &[0u8; 1000]);
+        for k in [mid << 1, mid << 1 | 1, busy << 1] {
+            s.waiting(k, true);
+        }
+        assert_eq!(ready(mid), None, "mid-frame: wait for the boundary");
+        assert_eq!(ready(busy), None, "bytes moving: wait");
+        s.sweep(t0 + Duration::from_millis(999));
+        assert_eq!(ready(mid), None, "before the deadline");
+        s.sweep(by);
+        assert_eq!(ready(mid), Some(Wake::Drain(Goodbye::Cut)));
+        assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
+        // Quiet and between frames past the deadline: close frames still.
+        let late = s.register(Duration::from_secs(60), ws());
+        s.schedule_drain(u32::MAX, by, Duration::ZERO, by);
+        s.sweep(by);
+        s.waiting(late << 1, true);
+        s.waiting(late << 1 | 1, true);
+        assert!(closes(ready(late)));
     }
 
     #[test]

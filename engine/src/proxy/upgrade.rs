@@ -16,9 +16,11 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::body::{self, BodyLimits, BodyReader};
+use super::frames::{self, Frames};
 use super::{Answered, Connected, Exchange};
 use crate::error::{Error, Kind};
-use crate::http::rewrite;
+use crate::http::upgrade::{self, Switched};
+use crate::http::{header_eq, rewrite, tokens};
 use crate::transport::Transport;
 
 /// How the handshake ended.
@@ -38,31 +40,58 @@ pub struct TunnelPlan {
     /// Client bytes that arrived behind the upgrade request: the first
     /// bytes the tunnel writes upstream.
     pub early: Vec<u8>,
-    /// The upgrade is to WebSocket: the tunnel tracks frames (a drain
-    /// closes it between frames with close frames).
-    pub websocket: bool,
+    /// The connection switched to WebSocket: the tunnel tracks frames (a
+    /// drain closes it between frames with close frames), from the first
+    /// byte each way — the upstream's that went out with the 101 are in
+    /// already, the client's `early` go in when they are written.
+    pub frames: Option<Box<Frames>>,
     /// Upstream bytes that came behind its 101 and went to the client
     /// with it: the tunnel counts them as sent to the client.
     pub upstream_early: u32,
 }
 
-pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
+/// Run the upgrade exchange of a request whose `Upgrade` went upstream as
+/// `forwarded` (the protocols its location allows).
+pub async fn run<C: Transport>(x: &Exchange<'_, C>, forwarded: &[u8]) -> Result<Outcome, Error> {
     let loc = x.location;
     let Answered { up, head } = x.exchange_head().await?;
     let resp = &head.resp;
     let status = resp.status;
     let framing = resp.framing(false).map_err(Kind::from)?;
-    if status == 101 && resp.header("upgrade").is_none_or(|v| v.is_empty()) {
-        // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
-        return Err(Kind::BadResponse("101 without Upgrade").into());
-    }
+    let switched = if status == 101 {
+        // RFC 9110 §15.2.2: a 101 names the protocol it switches to, one
+        // the request offered (§7.8) — here, one the location allows.
+        let named = || {
+            resp.headers()
+                .filter(|(n, _)| header_eq(n, "upgrade"))
+                .map(|(_, v)| v)
+        };
+        if named().flat_map(tokens).next().is_none() {
+            return Err(Kind::BadResponse("101 without Upgrade").into());
+        }
+        let Some(switched) = upgrade::switched_to(named(), forwarded) else {
+            let said: Vec<_> = named().map(String::from_utf8_lossy).collect();
+            warn!(client = %x.peer, upstream = %up.addr, upgrade = ?said, offered = %String::from_utf8_lossy(forwarded), "101 to a protocol that was not offered");
+            return Err(Kind::BadResponse("101 to a protocol that was not offered").into());
+        };
+        Some(switched)
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(resp.head_len + 64);
     rewrite::response_head(&mut out, resp, framing, false);
 
-    if status == 101 {
-        // The upstream's first bytes of the new protocol go with the 101.
+    if let Some(switched) = switched {
+        // The upstream's first bytes of the new protocol go with the 101,
+        // and through the frame tracker first: a drain must know where
+        // the frame they begin ends.
         out.extend_from_slice(resp.early());
         let upstream_early = u32::try_from(resp.early().len()).unwrap_or(u32::MAX);
+        let frames = (switched == Switched::WebSocket).then(|| {
+            let mut f = Box::<Frames>::default();
+            f.feed(frames::FROM_UPSTREAM, resp.early());
+            f
+        });
         drop(head);
         x.client
             .write_all(&out, loc.proxy_send_timeout)
@@ -72,7 +101,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>) -> Result<Outcome, Error> {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,
             send_timeout: loc.proxy_send_timeout,
-            websocket: false,
+            frames,
             early: x.early.to_vec(),
             upstream_early,
         }));

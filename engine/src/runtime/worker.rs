@@ -208,10 +208,15 @@ pub async fn main(init: WorkerInit) {
                     r.generation.set(generation);
                 }
                 if let Some(after) = config.runtime.drain_old_tunnels_after {
-                    let (w, spread) = (worker.clone(), config.runtime.drain_spread);
+                    let w = worker.clone();
+                    let (spread, grace) =
+                        (config.runtime.drain_spread, config.runtime.shutdown_timeout);
                     monoio::spawn(async move {
                         monoio::time::sleep(after).await;
-                        drain_tunnels(&w, generation, spread).await;
+                        // A tunnel still mid-frame `grace` after the last
+                        // turn is closed without a close frame.
+                        let deadline = Instant::now() + spread + grace;
+                        drain_tunnels(&w, generation, spread, deadline).await;
                     });
                 }
                 let next = Snapshot::new(config, tls, limits, Some(&before));
@@ -236,11 +241,11 @@ pub async fn main(init: WorkerInit) {
     // keep-alive connections are left to close, busy ones get up to
     // shutdown_timeout.
     worker.shutting_down.raise();
-    let deadline = Instant::now() + shutdown_timeout;
+    let mut deadline = Instant::now() + shutdown_timeout;
     let spread = worker.snapshot().config.runtime.drain_spread;
     monoio::spawn({
         let w = worker.clone();
-        async move { drain_tunnels(&w, u32::MAX, spread).await }
+        async move { drain_tunnels(&w, u32::MAX, spread, deadline).await }
     });
     info!(
         worker = worker.id,
@@ -248,20 +253,65 @@ pub async fn main(init: WorkerInit) {
         timeout = ?shutdown_timeout,
         "draining"
     );
-    while worker.busy.get() > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            warn!(
-                worker = worker.id,
-                busy = worker.busy.get(),
-                "shutdown_timeout reached, closing remaining connections"
-            );
+    let mut cut = false;
+    loop {
+        let tunnels = live_tunnels(&worker);
+        if worker.busy.get() == 0 || (cut && tunnels == 0) {
             break;
         }
-        let _ = monoio::time::timeout(left, worker.conn_closed.notified()).await;
+        let now = Instant::now();
+        if now >= deadline {
+            if cut || tunnels == 0 {
+                warn!(
+                    worker = worker.id,
+                    busy = worker.busy.get(),
+                    "shutdown_timeout reached, closing remaining connections"
+                );
+                break;
+            }
+            // Tunnels still open at shutdown_timeout (a frame in flight
+            // that never finished) end now, logged, without a close frame
+            // inside the frame.
+            let n = cut_tunnels(&worker, now);
+            warn!(
+                worker = worker.id,
+                tunnels = n,
+                "shutdown_timeout reached with tunnels mid-frame: closing them without close frames"
+            );
+            cut = true;
+            deadline = now + CUT_WAIT;
+            continue;
+        }
+        let _ = monoio::time::timeout(deadline - now, worker.conn_closed.notified()).await;
     }
     worker.access.flush();
     info!(worker = worker.id, "stopped");
+}
+
+/// How long the tunnels cut at shutdown_timeout get to end (and log)
+/// before the worker stops anyway.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// Tunnels this worker relays now.
+fn live_tunnels(worker: &Shared) -> usize {
+    worker.kit.idle.live() + worker.kit.relay.as_ref().map_or(0, |r| r.live())
+}
+
+/// End every tunnel still live at `now`, shutdown_timeout: each drains
+/// with a deadline of now, so it closes at once — with close frames only
+/// when both directions are between frames and quiet. Returns how many
+/// there were.
+fn cut_tunnels(worker: &Shared, now: Instant) -> usize {
+    let kit = &worker.kit;
+    kit.idle.schedule_drain(u32::MAX, now, Duration::ZERO, now);
+    kit.idle.drain_due(now);
+    kit.idle.sweep(now);
+    if let Some(r) = &kit.relay {
+        r.schedule_drain(u32::MAX, now, Duration::ZERO, now);
+        r.drain_due(now);
+        r.sweep(now);
+    }
+    live_tunnels(worker)
 }
 
 /// How long accept pauses after it fails (out of descriptors or memory).
@@ -271,16 +321,18 @@ const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// Close this worker's tunnels started before configuration generation
 /// `before` (all: `u32::MAX`), spread evenly over `spread`, each with
-/// WebSocket close frames 1001 at a frame boundary (`proxy::tunnel`).
-/// One timer task for the whole schedule, none per tunnel.
-async fn drain_tunnels(worker: &Shared, before: u32, spread: Duration) {
+/// WebSocket close frames 1001 at a frame boundary (`proxy::tunnel`), or
+/// without any once `deadline` passes with a frame still in flight (the
+/// sweeps end those). One timer task for the whole schedule, none per
+/// tunnel.
+async fn drain_tunnels(worker: &Shared, before: u32, spread: Duration, deadline: Instant) {
     let kit = &worker.kit;
     let start = Instant::now();
-    let n = kit.idle.schedule_drain(before, start, spread)
+    let n = kit.idle.schedule_drain(before, start, spread, deadline)
         + kit
             .relay
             .as_ref()
-            .map_or(0, |r| r.schedule_drain(before, start, spread));
+            .map_or(0, |r| r.schedule_drain(before, start, spread, deadline));
     info!(worker = worker.id, tunnels = n, spread = ?spread, "draining tunnels (close 1001)");
     let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
     loop {

@@ -11,6 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use super::{count, drive, Counter, Stats};
+use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::would_block;
 use crate::transport::Transport;
@@ -24,9 +25,9 @@ pub async fn run<A: Transport, B: Transport>(
     upstream: &B,
     idle_timeout: Duration,
     send_timeout: Duration,
-    websocket: bool,
+    frames: Option<Box<Frames>>,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout, websocket);
+    let key = kit.idle.register(idle_timeout, frames);
     let up_bytes = Counter::new(0);
     let down_bytes = Counter::new(0);
     let end = drive(

@@ -29,6 +29,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::frames::Frames;
 use super::idle::Wake;
 use super::kit::Kit;
 use crate::transport::Transport;
@@ -37,18 +38,20 @@ pub use buffered::run as run_buffered;
 
 /// Relay between `client` and `upstream` until the tunnel ends: with
 /// splice when both are plain sockets, through the transports otherwise.
+/// `frames`: a WebSocket tunnel's trackers, fed with every byte relayed
+/// before it started.
 pub async fn run<C: Transport, U: Transport>(
     kit: &Kit,
     client: &C,
     upstream: &U,
     idle_timeout: Duration,
     send_timeout: Duration,
-    websocket: bool,
+    frames: Option<Box<Frames>>,
 ) -> Stats {
     match (client.socket(), upstream.socket()) {
         (Some(c), Some(u)) => match &kit.relay {
-            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, websocket).await,
-            None => splice::run(kit, c, u, idle_timeout, send_timeout, websocket).await,
+            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames).await,
+            None => splice::run(kit, c, u, idle_timeout, send_timeout, frames).await,
         },
         // Boxed: a plain tunnel's task then keeps only a pointer's room
         // for the buffered relay it does not run.
@@ -59,7 +62,7 @@ pub async fn run<C: Transport, U: Transport>(
                 upstream,
                 idle_timeout,
                 send_timeout,
-                websocket,
+                frames,
             ))
             .await
         }
@@ -118,7 +121,7 @@ where
         if let Poll::Ready(w) = idle.as_mut().poll(cx) {
             return Poll::Ready(match w {
                 Wake::Idle => End::Idle,
-                Wake::Drain { close_frames } => End::Drain { close_frames },
+                Wake::Drain(goodbye) => End::Drain(goodbye),
             });
         }
         Poll::Pending

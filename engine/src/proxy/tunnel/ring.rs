@@ -39,7 +39,7 @@ use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
-use crate::proxy::frames::{self, Frames};
+use crate::proxy::frames::Frames;
 use crate::proxy::idle::Drain;
 use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
@@ -180,11 +180,13 @@ impl Slot {
 
     /// Whether a drained tunnel may close now, and how.
     fn drain_ready(&self) -> Option<End> {
-        if self.drain != Drain::Now || self.end.is_some() || !(self.idle(0) && self.idle(1)) {
+        if self.end.is_some() {
             return None;
         }
-        frames::drain_verdict(self.frames.as_deref())
-            .map(|close_frames| End::Drain { close_frames })
+        let quiet = self.idle(0) && self.idle(1);
+        self.drain
+            .verdict(self.frames.as_deref(), quiet)
+            .map(End::Drain)
     }
 
     /// Payload bytes direction `d` may splice unseen.
@@ -253,13 +255,19 @@ impl Relay {
         self.live.get()
     }
 
-    /// End every tunnel idle past its timeout, or whose send has waited
-    /// past the send timeout. Called by the worker's periodic sweep.
+    /// End every tunnel idle past its timeout, whose send has waited past
+    /// the send timeout, or whose drain ran past its deadline (without
+    /// close frames when a frame is still in flight). Called by the
+    /// worker's periodic sweep.
     pub fn sweep(&self, now: Instant) {
         let mut slots = self.slots.borrow_mut();
         for (i, s) in slots.iter_mut().enumerate() {
             let Some(s) = s else { continue };
             if s.end.is_some() {
+                continue;
+            }
+            if s.drain.overdue(now) {
+                self.end_if_drained(i as u32, s);
                 continue;
             }
             if now.saturating_duration_since(s.last) >= s.idle_timeout {
@@ -280,16 +288,22 @@ impl Relay {
     }
 
     /// Schedule a drain of every live tunnel started before generation
-    /// `before`, spread evenly over `spread` from `start`; returns how
-    /// many.
-    pub fn schedule_drain(&self, before: u32, start: Instant, spread: Duration) -> usize {
+    /// `before`, spread evenly over `spread` from `start`, each gone by
+    /// `deadline`; returns how many.
+    pub fn schedule_drain(
+        &self,
+        before: u32,
+        start: Instant,
+        spread: Duration,
+        deadline: Instant,
+    ) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
             .filter(|s| s.end.is_none())
             .map(|s| (s.generation, &mut s.drain));
-        Drain::schedule(tunnels, before, start, spread)
+        Drain::schedule(tunnels, before, start, spread, deadline)
     }
 
     /// Start the drains whose turn has come (ending the tunnels already
@@ -323,7 +337,7 @@ impl Relay {
         fds: [RawFd; 2],
         idle: Duration,
         send: Duration,
-        websocket: bool,
+        frames: Option<Box<Frames>>,
     ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
@@ -339,7 +353,7 @@ impl Relay {
             send_timeout: send,
             last: Instant::now(),
             orphan: false,
-            frames: websocket.then(Box::default),
+            frames,
             drain: Drain::No,
             generation: self.generation.get(),
         };
@@ -452,7 +466,7 @@ impl Relay {
             }
             _ => s.inflight -= 1,
         }
-        if s.drain == Drain::Now {
+        if matches!(s.drain, Drain::Now { .. }) {
             self.end_if_drained(i, s);
         }
         if !s.finished() {
@@ -807,13 +821,13 @@ pub async fn run(
     upstream: &TcpStream,
     idle_timeout: Duration,
     send_timeout: Duration,
-    websocket: bool,
+    frames: Option<Box<Frames>>,
 ) -> Stats {
     let i = relay.register(
         [client.as_raw_fd(), upstream.as_raw_fd()],
         idle_timeout,
         send_timeout,
-        websocket,
+        frames,
     );
     // If this task goes away first, the slot ends the tunnel and frees
     // itself once the kernel has let go of the sockets... which it cannot

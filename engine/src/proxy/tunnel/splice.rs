@@ -21,6 +21,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::{count, drive, Counter, Stats};
+use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::{self, fd};
 use crate::transport::{wait_drained, wait_writable, Transport};
@@ -34,9 +35,9 @@ pub async fn run(
     upstream: &TcpStream,
     idle_timeout: Duration,
     send_timeout: Duration,
-    websocket: bool,
+    frames: Option<Box<Frames>>,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout, websocket);
+    let key = kit.idle.register(idle_timeout, frames);
     let up_bytes = Counter::new(0);
     let down_bytes = Counter::new(0);
     let end = drive(
@@ -206,9 +207,15 @@ mod tests {
             let s = Duration::from_secs(1);
             let c = super::Counter::new(0);
             let pump = std::mem::size_of_val(&super::pump(&kit, &a, &a, 0, &c, s));
-            let run = std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, true));
-            let dispatch =
-                std::mem::size_of_val(&crate::proxy::tunnel::run(&kit, &a, &a, s, s, true));
+            let run = std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, Some(Box::default())));
+            let dispatch = std::mem::size_of_val(&crate::proxy::tunnel::run(
+                &kit,
+                &a,
+                &a,
+                s,
+                s,
+                Some(Box::default()),
+            ));
             eprintln!("tunnel futures: pump {pump} B, splice run {run} B, dispatch {dispatch} B");
             assert!(pump <= 320, "pump future is {pump} bytes");
             assert!(run <= 1024, "tunnel future is {run} bytes");

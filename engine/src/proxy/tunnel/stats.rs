@@ -1,5 +1,7 @@
 //! What a tunnel reports when it ends (every relay's answer).
 
+use crate::proxy::frames::Goodbye;
+
 /// How a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -11,10 +13,10 @@ pub enum End {
     Idle,
     /// A socket error (reset, send timeout).
     Error,
-    /// A drain ended it with both directions idle: between WebSocket
-    /// frames (`close_frames`: the tunnel's owner sends each side a close
-    /// frame 1001), or untracked.
-    Drain { close_frames: bool },
+    /// A drain ended it: how its owner says goodbye (close frames 1001
+    /// at a frame boundary, a plain shutdown, or a cut past the drain's
+    /// deadline).
+    Drain(Goodbye),
 }
 
 #[derive(Debug, Clone, Copy)]
