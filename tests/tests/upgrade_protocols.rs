@@ -448,10 +448,10 @@ fn empty_upgrade_list_answers_a_handshake_as_plain(d: Driver) {
     s.write_all(&get("/admin/x", "")).unwrap();
     let (head, _) = read_response(&mut s);
     assert_eq!(status(&head), 403, "{head}");
-    s.write_all(&get("/none/h2c", &h2c_asks()[0].1)).unwrap();
+    s.write_all(&get("/none/second", &h2c_asks()[0].1)).unwrap();
     let (head, body) = read_response(&mut s);
     assert_eq!(status(&head), 200, "{head}");
-    assert_eq!(body, "GET /none/h2c body=0");
+    assert_eq!(body, "GET /none/second body=0");
     drop(s);
     let conns = wait_requests(&rec, 2);
     for r in requests_in(&conns) {
@@ -468,7 +468,9 @@ fn empty_upgrade_list_answers_a_handshake_as_plain(d: Driver) {
 
 /// A list naming websocket and h2c (in one field or two, in any order,
 /// with empty elements) forwards the WebSocket upgrade alone; the tunnel
-/// then carries bytes both ways.
+/// then carries bytes both ways. A versioned offer (`websocket/13`) is
+/// forwarded as offered and allows that version only: the recorder's
+/// `101` naming bare `websocket` to it is a 502.
 fn websocket_h2c_list_forwards_websocket_alone(d: Driver) {
     let rec = Recorder::start();
     let rw = Ringway::start(&config(rec.addr, ""), d);
@@ -477,8 +479,8 @@ fn websocket_h2c_list_forwards_websocket_alone(d: Driver) {
         format!("Upgrade: h2c, WebSocket\r\nHTTP2-Settings: {SETTINGS}\r\nConnection: Upgrade, HTTP2-Settings\r\n"),
         "Upgrade: h2c\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n".to_string(),
         "Upgrade: , websocket ,\r\nConnection: Upgrade\r\n".to_string(),
-        "Upgrade: websocket/13, H2C\r\nConnection: Upgrade\r\n".to_string(),
     ];
+    let versioned = "Upgrade: websocket/13, H2C\r\nConnection: Upgrade\r\n";
     let mut n = 0;
     for prefix in ["/ws/", "/api/"] {
         for (i, fields) in cases.iter().enumerate() {
@@ -518,6 +520,20 @@ fn websocket_h2c_list_forwards_websocket_alone(d: Driver) {
                 "{req:?}"
             );
         }
+        let target = format!("{prefix}versioned");
+        let mut s = client(&rw);
+        s.write_all(&get(&target, &format!("{versioned}{WS_KEY}")))
+            .unwrap();
+        let (head, _) = read_response(&mut s);
+        assert_eq!(status(&head), 502, "{versioned:?}: {head}");
+        assert_closed(&mut s);
+        n += 1;
+        let conns = wait_requests(&rec, n);
+        let req = requests_in(&conns)
+            .into_iter()
+            .find(|r| r.target == target)
+            .expect("the upgrade request");
+        assert_eq!(req.header("upgrade"), Some("websocket/13"), "{req:?}");
     }
     assert_no_h2c_upstream(&rec.conns());
 }
