@@ -284,6 +284,13 @@ impl Ringway {
             .unwrap_or_else(|| panic!("no listener for server {server}: {:?}", self.addrs))
     }
 
+    /// A raw TCP client of `[servers.NAME]`, reads timing out after 10 s.
+    pub fn client(&self, server: &str) -> TcpStream {
+        let s = TcpStream::connect(self.addr(server)).expect("connect to ringway");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
     pub fn logs(&self) -> String {
         self.log.lines.lock().unwrap().join("\n")
     }
@@ -677,6 +684,21 @@ pub fn blackhole() -> Option<Blackhole> {
 }
 
 /// Send raw bytes and read the whole answer until EOF or `timeout`.
+/// The next read sees the end of the stream (EOF or a reset): the peer
+/// closed.
+pub fn assert_closed(s: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!(
+            "expected the connection closed, got {:?}",
+            String::from_utf8_lossy(&b[..n])
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("expected the connection closed: {e}"),
+    }
+}
+
 pub fn raw_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(timeout)).unwrap();

@@ -31,9 +31,7 @@ proxy_pass = "http://{ws}"
 }
 
 fn client(rw: &Ringway) -> TcpStream {
-    let s = TcpStream::connect(rw.addr("app")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
+    rw.client("app")
 }
 
 fn get_with_keep_alive(d: Driver) {

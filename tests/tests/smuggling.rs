@@ -60,23 +60,7 @@ X-Uri = "$uri"
 }
 
 fn client(rw: &Ringway) -> TcpStream {
-    let s = TcpStream::connect(rw.addr("s")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// The next read sees the end of the stream: ringway closed.
-fn assert_closed(s: &mut TcpStream) {
-    let mut b = [0u8; 64];
-    match s.read(&mut b) {
-        Ok(0) => {}
-        Ok(n) => panic!(
-            "expected the connection closed, got {:?}",
-            String::from_utf8_lossy(&b[..n])
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected the connection closed: {e}"),
-    }
+    rw.client("s")
 }
 
 fn status(head: &str) -> u16 {

@@ -86,12 +86,7 @@ fn config(rec: SocketAddr, extra: &str) -> String {
 [upstreams.pooled]
 servers = [{{ addr = "{rec}" }}]
 keepalive = 8
-
-[servers.s]
-listen = ["127.0.0.1:0"]
-client_header_timeout = "5s"
-[servers.s.locations."/admin/"]
-return = {{ status = 403, body = "denied" }}
+{}
 [servers.s.locations."/ws/"]
 proxy_pass = "http://{rec}"
 proxy_read_timeout = "5s"
@@ -99,6 +94,20 @@ proxy_read_timeout = "5s"
 proxy_pass = "http://pooled"
 proxy_read_timeout = "5s"
 {extra}
+"#,
+        server("/admin/")
+    )
+}
+
+/// Server `s` on a free port, with `admin` answered 403 by ringway.
+fn server(admin: &str) -> String {
+    format!(
+        r#"
+[servers.s]
+listen = ["127.0.0.1:0"]
+client_header_timeout = "5s"
+[servers.s.locations."{admin}"]
+return = {{ status = 403, body = "denied" }}
 "#
     )
 }
@@ -163,9 +172,7 @@ fn h2c_asks() -> Vec<(&'static str, String)> {
 }
 
 fn client(rw: &Ringway) -> TcpStream {
-    let s = TcpStream::connect(rw.addr("s")).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s
+    rw.client("s")
 }
 
 fn get(target: &str, fields: &str) -> Vec<u8> {
@@ -198,20 +205,6 @@ fn list(req: &Parsed, name: &str) -> Vec<String> {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect()
-}
-
-/// The next read sees the end of the stream: ringway closed.
-fn assert_closed(s: &mut TcpStream) {
-    let mut b = [0u8; 64];
-    match s.read(&mut b) {
-        Ok(0) => {}
-        Ok(n) => panic!(
-            "expected the connection closed, got {:?}",
-            String::from_utf8_lossy(&b[..n])
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected the connection closed: {e}"),
-    }
 }
 
 /// A request forwarded as a plain request: no trace of an upgrade.
@@ -469,8 +462,8 @@ fn empty_upgrade_list_answers_a_handshake_as_plain(d: Driver) {
 /// A list naming websocket and h2c (in one field or two, in any order,
 /// with empty elements) forwards the WebSocket upgrade alone; the tunnel
 /// then carries bytes both ways. A versioned offer (`websocket/13`) is
-/// forwarded as offered and allows that version only: the recorder's
-/// `101` naming bare `websocket` to it is a 502.
+/// forwarded as offered, and the recorder's `101` naming bare
+/// `websocket` to it is the same protocol: relayed, the tunnel works.
 fn websocket_h2c_list_forwards_websocket_alone(d: Driver) {
     let rec = Recorder::start();
     let rw = Ringway::start(&config(rec.addr, ""), d);
@@ -525,8 +518,11 @@ fn websocket_h2c_list_forwards_websocket_alone(d: Driver) {
         s.write_all(&get(&target, &format!("{versioned}{WS_KEY}")))
             .unwrap();
         let (head, _) = read_response(&mut s);
-        assert_eq!(status(&head), 502, "{versioned:?}: {head}");
-        assert_closed(&mut s);
+        assert_eq!(status(&head), 101, "{versioned:?}: {head}");
+        s.write_all(b"versioned bytes").unwrap();
+        let mut echo = [0u8; 15];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"versioned bytes");
         n += 1;
         let conns = wait_requests(&rec, n);
         let req = requests_in(&conns)
@@ -784,17 +780,13 @@ impl Drop for Hypercorn {
 
 fn hypercorn_config(hyp: SocketAddr, extra: &str) -> String {
     format!(
-        r#"
-[servers.s]
-listen = ["127.0.0.1:0"]
-client_header_timeout = "5s"
-[servers.s.locations."/admin"]
-return = {{ status = 403, body = "denied" }}
+        r#"{}
 [servers.s.locations."/"]
 proxy_pass = "http://{hyp}"
 proxy_read_timeout = "10s"
 {extra}
-"#
+"#,
+        server("/admin")
     )
 }
 

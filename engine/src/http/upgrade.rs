@@ -7,7 +7,8 @@
 //! as the `Upgrade` value sent upstream; none kept means the request goes
 //! upstream as a plain request, without `Upgrade`, which is what a server
 //! that does not implement the upgrade would make of it. A 101 may switch
-//! only to a protocol that was forwarded ([`switched_to`]): anything else
+//! only to a protocol that was forwarded ([`switched_to`]; by name, and by
+//! version where both name one): anything else
 //! is a bad response, since a tunnel to a protocol ringway did not allow
 //! (h2c above all: HTTP/2 requests straight to the backend) would carry
 //! traffic no location routed.
@@ -63,7 +64,7 @@ pub fn switched_to<'a>(
     let mut n = 0;
     let mut websocket = false;
     for p in switched.into_iter().flat_map(tokens) {
-        if !allows(tokens(forwarded), p) {
+        if !tokens(forwarded).any(|f| same_protocol(f, p)) {
             return None;
         }
         n += 1;
@@ -73,6 +74,20 @@ pub fn switched_to<'a>(
         0 => None,
         1 if websocket => Some(Switched::WebSocket),
         _ => Some(Switched::Other),
+    }
+}
+
+/// Whether a 101's protocol `p` is the forwarded `offered` one: the same
+/// name, and the same version where both name one (a server may answer
+/// `websocket` to `websocket/13`). Only what the location allowed was
+/// forwarded, so matching a name here admits nothing it refused.
+fn same_protocol(offered: &[u8], p: &[u8]) -> bool {
+    match (parse(offered), parse(p)) {
+        (Some((a, va)), Some((b, vb))) => {
+            token_eq(a, b)
+                && (va.is_none() || vb.is_none() || va.zip(vb).is_some_and(|(x, y)| token_eq(x, y)))
+        }
+        _ => false,
     }
 }
 
@@ -165,6 +180,20 @@ mod tests {
             Some(Switched::WebSocket)
         );
         assert_eq!(switched_to([&b"foo/3"[..]], b"foo/2"), None);
+        assert_eq!(
+            switched_to([&b"websocket"[..]], b"websocket/13"),
+            Some(Switched::WebSocket),
+            "a 101 may leave the version out"
+        );
+        assert_eq!(
+            switched_to([&b"WebSocket/13"[..]], b"websocket/13"),
+            Some(Switched::WebSocket)
+        );
+        assert_eq!(
+            switched_to([&b"websocket/"[..]], b"websocket"),
+            None,
+            "not a protocol"
+        );
         assert_eq!(switched_to([&b"foo/2"[..]], b"foo"), Some(Switched::Other));
     }
 
