@@ -41,26 +41,36 @@ pub enum Drain {
     Overdue,
 }
 
+/// One drain's schedule: the tunnels started before configuration
+/// generation `before` (all: `u32::MAX`) take turns from `start`, spread
+/// evenly over `spread`, and are gone by `deadline`.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainPlan {
+    pub before: u32,
+    pub start: Instant,
+    pub spread: Duration,
+    pub deadline: Instant,
+}
+
 impl Drain {
     /// Schedule the drains of `tunnels` (each its generation and drain
-    /// state) started before generation `before` and not draining yet:
-    /// tunnel k of n at `start + k·spread/n`, each to be gone by
-    /// `deadline`. Returns n.
+    /// state) that `plan` takes and that are not draining yet: tunnel k
+    /// of n at `start + k·spread/n`. Returns n.
     pub fn schedule<'a>(
         tunnels: impl Iterator<Item = (u32, &'a mut Drain)>,
-        before: u32,
-        start: Instant,
-        spread: Duration,
-        deadline: Instant,
+        plan: DrainPlan,
     ) -> usize {
         let picked: Vec<&mut Drain> = tunnels
-            .filter(|(generation, d)| *generation < before && **d == Drain::No)
+            .filter(|(generation, d)| *generation < plan.before && **d == Drain::No)
             .map(|(_, d)| d)
             .collect();
         let n = picked.len();
         for (k, d) in picked.into_iter().enumerate() {
-            let turn = (start + spread_at(spread, k, n)).min(deadline);
-            *d = Drain::At { turn, by: deadline };
+            let turn = (plan.start + spread_at(plan.spread, k, n)).min(plan.deadline);
+            *d = Drain::At {
+                turn,
+                by: plan.deadline,
+            };
         }
         n
     }
@@ -280,22 +290,14 @@ impl IdleSweep {
         .await
     }
 
-    /// Schedule a drain of every live tunnel started before generation
-    /// `before` (all: `u32::MAX`): tunnel k of n at `start + k·spread/n`,
-    /// each gone by `deadline`. Returns how many were scheduled.
-    pub fn schedule_drain(
-        &self,
-        before: u32,
-        start: Instant,
-        spread: Duration,
-        deadline: Instant,
-    ) -> usize {
+    /// Schedule `plan`'s drain of the live tunnels; returns how many.
+    pub fn schedule_drain(&self, plan: DrainPlan) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
             .map(|e| (e.generation, &mut e.drain));
-        Drain::schedule(tunnels, before, start, spread, deadline)
+        Drain::schedule(tunnels, plan)
     }
 
     /// Start the drains whose turn has come; returns how many are still
@@ -370,6 +372,15 @@ mod tests {
         Some(Box::default())
     }
 
+    fn plan(before: u32, start: Instant, spread: Duration, deadline: Instant) -> DrainPlan {
+        DrainPlan {
+            before,
+            start,
+            spread,
+            deadline,
+        }
+    }
+
     fn closes(w: Option<Wake>) -> bool {
         matches!(w, Some(Wake::Drain(Goodbye::CloseFrames(_))))
     }
@@ -411,7 +422,7 @@ mod tests {
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(30);
         assert_eq!(
-            s.schedule_drain(u32::MAX, t0, Duration::from_secs(2), by),
+            s.schedule_drain(plan(u32::MAX, t0, Duration::from_secs(2), by)),
             2
         );
         assert_eq!(
@@ -447,7 +458,7 @@ mod tests {
         s.generation.set(1);
         let new = s.register(Duration::from_secs(60), ws());
         let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
-        assert_eq!(s.schedule_drain(1, now, Duration::ZERO, by), 1);
+        assert_eq!(s.schedule_drain(plan(1, now, Duration::ZERO, by)), 1);
         s.drain_due(now);
         let d = |k: usize| s.slots.borrow()[k].as_ref().unwrap().drain;
         assert_eq!(d(old), Drain::Now { by });
@@ -463,7 +474,7 @@ mod tests {
         let busy = s.register(Duration::from_secs(60), ws());
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(1);
-        s.schedule_drain(u32::MAX, t0, Duration::ZERO, by);
+        s.schedule_drain(plan(u32::MAX, t0, Duration::ZERO, by));
         s.drain_due(t0);
         let ready = |key: usize| s.slots.borrow()[key].as_ref().unwrap().drain_ready();
         // 1 MiB frame header and 1,000 of its bytes from the upstream.
@@ -483,7 +494,7 @@ mod tests {
         assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
         // Quiet and between frames past the deadline: close frames still.
         let late = s.register(Duration::from_secs(60), ws());
-        s.schedule_drain(u32::MAX, by, Duration::ZERO, by);
+        s.schedule_drain(plan(u32::MAX, by, Duration::ZERO, by));
         s.sweep(by);
         s.waiting(late << 1, true);
         s.waiting(late << 1 | 1, true);

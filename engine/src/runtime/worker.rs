@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use crate::access_log::{AccessLog, Sink};
 use crate::admission::LimitSet;
 use crate::conn;
+use crate::proxy::idle::DrainPlan;
 use crate::proxy::kit::Kit;
 use crate::proxy::tunnel::ring::{self, Choice, Relay};
 use crate::shared::{ConnGuard, Listen, Shared};
@@ -179,12 +180,7 @@ pub async fn main(init: WorkerInit) {
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(period.get()).await;
-                if w.kit.idle.live() > 0 {
-                    w.kit.idle.sweep(Instant::now());
-                }
-                if let Some(r) = w.kit.relay.as_ref().filter(|r| r.live() > 0) {
-                    r.sweep(Instant::now());
-                }
+                sweep_tunnels(&w, Instant::now());
             }
         });
     }
@@ -215,8 +211,14 @@ pub async fn main(init: WorkerInit) {
                         monoio::time::sleep(after).await;
                         // A tunnel still mid-frame `grace` after the last
                         // turn is closed without a close frame.
-                        let deadline = Instant::now() + spread + grace;
-                        drain_tunnels(&w, generation, spread, deadline).await;
+                        let start = Instant::now();
+                        let plan = DrainPlan {
+                            before: generation,
+                            start,
+                            spread,
+                            deadline: start + spread + grace,
+                        };
+                        drain_tunnels(&w, plan).await;
                     });
                 }
                 let next = Snapshot::new(config, tls, limits, Some(&before));
@@ -241,11 +243,17 @@ pub async fn main(init: WorkerInit) {
     // keep-alive connections are left to close, busy ones get up to
     // shutdown_timeout.
     worker.shutting_down.raise();
-    let mut deadline = Instant::now() + shutdown_timeout;
-    let spread = worker.snapshot().config.runtime.drain_spread;
+    let start = Instant::now();
+    let mut deadline = start + shutdown_timeout;
+    let plan = DrainPlan {
+        before: u32::MAX,
+        start,
+        spread: worker.snapshot().config.runtime.drain_spread,
+        deadline,
+    };
     monoio::spawn({
         let w = worker.clone();
-        async move { drain_tunnels(&w, u32::MAX, spread, deadline).await }
+        async move { drain_tunnels(&w, plan).await }
     });
     info!(
         worker = worker.id,
@@ -302,16 +310,42 @@ fn live_tunnels(worker: &Shared) -> usize {
 /// when both directions are between frames and quiet. Returns how many
 /// there were.
 fn cut_tunnels(worker: &Shared, now: Instant) -> usize {
+    let plan = DrainPlan {
+        before: u32::MAX,
+        start: now,
+        spread: Duration::ZERO,
+        deadline: now,
+    };
+    schedule_drains(worker, plan);
+    drains_due(worker, now);
+    sweep_tunnels(worker, now);
+    live_tunnels(worker)
+}
+
+/// Schedule `plan` in both of this worker's tunnel tables (the idle
+/// sweep's and the ring relay's); returns how many tunnels it took.
+fn schedule_drains(worker: &Shared, plan: DrainPlan) -> usize {
     let kit = &worker.kit;
-    kit.idle.schedule_drain(u32::MAX, now, Duration::ZERO, now);
-    kit.idle.drain_due(now);
-    kit.idle.sweep(now);
-    if let Some(r) = &kit.relay {
-        r.schedule_drain(u32::MAX, now, Duration::ZERO, now);
-        r.drain_due(now);
+    kit.idle.schedule_drain(plan) + kit.relay.as_ref().map_or(0, |r| r.schedule_drain(plan))
+}
+
+/// Start the drains whose turn has come in both tables; returns how many
+/// still wait for theirs.
+fn drains_due(worker: &Shared, now: Instant) -> usize {
+    let kit = &worker.kit;
+    kit.idle.drain_due(now) + kit.relay.as_ref().map_or(0, |r| r.drain_due(now))
+}
+
+/// Both tables' sweep: idle timeouts, send timeouts (ring) and drains
+/// past their deadline.
+fn sweep_tunnels(worker: &Shared, now: Instant) {
+    let kit = &worker.kit;
+    if kit.idle.live() > 0 {
+        kit.idle.sweep(now);
+    }
+    if let Some(r) = kit.relay.as_ref().filter(|r| r.live() > 0) {
         r.sweep(now);
     }
-    live_tunnels(worker)
 }
 
 /// How long accept pauses after it fails (out of descriptors or memory).
@@ -319,25 +353,18 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accept failures are logged at most this often (with a count).
 const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// Close this worker's tunnels started before configuration generation
-/// `before` (all: `u32::MAX`), spread evenly over `spread`, each with
-/// WebSocket close frames 1001 at a frame boundary (`proxy::tunnel`), or
-/// without any once `deadline` passes with a frame still in flight (the
-/// sweeps end those). One timer task for the whole schedule, none per
-/// tunnel.
-async fn drain_tunnels(worker: &Shared, before: u32, spread: Duration, deadline: Instant) {
-    let kit = &worker.kit;
-    let start = Instant::now();
-    let n = kit.idle.schedule_drain(before, start, spread, deadline)
-        + kit
-            .relay
-            .as_ref()
-            .map_or(0, |r| r.schedule_drain(before, start, spread, deadline));
+/// Close the tunnels `plan` takes, spread evenly over its `spread`, each
+/// with WebSocket close frames 1001 at a frame boundary
+/// (`proxy::tunnel`), or without any once its `deadline` passes with a
+/// frame still in flight (the sweeps end those). One timer task for the
+/// whole schedule, none per tunnel.
+async fn drain_tunnels(worker: &Shared, plan: DrainPlan) {
+    let n = schedule_drains(worker, plan);
+    let spread = plan.spread;
     info!(worker = worker.id, tunnels = n, spread = ?spread, "draining tunnels (close 1001)");
     let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
     loop {
-        let now = Instant::now();
-        let pending = kit.idle.drain_due(now) + kit.relay.as_ref().map_or(0, |r| r.drain_due(now));
+        let pending = drains_due(worker, Instant::now());
         if pending == 0 {
             return;
         }

@@ -40,7 +40,7 @@ use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
 use crate::proxy::frames::Frames;
-use crate::proxy::idle::Drain;
+use crate::proxy::idle::{Drain, DrainPlan};
 use crate::proxy::pool::{Pipe, PipePool};
 use crate::sys::uring::{self as ring, BufRing, Completion, FileTable, Sock, TAG};
 use crate::sys::{self, would_block};
@@ -287,23 +287,15 @@ impl Relay {
         }
     }
 
-    /// Schedule a drain of every live tunnel started before generation
-    /// `before`, spread evenly over `spread` from `start`, each gone by
-    /// `deadline`; returns how many.
-    pub fn schedule_drain(
-        &self,
-        before: u32,
-        start: Instant,
-        spread: Duration,
-        deadline: Instant,
-    ) -> usize {
+    /// Schedule `plan`'s drain of the live tunnels; returns how many.
+    pub fn schedule_drain(&self, plan: DrainPlan) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
             .filter(|s| s.end.is_none())
             .map(|s| (s.generation, &mut s.drain));
-        Drain::schedule(tunnels, before, start, spread, deadline)
+        Drain::schedule(tunnels, plan)
     }
 
     /// Start the drains whose turn has come (ending the tunnels already
