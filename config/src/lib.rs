@@ -11,6 +11,7 @@
 
 pub mod cidr;
 pub mod defaults;
+pub mod keys;
 mod error;
 pub mod log_format;
 mod model;
