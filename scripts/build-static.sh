@@ -3,9 +3,15 @@
 # shared library needed at run time, so one file runs on any x86_64 Linux
 # (RHEL 9, Debian, Alpine, a scratch container).
 #
-#   scripts/build-static.sh            build, check, print the binary's path
+#   scripts/build-static.sh            build, check, strip; print the path
+#                                      of the release binary
 #   scripts/build-static.sh --smoke    then run the smoke subset of the
 #                                      end-to-end tests against it
+#
+# Output, in target/static/: `ringway` (stripped: what to install and
+# ship) and `ringway.debug` (its debug info, for perf/gdb: both find it by
+# the binary's .gnu_debuglink, next to the binary or in
+# /usr/lib/debug/usr/local/bin/ringway.debug).
 #
 # The explicit --target matters: with it, RUSTFLAGS (crt-static) applies to
 # the target only, so build scripts and proc-macros stay dynamic (a static
@@ -29,7 +35,7 @@ for arg in "$@"; do
   case $arg in
     --smoke) smoke=1 ;;
     -h | --help)
-      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -70,12 +76,22 @@ echo "ldd: $deps"
 grep -qE 'not a dynamic executable|statically linked' <<<"$deps" \
   || fail "$bin needs shared libraries: $deps"
 
-echo "$bin"
+# The release binary stripped, its debug info kept beside it (the release
+# profile builds with debug = 1: line tables for profiles).
+out=$target_dir/static
+mkdir -p "$out"
+objcopy --only-keep-debug "$bin" "$out/ringway.debug"
+objcopy --strip-all --add-gnu-debuglink="$out/ringway.debug" "$bin" "$out/ringway.tmp"
+mv "$out/ringway.tmp" "$out/ringway"
+"$out/ringway" --version >/dev/null || fail "$out/ringway does not run"
+size() { stat -c %s "$1"; }
+echo "unstripped $(size "$bin") bytes; stripped $(size "$out/ringway") bytes, debug info $(size "$out/ringway.debug") bytes" >&2
+echo "$out/ringway"
 
 if [ "$smoke" = 1 ]; then
   # The harness (tests/src/lib.rs, binary()) runs $RINGWAY_BIN instead of
   # the debug build; one test thread per core on a small machine.
-  RINGWAY_BIN=$(realpath "$bin") cargo test -p ringway-tests \
+  RINGWAY_BIN=$(realpath "$out/ringway") cargo test -p ringway-tests \
     --test ops --test websocket --test http_proxy \
     -- --test-threads="${RINGWAY_TEST_THREADS:-2}"
 fi

@@ -5,41 +5,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the end-to-end tests drive ringway with, installed when missing (as
-# root, on Debian/Ubuntu): curl, the openssl command, Python's websockets,
-# hypercorn and h2.
+# What the end-to-end tests drive ringway with, installed when missing and
+# only when run as root on Debian/Ubuntu (otherwise install them yourself):
+#   apt: curl, openssl (the TLS tests make their certificates with it),
+#        python3 and python3-pip, logrotate (dist/ringway.logrotate is run
+#        by the access-log tests)
+#   pip: websockets (an independent WebSocket client for the wss tests),
+#        hypercorn and h2 (a real h2c server and HTTP/2 client for the h2c
+#        smuggling tests, tests/tests/upgrade_protocols.rs)
+# Each install is announced before it runs.
+pip_install() {
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  echo "test.sh: installing with pip (as root): $*" >&2
+  python3 -m pip install -q "$@" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$@"
+}
+apt_install() {
+  echo "test.sh: installing with apt-get (as root): $*" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "$@"
+}
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need_apt=()
   command -v curl >/dev/null || need_apt+=(curl)
-  # The TLS tests make their CA and certificates, and check what a server
-  # name gets, with the openssl command.
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
-  if [ ${#need_apt[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q "${need_apt[@]}"
-  fi
-  # An independent WebSocket client library for the wss tests.
-  if ! python3 -c 'import websockets' 2>/dev/null; then
-    python3 -m pip --version >/dev/null 2>&1 \
-      || { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get install -y -q python3-pip; }
-    python3 -m pip install -q websockets 2>/dev/null \
-      || python3 -m pip install -q --break-system-packages websockets
-  fi
-  # A real h2c server (Hypercorn) and an independent HTTP/2 client
-  # library (h2) for the h2c smuggling tests (tests/upgrade_protocols.rs).
-  if ! python3 -c 'import hypercorn, h2' 2>/dev/null; then
-    python3 -m pip --version >/dev/null 2>&1 \
-      || { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get install -y -q python3-pip; }
-    python3 -m pip install -q hypercorn h2 2>/dev/null \
-      || python3 -m pip install -q --break-system-packages hypercorn h2
-  fi
+  command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
+  [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
+  python3 -c 'import websockets' 2>/dev/null || pip_install websockets
+  python3 -c 'import hypercorn, h2' 2>/dev/null || pip_install hypercorn h2
 fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
-# --test-threads: each end-to-end test starts a proxy and a backend; keep
-# the 2-core machine from being oversubscribed.
-cargo test --workspace -- --test-threads="${RINGWAY_TEST_THREADS:-4}"
+# --test-threads: each end-to-end test starts a proxy (one worker) and a
+# backend; two tests per core keep the machine busy without starving
+# them. RINGWAY_TEST_THREADS overrides.
+threads=${RINGWAY_TEST_THREADS:-$((2 * $(nproc 2>/dev/null || echo 2)))}
+cargo test --workspace -- --test-threads="$threads"

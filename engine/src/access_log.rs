@@ -699,6 +699,33 @@ mod tests {
         TimeCache::at(Duration::from_millis(1_795_406_545_046))
     }
 
+    /// README's access-log section lists the `json` members in the order
+    /// they are written.
+    #[test]
+    fn readme_lists_the_json_members() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("`json` writes one object per line")
+            .expect("README describes the json format");
+        let text = &readme[start..];
+        let text = &text[..text.find("A custom format").expect("paragraph end")];
+        let listed: Vec<&str> = text
+            .split('`')
+            .skip(3)
+            .step_by(2)
+            .filter(|w| {
+                w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        let ours: Vec<&str> = JSON_KEYS
+            .iter()
+            .chain(&JSON_TUNNEL_KEYS)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(&listed[..ours.len()], &ours[..], "README: {text}");
+    }
+
     fn line(fmt: &LogFormat, r: &Record<'_>) -> String {
         let mut out = Vec::new();
         format(&mut out, fmt, r, &at());

@@ -117,13 +117,55 @@ pub fn binary() -> PathBuf {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh directory under the system temp dir.
+/// A fresh directory under this process's temp root. The root,
+/// `ringway-test-<pid>` in the system temp dir, is removed when the test
+/// process exits; a root left by a process that was killed is removed by
+/// the next one that starts.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("ringway-test-{}-{tag}-{n}", std::process::id()));
+    let dir = temp_root().join(format!("{tag}-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+fn temp_root() -> &'static PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = std::env::temp_dir();
+        remove_stale_roots(&base);
+        let root = base.join(format!("ringway-test-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("create temp root");
+        extern "C" fn remove_root() {
+            if let Some(root) = ROOT.get() {
+                let _ = std::fs::remove_dir_all(root);
+            }
+        }
+        // SAFETY: registers a plain function with no arguments; it only
+        // reads a OnceLock that is set before the registration.
+        unsafe { libc::atexit(remove_root) };
+        root
+    })
+}
+
+/// Remove `ringway-test-<pid>…` entries whose process is gone.
+fn remove_stale_roots(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("ringway-test-")) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Lines a child wrote to stderr, with a condvar to wait for new ones.

@@ -158,9 +158,7 @@ pub fn certs() -> &'static Certs {
 }
 
 fn make_certs() -> Certs {
-    let dir = std::env::temp_dir().join(format!("ringway-test-{}-certs", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::temp_dir("certs");
     let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
     // Our own config files: nothing depends on the system's openssl.cnf.
     write(

@@ -189,3 +189,42 @@ fn the_scan_reads_paths_as_modules() {
         ]
     );
 }
+
+/// README's layout section names every engine module directory and every
+/// top-level directory of the repository, so it cannot fall behind a new
+/// one.
+#[test]
+fn readme_layout_names_every_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("## Layout\n")
+        .expect("README has a Layout section");
+    let layout = &readme[start..];
+    let layout = &layout[..layout[1..].find("\n## ").map_or(layout.len(), |i| i + 1)];
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(root.join("engine/src")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            let name = format!("{}/", p.file_name().unwrap().to_string_lossy());
+            if !layout.contains(&format!("  {name}")) && !layout.contains(&format!(", {name}")) {
+                missing.push(format!("engine/src/{name}"));
+            }
+        }
+    }
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        // Hidden directories (.git, .ci) and build output are not layout.
+        if !p.is_dir() || name.starts_with('.') || name == "target" {
+            continue;
+        }
+        if !layout.contains(&format!("\n    {name}/")) {
+            missing.push(format!("{name}/"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README.md's Layout section does not name {missing:?}"
+    );
+}
