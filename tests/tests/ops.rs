@@ -170,3 +170,42 @@ fn config_test_resolves_upstream_names() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("cannot resolve"), "{out}");
 }
+
+/// The unit's `Documentation=` names files that README's install steps
+/// put there, from files the repository has.
+#[test]
+fn unit_documentation_is_installed_by_the_readme_steps() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let unit = std::fs::read_to_string(root.join("dist/ringway.service")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let docs: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Documentation="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(!docs.is_empty(), "the unit has no Documentation=");
+    let install = readme
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("install -D -m 0644 -t /usr/share/doc/ringway ")
+        })
+        .expect("README installs the documentation into /usr/share/doc/ringway");
+    for d in docs {
+        let path = d
+            .strip_prefix("file:///usr/share/doc/ringway/")
+            .unwrap_or_else(|| panic!("{d}: not a file README installs"));
+        let source = install
+            .split_whitespace()
+            .find(|w| {
+                std::path::Path::new(w)
+                    .file_name()
+                    .is_some_and(|f| f == path)
+            })
+            .unwrap_or_else(|| panic!("README's install line does not install {path}: {install}"));
+        assert!(
+            root.join(source).is_file(),
+            "{source} is not in the repository"
+        );
+    }
+}
