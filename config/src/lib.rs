@@ -2,7 +2,7 @@
 //! immutable [`Config`] the engine runs on. Pure: no sockets, no runtime;
 //! the only I/O is reading the file and resolving upstream host names.
 //!
-//! The contract is `shared/design/CONFIG.md`. Every error names the file,
+//! The reference is `docs/CONFIG.md`. Every error names the file,
 //! the line and the dotted key.
 
 // A ConfigError carries its file, line and key by value; it is built at
@@ -98,7 +98,8 @@ mod tests {
         parse(text).unwrap_err().to_string()
     }
 
-    /// CONFIG.md's full example, verbatim apart from the upstream hosts.
+    /// The original contract's full example (shared/design/CONFIG.md),
+    /// verbatim apart from the upstream hosts.
     const FULL: &str = r#"
 [runtime]
 workers = "auto"            # one pinned monoio runtime per core; or an integer
