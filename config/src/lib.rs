@@ -11,11 +11,12 @@
 
 pub mod cidr;
 pub mod defaults;
-pub mod keys;
 mod error;
+pub mod keys;
 pub mod log_format;
 mod model;
 mod raw;
+mod render;
 mod template;
 mod units;
 mod validate;
@@ -26,6 +27,7 @@ pub use cidr::Cidr;
 pub use error::{ConfigError, ErrorKind};
 pub use log_format::{LogFormat, LogPart, LogVar};
 pub use model::*;
+pub use render::render;
 pub use template::parse as parse_template;
 pub use units::{parse_duration, parse_size};
 
@@ -99,7 +101,7 @@ mod tests {
     }
 
     /// CONFIG.md's full example, verbatim apart from the upstream hosts.
-    const FULL: &str = r#"
+    pub(crate) const FULL: &str = r#"
 [runtime]
 workers = "auto"            # one pinned monoio runtime per core; or an integer
 pin_cores = true
