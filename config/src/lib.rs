@@ -16,6 +16,7 @@ pub mod keys;
 pub mod log_format;
 mod model;
 mod raw;
+mod render;
 mod template;
 mod units;
 mod validate;
@@ -26,6 +27,7 @@ pub use cidr::Cidr;
 pub use error::{ConfigError, ErrorKind};
 pub use log_format::{LogFormat, LogPart, LogVar};
 pub use model::*;
+pub use render::render;
 pub use template::parse as parse_template;
 pub use units::{parse_duration, parse_size};
 
@@ -100,7 +102,7 @@ mod tests {
 
     /// The original contract's full example (shared/design/CONFIG.md),
     /// verbatim apart from the upstream hosts.
-    const FULL: &str = r#"
+    pub(crate) const FULL: &str = r#"
 [runtime]
 workers = "auto"            # one pinned monoio runtime per core; or an integer
 pin_cores = true

@@ -2,9 +2,11 @@
 //!
 //!     ringway -c ringway.toml              run in the foreground
 //!     ringway -t -c ringway.toml           test the configuration
+//!     ringway -T -c ringway.toml           test it and print it, defaults filled in
 //!     ringway -c ringway.toml --workers 1  override [runtime].workers
+//!     ringway -v                           the version, commit and build profile
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,22 +16,50 @@ use ringway_config::Workers;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    /// `-t`: test the configuration.
+    Test,
+    /// `-T`: test it, then print it with every default filled in.
+    TestAndDump,
+}
+
 struct Args {
     config: PathBuf,
-    test_only: bool,
+    mode: Mode,
     workers: Option<usize>,
 }
 
-const USAGE: &str = "usage: ringway [-t] -c FILE [--workers N]\n\
-  -c, --config FILE   configuration file (default: ringway.toml)\n\
-  -t, --test          check the configuration and exit\n\
-  --workers N         override [runtime].workers\n\
-  -V, --version       print the version";
+/// `ringway -h`. A plain literal, not `\`-continued lines, which would eat
+/// the options' indentation.
+const USAGE: &str = "usage: ringway [-t | -T] [-c FILE] [--workers N]
+       ringway -v | -h
+
+options:
+  -c, --config FILE   configuration file (default: ringway.toml)
+  -t, --test          test the configuration and exit
+  -T, --test-dump     test the configuration, print it with every default
+                      filled in (as TOML ringway accepts) and exit
+  --workers N         override [runtime].workers
+  -v, -V, --version   print the version, commit and build profile and exit
+  -h, --help          print this help and exit";
+
+/// `ringway --version`: `ringway 0.1.0 (commit 3da3435, release)`.
+fn version() -> String {
+    format!(
+        "ringway {} (commit {}, {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("RINGWAY_COMMIT"),
+        env!("RINGWAY_PROFILE")
+    )
+}
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut args = Args {
         config: PathBuf::from("ringway.toml"),
-        test_only: false,
+        mode: Mode::Run,
         workers: None,
     };
     let mut it = std::env::args().skip(1);
@@ -38,7 +68,12 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "-c" | "--config" => {
                 args.config = it.next().context("-c needs a file")?.into();
             }
-            "-t" | "--test" => args.test_only = true,
+            "-t" | "--test" => {
+                if args.mode != Mode::TestAndDump {
+                    args.mode = Mode::Test;
+                }
+            }
+            "-T" | "--test-dump" => args.mode = Mode::TestAndDump,
             "--workers" => {
                 let n: usize = it
                     .next()
@@ -54,8 +89,8 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
                 println!("{USAGE}");
                 return Ok(None);
             }
-            "-V" | "--version" => {
-                println!("ringway {}", env!("CARGO_PKG_VERSION"));
+            "-v" | "-V" | "--version" => {
+                println!("{}", version());
                 return Ok(None);
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
@@ -73,11 +108,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match ringway_config::load(&args.config) {
+    let testing = args.mode != Mode::Run;
+    let mut config = match ringway_config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringway: {e}");
-            if args.test_only {
+            if testing {
                 eprintln!("ringway: configuration test failed");
             }
             return ExitCode::FAILURE;
@@ -85,6 +121,10 @@ fn main() -> ExitCode {
     };
     for w in &config.warnings {
         eprintln!("ringway: warning: {w}");
+    }
+    // Before the checks, so -T shows it and they see what will run.
+    if let Some(n) = args.workers {
+        config.runtime.workers = Workers::Count(n);
     }
     let (refused, warned) = ringway::runtime::unsupported(&config);
     for w in &warned {
@@ -94,7 +134,7 @@ fn main() -> ExitCode {
         for e in &refused {
             eprintln!("ringway: {}: {e}", args.config.display());
         }
-        if args.test_only {
+        if testing {
             eprintln!("ringway: configuration test failed");
         }
         return ExitCode::FAILURE;
@@ -104,7 +144,7 @@ fn main() -> ExitCode {
         Ok(t) => std::sync::Arc::new(t),
         Err(e) => {
             eprintln!("ringway: {e}");
-            if args.test_only {
+            if testing {
                 eprintln!("ringway: configuration test failed");
             }
             return ExitCode::FAILURE;
@@ -113,20 +153,40 @@ fn main() -> ExitCode {
     for w in &tls.warnings {
         eprintln!("ringway: warning: {w}");
     }
-    if args.test_only {
-        println!(
-            "ringway: configuration file {} test is successful",
-            args.config.display()
-        );
-        println!("configuration ok");
-        return ExitCode::SUCCESS;
-    }
-    let mut config = std::sync::Arc::unwrap_or_clone(config);
-    if let Some(n) = args.workers {
-        config.runtime.workers = Workers::Count(n);
+    match args.mode {
+        Mode::Run => {}
+        // One line on stdout (nginx says "syntax is ok" and "test is
+        // successful"); warnings went to stderr.
+        Mode::Test => {
+            println!(
+                "ringway: configuration file {} test is successful",
+                args.config.display()
+            );
+            return ExitCode::SUCCESS;
+        }
+        // stdout is the configuration alone, so it can be saved and used;
+        // the verdict goes to stderr, as nginx's -T does.
+        Mode::TestAndDump => {
+            let text = format!(
+                "# configuration file {}, every default filled in (ringway -T)\n\n{}",
+                args.config.display(),
+                ringway_config::render(&config)
+            );
+            // Not print!: a closed pipe (`ringway -T | head`) is an error
+            // to report, not a panic.
+            if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes()) {
+                eprintln!("ringway: cannot write the configuration to stdout: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "ringway: configuration file {} test is successful",
+                args.config.display()
+            );
+            return ExitCode::SUCCESS;
+        }
     }
     init_logging(&config.log.level);
-    match ringway::runtime::run(std::sync::Arc::new(config), tls, args.config) {
+    match ringway::runtime::run(config, tls, args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
