@@ -86,13 +86,13 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         eprintln!("ringway: warning: {w}");
     }
-    let (refused, warned) = ringway::runtime::unsupported(&config);
+    let (refused, warned) = ringway::runtime::unsupported(&config, &args.config);
     for w in &warned {
-        eprintln!("ringway: {}: warning: {w}", args.config.display());
+        eprintln!("ringway: warning: {w}");
     }
     if !refused.is_empty() {
         for e in &refused {
-            eprintln!("ringway: {}: {e}", args.config.display());
+            eprintln!("ringway: {e}");
         }
         if args.test_only {
             eprintln!("ringway: configuration test failed");
