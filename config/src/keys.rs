@@ -113,3 +113,234 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.locations.MATCH.limit_conn.max",
     "servers.NAME.locations.MATCH.limit_conn_status",
 ];
+
+/// The tables that take a key named `name`, as path patterns
+/// (`servers.NAME.locations.MATCH`, or "the top level"): where a key
+/// written in the wrong table belongs.
+pub fn places_of(name: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for key in KEYS {
+        let (parent, last) = key.rsplit_once('.').unwrap_or(("the top level", key));
+        if last == name && !out.contains(&parent) {
+            out.push(parent);
+        }
+    }
+    out
+}
+
+/// keys.rs held to the parser both ways: every path listed is accepted
+/// (not refused as unknown), and every key a table accepts is listed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConfigError, ErrorKind};
+    use indexmap::IndexMap;
+
+    /// A TOML document as a tree, written out inline so that any path can
+    /// be added to it without clashing with a header.
+    enum Node {
+        Table(IndexMap<String, Node>),
+        Array(Vec<Node>),
+        Value(String),
+    }
+
+    enum Step {
+        Key(String),
+        Index,
+    }
+
+    /// A pattern as concrete steps: NAME → `p`, MATCH → `/`, HEADER →
+    /// `X-Probe`, `[]` → the first element.
+    fn steps(pattern: &str) -> Vec<Step> {
+        let mut out = Vec::new();
+        for part in pattern.split('.').filter(|p| !p.is_empty()) {
+            let (name, array) = match part.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (part, false),
+            };
+            out.push(Step::Key(
+                match name {
+                    "NAME" => "p",
+                    "MATCH" => "/",
+                    "HEADER" => "X-Probe",
+                    other => other,
+                }
+                .to_string(),
+            ));
+            if array {
+                out.push(Step::Index);
+            }
+        }
+        out
+    }
+
+    fn set(mut node: &mut Node, path: &[Step], value: &str) {
+        for step in path {
+            node = match step {
+                Step::Key(k) => {
+                    if !matches!(node, Node::Table(_)) {
+                        *node = Node::Table(IndexMap::new());
+                    }
+                    let Node::Table(t) = node else { unreachable!() };
+                    t.entry(k.clone())
+                        .or_insert_with(|| Node::Table(IndexMap::new()))
+                }
+                Step::Index => {
+                    if !matches!(node, Node::Array(a) if !a.is_empty()) {
+                        *node = Node::Array(vec![Node::Table(IndexMap::new())]);
+                    }
+                    let Node::Array(a) = node else { unreachable!() };
+                    &mut a[0]
+                }
+            };
+        }
+        *node = Node::Value(value.to_string());
+    }
+
+    fn inline(node: &Node) -> String {
+        match node {
+            Node::Value(v) => v.clone(),
+            Node::Array(items) => {
+                let items: Vec<String> = items.iter().map(inline).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Node::Table(t) => {
+                let items: Vec<String> = t
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", crate::quote_key(k), inline(v)))
+                    .collect();
+                format!("{{ {} }}", items.join(", "))
+            }
+        }
+    }
+
+    /// A valid file (one server, one location) with `value` set at
+    /// `pattern`'s path, parsed: validation gets as far as the key.
+    fn parse_with(pattern: &str, value: &str) -> Result<crate::Config, ConfigError> {
+        let mut root = Node::Table(IndexMap::new());
+        set(&mut root, &steps("servers.p.listen"), "\"127.0.0.1:0\"");
+        set(
+            &mut root,
+            &steps("servers.p.locations.MATCH.return.status"),
+            "200",
+        );
+        set(&mut root, &steps(pattern), value);
+        let Node::Table(t) = &root else {
+            unreachable!()
+        };
+        let text: String = t
+            .iter()
+            .map(|(k, v)| format!("{} = {}\n", crate::quote_key(k), inline(v)))
+            .collect();
+        crate::parse_str_with(
+            &text,
+            std::path::Path::new("/probe.toml"),
+            crate::Resolve::Loopback,
+        )
+    }
+
+    fn unknown(r: &Result<crate::Config, ConfigError>) -> Option<&[String]> {
+        match r {
+            Err(ConfigError {
+                kind: ErrorKind::UnknownKey { expected, .. },
+                ..
+            }) => Some(expected),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_listed_key_is_accepted() {
+        for key in KEYS {
+            for value in ["1", "\"x\""] {
+                let r = parse_with(key, value);
+                assert!(
+                    unknown(&r).is_none(),
+                    "{key} = {value} is refused as unknown: {}",
+                    r.err().map(|e| e.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        // The probe does see an unknown key, in serde's tables and in
+        // those validation reads by hand.
+        for bogus in [
+            "bogus",
+            "runtime.bogus",
+            "upstreams.NAME.servers[].bogus",
+            "servers.NAME.bogus",
+            "servers.NAME.listen[].bogus",
+            "servers.NAME.limit_req.bogus",
+            "servers.NAME.locations.MATCH.limit_conn.bogus",
+            "servers.NAME.locations.MATCH.return.bogus",
+        ] {
+            assert!(unknown(&parse_with(bogus, "1")).is_some(), "{bogus}");
+        }
+    }
+
+    #[test]
+    fn every_accepted_key_is_listed() {
+        let is_placeholder = |s: &str| matches!(s, "NAME" | "MATCH" | "HEADER");
+        let mut tables = vec![""];
+        for key in KEYS {
+            let (parent, last) = key.rsplit_once('.').unwrap_or(("", key));
+            if !is_placeholder(last) && !tables.contains(&parent) {
+                tables.push(parent);
+            }
+        }
+        assert!(tables.len() > 15, "{tables:?}");
+        for table in tables {
+            let probe = match table {
+                "" => "zz_probe".to_string(),
+                t => format!("{t}.zz_probe"),
+            };
+            let r = parse_with(&probe, "1");
+            let Some(accepted) = unknown(&r) else {
+                panic!(
+                    "{table}: a made-up key is not refused as unknown: {:?}",
+                    r.err().map(|e| e.to_string())
+                );
+            };
+            assert!(!accepted.is_empty(), "{table}");
+            for name in accepted {
+                let full = match table {
+                    "" => name.clone(),
+                    t => format!("{t}.{name}"),
+                };
+                let listed = KEYS.iter().any(|k| {
+                    k.strip_prefix(full.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                });
+                if (table, name.as_str()) == ("limit_conn_zones.NAME", "rate") {
+                    // The zone tables share one struct; validation refuses
+                    // a rate in a connection zone.
+                    assert!(!listed, "{full}");
+                    let e = parse_with(&full, "\"1r/s\"").unwrap_err().to_string();
+                    assert!(e.contains("a limit_conn zone has no rate"), "{e}");
+                    continue;
+                }
+                assert!(
+                    listed,
+                    "{full} is accepted by the parser but not in keys.rs"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn places_of_a_key() {
+        assert_eq!(
+            places_of("proxy_pass"),
+            vec!["servers.NAME.locations.MATCH"]
+        );
+        assert_eq!(
+            places_of("keepalive_timeout"),
+            vec!["upstreams.NAME", "servers.NAME"]
+        );
+        assert_eq!(places_of("runtime"), vec!["the top level"]);
+        assert_eq!(
+            places_of("addr"),
+            vec!["upstreams.NAME.servers[]", "servers.NAME.listen[]"]
+        );
+        assert!(places_of("bogus").is_empty());
+    }
+}

@@ -13,6 +13,7 @@ pub mod cidr;
 pub mod defaults;
 mod error;
 pub mod keys;
+mod locate;
 pub mod log_format;
 mod model;
 mod raw;
@@ -25,6 +26,7 @@ use std::path::Path;
 
 pub use cidr::Cidr;
 pub use error::{ConfigError, ErrorKind};
+pub use locate::quote_key;
 pub use log_format::{LogFormat, LogPart, LogVar};
 pub use model::*;
 pub use render::render;
@@ -36,6 +38,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: None,
+        column: None,
         key: "(file)".into(),
         kind: ErrorKind::Read(e.to_string()),
     })?;
@@ -48,20 +51,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
-        let before = &bytes[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        // Everything before `at` is UTF-8, so it can be measured as text.
+        let before = std::str::from_utf8(&bytes[..at]).expect("valid up to here");
         ConfigError {
             file: path.to_path_buf(),
-            line: Some(line),
+            line: Some(locate::line_of(before, at)),
+            column: Some(locate::column_of(before, at)),
             key: "(file)".into(),
             kind: ErrorKind::Syntax(format!(
-                "byte 0x{:02x} at column {} is not UTF-8 (save the file as UTF-8)",
-                bytes[at],
-                at - line_start + 1
+                "byte 0x{:02x} is not UTF-8 (save the file as UTF-8)",
+                bytes[at]
             )),
         }
     })
@@ -204,6 +203,46 @@ try_files = ["$uri", "/index.html"]
         assert!(matches!(&app.locations[2].action, Action::Static(s) if s.try_files.len() == 2));
     }
 
+    /// Whatever the file breaks off at, or whichever line it repeats, the
+    /// error is located and nothing panics (spans map back through
+    /// partial documents).
+    #[test]
+    fn every_cut_and_repeat_of_the_full_example_is_located() {
+        let load = |t: &str| parse_str_with(t, Path::new("/r.toml"), Resolve::Loopback);
+        let mut cuts = 0;
+        for (at, _) in FULL.char_indices() {
+            if let Err(e) = load(&FULL[..at]) {
+                assert!(e.to_string().starts_with("/r.toml:"), "{e}");
+                if matches!(e.kind, ErrorKind::Syntax(_)) {
+                    assert!(e.line.is_some() && e.column.is_some(), "{at}: {e}");
+                    cuts += 1;
+                }
+            }
+        }
+        assert!(cuts > 100, "{cuts}");
+        let lines: Vec<&str> = FULL.lines().collect();
+        let mut duplicates = 0;
+        for (n, line) in lines.iter().enumerate() {
+            let mut text = lines[..=n].join("\n");
+            text.push('\n');
+            text.push_str(line);
+            text.push('\n');
+            text.push_str(&lines[n + 1..].join("\n"));
+            if let Err(e) = load(&text) {
+                if matches!(e.kind, ErrorKind::Duplicate { .. }) {
+                    // Repeated on the next line: the first is this one.
+                    assert!(
+                        e.line == Some(n + 2)
+                            && matches!(e.kind, ErrorKind::Duplicate { first_line: Some(f), .. } if f == n + 1),
+                        "{n}: {e}"
+                    );
+                    duplicates += 1;
+                }
+            }
+        }
+        assert!(duplicates > 30, "{duplicates}");
+    }
+
     #[test]
     fn defaults() {
         let c = parse("[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:9000/\"\n").unwrap();
@@ -260,8 +299,12 @@ try_files = ["$uri", "/index.html"]
     #[test]
     fn errors_name_file_line_and_key() {
         let e = err("[runtime]\nworkers = 2\n\nbogus = 1\n");
-        assert!(e.starts_with("/etc/ringway/ringway.toml:4: bogus: "), "{e}");
-        assert!(e.contains("unknown field"), "{e}");
+        assert!(
+            e.starts_with(
+                "/etc/ringway/ringway.toml:4: runtime.bogus: unknown key (valid here: workers, "
+            ),
+            "{e}"
+        );
 
         let e = err("[servers.ws]\nlisten = \"8080\"\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:1\"\nproxy_read_timeout = \"10x\"\n");
         assert_eq!(
@@ -317,7 +360,7 @@ try_files = ["$uri", "/index.html"]
         );
 
         let e = err("x = [");
-        assert!(e.starts_with("/etc/ringway/ringway.toml:1: "), "{e}");
+        assert!(e.starts_with("/etc/ringway/ringway.toml:1:6: x: "), "{e}");
     }
 
     #[test]
@@ -337,7 +380,7 @@ try_files = ["$uri", "/index.html"]
         let e = utf8(bytes, Path::new("/x.toml")).unwrap_err().to_string();
         assert_eq!(
             e,
-            "/x.toml:3: (file): byte 0xe9 at column 6 is not UTF-8 (save the file as UTF-8)"
+            "/x.toml:3:6: (file): byte 0xe9 is not UTF-8 (save the file as UTF-8)"
         );
     }
 
@@ -348,6 +391,37 @@ try_files = ["$uri", "/index.html"]
             c.warnings,
             vec!["/etc/ringway/ringway.toml:4: servers.a.locations.\"/\".root: `/nonexistent/www` is not a directory (requests here will get 404)".to_string()]
         );
+    }
+
+    /// Every warning reads `file:line: full.key: what`, and the model keeps
+    /// the lines the engine needs for its own warnings and errors (http2,
+    /// the certificate and key).
+    #[test]
+    fn warnings_carry_their_line() {
+        let c = parse(
+            "[servers.\"a b\"]\nlisten = \"127.0.0.1:443\"\n\nhttp2 = true\n\
+             [servers.\"a b\".tls]\nmin_version = \"1.3\"\ncert = \"/c.pem\"\n\nkey = \"/k.pem\"\n\
+             [servers.\"a b\".locations.\"/s/\"]\nalias = \"/nonexistent/s\"\n\
+             [servers.\"a b\".locations.\"/u/\"]\nproxy_pass = \"http://127.0.0.1:1\"\nupgrade = [\"h2c\"]\n\
+             [servers.plain]\nlisten = \"127.0.0.1:80\"\n",
+        )
+        .unwrap();
+        let a = &c.servers[0];
+        assert_eq!(a.http2_line, Some(4));
+        let tls = a.tls.as_ref().unwrap();
+        assert_eq!((tls.line, tls.cert_line, tls.key_line), (5, 7, 9));
+        assert_eq!(c.servers[1].http2_line, None);
+        let expect = [
+            ":11: servers.\"a b\".locations.\"/s/\".alias: `/nonexistent/s` is not a directory",
+            ":14: servers.\"a b\".locations.\"/u/\".upgrade: h2c upgrades are forwarded here",
+        ];
+        assert_eq!(c.warnings.len(), expect.len(), "{:?}", c.warnings);
+        for (w, e) in c.warnings.iter().zip(expect) {
+            assert!(
+                w.starts_with(&format!("/etc/ringway/ringway.toml{e}")),
+                "{w}"
+            );
+        }
     }
 
     /// `upgrade`: websocket alone by default; a list of protocol names

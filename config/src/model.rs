@@ -189,6 +189,8 @@ pub struct Server {
     pub tls: Option<Tls>,
     /// `http2` (default false).
     pub http2: bool,
+    /// The line of `http2`, when set (for the engine's warning about it).
+    pub http2_line: Option<usize>,
     /// `locations`, in file order (order matters for regex locations).
     pub locations: Vec<Location>,
     /// `client_header_buffer_size`
@@ -329,6 +331,10 @@ pub struct Tls {
     pub handshake_timeout: Duration,
     /// The line of the `tls` table.
     pub line: usize,
+    /// The line of `cert` (for errors and warnings about the certificate).
+    pub cert_line: usize,
+    /// The line of `key`.
+    pub key_line: usize,
 }
 
 /// A TLS protocol version ringway speaks (rustls has no 1.0 or 1.1).

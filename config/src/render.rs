@@ -623,8 +623,11 @@ mod tests {
     fn comparable(mut c: Config) -> String {
         c.warnings.clear();
         for s in &mut c.servers {
+            s.http2_line = None;
             if let Some(t) = &mut s.tls {
                 t.line = 0;
+                t.cert_line = 0;
+                t.key_line = 0;
             }
             for l in &mut s.locations {
                 l.proxy_ssl.line = 0;

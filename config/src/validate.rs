@@ -9,6 +9,8 @@ use indexmap::IndexMap;
 
 use crate::defaults::*;
 use crate::error::{ConfigError, ErrorKind};
+// A table key quoted for error paths the way TOML would need it.
+use crate::locate::quote_key as k;
 use crate::model::*;
 use crate::raw::*;
 use crate::template;
@@ -32,18 +34,14 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        crate::locate::line_of(self.text, offset)
     }
 
     fn err(&self, span: Option<std::ops::Range<usize>>, key: &str, kind: ErrorKind) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
             line: span.map(|s| self.line_of(s.start)),
+            column: None,
             key: key.to_string(),
             kind,
         }
@@ -181,19 +179,6 @@ fn type_err(expected: &'static str, found: &toml::Value) -> ErrorKind {
     }
 }
 
-/// Quote a table key for error paths the way TOML would need it.
-fn k(name: &str) -> String {
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        name.to_string()
-    } else {
-        format!("{name:?}")
-    }
-}
-
 pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Config, ConfigError> {
     let cx = Ctx {
         text,
@@ -201,19 +186,12 @@ pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Conf
         resolve,
         warnings: Default::default(),
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
-        let key = e
-            .span()
-            .and_then(|s| text.get(s))
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty() && s.len() <= 80 && !s.contains('\n'))
-            .unwrap_or_else(|| "(toml)".to_string());
-        cx.err(
-            e.span(),
-            &key,
-            ErrorKind::Syntax(e.message().trim().to_string()),
-        )
-    })?;
+    // The document first, for syntax errors and for the key paths of the
+    // errors serde reports against it.
+    let doc = toml_edit::ImDocument::parse(text)
+        .map_err(|e| crate::locate::syntax_error(text, file, &e))?;
+    let raw: Raw =
+        toml::from_str(text).map_err(|e| crate::locate::serde_error(text, file, &doc, &e))?;
 
     let runtime = runtime(&cx, &raw.runtime)?;
     let log = log(&cx, &raw.log)?;
@@ -697,6 +675,8 @@ fn server(
                     DEFAULT_TLS_HANDSHAKE_TIMEOUT,
                 )?,
                 line: cx.line_of(t.span().start),
+                cert_line: cx.line_of(cert.span().start),
+                key_line: cx.line_of(keyv.span().start),
             })
         }
     };
@@ -750,6 +730,7 @@ fn server(
         server_names,
         tls,
         http2: cx.bool(r.http2.as_ref(), &format!("{key}.http2"), false)?,
+        http2_line: r.http2.as_ref().map(|v| cx.line_of(v.span().start)),
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,
         max_headers: cx.int(
@@ -795,10 +776,12 @@ struct ServerLimits {
 /// `listen`: "addr", or an array of "addr" and `{ addr = "...",
 /// proxy_protocol = true }` tables. Returns (address text, proxy_protocol).
 fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, ConfigError> {
-    let entry = |i: &toml::Value| -> Result<(String, bool), ConfigError> {
+    // `key` of an entry: `listen[0]` in an array, `listen` alone.
+    let entry = |i: &toml::Value, key: &str| -> Result<(String, bool), ConfigError> {
         match i {
             toml::Value::String(s) => Ok((s.clone(), false)),
             toml::Value::Table(t) => {
+                limits::known_keys(cx, v, key, t, LISTEN_KEYS)?;
                 let mut addr = None;
                 let mut pp = false;
                 for (name, val) in t {
@@ -819,15 +802,7 @@ fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, Con
                                 type_err("true or false", other),
                             ))
                         }
-                        _ => {
-                            return Err(cx.at(
-                                v,
-                                &format!("{key}.{name}"),
-                                ErrorKind::Invalid(format!(
-                                    "unknown listen option `{name}` (addr, proxy_protocol)"
-                                )),
-                            ))
-                        }
+                        _ => {} // known_keys above
                     }
                 }
                 let addr = addr.ok_or_else(|| {
@@ -850,10 +825,17 @@ fn listen_entries(cx: &Ctx, v: &V, key: &str) -> Result<Vec<(String, bool)>, Con
         }
     };
     match v.get_ref() {
-        toml::Value::Array(items) => items.iter().map(entry).collect(),
-        one => Ok(vec![entry(one)?]),
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(n, i)| entry(i, &format!("{key}[{n}]")))
+            .collect(),
+        one => Ok(vec![entry(one, key)?]),
     }
 }
+
+/// The keys of a `listen` table (checked here, not by serde).
+pub(crate) const LISTEN_KEYS: &[&str] = &["addr", "proxy_protocol"];
 
 fn location(
     cx: &Ctx,

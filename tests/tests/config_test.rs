@@ -24,10 +24,82 @@ fn unknown_key_names_file_line_and_key() {
         config_test("[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n\nlisten_backlog = 5\n");
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains(&format!("{}:4: listen_backlog: ", path.display())),
+        out.contains(&format!(
+            "{}:4: servers.ws.listen_backlog: unknown key (valid here: listen, ",
+            path.display()
+        )),
         "{out}"
     );
-    assert!(out.contains("unknown field"), "{out}");
+}
+
+#[test]
+fn misspelt_key_suggests_the_closest_by_its_full_path() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:3000\"\n\n\nproxy_read_timout = \"5s\"\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:7: servers.ws.locations.\"/ws/\".proxy_read_timout: unknown key; did you mean `proxy_read_timeout`?\n",
+            path.display()
+        )),
+        "{out}"
+    );
+    let (code, out, path) = config_test("[upstream.u]\nservers = [{ addr = \"127.0.0.1:1\" }]\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:1: upstream: unknown key; did you mean `upstreams`?",
+            path.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn syntax_error_names_line_and_column_on_one_line() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/\"]\nproxy_read_timeout = 5s\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "ringway: {}:4:23: servers.ws.locations.\"/\".proxy_read_timeout: expected newline, `#`\n",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(" | "), "no snippet: {out}");
+}
+
+#[test]
+fn a_duplicate_table_names_its_first_line() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/\"]\nreturn = { status = 200 }\n[servers.ws]\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:5:1: servers.ws: table defined twice (first on line 1)",
+            path.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_http2_warning_names_its_line() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\nhttp2 = true\n[servers.ws.locations.\"/\"]\nreturn = { status = 200 }\n",
+    );
+    assert_eq!(code, 0, "a warning does not fail the test: {out}");
+    assert!(
+        out.contains(&format!(
+            "ringway: warning: {}:3: servers.ws.http2: HTTP/2 is not supported",
+            path.display()
+        )),
+        "{out}"
+    );
 }
 
 #[test]
@@ -82,7 +154,7 @@ fn a_byte_that_is_not_utf8_names_its_line() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
-            "{}:3: (file): byte 0xe9 at column 19 is not UTF-8",
+            "{}:3:19: (file): byte 0xe9 is not UTF-8",
             path.display()
         )),
         "{out}"

@@ -665,7 +665,7 @@ fn config_test_bad_upgrade_values_name_file_line_and_key() {
             "{line}: {out}"
         );
         assert!(
-            !out.contains("unknown field"),
+            !out.contains("unknown key"),
             "{line}: the key is known: {out}"
         );
     }

@@ -119,6 +119,11 @@ pub fn parse_rate(s: &str) -> Option<u64> {
     (milli > 0 && n <= 1_000_000).then_some(milli)
 }
 
+/// The keys of a `limit_req` table (checked here, not by serde).
+pub(crate) const LIMIT_REQ_KEYS: &[&str] = &["zone", "burst", "nodelay", "delay"];
+/// The keys of a `limit_conn` table.
+pub(crate) const LIMIT_CONN_KEYS: &[&str] = &["zone", "max"];
+
 /// A `limit_req` table of a server or location.
 pub(super) fn limit_req(
     cx: &Ctx,
@@ -129,10 +134,11 @@ pub(super) fn limit_req(
     let Some(v) = v else { return Ok(None) };
     let key = format!("{key}.limit_req");
     let t = table(cx, v, &key)?;
+    known_keys(cx, v, &key, t, LIMIT_REQ_KEYS)?;
     let mut zone = None;
     let (mut burst, mut nodelay, mut delay) = (0u32, false, None);
     for (name, val) in t {
-        let sub = format!("{key}.{name}");
+        let sub = format!("{key}.{}", k(name));
         match (name.as_str(), val) {
             ("zone", toml::Value::String(z)) => {
                 zone = Some(zones.iter().position(|x| &x.name == z).ok_or_else(|| {
@@ -151,15 +157,7 @@ pub(super) fn limit_req(
             ("zone" | "burst" | "nodelay" | "delay", other) => {
                 return Err(cx.at(v, &sub, type_err(expected(name), other)))
             }
-            _ => {
-                return Err(cx.at(
-                    v,
-                    &sub,
-                    ErrorKind::Invalid(format!(
-                        "unknown key `{name}` (zone, burst, nodelay, delay)"
-                    )),
-                ))
-            }
+            _ => {} // known_keys above
         }
     }
     let zone = zone.ok_or_else(|| {
@@ -194,9 +192,10 @@ pub(super) fn limit_conn(
     let Some(v) = v else { return Ok(None) };
     let key = format!("{key}.limit_conn");
     let t = table(cx, v, &key)?;
+    known_keys(cx, v, &key, t, LIMIT_CONN_KEYS)?;
     let (mut zone, mut max) = (None, None);
     for (name, val) in t {
-        let sub = format!("{key}.{name}");
+        let sub = format!("{key}.{}", k(name));
         match (name.as_str(), val) {
             ("zone", toml::Value::String(z)) => {
                 zone = Some(zones.iter().position(|x| &x.name == z).ok_or_else(|| {
@@ -211,13 +210,7 @@ pub(super) fn limit_conn(
                 max = Some(*n as u32)
             }
             ("zone" | "max", other) => return Err(cx.at(v, &sub, type_err(expected(name), other))),
-            _ => {
-                return Err(cx.at(
-                    v,
-                    &sub,
-                    ErrorKind::Invalid(format!("unknown key `{name}` (zone, max)")),
-                ))
-            }
+            _ => {} // known_keys above
         }
     }
     match (zone, max) {
@@ -241,6 +234,26 @@ fn expected(name: &str) -> &'static str {
         "nodelay" => "true or false",
         "max" => "an integer of at least 1",
         _ => "a non-negative integer",
+    }
+}
+
+/// A table checked by hand (serde sees a plain value) takes only `keys`:
+/// any other is refused before its values are looked at, with the closest
+/// of `keys` suggested.
+pub(super) fn known_keys(
+    cx: &Ctx,
+    v: &V,
+    key: &str,
+    t: &toml::Table,
+    keys: &[&str],
+) -> Result<(), ConfigError> {
+    match t.keys().find(|name| !keys.contains(&name.as_str())) {
+        None => Ok(()),
+        Some(name) => Err(cx.at(
+            v,
+            &format!("{key}.{}", k(name)),
+            crate::locate::unknown_key(name, keys.to_vec()),
+        )),
     }
 }
 
@@ -488,7 +501,12 @@ mod tests {
         );
         let e =
             load("[servers.a]\nlisten = [{ addr = \"127.0.0.1:0\", tls = true }]\n").unwrap_err();
-        assert!(e.contains("unknown listen option `tls`"), "{e}");
+        assert!(
+            e.contains(
+                ":2: servers.a.listen[0].tls: unknown key here (it belongs in servers.NAME)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -126,13 +126,13 @@ fn main() -> ExitCode {
     if let Some(n) = args.workers {
         config.runtime.workers = Workers::Count(n);
     }
-    let (refused, warned) = ringway::runtime::unsupported(&config);
+    let (refused, warned) = ringway::runtime::unsupported(&config, &args.config);
     for w in &warned {
-        eprintln!("ringway: {}: warning: {w}", args.config.display());
+        eprintln!("ringway: warning: {w}");
     }
     if !refused.is_empty() {
         for e in &refused {
-            eprintln!("ringway: {}: {e}", args.config.display());
+            eprintln!("ringway: {e}");
         }
         if testing {
             eprintln!("ringway: configuration test failed");

@@ -310,7 +310,7 @@ fn reload(
             return None;
         }
     };
-    let refused = unsupported(&new).0;
+    let refused = unsupported(&new, config_path).0;
     if !refused.is_empty() {
         for e in refused {
             error!(file = %config_path.display(), "reload refused: {e}");
@@ -471,13 +471,20 @@ fn uring_runtime(entries: u32) -> std::io::Result<(UringRuntime, &'static str)> 
 /// yet: (refused, warned). Nothing is refused today (a key whose absence
 /// would weaken what the configuration asks for, as TLS would have, goes
 /// there); HTTP/2 only adds to what is served, so it is warned about.
-pub fn unsupported(config: &ringway_config::Config) -> (Vec<String>, Vec<String>) {
+/// Each reads as the configuration's own warnings do, `file:line: key:
+/// what`, with `file` the configuration file.
+pub fn unsupported(
+    config: &ringway_config::Config,
+    file: &std::path::Path,
+) -> (Vec<String>, Vec<String>) {
     let (refused, mut warned) = (Vec::new(), Vec::new());
     for s in &config.servers {
         if s.http2 {
+            let line = s.http2_line.map(|l| format!("{l}:")).unwrap_or_default();
             warned.push(format!(
-                "servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",
-                s.name
+                "{}:{line} servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",
+                file.display(),
+                ringway_config::quote_key(&s.name)
             ));
         }
     }

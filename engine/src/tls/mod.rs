@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use monoio::net::TcpStream;
-use ringway_config::{Config, ConfigError, ErrorKind, ProxyTarget, TlsVersion};
+use ringway_config::{quote_key, Config, ConfigError, ErrorKind, ProxyTarget, TlsVersion};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::UnbufferedClientConnection;
 use rustls::crypto::CryptoProvider;
@@ -137,6 +137,7 @@ impl TlsSet {
             Box::new(ConfigError {
                 file: file.to_path_buf(),
                 line: Some(line),
+                column: None,
                 key,
                 kind: ErrorKind::Invalid(reason),
             })
@@ -146,29 +147,27 @@ impl TlsSet {
         let mut keys: Vec<Option<Arc<CertifiedKey>>> = vec![None; config.servers.len()];
         for (i, s) in config.servers.iter().enumerate() {
             let Some(t) = &s.tls else { continue };
+            let server = quote_key(&s.name);
             let loaded = cert::load(&t.cert, &t.key, provider()).map_err(|e| {
-                let which = match e {
-                    cert::CertError::NoKey { .. } | cert::CertError::BadKey { .. } => "key",
+                let (which, line) = match e {
+                    cert::CertError::NoKey { .. } | cert::CertError::BadKey { .. } => {
+                        ("key", t.key_line)
+                    }
                     cert::CertError::Read { ref path, .. }
                     | cert::CertError::BadPem { ref path, .. }
                         if Path::new(path) == t.key =>
                     {
-                        "key"
+                        ("key", t.key_line)
                     }
-                    _ => "cert",
+                    _ => ("cert", t.cert_line),
                 };
-                err(
-                    t.line,
-                    format!("servers.{}.tls.{which}", s.name),
-                    e.to_string(),
-                )
+                err(line, format!("servers.{server}.tls.{which}"), e.to_string())
             })?;
             if let Some(w) = cert::expiry_warning(loaded.not_after, now) {
                 set.warnings.push(format!(
-                    "{}:{}: servers.{}.tls.cert: `{}`: {w}",
+                    "{}:{}: servers.{server}.tls.cert: `{}`: {w}",
                     file.display(),
-                    t.line,
-                    s.name,
+                    t.cert_line,
                     t.cert.display()
                 ));
             }
@@ -202,7 +201,7 @@ impl TlsSet {
                 .map_err(|e| {
                     err(
                         default_tls.line,
-                        format!("servers.{}.tls", default.name),
+                        format!("servers.{}.tls", quote_key(&default.name)),
                         e.to_string(),
                     )
                 })?
@@ -238,7 +237,13 @@ impl TlsSet {
                     continue;
                 }
                 let ssl = &l.proxy_ssl;
-                let lkey = |k: &str| format!("servers.{}.locations.\"{}\".{k}", s.name, l.key);
+                let lkey = |k: &str| {
+                    format!(
+                        "servers.{}.locations.{}.{k}",
+                        quote_key(&s.name),
+                        quote_key(&l.key)
+                    )
+                };
                 let host = match &pp.target {
                     ProxyTarget::Address { host, .. } => host_part(host).to_string(),
                     ProxyTarget::Upstream { name, .. } => name.clone(),
