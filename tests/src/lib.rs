@@ -681,6 +681,43 @@ pub fn refused_addr() -> SocketAddr {
     a
 }
 
+/// A port on 127.0.0.1 held for a test to write into a configuration
+/// (a reload that adds a listen address): the socket is bound with
+/// SO_REUSEPORT, so ringway (same user) can bind the port beside it, and
+/// does not listen, so it takes no connection — a connect reaches
+/// ringway's listener or is refused. While it is held no port-0 bind
+/// (another test's ringway or backend) gets the port.
+pub struct ReservedPort {
+    pub addr: SocketAddr,
+    _socket: socket2::Socket,
+}
+
+pub fn reserve_port() -> ReservedPort {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.set_reuse_port(true).expect("SO_REUSEPORT");
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind a port to reserve");
+    let addr = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("reserved address");
+    ReservedPort { addr, _socket: s }
+}
+
+/// Connecting to `addr` is refused: nothing listens there.
+pub fn assert_refused(addr: SocketAddr) {
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+        Ok(_) => panic!("{addr} accepted a connection"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "connect to {addr}: {e}"
+        ),
+    }
+}
+
 /// A listener whose accept queue is full, so new connects hang (SYNs are
 /// dropped). `None` when the kernel does not behave so.
 pub struct Blackhole {

@@ -2,6 +2,13 @@
 //! kernel spreads new connections across workers with no shared accept
 //! queue. Port 0 is resolved once by the first socket and reused by the
 //! others (tests listen on port 0).
+//!
+//! The set of addresses is the configuration's: at start every address is
+//! bound here (`bind_all`); a reload binds only the addresses it adds
+//! (`Change::between`, then `bind`) before it switches, and the workers
+//! close the listeners of the addresses it removes at the switch. A kept
+//! address keeps its sockets (and their accept queues). Sockets are keyed
+//! by the address as configured (`127.0.0.1:0` stays `127.0.0.1:0`).
 
 use std::net::SocketAddr;
 
@@ -10,6 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::StartError;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BoundAddr {
     /// As written in the config (may have port 0).
     pub configured: SocketAddr,
@@ -25,7 +33,8 @@ pub struct Bound {
 
 const BACKLOG: i32 = 4096;
 
-pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
+/// The listen addresses of `config`, each once, in file order.
+pub fn addresses(config: &Config) -> Vec<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = Vec::new();
     for s in &config.servers {
         for a in &s.listen {
@@ -34,13 +43,24 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
             }
         }
     }
+    addrs
+}
+
+/// Every listen address of `config`, once per worker.
+pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
+    bind(&addresses(config), workers)
+}
+
+/// `addrs`, once per worker. On an error, the sockets bound so far are
+/// closed (dropped) before it returns: nothing stays listening.
+pub fn bind(addrs: &[SocketAddr], workers: usize) -> Result<Bound, StartError> {
     let mut by_addr = Vec::new();
     let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
-    for configured in addrs {
+    for &configured in addrs {
         let mut actual = configured;
         for slot in per_worker.iter_mut() {
             let l = bind_one(actual).map_err(|source| StartError::Listen {
-                addr: configured,
+                addr: actual,
                 source,
             })?;
             if actual.port() == 0 {
@@ -59,6 +79,40 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
     })
 }
 
+/// What a reload changes in the set of listen addresses, each list in
+/// the order of the configuration that has them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// To bind before the switch.
+    pub added: Vec<SocketAddr>,
+    /// To stop accepting on at the switch.
+    pub removed: Vec<SocketAddr>,
+}
+
+impl Change {
+    /// From the addresses served now (`running`, as configured) to
+    /// `new`'s.
+    pub fn between(running: &[SocketAddr], new: &Config) -> Change {
+        let next = addresses(new);
+        Change {
+            added: next
+                .iter()
+                .filter(|a| !running.contains(a))
+                .copied()
+                .collect(),
+            removed: running
+                .iter()
+                .filter(|a| !next.contains(a))
+                .copied()
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
 fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
@@ -71,4 +125,96 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     s.bind(&addr.into())?;
     s.listen(BACKLOG)?;
     Ok(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(listens: &[&str]) -> Config {
+        let mut text = String::from("[real_ip]\nset_real_ip_from = [\"127.0.0.1\"]\n");
+        for (i, l) in listens.iter().enumerate() {
+            text.push_str(&format!(
+                "[servers.s{i}]\nlisten = [{l}]\nserver_name = [\"s{i}.test\"]\n[servers.s{i}.locations.\"/\"]\nreturn = {{ status = 204 }}\n"
+            ));
+        }
+        ringway_config::parse_str(&text, Path::new("t.toml")).unwrap()
+    }
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_are_deduplicated_in_file_order() {
+        let c = config(&[
+            "\"127.0.0.1:8081\", \"127.0.0.1:8080\"",
+            "\"127.0.0.1:8080\", \"[::1]:8080\"",
+        ]);
+        assert_eq!(
+            addresses(&c),
+            [a("127.0.0.1:8081"), a("127.0.0.1:8080"), a("[::1]:8080")]
+        );
+    }
+
+    #[test]
+    fn change_lists_what_is_added_and_removed() {
+        let running = [a("127.0.0.1:8080"), a("127.0.0.1:8081")];
+        let c = config(&["\"127.0.0.1:8082\", \"127.0.0.1:8080\""]);
+        assert_eq!(
+            Change::between(&running, &c),
+            Change {
+                added: vec![a("127.0.0.1:8082")],
+                removed: vec![a("127.0.0.1:8081")],
+            }
+        );
+        // A listen entry's other settings do not make it a new address.
+        let c =
+            config(&["{ addr = \"127.0.0.1:8080\", proxy_protocol = true }, \"127.0.0.1:8081\""]);
+        assert!(Change::between(&running, &c).is_empty());
+        // Port 0 is an address like any other: kept while it stays.
+        let c = config(&["\"127.0.0.1:0\""]);
+        assert!(Change::between(&[a("127.0.0.1:0")], &c).is_empty());
+    }
+
+    #[test]
+    fn port_zero_is_resolved_once_for_every_worker() {
+        let b = bind(&[a("127.0.0.1:0")], 3).unwrap();
+        let port = b.by_addr[0].actual.port();
+        assert_ne!(port, 0);
+        for sockets in &b.per_worker {
+            assert_eq!(sockets.len(), 1);
+            assert_eq!(sockets[0].0.local_addr().unwrap().port(), port);
+            assert_eq!(sockets[0].1, a("127.0.0.1:0"));
+        }
+    }
+
+    #[test]
+    fn a_taken_address_fails_and_closes_what_was_bound() {
+        // A listener without SO_REUSEPORT: ringway's bind must fail.
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap();
+        // A free port for the first address, held by a socket that shares
+        // it (SO_REUSEPORT) without listening.
+        let hold = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        hold.set_reuse_port(true).unwrap();
+        hold.bind(&a("127.0.0.1:0").into()).unwrap();
+        let free = hold.local_addr().unwrap().as_socket().unwrap();
+
+        let err = match bind(&[free, taken], 2) {
+            Ok(_) => panic!("bound a taken address"),
+            Err(e) => e,
+        };
+        match &err {
+            StartError::Listen { addr, source } => {
+                assert_eq!(*addr, taken);
+                assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        // The first address's sockets are closed again: nothing listens.
+        let refused = std::net::TcpStream::connect(free).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
 }

@@ -1,22 +1,33 @@
 //! The process: bind listeners, start one pinned worker per core, then
 //! serve signals on the control thread (HUP reload, TERM/QUIT/INT drain),
 //! telling systemd each step (`sys::notify`: READY, RELOADING, STOPPING).
+//!
+//! A reload is prepare, then commit. Prepare (`reload`) does everything
+//! that can fail: load and check the file, build its TLS set, bind the
+//! listen addresses it adds once per worker (`listener::bind`) and have
+//! every worker ready its sockets (`prepare_listeners`). Any failure
+//! refuses the reload with nothing changed: the new sockets are closed and
+//! the running configuration stays. Commit (`Control::Reload`) cannot
+//! fail: each worker switches its snapshot, starts accepting on the added
+//! addresses and stops accepting on the removed ones. Kept addresses keep
+//! their sockets.
 
 pub mod listener;
 pub mod proxy_header;
 pub mod worker;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use ringway_config::{Config, DriverChoice, Workers};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 
+use listener::BoundAddr;
 use worker::{Control, WorkerInit};
 
 use crate::admission::LimitSet;
@@ -90,15 +101,11 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     reserve_descriptors(&config);
     let access_log =
         crate::access_log::Sink::open(&config.log.access_log).map_err(StartError::AccessLog)?;
-    let bound = listener::bind_all(&config, workers)?;
-    for b in &bound.by_addr {
-        for server in &config.servers {
-            if server.listen.contains(&b.configured) {
-                info!(server = %server.name, addr = %b.actual, "listening");
-            }
-        }
-    }
-    let listen_set: BTreeSet<SocketAddr> = bound.by_addr.iter().map(|b| b.configured).collect();
+    let listener::Bound {
+        by_addr: mut listening,
+        mut per_worker,
+    } = listener::bind_all(&config, workers)?;
+    log_listening(&config, &listening);
 
     let mut limits = Arc::new(LimitSet::build(&config, None));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -108,7 +115,6 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     // Each worker sends its id once its accept loops are spawned, and drops
     // its sender either way (started, failed or panicked).
     let (started_tx, started_rx) = flume::unbounded();
-    let mut per_worker = bound.per_worker;
     for id in 0..workers {
         let (tx, rx) = flume::unbounded();
         senders.push(tx);
@@ -202,25 +208,36 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             SIGHUP => {
                 info!(file = %config_path.display(), "SIGHUP: reloading configuration");
                 tell_systemd(&notify::reloading());
-                let outcome = match reload(&config_path, &listen_set) {
-                    Some((new, new_tls)) => {
-                        limits = Arc::new(LimitSet::build(&new, Some(&limits)));
+                let outcome = match reload(&config_path, &current, &listening, &senders) {
+                    Some(next) => {
+                        // Commit: nothing from here on can fail.
+                        for key in start_only_changes(&current, &next.config, workers) {
+                            warn!(
+                                key,
+                                "{key} changed: it is read at start only; restart to apply it"
+                            );
+                        }
+                        limits = Arc::new(LimitSet::build(&next.config, Some(&limits)));
                         if let Ok(mut p) = process.lock() {
-                            p.certificates = certificate_ends(&new_tls);
+                            p.certificates = certificate_ends(&next.tls);
                         }
                         reloaded(true);
-                        if new.metrics.as_ref().map(|m| m.listen)
-                            != current.metrics.as_ref().map(|m| m.listen)
-                        {
-                            warn!("metrics.listen changed: it takes effect at the next restart");
+                        for b in &next.removed {
+                            info!(addr = %b.actual, "listen address removed: no longer accepting on it");
                         }
-                        current = new;
+                        log_listening(&next.config, &next.added);
+                        listening.retain(|b| !next.removed.contains(b));
+                        listening.extend_from_slice(&next.added);
+                        current = next.config;
+                        let removed: Vec<SocketAddr> =
+                            next.removed.iter().map(|b| b.configured).collect();
                         for tx in &senders {
-                            let _ = tx.send(Control::Reload(
-                                current.clone(),
-                                new_tls.clone(),
-                                limits.clone(),
-                            ));
+                            let _ = tx.send(Control::Reload(worker::Reload {
+                                config: current.clone(),
+                                tls: next.tls.clone(),
+                                limits: limits.clone(),
+                                removed: removed.clone(),
+                            }));
                         }
                         "configuration reloaded"
                     }
@@ -297,12 +314,38 @@ fn certificate_ends(tls: &TlsSet) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Load and check the configuration file for a reload: the new
-/// configuration and its TLS set, or `None` (logged) when it is refused.
+/// `listening` for each server of `config` that listens on the address.
+fn log_listening(config: &Config, addrs: &[BoundAddr]) {
+    for b in addrs {
+        for server in &config.servers {
+            if server.listen.contains(&b.configured) {
+                info!(server = %server.name, addr = %b.actual, "listening");
+            }
+        }
+    }
+}
+
+/// A reload, prepared: what the workers switch to.
+struct Prepared {
+    config: Arc<Config>,
+    tls: Arc<TlsSet>,
+    /// Bound on every worker, ready, not accepted on yet.
+    added: Vec<BoundAddr>,
+    /// Served now, gone from `config`.
+    removed: Vec<BoundAddr>,
+}
+
+/// Reload, prepare: load and check the configuration file, build its TLS
+/// set, then bind the listen addresses it adds on every worker — last, so
+/// that nothing else can refuse the reload once sockets exist. `None`
+/// (logged) when the reload is refused: the running configuration stays,
+/// and no new socket is left open.
 fn reload(
     config_path: &std::path::Path,
-    listen_set: &BTreeSet<SocketAddr>,
-) -> Option<(Arc<Config>, Arc<TlsSet>)> {
+    current: &Config,
+    listening: &[BoundAddr],
+    senders: &[flume::Sender<Control>],
+) -> Option<Prepared> {
     let new = match ringway_config::load(config_path) {
         Ok(new) => new,
         Err(e) => {
@@ -310,7 +353,11 @@ fn reload(
             return None;
         }
     };
-    let refused = unsupported(&new, config_path).0;
+    let (mut refused, warned) = unsupported(&new, config_path);
+    for w in warned {
+        warn!("reload: {w}");
+    }
+    refused.extend(metrics_change(current, &new));
     if !refused.is_empty() {
         for e in refused {
             error!(file = %config_path.display(), "reload refused: {e}");
@@ -319,15 +366,6 @@ fn reload(
     }
     for w in &new.warnings {
         warn!("{w}");
-    }
-    let new_set: BTreeSet<SocketAddr> = new
-        .servers
-        .iter()
-        .flat_map(|s| s.listen.iter().copied())
-        .collect();
-    if new_set != *listen_set {
-        error!("reload refused: listen addresses changed; restart to change them");
-        return None;
     }
     let new = Arc::new(new);
     let new_tls = match TlsSet::build(&new, config_path) {
@@ -340,7 +378,141 @@ fn reload(
     for w in &new_tls.warnings {
         warn!("{w}");
     }
-    Some((new, new_tls))
+    let running: Vec<SocketAddr> = listening.iter().map(|b| b.configured).collect();
+    let change = listener::Change::between(&running, &new);
+    let added = if change.added.is_empty() {
+        Vec::new()
+    } else {
+        match prepare_listeners(&change.added, senders) {
+            Ok(added) => added,
+            Err(e) => {
+                error!(file = %config_path.display(), "reload refused, keeping the running configuration: {e}");
+                return None;
+            }
+        }
+    };
+    let removed = listening
+        .iter()
+        .filter(|b| change.removed.contains(&b.configured))
+        .copied()
+        .collect();
+    Some(Prepared {
+        config: new,
+        tls: new_tls,
+        added,
+        removed,
+    })
+}
+
+/// Why a reload cannot apply `new`'s `[metrics]`, if it changes it: the
+/// metrics listener is bound once, at start.
+fn metrics_change(current: &Config, new: &Config) -> Option<String> {
+    let listen = |c: &Config| c.metrics.as_ref().map(|m| m.listen);
+    let show = |a: Option<SocketAddr>| a.map_or_else(|| "none".to_string(), |a| a.to_string());
+    let (before, after) = (listen(current), listen(new));
+    (before != after).then(|| {
+        format!(
+            "metrics.listen changed from {} to {}: the metrics listener is bound at start; restart to change it",
+            show(before),
+            show(after)
+        )
+    })
+}
+
+/// The keys `new` changes that are read once, at start, and that a reload
+/// therefore leaves as they are: the worker threads (`workers` compared
+/// with the `running` count, as `--workers` may override the file), their
+/// driver and pinning, what each worker sized at start, and the log
+/// filter.
+fn start_only_changes(current: &Config, new: &Config, running: usize) -> Vec<&'static str> {
+    let (a, b) = (&current.runtime, &new.runtime);
+    [
+        (worker_count(new) != running, "runtime.workers"),
+        (a.pin_cores != b.pin_cores, "runtime.pin_cores"),
+        (a.driver != b.driver, "runtime.driver"),
+        (
+            a.max_connections != b.max_connections,
+            "runtime.max_connections",
+        ),
+        (a.tunnel_buffer != b.tunnel_buffer, "runtime.tunnel_buffer"),
+        (a.splice != b.splice, "runtime.splice"),
+        (a.tunnel_relay != b.tunnel_relay, "runtime.tunnel_relay"),
+        (a.relay_buffers != b.relay_buffers, "runtime.relay_buffers"),
+        (current.log.level != new.log.level, "log.level"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, key)| changed.then_some(key))
+    .collect()
+}
+
+/// How long a reload waits for the workers to ready its new listeners.
+const PREPARE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a reload's new listen addresses cannot be served.
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    /// A bind failed (the address is taken, or not this host's).
+    #[error(transparent)]
+    Bind(#[from] StartError),
+    #[error(transparent)]
+    Worker(#[from] worker::ListenError),
+    #[error("{answered} of {asked} workers readied the new listeners within {wait:?}")]
+    NoAnswer {
+        answered: usize,
+        asked: usize,
+        wait: Duration,
+    },
+}
+
+/// Bind `added` once per worker and hand each worker its sockets
+/// (`Control::Listen`); `Ok` once every worker has them ready. On an
+/// error every new socket is closed: those not handed over yet here, the
+/// workers' by `Control::Unlisten`.
+fn prepare_listeners(
+    added: &[SocketAddr],
+    senders: &[flume::Sender<Control>],
+) -> Result<Vec<BoundAddr>, PrepareError> {
+    let bound = listener::bind(added, senders.len())?;
+    let (tx, rx) = flume::unbounded();
+    let mut asked = 0;
+    for (s, listeners) in senders.iter().zip(bound.per_worker) {
+        // A worker that has stopped gets none (they close with the message).
+        let ready = tx.clone();
+        if s.send(Control::Listen { listeners, ready }).is_ok() {
+            asked += 1;
+        }
+    }
+    drop(tx);
+    let deadline = Instant::now() + PREPARE_WAIT;
+    let mut answered = 0;
+    let outcome = loop {
+        if answered == asked {
+            break Ok(());
+        }
+        match rx.recv_deadline(deadline) {
+            Ok(Ok(())) => answered += 1,
+            Ok(Err(e)) => break Err(PrepareError::Worker(e)),
+            // The workers that did not answer have stopped: they serve
+            // nothing, old or new.
+            Err(flume::RecvTimeoutError::Disconnected) => break Ok(()),
+            Err(flume::RecvTimeoutError::Timeout) => {
+                break Err(PrepareError::NoAnswer {
+                    answered,
+                    asked,
+                    wait: PREPARE_WAIT,
+                })
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(bound.by_addr),
+        Err(e) => {
+            for s in senders {
+                let _ = s.send(Control::Unlisten);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Tell systemd `state` when it asked to be told (`$NOTIFY_SOCKET`); a
@@ -362,7 +534,7 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
         DriverKind::IoUring => match uring_runtime(entries) {
             Ok((mut rt, task_run)) => {
                 info!(worker = id, driver = %DriverKind::IoUring.name(), task_run, core = ?core, "worker started");
-                rt.block_on(worker::main(init));
+                rt.block_on(worker::main(init, DriverKind::IoUring));
                 return;
             }
             Err(e) => {
@@ -371,13 +543,6 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
         },
         DriverKind::Epoll => {}
     }
-    // The legacy driver needs non-blocking listeners (io_uring accepts on
-    // blocking ones without a worker thread, as monoio itself does).
-    for (l, _) in &init.listeners {
-        if let Err(e) = l.set_nonblocking(true) {
-            warn!(worker = id, error = %e, "cannot make listener non-blocking");
-        }
-    }
     match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .with_entries(entries)
         .enable_timer()
@@ -385,7 +550,7 @@ fn run_worker(init: WorkerInit, driver: DriverKind, entries: u32, core: Option<u
     {
         Ok(mut rt) => {
             info!(worker = id, driver = %DriverKind::Epoll.name(), core = ?core, "worker started");
-            rt.block_on(worker::main(init));
+            rt.block_on(worker::main(init, DriverKind::Epoll));
         }
         Err(e) => error!(worker = id, error = %e, "cannot start epoll runtime"),
     }
@@ -489,4 +654,71 @@ pub fn unsupported(
         }
     }
     (refused, warned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(metrics: &str) -> Config {
+        let text = format!(
+            "{metrics}[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = {{ status = 204 }}\n"
+        );
+        ringway_config::parse_str(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn start_only_keys_are_named_when_a_reload_changes_them() {
+        let with = |runtime: &str, log: &str| {
+            config(&format!(
+                "[runtime]\nworkers = 2\n{runtime}\n[log]\n{log}\n"
+            ))
+        };
+        let running = with("", "");
+        assert!(start_only_changes(&running, &with("", ""), 2).is_empty());
+        // Keys a reload applies are not named.
+        let applied = with(
+            "shutdown_timeout = \"5s\"\ndrain_spread = \"1s\"\ndrain_old_tunnels_after = \"1m\"",
+            "access_log = \"off\"\nlog_format = \"json\"",
+        );
+        assert!(start_only_changes(&running, &applied, 2).is_empty());
+        let changed = config(
+            "[runtime]\nworkers = 3\npin_cores = false\ndriver = \"epoll\"\nmax_connections = 7\ntunnel_buffer = \"4k\"\nsplice = false\ntunnel_relay = \"syscall\"\nrelay_buffers = 16\n[log]\nlevel = \"debug\"\n",
+        );
+        assert_eq!(
+            start_only_changes(&running, &changed, 2),
+            [
+                "runtime.workers",
+                "runtime.pin_cores",
+                "runtime.driver",
+                "runtime.max_connections",
+                "runtime.tunnel_buffer",
+                "runtime.splice",
+                "runtime.tunnel_relay",
+                "runtime.relay_buffers",
+                "log.level",
+            ]
+        );
+        // `workers` is compared with the count running (`--workers`).
+        assert!(start_only_changes(&running, &with("", ""), 1) == ["runtime.workers"]);
+    }
+
+    #[test]
+    fn a_reload_may_not_change_the_metrics_listener() {
+        let on = |addr: &str| config(&format!("[metrics]\nlisten = \"{addr}\"\n"));
+        let (a, b, none) = (on("127.0.0.1:9100"), on("127.0.0.1:9101"), config(""));
+        assert_eq!(metrics_change(&a, &on("127.0.0.1:9100")), None);
+        assert_eq!(metrics_change(&none, &config("")), None);
+        assert_eq!(
+            metrics_change(&a, &b).as_deref(),
+            Some("metrics.listen changed from 127.0.0.1:9100 to 127.0.0.1:9101: the metrics listener is bound at start; restart to change it")
+        );
+        assert!(metrics_change(&a, &none)
+            .unwrap()
+            .starts_with("metrics.listen changed from 127.0.0.1:9100 to none:"));
+        assert!(metrics_change(&none, &b)
+            .unwrap()
+            .starts_with("metrics.listen changed from none to 127.0.0.1:9101:"));
+    }
 }

@@ -2,8 +2,17 @@
 //! listeners (SO_REUSEPORT), connections, pools and upstream cursors.
 //! Nothing here is shared with other workers; the control thread talks to
 //! it over a channel (new config snapshot, shutdown).
+//!
+//! A reload that changes the listen addresses comes in two steps:
+//! `Control::Listen` hands the worker its sockets for the added addresses,
+//! which it readies (registered with its driver) but does not accept on
+//! yet, answering whether it could (prepare); `Control::Reload` then
+//! switches the snapshot, starts accepting on them and stops accepting on
+//! the removed ones (commit), or `Control::Unlisten` drops them (the
+//! reload was refused).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,19 +36,52 @@ use crate::transport::Transport;
 use crate::vars::Peer;
 
 use super::proxy_header;
+use super::DriverKind;
 use crate::wake::{Flag, Notify};
 
 /// Messages from the control thread.
 pub enum Control {
-    /// A new configuration for new connections (SIGHUP); live connections
-    /// keep the snapshot they started with (and their TLS sessions).
-    Reload(Arc<Config>, Arc<TlsSet>, Arc<LimitSet>),
+    /// Reload, prepare: this worker's sockets for the listen addresses the
+    /// new configuration adds, to ready (not to accept on yet); the answer
+    /// says whether every one could be. Followed by `Reload` or
+    /// `Unlisten`.
+    Listen {
+        listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+        ready: flume::Sender<Result<(), ListenError>>,
+    },
+    /// The reload was refused after `Listen`: close its sockets.
+    Unlisten,
+    /// Reload, commit: a new configuration for new connections (SIGHUP);
+    /// live connections keep the snapshot they started with (and their
+    /// TLS sessions).
+    Reload(Reload),
     /// Stop accepting; let busy connections finish up to shutdown_timeout.
     Shutdown,
     /// SIGUSR1: reopen the access log file (after logrotate renamed it).
     ReopenLogs,
     /// A scrape: answer with this worker's counts.
     Metrics(flume::Sender<crate::metrics::WorkerSnapshot>),
+}
+
+/// A new configuration, and the listen addresses it no longer has.
+pub struct Reload {
+    pub config: Arc<Config>,
+    pub tls: Arc<TlsSet>,
+    pub limits: Arc<LimitSet>,
+    /// Stop accepting on these (as configured); the connections accepted
+    /// on them carry on. The addresses added are the last `Listen`'s.
+    pub removed: Vec<SocketAddr>,
+}
+
+/// A listening socket a worker could not take on (it must accept on it
+/// with its own driver: epoll registers it).
+#[derive(Debug, thiserror::Error)]
+#[error("worker {worker} cannot accept on {addr}: {source}")]
+pub struct ListenError {
+    pub worker: usize,
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// What a worker is started with.
@@ -123,8 +165,55 @@ fn relay_file_slots() -> u32 {
     crate::sys::nofile_limit().clamp(64, 1 << 16) as u32
 }
 
+/// A listening socket ready for this worker's driver: non-blocking for
+/// epoll (io_uring accepts on blocking ones without a worker thread, as
+/// monoio itself does), registered with the runtime.
+fn adopt(l: std::net::TcpListener, driver: DriverKind) -> std::io::Result<TcpListener> {
+    if driver == DriverKind::Epoll {
+        l.set_nonblocking(true)?;
+    }
+    TcpListener::from_std(l)
+}
+
+/// One listen address this worker accepts on: its socket (shared with
+/// the accept loop) and the flag that ends that loop.
+struct Accepting {
+    listener: Rc<TcpListener>,
+    stop: Rc<Flag>,
+}
+
+impl Accepting {
+    /// Accept on `listener` for the configured address `key`.
+    fn start(worker: &Rc<Shared>, listener: TcpListener, key: SocketAddr) -> Accepting {
+        let listener = Rc::new(listener);
+        let stop = Rc::new(Flag::default());
+        let listen = Rc::new(Listen {
+            shared: worker.clone(),
+            label: key.to_string().into_boxed_str(),
+        });
+        monoio::spawn(accept_loop(
+            worker.clone(),
+            listener.clone(),
+            key,
+            listen,
+            stop.clone(),
+        ));
+        Accepting { listener, stop }
+    }
+
+    /// Stop listening now (`sys::stop_listening`: no connection reaches
+    /// this socket once it returns) and end the accept loop, which closes
+    /// the socket.
+    fn stop(self, worker: usize, key: SocketAddr) {
+        if let Err(e) = sys::stop_listening(sys::fd(&*self.listener)) {
+            warn!(worker, addr = %key, error = %e, "cannot stop listening");
+        }
+        self.stop.raise();
+    }
+}
+
 /// The worker's main future: accept loops plus the control channel.
-pub async fn main(init: WorkerInit) {
+pub async fn main(init: WorkerInit, driver: DriverKind) {
     let worker = shared(
         init.id,
         init.config.clone(),
@@ -135,20 +224,17 @@ pub async fn main(init: WorkerInit) {
     );
     crate::metrics::install(init.id);
 
+    let mut accepting: HashMap<SocketAddr, Accepting> = HashMap::new();
     for (std_listener, key) in init.listeners {
-        let listener = match TcpListener::from_std(std_listener) {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(worker = init.id, error = %e, "cannot use listener");
-                continue;
+        match adopt(std_listener, driver) {
+            Ok(l) => {
+                accepting.insert(key, Accepting::start(&worker, l, key));
             }
-        };
-        let listen = Rc::new(Listen {
-            shared: worker.clone(),
-            label: key.to_string().into_boxed_str(),
-        });
-        monoio::spawn(accept_loop(worker.clone(), listener, key, listen));
+            Err(e) => warn!(worker = init.id, addr = %key, error = %e, "cannot use listener"),
+        }
     }
+    // A reload's new listeners between `Listen` and `Reload`.
+    let mut pending: Vec<(TcpListener, SocketAddr)> = Vec::new();
     let started = init.started;
     let _ = started.send(init.id);
     drop(started);
@@ -188,7 +274,40 @@ pub async fn main(init: WorkerInit) {
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
-            Control::Reload(config, tls, limits) => {
+            Control::Listen { listeners, ready } => {
+                pending.clear();
+                let mut answer = Ok(());
+                for (l, addr) in listeners {
+                    match adopt(l, driver) {
+                        Ok(l) => pending.push((l, addr)),
+                        Err(source) => {
+                            // The rest of `listeners` is closed with it.
+                            answer = Err(ListenError {
+                                worker: worker.id,
+                                addr,
+                                source,
+                            });
+                            pending.clear();
+                            break;
+                        }
+                    }
+                }
+                let _ = ready.send(answer);
+            }
+            Control::Unlisten => {
+                debug!(
+                    worker = worker.id,
+                    sockets = pending.len(),
+                    "reload refused: closing its new listeners"
+                );
+                pending.clear();
+            }
+            Control::Reload(Reload {
+                config,
+                tls,
+                limits,
+                removed,
+            }) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
                 let before = worker.snapshot();
@@ -223,7 +342,28 @@ pub async fn main(init: WorkerInit) {
                 }
                 let next = Snapshot::new(config, tls, limits, Some(&before));
                 *worker.snapshot.borrow_mut() = Rc::new(next);
-                info!(worker = worker.id, "configuration reloaded");
+                // New connections on kept addresses get the new snapshot
+                // from here; removed addresses stop listening before the
+                // line below (what a reload's caller waits for); added
+                // ones have queued connections since `Listen`, accepted
+                // from here with the new snapshot.
+                for key in &removed {
+                    if let Some(a) = accepting.remove(key) {
+                        a.stop(worker.id, *key);
+                    }
+                }
+                let added = pending.len();
+                for (l, key) in pending.drain(..) {
+                    if let Some(old) = accepting.insert(key, Accepting::start(&worker, l, key)) {
+                        old.stop(worker.id, key);
+                    }
+                }
+                info!(
+                    worker = worker.id,
+                    listeners_added = added,
+                    listeners_removed = removed.len(),
+                    "configuration reloaded"
+                );
             }
             Control::Metrics(reply) => {
                 report_upstream_health(&worker.snapshot());
@@ -402,17 +542,23 @@ fn reopen_log(worker: &Shared, setting: &ringway_config::AccessLog) {
     }
 }
 
+/// Accept on `listener` until the worker shuts down or a reload removes
+/// its address (`stop`); the socket closes when the loop ends.
 async fn accept_loop(
     worker: Rc<Shared>,
-    listener: TcpListener,
+    listener: Rc<TcpListener>,
     key: SocketAddr,
     listen: Rc<Listen>,
+    stop: Rc<Flag>,
 ) {
     let local = listener.local_addr().ok();
     let mut last_report: Option<Instant> = None;
     let mut failures = 0u64;
     loop {
-        while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() {
+        while worker.conns.get() >= worker.max_conns
+            && !worker.shutting_down.is_raised()
+            && !stop.is_raised()
+        {
             // Over max_connections: pause accepting (the kernel backlog
             // holds new clients) until a connection closes.
             let _ =
@@ -421,13 +567,21 @@ async fn accept_loop(
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = worker.shutting_down.wait() => break,
+            _ = stop.wait() => break,
         };
+        if stop.is_raised() {
+            // The reload that removed this address came first: its pending
+            // accept fails, and a connection that beat it to the switch is
+            // closed (the address is gone from the snapshot).
+            break;
+        }
         match accepted {
             Ok((stream, peer)) => {
                 let guard = ConnGuard::new(&listen);
                 let snapshot = worker.snapshot();
                 let Some(group) = snapshot.groups.get(&key).cloned() else {
-                    // Not reachable: reloads keep the listen set.
+                    // Not reachable: a reload that removes this address
+                    // stops this loop as it switches the snapshot.
                     continue;
                 };
                 if let Err(e) = sys::set_nonblocking(sys::fd(&stream)) {

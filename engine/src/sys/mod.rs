@@ -230,6 +230,19 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) {
     }
 }
 
+/// `shutdown(fd, SHUT_RD)` on a listening socket: Linux stops listening at
+/// once (the socket leaves its SO_REUSEPORT group, so new connections go
+/// to the group's other sockets or are refused; those still in its accept
+/// queue are reset; a pending accept fails with `EINVAL`). The descriptor
+/// stays open for its owner to close.
+pub fn stop_listening(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain descriptor, no memory passed.
+    if unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A non-blocking pipe pair (read end, write end), close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
