@@ -353,10 +353,38 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
     })
 }
 
+/// `log.level`: a tracing filter, comma-separated directives, each a level
+/// or `target=level` (`target[span]=level` too). A bare word that is not a
+/// level would be read by tracing as a target filter and silently log
+/// nothing useful, so it is refused here (it is nearly always a typo).
+fn log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |w: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w.trim()));
+    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let ok = match d.rsplit_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(d),
+        };
+        if !ok {
+            return Err(format!(
+                "`{d}` is not a level ({}) nor a `target=level` directive, e.g. \"info,ringway=debug\"",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn log(cx: &Ctx, r: &RawLog) -> Result<Log, ConfigError> {
     let level = match &r.level {
         None => DEFAULT_LOG_LEVEL.to_string(),
-        Some(v) => cx.string(v, "log.level")?,
+        Some(v) => {
+            let level = cx.string(v, "log.level")?;
+            if let Err(why) = log_filter(&level) {
+                return Err(cx.at(v, "log.level", ErrorKind::Invalid(why)));
+            }
+            level
+        }
     };
     let access_log = match &r.access_log {
         None => AccessLog::Stdout,
