@@ -11,8 +11,8 @@
 
 pub mod cidr;
 pub mod defaults;
-pub mod keys;
 mod error;
+pub mod keys;
 pub mod log_format;
 mod model;
 mod raw;
