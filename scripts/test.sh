@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # What the end-to-end tests drive ringway with, installed when missing (as
 # root, on Debian/Ubuntu): curl, the openssl command, Python's websockets,
-# hypercorn and h2.
+# prometheus_client, hypercorn and h2.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need_apt=()
   command -v curl >/dev/null || need_apt+=(curl)
@@ -26,6 +26,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       || { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get install -y -q python3-pip; }
     python3 -m pip install -q websockets 2>/dev/null \
       || python3 -m pip install -q --break-system-packages websockets
+  fi
+  # A real Prometheus text parser (prometheus_client) for the metrics
+  # tests (tests/py/prom_parse.py).
+  if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get install -y -q python3-pip; }
+    python3 -m pip install -q prometheus-client 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages prometheus-client
   fi
   # A real h2c server (Hypercorn) and an independent HTTP/2 client
   # library (h2) for the h2c smuggling tests (tests/upgrade_protocols.rs).
