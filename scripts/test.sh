@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 #        by the access-log tests)
 #   pip: websockets (an independent WebSocket client for the wss tests),
 #        hypercorn and h2 (a real h2c server and HTTP/2 client for the h2c
-#        smuggling tests, tests/tests/upgrade_protocols.rs)
+#        smuggling tests, tests/tests/upgrade_protocols.rs),
+#        prometheus-client (a real Prometheus text parser for the metrics
+#        tests, tests/py/prom_parse.py)
 # Each install is announced before it runs.
 pip_install() {
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
@@ -35,6 +37,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
   python3 -c 'import websockets' 2>/dev/null || pip_install websockets
   python3 -c 'import hypercorn, h2' 2>/dev/null || pip_install hypercorn h2
+  python3 -c 'import prometheus_client' 2>/dev/null || pip_install prometheus-client
 fi
 
 cargo fmt --all -- --check

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ringway::error::Kind;
 use ringway::http::BodyKind;
+use ringway::metrics::SeriesId;
 use ringway::proxy::body::{self, BodyError, BodyLimits, BodyReader};
 use ringway::proxy::kit::Kit;
 use ringway::proxy::tunnel::{self, End, Stats};
@@ -84,8 +85,12 @@ async fn tunnel_case<R: Send + 'static>(
     };
     let run = async {
         match relay {
-            Relay::Splice | Relay::Ring => tunnel::run(&kit, &b, &c, idle, send, None).await,
-            Relay::Buffered => tunnel::run_buffered(&kit, &b, &c, idle, send, None).await,
+            Relay::Splice | Relay::Ring => {
+                tunnel::run(&kit, &b, &c, idle, send, None, SeriesId::default()).await
+            }
+            Relay::Buffered => {
+                tunnel::run_buffered(&kit, &b, &c, idle, send, None, SeriesId::default()).await
+            }
         }
     };
     let t0 = Instant::now();
@@ -510,6 +515,7 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
         Duration::from_secs(30),
         Duration::from_secs(30),
         None,
+        SeriesId::default(),
     );
     let mut run = std::pin::pin!(run);
     let (client, upstream, sent) = monoio::select! {
@@ -577,7 +583,7 @@ async fn ring_relay_shares_a_small_buffer_ring() {
         let kit = kit.clone();
         tunnels.push(monoio::spawn(async move {
             let s = Duration::from_secs(20);
-            tunnel::run(&kit, &b, &c, s, s, None).await
+            tunnel::run(&kit, &b, &c, s, s, None, SeriesId::default()).await
         }));
     }
     for (t, p) in tunnels.into_iter().zip(peers) {

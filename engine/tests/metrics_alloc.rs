@@ -44,11 +44,12 @@ fn round(m: &Metrics) {
     m.http_request("ws", 503, Duration::from_secs(30));
     m.upgrade("ws", UpgradeResult::Switched);
     m.upgrade("ws", UpgradeResult::Failed);
-    m.upstream_connect("127.0.0.1:3000", "ws", Ok(Duration::from_micros(300)));
-    m.upstream_connect("127.0.0.1:3000", "ws", Err(()));
-    m.upstream_state("127.0.0.1:3000", "ws", false);
-    m.upstream_state("127.0.0.1:3000", "ws", true);
-    let id = m.tunnel_opened("ws", "127.0.0.1:3000");
+    m.upstream_connect("backends", "127.0.0.1:3000", Ok(Duration::from_micros(300)));
+    m.upstream_connect("backends", "127.0.0.1:3000", Err(()));
+    m.upstream_state("backends", "127.0.0.1:3000", false);
+    m.upstream_state("backends", "127.0.0.1:3000", true);
+    let id = m.tunnel_opened("ws", "backends", "127.0.0.1:3000");
+    m.tunnel_bytes(id, 3, 4);
     m.tunnel_closed(id, CloseReason::Upstream, 10, 20, Duration::from_secs(90));
     m.limit_rejected("perip", LimitKind::Req);
     m.limit_rejected("perip", LimitKind::Conn);

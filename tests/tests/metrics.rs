@@ -3,11 +3,16 @@
 //! the metrics listener, checked for exact counts: requests by class,
 //! upgrades by result, tunnels closed and their bytes each way, upstream
 //! connect failures, connections by worker, reloads, limit rejections,
-//! TLS handshakes and certificate expiry, and the endpoint's own 404/405.
+//! TLS handshakes and certificate expiry, and the endpoint's own 404/405;
+//! the bytes of a tunnel still open (every relay, and the TLS one); the
+//! standard `process_*` families; each label name with one meaning; and
+//! the whole exposition read by a real parser (Python's
+//! `prometheus_client`, tests/py/prom_parse.py).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +27,21 @@ both_drivers!(
     limit_rejections_are_counted,
     tls_handshakes_and_certificate_expiry,
     unknown_path_is_404_and_post_is_405,
+    tunnel_bytes_count_while_the_tunnel_is_open,
+    wss_tunnel_bytes_count_while_the_tunnel_is_open,
+    process_families_read_true_and_the_text_parses,
 );
+
+/// The io_uring driver's syscall relay (what a kernel before 5.19 runs):
+/// the ring relay and the syscall relay count bytes in different tables.
+mod io_uring_syscall_relay {
+    #[test]
+    fn tunnel_bytes_count_while_the_tunnel_is_open() {
+        super::tunnel_bytes_count_while_the_tunnel_is_open(
+            ringway_tests::Driver::IoUringSyscallRelay,
+        )
+    }
+}
 
 const TWO_WORKERS: &str = "workers = 2\n";
 /// How long the counts may take to show what the clients saw.
@@ -272,6 +291,9 @@ fn traffic_config(http: SocketAddr, ws: SocketAddr, refused: SocketAddr) -> Stri
 [metrics]
 listen = "127.0.0.1:0"
 
+[upstreams.wsgroup]
+servers = [{{ addr = "{ws}" }}]
+
 [servers.app]
 listen = ["127.0.0.1:0"]
 [servers.app.locations."= /ok"]
@@ -279,7 +301,7 @@ return = {{ status = 200, body = "OK" }}
 [servers.app.locations."/api/"]
 proxy_pass = "http://{http}"
 [servers.app.locations."/ws/"]
-proxy_pass = "http://{ws}"
+proxy_pass = "http://wsgroup"
 [servers.app.locations."/down/"]
 proxy_pass = "http://{refused}"
 proxy_connect_timeout = "2s"
@@ -414,40 +436,88 @@ fn known_traffic_gives_exact_counts(d: Driver) {
         one(&text, "ringway_tunnel_duration_seconds_count", &s) as u64,
         tunnels
     );
+    // A tunnel series: the server block, the upstream group, the
+    // upstream server's address.
     let up = ws.addr.to_string();
-    let pair = [("server", "app"), ("upstream", up.as_str())];
+    let pair = [
+        ("server", "app"),
+        ("upstream", "wsgroup"),
+        ("upstream_addr", up.as_str()),
+    ];
     assert_eq!(one(&text, "ringway_tunnels_active", &pair), 0.0);
     let bytes = |dir| {
         one(
             &text,
             "ringway_tunnel_bytes_total",
-            &[
-                ("server", "app"),
-                ("upstream", up.as_str()),
-                ("direction", dir),
-            ],
+            &[pair[0], pair[1], pair[2], ("direction", dir)],
         ) as u64
     };
     assert_eq!(bytes("client_to_upstream"), t.tunnel_sent);
     assert_eq!(bytes("upstream_to_client"), t.tunnel_received);
     assert!(t.tunnel_sent > 4 * 10 && t.tunnel_received > 4 * 10);
 
-    // The upstream that refuses connections.
+    // The upstream that refuses connections: a proxy_pass to an
+    // address is its own upstream.
     let refused = refused.to_string();
-    let failures = sum(
+    let failures = one(
         &text,
         "ringway_upstream_connect_failures_total",
-        &[("upstream", refused.as_str())],
+        &[
+            ("upstream", refused.as_str()),
+            ("upstream_addr", refused.as_str()),
+        ],
     );
     assert!(failures >= 1.0, "connect failures {failures}:\n{text}");
+    let http_addr = http.addr.to_string();
     assert!(
-        sum(
+        one(
             &text,
             "ringway_upstream_connect_duration_seconds_count",
-            &[("upstream", &http.addr.to_string())]
+            &[("upstream", &http_addr), ("upstream_addr", &http_addr)]
         ) as u64
             >= proxied
     );
+    assert_eq!(
+        one(
+            &text,
+            "ringway_upstream_connect_duration_seconds_count",
+            &[("upstream", "wsgroup"), ("upstream_addr", &up)]
+        ) as u64,
+        tunnels + 1,
+        "the tunnels' connects and the refused upgrade's"
+    );
+    assert_eq!(
+        one(
+            &text,
+            "ringway_upstream_up",
+            &[("upstream", "wsgroup"), ("upstream_addr", &up)]
+        ),
+        1.0
+    );
+    // One meaning per label name, across every family: `server` is only
+    // ever the server block, `upstream` a group or a proxy_pass address,
+    // `upstream_addr` an upstream server's address.
+    for sample in samples(&text) {
+        let l = &sample.labels;
+        if let Some(server) = l.get("server") {
+            assert_eq!(server, "app", "{sample:?}");
+        }
+        if let Some(u) = l.get("upstream") {
+            assert!(
+                [&"wsgroup".to_string(), &refused, &http_addr].contains(&u),
+                "{sample:?}"
+            );
+        }
+        if let Some(a) = l.get("upstream_addr") {
+            assert!([&up, &refused, &http_addr].contains(&a), "{sample:?}");
+        }
+        if sample.name.starts_with("ringway_upstream_") {
+            assert!(!l.contains_key("server"), "{sample:?}");
+        }
+    }
+    // The whole text through a real parser.
+    let parsed = parse_exposition(&text);
+    assert_eq!(parsed["ringway_tunnel_bytes_total"]["type"], "counter");
 
     // Connections: every one counted once, on some worker; none open.
     let accepted = per_worker_accepted(&text);
@@ -520,11 +590,15 @@ fn known_traffic_gives_exact_counts(d: Driver) {
         t.connections
     );
     let bytes_in = |w: &Value, dir: &str| -> u64 {
-        w["upstreams"]
+        w["tunnels"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|u| u["server"] == "app" && u["upstream"] == up.as_str())
+            .filter(|u| {
+                u["server"] == "app"
+                    && u["upstream"] == "wsgroup"
+                    && u["upstream_addr"] == up.as_str()
+            })
             .map(|u| n(&u["bytes"][dir]))
             .sum()
     };
@@ -701,4 +775,385 @@ fn unknown_path_is_404_and_post_is_405(d: Driver) {
     assert!(out.ends_with("\r\n\r\n"), "HEAD has a body: {out}");
     // The endpoint still serves after those.
     assert!(scrape(maddr).contains("# TYPE ringway_http_requests_total counter"));
+}
+
+// ---- a real parser ----
+
+const NO_PROMETHEUS_CLIENT: &str = "python3 is missing: this test needs Python 3 with the `prometheus_client` package (pip install prometheus-client)";
+
+/// The exposition read by Python's `prometheus_client` parser and the
+/// checks of tests/py/prom_parse.py (HELP and TYPE once per family, every
+/// sample in its declared family, names and labels valid, histograms
+/// whole): the families by name, each `{"type", "help", "samples":
+/// [[name, {labels}, value]]}`.
+fn parse_exposition(text: &str) -> serde_json::Map<String, Value> {
+    use ringway_tests::tls_support::run_bounded;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("prom_parse.py");
+    let out = run_bounded(
+        Command::new("python3").arg(script),
+        Some(text.as_bytes().to_vec()),
+        Duration::from_secs(60),
+        NO_PROMETHEUS_CLIENT,
+    );
+    assert!(
+        !out.stdout.contains("MISSING-PROMETHEUS-CLIENT"),
+        "{NO_PROMETHEUS_CLIENT}: {}",
+        out.all()
+    );
+    assert!(
+        out.ok(),
+        "the exposition does not parse: {}\n{text}",
+        out.all()
+    );
+    let v: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("prom_parse.py output ({e}): {}", out.all()));
+    v["families"].as_object().expect("families").clone()
+}
+
+/// The one sample of family `name` (no labels) in a parsed exposition.
+fn parsed_value(families: &serde_json::Map<String, Value>, name: &str) -> f64 {
+    let f = families
+        .get(name)
+        .unwrap_or_else(|| panic!("no family {name}"));
+    let samples = f["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{name}: {f}");
+    match &samples[0][2] {
+        Value::String(s) if s == "+Inf" => f64::INFINITY,
+        v => v.as_f64().unwrap_or_else(|| panic!("{name}: value {v}")),
+    }
+}
+
+// ---- /proc of the ringway process, read by the test ----
+
+fn proc_text(pid: u32, file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/{file}: {e}"))
+}
+
+/// Fields 3.. of /proc/PID/stat (after the command name).
+fn stat_fields(pid: u32) -> Vec<u64> {
+    let text = proc_text(pid, "stat");
+    let rest = &text[text.rfind(')').expect("comm") + 1..];
+    rest.split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf reads a configuration value.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let f = stat_fields(pid);
+    (f[14 - 3] + f[15 - 3]) as f64 / clock_ticks()
+}
+
+/// The soft `Max open files` of /proc/PID/limits.
+fn soft_nofile(pid: u32) -> f64 {
+    let text = proc_text(pid, "limits");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .expect("Max open files line");
+    match line.split_whitespace().next() {
+        Some("unlimited") => f64::INFINITY,
+        Some(n) => n.parse().expect("a number"),
+        None => panic!("{line}"),
+    }
+}
+
+fn open_fds(pid: u32) -> f64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count() as f64
+}
+
+/// The `VmRSS` of /proc/PID/status, in bytes.
+fn vm_rss(pid: u32) -> f64 {
+    let text = proc_text(pid, "status");
+    let kb: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024.0
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The standard `process_*` families of a running ringway against what
+/// /proc says of it, and the whole exposition through a real parser.
+fn process_families_read_true_and_the_text_parses(d: Driver) {
+    let t0 = unix_now();
+    let rw = Ringway::start_with_runtime(&small_config("OK"), d, TWO_WORKERS);
+    let maddr = metrics_addr(&rw);
+    let pid = rw.pid();
+    // Client connections held open: each is a descriptor of ringway's.
+    let held: Vec<TcpStream> = (0..8).map(|_| rw.client("app")).collect();
+    scrape_until(maddr, "the held connections", |t| {
+        sum(t, "ringway_connections_active", &[]) == held.len() as f64
+    });
+    let (cpu_before, fds_before, rss_before) = (cpu_seconds(pid), open_fds(pid), vm_rss(pid));
+    let text = scrape(maddr);
+    let (cpu_after, fds_after) = (cpu_seconds(pid), open_fds(pid));
+    let t1 = unix_now();
+    let f = parse_exposition(&text);
+    for (name, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_start_time_seconds", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+    ] {
+        assert_eq!(f[name]["type"], kind, "{name}");
+    }
+    assert_eq!(
+        sum(&text, "ringway_connections_active", &[]),
+        held.len() as f64
+    );
+    let v = |name| parsed_value(&f, name);
+
+    // Started within this test's run: /proc/stat's btime is whole
+    // seconds, so the start may read up to a second early.
+    let start = v("process_start_time_seconds");
+    assert!(
+        start >= t0 - 1.5 && start <= t1,
+        "start {start} not in {t0}..{t1}"
+    );
+    // CPU time as /proc said just before and after the scrape.
+    let cpu = v("process_cpu_seconds_total");
+    assert!(
+        cpu >= cpu_before && cpu <= cpu_after,
+        "cpu {cpu} not in {cpu_before}..{cpu_after}"
+    );
+    // At least the held connections are open; about what /proc lists
+    // (give or take the scrape's own connection and directory read).
+    let fds = v("process_open_fds");
+    assert!(fds >= held.len() as f64, "open fds {fds}");
+    assert!(
+        fds >= fds_before.min(fds_after) - 2.0 && fds <= fds_before.max(fds_after) + 3.0,
+        "open fds {fds}, /proc lists {fds_before} then {fds_after}"
+    );
+    assert_eq!(v("process_max_fds"), soft_nofile(pid));
+    let (rss, vsize) = (
+        v("process_resident_memory_bytes"),
+        v("process_virtual_memory_bytes"),
+    );
+    assert!(rss > 0.0 && rss <= vsize, "rss {rss}, virtual {vsize}");
+    assert!(
+        rss > rss_before / 2.0 && rss < rss_before * 2.0,
+        "rss {rss}, VmRSS {rss_before}"
+    );
+    drop(held);
+}
+
+// ---- the bytes of an open tunnel ----
+
+/// A stream that counts the bytes through it (plaintext, over TLS too).
+struct Tally<S> {
+    s: S,
+    read: u64,
+    written: u64,
+}
+
+impl<S: Read> Read for Tally<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.s.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: Write> Write for Tally<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.s.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.s.flush()
+    }
+}
+
+/// The bytes of one WebSocket frame with `payload` bytes (RFC 6455
+/// §5.2): two, the extended length (2 or 8), the mask (a client's), the
+/// payload.
+fn frame_len(payload: usize, masked: bool) -> u64 {
+    let ext = match payload {
+        0..=125 => 0,
+        126..=65535 => 2,
+        _ => 8,
+    };
+    (2 + ext + if masked { 4 } else { 0 } + payload) as u64
+}
+
+fn open_tunnel_config(ws: SocketAddr, tls: bool) -> String {
+    let tls = if tls {
+        let c = ringway_tests::tls_support::certs();
+        format!(
+            "server_name = [\"a.test\"]\ntls = {{ cert = \"{}\", key = \"{}\" }}\n",
+            c.a_cert.display(),
+            c.a_key.display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"
+[metrics]
+listen = "127.0.0.1:0"
+
+[servers.app]
+listen = ["127.0.0.1:0"]
+{tls}
+[servers.app.locations."/ws/"]
+proxy_pass = "http://{ws}"
+"#
+    )
+}
+
+/// Messages each way through a tunnel that stays open: the byte counters
+/// reach exactly what passed (every frame byte counted, both ways) while
+/// it is open, move on with the next message, and end at the exact total
+/// when it closes (counted once).
+fn tunnel_bytes_count_while_the_tunnel_is_open(d: Driver) {
+    let ws = Backend::start();
+    let rw = Ringway::start(&open_tunnel_config(ws.addr, false), d);
+    let addr = rw.addr("app");
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    open_tunnel_counts(&rw, ws.addr, stream, true);
+}
+
+/// The same through a TLS client side (the buffered relay).
+fn wss_tunnel_bytes_count_while_the_tunnel_is_open(d: Driver) {
+    use ringway_tests::tls_support::{client_config, tls_connect};
+    let ws = Backend::start();
+    let rw = Ringway::start(&open_tunnel_config(ws.addr, true), d);
+    let tls = tls_connect(rw.addr("app"), "a.test", client_config()).expect("TLS handshake");
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    open_tunnel_counts(&rw, ws.addr, tls, false);
+}
+
+fn open_tunnel_counts<S: Read + Write>(rw: &Ringway, backend: SocketAddr, stream: S, plain: bool) {
+    let maddr = metrics_addr(rw);
+    let port = rw.addr("app").port();
+    let mut ws = tungstenite::client::client_with_config(
+        format!("ws://a.test:{port}/ws/open"),
+        Tally {
+            s: stream,
+            read: 0,
+            written: 0,
+        },
+        Some(ws_config()),
+    )
+    .map_err(|e| format!("{e}"))
+    .expect("websocket handshake")
+    .0;
+    let (read0, written0) = (ws.get_ref().read, ws.get_ref().written);
+    let up = backend.to_string();
+    let labels = |dir| {
+        [
+            ("server", "app"),
+            ("upstream", up.as_str()),
+            ("upstream_addr", up.as_str()),
+            ("direction", dir),
+        ]
+    };
+    // Counted so far: what ringway shows once it has caught up, never
+    // more than the client moved.
+    let counted_reach = |sent: u64, received: u64, what: &str| -> String {
+        scrape_until(maddr, what, |t| {
+            let a = sum(
+                t,
+                "ringway_tunnel_bytes_total",
+                &labels("client_to_upstream"),
+            ) as u64;
+            let b = sum(
+                t,
+                "ringway_tunnel_bytes_total",
+                &labels("upstream_to_client"),
+            ) as u64;
+            assert!(
+                a <= sent && b <= received,
+                "counted {a}/{b}, more than the {sent}/{received} that passed:\n{t}"
+            );
+            a == sent && b == received
+        })
+    };
+    // Every length form of a frame header, and bursts past the relay
+    // buffer (16 KiB), which the relays splice.
+    let (mut sent, mut received) = (0u64, 0u64);
+    for (i, len) in [0usize, 10, 125, 126, 5_000, 65_535, 65_536, 300_000]
+        .into_iter()
+        .enumerate()
+    {
+        let msg = Message::Binary(vec![i as u8; len]);
+        ws.send(msg.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), msg);
+        sent += frame_len(len, true);
+        received += frame_len(len, false);
+    }
+    // The client's own count agrees with the frames' sizes.
+    assert_eq!(ws.get_ref().written - written0, sent);
+    assert_eq!(ws.get_ref().read - read0, received);
+
+    let text = counted_reach(sent, received, "the open tunnel's bytes");
+    assert_eq!(
+        one(&text, "ringway_tunnels_active", &labels("")[..3]),
+        1.0,
+        "the tunnel is open"
+    );
+    assert_eq!(sum(&text, "ringway_tunnels_closed_total", &[]), 0.0);
+
+    // More while still open: the counters move on.
+    let msg = Message::Text("still open".into());
+    ws.send(msg.clone()).unwrap();
+    assert_eq!(ws.read().unwrap(), msg);
+    sent += frame_len(10, true);
+    received += frame_len(10, false);
+    counted_reach(sent, received, "the next message's bytes");
+
+    // Closed by the client: the close frames pass, then both ends.
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing the websocket: {e}"),
+        }
+    }
+    let (sent, received) = (ws.get_ref().written - written0, ws.get_ref().read - read0);
+    drop(ws);
+    let text = scrape_until(maddr, "the tunnel's close", |t| {
+        sum(t, "ringway_tunnels_closed_total", &[]) == 1.0
+    });
+    let bytes = |dir| one(&text, "ringway_tunnel_bytes_total", &labels(dir)) as u64;
+    assert_eq!(bytes("client_to_upstream"), sent, "counted once, exactly");
+    assert_eq!(bytes("upstream_to_client"), received);
+    assert_eq!(one(&text, "ringway_tunnels_active", &labels("")[..3]), 0.0);
+    if plain {
+        assert_eq!(
+            one(
+                &text,
+                "ringway_tunnels_closed_total",
+                &[("server", "app"), ("reason", "client")]
+            ),
+            1.0
+        );
+    }
 }

@@ -101,9 +101,16 @@ impl<T: Transport + 'static> Conn<T> {
             })
         });
         let server = &self.snap.config.servers[r.server].name;
-        let upstream = plan.upstream.addr.to_string();
+        let addr = plan.upstream.addr.to_string();
+        let upstream = plan.upstream.group_name().unwrap_or(&addr);
         let mut series = None;
-        crate::metrics::with(|m| series = Some(m.tunnel_opened(server, &upstream)));
+        crate::metrics::with(|m| {
+            let id = m.tunnel_opened(server, upstream, &addr);
+            // The bytes that came with the request and its 101 are
+            // relayed already; the relay's are read live by a scrape.
+            m.tunnel_bytes(id, u64::from(early_len), u64::from(plan.upstream_early));
+            series = Some(id);
+        });
         let t = Tunnel {
             series: series.unwrap_or_default(),
             shared: self.shared,
@@ -141,8 +148,28 @@ impl<T: Transport + 'static> Tunnel<T> {
             self.idle_timeout,
             self.send_timeout,
             frames,
+            self.series,
         )
         .await;
+        let close_reason = match stats.end {
+            End::ClientClosed => CloseReason::Client,
+            End::UpstreamClosed => CloseReason::Upstream,
+            End::Idle => CloseReason::Idle,
+            End::Drain { .. } => CloseReason::Drain,
+            End::Error => CloseReason::Error,
+        };
+        // What the relay moved (a scrape saw it live until now; the early
+        // bytes were counted at the start). No await since the relay
+        // freed its slot: a scrape sees these bytes once.
+        crate::metrics::with(|m| {
+            m.tunnel_closed(
+                self.series,
+                close_reason,
+                stats.client_to_upstream,
+                stats.upstream_to_client,
+                self.started.elapsed(),
+            )
+        });
         stats.client_to_upstream += u64::from(self.early_len);
         stats.upstream_to_client += u64::from(self.upstream_early);
         let end = stats.end;
@@ -154,22 +181,6 @@ impl<T: Transport + 'static> Tunnel<T> {
             secs = self.started.elapsed().as_secs_f64(),
             "tunnel closed"
         );
-        let close_reason = match stats.end {
-            End::ClientClosed => CloseReason::Client,
-            End::UpstreamClosed => CloseReason::Upstream,
-            End::Idle => CloseReason::Idle,
-            End::Drain { .. } => CloseReason::Drain,
-            End::Error => CloseReason::Error,
-        };
-        crate::metrics::with(|m| {
-            m.tunnel_closed(
-                self.series,
-                close_reason,
-                stats.client_to_upstream,
-                stats.upstream_to_client,
-                self.started.elapsed(),
-            )
-        });
         if let Some(l) = &self.logged {
             log_request(
                 &self.shared.access,

@@ -4,12 +4,20 @@
 //! `_count`) and JSON (RFC 8259). Pure functions from snapshots to text.
 //!
 //! Series with a `worker` label come from each worker's snapshot; the rest
-//! are summed over the workers ([`merge`]).
+//! are summed over the workers ([`merge`]). Each label name has one
+//! meaning in every family: `server` a server block, `upstream` an
+//! upstream group (or the address of a `proxy_pass` to an address),
+//! `upstream_addr` an upstream server's address, `listen` a listen
+//! address, `worker` a worker's index, `zone` a limit zone; `result`,
+//! `reason`, `class`, `kind` and `direction` say which outcome, close
+//! reason, status class, limit or direction a count is of. The
+//! standard `process_*` families come first.
 
 use std::fmt::Write;
 
 use super::histogram::Histogram;
-use super::series::{merge, WorkerSnapshot};
+use super::process::{Limit, Resources};
+use super::series::{merge, TunnelLabels, UpstreamLabels, WorkerSnapshot};
 use super::{CloseReason, Process, UpgradeResult, STATUS_CLASSES};
 
 /// The Content-Type of [`encode_prometheus`]'s text.
@@ -19,6 +27,10 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
     let t = merge(workers);
     let mut e = Prom(String::with_capacity(16 * 1024));
+
+    if let Some(r) = &p.resources {
+        process_families(&mut e, r);
+    }
 
     e.family("ringway_info", "gauge", "Build and runtime information.");
     e.sample(
@@ -122,36 +134,24 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
     }
 
     e.family("ringway_tunnels_active", "gauge", "Tunnels open.");
-    for ((server, upstream), s) in &t.upstreams {
-        if s.tunnels_opened > 0 {
-            e.sample(
-                "ringway_tunnels_active",
-                &[("server", server), ("upstream", upstream)],
-                s.tunnels_active,
-            );
-        }
+    for (k, s) in &t.tunnels {
+        e.sample("ringway_tunnels_active", &tunnel_labels(k, None), s.active);
     }
     e.family(
         "ringway_tunnel_bytes_total",
         "counter",
-        "Bytes relayed by closed tunnels, by direction.",
+        "Bytes relayed by tunnels, by direction (open tunnels included).",
     );
-    for ((server, upstream), s) in &t.upstreams {
-        if s.tunnels_opened > 0 {
-            for (dir, n) in [
-                ("client_to_upstream", s.bytes_client_to_upstream),
-                ("upstream_to_client", s.bytes_upstream_to_client),
-            ] {
-                e.sample(
-                    "ringway_tunnel_bytes_total",
-                    &[
-                        ("server", server),
-                        ("upstream", upstream),
-                        ("direction", dir),
-                    ],
-                    n,
-                );
-            }
+    for (k, s) in &t.tunnels {
+        for (dir, n) in [
+            ("client_to_upstream", s.bytes_client_to_upstream),
+            ("upstream_to_client", s.bytes_upstream_to_client),
+        ] {
+            e.sample(
+                "ringway_tunnel_bytes_total",
+                &tunnel_labels(k, Some(dir)),
+                n,
+            );
         }
     }
     e.family(
@@ -186,42 +186,32 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
         "counter",
         "Failed connects to upstream servers.",
     );
-    for ((server, upstream), s) in &t.upstreams {
-        if s.connect_seen {
-            e.sample(
-                "ringway_upstream_connect_failures_total",
-                &[("upstream", upstream), ("server", server)],
-                s.connect_failures,
-            );
-        }
+    for (k, s) in &t.upstreams {
+        e.sample(
+            "ringway_upstream_connect_failures_total",
+            &upstream_labels(k),
+            s.connect_failures,
+        );
     }
     e.family(
         "ringway_upstream_connect_duration_seconds",
         "histogram",
         "Time to connect to upstream servers (successful connects).",
     );
-    for ((server, upstream), s) in &t.upstreams {
-        if s.connect_seen {
-            e.histogram(
-                "ringway_upstream_connect_duration_seconds",
-                &[("upstream", upstream), ("server", server)],
-                &s.connect_duration,
-            );
-        }
+    for (k, s) in &t.upstreams {
+        e.histogram(
+            "ringway_upstream_connect_duration_seconds",
+            &upstream_labels(k),
+            &s.connect_duration,
+        );
     }
     e.family(
         "ringway_upstream_up",
         "gauge",
         "Passive health: 1 unless some worker marks the upstream server down.",
     );
-    for ((server, upstream), s) in &t.upstreams {
-        if s.connect_seen {
-            e.sample(
-                "ringway_upstream_up",
-                &[("upstream", upstream), ("server", server)],
-                u8::from(s.up),
-            );
-        }
+    for (k, s) in &t.upstreams {
+        e.sample("ringway_upstream_up", &upstream_labels(k), u8::from(s.up));
     }
 
     e.family(
@@ -290,6 +280,73 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
         e.sample("ringway_limit_delayed_total", &[("zone", zone)], z.delayed);
     }
     e.0
+}
+
+/// `server`, `upstream`, `upstream_addr` (and `direction`).
+fn tunnel_labels<'a>(k: &'a TunnelLabels, direction: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![
+        ("server", k.server.as_str()),
+        ("upstream", k.upstream.as_str()),
+        ("upstream_addr", k.upstream_addr.as_str()),
+    ];
+    v.extend(direction.map(|d| ("direction", d)));
+    v
+}
+
+/// `upstream`, `upstream_addr`.
+fn upstream_labels(k: &UpstreamLabels) -> [(&str, &str); 2] {
+    [
+        ("upstream", k.upstream.as_str()),
+        ("upstream_addr", k.upstream_addr.as_str()),
+    ]
+}
+
+/// The standard `process_*` families (HELP texts as the client
+/// libraries word them).
+fn process_families(e: &mut Prom, r: &Resources) {
+    e.family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+    );
+    e.sample("process_cpu_seconds_total", &[], r.cpu_seconds);
+    e.family(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    e.sample("process_start_time_seconds", &[], r.start_time_seconds);
+    e.family(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+    );
+    e.sample("process_virtual_memory_bytes", &[], r.virtual_memory_bytes);
+    e.family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+    );
+    e.sample(
+        "process_resident_memory_bytes",
+        &[],
+        r.resident_memory_bytes,
+    );
+    e.family(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+    );
+    e.sample("process_open_fds", &[], r.open_fds);
+    e.family(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+    );
+    match r.max_fds {
+        Limit::At(n) => e.sample("process_max_fds", &[], n),
+        Limit::Unlimited => e.sample("process_max_fds", &[], "+Inf"),
+    }
 }
 
 fn worker_label(buf: &mut String, worker: usize) {
@@ -383,7 +440,10 @@ pub(super) fn escape_label(out: &mut String, v: &str) {
 /// `{"version","driver","workers","start_time_seconds","totals":{..},
 /// "per_worker":[{"worker":0,..},..],"reloads":{"ok","failed"},
 /// "certificates":[{"server","not_after_seconds"},..]}`; `totals` is the
-/// [`merge`] of `per_worker`, in the same shape less `worker`.
+/// [`merge`] of `per_worker`, in the same shape less `worker`: `listens`,
+/// `servers`, `tunnels` (by `server`, `upstream`, `upstream_addr`),
+/// `upstreams` (by `upstream`, `upstream_addr`) and `limits`, named as
+/// the Prometheus labels are.
 pub fn encode_json(workers: &[WorkerSnapshot], p: &Process) -> String {
     let t = merge(workers);
     let mut o = String::with_capacity(16 * 1024);
@@ -467,24 +527,36 @@ fn json_snapshot(o: &mut String, w: &WorkerSnapshot, with_worker: bool) {
         json_histogram(o, &s.tunnel_duration);
         o.push('}');
     }
-    o.push_str("],\"upstreams\":[");
-    for (i, ((server, upstream), s)) in w.upstreams.iter().enumerate() {
+    o.push_str("],\"tunnels\":[");
+    for (i, (k, s)) in w.tunnels.iter().enumerate() {
         if i > 0 {
             o.push(',');
         }
         o.push_str("{\"server\":");
-        json_str(o, server);
+        json_str(o, &k.server);
         o.push_str(",\"upstream\":");
-        json_str(o, upstream);
+        json_str(o, &k.upstream);
+        o.push_str(",\"upstream_addr\":");
+        json_str(o, &k.upstream_addr);
         let _ = write!(
             o,
-            ",\"up\":{},\"tunnels_opened\":{},\"tunnels_active\":{},\"bytes\":{{\"client_to_upstream\":{},\"upstream_to_client\":{}}},\"connect_failures\":{},\"connect_duration_seconds\":",
-            s.up,
-            s.tunnels_opened,
-            s.tunnels_active,
-            s.bytes_client_to_upstream,
-            s.bytes_upstream_to_client,
-            s.connect_failures
+            ",\"opened\":{},\"active\":{},\"bytes\":{{\"client_to_upstream\":{},\"upstream_to_client\":{}}}}}",
+            s.opened, s.active, s.bytes_client_to_upstream, s.bytes_upstream_to_client,
+        );
+    }
+    o.push_str("],\"upstreams\":[");
+    for (i, (k, s)) in w.upstreams.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("{\"upstream\":");
+        json_str(o, &k.upstream);
+        o.push_str(",\"upstream_addr\":");
+        json_str(o, &k.upstream_addr);
+        let _ = write!(
+            o,
+            ",\"up\":{},\"connect_failures\":{},\"connect_duration_seconds\":",
+            s.up, s.connect_failures
         );
         json_histogram(o, &s.connect_duration);
         o.push('}');

@@ -10,18 +10,24 @@
 //!
 //! Submodules: `histogram` (bucket bounds and counts), `series` (the
 //! per-label statistics, the snapshot and its merge), `worker` (the
-//! per-worker counting side), `encode` (both encoders), `serve` (the
+//! per-worker counting side), `process` (the standard `process_*`
+//! figures, read from /proc), `encode` (both encoders), `serve` (the
 //! listener thread).
 
 mod encode;
 mod histogram;
+pub mod process;
 mod series;
 mod serve;
 mod worker;
 
 pub use encode::{encode_json, encode_prometheus, PROMETHEUS_CONTENT_TYPE};
 pub use histogram::{Histogram, LATENCY_BUCKETS, TUNNEL_BUCKETS};
-pub use series::{merge, ListenStats, ServerStats, UpstreamStats, WorkerSnapshot, ZoneStats};
+pub use process::Resources;
+pub use series::{
+    merge, ListenStats, ServerStats, TunnelLabels, TunnelStats, UpstreamLabels, UpstreamStats,
+    WorkerSnapshot, ZoneStats,
+};
 pub use serve::{serve, HEAD_TIMEOUT, MAX_HEAD, WRITE_TIMEOUT};
 pub use worker::{Metrics, SeriesId};
 
@@ -39,6 +45,9 @@ pub struct Process {
     /// Unix seconds.
     pub certificates: Vec<(String, i64)>,
     pub start_time_unix: u64,
+    /// The process's CPU, memory and descriptors, read from /proc for
+    /// each scrape (`process_*`); none where /proc could not be read.
+    pub resources: Option<Resources>,
 }
 
 /// How a WebSocket upgrade ended.
@@ -155,7 +164,15 @@ pub fn with(f: impl FnOnce(&Metrics)) {
     });
 }
 
-/// This worker's snapshot (an empty one when none is installed).
+/// This worker's snapshot (none when none is installed).
 pub fn local_snapshot() -> Option<WorkerSnapshot> {
     LOCAL.with(|m| m.get().map(Metrics::snapshot))
+}
+
+/// This worker's snapshot with its open tunnels' bytes so far
+/// ([`Metrics::snapshot_with`]); none when none is installed.
+pub fn local_snapshot_with(
+    live: impl FnOnce(&mut dyn FnMut(SeriesId, u64, u64)),
+) -> Option<WorkerSnapshot> {
+    LOCAL.with(|m| m.get().map(|m| m.snapshot_with(live)))
 }

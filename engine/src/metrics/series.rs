@@ -1,5 +1,6 @@
-//! The statistics kept per label value (a listen address, a server, a
-//! server/upstream pair, a limit zone), one worker's snapshot of them, and
+//! The statistics kept per label value (a listen address, a server
+//! block, a server block's tunnels to an upstream server, an upstream
+//! server, a limit zone), one worker's snapshot of them, and
 //! the merge of many workers' snapshots into process totals. Plain values:
 //! `Send`, `Clone`, no shared state.
 
@@ -50,19 +51,31 @@ impl ServerStats {
     }
 }
 
-/// One upstream server as one server block uses it: its tunnels and its
-/// connects.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamStats {
-    /// Tunnels ever opened: the tunnel series are shown once it is > 0.
-    pub tunnels_opened: u64,
-    /// Open tunnels now (a gauge).
-    pub tunnels_active: u64,
+/// The tunnels of one server block to one upstream server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TunnelStats {
+    pub opened: u64,
+    /// Open now (a gauge).
+    pub active: u64,
+    /// Bytes relayed each way: by closed tunnels, plus (in a scrape's
+    /// snapshot) what the open ones have moved so far.
     pub bytes_client_to_upstream: u64,
     pub bytes_upstream_to_client: u64,
-    /// Connects or health reports seen: the connect and health series are
-    /// shown once it is set.
-    pub connect_seen: bool,
+}
+
+impl TunnelStats {
+    pub fn add(&mut self, o: &TunnelStats) {
+        self.opened += o.opened;
+        self.active += o.active;
+        self.bytes_client_to_upstream += o.bytes_client_to_upstream;
+        self.bytes_upstream_to_client += o.bytes_upstream_to_client;
+    }
+}
+
+/// One upstream server's connects and passive health (a series exists
+/// once a connect or a health report was seen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamStats {
     pub connect_failures: u64,
     /// Latency of the successful connects.
     pub connect_duration: Histogram,
@@ -74,11 +87,6 @@ pub struct UpstreamStats {
 impl Default for UpstreamStats {
     fn default() -> Self {
         Self {
-            tunnels_opened: 0,
-            tunnels_active: 0,
-            bytes_client_to_upstream: 0,
-            bytes_upstream_to_client: 0,
-            connect_seen: false,
             connect_failures: 0,
             connect_duration: Histogram::new(LATENCY_BUCKETS),
             up: true,
@@ -88,15 +96,32 @@ impl Default for UpstreamStats {
 
 impl UpstreamStats {
     pub fn add(&mut self, o: &UpstreamStats) {
-        self.tunnels_opened += o.tunnels_opened;
-        self.tunnels_active += o.tunnels_active;
-        self.bytes_client_to_upstream += o.bytes_client_to_upstream;
-        self.bytes_upstream_to_client += o.bytes_upstream_to_client;
-        self.connect_seen |= o.connect_seen;
         self.connect_failures += o.connect_failures;
         self.connect_duration.add(&o.connect_duration);
         self.up &= o.up;
     }
+}
+
+/// The labels of a tunnel series: each name one meaning, as in every
+/// family that has it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TunnelLabels {
+    /// The server block (`[servers.NAME]`) the client came to.
+    pub server: String,
+    /// The upstream group (`[upstreams.NAME]`), or the address of a
+    /// `proxy_pass` to an address.
+    pub upstream: String,
+    /// The upstream server's address (`ip:port`).
+    pub upstream_addr: String,
+}
+
+/// The labels of an upstream server's connect and health series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UpstreamLabels {
+    /// As [`TunnelLabels::upstream`].
+    pub upstream: String,
+    /// As [`TunnelLabels::upstream_addr`].
+    pub upstream_addr: String,
 }
 
 /// One limit zone's refusals and delays.
@@ -128,8 +153,10 @@ pub struct WorkerSnapshot {
     pub listens: Vec<(String, ListenStats)>,
     /// By server name.
     pub servers: Vec<(String, ServerStats)>,
-    /// By `(server, upstream address)`.
-    pub upstreams: Vec<((String, String), UpstreamStats)>,
+    /// By server block, upstream and upstream server address.
+    pub tunnels: Vec<(TunnelLabels, TunnelStats)>,
+    /// By upstream and upstream server address.
+    pub upstreams: Vec<(UpstreamLabels, UpstreamStats)>,
     /// By limit zone name.
     pub zones: Vec<(String, ZoneStats)>,
 }
@@ -146,6 +173,7 @@ impl WorkerSnapshot {
             tls_handshakes_failed: 0,
             listens: Vec::new(),
             servers: Vec::new(),
+            tunnels: Vec::new(),
             upstreams: Vec::new(),
             zones: Vec::new(),
         }
@@ -158,7 +186,8 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
     let mut out = WorkerSnapshot::empty(WorkerSnapshot::MERGED);
     let mut listens: BTreeMap<&str, ListenStats> = BTreeMap::new();
     let mut servers: BTreeMap<&str, ServerStats> = BTreeMap::new();
-    let mut upstreams: BTreeMap<(&str, &str), UpstreamStats> = BTreeMap::new();
+    let mut tunnels: BTreeMap<&TunnelLabels, TunnelStats> = BTreeMap::new();
+    let mut upstreams: BTreeMap<&UpstreamLabels, UpstreamStats> = BTreeMap::new();
     let mut zones: BTreeMap<&str, ZoneStats> = BTreeMap::new();
     for w in workers {
         out.accept_errors += w.accept_errors;
@@ -172,8 +201,11 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
         for (k, s) in &w.servers {
             servers.entry(k).or_default().add(s);
         }
-        for ((server, upstream), s) in &w.upstreams {
-            upstreams.entry((server, upstream)).or_default().add(s);
+        for (k, s) in &w.tunnels {
+            tunnels.entry(k).or_default().add(s);
+        }
+        for (k, s) in &w.upstreams {
+            upstreams.entry(k).or_default().add(s);
         }
         for (k, s) in &w.zones {
             zones.entry(k).or_default().add(s);
@@ -181,10 +213,8 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
     }
     out.listens = listens.into_iter().map(|(k, s)| (k.into(), s)).collect();
     out.servers = servers.into_iter().map(|(k, s)| (k.into(), s)).collect();
-    out.upstreams = upstreams
-        .into_iter()
-        .map(|((a, b), s)| ((a.into(), b.into()), s))
-        .collect();
+    out.tunnels = tunnels.into_iter().map(|(k, s)| (k.clone(), s)).collect();
+    out.upstreams = upstreams.into_iter().map(|(k, s)| (k.clone(), s)).collect();
     out.zones = zones.into_iter().map(|(k, s)| (k.into(), s)).collect();
     out
 }

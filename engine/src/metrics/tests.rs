@@ -39,18 +39,18 @@ fn two_workers() -> (Metrics, Metrics) {
     b.upgrade("ws", UpgradeResult::Refused);
     a.upgrade("app", UpgradeResult::Failed);
 
-    let t1 = a.tunnel_opened("ws", "127.0.0.1:3000");
-    let _t2 = a.tunnel_opened("ws", "127.0.0.1:3000");
-    let t3 = b.tunnel_opened("ws", "127.0.0.1:3000");
-    let _t4 = b.tunnel_opened("ws", "127.0.0.1:3001");
+    let t1 = a.tunnel_opened("ws", "backends", "127.0.0.1:3000");
+    let _t2 = a.tunnel_opened("ws", "backends", "127.0.0.1:3000");
+    let t3 = b.tunnel_opened("ws", "backends", "127.0.0.1:3000");
+    let _t4 = b.tunnel_opened("ws", "backends", "127.0.0.1:3001");
     a.tunnel_closed(t1, CloseReason::Client, 100, 2000, Duration::from_secs(2));
     b.tunnel_closed(t3, CloseReason::Idle, 5, 7, Duration::from_secs(4000));
 
-    a.upstream_connect("127.0.0.1:3000", "ws", Ok(ms(1)));
-    b.upstream_connect("127.0.0.1:3000", "ws", Ok(ms(3)));
-    b.upstream_connect("127.0.0.1:3000", "ws", Err(()));
-    b.upstream_state("127.0.0.1:3001", "ws", false);
-    a.upstream_state("127.0.0.1:3001", "ws", true);
+    a.upstream_connect("backends", "127.0.0.1:3000", Ok(ms(1)));
+    b.upstream_connect("backends", "127.0.0.1:3000", Ok(ms(3)));
+    b.upstream_connect("backends", "127.0.0.1:3000", Err(()));
+    b.upstream_state("backends", "127.0.0.1:3001", false);
+    a.upstream_state("backends", "127.0.0.1:3001", true);
 
     a.tls_handshake(true);
     a.tls_handshake(false);
@@ -70,6 +70,29 @@ fn process() -> Process {
         reloads_failed: 1,
         certificates: vec![("app".into(), 1_900_000_000)],
         start_time_unix: 1_700_000_000,
+        resources: Some(Resources {
+            cpu_seconds: 12.5,
+            start_time_seconds: 1_699_999_999.37,
+            virtual_memory_bytes: 1 << 30,
+            resident_memory_bytes: 40 << 20,
+            open_fds: 17,
+            max_fds: process::Limit::At(524_288),
+        }),
+    }
+}
+
+fn tunnel(server: &str, upstream: &str, addr: &str) -> TunnelLabels {
+    TunnelLabels {
+        server: server.into(),
+        upstream: upstream.into(),
+        upstream_addr: addr.into(),
+    }
+}
+
+fn upstream(upstream: &str, addr: &str) -> UpstreamLabels {
+    UpstreamLabels {
+        upstream: upstream.into(),
+        upstream_addr: addr.into(),
     }
 }
 
@@ -99,11 +122,11 @@ fn snapshots_keep_each_worker_and_merge_sums() {
     assert_eq!(ws.request_duration.count(), 2);
     assert_eq!(ws.upgrades, [1, 0, 0]);
     assert_eq!(ws.tunnels_closed, [1, 0, 0, 0, 0]);
-    let pair = ("ws".to_string(), "127.0.0.1:3000".to_string());
-    let up = find(&sa.upstreams, &pair);
-    assert_eq!((up.tunnels_opened, up.tunnels_active), (2, 1));
+    let pair = tunnel("ws", "backends", "127.0.0.1:3000");
+    let tu = find(&sa.tunnels, &pair);
+    assert_eq!((tu.opened, tu.active), (2, 1));
     assert_eq!(
-        (up.bytes_client_to_upstream, up.bytes_upstream_to_client),
+        (tu.bytes_client_to_upstream, tu.bytes_upstream_to_client),
         (100, 2000)
     );
 
@@ -129,20 +152,21 @@ fn snapshots_keep_each_worker_and_merge_sums() {
     assert_eq!(app.requests, [1, 0, 0, 0, 0]);
     assert_eq!(app.upgrades, [0, 0, 1]);
 
-    let up = find(&t.upstreams, &pair);
-    assert_eq!((up.tunnels_opened, up.tunnels_active), (3, 1));
+    let tu = find(&t.tunnels, &pair);
+    assert_eq!((tu.opened, tu.active), (3, 1));
     assert_eq!(
-        (up.bytes_client_to_upstream, up.bytes_upstream_to_client),
+        (tu.bytes_client_to_upstream, tu.bytes_upstream_to_client),
         (105, 2007)
     );
+    let up = find(&t.upstreams, &upstream("backends", "127.0.0.1:3000"));
     assert_eq!(up.connect_failures, 1);
     assert_eq!(up.connect_duration.count(), 2);
-    assert!(up.up && up.connect_seen);
+    assert!(up.up);
     // Down on one worker, up on the other: down.
-    let pair1 = ("ws".to_string(), "127.0.0.1:3001".to_string());
-    let up1 = find(&t.upstreams, &pair1);
+    let up1 = find(&t.upstreams, &upstream("backends", "127.0.0.1:3001"));
     assert!(!up1.up);
-    assert_eq!(up1.tunnels_active, 1);
+    let tu1 = find(&t.tunnels, &tunnel("ws", "backends", "127.0.0.1:3001"));
+    assert_eq!(tu1.active, 1);
 
     let z = find::<str, _>(&t.zones, "perip");
     assert_eq!((z.rejected_req, z.rejected_conn, z.delayed), (1, 1, 1));
@@ -169,9 +193,9 @@ fn gauges_do_not_go_below_zero_and_status_classes_clamp() {
 fn a_foreign_series_id_is_ignored_in_release() {
     let a = Metrics::new(0);
     let b = Metrics::new(1);
-    let id = a.tunnel_opened("s", "u");
-    a.tunnel_opened("s", "u2");
-    let id2 = a.tunnel_opened("s", "u2");
+    let id = a.tunnel_opened("s", "u", "a");
+    a.tunnel_opened("s", "u", "a2");
+    let id2 = a.tunnel_opened("s", "u", "a2");
     assert_ne!(id, id2);
     if !cfg!(debug_assertions) {
         b.tunnel_closed(id2, CloseReason::Error, 0, 0, ms(1));
@@ -331,7 +355,10 @@ fn check_exposition(text: &str) -> Vec<Sample> {
                 _ => s.name == fam,
             };
             assert!(ok, "{} under family {fam}", s.name);
-            assert!(s.name.starts_with("ringway_"));
+            assert!(
+                s.name.starts_with("ringway_") || s.name.starts_with("process_"),
+                "{line}"
+            );
             if s.name.ends_with("_bucket") {
                 assert_eq!(s.labels.last().unwrap().0, "le", "le last: {line}");
             }
@@ -485,10 +512,14 @@ fn prometheus_text_is_well_formed_and_exact() {
         value(&s, up, &[("server", "app"), ("result", "failed")]),
         1.0
     );
-    let pair = [("server", "ws"), ("upstream", "127.0.0.1:3000")];
+    let pair = [
+        ("server", "ws"),
+        ("upstream", "backends"),
+        ("upstream_addr", "127.0.0.1:3000"),
+    ];
     assert_eq!(value(&s, "ringway_tunnels_active", &pair), 1.0);
     let bytes = "ringway_tunnel_bytes_total";
-    let dir = |d| [pair[0], pair[1], ("direction", d)];
+    let dir = |d| [pair[0], pair[1], pair[2], ("direction", d)];
     assert_eq!(value(&s, bytes, &dir("client_to_upstream")), 105.0);
     assert_eq!(value(&s, bytes, &dir("upstream_to_client")), 2007.0);
     let closed = "ringway_tunnels_closed_total";
@@ -526,7 +557,10 @@ fn prometheus_text_is_well_formed_and_exact() {
         2.0
     );
     assert_eq!(value(&s, &format!("{td}_sum"), &[("server", "ws")]), 4002.0);
-    let us = [("upstream", "127.0.0.1:3000"), ("server", "ws")];
+    let us = [
+        ("upstream", "backends"),
+        ("upstream_addr", "127.0.0.1:3000"),
+    ];
     assert_eq!(
         value(&s, "ringway_upstream_connect_failures_total", &us),
         1.0
@@ -536,7 +570,10 @@ fn prometheus_text_is_well_formed_and_exact() {
         2.0
     );
     assert_eq!(value(&s, "ringway_upstream_up", &us), 1.0);
-    let us1 = [("upstream", "127.0.0.1:3001"), ("server", "ws")];
+    let us1 = [
+        ("upstream", "backends"),
+        ("upstream_addr", "127.0.0.1:3001"),
+    ];
     assert_eq!(value(&s, "ringway_upstream_up", &us1), 0.0);
     assert_eq!(
         value(&s, "ringway_tls_handshakes_total", &[("result", "ok")]),
@@ -619,10 +656,17 @@ fn flatten(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, serde_j
         }
         Value::Array(a) => {
             for x in a {
-                let key: Vec<&str> = ["listen", "server", "upstream", "zone", "le"]
-                    .iter()
-                    .filter_map(|k| x.get(k).and_then(Value::as_str))
-                    .collect();
+                let key: Vec<&str> = [
+                    "listen",
+                    "server",
+                    "upstream",
+                    "upstream_addr",
+                    "zone",
+                    "le",
+                ]
+                .iter()
+                .filter_map(|k| x.get(k).and_then(Value::as_str))
+                .collect();
                 assert!(!key.is_empty(), "an unlabelled element at {path}");
                 flatten(x, &format!("{path}[{}]", key.join("|")), out);
             }
@@ -683,11 +727,12 @@ fn json_parses_and_totals_are_the_sum_of_the_workers() {
     }
     assert_eq!(totals[".accept_errors"], 3);
     assert_eq!(totals[".servers[ws].requests.5xx"], 1);
-    assert_eq!(totals[".upstreams[ws|127.0.0.1:3001].up"], false);
+    assert_eq!(totals[".upstreams[backends|127.0.0.1:3001].up"], false);
     assert_eq!(
-        totals[".upstreams[ws|127.0.0.1:3000].bytes.client_to_upstream"],
+        totals[".tunnels[ws|backends|127.0.0.1:3000].bytes.client_to_upstream"],
         105
     );
+    assert_eq!(totals[".tunnels[ws|backends|127.0.0.1:3001].active"], 1);
     assert_eq!(
         totals[".servers[ws].tunnel_duration_seconds.buckets[+Inf].count"],
         2
@@ -809,7 +854,8 @@ fn the_listener_answers_over_a_socket() {
 }
 
 /// A connect or health report (upstream, upstream server address) is no
-/// server block: it makes no request, upgrade or tunnel series.
+/// server block: it makes no request, upgrade or tunnel series, and its
+/// series have no `server` label.
 #[test]
 fn upstream_connects_make_no_server_series() {
     let m = Metrics::new(0);
@@ -817,7 +863,7 @@ fn upstream_connects_make_no_server_series() {
     m.upstream_connect("backends", "127.0.0.1:3000", Ok(ms(1)));
     m.upstream_connect("127.0.0.1:3001", "127.0.0.1:3001", Err(()));
     m.upstream_state("backends", "127.0.0.1:3002", false);
-    let t = m.tunnel_opened("app", "127.0.0.1:3000");
+    let t = m.tunnel_opened("app", "backends", "127.0.0.1:3000");
     m.tunnel_closed(t, CloseReason::Client, 1, 2, ms(5));
     let s = m.snapshot();
     let names: Vec<&str> = s.servers.iter().map(|(n, _)| n.as_str()).collect();
@@ -826,23 +872,150 @@ fn upstream_connects_make_no_server_series() {
         find::<str, _>(&s.servers, "app").tunnels_closed,
         [1, 0, 0, 0, 0]
     );
-    let pairs: Vec<(&str, &str)> = s
-        .upstreams
-        .iter()
-        .map(|((a, b), _)| (a.as_str(), b.as_str()))
-        .collect();
+    let ups: Vec<&UpstreamLabels> = s.upstreams.iter().map(|(k, _)| k).collect();
     assert_eq!(
-        pairs,
+        ups,
         [
-            ("127.0.0.1:3000", "backends"),
-            ("127.0.0.1:3001", "127.0.0.1:3001"),
-            ("127.0.0.1:3002", "backends"),
-            ("app", "127.0.0.1:3000"),
+            &upstream("127.0.0.1:3001", "127.0.0.1:3001"),
+            &upstream("backends", "127.0.0.1:3000"),
+            &upstream("backends", "127.0.0.1:3002"),
         ]
     );
+    let tunnels: Vec<&TunnelLabels> = s.tunnels.iter().map(|(k, _)| k).collect();
+    assert_eq!(tunnels, [&tunnel("app", "backends", "127.0.0.1:3000")]);
     let text = encode_prometheus(&[s], &process());
-    assert!(
-        !text.contains("ringway_http_requests_total{server=\"127.0.0.1"),
-        "{text}"
+    for sample in check_exposition(&text) {
+        if sample.name.starts_with("ringway_upstream_") {
+            assert_eq!(sample.label("server"), None, "{sample:?}");
+        }
+        if let Some(server) = sample.label("server") {
+            assert_eq!(server, "app", "{sample:?}");
+        }
+    }
+}
+
+/// Each label name means one thing in every family that has it: every
+/// label of the text is listed here with what its values must be (a
+/// new label must be added, and so thought about).
+#[test]
+fn each_label_name_has_one_meaning() {
+    let (a, b) = two_workers();
+    let text = encode_prometheus(&[a.snapshot(), b.snapshot()], &process());
+    let is_addr = |v: &str| v.parse::<std::net::SocketAddr>().is_ok();
+    let one_of = |set: &'static [&'static str]| move |v: &str| set.contains(&v);
+    let closes: Vec<&str> = CloseReason::ALL.iter().map(|r| r.label()).collect();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for s in check_exposition(&text) {
+        for (k, v) in &s.labels {
+            let ok = match k.as_str() {
+                // Server blocks (`[servers.NAME]`).
+                "server" => one_of(&["ws", "app"])(v),
+                // Upstream groups (or a literal proxy_pass address).
+                "upstream" => one_of(&["backends"])(v),
+                "upstream_addr" | "listen" => is_addr(v),
+                "worker" => v.parse::<usize>().is_ok(),
+                "class" => STATUS_CLASSES.contains(&v.as_str()),
+                "result" => one_of(&["switched", "refused", "failed", "ok"])(v),
+                "reason" => closes.contains(&v.as_str()),
+                "direction" => one_of(&["client_to_upstream", "upstream_to_client"])(v),
+                "zone" => one_of(&["perip"])(v),
+                "kind" => one_of(&["req", "conn"])(v),
+                "le" => v == "+Inf" || v.parse::<f64>().is_ok(),
+                "version" | "driver" => s.name == "ringway_info",
+                other => panic!("label {other:?} has no meaning listed here: {s:?}"),
+            };
+            assert!(ok, "{k}={v:?} in {s:?}");
+            *seen.entry(k.clone()).or_default() += 1;
+        }
+    }
+    for k in ["server", "upstream", "upstream_addr", "listen", "direction"] {
+        assert!(seen.contains_key(k), "no {k} label in:\n{text}");
+    }
+}
+
+/// A scrape's snapshot adds what the open tunnels have moved so far; the
+/// close counts the relay's totals once, so the counter only grows and
+/// ends at the exact total.
+#[test]
+fn open_tunnels_bytes_show_in_a_snapshot_and_count_once() {
+    let m = Metrics::new(0);
+    let t = m.tunnel_opened("ws", "backends", "127.0.0.1:3000");
+    let other = m.tunnel_opened("ws", "backends", "127.0.0.1:3001");
+    // Bytes that came with the upgrade and its 101.
+    m.tunnel_bytes(t, 3, 4);
+    let bytes = |s: &WorkerSnapshot, addr: &str| {
+        let k = tunnel("ws", "backends", addr);
+        let s = find(&s.tunnels, &k);
+        (s.bytes_client_to_upstream, s.bytes_upstream_to_client)
+    };
+    assert_eq!(bytes(&m.snapshot(), "127.0.0.1:3000"), (3, 4));
+    // The relay has moved 100 and 2000 so far; a foreign id is ignored.
+    let foreign = Metrics::new(1);
+    for port in 1..=5 {
+        foreign.tunnel_opened("x", "y", &format!("127.0.0.1:{port}"));
+    }
+    let far = foreign.tunnel_opened("x", "y", "127.0.0.1:6");
+    let live = m.snapshot_with(|add| {
+        add(t, 100, 2000);
+        add(other, 1, 0);
+        add(far, 7, 7);
+    });
+    assert_eq!(bytes(&live, "127.0.0.1:3000"), (103, 2004));
+    assert_eq!(bytes(&live, "127.0.0.1:3001"), (1, 0));
+    // Live bytes are not kept: a plain snapshot shows the counted ones.
+    assert_eq!(bytes(&m.snapshot(), "127.0.0.1:3000"), (3, 4));
+    // It closes having moved 150 and 2500 in all: counted once.
+    m.tunnel_closed(t, CloseReason::Client, 150, 2500, ms(9));
+    let after = m.snapshot_with(|add| add(other, 1, 0));
+    assert_eq!(bytes(&after, "127.0.0.1:3000"), (153, 2504));
+    let k = tunnel("ws", "backends", "127.0.0.1:3000");
+    assert_eq!(find(&after.tunnels, &k).active, 0);
+    let text = encode_prometheus(&[after], &process());
+    let s = check_exposition(&text);
+    let labels = |d| {
+        [
+            ("server", "ws"),
+            ("upstream", "backends"),
+            ("upstream_addr", "127.0.0.1:3000"),
+            ("direction", d),
+        ]
+    };
+    let total = "ringway_tunnel_bytes_total";
+    assert_eq!(value(&s, total, &labels("client_to_upstream")), 153.0);
+    assert_eq!(value(&s, total, &labels("upstream_to_client")), 2504.0);
+}
+
+/// The `process_*` families, with their HELP and TYPE, only when the
+/// figures were read; an unlimited descriptor limit is `+Inf`.
+#[test]
+fn process_families_follow_the_client_library_names() {
+    let text = encode_prometheus(&[], &process());
+    let s = check_exposition(&text);
+    for (name, kind, v) in [
+        ("process_cpu_seconds_total", "counter", 12.5),
+        ("process_start_time_seconds", "gauge", 1_699_999_999.37),
+        ("process_virtual_memory_bytes", "gauge", (1u64 << 30) as f64),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            (40u64 << 20) as f64,
+        ),
+        ("process_open_fds", "gauge", 17.0),
+        ("process_max_fds", "gauge", 524_288.0),
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
+        assert_eq!(value(&s, name, &[]), v, "{name}");
+    }
+    let mut p = process();
+    if let Some(r) = &mut p.resources {
+        r.max_fds = process::Limit::Unlimited;
+    }
+    let text = encode_prometheus(&[], &p);
+    assert!(text.contains("\nprocess_max_fds +Inf\n"), "{text}");
+    assert_eq!(
+        value(&check_exposition(&text), "process_max_fds", &[]),
+        f64::INFINITY
     );
+    let none = encode_prometheus(&[], &Process::default());
+    assert!(!none.contains("process_"), "{none}");
 }

@@ -4,17 +4,25 @@
 //! slot, kept for the worker's life, as Prometheus keeps a series once
 //! shown); after that an event costs a hash lookup or two and an index
 //! into a `Vec`, and allocates nothing. Tunnels hold a [`SeriesId`] so
-//! their close is a plain index.
+//! their close is a plain index. The bytes of open tunnels are not
+//! counted here as they move: the relays keep them in their own
+//! per-tunnel slots, and a scrape adds them to its snapshot
+//! ([`Metrics::snapshot_with`]) — so a long tunnel's traffic shows while
+//! it is open at no cost per message.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::series::{ListenStats, ServerStats, UpstreamStats, WorkerSnapshot, ZoneStats};
+use super::series::{
+    ListenStats, ServerStats, TunnelLabels, TunnelStats, UpstreamLabels, UpstreamStats,
+    WorkerSnapshot, ZoneStats,
+};
 use super::{status_class, CloseReason, LimitKind, UpgradeResult};
 
-/// A tunnel's series (its server/upstream pair) in the worker that opened
-/// it; only meaningful to that worker's [`Metrics`].
+/// A tunnel's series (its server block, upstream and upstream server) in
+/// the worker that opened it; only meaningful to that worker's
+/// [`Metrics`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeriesId(u32);
 
@@ -82,13 +90,21 @@ impl<T: Default> Table<T> {
     }
 }
 
-struct Pair {
-    /// Into `Inner::pair_servers`.
+/// A server block's tunnels to one upstream server.
+struct TunnelSeries {
+    /// Into `Inner::servers` (the block's close reasons and lifetimes).
     server: usize,
+    /// Into `Inner::upstreams`.
     upstream: usize,
-    /// The server block's stats (into `servers`) of a tunnel's pair, for
-    /// its close reason and lifetime.
-    server_stats: Option<usize>,
+    /// Into `Inner::addrs`.
+    addr: usize,
+    stats: TunnelStats,
+}
+
+/// An upstream server's connects and health.
+struct UpstreamSeries {
+    upstream: usize,
+    addr: usize,
     stats: UpstreamStats,
 }
 
@@ -99,34 +115,57 @@ struct Inner {
     listens: Table<ListenStats>,
     servers: Table<ServerStats>,
     zones: Table<ZoneStats>,
-    /// Upstream address text (the stats live in `pairs`).
+    /// Upstream names (`upstream` labels): a group's name, or the
+    /// address of a `proxy_pass` to an address.
     upstreams: Interner,
-    /// The first label of a pair: a server block for a tunnel, the
-    /// upstream server's address for a connect or health report. Not
-    /// `servers`, where it would show as a server block with no traffic.
-    pair_servers: Interner,
-    /// `(server id, upstream id)` → index into `pairs`.
-    pair_ids: HashMap<(u32, u32), u32>,
-    pairs: Vec<Pair>,
+    /// Upstream server addresses (`upstream_addr` labels).
+    addrs: Interner,
+    /// `(server, upstream, addr)` ids → index into `tunnels`.
+    tunnel_ids: HashMap<(u32, u32, u32), u32>,
+    tunnels: Vec<TunnelSeries>,
+    /// `(upstream, addr)` ids → index into `upstream_series`.
+    upstream_ids: HashMap<(u32, u32), u32>,
+    upstream_series: Vec<UpstreamSeries>,
 }
 
 impl Inner {
-    fn pair(&mut self, server: &str, upstream: &str) -> usize {
-        let (s, _) = self.pair_servers.id(server);
+    fn tunnel(&mut self, server: &str, upstream: &str, addr: &str) -> usize {
+        let s = self.servers.id(server);
         let (u, _) = self.upstreams.id(upstream);
-        let key = (s as u32, u as u32);
-        if let Some(&i) = self.pair_ids.get(&key) {
+        let (a, _) = self.addrs.id(addr);
+        let key = (s as u32, u as u32, a as u32);
+        if let Some(&i) = self.tunnel_ids.get(&key) {
             return i as usize;
         }
-        let i = self.pairs.len();
-        self.pairs.push(Pair {
+        let i = self.tunnels.len();
+        self.tunnels.push(TunnelSeries {
             server: s,
             upstream: u,
-            server_stats: None,
-            stats: UpstreamStats::default(),
+            addr: a,
+            stats: TunnelStats::default(),
         });
-        self.pair_ids.insert(key, i as u32);
+        self.tunnel_ids.insert(key, i as u32);
         i
+    }
+
+    fn upstream(&mut self, upstream: &str, addr: &str) -> &mut UpstreamStats {
+        let (u, _) = self.upstreams.id(upstream);
+        let (a, _) = self.addrs.id(addr);
+        let key = (u as u32, a as u32);
+        let i = match self.upstream_ids.get(&key) {
+            Some(&i) => i as usize,
+            None => {
+                let i = self.upstream_series.len();
+                self.upstream_series.push(UpstreamSeries {
+                    upstream: u,
+                    addr: a,
+                    stats: UpstreamStats::default(),
+                });
+                self.upstream_ids.insert(key, i as u32);
+                i
+            }
+        };
+        &mut self.upstream_series[i].stats
     }
 }
 
@@ -149,9 +188,11 @@ impl Metrics {
                 servers: Table::new(),
                 zones: Table::new(),
                 upstreams: Interner::default(),
-                pair_servers: Interner::default(),
-                pair_ids: HashMap::new(),
-                pairs: Vec::new(),
+                addrs: Interner::default(),
+                tunnel_ids: HashMap::new(),
+                tunnels: Vec::new(),
+                upstream_ids: HashMap::new(),
+                upstream_series: Vec::new(),
             }),
         }
     }
@@ -196,22 +237,37 @@ impl Metrics {
         m.servers.get(server).upgrades[result as usize] += 1;
     }
 
-    /// A tunnel started between a client of `server` and `upstream` (the
-    /// peer's address text): the active gauge +1. Keep the id for
-    /// [`Metrics::tunnel_closed`].
-    pub fn tunnel_opened(&self, server: &str, upstream: &str) -> SeriesId {
+    /// A tunnel started between a client of `server` (the server
+    /// block's name) and the upstream server at `upstream_addr` of
+    /// `upstream` (its group's name, or the address of a `proxy_pass` to
+    /// an address): the active gauge +1. Keep the id for
+    /// [`Metrics::tunnel_bytes`] and [`Metrics::tunnel_closed`], and
+    /// report its bytes while it is open through
+    /// [`Metrics::snapshot_with`].
+    pub fn tunnel_opened(&self, server: &str, upstream: &str, upstream_addr: &str) -> SeriesId {
         let mut m = self.inner.borrow_mut();
-        let st = m.servers.id(server);
-        let i = m.pair(server, upstream);
-        m.pairs[i].server_stats = Some(st);
-        let s = &mut m.pairs[i].stats;
-        s.tunnels_opened += 1;
-        s.tunnels_active += 1;
+        let i = m.tunnel(server, upstream, upstream_addr);
+        let s = &mut m.tunnels[i].stats;
+        s.opened += 1;
+        s.active += 1;
         SeriesId(i as u32)
     }
 
-    /// The tunnel `id` ended: the active gauge −1, its bytes each way, its
-    /// close reason and lifetime.
+    /// Bytes the tunnel `id` moved outside its relay (those that came
+    /// with the upgrade request and its 101), counted as they are.
+    pub fn tunnel_bytes(&self, id: SeriesId, client_to_upstream: u64, upstream_to_client: u64) {
+        let mut m = self.inner.borrow_mut();
+        let Some(t) = m.tunnels.get_mut(id.0 as usize) else {
+            debug_assert!(false, "a SeriesId from another worker");
+            return;
+        };
+        t.stats.bytes_client_to_upstream += client_to_upstream;
+        t.stats.bytes_upstream_to_client += upstream_to_client;
+    }
+
+    /// The tunnel `id` ended: the active gauge −1, the bytes its relay
+    /// moved each way (shown as live bytes by [`Metrics::snapshot_with`]
+    /// until now, counted here once), its close reason and lifetime.
     pub fn tunnel_closed(
         &self,
         id: SeriesId,
@@ -221,42 +277,41 @@ impl Metrics {
         duration: Duration,
     ) {
         let mut m = self.inner.borrow_mut();
-        let Some(p) = m.pairs.get_mut(id.0 as usize) else {
+        let Some(t) = m.tunnels.get_mut(id.0 as usize) else {
             debug_assert!(false, "a SeriesId from another worker");
             return;
         };
-        let s = &mut p.stats;
-        s.tunnels_active = s.tunnels_active.saturating_sub(1);
+        let server = t.server;
+        let s = &mut t.stats;
+        s.active = s.active.saturating_sub(1);
         s.bytes_client_to_upstream += client_to_upstream;
         s.bytes_upstream_to_client += upstream_to_client;
-        if let Some(server) = p.server_stats {
-            let st = &mut m.servers.stats[server];
-            st.tunnels_closed[reason as usize] += 1;
-            st.tunnel_duration.observe(duration);
-        }
+        let st = &mut m.servers.stats[server];
+        st.tunnels_closed[reason as usize] += 1;
+        st.tunnel_duration.observe(duration);
     }
 
-    /// A connect to `upstream` for `server`: its latency, or a failure
+    /// A connect to the upstream server at `upstream_addr` of `upstream`
+    /// (as in [`Metrics::tunnel_opened`]): its latency, or a failure
     /// (refused, timed out, unreachable).
-    pub fn upstream_connect(&self, upstream: &str, server: &str, result: Result<Duration, ()>) {
+    pub fn upstream_connect(
+        &self,
+        upstream: &str,
+        upstream_addr: &str,
+        result: Result<Duration, ()>,
+    ) {
         let mut m = self.inner.borrow_mut();
-        let i = m.pair(server, upstream);
-        let s = &mut m.pairs[i].stats;
-        s.connect_seen = true;
+        let s = m.upstream(upstream, upstream_addr);
         match result {
             Ok(d) => s.connect_duration.observe(d),
             Err(()) => s.connect_failures += 1,
         }
     }
 
-    /// Passive health changed for `upstream` as `server` uses it (every
-    /// pair starts up).
-    pub fn upstream_state(&self, upstream: &str, server: &str, up: bool) {
-        let mut m = self.inner.borrow_mut();
-        let i = m.pair(server, upstream);
-        let s = &mut m.pairs[i].stats;
-        s.connect_seen = true;
-        s.up = up;
+    /// Passive health of the upstream server at `upstream_addr` of the
+    /// group `upstream` (every server starts up).
+    pub fn upstream_state(&self, upstream: &str, upstream_addr: &str, up: bool) {
+        self.inner.borrow_mut().upstream(upstream, upstream_addr).up = up;
     }
 
     pub fn tls_handshake(&self, ok: bool) {
@@ -285,14 +340,54 @@ impl Metrics {
 
     /// Everything counted so far, as a plain value for another thread.
     pub fn snapshot(&self) -> WorkerSnapshot {
+        self.snapshot_with(|_| {})
+    }
+
+    /// [`Metrics::snapshot`], with the bytes the open tunnels have moved
+    /// so far: `live` calls its argument with each open tunnel's id and
+    /// its relay's bytes each way (client to upstream, upstream to
+    /// client). They are added to the snapshot only; the tunnel's close
+    /// counts them ([`Metrics::tunnel_closed`]), so each byte is counted
+    /// once and the counter never goes back.
+    pub fn snapshot_with(
+        &self,
+        live: impl FnOnce(&mut dyn FnMut(SeriesId, u64, u64)),
+    ) -> WorkerSnapshot {
+        let mut tunnel_stats: Vec<TunnelStats> = {
+            let m = self.inner.borrow();
+            m.tunnels.iter().map(|t| t.stats.clone()).collect()
+        };
+        // Not borrowed while `live` runs (a call out).
+        live(&mut |id, up, down| {
+            if let Some(s) = tunnel_stats.get_mut(id.0 as usize) {
+                s.bytes_client_to_upstream += up;
+                s.bytes_upstream_to_client += down;
+            }
+        });
         let m = self.inner.borrow();
-        let mut upstreams: Vec<((String, String), UpstreamStats)> = m
-            .pairs
+        let mut tunnels: Vec<(TunnelLabels, TunnelStats)> = m
+            .tunnels
             .iter()
-            .map(|p| {
-                let server = m.pair_servers.name(p.server).to_owned();
-                let upstream = m.upstreams.name(p.upstream).to_owned();
-                ((server, upstream), p.stats.clone())
+            .zip(tunnel_stats)
+            .map(|(t, stats)| {
+                let labels = TunnelLabels {
+                    server: m.servers.names.name(t.server).to_owned(),
+                    upstream: m.upstreams.name(t.upstream).to_owned(),
+                    upstream_addr: m.addrs.name(t.addr).to_owned(),
+                };
+                (labels, stats)
+            })
+            .collect();
+        tunnels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut upstreams: Vec<(UpstreamLabels, UpstreamStats)> = m
+            .upstream_series
+            .iter()
+            .map(|u| {
+                let labels = UpstreamLabels {
+                    upstream: m.upstreams.name(u.upstream).to_owned(),
+                    upstream_addr: m.addrs.name(u.addr).to_owned(),
+                };
+                (labels, u.stats.clone())
             })
             .collect();
         upstreams.sort_by(|a, b| a.0.cmp(&b.0));
@@ -303,6 +398,7 @@ impl Metrics {
             tls_handshakes_failed: m.tls_failed,
             listens: m.listens.snapshot(),
             servers: m.servers.snapshot(),
+            tunnels,
             upstreams,
             zones: m.zones.snapshot(),
         }

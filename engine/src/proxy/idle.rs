@@ -15,6 +15,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::frames::{self, Frames, Goodbye};
+use crate::metrics::SeriesId;
 
 /// Why a tunnel's wait on its slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +138,11 @@ struct Entry {
     drain: Drain,
     /// The worker's configuration generation when the tunnel started.
     generation: u32,
+    /// The tunnel's series in the worker's metrics.
+    series: SeriesId,
+    /// Bytes relayed each way (index: the direction), counted where they
+    /// are fed to the trackers: no counter of the relay's own.
+    bytes: [u64; 2],
 }
 
 impl Entry {
@@ -161,8 +167,14 @@ pub struct IdleSweep {
 impl IdleSweep {
     /// A tunnel's slot; `frames`: a WebSocket tunnel's trackers, which
     /// have seen every byte relayed before the tunnel started (so a drain
-    /// can close it between frames).
-    pub fn register(&self, timeout: Duration, frames: Option<Box<Frames>>) -> usize {
+    /// can close it between frames); `series`: its metrics series, for
+    /// [`IdleSweep::live_bytes`].
+    pub fn register(
+        &self,
+        timeout: Duration,
+        frames: Option<Box<Frames>>,
+        series: SeriesId,
+    ) -> usize {
         let e = Entry {
             last: Instant::now(),
             active: false,
@@ -173,6 +185,8 @@ impl IdleSweep {
             waiting: [false; 2],
             drain: Drain::No,
             generation: self.generation.get(),
+            series,
+            bytes: [0; 2],
         };
         self.live.set(self.live.get() + 1);
         let mut slots = self.slots.borrow_mut();
@@ -188,13 +202,25 @@ impl IdleSweep {
         }
     }
 
-    pub fn unregister(&self, key: usize) {
+    /// Free the tunnel's slot; returns the bytes it relayed each way
+    /// (`[client to upstream, upstream to client]`).
+    pub fn unregister(&self, key: usize) -> [u64; 2] {
         let mut slots = self.slots.borrow_mut();
-        if let Some(slot) = slots.get_mut(key) {
-            if slot.take().is_some() {
+        match slots.get_mut(key).and_then(Option::take) {
+            Some(e) => {
                 self.free.borrow_mut().push(key);
                 self.live.set(self.live.get() - 1);
+                e.bytes
             }
+            None => [0; 2],
+        }
+    }
+
+    /// Each live tunnel's series and bytes so far (client to upstream,
+    /// upstream to client), for a scrape.
+    pub fn live_bytes(&self, f: &mut dyn FnMut(SeriesId, u64, u64)) {
+        for e in self.slots.borrow().iter().flatten() {
+            f(e.series, e.bytes[0], e.bytes[1]);
         }
     }
 
@@ -210,17 +236,18 @@ impl IdleSweep {
         self.live.get()
     }
 
-    /// Bytes a direction has written, in order. A direction is named by
-    /// `slot`: its tunnel's key times two, plus 0 for the client's bytes
-    /// or 1 for the upstream's.
+    /// Bytes a direction has written, in order: counted, and fed to a
+    /// WebSocket tunnel's trackers. A direction is named by `slot`: its
+    /// tunnel's key times two, plus 0 for the client's bytes or 1 for
+    /// the upstream's.
     #[inline]
     pub fn written(&self, slot: usize, bytes: &[u8]) {
         let (key, dir) = (slot >> 1, slot & 1);
-        if let Some(Some(Entry {
-            frames: Some(f), ..
-        })) = self.slots.borrow_mut().get_mut(key)
-        {
-            f.feed(dir, bytes);
+        if let Some(Some(e)) = self.slots.borrow_mut().get_mut(key) {
+            e.bytes[dir] += bytes.len() as u64;
+            if let Some(f) = &mut e.frames {
+                f.feed(dir, bytes);
+            }
         }
     }
 
@@ -247,14 +274,16 @@ impl IdleSweep {
         }
     }
 
-    /// `n` payload bytes of direction `dir` moved unseen.
+    /// `n` bytes of direction `dir` moved unseen (spliced): counted, and
+    /// skipped by a WebSocket tunnel's trackers (payload bytes).
+    #[inline]
     pub fn skipped(&self, slot: usize, n: u64) {
         let (key, dir) = (slot >> 1, slot & 1);
-        if let Some(Some(Entry {
-            frames: Some(f), ..
-        })) = self.slots.borrow_mut().get_mut(key)
-        {
-            f.skip(dir, n);
+        if let Some(Some(e)) = self.slots.borrow_mut().get_mut(key) {
+            e.bytes[dir] += n;
+            if let Some(f) = &mut e.frames {
+                f.skip(dir, n);
+            }
         }
     }
 
@@ -388,8 +417,8 @@ mod tests {
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10), None);
-        let b = s.register(Duration::from_secs(1), None);
+        let a = s.register(Duration::from_secs(10), None, SeriesId::default());
+        let b = s.register(Duration::from_secs(1), None, SeriesId::default());
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -404,21 +433,58 @@ mod tests {
         assert!(!slots[a].as_ref().unwrap().expired);
     }
 
+    /// A slot counts what its tunnel wrote and spliced each way, for a
+    /// scrape while it is open and for the relay's totals at the end.
+    #[test]
+    fn slots_count_bytes_for_scrapes_and_the_totals() {
+        let m = crate::metrics::Metrics::new(0);
+        let ia = m.tunnel_opened("s", "u", "127.0.0.1:1");
+        let ib = m.tunnel_opened("s", "u", "127.0.0.1:2");
+        let s = IdleSweep::default();
+        let a = s.register(Duration::from_secs(60), ws(), ia);
+        let b = s.register(Duration::from_secs(60), None, ib);
+        // A 5-byte masked text frame: its head and 2 payload bytes
+        // written, 3 spliced; an empty binary frame back.
+        s.written(a << 1, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2]);
+        s.skipped(a << 1, 3);
+        s.written(a << 1 | 1, &[0x82, 0x00]);
+        s.written(b << 1, &[9; 100]);
+        s.skipped(b << 1 | 1, 70_000);
+        let live = |s: &IdleSweep| {
+            let mut seen = Vec::new();
+            s.live_bytes(&mut |id, up, down| seen.push((id, up, down)));
+            seen
+        };
+        assert_eq!(live(&s), [(ia, 11, 2), (ib, 100, 70_000)]);
+        // The trackers saw them too: the frame ended, a header is due.
+        assert_eq!(s.payload_left(a << 1), 0);
+        assert_eq!(s.unregister(a), [11, 2]);
+        assert_eq!(s.unregister(a), [0, 0], "freed once");
+        assert_eq!(live(&s), [(ib, 100, 70_000)]);
+        // A new tunnel in the freed slot starts from nothing.
+        let c = s.register(Duration::from_secs(60), None, ia);
+        assert_eq!(c, a);
+        assert_eq!(live(&s), [(ia, 0, 0), (ib, 100, 70_000)]);
+    }
+
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1), None);
+        let a = s.register(Duration::from_secs(1), None, SeriesId::default());
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
-        assert_eq!(s.register(Duration::from_secs(1), None), a);
+        assert_eq!(
+            s.register(Duration::from_secs(1), None, SeriesId::default()),
+            a
+        );
     }
 
     #[test]
     fn drains_are_spread_and_wait_for_frame_boundaries() {
         let s = IdleSweep::default();
-        let ws = s.register(Duration::from_secs(60), ws());
-        let plain = s.register(Duration::from_secs(60), None);
+        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let plain = s.register(Duration::from_secs(60), None, SeriesId::default());
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(30);
         assert_eq!(
@@ -454,9 +520,9 @@ mod tests {
     #[test]
     fn only_older_generations_drain_after_a_reload() {
         let s = IdleSweep::default();
-        let old = s.register(Duration::from_secs(60), ws());
+        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default());
         s.generation.set(1);
-        let new = s.register(Duration::from_secs(60), ws());
+        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default());
         let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
         assert_eq!(s.schedule_drain(plan(1, now, Duration::ZERO, by)), 1);
         s.drain_due(now);
@@ -470,8 +536,8 @@ mod tests {
     #[test]
     fn past_the_deadline_a_drain_cuts_without_close_frames() {
         let s = IdleSweep::default();
-        let mid = s.register(Duration::from_secs(60), ws());
-        let busy = s.register(Duration::from_secs(60), ws());
+        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default());
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(1);
         s.schedule_drain(plan(u32::MAX, t0, Duration::ZERO, by));
@@ -493,7 +559,7 @@ mod tests {
         assert_eq!(ready(mid), Some(Wake::Drain(Goodbye::Cut)));
         assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
         // Quiet and between frames past the deadline: close frames still.
-        let late = s.register(Duration::from_secs(60), ws());
+        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default());
         s.schedule_drain(plan(u32::MAX, by, Duration::ZERO, by));
         s.sweep(by);
         s.waiting(late << 1, true);

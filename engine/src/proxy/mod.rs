@@ -160,6 +160,12 @@ impl Connected {
         }
     }
 
+    /// The upstream group this connection's server belongs to (none for
+    /// a `proxy_pass` to an address).
+    pub fn group_name(&self) -> Option<&str> {
+        self.peer.as_ref().map(|p| p.group.name.as_str())
+    }
+
     /// The exchange got a usable response: clear the peer's failures.
     pub fn succeeded(&self) {
         if let Some(p) = &self.peer {
@@ -265,7 +271,8 @@ pub async fn connect(
 
 /// An upstream connect into the worker's metrics: latency or failure by
 /// upstream (the group's name, or the address for a literal proxy_pass)
-/// and server (its first address).
+/// and upstream server address (its first address, as the health
+/// reports name it).
 fn count_connect<T>(
     group: Option<&str>,
     addrs: &[SocketAddr],
@@ -273,12 +280,12 @@ fn count_connect<T>(
     started: Instant,
 ) {
     let Some(first) = addrs.first() else { return };
-    let server = first.to_string();
+    let addr = first.to_string();
     let outcome = match r {
         Ok(_) => Ok(started.elapsed()),
         Err(_) => Err(()),
     };
-    crate::metrics::with(|m| m.upstream_connect(group.unwrap_or(&server), &server, outcome));
+    crate::metrics::with(|m| m.upstream_connect(group.unwrap_or(&addr), &addr, outcome));
 }
 
 /// Limits for reading an upstream response head.

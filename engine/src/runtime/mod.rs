@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ringway_config::{Config, DriverChoice, Workers};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use listener::BoundAddr;
 use worker::{Control, WorkerInit};
@@ -182,7 +182,10 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         let (senders, process) = (senders.clone(), process.clone());
         crate::metrics::serve(listener, move || {
             let snaps = scrape(&senders);
-            let p = process.lock().map(|p| p.clone()).unwrap_or_default();
+            let mut p = process.lock().map(|p| p.clone()).unwrap_or_default();
+            p.resources = crate::metrics::process::read()
+                .map_err(|e| debug!(error = %e, "metrics: cannot read the process figures"))
+                .ok();
             (snaps, p)
         });
     }

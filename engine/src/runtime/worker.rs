@@ -367,7 +367,16 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
             }
             Control::Metrics(reply) => {
                 report_upstream_health(&worker.snapshot());
-                if let Some(snap) = crate::metrics::local_snapshot() {
+                // With what the open tunnels have moved so far, from both
+                // tunnel tables.
+                let kit = &worker.kit;
+                let snap = crate::metrics::local_snapshot_with(|add| {
+                    kit.idle.live_bytes(add);
+                    if let Some(r) = &kit.relay {
+                        r.live_bytes(add);
+                    }
+                });
+                if let Some(snap) = snap {
                     let _ = reply.send(snap);
                 }
             }

@@ -310,6 +310,27 @@ fn nofile_rlimit() -> io::Result<libc::rlimit> {
     Ok(lim)
 }
 
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`): the unit of the
+/// times in /proc/PID/stat.
+pub fn clock_ticks() -> io::Result<u64> {
+    sysconf(libc::_SC_CLK_TCK)
+}
+
+/// The page size in bytes (`sysconf(_SC_PAGESIZE)`): the unit of the
+/// resident set in /proc/PID/stat.
+pub fn page_size() -> io::Result<u64> {
+    sysconf(libc::_SC_PAGESIZE)
+}
+
+fn sysconf(name: libc::c_int) -> io::Result<u64> {
+    // SAFETY: sysconf reads a configuration value; no memory is passed.
+    let v = unsafe { libc::sysconf(name) };
+    if v <= 0 {
+        return Err(io::Error::other(format!("sysconf({name}) gave {v}")));
+    }
+    Ok(v as u64)
+}
+
 /// Grow this process's descriptor table to hold `slots` descriptors now,
 /// while the process has one thread. The kernel grows the table by
 /// doubling as descriptors are opened, and once several threads share it

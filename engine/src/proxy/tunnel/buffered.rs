@@ -10,7 +10,8 @@
 use std::io;
 use std::time::Duration;
 
-use super::{count, drive, Counter, Stats};
+use super::{drive, Stats};
+use crate::metrics::SeriesId;
 use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::would_block;
@@ -26,31 +27,22 @@ pub async fn run<A: Transport, B: Transport>(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
+    series: SeriesId,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout, frames);
-    let up_bytes = Counter::new(0);
-    let down_bytes = Counter::new(0);
+    // The slot counts the bytes (`IdleSweep::written`, `skipped`).
+    let key = kit.idle.register(idle_timeout, frames, series);
     let end = drive(
         kit,
         key,
-        || pump(kit, client, upstream, key << 1, &up_bytes, send_timeout),
-        || {
-            pump(
-                kit,
-                upstream,
-                client,
-                key << 1 | 1,
-                &down_bytes,
-                send_timeout,
-            )
-        },
+        || pump(kit, client, upstream, key << 1, send_timeout),
+        || pump(kit, upstream, client, key << 1 | 1, send_timeout),
     )
     .await;
-    kit.idle.unregister(key);
+    let [client_to_upstream, upstream_to_client] = kit.idle.unregister(key);
     Stats {
         end,
-        client_to_upstream: up_bytes.get(),
-        upstream_to_client: down_bytes.get(),
+        client_to_upstream,
+        upstream_to_client,
     }
 }
 
@@ -61,7 +53,6 @@ async fn pump<S: Transport, D: Transport>(
     src: &S,
     dst: &D,
     slot: usize,
-    bytes: &Counter,
     send_timeout: Duration,
 ) -> io::Result<()> {
     loop {
@@ -70,7 +61,7 @@ async fn pump<S: Transport, D: Transport>(
         src.readable().await?;
         kit.idle.waiting(slot, false);
         let mut buf = kit.bufs.take();
-        let res = burst(kit, src, dst, slot, bytes, send_timeout, &mut buf).await;
+        let res = burst(kit, src, dst, slot, send_timeout, &mut buf).await;
         kit.bufs.give(buf);
         if res? {
             dst.shutdown_write(send_timeout).await;
@@ -85,7 +76,6 @@ async fn burst<S: Transport, D: Transport>(
     src: &S,
     dst: &D,
     slot: usize,
-    bytes: &Counter,
     send_timeout: Duration,
     buf: &mut [u8],
 ) -> io::Result<bool> {
@@ -99,7 +89,6 @@ async fn burst<S: Transport, D: Transport>(
         kit.idle.touch(slot >> 1);
         dst.write_all(&buf[..n], send_timeout).await?;
         kit.idle.written(slot, &buf[..n]);
-        count(bytes, n);
         if n < buf.len() {
             // Drained: wait for readability rather than a read that says
             // EAGAIN.

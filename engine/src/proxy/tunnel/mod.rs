@@ -7,8 +7,11 @@
 //! (`shutdown(SHUT_WR)` on the other side while the other direction
 //! finishes on its own), the idle timeout of the worker's last-activity
 //! sweep (`proxy::idle`: a store per burst, no timer per tunnel or
-//! message), the send timeout on every wait for a slow peer, and a buffer
-//! borrowed from the per-core pool only while bytes move:
+//! message), the send timeout on every wait for a slow peer, a buffer
+//! borrowed from the per-core pool only while bytes move, and the bytes
+//! counted in the tunnel's slot of a worker-local table (the idle
+//! sweep's, or the ring relay's), where a scrape reads them while the
+//! tunnel is open — no atomic, no call out, per burst:
 //!
 //! - `splice`: both sides are plain sockets. Readiness + non-blocking
 //!   recv/send, and splice(2) through a pooled pipe for long bursts.
@@ -22,7 +25,6 @@ mod stats;
 
 pub use stats::{End, Stats};
 
-use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::pin;
@@ -32,6 +34,7 @@ use std::time::Duration;
 use super::frames::Frames;
 use super::idle::Wake;
 use super::kit::Kit;
+use crate::metrics::SeriesId;
 use crate::transport::Transport;
 
 pub use buffered::run as run_buffered;
@@ -39,7 +42,9 @@ pub use buffered::run as run_buffered;
 /// Relay between `client` and `upstream` until the tunnel ends: with
 /// splice when both are plain sockets, through the transports otherwise.
 /// `frames`: a WebSocket tunnel's trackers, fed with every byte relayed
-/// before it started.
+/// before it started. `series`: the tunnel's metrics series, under which
+/// a scrape reads its bytes while it is open (the relay's tunnel table
+/// counts them; the totals come back in [`Stats`]).
 pub async fn run<C: Transport, U: Transport>(
     kit: &Kit,
     client: &C,
@@ -47,11 +52,12 @@ pub async fn run<C: Transport, U: Transport>(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
+    series: SeriesId,
 ) -> Stats {
     match (client.socket(), upstream.socket()) {
         (Some(c), Some(u)) => match &kit.relay {
-            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames).await,
-            None => splice::run(kit, c, u, idle_timeout, send_timeout, frames).await,
+            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames, series).await,
+            None => splice::run(kit, c, u, idle_timeout, send_timeout, frames, series).await,
         },
         // Boxed: a plain tunnel's task then keeps only a pointer's room
         // for the buffered relay it does not run.
@@ -63,6 +69,7 @@ pub async fn run<C: Transport, U: Transport>(
                 idle_timeout,
                 send_timeout,
                 frames,
+                series,
             ))
             .await
         }
@@ -127,11 +134,4 @@ where
         Poll::Pending
     })
     .await
-}
-
-/// Bytes relayed in one direction.
-type Counter = Cell<u64>;
-
-fn count(c: &Counter, n: usize) {
-    c.set(c.get() + n as u64);
 }

@@ -24,7 +24,10 @@
 //! sent, so at most [`MAX_OUT_PER_DIRECTION`] buffers are out behind a
 //! receiver that stops reading. A recv that fills a whole buffer hands the
 //! rest of the burst to splice(2) through a pooled pipe (no user-space
-//! copy), as the syscall relay does.
+//! copy), as the syscall relay does. Each direction counts the bytes its
+//! sends and splices delivered in its slot (a plain add in the batch
+//! that completes them), where a scrape reads them while the tunnel is
+//! open (`Relay::live_bytes`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -39,6 +42,7 @@ use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::stats::{End, Stats};
+use crate::metrics::SeriesId;
 use crate::proxy::frames::Frames;
 use crate::proxy::idle::{Drain, DrainPlan};
 use crate::proxy::pool::{Pipe, PipePool};
@@ -148,6 +152,9 @@ struct Slot {
     drain: Drain,
     /// The relay's configuration generation when the tunnel started.
     generation: u32,
+    /// The tunnel's series in the worker's metrics, under which a scrape
+    /// reads `dirs[d].bytes` while the tunnel is open.
+    series: SeriesId,
 }
 
 impl Slot {
@@ -255,6 +262,16 @@ impl Relay {
         self.live.get()
     }
 
+    /// Each tunnel's series and bytes so far (client to upstream,
+    /// upstream to client: what its sends completed), for a scrape. A
+    /// tunnel is here until its task takes its totals
+    /// ([`run`]), which its close then counts.
+    pub fn live_bytes(&self, f: &mut dyn FnMut(SeriesId, u64, u64)) {
+        for s in self.slots.borrow().iter().flatten() {
+            f(s.series, s.dirs[0].bytes, s.dirs[1].bytes);
+        }
+    }
+
     /// End every tunnel idle past its timeout, whose send has waited past
     /// the send timeout, or whose drain ran past its deadline (without
     /// close frames when a frame is still in flight). Called by the
@@ -330,6 +347,7 @@ impl Relay {
         idle: Duration,
         send: Duration,
         frames: Option<Box<Frames>>,
+        series: SeriesId,
     ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
@@ -348,6 +366,7 @@ impl Relay {
             frames,
             drain: Drain::No,
             generation: self.generation.get(),
+            series,
         };
         let mut slots = self.slots.borrow_mut();
         let i = match self.free.borrow_mut().pop() {
@@ -814,12 +833,14 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
+    series: SeriesId,
 ) -> Stats {
     let i = relay.register(
         [client.as_raw_fd(), upstream.as_raw_fd()],
         idle_timeout,
         send_timeout,
         frames,
+        series,
     );
     // If this task goes away first, the slot ends the tunnel and frees
     // itself once the kernel has let go of the sockets... which it cannot

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use monoio::net::TcpStream;
 
-use super::{count, drive, Counter, Stats};
+use super::{drive, Stats};
+use crate::metrics::SeriesId;
 use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::{self, fd};
@@ -36,31 +37,22 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
+    series: SeriesId,
 ) -> Stats {
-    let key = kit.idle.register(idle_timeout, frames);
-    let up_bytes = Counter::new(0);
-    let down_bytes = Counter::new(0);
+    // The slot counts the bytes (`IdleSweep::written`, `skipped`).
+    let key = kit.idle.register(idle_timeout, frames, series);
     let end = drive(
         kit,
         key,
-        || pump(kit, client, upstream, key << 1, &up_bytes, send_timeout),
-        || {
-            pump(
-                kit,
-                upstream,
-                client,
-                key << 1 | 1,
-                &down_bytes,
-                send_timeout,
-            )
-        },
+        || pump(kit, client, upstream, key << 1, send_timeout),
+        || pump(kit, upstream, client, key << 1 | 1, send_timeout),
     )
     .await;
-    kit.idle.unregister(key);
+    let [client_to_upstream, upstream_to_client] = kit.idle.unregister(key);
     Stats {
         end,
-        client_to_upstream: up_bytes.get(),
-        upstream_to_client: down_bytes.get(),
+        client_to_upstream,
+        upstream_to_client,
     }
 }
 
@@ -71,7 +63,6 @@ async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
     slot: usize,
-    bytes: &Counter,
     send_timeout: Duration,
 ) -> io::Result<()> {
     // Whether to wait for readability before the next recv. A recv that
@@ -113,11 +104,10 @@ async fn pump(
         }
         kit.bufs.give(buf);
         r?;
-        count(bytes, n);
         if full && kit.splice {
             // The burst ends when the socket says EAGAIN, at its end, or
             // where a frame header is due (headers pass through recv).
-            match Box::pin(splice_burst(kit, src, dst, slot, bytes, send_timeout)).await? {
+            match Box::pin(splice_burst(kit, src, dst, slot, send_timeout)).await? {
                 Burst::End => {
                     sys::shutdown_write(fd(dst));
                     return Ok(());
@@ -147,7 +137,6 @@ async fn splice_burst(
     src: &TcpStream,
     dst: &TcpStream,
     slot: usize,
-    bytes: &Counter,
     send_timeout: Duration,
 ) -> io::Result<Burst> {
     let pipe = kit.pipes.take()?;
@@ -173,7 +162,6 @@ async fn splice_burst(
         };
         kit.idle.touch(slot >> 1);
         kit.idle.skipped(slot, in_pipe as u64);
-        count(bytes, in_pipe);
         while in_pipe > 0 {
             match sys::splice(pipe.read_end(), fd(dst), in_pipe) {
                 Ok(n) => in_pipe -= n,
@@ -205,9 +193,10 @@ mod tests {
                 .unwrap();
             let kit = Kit::new(16 * 1024, true);
             let s = Duration::from_secs(1);
-            let c = super::Counter::new(0);
-            let pump = std::mem::size_of_val(&super::pump(&kit, &a, &a, 0, &c, s));
-            let run = std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, Some(Box::default())));
+            let id = crate::metrics::SeriesId::default();
+            let pump = std::mem::size_of_val(&super::pump(&kit, &a, &a, 0, s));
+            let run =
+                std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, Some(Box::default()), id));
             let dispatch = std::mem::size_of_val(&crate::proxy::tunnel::run(
                 &kit,
                 &a,
@@ -215,6 +204,7 @@ mod tests {
                 s,
                 s,
                 Some(Box::default()),
+                id,
             ));
             eprintln!("tunnel futures: pump {pump} B, splice run {run} B, dispatch {dispatch} B");
             assert!(pump <= 320, "pump future is {pump} bytes");
