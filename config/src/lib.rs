@@ -167,12 +167,21 @@ try_files = ["$uri", "/index.html"]
     #[test]
     fn log_level_is_a_filter_of_levels() {
         let base = "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = { status = 200 }\n";
-        for ok in ["info", "WARN", "warn,ringway=debug", "ringway::proxy=trace, info", "off"] {
+        for ok in [
+            "info",
+            "WARN",
+            "warn,ringway=debug",
+            "ringway::proxy=trace, info",
+            "off",
+        ] {
             parse(&format!("[log]\nlevel = {ok:?}\n{base}")).unwrap();
         }
         for bad in ["infoo", "verbose", "ringway=loud", "=debug"] {
             let e = err(&format!("[log]\nlevel = {bad:?}\n{base}"));
-            assert!(e.contains(":2: log.level:") && e.contains("is not a level"), "{bad}: {e}");
+            assert!(
+                e.contains(":2: log.level:") && e.contains("is not a level"),
+                "{bad}: {e}"
+            );
         }
     }
 
