@@ -444,15 +444,6 @@ pub(crate) fn serde_error(
     {
         path.push(Seg::Key(name.to_string()));
         ErrorKind::Invalid("missing (this table needs it)".into())
-    } else if let Some(first_key) = spanless_table(msg) {
-        if path.last() == Some(&Seg::Key(first_key.to_string())) {
-            path.pop();
-        }
-        ErrorKind::Invalid(
-            "write this table as a [header] section or an inline { ... } table \
-             (ringway does not read it from dotted keys or [[...]] headers)"
-                .into(),
-        )
     } else {
         ErrorKind::Invalid(plain_types(msg))
     };
@@ -467,16 +458,6 @@ pub(crate) fn serde_error(
         },
         kind,
     }
-}
-
-/// The first key of a table that toml gives no span (one made of dotted
-/// keys, or only implied by a `[[...]]` header): a spanned raw struct then
-/// sees that key where it expects its span, and serde says
-/// `invalid type: string "KEY", expected a string`.
-fn spanless_table(msg: &str) -> Option<&str> {
-    let rest = msg.strip_prefix("invalid type: string \"")?;
-    rest.strip_suffix("\", expected a string")
-        .or_else(|| rest.strip_suffix("\", expected a borrowed string"))
 }
 
 /// serde's type names as a TOML file calls them.
@@ -769,21 +750,35 @@ mod tests {
         );
     }
 
-    /// toml gives no span to a table made of dotted keys or implied by a
-    /// `[[...]]` header, which the raw structs need: the error says so
-    /// and names the table.
+    /// Tables written as dotted keys, as `[[...]]` array headers, or known
+    /// only from their sub-tables read as any other table, and errors
+    /// inside them name the line and the whole key.
     #[test]
-    fn a_table_without_a_span_is_named_with_what_to_write() {
-        let e = err(&format!("{SERVER}tls.cert = \"/c\"\ntls.key = \"/k\"\n"));
+    fn every_way_toml_writes_a_table_is_read() {
+        let c = crate::parse_str_with(
+            "servers.ws.listen = [\"127.0.0.1:1\"]\nservers.ws.locations.\"/\".proxy_pass = \"http://u\"\n\
+             [[upstreams.u.servers]]\naddr = \"127.0.0.1:2\"\n[[upstreams.u.servers]]\naddr = \"127.0.0.1:3\"\nweight = 2\n\
+             [servers.app.locations.\"/\"]\nreturn.status = 204\n[servers.app]\nlisten = \"127.0.0.1:4\"\n",
+            Path::new("/etc/ringway/ringway.toml"),
+            crate::Resolve::Loopback,
+        )
+        .unwrap();
+        assert_eq!(c.upstreams["u"].servers.len(), 2);
+        assert_eq!(c.upstreams["u"].servers[1].weight, 2);
+        assert_eq!(c.servers.len(), 2);
+        let e = err(&format!("{SERVER}tls.cert = \"/c\"\ntls.key = 5\n"));
         assert!(
-            e.starts_with("/etc/ringway/ringway.toml:3: servers.ws.tls: write this table as a [header] section"),
+            e.starts_with("/etc/ringway/ringway.toml:4: servers.ws.tls.key: "),
             "{e}"
         );
-        let e = err("[[upstreams.u.servers]]\naddr = \"127.0.0.1:1\"\n");
+        let e = err("[[upstreams.u.servers]]\naddr = \"127.0.0.1:1\"\n[[upstreams.u.servers]]\nwieght = 2\n");
         assert!(
-            e.starts_with(
-                "/etc/ringway/ringway.toml:1: upstreams.u: write this table as a [header] section"
-            ),
+            e.starts_with("/etc/ringway/ringway.toml:4: upstreams.u.servers[1].wieght: unknown key; did you mean `weight`?"),
+            "{e}"
+        );
+        let e = err("[servers.ws.locations.\"/\"]\nreturn = { status = 200 }\n");
+        assert!(
+            e.contains("servers.ws.listen") && e.contains("a server needs listen"),
             "{e}"
         );
     }
