@@ -165,6 +165,34 @@ try_files = ["$uri", "/index.html"]
 "#;
 
     #[test]
+    fn keys_a_location_never_reads_are_warned_about() {
+        let c = parse(
+            "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n\
+             [servers.a.locations.\"/r\"]\nreturn = { status = 204 }\nproxy_read_timeout = \"5s\"\ntry_files = [\"$uri\"]\n\
+             [servers.a.locations.\"/p\"]\nproxy_pass = \"http://127.0.0.1:1\"\nproxy_read_timeout = \"5s\"\nindex = [\"a.html\"]\n\
+             [servers.a.locations.\"/p\".proxy_set_header]\nX-A = \"1\"\n",
+        )
+        .unwrap();
+        let w = c.warnings.join("\n");
+        assert!(
+            w.contains(":5: servers.a.locations.\"/r\".proxy_read_timeout: has no effect: this location does not proxy"),
+            "{w}"
+        );
+        assert!(
+            w.contains(":6: servers.a.locations.\"/r\".try_files: has no effect: this location answers with return"),
+            "{w}"
+        );
+        assert!(
+            w.contains(
+                ":10: servers.a.locations.\"/p\".index: has no effect: this location proxies"
+            ),
+            "{w}"
+        );
+        // What a location reads is not warned about.
+        assert_eq!(c.warnings.len(), 3, "{w}");
+    }
+
+    #[test]
     fn log_level_is_a_filter_of_levels() {
         let base = "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = { status = 200 }\n";
         for ok in [

@@ -1019,6 +1019,7 @@ fn location(
             try_files,
         })
     };
+    warn_unused_keys(cx, r, key, &action);
     let headers = |map: &Option<IndexMap<String, V>>,
                    what: &str|
      -> Result<Vec<(String, Template)>, ConfigError> {
@@ -1181,6 +1182,67 @@ fn upgrade_protocols(
         cx.warn(v, key, "has no effect without proxy_pass".into());
     }
     Ok(out)
+}
+
+/// A key set on a location whose action never reads it (a proxy timeout on
+/// a `return`, `try_files` beside `proxy_pass`) is a warning: nginx accepts
+/// it too, but it is nearly always a key put in the wrong location.
+/// (`upgrade` warns on its own.)
+fn warn_unused_keys(cx: &Ctx, r: &RawLocation, key: &str, action: &Action) {
+    let (what, unused): (&str, Vec<(&str, Option<&V>)>) = match action {
+        Action::Proxy(_) => (
+            "this location proxies (it serves no files)",
+            vec![
+                ("index", r.index.as_ref()),
+                ("try_files", r.try_files.as_ref()),
+            ],
+        ),
+        Action::Return { .. } | Action::Static(_) => (
+            "this location does not proxy (no proxy_pass)",
+            vec![
+                ("proxy_connect_timeout", r.proxy_connect_timeout.as_ref()),
+                ("proxy_read_timeout", r.proxy_read_timeout.as_ref()),
+                ("proxy_send_timeout", r.proxy_send_timeout.as_ref()),
+                ("proxy_buffering", r.proxy_buffering.as_ref()),
+                ("proxy_buffers", r.proxy_buffers.as_ref()),
+                ("proxy_ssl_verify", r.proxy_ssl_verify.as_ref()),
+                (
+                    "proxy_ssl_trusted_certificate",
+                    r.proxy_ssl_trusted_certificate.as_ref(),
+                ),
+                ("proxy_ssl_server_name", r.proxy_ssl_server_name.as_ref()),
+                ("proxy_ssl_name", r.proxy_ssl_name.as_ref()),
+                (
+                    "proxy_set_header",
+                    r.proxy_set_header.as_ref().and_then(|m| m.values().next()),
+                ),
+            ],
+        ),
+    };
+    let static_keys = matches!(action, Action::Return { .. })
+        .then(|| {
+            [
+                ("index", r.index.as_ref()),
+                ("try_files", r.try_files.as_ref()),
+            ]
+        })
+        .into_iter()
+        .flatten();
+    for (name, v) in unused.into_iter().chain(static_keys) {
+        if let Some(v) = v {
+            let what = match name {
+                "index" | "try_files" if matches!(action, Action::Return { .. }) => {
+                    "this location answers with return (it serves no files)"
+                }
+                _ => what,
+            };
+            cx.warn(
+                v,
+                &format!("{key}.{name}"),
+                format!("has no effect: {what}"),
+            );
+        }
+    }
 }
 
 /// RFC 9110 §5.6.2 token characters.
