@@ -222,6 +222,52 @@ fn variable(name: &str) -> Option<LogVar> {
     })
 }
 
+/// Every variable name a log format takes (the tests of the parser and of
+/// `ringway -T`'s writer walk it).
+#[cfg(test)]
+pub(crate) const VAR_NAMES: &[&str] = &[
+    "remote_addr",
+    "remote_port",
+    "remote_user",
+    "realip_remote_addr",
+    "proxy_protocol_addr",
+    "time_local",
+    "time_iso8601",
+    "msec",
+    "request",
+    "request_method",
+    "request_uri",
+    "uri",
+    "args",
+    "server_protocol",
+    "status",
+    "body_bytes_sent",
+    "bytes_sent",
+    "request_length",
+    "request_time",
+    "connection",
+    "connection_requests",
+    "host",
+    "server_name",
+    "server_port",
+    "scheme",
+    "http_referer",
+    "http_user_agent",
+    "upstream_addr",
+    "upstream_status",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_response_time",
+    "upstream_bytes_sent",
+    "upstream_bytes_received",
+    "pipe",
+    "tunnel_close_reason",
+    "tunnel_bytes_from_client",
+    "tunnel_bytes_to_client",
+    "ssl_protocol",
+    "ssl_server_name",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,48 +322,7 @@ mod tests {
 
     #[test]
     fn every_variable_parses() {
-        for name in [
-            "remote_addr",
-            "remote_port",
-            "remote_user",
-            "realip_remote_addr",
-            "proxy_protocol_addr",
-            "time_local",
-            "time_iso8601",
-            "msec",
-            "request",
-            "request_method",
-            "request_uri",
-            "uri",
-            "args",
-            "server_protocol",
-            "status",
-            "body_bytes_sent",
-            "bytes_sent",
-            "request_length",
-            "request_time",
-            "connection",
-            "connection_requests",
-            "host",
-            "server_name",
-            "server_port",
-            "scheme",
-            "http_referer",
-            "http_user_agent",
-            "upstream_addr",
-            "upstream_status",
-            "upstream_connect_time",
-            "upstream_header_time",
-            "upstream_response_time",
-            "upstream_bytes_sent",
-            "upstream_bytes_received",
-            "pipe",
-            "tunnel_close_reason",
-            "tunnel_bytes_from_client",
-            "tunnel_bytes_to_client",
-            "ssl_protocol",
-            "ssl_server_name",
-        ] {
+        for name in VAR_NAMES {
             let parts = custom(&format!("${name}"));
             assert!(matches!(parts[..], [LogPart::Var(_)]), "{name}");
         }

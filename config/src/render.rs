@@ -1024,48 +1024,7 @@ limit_conn_status = 503
         ] {
             assert_eq!(template(&crate::parse_template(alias).unwrap()), canonical);
         }
-        let log_names = [
-            "remote_addr",
-            "remote_port",
-            "remote_user",
-            "realip_remote_addr",
-            "proxy_protocol_addr",
-            "time_local",
-            "time_iso8601",
-            "msec",
-            "request",
-            "request_method",
-            "request_uri",
-            "uri",
-            "args",
-            "server_protocol",
-            "status",
-            "body_bytes_sent",
-            "bytes_sent",
-            "request_length",
-            "request_time",
-            "connection",
-            "connection_requests",
-            "host",
-            "server_name",
-            "server_port",
-            "scheme",
-            "http_user_agent",
-            "upstream_addr",
-            "upstream_status",
-            "upstream_connect_time",
-            "upstream_header_time",
-            "upstream_response_time",
-            "upstream_bytes_sent",
-            "upstream_bytes_received",
-            "pipe",
-            "tunnel_close_reason",
-            "tunnel_bytes_from_client",
-            "tunnel_bytes_to_client",
-            "ssl_protocol",
-            "ssl_server_name",
-        ];
-        for name in log_names {
+        for name in crate::log_format::VAR_NAMES {
             let text = format!("<${name}>${{{name}}}_");
             let f = crate::log_format::parse(&text).unwrap();
             assert_eq!(log_format(&f), text, "{name}");
