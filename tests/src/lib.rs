@@ -168,6 +168,21 @@ fn remove_stale_roots(base: &std::path::Path) {
     }
 }
 
+/// Close a WebSocket from the client side and read until the peer's close
+/// arrives and the connection ends (messages still in flight are skipped,
+/// at most 10,000 of them; the socket's read timeout bounds each read).
+pub fn close_websocket<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) {
+    ws.close(None).unwrap();
+    for _ in 0..10_000 {
+        match ws.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => return,
+            Err(e) => panic!("closing the websocket: {e}"),
+        }
+    }
+    panic!("closing the websocket: no close after 10,000 messages");
+}
+
 /// Lines a child wrote to stderr, with a condvar to wait for new ones.
 #[derive(Default)]
 struct Lines {

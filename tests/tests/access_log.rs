@@ -135,14 +135,7 @@ fn echo_tunnel(
         ws.send(Message::Text((*m).into())).unwrap();
         assert_eq!(ws.read().unwrap(), Message::Text((*m).into()));
     }
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing the websocket: {e}"),
-        }
-    }
+    close_websocket(&mut ws);
     drop(ws);
     (
         written.load(Ordering::SeqCst) - written0,

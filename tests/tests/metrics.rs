@@ -253,14 +253,7 @@ impl Traffic {
         let (read0, written0) = (read.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
         ws.send(Message::Text(msg.into())).unwrap();
         assert_eq!(ws.read().unwrap(), Message::Text(msg.into()));
-        ws.close(None).unwrap();
-        loop {
-            match ws.read() {
-                Ok(_) => continue,
-                Err(tungstenite::Error::ConnectionClosed) => break,
-                Err(e) => panic!("closing the websocket: {e}"),
-            }
-        }
+        close_websocket(&mut ws);
         drop(ws);
         self.tunnel_sent += written.load(Ordering::SeqCst) - written0;
         self.tunnel_received += read.load(Ordering::SeqCst) - read0;
@@ -1129,14 +1122,7 @@ fn open_tunnel_counts<S: Read + Write>(rw: &Ringway, backend: SocketAddr, stream
     counted_reach(sent, received, "the next message's bytes");
 
     // Closed by the client: the close frames pass, then both ends.
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing the websocket: {e}"),
-        }
-    }
+    close_websocket(&mut ws);
     let (sent, received) = (ws.get_ref().written - written0, ws.get_ref().read - read0);
     drop(ws);
     let text = scrape_until(maddr, "the tunnel's close", |t| {

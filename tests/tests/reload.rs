@@ -205,14 +205,7 @@ fn reload_removes_a_listen_address(d: Driver) {
     for i in 0..3 {
         echo(&mut before, &format!("after reload {i}"));
     }
-    before.close(None).unwrap();
-    loop {
-        match before.read() {
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing the tunnel: {e}"),
-        }
-    }
+    close_websocket(&mut before);
 }
 
 /// A reload whose new address another socket holds (listening, without
