@@ -19,6 +19,7 @@ pub mod access_log;
 pub mod admission;
 pub mod conn;
 pub mod error;
+pub mod h2;
 pub mod http;
 pub mod limit;
 pub mod metrics;
