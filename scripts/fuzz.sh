@@ -9,10 +9,10 @@
 #   scripts/fuzz.sh chunked path_routing only these targets
 #
 # Targets (fuzz/fuzz_targets/): request_head, response_head, chunked,
-# path_routing, config, tls_hello, proxy_protocol. Seeds are checked in
-# under fuzz/seeds/<target>; what the fuzzer finds grows fuzz/corpus/<target>
-# (not committed), and a crash leaves its input in fuzz/artifacts/<target>/
-# and fails this script.
+# path_routing, config, tls_hello, proxy_protocol, hpack_decode. Seeds are
+# checked in under fuzz/seeds/<target>; what the fuzzer finds grows
+# fuzz/corpus/<target> (not committed), and a crash leaves its input in
+# fuzz/artifacts/<target>/ and fails this script.
 # Each target's final libFuzzer stats line (execs/s, corpus size) is printed
 # and kept in target/fuzz-logs/<target>.log.
 set -euo pipefail
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol)
+  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol hpack_decode)
 fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
