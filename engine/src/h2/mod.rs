@@ -3,4 +3,6 @@
 //! socket or a task: bytes go in, events and bytes to send come out, so
 //! each part is unit-tested frame by frame and fuzzed; the `conn/` phases
 //! own the I/O and run each stream through the HTTP/1.1 request phases.
+
 pub mod frame;
+pub mod hpack;
