@@ -6,3 +6,6 @@
 
 pub mod frame;
 pub mod hpack;
+pub mod request;
+pub mod response;
+pub mod websocket;
