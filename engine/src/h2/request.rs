@@ -45,10 +45,14 @@
 //!   ringway's HTTP/1.1 side refuses them (one framing decision per
 //!   message); different values are malformed;
 //! - plain CONNECT (no `:protocol`) is answered 405: ringway is a reverse
-//!   proxy, not a forward one, and the request itself is well formed;
-//! - `:scheme` must be `http` or `https` (else 400) and the connection's
-//!   own (else 421 Misdirected Request): a request for the other scheme on
-//!   this connection cannot be answered authoritatively here;
+//!   proxy, not a forward one, and the request itself is well formed (a
+//!   reset would read as a broken request; RFC 9110 §15.5.6 wants an
+//!   `Allow` field with the 405, which the answer's writer adds);
+//! - `:scheme` must be `http` or `https`, ASCII case aside (else 400), and
+//!   the connection's own (else 421 Misdirected Request, RFC 9110
+//!   §15.5.20): a request for the other scheme on this connection cannot
+//!   be answered authoritatively here, and nothing downstream could tell
+//!   (`$scheme` comes from the connection);
 //! - `OPTIONS *` is answered 400, as ringway's HTTP/1.1 side answers it;
 //! - `:authority` (or `host`) must be visible ASCII, no `@` (userinfo is
 //!   malformed, §8.3.1), and pass the HTTP/1.1 side's `Host` check;
