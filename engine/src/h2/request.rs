@@ -26,7 +26,8 @@
 //!   (§8.3.1); `:authority` without userinfo and agreeing with `host`.
 //! - §8.1.1 `content-length`: digits only, one value, and zero when the
 //!   HEADERS frame ends the stream ([`Head::check_data`] holds DATA to it).
-//! - §8.2.3 cookies: several `cookie` fields are joined with "; ".
+//! - §8.2.3 cookies: several `cookie` fields are joined with "; " into one,
+//!   forwarded after the other fields (empty ones add nothing).
 //! - §8.5 and RFC 8441 §4: CONNECT and extended CONNECT.
 //!
 //! What the RFCs call malformed is a stream error of type PROTOCOL_ERROR
@@ -40,7 +41,7 @@
 //!   port (`:443` for https, `:80` for http) is removed from either; any
 //!   other difference, another port included, is malformed (§8.3.1 says
 //!   SHOULD): one of the two would be routed and the other could be read
-//!   by the backend;
+//!   by the backend; a second `host` is 400 (HTTP/1.1 allows one);
 //! - two `content-length` fields with the same value are refused (400), as
 //!   ringway's HTTP/1.1 side refuses them (one framing decision per
 //!   message); different values are malformed;
