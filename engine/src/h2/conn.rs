@@ -861,7 +861,9 @@ impl Connection {
                 ErrorCode::ProtocolError,
                 "WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)",
             )),
-            // PRIORITY may name an idle stream; its error still resets it.
+            // PRIORITY may name an idle stream; its error still resets a
+            // client's (an even id is a stream ringway never opens).
+            Class::Idle if stream & 1 == 0 => Ok(()),
             Class::Idle | Class::Live => self.stream_error(now_ms, stream, code, reason, events),
             Class::Ignored | Class::Closed(_) => Ok(()),
         }

@@ -1716,6 +1716,9 @@ fn dos_priority_on_itself() {
     // A PRIORITY frame: the stream (idle here) is reset.
     assert_eq!(p.feed(&priority(3, 3)), vec![]);
     assert_eq!(p.out(), vec![Out::Rst(3, ErrorCode::ProtocolError)]);
+    // On an even id, a stream that cannot exist: nothing to reset.
+    assert_eq!(p.feed(&priority(4, 4)), vec![]);
+    assert_eq!(p.out(), vec![]);
     // On an open stream.
     p.open_post(5, None);
     assert_eq!(
