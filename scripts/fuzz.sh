@@ -10,7 +10,7 @@
 #
 # Targets (fuzz/fuzz_targets/): request_head, response_head, chunked,
 # path_routing, config, tls_hello, proxy_protocol, h2_frame, hpack_decode,
-# h2_request.
+# h2_request, h2_conn.
 # Seeds are checked in under fuzz/seeds/<target>; what the fuzzer finds grows
 # fuzz/corpus/<target> (not committed), and a crash leaves its input in
 # fuzz/artifacts/<target>/ and fails this script.
@@ -28,12 +28,12 @@ while [ $# -gt 0 ]; do
     --time) time_s="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;
     --seeds) seeds_only=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request)
+  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request h2_conn)
 fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then

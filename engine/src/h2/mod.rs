@@ -4,8 +4,11 @@
 //! each part is unit-tested frame by frame and fuzzed; the `conn/` phases
 //! own the I/O and run each stream through the HTTP/1.1 request phases.
 
+pub mod conn;
+pub mod fields;
 pub mod frame;
 pub mod hpack;
 pub mod request;
 pub mod response;
+mod stream;
 pub mod websocket;
