@@ -95,3 +95,7 @@ pub const DEFAULT_PROXY_SSL_VERIFY: bool = true;
 /// `proxy_ssl_server_name` (ringway's; nginx's is off): the name verified
 /// is the name sent, as every browser does.
 pub const DEFAULT_PROXY_SSL_SERVER_NAME: bool = true;
+
+/// `servers.*.http2_max_concurrent_streams` (nginx's
+/// `http2_max_concurrent_streams`).
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;

@@ -245,7 +245,8 @@ try_files = ["$uri", "/index.html"]
             other => panic!("{other:?}"),
         }
         let app = &c.servers[1];
-        assert!(app.tls.is_some() && app.http2);
+        assert!(app.tls.is_some() && app.http2 == Http2::Tls);
+        assert_eq!(app.http2_max_concurrent_streams, 128);
         assert!(
             matches!(&app.locations[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream { name, index: 0, hash_key: None } if name == "websocket_servers"))
         );
@@ -440,6 +441,33 @@ try_files = ["$uri", "/index.html"]
             c.warnings,
             vec!["/etc/ringway/ringway.toml:4: servers.a.locations.\"/\".root: `/nonexistent/www` is not a directory (requests here will get 404)".to_string()]
         );
+    }
+
+    /// `http2` is `true`, `false` or `"h2c"`; anything else is refused
+    /// at its line; `http2_max_concurrent_streams` defaults to 128 and is
+    /// bounded.
+    #[test]
+    fn http2_values() {
+        let one = |v: &str| parse(&format!("[servers.a]\nlisten = \"127.0.0.1:80\"\n{v}\n"));
+        assert_eq!(one("").unwrap().servers[0].http2, Http2::Off);
+        assert_eq!(one("http2 = false").unwrap().servers[0].http2, Http2::Off);
+        assert_eq!(one("http2 = true").unwrap().servers[0].http2, Http2::Tls);
+        let h2c = one("http2 = \"h2c\"\nhttp2_max_concurrent_streams = 7").unwrap();
+        assert_eq!(h2c.servers[0].http2, Http2::H2c);
+        assert_eq!(h2c.servers[0].http2_max_concurrent_streams, 7);
+        assert_eq!(
+            one("").unwrap().servers[0].http2_max_concurrent_streams,
+            128
+        );
+        let e = one("http2 = \"h3\"").unwrap_err().to_string();
+        assert!(e.contains(":3:") && e.contains("servers.a.http2"), "{e}");
+        assert!(one("http2 = 2").is_err());
+        for bad in ["0", "65537", "\"10\""] {
+            let e = one(&format!("http2_max_concurrent_streams = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("servers.a.http2_max_concurrent_streams"), "{e}");
+        }
     }
 
     /// Every warning reads `file:line: full.key: what`, and the model keeps

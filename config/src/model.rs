@@ -79,6 +79,26 @@ pub struct Runtime {
 }
 
 /// `runtime.tunnel_relay`.
+/// `servers.NAME.http2`: which listeners of a server speak HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http2 {
+    /// `false` (the default): HTTP/1.1 only.
+    #[default]
+    Off,
+    /// `true`: TLS listeners offer ALPN `h2`, then `http/1.1`.
+    Tls,
+    /// `"h2c"`: cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3) on
+    /// the server's plain listeners, HTTP/1.1 beside it.
+    H2c,
+}
+
+impl Http2 {
+    /// Whether the server speaks HTTP/2 at all.
+    pub fn enabled(self) -> bool {
+        self != Http2::Off
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelRelay {
     /// The ring relay (recv into provided buffers and send, both as SQEs
@@ -187,8 +207,13 @@ pub struct Server {
     /// `server_name`; empty means default server ("_" or omitted).
     pub server_names: Vec<ServerName>,
     pub tls: Option<Tls>,
-    /// `http2` (default false).
-    pub http2: bool,
+    /// `http2` (default [`Http2::Off`]): `true`, `false` or `"h2c"`.
+    pub http2: Http2,
+    /// `http2_max_concurrent_streams`
+    /// ([`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`](crate::defaults::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)):
+    /// the SETTINGS_MAX_CONCURRENT_STREAMS an HTTP/2 connection of this
+    /// server advertises.
+    pub http2_max_concurrent_streams: u32,
     /// The line of `http2`, when set (for the engine's warning about it).
     pub http2_line: Option<usize>,
     /// `locations`, in file order (order matters for regex locations).

@@ -104,6 +104,7 @@ pub struct RawServer {
     pub server_name: Option<V>,
     pub tls: Option<Spanned<RawTls>>,
     pub http2: Option<V>,
+    pub http2_max_concurrent_streams: Option<V>,
     #[serde(default)]
     pub locations: IndexMap<String, Spanned<RawLocation>>,
     pub client_header_buffer_size: Option<V>,

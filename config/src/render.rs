@@ -241,7 +241,18 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
             ]),
         );
     }
-    out.kv("http2", s.http2.to_string());
+    out.kv(
+        "http2",
+        match s.http2 {
+            Http2::Off => "false".to_string(),
+            Http2::Tls => "true".to_string(),
+            Http2::H2c => string("h2c"),
+        },
+    );
+    out.kv(
+        "http2_max_concurrent_streams",
+        s.http2_max_concurrent_streams.to_string(),
+    );
     out.kv(
         "client_header_buffer_size",
         string(&size(s.client_header_buffer_size as u64)),
@@ -662,6 +673,22 @@ mod tests {
         assert!(text.contains("proxy_read_timeout = \"86400s\"\n"));
     }
 
+    /// Each value of `http2` renders to itself, with the stream limit.
+    #[test]
+    fn http2_round_trips() {
+        for (v, out) in [("true", "true"), ("false", "false"), ("\"H2C\"", "\"h2c\"")] {
+            let text = round_trip(&format!(
+                "[servers.s]\nlisten = \"127.0.0.1:80\"\nhttp2 = {v}\nhttp2_max_concurrent_streams = 9\n"
+            ));
+            assert!(
+                text.contains(&format!(
+                    "\nhttp2 = {out}\nhttp2_max_concurrent_streams = 9\n"
+                )),
+                "{text}"
+            );
+        }
+    }
+
     /// Every `examples/*.toml` (a new one is covered without editing this).
     #[test]
     fn the_examples_round_trip() {
@@ -909,6 +936,7 @@ log_format = "ringway"
 listen = ["127.0.0.1:8080"]
 server_name = "_"
 http2 = false
+http2_max_concurrent_streams = 128
 client_header_buffer_size = "16k"
 max_headers = 100
 client_header_timeout = "60s"

@@ -77,6 +77,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// `http2`: `true`, `false` or `"h2c"`.
+    fn http2(&self, v: Option<&V>, key: &str) -> Result<Http2, ConfigError> {
+        match v {
+            None => Ok(Http2::Off),
+            Some(v) => match v.get_ref() {
+                toml::Value::Boolean(true) => Ok(Http2::Tls),
+                toml::Value::Boolean(false) => Ok(Http2::Off),
+                toml::Value::String(s) if s.eq_ignore_ascii_case("h2c") => Ok(Http2::H2c),
+                toml::Value::String(s) => Err(self.at(
+                    v,
+                    key,
+                    ErrorKind::Invalid(format!("{s:?} is not true, false or \"h2c\"")),
+                )),
+                other => Err(self.at(v, key, type_err("true, false or \"h2c\"", other))),
+            },
+        }
+    }
+
     fn int(
         &self,
         v: Option<&V>,
@@ -757,7 +775,14 @@ fn server(
         listen,
         server_names,
         tls,
-        http2: cx.bool(r.http2.as_ref(), &format!("{key}.http2"), false)?,
+        http2: cx.http2(r.http2.as_ref(), &format!("{key}.http2"))?,
+        http2_max_concurrent_streams: cx.int(
+            r.http2_max_concurrent_streams.as_ref(),
+            &format!("{key}.http2_max_concurrent_streams"),
+            DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS as u64,
+            1,
+            1 << 16,
+        )? as u32,
         http2_line: r.http2.as_ref().map(|v| cx.line_of(v.span().start)),
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,

@@ -647,7 +647,7 @@ pub fn unsupported(
 ) -> (Vec<String>, Vec<String>) {
     let (refused, mut warned) = (Vec::new(), Vec::new());
     for s in &config.servers {
-        if s.http2 {
+        if s.http2.enabled() {
             let line = s.http2_line.map(|l| format!("{l}:")).unwrap_or_default();
             warned.push(format!(
                 "{}:{line} servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",
