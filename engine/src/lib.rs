@@ -20,6 +20,7 @@ pub mod admission;
 pub mod conn;
 pub mod error;
 pub mod h2;
+pub mod h2io;
 pub mod http;
 pub mod limit;
 pub mod metrics;

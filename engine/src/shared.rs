@@ -71,6 +71,12 @@ impl ConnGuard {
         w.conns.set(w.conns.get() + 1);
         ConnGuard(l.clone())
     }
+
+    /// A guard on the same listen address: each HTTP/2 stream runs as a
+    /// connection of its own (it counts as one).
+    pub fn another(&self) -> ConnGuard {
+        ConnGuard::new(&self.0)
+    }
 }
 
 impl Drop for ConnGuard {

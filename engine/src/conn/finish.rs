@@ -49,7 +49,11 @@ impl<T: Transport> Conn<T> {
                     method: req.method(),
                     target: req.target(),
                     uri: Some(path),
-                    protocol: access_log::http1(req.minor_version),
+                    protocol: if self.io.http2() {
+                        "HTTP/2.0"
+                    } else {
+                        access_log::http1(req.minor_version)
+                    },
                     status: done.status,
                     body_bytes_sent: done.body_bytes,
                     request_length: req.head_len as u64,

@@ -163,6 +163,23 @@ pub async fn serve<T: Transport + 'static>(
     local: SocketAddr,
     guard: ConnGuard,
 ) {
+    serve_buffered(shared, snap, listen, io, addrs, local, guard, Vec::new()).await
+}
+
+/// [`serve`] with `early`, bytes already read from `io` (the start of the
+/// first request: an h2c listener reads them to tell HTTP/2's preface
+/// from HTTP/1.1).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_buffered<T: Transport + 'static>(
+    shared: Rc<Shared>,
+    snap: Rc<Snapshot>,
+    listen: Rc<ServerGroup>,
+    io: T,
+    addrs: Peer,
+    local: SocketAddr,
+    guard: ConnGuard,
+    early: Vec<u8>,
+) {
     let peer = connection_remote(&snap.config.real_ip, addrs);
     let mut c = Conn {
         shared,
@@ -172,7 +189,7 @@ pub async fn serve<T: Transport + 'static>(
         peer,
         addrs,
         local,
-        buf: Vec::new(),
+        buf: early,
         first: true,
         busy: None,
         guard,

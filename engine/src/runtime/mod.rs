@@ -647,10 +647,10 @@ pub fn unsupported(
 ) -> (Vec<String>, Vec<String>) {
     let (refused, mut warned) = (Vec::new(), Vec::new());
     for s in &config.servers {
-        if s.http2.enabled() {
+        if s.http2 == ringway_config::Http2::Tls {
             let line = s.http2_line.map(|l| format!("{l}:")).unwrap_or_default();
             warned.push(format!(
-                "{}:{line} servers.{}.http2: HTTP/2 is not supported by this build yet; serving HTTP/1.1",
+                "{}:{line} servers.{}.http2: HTTP/2 is not supported by this build yet over TLS (ALPN h2); serving HTTP/1.1 (\"h2c\" is served)",
                 file.display(),
                 ringway_config::quote_key(&s.name)
             ));

@@ -647,14 +647,73 @@ struct Accepted {
 /// listen address, straight to the request path otherwise.
 fn spawn_serve(a: Accepted, key: SocketAddr, peer: Peer) {
     match a.snapshot.tls.listeners.get(&key).cloned() {
-        None => {
-            monoio::spawn(conn::serve(
-                a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard,
-            ));
-        }
+        None => match h2c_streams(&a) {
+            Some(max) => {
+                monoio::spawn(serve_h2c(a, peer, max));
+            }
+            None => {
+                monoio::spawn(conn::serve(
+                    a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard,
+                ));
+            }
+        },
         Some(acceptor) => {
             monoio::spawn(serve_tls(a, acceptor, peer));
         }
+    }
+}
+
+/// `http2_max_concurrent_streams` of the default server of a plain
+/// address when one of its servers has `http2 = "h2c"`.
+fn h2c_streams(a: &Accepted) -> Option<u32> {
+    let config = &a.snapshot.config;
+    let h2c = a
+        .group
+        .servers
+        .iter()
+        .any(|&i| config.servers[i].http2 == ringway_config::Http2::H2c);
+    h2c.then(|| a.group.select(config, None).http2_max_concurrent_streams)
+}
+
+/// A plain connection where h2c is on: the first bytes decide. The
+/// client preface (RFC 9113 §3.3, prior knowledge) goes to the HTTP/2
+/// driver; anything else is HTTP/1.1, with those bytes as the start of
+/// its first request. The wait for them is the header timeout.
+async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
+    use crate::h2::frame::{check_preface, Preface, PREFACE};
+    use crate::transport::Transport;
+    let timeout = a.group.select(&a.snapshot.config, None).client_header_timeout;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut early = Vec::new();
+    let h2 = loop {
+        match check_preface(&early) {
+            Preface::Complete => break true,
+            Preface::Http1 | Preface::Invalid => break false,
+            Preface::Partial => {}
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match monoio::time::timeout(left, a.stream.read_append(&mut early, PREFACE.len())).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // Closed or silent: HTTP/1.1 answers it as it would (408 or close).
+            _ => break false,
+        }
+    };
+    if h2 {
+        let cx = crate::h2io::Context {
+            shared: a.worker,
+            snap: a.snapshot,
+            listen: a.group,
+            addrs: peer,
+            local: a.local,
+            guard: a.guard,
+        };
+        crate::h2io::serve(cx, a.stream, early, crate::h2::request::Scheme::Http, max_streams)
+            .await;
+    } else {
+        conn::serve_buffered(
+            a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard, early,
+        )
+        .await;
     }
 }
 

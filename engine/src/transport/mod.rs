@@ -64,6 +64,11 @@ pub trait Transport {
     fn tls_info(&self) -> Option<&TlsInfo> {
         None
     }
+
+    /// Whether this is an HTTP/2 stream (`$server_protocol` HTTP/2.0).
+    fn http2(&self) -> bool {
+        false
+    }
 }
 
 /// What a client's TLS handshake settled, for `$scheme`, `$https`,

@@ -1,0 +1,632 @@
+//! The HTTP/2 driver: the I/O around the sans-I/O [`h2::conn::Connection`].
+//!
+//! One task per client connection ([`serve`]) owns the socket transport
+//! and the connection state machine. It reads, feeds
+//! [`Connection::recv`], writes what [`Connection::poll_transmit`] gives,
+//! and hands each stream's events to that stream's state. Each request
+//! stream runs in a task of its own through the same phases as an
+//! HTTP/1.1 connection (`conn::serve`), over an [`H2Stream`] transport:
+//!
+//! - reading an `H2Stream` yields the HTTP/1.1 request head that
+//!   [`request::to_http1`] writes, then the body (DATA as it comes,
+//!   chunked when no content-length was declared), then end of stream;
+//!   body bytes are released to the connection (WINDOW_UPDATE) only once
+//!   the stream's reader took them, so the flow-control windows bound
+//!   what is held;
+//! - writing an `H2Stream` takes the HTTP/1.1 response the phases write:
+//!   the head is parsed (`http::response`), translated
+//!   ([`response::from_response`]) and sent as HEADERS; the body is
+//!   de-chunked when chunked and sent as DATA with flow control — a write
+//!   that the windows cannot take waits for [`Event::WindowOpened`]
+//!   (bounded by the phase's send timeout).
+//!
+//! Single-threaded: the connection and the stream states are shared with
+//! `Rc`/`RefCell` and woken with `wake::Notify`. A stream never calls the
+//! connection while `recv` runs (the driver holds it only inside its own
+//! synchronous sections).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tracing::debug;
+
+use crate::h2::conn::{Connection, Event, H2Config};
+use crate::h2::fields::Scratch;
+use crate::h2::frame::ErrorCode;
+use crate::h2::request::{self, Body, Scheme};
+use crate::h2::response::{self, Answers, Kind};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::response::{parse, Parse};
+use crate::http::BodyKind;
+use crate::route::ServerGroup;
+use crate::shared::{ConnGuard, Shared};
+use crate::snapshot::Snapshot;
+use crate::transport::{Pending, TlsInfo, Transport};
+use crate::vars::Peer;
+use crate::wake::Notify;
+
+/// Bytes read from the socket per read (and the most a partial frame
+/// beyond it may take with the frame size ringway advertises).
+const READ_CHUNK: usize = 16 * 1024;
+/// The most header fields and bytes of a response head written by the
+/// phases (they write ringway's own heads or relay an upstream's, which
+/// the proxy already bounded).
+const MAX_RESPONSE_HEADERS: usize = 256;
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// What the driver and the stream tasks of one connection share.
+struct Shared2 {
+    conn: RefCell<Connection>,
+    streams: RefCell<HashMap<u32, Rc<StreamState>>>,
+    /// Raised by a stream after it queued frames (or released bytes):
+    /// the driver writes them.
+    wake: Notify,
+    /// The socket's TLS details, copied to each stream.
+    tls: Option<TlsInfo>,
+}
+
+/// One request stream, as the driver and its task see it.
+struct StreamState {
+    id: u32,
+    /// HTTP/1.1 bytes not yet read by the stream's task: the head, then
+    /// body bytes (framed as chunks when `chunked`).
+    inbox: RefCell<Vec<u8>>,
+    /// DATA bytes in `inbox` not yet released to the connection.
+    unreleased: Cell<usize>,
+    chunked: bool,
+    /// The request ended (END_STREAM or trailers).
+    eof: Cell<bool>,
+    /// The stream is gone (reset by either side, or the connection ended).
+    reset: Cell<bool>,
+    readable: Notify,
+    /// The send window opened.
+    window: Notify,
+}
+
+/// A request stream as a [`Transport`] (see the module header).
+pub struct H2Stream {
+    c: Rc<Shared2>,
+    s: Rc<StreamState>,
+    head_request: bool,
+    out: RefCell<Out>,
+}
+
+/// Where the response written to an [`H2Stream`] is.
+enum Out {
+    /// Collecting the head.
+    Head(Vec<u8>),
+    /// The head went as HEADERS; the body goes as DATA.
+    Body(BodyOut),
+    /// END_STREAM was sent.
+    Done,
+}
+
+enum BodyOut {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "HTTP/2 stream reset")
+}
+
+fn bad(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+impl H2Stream {
+    /// Take up to `max` bytes from the inbox into `put`; releases the
+    /// body bytes to the connection once the inbox is empty.
+    fn take(&self, max: usize, put: impl FnOnce(&[u8])) -> usize {
+        let mut inbox = self.s.inbox.borrow_mut();
+        let n = inbox.len().min(max);
+        put(&inbox[..n]);
+        inbox.drain(..n);
+        if inbox.is_empty() {
+            *inbox = Vec::new();
+            let released = self.s.unreleased.replace(0);
+            if released > 0 {
+                self.c.conn.borrow_mut().release(self.s.id, released);
+                self.c.wake.notify();
+            }
+        }
+        n
+    }
+
+    /// Wait until the inbox has bytes, the request ended, or the stream
+    /// is gone.
+    async fn wait_readable(&self) -> io::Result<()> {
+        loop {
+            let notified = self.s.readable.notified();
+            if !self.s.inbox.borrow().is_empty() || self.s.eof.get() {
+                return Ok(());
+            }
+            if self.s.reset.get() {
+                return Err(gone());
+            }
+            notified.await;
+        }
+    }
+
+    /// Send `data` as DATA (ending the stream after it when `end`),
+    /// waiting for the windows as needed, each wait at most `timeout`.
+    async fn send_data(&self, mut data: &[u8], end: bool, timeout: Duration) -> io::Result<()> {
+        loop {
+            if self.s.reset.get() {
+                return Err(gone());
+            }
+            let notified = self.s.window.notified();
+            let n = self
+                .c
+                .conn
+                .borrow_mut()
+                .send_data(self.s.id, data, end, Instant::now())
+                .map_err(|_| gone())?;
+            self.c.wake.notify();
+            data = &data[n..];
+            if data.is_empty() {
+                return Ok(());
+            }
+            if monoio::time::timeout(timeout, notified).await.is_err() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "HTTP/2 send window stayed closed",
+                ));
+            }
+        }
+    }
+
+    /// Translate and send a complete response head; returns the body
+    /// state, or `None` when the stream ended with the head.
+    fn send_head(&self, head: Vec<u8>) -> io::Result<(Option<Out>, Vec<u8>)> {
+        let resp = match parse(head, MAX_RESPONSE_HEADERS, MAX_RESPONSE_HEAD) {
+            Ok(Parse::Complete(r)) => r,
+            Ok(Parse::Partial(buf)) => return Ok((None, buf)),
+            Err(_) => return Err(bad("the response head written is not HTTP/1.1")),
+        };
+        let framing = resp
+            .framing(self.head_request)
+            .map_err(|_| bad("response framing"))?;
+        let (content_length, body) = match framing.body {
+            BodyKind::None => (framing.declared_length, None),
+            BodyKind::Length(0) => (Some(0), None),
+            BodyKind::Length(n) => (Some(n), Some(BodyOut::Length(n))),
+            BodyKind::Chunked => (None, Some(BodyOut::Chunked(ChunkedDecoder::new(16 * 1024)))),
+            BodyKind::UntilClose => (None, Some(BodyOut::UntilClose)),
+        };
+        let t = response::from_response(&resp, Answers::Request, content_length)
+            .map_err(|e| bad(e.0))?;
+        let rest = resp.early().to_vec();
+        let interim = t.kind == Kind::Interim;
+        let end = !interim && body.is_none();
+        self.c
+            .conn
+            .borrow_mut()
+            .send_headers(self.s.id, t.fields.iter(), end)
+            .map_err(|_| gone())?;
+        self.c.wake.notify();
+        let next = match (interim, body) {
+            (true, _) => Out::Head(Vec::new()),
+            (false, None) => Out::Done,
+            (false, Some(b)) => Out::Body(b),
+        };
+        Ok((Some(next), rest))
+    }
+
+    async fn write_response(&self, mut data: Vec<u8>, timeout: Duration) -> io::Result<()> {
+        loop {
+            let out = std::mem::replace(&mut *self.out.borrow_mut(), Out::Done);
+            match out {
+                Out::Done => {
+                    return if data.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(bad("bytes written after the response ended"))
+                    };
+                }
+                Out::Head(mut head) => {
+                    head.extend_from_slice(&data);
+                    let (next, rest) = self.send_head(head)?;
+                    match next {
+                        None => {
+                            *self.out.borrow_mut() = Out::Head(rest);
+                            return Ok(());
+                        }
+                        Some(next) => {
+                            *self.out.borrow_mut() = next;
+                            data = rest;
+                        }
+                    }
+                }
+                Out::Body(BodyOut::Length(left)) => {
+                    let n = (data.len() as u64).min(left) as usize;
+                    let left = left - n as u64;
+                    *self.out.borrow_mut() = if left == 0 {
+                        Out::Done
+                    } else {
+                        Out::Body(BodyOut::Length(left))
+                    };
+                    self.send_data(&data[..n], left == 0, timeout).await?;
+                    data.drain(..n);
+                    if data.is_empty() {
+                        return Ok(());
+                    }
+                }
+                Out::Body(BodyOut::Chunked(mut dec)) => {
+                    let mut payload = Vec::new();
+                    let ended = dec
+                        .feed(&data, |d| payload.extend_from_slice(d))
+                        .map_err(|e| bad(e.0))?;
+                    let done = ended.is_some();
+                    *self.out.borrow_mut() = if done {
+                        Out::Done
+                    } else {
+                        Out::Body(BodyOut::Chunked(dec))
+                    };
+                    if !payload.is_empty() || done {
+                        self.send_data(&payload, done, timeout).await?;
+                    }
+                    return Ok(());
+                }
+                Out::Body(BodyOut::UntilClose) => {
+                    *self.out.borrow_mut() = Out::Body(BodyOut::UntilClose);
+                    return self.send_data(&data, false, timeout).await;
+                }
+            }
+        }
+    }
+}
+
+impl Transport for H2Stream {
+    async fn read_append(&self, buf: &mut Vec<u8>, max_total: usize) -> io::Result<usize> {
+        self.wait_readable().await?;
+        let room = max_total.saturating_sub(buf.len());
+        Ok(self.take(room, |b| buf.extend_from_slice(b)))
+    }
+
+    async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.wait_readable().await?;
+        Ok(self.take(buf.len(), |b| buf[..b.len()].copy_from_slice(b)))
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.s.inbox.borrow().is_empty() {
+            if self.s.eof.get() {
+                return Ok(0);
+            }
+            if self.s.reset.get() {
+                return Err(gone());
+            }
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(self.take(buf.len(), |b| buf[..b.len()].copy_from_slice(b)))
+    }
+
+    async fn write_all(&self, data: &[u8], timeout: Duration) -> io::Result<()> {
+        self.write_response(data.to_vec(), timeout).await
+    }
+
+    fn pending(&self) -> Pending {
+        if !self.s.inbox.borrow().is_empty() {
+            Pending::Data
+        } else if self.s.eof.get() {
+            Pending::Eof
+        } else if self.s.reset.get() {
+            Pending::Error
+        } else {
+            Pending::Nothing
+        }
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        self.wait_readable().await
+    }
+
+    async fn shutdown_write(&self, timeout: Duration) {
+        let open = matches!(&*self.out.borrow(), Out::Body(_));
+        if open {
+            *self.out.borrow_mut() = Out::Done;
+            let _ = self.send_data(&[], true, timeout).await;
+        }
+    }
+
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    fn tls_info(&self) -> Option<&TlsInfo> {
+        self.c.tls.as_ref()
+    }
+
+    fn http2(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        let done = matches!(&*self.out.borrow(), Out::Done);
+        let mut conn = self.c.conn.borrow_mut();
+        if !done {
+            // The phases ended without a whole response (an error, a
+            // close-delimited body): end the stream so the client knows.
+            match &*self.out.borrow() {
+                Out::Body(BodyOut::UntilClose) => {
+                    let _ = conn.send_data(self.s.id, &[], true, Instant::now());
+                }
+                _ => {
+                    conn.reset(self.s.id, ErrorCode::InternalError);
+                }
+            }
+        }
+        if !self.s.eof.get() {
+            // The response is complete and the request body is not wanted
+            // any more (RFC 9113 §8.1).
+            conn.reset(self.s.id, ErrorCode::NoError);
+        }
+        self.c.streams.borrow_mut().remove(&self.s.id);
+        self.c.wake.notify();
+    }
+}
+
+/// What the driver does after `recv` returns (the connection cannot be
+/// called from inside its events).
+enum Action {
+    Start(Rc<StreamState>, bool),
+    Refuse(u32, Result<u16, ErrorCode>),
+}
+
+/// Everything a stream task needs to run `conn::serve`.
+pub struct Context {
+    pub shared: Rc<Shared>,
+    pub snap: Rc<Snapshot>,
+    pub listen: Rc<ServerGroup>,
+    pub addrs: Peer,
+    pub local: SocketAddr,
+    pub guard: ConnGuard,
+}
+
+/// Serve one HTTP/2 connection over `io` (after TLS ALPN `h2`, or the
+/// h2c preface): `early` holds bytes already read from it.
+pub async fn serve<T: Transport + 'static>(
+    cx: Context,
+    io: T,
+    early: Vec<u8>,
+    scheme: Scheme,
+    max_concurrent_streams: u32,
+) {
+    let config = H2Config {
+        max_concurrent_streams,
+        ..H2Config::default()
+    };
+    let send_timeout = {
+        let config = &cx.snap.config;
+        cx.listen.select(config, None).send_timeout
+    };
+    let idle_timeout = {
+        let config = &cx.snap.config;
+        cx.listen.select(config, None).keepalive_timeout
+    };
+    let c = Rc::new(Shared2 {
+        conn: RefCell::new(Connection::new(&config, Instant::now())),
+        streams: RefCell::new(HashMap::new()),
+        wake: Notify::default(),
+        tls: io.tls_info().cloned(),
+    });
+    let mut scratch = Scratch::default();
+    let mut input = early;
+    let mut out = Vec::new();
+    let mut read_eof = false;
+    loop {
+        // Feed what was read.
+        let mut actions = Vec::new();
+        if !input.is_empty() {
+            let result = {
+                let mut conn = c.conn.borrow_mut();
+                let streams = &c.streams;
+                conn.recv(Instant::now(), &input, &mut scratch, |e| {
+                    on_event(e, streams, scheme, &mut actions)
+                })
+            };
+            match result {
+                Ok(n) => {
+                    input.drain(..n);
+                }
+                Err(e) => {
+                    debug!(client = %cx.addrs.tcp, error = %e, "HTTP/2 connection error");
+                    input.clear();
+                }
+            }
+        }
+        for a in actions {
+            match a {
+                Action::Start(s, head_request) => {
+                    let stream = H2Stream {
+                        c: c.clone(),
+                        s,
+                        head_request,
+                        out: RefCell::new(Out::Head(Vec::new())),
+                    };
+                    monoio::spawn(crate::conn::serve(
+                        cx.shared.clone(),
+                        cx.snap.clone(),
+                        cx.listen.clone(),
+                        stream,
+                        cx.addrs,
+                        cx.local,
+                        cx.guard.another(),
+                    ));
+                }
+                Action::Refuse(id, Ok(status)) => {
+                    let code = status.to_string();
+                    let fields: [(&[u8], &[u8]); 1] = [(b":status", code.as_bytes())];
+                    let _ = c.conn.borrow_mut().send_headers(id, fields, true);
+                }
+                Action::Refuse(id, Err(code)) => {
+                    c.conn.borrow_mut().reset(id, code);
+                }
+            }
+        }
+        // Write what is queued.
+        c.conn.borrow_mut().poll_transmit(&mut out);
+        if !out.is_empty() {
+            if io.write_all(&out, send_timeout).await.is_err() {
+                break;
+            }
+            out = Vec::new();
+        }
+        {
+            let conn = c.conn.borrow();
+            if conn.is_closed() && !conn.wants_write() {
+                break;
+            }
+        }
+        if read_eof {
+            if c.streams.borrow().is_empty() {
+                break;
+            }
+            c.wake.notified().await;
+            continue;
+        }
+        // Wait for the client or a stream.
+        let notified = c.wake.notified();
+        if c.conn.borrow().wants_write() {
+            continue;
+        }
+        let idle = c.streams.borrow().is_empty();
+        let read = async {
+            if input.len() >= READ_CHUNK * 64 {
+                // A frame larger than ringway allows cannot be pending:
+                // recv refused it. Wait for the streams to drain instead.
+                std::future::pending::<()>().await;
+            }
+            let max = input.len() + READ_CHUNK;
+            io.read_append(&mut input, max).await
+        };
+        monoio::select! {
+            r = read => match r {
+                Ok(0) | Err(_) => read_eof = true,
+                Ok(_) => {}
+            },
+            _ = notified => {}
+            _ = monoio::time::sleep(idle_timeout), if idle => {
+                c.conn.borrow_mut().shutdown();
+                read_eof = true;
+            }
+        }
+    }
+    // The connection is over: every stream still running is gone.
+    for s in c.streams.borrow().values() {
+        s.reset.set(true);
+        s.readable.notify();
+        s.window.notify();
+    }
+}
+
+/// One event of `recv`, applied to the stream states.
+fn on_event(
+    e: Event<'_>,
+    streams: &RefCell<HashMap<u32, Rc<StreamState>>>,
+    scheme: Scheme,
+    actions: &mut Vec<Action>,
+) {
+    match e {
+        Event::Request {
+            stream,
+            fields,
+            end_stream,
+        } => {
+            let pseudo = [
+                (&b":method"[..], fields.method()),
+                (b":scheme", fields.scheme()),
+                (b":authority", fields.authority()),
+                (b":path", fields.path()),
+                (b":protocol", fields.protocol()),
+            ];
+            let list = pseudo
+                .into_iter()
+                .filter_map(|(n, v)| v.map(|v| (n, v)))
+                .chain(fields.iter().map(|f| (f.name, f.value)));
+            let head = match request::validate(list, end_stream, scheme, false) {
+                Ok(h) => h,
+                Err(r) => {
+                    let answer = match (r.status(), r.error_code()) {
+                        (Some(status), _) => Ok(status),
+                        (None, Some(code)) => Err(code),
+                        (None, None) => Err(ErrorCode::ProtocolError),
+                    };
+                    actions.push(Action::Refuse(stream, answer));
+                    return;
+                }
+            };
+            let body = if end_stream { Body::Empty } else { Body::Data };
+            let mut inbox = Vec::new();
+            let kind = request::to_http1(&head, body, &[0; 16], &mut inbox);
+            let s = Rc::new(StreamState {
+                id: stream,
+                inbox: RefCell::new(inbox),
+                unreleased: Cell::new(0),
+                chunked: kind == BodyKind::Chunked,
+                eof: Cell::new(end_stream),
+                reset: Cell::new(false),
+                readable: Notify::default(),
+                window: Notify::default(),
+            });
+            streams.borrow_mut().insert(stream, s.clone());
+            actions.push(Action::Start(s, head.method() == "HEAD"));
+        }
+        Event::Data {
+            stream,
+            data,
+            end_stream,
+        } => {
+            let Some(s) = streams.borrow().get(&stream).cloned() else {
+                return;
+            };
+            let mut inbox = s.inbox.borrow_mut();
+            if s.chunked {
+                if !data.is_empty() {
+                    request::write_chunk(data, &mut inbox);
+                }
+                if end_stream {
+                    request::write_last_chunk(&mut inbox);
+                }
+            } else {
+                inbox.extend_from_slice(data);
+            }
+            s.unreleased.set(s.unreleased.get() + data.len());
+            if end_stream {
+                s.eof.set(true);
+            }
+            s.readable.notify();
+        }
+        Event::Trailers { stream, .. } => {
+            if let Some(s) = streams.borrow().get(&stream) {
+                if s.chunked {
+                    request::write_last_chunk(&mut s.inbox.borrow_mut());
+                }
+                s.eof.set(true);
+                s.readable.notify();
+            }
+        }
+        Event::Reset { stream, .. } | Event::StreamError { stream, .. } => {
+            if let Some(s) = streams.borrow().get(&stream) {
+                s.reset.set(true);
+                s.readable.notify();
+                s.window.notify();
+            }
+        }
+        Event::WindowOpened { stream } => {
+            if let Some(s) = streams.borrow().get(&stream) {
+                s.window.notify();
+            }
+        }
+        Event::Refused { .. } | Event::GoAway { .. } | Event::SettingsChanged => {}
+    }
+}
