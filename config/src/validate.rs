@@ -770,12 +770,26 @@ fn server(
             ErrorKind::Invalid("must be from 1k to 1m".into()),
         ));
     }
+    let http2 = cx.http2(r.http2.as_ref(), &format!("{key}.http2"))?;
+    match (http2, &r.http2, tls.is_some()) {
+        (Http2::Tls, Some(v), false) => cx.warn(
+            v,
+            &format!("{key}.http2"),
+            "true offers HTTP/2 through TLS ALPN and this server has no tls: it speaks HTTP/1.1 (\"h2c\" serves cleartext HTTP/2)".into(),
+        ),
+        (Http2::H2c, Some(v), true) => cx.warn(
+            v,
+            &format!("{key}.http2"),
+            "\"h2c\" is cleartext HTTP/2 and this server's listeners are TLS: it speaks HTTP/1.1 (true offers h2 through ALPN)".into(),
+        ),
+        _ => {}
+    }
     Ok(Server {
         name: name.to_string(),
         listen,
         server_names,
         tls,
-        http2: cx.http2(r.http2.as_ref(), &format!("{key}.http2"))?,
+        http2,
         http2_max_concurrent_streams: cx.int(
             r.http2_max_concurrent_streams.as_ref(),
             &format!("{key}.http2_max_concurrent_streams"),

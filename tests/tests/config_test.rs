@@ -95,7 +95,7 @@ fn the_http2_warning_names_its_line() {
     assert_eq!(code, 0, "a warning does not fail the test: {out}");
     assert!(
         out.contains(&format!(
-            "ringway: warning: {}:3: servers.ws.http2: HTTP/2 is not supported",
+            "ringway: warning: {}:3: servers.ws.http2: true offers HTTP/2 through TLS ALPN and this server has no tls",
             path.display()
         )),
         "{out}"

@@ -636,27 +636,17 @@ fn uring_runtime(entries: u32) -> std::io::Result<(UringRuntime, &'static str)> 
 }
 
 /// Keys of the configuration contract this build parses but does not serve
-/// yet: (refused, warned). Nothing is refused today (a key whose absence
-/// would weaken what the configuration asks for, as TLS would have, goes
-/// there); HTTP/2 only adds to what is served, so it is warned about.
+/// yet: (refused, warned). Nothing is refused or warned about today (a key
+/// whose absence would weaken what the configuration asks for, as TLS
+/// would have, is refused; one that only adds to what is served is
+/// warned about). HTTP/2 (`servers.NAME.http2`) was the last warned key.
 /// Each reads as the configuration's own warnings do, `file:line: key:
 /// what`, with `file` the configuration file.
 pub fn unsupported(
-    config: &ringway_config::Config,
-    file: &std::path::Path,
+    _config: &ringway_config::Config,
+    _file: &std::path::Path,
 ) -> (Vec<String>, Vec<String>) {
-    let (refused, mut warned) = (Vec::new(), Vec::new());
-    for s in &config.servers {
-        if s.http2 == ringway_config::Http2::Tls {
-            let line = s.http2_line.map(|l| format!("{l}:")).unwrap_or_default();
-            warned.push(format!(
-                "{}:{line} servers.{}.http2: HTTP/2 is not supported by this build yet over TLS (ALPN h2); serving HTTP/1.1 (\"h2c\" is served)",
-                file.display(),
-                ringway_config::quote_key(&s.name)
-            ));
-        }
-    }
-    (refused, warned)
+    (Vec::new(), Vec::new())
 }
 
 #[cfg(test)]

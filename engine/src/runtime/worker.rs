@@ -682,7 +682,10 @@ fn h2c_streams(a: &Accepted) -> Option<u32> {
 async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
     use crate::h2::frame::{check_preface, Preface, PREFACE};
     use crate::transport::Transport;
-    let timeout = a.group.select(&a.snapshot.config, None).client_header_timeout;
+    let timeout = a
+        .group
+        .select(&a.snapshot.config, None)
+        .client_header_timeout;
     let deadline = std::time::Instant::now() + timeout;
     let mut early = Vec::new();
     let h2 = loop {
@@ -707,8 +710,14 @@ async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
             local: a.local,
             guard: a.guard,
         };
-        crate::h2io::serve(cx, a.stream, early, crate::h2::request::Scheme::Http, max_streams)
-            .await;
+        crate::h2io::serve(
+            cx,
+            a.stream,
+            early,
+            crate::h2::request::Scheme::Http,
+            max_streams,
+        )
+        .await;
     } else {
         conn::serve_buffered(
             a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard, early,
@@ -780,6 +789,20 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
             info!(client = %peer.tcp, server = %server.name, protocol = info.protocol, "TLS version below the server's min_version; closing");
             return;
         }
+    }
+    if tls.alpn_h2() {
+        let max_streams = server.http2_max_concurrent_streams;
+        let cx = crate::h2io::Context {
+            shared: worker,
+            snap: snapshot,
+            listen: group,
+            addrs: peer,
+            local,
+            guard,
+        };
+        let scheme = crate::h2::request::Scheme::Https;
+        crate::h2io::serve(cx, tls, Vec::new(), scheme, max_streams).await;
+        return;
     }
     conn::serve(worker, snapshot, group, tls, peer, local, guard).await;
 }

@@ -55,8 +55,10 @@ pub type ClientTls = TlsStream<UnbufferedClientConnection>;
 /// ~40,000).
 const SESSION_CACHE: usize = 20_000;
 
-/// ALPN: HTTP/1.1 (h2 joins when HTTP/2 lands).
+/// ALPN: HTTP/1.1, and `h2` first on an address with a server of
+/// `http2 = true`.
 const ALPN_HTTP11: &[u8] = b"http/1.1";
+const ALPN_H2: &[u8] = b"h2";
 
 /// The TLS material of one configuration.
 #[derive(Default)]
@@ -196,6 +198,10 @@ impl TlsSet {
                 TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
                 TlsVersion::V1_3 => &[&rustls::version::TLS13],
             };
+            let h2 = group
+                .servers
+                .iter()
+                .any(|&i| config.servers[i].http2 == ringway_config::Http2::Tls);
             let mut sc = ServerConfig::builder_with_provider(provider().clone())
                 .with_protocol_versions(versions)
                 .map_err(|e| {
@@ -211,7 +217,11 @@ impl TlsSet {
                     group,
                     keys: keys.clone(),
                 }));
-            sc.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+            sc.alpn_protocols = if h2 {
+                vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]
+            } else {
+                vec![ALPN_HTTP11.to_vec()]
+            };
             let (sessions, ticketer) = resumption();
             sc.session_storage = sessions.clone();
             if let Some(t) = ticketer {

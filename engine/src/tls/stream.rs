@@ -437,6 +437,11 @@ impl<C: Side> TlsStream<C> {
         self.info = Some(info);
     }
 
+    /// Whether ALPN settled on `h2` (RFC 9113 §3.2).
+    pub fn alpn_h2(&self) -> bool {
+        self.inner.borrow().conn.common().alpn_protocol() == Some(b"h2".as_slice())
+    }
+
     /// The negotiated protocol version, as nginx's `$ssl_protocol` names it.
     pub fn protocol(&self) -> &'static str {
         match self.inner.borrow().conn.common().protocol_version() {
