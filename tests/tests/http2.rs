@@ -1,0 +1,282 @@
+//! HTTP/2 for clients (RFC 9113), on both drivers: cleartext with prior
+//! knowledge (`http2 = "h2c"`) and over TLS with ALPN `h2`
+//! (`http2 = true`), through curl and Python's `h2` package. Each request
+//! runs through the HTTP/1.1 phases: `return`, proxying to an HTTP/1.1
+//! backend (which sees an HTTP/1.1 request with ringway's framing), request
+//! bodies (with and without a declared length), chunked responses turned
+//! into DATA, and the access log's `HTTP/2.0`.
+//!
+//! Needs `curl` (with HTTP/2) and Python 3 with the `h2` package.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ringway_tests::tls_support::*;
+use ringway_tests::*;
+
+both_drivers!(
+    h2c_return_proxy_and_bodies,
+    h2c_listener_still_serves_http11,
+    h2c_streams_multiplex_on_one_connection,
+    tls_alpn_h2_and_http11,
+);
+
+fn h2c_config(http: SocketAddr) -> String {
+    format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+[servers.app.locations."= /r"]
+return = {{ status = 200, body = "returned $scheme" }}
+[servers.app.locations."/api/"]
+proxy_pass = "http://{http}"
+client_max_body_size = "16m"
+"#
+    )
+}
+
+/// Start ringway with its access log in a file of its own.
+fn start_logged(config: &str, d: Driver, tag: &str) -> (Ringway, PathBuf) {
+    let log = temp_dir(tag).join("access.log");
+    let rw = Ringway::start_with_log(config, d, "", log.to_str().unwrap());
+    (rw, log)
+}
+
+/// Wait (bounded) until the access log has a line containing `needle`.
+fn wait_access(log: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line with {needle:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// curl with `args`, bounded; panics on failure. Its stdout.
+fn curl_ok(args: &[&str], stdin: Option<Vec<u8>>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20", "--noproxy", "*"])
+        .args(args);
+    let out = run_bounded(
+        &mut cmd,
+        stdin,
+        Duration::from_secs(30),
+        "the `curl` command is missing (apt-get install curl)",
+    );
+    assert!(out.ok(), "curl {args:?}: {}", out.all());
+    out.stdout
+}
+
+fn h2c_return_proxy_and_bodies(d: Driver) {
+    let http = HttpBackend::start();
+    let (rw, log) = start_logged(&h2c_config(http.addr), d, "h2c-log");
+    let base = format!("http://{}", rw.addr("app"));
+    let h2 = "--http2-prior-knowledge";
+
+    // `return`, answered by ringway itself; curl says it spoke HTTP/2.
+    let out = curl_ok(&[h2, "-w", "|%{http_version}", &format!("{base}/r")], None);
+    assert_eq!(out, "returned http|2");
+
+    // A proxied GET: the backend sees HTTP/1.1 with ringway's framing.
+    let out = curl_ok(&[h2, &format!("{base}/api/items?x=1")], None);
+    assert_eq!(
+        out,
+        format!(
+            "GET /api/items?x=1 host={} connection=close body=0",
+            http.addr
+        )
+    );
+    let seen = http.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.header("transfer-encoding"), None, "{seen:?}");
+    assert_eq!(
+        seen.header("user-agent").map(|v| v.starts_with("curl/")),
+        Some(true)
+    );
+
+    // A POST with a declared length: small, then 1 MiB.
+    let out = curl_ok(
+        &[h2, "--data-binary", "hello", &format!("{base}/api/post")],
+        None,
+    );
+    assert_eq!(
+        out,
+        format!("POST /api/post host={} connection=close body=5", http.addr)
+    );
+    let dir = temp_dir("h2-body");
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let big_file = dir.join("big");
+    std::fs::write(&big_file, &big).unwrap();
+    let out = curl_ok(
+        &[
+            h2,
+            "--data-binary",
+            &format!("@{}", big_file.display()),
+            &format!("{base}/api/big"),
+        ],
+        None,
+    );
+    assert!(out.ends_with("body=1048576"), "{out}");
+    let seen = http.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.header("content-length"), Some("1048576"), "{seen:?}");
+
+    // A body of unknown length (curl -T - sends DATA without
+    // content-length): chunked upstream; the backend's chunked answer
+    // echoes it, and comes back as DATA.
+    let payload: Vec<u8> = (0..300_000u32).map(|i| b'A' + (i % 26) as u8).collect();
+    let out = curl_ok(
+        &[
+            h2,
+            "-T",
+            "-",
+            "-X",
+            "POST",
+            &format!("{base}/api/up/chunked"),
+        ],
+        Some(payload.clone()),
+    );
+    assert_eq!(out.as_bytes(), &payload[..]);
+    let seen = http.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        seen.header("transfer-encoding"),
+        Some("chunked"),
+        "{seen:?}"
+    );
+    assert_eq!(seen.header("content-length"), None, "{seen:?}");
+
+    // The access log names the protocol.
+    wait_access(&log, "\"GET /r HTTP/2.0\" 200");
+    wait_access(&log, "\"POST /api/big HTTP/2.0\" 200");
+}
+
+/// An h2c listener tells the preface from HTTP/1.1 by the first bytes.
+fn h2c_listener_still_serves_http11(d: Driver) {
+    let http = HttpBackend::start();
+    let (rw, log) = start_logged(&h2c_config(http.addr), d, "h2c-h1");
+    let base = format!("http://{}", rw.addr("app"));
+    let out = curl_ok(
+        &["--http1.1", "-w", "|%{http_version}", &format!("{base}/r")],
+        None,
+    );
+    assert_eq!(out, "returned http|1.1");
+    let reply = raw_exchange(
+        rw.addr("app"),
+        b"GET /api/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    wait_access(&log, "\"GET /r HTTP/1.1\" 200");
+}
+
+fn py_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(name)
+}
+
+/// Python's `h2` opens five streams (four GETs and a 200 000-byte POST,
+/// more than a stream window) before it reads anything; every one is
+/// answered on the one connection.
+fn h2c_streams_multiplex_on_one_connection(d: Driver) {
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&h2c_config(http.addr), d);
+    let addr = rw.addr("app");
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_multiplex.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .args(["/api/1", "/r", "/api/2", "/api/3"]);
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(60),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `h2` package is missing (pip install h2): {}",
+        out.all()
+    );
+    assert!(out.ok() && out.stdout.contains("DONE"), "{}", out.all());
+    let h = http.addr;
+    let expect = [
+        format!("STREAM 1 STATUS 200 BODY GET /api/1 host={h} connection=close body=0"),
+        "STREAM 3 STATUS 200 BODY returned http".to_string(),
+        format!("STREAM 5 STATUS 200 BODY GET /api/2 host={h} connection=close body=0"),
+        format!("STREAM 7 STATUS 200 BODY GET /api/3 host={h} connection=close body=0"),
+        format!("STREAM 9 STATUS 200 BODY POST /api/1 host={h} connection=close body=200000"),
+        "OPENED-BEFORE-READING 5".to_string(),
+    ];
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.is_empty()).collect();
+    for e in &expect {
+        assert!(lines.contains(&e.as_str()), "{e:?} missing: {}", out.all());
+    }
+    assert_eq!(
+        http.connections.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "one upstream connection per proxied request"
+    );
+}
+
+/// `http2 = true`: ALPN offers h2 then http/1.1; curl gets HTTP/2 when it
+/// asks, HTTP/1.1 when it does not.
+fn tls_alpn_h2_and_http11(d: Driver) {
+    let http = HttpBackend::start();
+    let c = certs();
+    let config = format!(
+        r#"
+[servers.a]
+listen = ["127.0.0.1:0"]
+server_name = ["a.test"]
+http2 = true
+tls = {{ cert = "{}", key = "{}" }}
+[servers.a.locations."= /r"]
+return = {{ status = 200, body = "$scheme $https" }}
+[servers.a.locations."/api/"]
+proxy_pass = "http://{}"
+client_max_body_size = "16m"
+"#,
+        c.a_cert.display(),
+        c.a_key.display(),
+        http.addr
+    );
+    let (rw, log) = start_logged(&config, d, "h2-tls");
+    let addr = rw.addr("a");
+    let base = format!("https://a.test:{}", addr.port());
+    let out = curl(
+        addr,
+        "a.test",
+        &["--http2", "-w", "|%{http_version}", &format!("{base}/r")],
+    );
+    assert!(out.ok(), "{}", out.all());
+    assert_eq!(out.stdout, "https on|2");
+    let out = curl(
+        addr,
+        "a.test",
+        &[
+            "--http2",
+            "--data-binary",
+            "hello over h2",
+            &format!("{base}/api/p"),
+        ],
+    );
+    assert!(out.ok(), "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        format!("POST /api/p host={} connection=close body=13", http.addr)
+    );
+    let out = curl(
+        addr,
+        "a.test",
+        &["--http1.1", "-w", "|%{http_version}", &format!("{base}/r")],
+    );
+    assert!(out.ok(), "{}", out.all());
+    assert_eq!(out.stdout, "https on|1.1");
+    wait_access(&log, "\"POST /api/p HTTP/2.0\" 200");
+}
