@@ -426,6 +426,7 @@ pub async fn serve<T: Transport + 'static>(
     loop {
         // Feed what was read.
         let mut actions = Vec::new();
+        let mut progress = false;
         if !input.is_empty() {
             let result = {
                 let mut conn = c.conn.borrow_mut();
@@ -437,6 +438,7 @@ pub async fn serve<T: Transport + 'static>(
             match result {
                 Ok(n) => {
                     input.drain(..n);
+                    progress = n > 0;
                 }
                 Err(e) => {
                     debug!(client = %cx.addrs.tcp, error = %e, "HTTP/2 connection error");
@@ -488,10 +490,24 @@ pub async fn serve<T: Transport + 'static>(
             }
         }
         if read_eof {
+            // The client closed its side (or the idle timeout sent
+            // GOAWAY with no stream open): nobody will read a response
+            // or send a WINDOW_UPDATE, so every stream still running is
+            // gone (HTTP/2 has no half-closed connection).
+            for s in c.streams.borrow().values() {
+                s.reset.set(true);
+                s.readable.notify();
+                s.window.notify();
+            }
             if c.streams.borrow().is_empty() {
                 break;
             }
             c.wake.notified().await;
+            continue;
+        }
+        if progress && !input.is_empty() {
+            // recv stopped for its control-frame bound: go on with the
+            // rest now that the queue was written.
             continue;
         }
         // Wait for the client or a stream.
