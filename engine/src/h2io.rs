@@ -93,6 +93,9 @@ pub struct H2Stream {
     c: Rc<Shared2>,
     s: Rc<StreamState>,
     head_request: bool,
+    /// An extended CONNECT (RFC 8441): the protocol and the
+    /// Sec-WebSocket-Key bytes sent upstream, to check the 101 with.
+    connect: Option<(Box<str>, [u8; 16])>,
     out: RefCell<Out>,
 }
 
@@ -200,8 +203,17 @@ impl H2Stream {
             BodyKind::Chunked => (None, Some(BodyOut::Chunked(ChunkedDecoder::new(16 * 1024)))),
             BodyKind::UntilClose => (None, Some(BodyOut::UntilClose)),
         };
-        let t = response::from_response(&resp, Answers::Request, content_length)
-            .map_err(|e| bad(e.0))?;
+        let answers = match &self.connect {
+            Some((protocol, key)) => Answers::Connect { protocol, key },
+            None => Answers::Request,
+        };
+        let (content_length, body) = if resp.status == 101 {
+            // The tunnel: DATA carries its bytes until either side ends.
+            (None, Some(BodyOut::UntilClose))
+        } else {
+            (content_length, body)
+        };
+        let t = response::from_response(&resp, answers, content_length).map_err(|e| bad(e.0))?;
         let rest = resp.early().to_vec();
         let interim = t.kind == Kind::Interim;
         let end = !interim && body.is_none();
@@ -378,7 +390,7 @@ impl Drop for H2Stream {
 /// What the driver does after `recv` returns (the connection cannot be
 /// called from inside its events).
 enum Action {
-    Start(Rc<StreamState>, bool),
+    Start(Rc<StreamState>, bool, Option<(Box<str>, [u8; 16])>),
     Refuse(u32, Result<u16, ErrorCode>),
 }
 
@@ -403,6 +415,7 @@ pub async fn serve<T: Transport + 'static>(
 ) {
     let config = H2Config {
         max_concurrent_streams,
+        enable_connect_protocol: true,
         ..H2Config::default()
     };
     let send_timeout = {
@@ -448,11 +461,12 @@ pub async fn serve<T: Transport + 'static>(
         }
         for a in actions {
             match a {
-                Action::Start(s, head_request) => {
+                Action::Start(s, head_request, connect) => {
                     let stream = H2Stream {
                         c: c.clone(),
                         s,
                         head_request,
+                        connect,
                         out: RefCell::new(Out::Head(Vec::new())),
                     };
                     monoio::spawn(crate::conn::serve(
@@ -569,7 +583,7 @@ fn on_event(
                 .into_iter()
                 .filter_map(|(n, v)| v.map(|v| (n, v)))
                 .chain(fields.iter().map(|f| (f.name, f.value)));
-            let head = match request::validate(list, end_stream, scheme, false) {
+            let head = match request::validate(list, end_stream, scheme, true) {
                 Ok(h) => h,
                 Err(r) => {
                     let answer = match (r.status(), r.error_code()) {
@@ -583,7 +597,9 @@ fn on_event(
             };
             let body = if end_stream { Body::Empty } else { Body::Data };
             let mut inbox = Vec::new();
-            let kind = request::to_http1(&head, body, &[0; 16], &mut inbox);
+            let key = random16();
+            let kind = request::to_http1(&head, body, &key, &mut inbox);
+            let connect = head.protocol().map(|p| (Box::from(p), key));
             let s = Rc::new(StreamState {
                 id: stream,
                 inbox: RefCell::new(inbox),
@@ -595,7 +611,7 @@ fn on_event(
                 window: Notify::default(),
             });
             streams.borrow_mut().insert(stream, s.clone());
-            actions.push(Action::Start(s, head.method() == "HEAD"));
+            actions.push(Action::Start(s, head.method() == "HEAD", connect));
         }
         Event::Data {
             stream,
@@ -645,4 +661,18 @@ fn on_event(
         }
         Event::Refused { .. } | Event::GoAway { .. } | Event::SettingsChanged => {}
     }
+}
+
+/// 16 random bytes for a `Sec-WebSocket-Key` (RFC 6455 §4.1: a nonce,
+/// not a secret): SipHash under std's per-process random keys (each
+/// `RandomState` takes the next of them).
+fn random16() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for half in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }

@@ -4,7 +4,8 @@
 //! runs through the HTTP/1.1 phases: `return`, proxying to an HTTP/1.1
 //! backend (which sees an HTTP/1.1 request with ringway's framing), request
 //! bodies (with and without a declared length), chunked responses turned
-//! into DATA, and the access log's `HTTP/2.0`.
+//! into DATA, the access log's `HTTP/2.0`, and WebSocket over HTTP/2
+//! (RFC 8441: an extended CONNECT becomes an HTTP/1.1 upgrade upstream).
 //!
 //! Needs `curl` (with HTTP/2) and Python 3 with the `h2` package.
 
@@ -21,6 +22,7 @@ both_drivers!(
     h2c_listener_still_serves_http11,
     h2c_streams_multiplex_on_one_connection,
     tls_alpn_h2_and_http11,
+    websocket_over_h2c,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -279,4 +281,56 @@ client_max_body_size = "16m"
     assert!(out.ok(), "{}", out.all());
     assert_eq!(out.stdout, "https on|1.1");
     wait_access(&log, "\"POST /api/p HTTP/2.0\" 200");
+}
+
+/// RFC 8441: the server enables the extended CONNECT; a WebSocket
+/// CONNECT goes upstream as an HTTP/1.1 upgrade with ringway's own key;
+/// the backend's 101 (its accept checked) comes back as 200; WebSocket
+/// frames then travel in DATA both ways; the client's END_STREAM ends
+/// the tunnel and ringway ends its side too.
+fn websocket_over_h2c(d: Driver) {
+    let ws = Backend::start();
+    let config = format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+[servers.app.locations."/ws/"]
+proxy_pass = "http://{}"
+"#,
+        ws.addr
+    );
+    let (rw, log) = start_logged(&config, d, "h2-ws");
+    let addr = rw.addr("app");
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_websocket.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .args(["/ws/chat", "hello", "over h2"]);
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(60),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `h2` package is missing (pip install h2): {}",
+        out.all()
+    );
+    assert!(out.ok(), "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 200\nECHO hello\nECHO over h2\nENDED\nDONE\n"
+    );
+    let seen = ws.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.path, "/ws/chat");
+    assert_eq!(seen.header("upgrade"), Some("websocket"), "{seen:?}");
+    assert_eq!(seen.header("sec-websocket-version"), Some("13"), "{seen:?}");
+    assert_eq!(
+        seen.header("sec-websocket-key").map(str::len),
+        Some(24),
+        "{seen:?}"
+    );
+    wait_access(&log, "\"GET /ws/chat HTTP/2.0\" 101");
 }

@@ -140,6 +140,8 @@ pub struct RequestLine<'a> {
     pub method: &'a str,
     pub target: &'a str,
     pub minor_version: u8,
+    /// The request came on an HTTP/2 stream (`$server_protocol` HTTP/2.0).
+    pub http2: bool,
     /// The request's headers (`$http_<name>`).
     pub header: &'a HeaderFn<'a>,
 }
@@ -163,7 +165,11 @@ pub fn log_request(
     log.log(&Record {
         method: line.method,
         target: line.target,
-        protocol: access_log::http1(line.minor_version),
+        protocol: if line.http2 {
+            "HTTP/2.0"
+        } else {
+            access_log::http1(line.minor_version)
+        },
         status,
         body_bytes_sent: body_bytes,
         request_time: started.elapsed(),

@@ -28,6 +28,8 @@ struct Logged {
     method: String,
     target: String,
     minor_version: u8,
+    /// The client's side is an HTTP/2 stream (RFC 8441).
+    http2: bool,
     /// The request headers the log format names (`$http_<name>`, and the
     /// referer and user agent of the built-in formats), lowercase names.
     headers: Vec<(String, Vec<u8>)>,
@@ -91,6 +93,7 @@ impl<T: Transport + 'static> Conn<T> {
                 method: r.req.method().to_string(),
                 target: r.req.target().to_string(),
                 minor_version: r.req.minor_version,
+                http2: self.io.http2(),
                 headers: self
                     .shared
                     .access
@@ -189,6 +192,7 @@ impl<T: Transport + 'static> Tunnel<T> {
                     method: &l.method,
                     target: &l.target,
                     minor_version: l.minor_version,
+                    http2: l.http2,
                     header: &|name| {
                         l.headers
                             .iter()
