@@ -452,6 +452,10 @@ pub async fn serve<T: Transport + 'static>(
                 Ok(n) => {
                     input.drain(..n);
                     progress = n > 0;
+                    if input.is_empty() {
+                        // An idle connection holds no read buffer.
+                        input = Vec::new();
+                    }
                 }
                 Err(e) => {
                     debug!(client = %cx.addrs.tcp, error = %e, "HTTP/2 connection error");
