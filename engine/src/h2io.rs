@@ -14,11 +14,11 @@
 //!   the stream's reader took them, so the flow-control windows bound
 //!   what is held;
 //! - writing an `H2Stream` takes the HTTP/1.1 response the phases write:
-//!   the head is parsed (`http::response`), translated
-//!   ([`response::from_response`]) and sent as HEADERS; the body is
-//!   de-chunked when chunked and sent as DATA with flow control — a write
-//!   that the windows cannot take waits for [`Event::WindowOpened`]
-//!   (bounded by the phase's send timeout).
+//!   [`crate::h2::writer::ResponseWriter`] (sans-I/O) parses and
+//!   translates the head into HEADERS and the body into DATA (de-chunked
+//!   when chunked); DATA goes with flow control — a write that the windows
+//!   cannot take waits for [`Event::WindowOpened`] (bounded by the phase's
+//!   send timeout). A response the phases leave unfinished is reset.
 //!
 //! Single-threaded: the connection and the stream states are shared with
 //! `Rc`/`RefCell` and woken with `wake::Notify`. A stream never calls the
@@ -39,9 +39,7 @@ use crate::h2::conn::{Connection, Event, H2Config};
 use crate::h2::fields::Scratch;
 use crate::h2::frame::ErrorCode;
 use crate::h2::request::{self, Body, Scheme};
-use crate::h2::response::{self, Answers, Kind};
-use crate::http::chunked::ChunkedDecoder;
-use crate::http::response::{parse, Parse};
+use crate::h2::writer::{Emit, ResponseWriter};
 use crate::http::BodyKind;
 use crate::route::ServerGroup;
 use crate::shared::{ConnGuard, Shared};
@@ -53,11 +51,6 @@ use crate::wake::Notify;
 /// Bytes read from the socket per read (and the most a partial frame
 /// beyond it may take with the frame size ringway advertises).
 const READ_CHUNK: usize = 16 * 1024;
-/// The most header fields and bytes of a response head written by the
-/// phases (they write ringway's own heads or relay an upstream's, which
-/// the proxy already bounded).
-const MAX_RESPONSE_HEADERS: usize = 256;
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// What the driver and the stream tasks of one connection share.
 struct Shared2 {
@@ -92,27 +85,10 @@ struct StreamState {
 pub struct H2Stream {
     c: Rc<Shared2>,
     s: Rc<StreamState>,
-    head_request: bool,
-    /// An extended CONNECT (RFC 8441): the protocol and the
-    /// Sec-WebSocket-Key bytes sent upstream, to check the 101 with.
-    connect: Option<(Box<str>, [u8; 16])>,
-    out: RefCell<Out>,
-}
-
-/// Where the response written to an [`H2Stream`] is.
-enum Out {
-    /// Collecting the head.
-    Head(Vec<u8>),
-    /// The head went as HEADERS; the body goes as DATA.
-    Body(BodyOut),
-    /// END_STREAM was sent.
-    Done,
-}
-
-enum BodyOut {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
+    /// The response written, as HEADERS and DATA to send.
+    writer: RefCell<ResponseWriter>,
+    /// END_STREAM went into the connection.
+    ended: Cell<bool>,
 }
 
 fn gone() -> io::Error {
@@ -185,113 +161,43 @@ impl H2Stream {
         }
     }
 
-    /// Translate and send a complete response head; returns the body
-    /// state, or `None` when the stream ended with the head.
-    fn send_head(&self, head: Vec<u8>) -> io::Result<(Option<Out>, Vec<u8>)> {
-        let resp = match parse(head, MAX_RESPONSE_HEADERS, MAX_RESPONSE_HEAD) {
-            Ok(Parse::Complete(r)) => r,
-            Ok(Parse::Partial(buf)) => return Ok((None, buf)),
-            Err(_) => return Err(bad("the response head written is not HTTP/1.1")),
-        };
-        let framing = resp
-            .framing(self.head_request)
-            .map_err(|_| bad("response framing"))?;
-        let (content_length, body) = match framing.body {
-            BodyKind::None => (framing.declared_length, None),
-            BodyKind::Length(0) => (Some(0), None),
-            BodyKind::Length(n) => (Some(n), Some(BodyOut::Length(n))),
-            BodyKind::Chunked => (None, Some(BodyOut::Chunked(ChunkedDecoder::new(16 * 1024)))),
-            BodyKind::UntilClose => (None, Some(BodyOut::UntilClose)),
-        };
-        let answers = match &self.connect {
-            Some((protocol, key)) => Answers::Connect { protocol, key },
-            None => Answers::Request,
-        };
-        let (content_length, body) = if resp.status == 101 {
-            // The tunnel: DATA carries its bytes until either side ends.
-            (None, Some(BodyOut::UntilClose))
-        } else {
-            (content_length, body)
-        };
-        let t = response::from_response(&resp, answers, content_length).map_err(|e| bad(e.0))?;
-        let rest = resp.early().to_vec();
-        let interim = t.kind == Kind::Interim;
-        let end = !interim && body.is_none();
-        self.c
-            .conn
+    /// Hand the phases' bytes to the writer and send what it makes, in
+    /// order; DATA waits for the windows.
+    async fn write_response(&self, data: &[u8], timeout: Duration) -> io::Result<()> {
+        let mut emits = Vec::new();
+        self.writer
             .borrow_mut()
-            .send_headers(self.s.id, t.fields.iter(), end)
-            .map_err(|_| gone())?;
-        self.c.wake.notify();
-        let next = match (interim, body) {
-            (true, _) => Out::Head(Vec::new()),
-            (false, None) => Out::Done,
-            (false, Some(b)) => Out::Body(b),
-        };
-        Ok((Some(next), rest))
+            .write(data, &mut emits)
+            .map_err(|e| bad(e.0))?;
+        self.send(emits, timeout).await
     }
 
-    async fn write_response(&self, mut data: Vec<u8>, timeout: Duration) -> io::Result<()> {
-        loop {
-            let out = std::mem::replace(&mut *self.out.borrow_mut(), Out::Done);
-            match out {
-                Out::Done => {
-                    return if data.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(bad("bytes written after the response ended"))
-                    };
-                }
-                Out::Head(mut head) => {
-                    head.extend_from_slice(&data);
-                    let (next, rest) = self.send_head(head)?;
-                    match next {
-                        None => {
-                            *self.out.borrow_mut() = Out::Head(rest);
-                            return Ok(());
-                        }
-                        Some(next) => {
-                            *self.out.borrow_mut() = next;
-                            data = rest;
-                        }
+    async fn send(&self, emits: Vec<Emit>, timeout: Duration) -> io::Result<()> {
+        for e in emits {
+            match e {
+                Emit::Headers { fields, end_stream } => {
+                    self.c
+                        .conn
+                        .borrow_mut()
+                        .send_headers(self.s.id, fields.iter(), end_stream)
+                        .map_err(|_| gone())?;
+                    self.c.wake.notify();
+                    if end_stream {
+                        self.ended.set(true);
                     }
                 }
-                Out::Body(BodyOut::Length(left)) => {
-                    let n = (data.len() as u64).min(left) as usize;
-                    let left = left - n as u64;
-                    *self.out.borrow_mut() = if left == 0 {
-                        Out::Done
-                    } else {
-                        Out::Body(BodyOut::Length(left))
-                    };
-                    self.send_data(&data[..n], left == 0, timeout).await?;
-                    data.drain(..n);
-                    if data.is_empty() {
-                        return Ok(());
+                Emit::Data {
+                    payload,
+                    end_stream,
+                } => {
+                    self.send_data(&payload, end_stream, timeout).await?;
+                    if end_stream {
+                        self.ended.set(true);
                     }
-                }
-                Out::Body(BodyOut::Chunked(mut dec)) => {
-                    let mut payload = Vec::new();
-                    let ended = dec
-                        .feed(&data, |d| payload.extend_from_slice(d))
-                        .map_err(|e| bad(e.0))?;
-                    let done = ended.is_some();
-                    *self.out.borrow_mut() = if done {
-                        Out::Done
-                    } else {
-                        Out::Body(BodyOut::Chunked(dec))
-                    };
-                    if !payload.is_empty() || done {
-                        self.send_data(&payload, done, timeout).await?;
-                    }
-                    return Ok(());
-                }
-                Out::Body(BodyOut::UntilClose) => {
-                    *self.out.borrow_mut() = Out::Body(BodyOut::UntilClose);
-                    return self.send_data(&data, false, timeout).await;
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -321,7 +227,7 @@ impl Transport for H2Stream {
     }
 
     async fn write_all(&self, data: &[u8], timeout: Duration) -> io::Result<()> {
-        self.write_response(data.to_vec(), timeout).await
+        self.write_response(data, timeout).await
     }
 
     fn pending(&self) -> Pending {
@@ -341,10 +247,9 @@ impl Transport for H2Stream {
     }
 
     async fn shutdown_write(&self, timeout: Duration) {
-        let open = matches!(&*self.out.borrow(), Out::Body(_));
-        if open {
-            *self.out.borrow_mut() = Out::Done;
-            let _ = self.send_data(&[], true, timeout).await;
+        let end = self.writer.borrow_mut().finish();
+        if let Some(end) = end {
+            let _ = self.send(vec![end], timeout).await;
         }
     }
 
@@ -363,18 +268,16 @@ impl Transport for H2Stream {
 
 impl Drop for H2Stream {
     fn drop(&mut self) {
-        let done = matches!(&*self.out.borrow(), Out::Done);
         let mut conn = self.c.conn.borrow_mut();
-        if !done {
-            // The phases ended without a whole response (an error, a
-            // close-delimited body): end the stream so the client knows.
-            match &*self.out.borrow() {
-                Out::Body(BodyOut::UntilClose) => {
-                    let _ = conn.send_data(self.s.id, &[], true, Instant::now());
-                }
-                _ => {
-                    conn.reset(self.s.id, ErrorCode::InternalError);
-                }
+        if !self.ended.get() {
+            // The phases are done without having ended the response: a
+            // body until close ends here; anything else (an error, a send
+            // that timed out) is reset so the client knows.
+            let end = self.writer.borrow_mut().finish();
+            let ended =
+                end.is_some() && conn.send_data(self.s.id, &[], true, Instant::now()).is_ok();
+            if !ended {
+                conn.reset(self.s.id, ErrorCode::InternalError);
             }
         }
         if !self.s.eof.get() {
@@ -469,9 +372,8 @@ pub async fn serve<T: Transport + 'static>(
                     let stream = H2Stream {
                         c: c.clone(),
                         s,
-                        head_request,
-                        connect,
-                        out: RefCell::new(Out::Head(Vec::new())),
+                        writer: RefCell::new(ResponseWriter::new(head_request, connect)),
+                        ended: Cell::new(false),
                     };
                     monoio::spawn(crate::conn::serve(
                         cx.shared.clone(),

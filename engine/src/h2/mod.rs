@@ -12,3 +12,4 @@ pub mod request;
 pub mod response;
 mod stream;
 pub mod websocket;
+pub mod writer;
