@@ -23,6 +23,7 @@ both_drivers!(
     h2c_streams_multiplex_on_one_connection,
     tls_alpn_h2_and_http11,
     websocket_over_h2c,
+    a_client_gone_mid_stream_does_not_hold_the_stop,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -333,4 +334,74 @@ proxy_pass = "http://{}"
         "{seen:?}"
     );
     wait_access(&log, "\"GET /ws/chat HTTP/2.0\" 101");
+}
+
+/// An HTTP/2 frame: length, type, flags, stream, payload (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Whether `b` holds a whole HEADERS frame on `stream`.
+fn has_headers(b: &[u8], stream: u32) -> bool {
+    let mut i = 0;
+    while i + 9 <= b.len() {
+        let len = u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]) as usize;
+        let id = u32::from_be_bytes([b[i + 5], b[i + 6], b[i + 7], b[i + 8]]) & 0x7fff_ffff;
+        if b[i + 3] == 1 && id == stream && i + 9 + len <= b.len() {
+            return true;
+        }
+        i += 9 + len;
+    }
+    false
+}
+
+/// A client that closes its side with two streams still open — a POST
+/// whose body never comes, a GET whose answer its zero window never lets
+/// through — ends them: the graceful stop right after finds nothing busy
+/// (it would wait for the send and body timeouts, a minute, otherwise).
+/// The client keeps reading, so ringway's writes still succeed and only
+/// the end of the client's bytes says it is gone.
+fn a_client_gone_mid_stream_does_not_hold_the_stop(d: Driver) {
+    use std::io::{Read, Write};
+    let http = HttpBackend::start();
+    let mut rw = Ringway::start(&h2c_config(http.addr), d);
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: no response DATA may flow.
+    out.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    // HPACK literals without indexing: POST, http, /api/x, authority "a".
+    let post = [&[0x83, 0x86, 0x04, 6][..], b"/api/x", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4, 1, &post)); // END_HEADERS, body to come
+    let get = [&[0x82, 0x86, 0x04, 2][..], b"/r", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 3, &get)); // END_HEADERS | END_STREAM
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !has_headers(&got, 3) {
+        let n = s.read(&mut buf).expect("the GET's response HEADERS");
+        assert!(n > 0, "closed before answering: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The POST is upstream (connected), waiting for its body.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http.connections.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the POST never went upstream"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rw.signal(libc::SIGTERM);
+    let exited = rw.wait_exit(Duration::from_secs(10));
+    let logs = rw.logs();
+    assert!(exited.is_some(), "the stop waited on dead streams: {logs}");
+    assert!(logs.contains("busy=0"), "{logs}");
+    drop(s);
 }
