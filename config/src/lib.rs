@@ -192,6 +192,27 @@ try_files = ["$uri", "/index.html"]
         assert_eq!(c.warnings.len(), 3, "{w}");
     }
 
+    /// A connection zone has no rate: `rate` there is an unknown key that
+    /// says where it belongs, and a typo is never offered `rate`.
+    #[test]
+    fn a_connection_zone_refuses_a_rate() {
+        let base = "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = { status = 200 }\n";
+        let e = err(&format!(
+            "[limit_conn_zones.c]\nkey = \"$binary_remote_addr\"\nrate = \"1r/s\"\n{base}"
+        ));
+        assert!(
+            e.contains(":3: limit_conn_zones.c.rate: unknown key here (it belongs in limit_req_zones.NAME)"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[limit_conn_zones.c]\nkey = \"$binary_remote_addr\"\nrat = 1\n{base}"
+        ));
+        assert!(
+            e.contains("limit_conn_zones.c.rat: unknown key") && !e.contains("`rate`"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn log_level_is_a_filter_of_levels() {
         let base = "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = { status = 200 }\n";

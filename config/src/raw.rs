@@ -21,19 +21,26 @@ pub struct Raw {
     #[serde(default)]
     pub servers: IndexMap<String, Spanned<RawServer>>,
     #[serde(default)]
-    pub limit_req_zones: IndexMap<String, Spanned<RawLimitZone>>,
+    pub limit_req_zones: IndexMap<String, Spanned<RawLimitReqZone>>,
     #[serde(default)]
-    pub limit_conn_zones: IndexMap<String, Spanned<RawLimitZone>>,
+    pub limit_conn_zones: IndexMap<String, Spanned<RawLimitConnZone>>,
     pub real_ip: Option<Spanned<RawRealIp>>,
 }
 
-/// `[limit_req_zones.NAME]` (with `rate`) or `[limit_conn_zones.NAME]`
-/// (without).
+/// `[limit_req_zones.NAME]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimitZone {
+pub struct RawLimitReqZone {
     pub key: Option<V>,
     pub rate: Option<V>,
+    pub size: Option<V>,
+}
+
+/// `[limit_conn_zones.NAME]`: no rate (it counts connections).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimitConnZone {
+    pub key: Option<V>,
     pub size: Option<V>,
 }
 

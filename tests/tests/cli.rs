@@ -231,12 +231,18 @@ fn dump_of_a_bad_file_prints_nothing_and_fails() {
 
 #[test]
 fn an_unknown_argument_exits_2_with_the_usage() {
-    for args in [&["--bogus"][..], &["-x", "-c", "ringway.toml"], &["-c"]] {
+    for args in [
+        &["--bogus"][..],
+        &["-x", "-c", "ringway.toml"],
+        &["-c"],
+        &["--workers"],
+        &["--workers", "two"],
+    ] {
         let out = ringway(args);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.all());
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.all());
         assert!(
-            out.stderr.starts_with("ringway: "),
+            out.stderr.starts_with("ringway: ") && out.stderr.contains("usage: ringway "),
             "{args:?}: {}",
             out.all()
         );

@@ -228,3 +228,66 @@ fn readme_layout_names_every_directory() {
         "README.md's Layout section does not name {missing:?}"
     );
 }
+
+/// A heading's anchor as GitHub makes it: lowercase, punctuation dropped,
+/// spaces as hyphens.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every relative link in the project's Markdown leads somewhere: the
+/// file exists and an `#anchor` names a heading of it.
+#[test]
+fn markdown_links_lead_somewhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut broken = Vec::new();
+    for doc in [
+        "README.md",
+        "docs/CONFIG.md",
+        "examples/README.md",
+        "engine/src/conn/LIFECYCLE.md",
+        "bench/TARGETS.md",
+    ] {
+        let path = root.join(doc);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if file.is_empty() {
+                path.clone()
+            } else {
+                path.parent().unwrap().join(file)
+            };
+            if !linked.exists() {
+                broken.push(format!("{doc}: {target} (no such file)"));
+                continue;
+            }
+            if !anchor.is_empty() {
+                let body = std::fs::read_to_string(&linked).unwrap_or_default();
+                let found = body
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| anchor_of(h.trim_start_matches('#')))
+                    .any(|a| a == anchor);
+                if !found {
+                    broken.push(format!("{doc}: {target} (no such heading)"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}

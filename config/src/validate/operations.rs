@@ -21,7 +21,8 @@ pub(super) fn req_zones(cx: &Ctx, raw: &Raw) -> Result<Vec<LimitReqZone>, Config
     let mut out = Vec::new();
     for (name, z) in &raw.limit_req_zones {
         let key = format!("limit_req_zones.{}", k(name));
-        let (template, size) = zone_common(cx, &key, z)?;
+        let r = z.get_ref();
+        let (template, size) = zone_common(cx, &key, z.span(), r.key.as_ref(), r.size.as_ref())?;
         let Some(rv) = &z.get_ref().rate else {
             return Err(cx.err(
                 Some(z.span()),
@@ -54,14 +55,8 @@ pub(super) fn conn_zones(cx: &Ctx, raw: &Raw) -> Result<Vec<LimitConnZone>, Conf
     let mut out = Vec::new();
     for (name, z) in &raw.limit_conn_zones {
         let key = format!("limit_conn_zones.{}", k(name));
-        if let Some(rv) = &z.get_ref().rate {
-            return Err(cx.at(
-                rv,
-                &format!("{key}.rate"),
-                ErrorKind::Invalid("a limit_conn zone has no rate (it counts connections)".into()),
-            ));
-        }
-        let (key, size) = zone_common(cx, &key, z)?;
+        let r = z.get_ref();
+        let (key, size) = zone_common(cx, &key, z.span(), r.key.as_ref(), r.size.as_ref())?;
         out.push(LimitConnZone {
             name: name.clone(),
             key,
@@ -74,12 +69,13 @@ pub(super) fn conn_zones(cx: &Ctx, raw: &Raw) -> Result<Vec<LimitConnZone>, Conf
 fn zone_common(
     cx: &Ctx,
     key: &str,
-    z: &toml::Spanned<RawLimitZone>,
+    span: std::ops::Range<usize>,
+    key_v: Option<&V>,
+    size_v: Option<&V>,
 ) -> Result<(Template, u64), ConfigError> {
-    let r = z.get_ref();
-    let Some(kv) = &r.key else {
+    let Some(kv) = key_v else {
         return Err(cx.err(
-            Some(z.span()),
+            Some(span),
             &format!("{key}.key"),
             ErrorKind::Invalid("a zone needs a key (e.g. \"$binary_remote_addr\")".into()),
         ));
@@ -93,8 +89,8 @@ fn zone_common(
         ));
     }
     let sk = format!("{key}.size");
-    let size = cx.size(r.size.as_ref(), &sk, DEFAULT_LIMIT_ZONE_SIZE)?;
-    if let (Some(v), true) = (&r.size, size < MIN_ZONE_SIZE) {
+    let size = cx.size(size_v, &sk, DEFAULT_LIMIT_ZONE_SIZE)?;
+    if let (Some(v), true) = (size_v, size < MIN_ZONE_SIZE) {
         return Err(cx.at(v, &sk, ErrorKind::Invalid("must be at least 32k".into())));
     }
     Ok((template, size))

@@ -93,7 +93,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
                 println!("{}", version());
                 return Ok(None);
             }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
+            other => bail!("unknown argument `{other}`"),
         }
     }
     Ok(Some(args))
@@ -104,7 +104,8 @@ fn main() -> ExitCode {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ringway: {e:#}");
+            // Every mistake on the command line gets the usage with it.
+            eprintln!("ringway: {e:#}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
