@@ -340,6 +340,12 @@ pub async fn serve<T: Transport + 'static>(
     let mut out = Vec::new();
     let mut read_eof = false;
     loop {
+        // The worker began its stop: GOAWAY(NO_ERROR, the last stream
+        // seen) once; streams above it are ignored, the open ones finish,
+        // then the connection closes (`is_closed`).
+        if cx.shared.shutting_down.is_raised() {
+            c.conn.borrow_mut().shutdown();
+        }
         // Feed what was read.
         let mut actions = Vec::new();
         let mut progress = false;
@@ -436,6 +442,7 @@ pub async fn serve<T: Transport + 'static>(
             continue;
         }
         let idle = c.streams.borrow().is_empty();
+        let stopping = cx.shared.shutting_down.is_raised();
         let read = async {
             if input.len() >= READ_CHUNK * 64 {
                 // A frame larger than ringway allows cannot be pending:
@@ -451,6 +458,7 @@ pub async fn serve<T: Transport + 'static>(
                 Ok(_) => {}
             },
             _ = notified => {}
+            _ = cx.shared.shutting_down.wait(), if !stopping => {}
             _ = monoio::time::sleep(idle_timeout), if idle => {
                 c.conn.borrow_mut().shutdown();
                 read_eof = true;

@@ -24,6 +24,7 @@ both_drivers!(
     tls_alpn_h2_and_http11,
     websocket_over_h2c,
     a_client_gone_mid_stream_does_not_hold_the_stop,
+    term_sends_goaway_and_lets_the_open_stream_finish,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -404,4 +405,68 @@ fn a_client_gone_mid_stream_does_not_hold_the_stop(d: Driver) {
     assert!(exited.is_some(), "the stop waited on dead streams: {logs}");
     assert!(logs.contains("busy=0"), "{logs}");
     drop(s);
+}
+
+/// SIGTERM with a stream in flight (a proxied POST whose body is half
+/// sent): the connection gets GOAWAY(NO_ERROR, last stream 1); a stream
+/// opened after it is not served (no frame on it, never upstream); the
+/// in-flight one still completes once its body comes; then the connection
+/// closes and the process exits, well within shutdown_timeout.
+fn term_sends_goaway_and_lets_the_open_stream_finish(d: Driver) {
+    let http = HttpBackend::start();
+    let (mut rw, log) = start_logged(&h2c_config(http.addr), d, "h2-goaway");
+    let addr = rw.addr("app");
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_goaway.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(rw.pid().to_string())
+        .args(["/api/slow", "/api/new"]);
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(30),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `hpack`/`hyperframe` packages are missing (pip install h2): {}",
+        out.all()
+    );
+    let access = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.ok() && out.stdout.contains("DONE"),
+        "{}\naccess log:\n{}",
+        out.all(),
+        access()
+    );
+    let h = http.addr;
+    let expect = [
+        "GOAWAY LAST 1 CODE 0".to_string(),
+        format!(
+            "STREAM 1 STATUS 200 BODY POST /api/slow host={h} connection=close body=10 ENDED True"
+        ),
+        "STREAM 3 FRAMES 0".to_string(),
+        "CLOSED".to_string(),
+    ];
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for e in &expect {
+        assert!(lines.contains(&e.as_str()), "{e:?} missing: {}", out.all());
+    }
+    let exited = rw.wait_exit(Duration::from_secs(10));
+    let logs = rw.logs();
+    assert!(exited.is_some(), "still running after the stop: {logs}");
+    // The default shutdown_timeout is far longer: the stop ended with the
+    // stream, not at the timeout.
+    assert!(!logs.contains("shutdown_timeout reached"), "{logs}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{logs}");
+    assert_eq!(
+        http.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the stream below the GOAWAY went upstream"
+    );
+    wait_access(&log, "\"POST /api/slow HTTP/2.0\" 200");
+    let text = access();
+    assert!(!text.contains("/api/new"), "{text}");
 }
