@@ -33,7 +33,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::h2::conn::{Connection, Event, H2Config};
 use crate::h2::fields::Scratch;
@@ -325,10 +325,14 @@ pub async fn serve<T: Transport + 'static>(
         let config = &cx.snap.config;
         cx.listen.select(config, None).send_timeout
     };
-    let idle_timeout = {
+    let (idle_timeout, header_timeout) = {
         let config = &cx.snap.config;
-        cx.listen.select(config, None).keepalive_timeout
+        let server = cx.listen.select(config, None);
+        (server.keepalive_timeout, server.client_header_timeout)
     };
+    // Since when the client owes its preface and first SETTINGS, or the
+    // rest of a header block (`Connection::awaiting_headers`).
+    let mut headers_since: Option<Instant> = None;
     let c = Rc::new(Shared2 {
         conn: RefCell::new(Connection::new(&config, Instant::now())),
         streams: RefCell::new(HashMap::new()),
@@ -443,6 +447,13 @@ pub async fn serve<T: Transport + 'static>(
         }
         let idle = c.streams.borrow().is_empty();
         let stopping = cx.shared.shutting_down.is_raised();
+        headers_since = match (c.conn.borrow().awaiting_headers(), headers_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+        };
+        let header_left =
+            headers_since.map(|t| (t + header_timeout).saturating_duration_since(Instant::now()));
         let read = async {
             if input.len() >= READ_CHUNK * 64 {
                 // A frame larger than ringway allows cannot be pending:
@@ -459,6 +470,13 @@ pub async fn serve<T: Transport + 'static>(
             },
             _ = notified => {}
             _ = cx.shared.shutting_down.wait(), if !stopping => {}
+            _ = monoio::time::sleep(header_left.unwrap_or_default()), if header_left.is_some() => {
+                // The preface's SETTINGS or a header block did not come
+                // whole within client_header_timeout: close.
+                info!(client = %cx.addrs.tcp, timeout = ?header_timeout, "HTTP/2 header timeout: closing");
+                c.conn.borrow_mut().goaway(ErrorCode::NoError);
+                read_eof = true;
+            }
             _ = monoio::time::sleep(idle_timeout), if idle => {
                 c.conn.borrow_mut().shutdown();
                 read_eof = true;

@@ -25,6 +25,8 @@ both_drivers!(
     websocket_over_h2c,
     a_client_gone_mid_stream_does_not_hold_the_stop,
     term_sends_goaway_and_lets_the_open_stream_finish,
+    a_preface_without_settings_is_closed_at_the_header_timeout,
+    a_header_block_never_ended_is_closed_at_the_header_timeout,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -469,4 +471,85 @@ fn term_sends_goaway_and_lets_the_open_stream_finish(d: Driver) {
     wait_access(&log, "\"POST /api/slow HTTP/2.0\" 200");
     let text = access();
     assert!(!text.contains("/api/new"), "{text}");
+}
+
+/// h2c with `client_header_timeout = "1s"` (keepalive_timeout keeps its
+/// default, 75 s, so only the header timeout can close within the bound).
+fn h2c_header_timeout_config() -> String {
+    r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+client_header_timeout = "1s"
+[servers.app.locations."/"]
+return = { status = 200, body = "ok" }
+"#
+    .to_string()
+}
+
+/// Send `bytes`, then read (each read bounded) until ringway closes; the
+/// close must come after about `client_header_timeout` (1 s) and well
+/// before the keep-alive timeout. Returns what was read.
+fn closed_within_header_timeout(rw: &Ringway, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(bytes).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("not closed within 10 s ({e}): {}", rw.logs()),
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}: {}",
+        rw.logs()
+    );
+    got
+}
+
+/// Whether `b` holds a GOAWAY frame (RFC 9113 §6.8) with `code`.
+fn has_goaway(b: &[u8], code: u32) -> bool {
+    let mut i = 0;
+    while i + 9 <= b.len() {
+        let len = u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]) as usize;
+        if b[i + 3] == 7 && i + 9 + len <= b.len() && len >= 8 {
+            let p = &b[i + 9..];
+            return u32::from_be_bytes([p[4], p[5], p[6], p[7]]) == code;
+        }
+        i += 9 + len;
+    }
+    false
+}
+
+/// A client that sends the preface and nothing else (no SETTINGS) is
+/// closed with GOAWAY at client_header_timeout.
+fn a_preface_without_settings_is_closed_at_the_header_timeout(d: Driver) {
+    let rw = Ringway::start(&h2c_header_timeout_config(), d);
+    let got = closed_within_header_timeout(&rw, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    assert!(has_goaway(&got, 0), "{got:?}");
+    rw.wait_for_log("HTTP/2 header timeout", Duration::from_secs(5));
+}
+
+/// A client that opens a stream with HEADERS and never sends the
+/// END_HEADERS of its block (no CONTINUATION) is closed at
+/// client_header_timeout; the stream never started.
+fn a_header_block_never_ended_is_closed_at_the_header_timeout(d: Driver) {
+    let rw = Ringway::start(&h2c_header_timeout_config(), d);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    // GET http /r, no END_HEADERS: CONTINUATION frames must follow.
+    let get = [&[0x82, 0x86, 0x04, 2][..], b"/r"].concat();
+    out.extend(frame(1, 0x1, 1, &get));
+    let got = closed_within_header_timeout(&rw, &out);
+    assert!(has_goaway(&got, 0), "{got:?}");
+    assert!(!has_headers(&got, 1), "{got:?}");
+    rw.wait_for_log("HTTP/2 header timeout", Duration::from_secs(5));
 }

@@ -584,6 +584,13 @@ impl Connection {
         !self.settings_acked && self.failed.is_none()
     }
 
+    /// The client owes the rest of a header exchange: its preface and
+    /// first SETTINGS, or the CONTINUATION frames of a header block (for
+    /// the caller's header timeout).
+    pub fn awaiting_headers(&self) -> bool {
+        self.failed.is_none() && (self.phase != Phase::Frames || self.continuation.is_some())
+    }
+
     /// Open and half-closed streams (at most `max_concurrent_streams`).
     pub fn open_streams(&self) -> usize {
         self.streams.len()
