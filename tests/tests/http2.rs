@@ -27,6 +27,7 @@ both_drivers!(
     term_sends_goaway_and_lets_the_open_stream_finish,
     a_preface_without_settings_is_closed_at_the_header_timeout,
     a_header_block_never_ended_is_closed_at_the_header_timeout,
+    a_stream_blocked_on_its_window_is_reset_at_the_send_timeout,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -552,4 +553,55 @@ fn a_header_block_never_ended_is_closed_at_the_header_timeout(d: Driver) {
     assert!(has_goaway(&got, 0), "{got:?}");
     assert!(!has_headers(&got, 1), "{got:?}");
     rw.wait_for_log("HTTP/2 header timeout", Duration::from_secs(5));
+}
+
+/// Whether `b` holds a RST_STREAM frame on `stream`.
+fn has_reset(b: &[u8], stream: u32) -> bool {
+    let mut i = 0;
+    while i + 9 <= b.len() {
+        let len = u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]) as usize;
+        let id = u32::from_be_bytes([b[i + 5], b[i + 6], b[i + 7], b[i + 8]]) & 0x7fff_ffff;
+        if b[i + 3] == 3 && id == stream && i + 9 + len <= b.len() {
+            return true;
+        }
+        i += 9 + len;
+    }
+    false
+}
+
+/// A client whose window never lets a response's DATA through (initial
+/// window 0, no WINDOW_UPDATE) has the stream reset at `send_timeout`
+/// (1 s here), not held until the keep-alive or the graceful stop.
+fn a_stream_blocked_on_its_window_is_reset_at_the_send_timeout(d: Driver) {
+    use std::io::{Read, Write};
+    let config = r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+send_timeout = "1s"
+[servers.app.locations."/"]
+return = { status = 200, body = "a body the window never lets through" }
+"#;
+    let rw = Ringway::start(config, d);
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    let get = [&[0x82, 0x86, 0x04, 2][..], b"/r", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 1, &get));
+    let started = std::time::Instant::now();
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !has_reset(&got, 1) {
+        let n = s.read(&mut buf).expect("RST_STREAM within 10 s");
+        assert!(n > 0, "closed without a reset: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let took = started.elapsed();
+    assert!(has_headers(&got, 1), "{got:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "reset after {took:?}"
+    );
 }
