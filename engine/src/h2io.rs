@@ -358,7 +358,7 @@ pub async fn serve<T: Transport + 'static>(
                 let mut conn = c.conn.borrow_mut();
                 let streams = &c.streams;
                 conn.recv(Instant::now(), &input, &mut scratch, |e| {
-                    on_event(e, streams, scheme, &mut actions)
+                    on_event(e, streams, scheme, cx.addrs.tcp, &mut actions)
                 })
             };
             match result {
@@ -496,6 +496,7 @@ fn on_event(
     e: Event<'_>,
     streams: &RefCell<HashMap<u32, Rc<StreamState>>>,
     scheme: Scheme,
+    client: SocketAddr,
     actions: &mut Vec<Action>,
 ) {
     match e {
@@ -523,6 +524,9 @@ fn on_event(
                         (None, Some(code)) => Err(code),
                         (None, None) => Err(ErrorCode::ProtocolError),
                     };
+                    if let Err(code) = answer {
+                        info!(%client, stream, code = ?code, reason = r.reason(), "HTTP/2 request refused: stream reset");
+                    }
                     actions.push(Action::Refuse(stream, answer));
                     return;
                 }
@@ -579,7 +583,27 @@ fn on_event(
                 s.readable.notify();
             }
         }
-        Event::Reset { stream, .. } | Event::StreamError { stream, .. } => {
+        Event::Refused {
+            stream,
+            how,
+            reason,
+        } => {
+            // Turned away by the connection before any Request event.
+            info!(%client, stream, how = ?how, reason, "HTTP/2 request refused");
+        }
+        Event::StreamError {
+            stream,
+            code,
+            reason,
+        } => {
+            info!(%client, stream, code = ?code, reason, "HTTP/2 stream reset for the client's error");
+            if let Some(s) = streams.borrow().get(&stream) {
+                s.reset.set(true);
+                s.readable.notify();
+                s.window.notify();
+            }
+        }
+        Event::Reset { stream, .. } => {
             if let Some(s) = streams.borrow().get(&stream) {
                 s.reset.set(true);
                 s.readable.notify();
@@ -591,7 +615,7 @@ fn on_event(
                 s.window.notify();
             }
         }
-        Event::Refused { .. } | Event::GoAway { .. } | Event::SettingsChanged => {}
+        Event::GoAway { .. } | Event::SettingsChanged => {}
     }
 }
 

@@ -28,6 +28,7 @@ both_drivers!(
     a_preface_without_settings_is_closed_at_the_header_timeout,
     a_header_block_never_ended_is_closed_at_the_header_timeout,
     a_stream_blocked_on_its_window_is_reset_at_the_send_timeout,
+    refused_streams_are_reset_and_logged_with_their_reason,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -603,5 +604,53 @@ return = { status = 200, body = "a body the window never lets through" }
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "reset after {took:?}"
+    );
+}
+
+/// Malformed requests are reset and each gets an info line with its
+/// reason: one the connection turns away (a connection-specific field,
+/// RFC 9113 §8.2.2) and one the request check refuses (`:path *` on a
+/// GET); the connection goes on serving.
+fn refused_streams_are_reset_and_logged_with_their_reason(d: Driver) {
+    use std::io::{Read, Write};
+    let rw = Ringway::start(&h2c_header_timeout_config(), d);
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    // GET http /r, authority "a", then "connection: close" (a literal
+    // without indexing, new name).
+    let conn_field = [
+        &[0x82, 0x86, 0x04, 2][..],
+        b"/r",
+        &[0x01, 1, b'a', 0x00, 10],
+        b"connection",
+        &[5],
+        b"close",
+    ]
+    .concat();
+    out.extend(frame(1, 0x4 | 0x1, 1, &conn_field));
+    let star = [&[0x82, 0x86, 0x04, 1][..], b"*", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 3, &star));
+    let good = [&[0x82, 0x86, 0x04, 2][..], b"/r", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 5, &good));
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !(has_reset(&got, 1) && has_reset(&got, 3) && has_headers(&got, 5)) {
+        let n = s.read(&mut buf).expect("two resets and an answer");
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(!has_headers(&got, 1) && !has_headers(&got, 3), "{got:?}");
+    rw.wait_for_log("stream=3", Duration::from_secs(5));
+    let logs = rw.logs();
+    assert!(
+        logs.contains("HTTP/2 request refused") && logs.contains("connection-specific"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(":path * with a method other than OPTIONS"),
+        "{logs}"
     );
 }
