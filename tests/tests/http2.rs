@@ -29,6 +29,7 @@ both_drivers!(
     a_header_block_never_ended_is_closed_at_the_header_timeout,
     a_stream_blocked_on_its_window_is_reset_at_the_send_timeout,
     refused_streams_are_reset_and_logged_with_their_reason,
+    term_drains_a_websocket_over_h2_with_close_1001,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -653,4 +654,71 @@ fn refused_streams_are_reset_and_logged_with_their_reason(d: Driver) {
         logs.contains(":path * with a method other than OPTIONS"),
         "{logs}"
     );
+}
+
+/// SIGTERM with an RFC 8441 WebSocket open: the connection gets GOAWAY
+/// (last stream 1), the tunnel is drained like an HTTP/1.1 one — a close
+/// frame 1001 at a frame boundary, in DATA — the stream ends, the
+/// connection closes and the process exits at once (drain_spread 100 ms).
+fn term_drains_a_websocket_over_h2_with_close_1001(d: Driver) {
+    let ws = Backend::start();
+    let config = format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+[servers.app.locations."/ws/"]
+proxy_pass = "http://{}"
+"#,
+        ws.addr
+    );
+    let mut rw = Ringway::start_with_runtime(&config, d, "drain_spread = \"100ms\"\n");
+    let addr = rw.addr("app");
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_ws_drain.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(rw.pid().to_string())
+        .arg("/ws/chat");
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(30),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `hpack`/`hyperframe` packages are missing (pip install h2): {}",
+        out.all()
+    );
+    assert!(
+        out.ok() && out.stdout.contains("DONE"),
+        "{}\n{}",
+        out.all(),
+        rw.logs()
+    );
+    for e in [
+        "STATUS 200",
+        "ECHO before the stop",
+        "GOAWAY LAST 1 CODE 0",
+        "CLOSE-FRAME 1001",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == e),
+            "{e:?} missing: {}",
+            out.all()
+        );
+    }
+    assert!(
+        out.stdout.contains("STREAM-END END_STREAM")
+            || out.stdout.contains("STREAM-END RST_STREAM 0"),
+        "{}",
+        out.all()
+    );
+    let exited = rw.wait_exit(Duration::from_secs(10));
+    let logs = rw.logs();
+    assert!(exited.is_some(), "still running: {logs}");
+    assert!(!logs.contains("shutdown_timeout reached"), "{logs}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{logs}");
 }
