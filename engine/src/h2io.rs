@@ -319,6 +319,7 @@ pub async fn serve<T: Transport + 'static>(
     let config = H2Config {
         max_concurrent_streams,
         enable_connect_protocol: true,
+        scheme,
         ..H2Config::default()
     };
     let send_timeout = {
@@ -358,7 +359,7 @@ pub async fn serve<T: Transport + 'static>(
                 let mut conn = c.conn.borrow_mut();
                 let streams = &c.streams;
                 conn.recv(Instant::now(), &input, &mut scratch, |e| {
-                    on_event(e, streams, scheme, cx.addrs.tcp, &mut actions)
+                    on_event(e, streams, cx.addrs.tcp, &mut actions)
                 })
             };
             match result {
@@ -495,28 +496,19 @@ pub async fn serve<T: Transport + 'static>(
 fn on_event(
     e: Event<'_>,
     streams: &RefCell<HashMap<u32, Rc<StreamState>>>,
-    scheme: Scheme,
     client: SocketAddr,
     actions: &mut Vec<Action>,
 ) {
     match e {
         Event::Request {
             stream,
-            fields,
             end_stream,
+            checked,
+            ..
         } => {
-            let pseudo = [
-                (&b":method"[..], fields.method()),
-                (b":scheme", fields.scheme()),
-                (b":authority", fields.authority()),
-                (b":path", fields.path()),
-                (b":protocol", fields.protocol()),
-            ];
-            let list = pseudo
-                .into_iter()
-                .filter_map(|(n, v)| v.map(|v| (n, v)))
-                .chain(fields.iter().map(|f| (f.name, f.value)));
-            let head = match request::validate(list, end_stream, scheme, true) {
+            // The connection ran the request check (`request::Builder`)
+            // as the block decoded.
+            let head = match checked {
                 Ok(h) => h,
                 Err(r) => {
                     let answer = match (r.status(), r.error_code()) {

@@ -609,9 +609,9 @@ return = { status = 200, body = "a body the window never lets through" }
 }
 
 /// Malformed requests are reset and each gets an info line with its
-/// reason: one the connection turns away (a connection-specific field,
-/// RFC 9113 §8.2.2) and one the request check refuses (`:path *` on a
-/// GET); the connection goes on serving.
+/// reason — a connection-specific field (RFC 9113 §8.2.2) and `:path *`
+/// on a GET, both judged by the one request check as the connection
+/// decodes them; the connection goes on serving.
 fn refused_streams_are_reset_and_logged_with_their_reason(d: Driver) {
     use std::io::{Read, Write};
     let rw = Ringway::start(&h2c_header_timeout_config(), d);

@@ -50,8 +50,11 @@
 //!   are read in one pass and the window moved once, by the last value.
 //! - §6.7 PING is answered; §6.8 GOAWAY from the client is reported.
 //! - §6.9: flow control both ways (below).
-//! - §8.1, §8.1.1, §8.2, §8.3: malformed requests and content-length
-//!   (`fields.rs`) are stream PROTOCOL_ERRORs; trailers must end the
+//! - §8.1, §8.1.1, §8.2, §8.3: malformed requests (the one request
+//!   check, `request::Builder`, fed by `fields.rs` as the block decodes)
+//!   and DATA against content-length are stream PROTOCOL_ERRORs; the
+//!   check's other verdict (a head, or a refusal to answer: 400, 405, 421)
+//!   goes out with [`Event::Request`]; trailers must end the
 //!   stream; §8.4: PUSH_PROMISE from a client is a connection error.
 //! - RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised only when
 //!   [`H2Config::enable_connect_protocol`] is set; an extended CONNECT
@@ -173,7 +176,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::fields::{Collector, Fields, Kind, Scratch};
+use super::request::Scheme;
+
+use super::fields::{Checked, Collector, Fields, Kind, Scratch};
 use super::frame::{
     self, ErrorCode, Frame, FrameError, FrameHeader, Preface, Setting, Settings, MAX_WINDOW_SIZE,
     PREFACE,
@@ -235,6 +240,9 @@ pub struct H2Config {
     /// Advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441: WebSocket
     /// over HTTP/2) and accept extended CONNECT.
     pub enable_connect_protocol: bool,
+    /// The connection's scheme (`https` over TLS), for the request check
+    /// (`:scheme` must match it).
+    pub scheme: Scheme,
     /// The abuse budget (module header): tokens in a burst (1 ..= 10^6).
     pub abuse_burst: u32,
     /// The abuse budget's refill, tokens per second.
@@ -254,6 +262,7 @@ impl Default for H2Config {
             header_table_size: DEFAULT_HEADER_TABLE_SIZE,
             max_header_list_size: DEFAULT_MAX_HEADER_LIST_SIZE,
             enable_connect_protocol: false,
+            scheme: Scheme::Http,
             abuse_burst: DEFAULT_ABUSE_BURST,
             abuse_refill_per_sec: DEFAULT_ABUSE_REFILL_PER_SEC,
             max_queued_control: DEFAULT_MAX_QUEUED_CONTROL,
@@ -278,6 +287,7 @@ impl H2Config {
             header_table_size: self.header_table_size.min(1 << 30),
             max_header_list_size: self.max_header_list_size,
             enable_connect_protocol: self.enable_connect_protocol,
+            scheme: self.scheme,
             abuse_burst: self.abuse_burst.clamp(1, 1_000_000),
             abuse_refill_per_sec: self.abuse_refill_per_sec.min(1_000_000),
             max_queued_control: self.max_queued_control.max(256),
@@ -329,11 +339,15 @@ pub enum Refusal {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A new request on `stream` (now open, or half-closed when
-    /// `end_stream`: no body). Checked per §8.1.1 (`fields.rs`).
+    /// `end_stream`: no body), with the verdict of the one request check
+    /// (`request::Builder`, fed as the block decodes): the head to serve,
+    /// or a refusal to answer (a malformed request never gets here: the
+    /// connection refuses it, `Event::Refused`).
     Request {
         stream: u32,
         fields: Fields<'a>,
         end_stream: bool,
+        checked: Checked,
     },
     /// The request's trailer section; it ends the stream's request.
     Trailers { stream: u32, fields: Fields<'a> },
@@ -1096,7 +1110,7 @@ impl Connection {
         block: &[u8],
         kind: Kind,
         scratch: &'s mut Scratch,
-    ) -> Result<(bool, Result<Fields<'s>, &'static str>), ConnError> {
+    ) -> Result<(bool, Result<(Fields<'s>, Option<Checked>), &'static str>), ConnError> {
         let (huffman, mut collector) = Collector::new(kind, scratch);
         let limit = self.cfg.max_header_list_size as usize;
         match self
@@ -1124,6 +1138,8 @@ impl Connection {
         self.max_seen = id;
         let kind = Kind::Request {
             connect_protocol: self.cfg.enable_connect_protocol,
+            scheme: self.cfg.scheme,
+            end_stream: head.end_stream,
         };
         let (oversized, fields) = self.decode(block, kind, scratch)?;
         if oversized {
@@ -1136,17 +1152,13 @@ impl Connection {
                 "stream depends on itself (RFC 9113 §5.3.1)",
             ),
             Err(why) => refuse(ErrorCode::ProtocolError, why),
-            Ok(f) if head.end_stream && f.content_length().is_some_and(|n| n > 0) => refuse(
-                ErrorCode::ProtocolError,
-                "content-length without DATA (RFC 9113 §8.1.1)",
-            ),
             Ok(_) if self.streams.len() >= self.cfg.max_concurrent_streams as usize => refuse(
                 ErrorCode::RefusedStream,
                 "over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)",
             ),
             Ok(f) => Ok(f),
         };
-        let fields = match checked {
+        let (fields, verdict) = match checked {
             Ok(f) => f,
             Err((code, reason)) => {
                 frame::write_rst_stream(&mut self.pending, id, code);
@@ -1177,6 +1189,7 @@ impl Connection {
             stream: id,
             fields,
             end_stream: head.end_stream,
+            checked: verdict.expect("a request block has a verdict"),
         });
         if id == MAX_STREAM_ID {
             // No id is left for another stream: tell the client to open a
@@ -1246,7 +1259,7 @@ impl Connection {
                 ErrorCode::ProtocolError,
                 "DATA shorter than content-length (RFC 9113 §8.1.1)",
             ),
-            Ok(f) => Ok(f),
+            Ok((f, _)) => Ok(f),
         };
         match checked {
             Ok(fields) => {

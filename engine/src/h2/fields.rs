@@ -2,30 +2,22 @@
 //! hands it out: the fields copied once into a per-worker [`Scratch`]
 //! (bytes in one buffer, one small record per field), so a header block
 //! costs no allocation per field and the connection holds nothing once it
-//! is handed out. The checks that make an HTTP/2 request malformed
-//! (§8.1.1) are made here while the block decodes, field by field:
+//! is handed out.
 //!
-//! - §8.2.1: a field name with characters in 0x00-0x20, 0x41-0x5a (upper
-//!   case) or 0x7f-0xff, or a colon past the first byte; a value with NUL,
-//!   CR or LF, or with leading or trailing whitespace;
-//! - §8.2.2: connection-specific fields (`connection`, `keep-alive`,
-//!   `proxy-connection`, `transfer-encoding`, `upgrade`), and `te` other
-//!   than `trailers`;
-//! - §8.3: pseudo-header fields only before regular ones, only the request
-//!   ones (`:method`, `:scheme`, `:authority`, `:path`, and `:protocol`
-//!   from RFC 8441 §4), each at most once, none in trailers (§8.1);
-//!   `:method`, `:scheme` and a non-empty `:path` required, except for
-//!   CONNECT (§8.5: `:authority` only) and extended CONNECT (RFC 8441 §4:
-//!   all of `:scheme`, `:path`, `:authority`, and only when ringway
-//!   advertised SETTINGS_ENABLE_CONNECT_PROTOCOL);
-//! - §8.1.1: `content-length` is digits, and several of them agree; the
-//!   connection then holds the DATA it receives to that length.
-//!
-//! What an HTTP/1 request line would need beyond this (authority against
-//! `host`, the path's form, the method's semantics) is the request
-//! layer's, which reads the pseudo fields from [`Fields`].
+//! A request's fields are checked by the one request check,
+//! [`request::Builder`], fed here field by field as the block decodes
+//! (§8.1.1, §8.2, §8.3, §8.5, RFC 8441 §4: see `request.rs`); its verdict
+//! comes out with the fields ([`Checked`]), and a malformed request is the
+//! collector's error, which the connection refuses with RST_STREAM
+//! PROTOCOL_ERROR (and charges to the client's budget). This file keeps
+//! what the connection itself reads — the pseudo fields, the regular
+//! fields in order, the `content-length` it holds DATA to — and the checks
+//! of a trailer section (§8.1: no pseudo-header fields; §8.2.1 names and
+//! values; §8.2.2 connection-specific fields; a content-length that
+//! parses), which the request check does not see.
 
 use super::hpack::Flags;
+use super::request::{self, Head, Reject, Scheme};
 
 /// Per-worker buffers the connection decodes header blocks into: lend one
 /// to [`super::conn::Connection::recv`]. They grow to the largest block
@@ -188,9 +180,15 @@ impl std::fmt::Debug for Fields<'_> {
 /// What is being decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A request head; `connect_protocol`: ringway advertised
-    /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
-    Request { connect_protocol: bool },
+    /// A request head, checked by [`request::Builder`] (the one request
+    /// check): `connect_protocol`: ringway advertised
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3); `scheme`: the
+    /// connection's; `end_stream`: the HEADERS' END_STREAM.
+    Request {
+        connect_protocol: bool,
+        scheme: Scheme,
+        end_stream: bool,
+    },
     /// A trailer section (§8.1): no pseudo-header fields.
     Trailers,
     /// A block decoded only to keep the HPACK table in step: nothing kept.
@@ -206,9 +204,14 @@ pub(crate) struct Collector<'s> {
     spans: &'s mut Vec<Span>,
     pseudo: [Option<(u32, u32)>; 5],
     content_length: Option<u64>,
-    regular_seen: bool,
     malformed: Option<&'static str>,
+    /// A request's fields go to the request check as they come.
+    builder: Option<request::Builder>,
 }
+
+/// A request's verdict from [`request::Builder`] beyond malformed (which
+/// the connection refuses itself): the head, or an answered refusal.
+pub type Checked = Result<Head, Reject>;
 
 impl<'s> Collector<'s> {
     /// A collector over `scratch`'s field buffers (cleared), and the
@@ -231,8 +234,15 @@ impl<'s> Collector<'s> {
             spans,
             pseudo: [None; 5],
             content_length: None,
-            regular_seen: false,
             malformed: None,
+            builder: match kind {
+                Kind::Request {
+                    connect_protocol,
+                    scheme,
+                    ..
+                } => Some(request::Builder::new(scheme, connect_protocol)),
+                _ => None,
+            },
         }
     }
 
@@ -247,13 +257,19 @@ impl<'s> Collector<'s> {
         if self.kind == Kind::Discard || self.malformed.is_some() {
             return;
         }
+        if let Some(b) = &mut self.builder {
+            // A request: the request check judges it; only what the
+            // connection reads is kept here (the pseudo fields, the
+            // regular fields, the content-length its DATA is held to).
+            b.field(name, value);
+            return self.keep_request_field(name, value, flags);
+        }
         if let Some(why) = check_value(value) {
             return self.malformed(why);
         }
         if name.first() == Some(&b':') {
-            return self.pseudo_field(name, value);
+            return self.pseudo_field();
         }
-        self.regular_seen = true;
         if let Some(why) = check_name(name) {
             return self.malformed(why);
         }
@@ -275,22 +291,29 @@ impl<'s> Collector<'s> {
         self.push(name, value, flags.never_indexed);
     }
 
-    fn pseudo_field(&mut self, name: &[u8], value: &[u8]) {
-        let Kind::Request { .. } = self.kind else {
-            return self.malformed("pseudo-header field in trailers (RFC 9113 §8.1)");
-        };
-        if self.regular_seen {
-            return self.malformed("pseudo-header field after a regular one (RFC 9113 §8.3)");
+    /// A request field, unchecked (the Builder checks): the first of
+    /// each known pseudo field, the regular ones, the first content-length
+    /// that is a number.
+    fn keep_request_field(&mut self, name: &[u8], value: &[u8], flags: Flags) {
+        if name.first() == Some(&b':') {
+            if let Some(i) = PSEUDO.iter().position(|p| *p == name) {
+                if self.pseudo[i].is_none() {
+                    let start = self.bytes.len() as u32;
+                    self.bytes.extend_from_slice(value);
+                    self.pseudo[i] = Some((start, value.len() as u32));
+                }
+            }
+            return;
         }
-        let Some(i) = PSEUDO.iter().position(|p| *p == name) else {
-            return self.malformed("unknown or response pseudo-header field (RFC 9113 §8.3)");
-        };
-        if self.pseudo[i].is_some() {
-            return self.malformed("repeated pseudo-header field (RFC 9113 §8.3.1)");
+        if name == b"content-length" && self.content_length.is_none() {
+            self.content_length = parse_length(value);
         }
-        let start = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(value);
-        self.pseudo[i] = Some((start, value.len() as u32));
+        self.push(name, value, flags.never_indexed);
+    }
+
+    /// A pseudo-header field outside a request: only trailers get here.
+    fn pseudo_field(&mut self) {
+        self.malformed("pseudo-header field in trailers (RFC 9113 §8.1)")
     }
 
     fn push(&mut self, name: &[u8], value: &[u8], never_indexed: bool) {
@@ -307,55 +330,27 @@ impl<'s> Collector<'s> {
 
     /// The whole block is in: the checks on the section as a whole. `Ok`
     /// with the fields, or the reason the request is malformed.
-    pub(crate) fn finish(self) -> Result<Fields<'s>, &'static str> {
+    /// For a request, the request check's verdict comes with the fields
+    /// (`Some`); a malformed request is the `Err`.
+    pub(crate) fn finish(self) -> Result<(Fields<'s>, Option<Checked>), &'static str> {
         if let Some(why) = self.malformed {
             return Err(why);
         }
+        let checked = match (self.builder, self.kind) {
+            (Some(b), Kind::Request { end_stream, .. }) => match b.finish(end_stream) {
+                Err(Reject::Malformed(why)) => return Err(why),
+                verdict => Some(verdict),
+            },
+            _ => None,
+        };
         let fields = Fields {
             bytes: self.bytes,
             spans: self.spans,
             pseudo: self.pseudo,
             content_length: self.content_length,
         };
-        if let Kind::Request { connect_protocol } = self.kind {
-            check_request(&fields, connect_protocol)?;
-        }
-        Ok(fields)
+        Ok((fields, checked))
     }
-}
-
-/// §8.3.1, §8.5, RFC 8441 §4.
-fn check_request(f: &Fields<'_>, connect_protocol: bool) -> Result<(), &'static str> {
-    let Some(method) = f.method() else {
-        return Err("no :method (RFC 9113 §8.3.1)");
-    };
-    let has = |i: usize| f.pseudo[i].is_some();
-    if method == b"CONNECT" {
-        if has(PROTOCOL) {
-            if !connect_protocol {
-                return Err(":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)");
-            }
-            if !(has(SCHEME) && has(PATH) && has(AUTHORITY)) {
-                return Err("extended CONNECT without :scheme, :path and :authority (RFC 8441 §4)");
-            }
-        } else if has(SCHEME) || has(PATH) || !has(AUTHORITY) {
-            return Err("CONNECT needs :authority and no :scheme or :path (RFC 9113 §8.5)");
-        }
-    } else {
-        if has(PROTOCOL) {
-            return Err(":protocol on a method other than CONNECT (RFC 8441 §4)");
-        }
-        if !has(SCHEME) {
-            return Err("no :scheme (RFC 9113 §8.3.1)");
-        }
-        if f.path().is_none_or(|p| p.is_empty()) {
-            return Err("no :path or an empty one (RFC 9113 §8.3.1)");
-        }
-    }
-    if method.is_empty() {
-        return Err("empty :method");
-    }
-    Ok(())
 }
 
 /// §8.2.1: a field name's characters (its emptiness included).
@@ -403,7 +398,7 @@ mod tests {
         for (n, v) in list {
             c.field(n.as_bytes(), v.as_bytes(), Flags::default());
         }
-        let f = c.finish()?;
+        let (f, _) = c.finish()?;
         let mut out = Vec::new();
         for (i, p) in PSEUDO.iter().enumerate() {
             if let Some(v) = f.pseudo(i) {
@@ -424,9 +419,13 @@ mod tests {
 
     const REQ: Kind = Kind::Request {
         connect_protocol: false,
+        scheme: Scheme::Http,
+        end_stream: false,
     };
     const REQ_WS: Kind = Kind::Request {
         connect_protocol: true,
+        scheme: Scheme::Http,
+        end_stream: false,
     };
 
     #[test]
@@ -514,6 +513,51 @@ mod tests {
         assert!(collect(REQ, &ws).is_err(), "not advertised");
         assert!(collect(REQ_WS, &ws).is_ok());
         assert!(collect(REQ_WS, &ws[..4]).is_err(), "no :authority");
+    }
+
+    /// The request check's verdict comes with the fields: a head, or an
+    /// answered refusal; malformed is the collector's error.
+    #[test]
+    fn the_request_check_verdict() {
+        let verdict = |kind: Kind, list: &[(&str, &str)]| {
+            let mut scratch = Scratch::default();
+            let (_, mut c) = Collector::new(kind, &mut scratch);
+            for (n, v) in list {
+                c.field(n.as_bytes(), v.as_bytes(), Flags::default());
+            }
+            c.finish()
+                .map(|(_, checked)| checked.expect("a request has a verdict"))
+        };
+        let get = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/x"),
+            (":authority", "a"),
+        ];
+        let head = verdict(REQ, &get).unwrap().unwrap();
+        assert_eq!(head.method(), "GET");
+        let connect = [(":method", "CONNECT"), (":authority", "a:443")];
+        let refused = verdict(REQ, &connect).unwrap().unwrap_err();
+        assert_eq!(refused.status(), Some(405));
+        let https = Kind::Request {
+            connect_protocol: false,
+            scheme: Scheme::Https,
+            end_stream: true,
+        };
+        assert_eq!(
+            verdict(https, &get).unwrap().unwrap_err().status(),
+            Some(421)
+        );
+        let ended = Kind::Request {
+            connect_protocol: false,
+            scheme: Scheme::Http,
+            end_stream: true,
+        };
+        let mut with_length = get.to_vec();
+        with_length.push(("content-length", "3"));
+        assert!(verdict(ended, &with_length).is_err(), "length without DATA");
+        // No :scheme, no :path: malformed.
+        assert!(verdict(REQ, &[(":method", "GET")]).is_err());
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn own(e: Event<'_>) -> Ev {
             stream,
             fields,
             end_stream,
+            ..
         } => Ev::Request {
             stream,
             fields: pairs(&fields),
