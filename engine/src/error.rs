@@ -80,6 +80,9 @@ pub enum Kind {
     OverLimit(u16),
     /// ringway could not go on (a misrouted fallback, say).
     Internal(&'static str),
+    /// An HTTP/2 request the request check refused with an answer (400,
+    /// 405, 421, or the connection's 431), and why.
+    Refused(u16, &'static str),
 }
 
 impl Kind {
@@ -100,7 +103,7 @@ impl Kind {
             | Kind::UpstreamIo
             | Kind::BadResponse(_)
             | Kind::NoLiveUpstream => 502,
-            Kind::OverLimit(status) => status,
+            Kind::OverLimit(status) | Kind::Refused(status, _) => status,
             Kind::ConnectTimeout | Kind::UpstreamTimeout => 504,
             Kind::Version => 505,
         }
@@ -119,7 +122,8 @@ impl Kind {
             | Kind::Version
             | Kind::NoLocation
             | Kind::ClientGone
-            | Kind::OverLimit(_) => Side::Client,
+            | Kind::OverLimit(_)
+            | Kind::Refused(..) => Side::Client,
             Kind::ConnectFailed
             | Kind::ConnectTimeout
             | Kind::UpstreamClosed
@@ -136,7 +140,8 @@ impl Kind {
             Kind::BadRequest(why)
             | Kind::NotImplemented(why)
             | Kind::BadResponse(why)
-            | Kind::Internal(why) => why,
+            | Kind::Internal(why)
+            | Kind::Refused(_, why) => why,
             Kind::HeaderTimeout => "request head timed out",
             Kind::BodyTimeout => "request body timed out",
             Kind::BodyTooLarge => "request body larger than client_max_body_size",
@@ -275,6 +280,8 @@ mod tests {
             (Kind::NoLiveUpstream, 502, Side::Upstream),
             (Kind::ConnectFailed, 502, Side::Upstream),
             (Kind::OverLimit(503), 503, Side::Client),
+            (Kind::Refused(421, "x"), 421, Side::Client),
+            (Kind::Refused(405, "x"), 405, Side::Client),
             (Kind::UpstreamTimeout, 504, Side::Upstream),
             (Kind::ConnectTimeout, 504, Side::Upstream),
         ];

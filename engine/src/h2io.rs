@@ -294,7 +294,11 @@ impl Drop for H2Stream {
 /// called from inside its events).
 enum Action {
     Start(Rc<StreamState>, bool, Option<(Box<str>, [u8; 16])>),
-    Refuse(u32, Result<u16, ErrorCode>),
+    Reset(u32, ErrorCode),
+    /// A refusal answered through the phases' error answer (and logged):
+    /// the stream, whether it is a HEAD, the status, why, and an HTTP/1.1
+    /// head standing for the request in the access log.
+    Answer(Rc<StreamState>, bool, u16, &'static str, Vec<u8>),
 }
 
 /// Everything a stream task needs to run `conn::serve`.
@@ -396,12 +400,25 @@ pub async fn serve<T: Transport + 'static>(
                         cx.guard.another(),
                     ));
                 }
-                Action::Refuse(id, Ok(status)) => {
-                    let code = status.to_string();
-                    let fields: [(&[u8], &[u8]); 1] = [(b":status", code.as_bytes())];
-                    let _ = c.conn.borrow_mut().send_headers(id, fields, true);
+                Action::Answer(s, head_request, status, why, line) => {
+                    let stream = H2Stream {
+                        c: c.clone(),
+                        s,
+                        writer: RefCell::new(ResponseWriter::new(head_request, None)),
+                        ended: Cell::new(false),
+                    };
+                    monoio::spawn(crate::conn::serve_refused(
+                        cx.shared.clone(),
+                        cx.snap.clone(),
+                        cx.listen.clone(),
+                        stream,
+                        cx.addrs,
+                        cx.local,
+                        cx.guard.another(),
+                        (status, why, line),
+                    ));
                 }
-                Action::Refuse(id, Err(code)) => {
+                Action::Reset(id, code) => {
                     c.conn.borrow_mut().reset(id, code);
                 }
             }
@@ -504,22 +521,51 @@ fn on_event(
             stream,
             end_stream,
             checked,
-            ..
+            fields,
         } => {
             // The connection ran the request check (`request::Builder`)
             // as the block decoded.
             let head = match checked {
                 Ok(h) => h,
+                Err(r) if r.status().is_some() => {
+                    // Answered: through the phases' error answer, with
+                    // an access-log line for `METHOD PATH` (host: the
+                    // authority; no line when these do not parse as an
+                    // HTTP/1.1 head).
+                    let method = fields.method().unwrap_or(b"-");
+                    let path = fields.path().unwrap_or(b"-");
+                    let mut line = Vec::with_capacity(method.len() + path.len() + 16);
+                    line.extend_from_slice(method);
+                    line.push(b' ');
+                    line.extend_from_slice(path);
+                    line.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+                    line.extend_from_slice(fields.authority().unwrap_or(b"-"));
+                    line.extend_from_slice(b"\r\n\r\n");
+                    let s = Rc::new(StreamState {
+                        id: stream,
+                        inbox: RefCell::new(Vec::new()),
+                        unreleased: Cell::new(0),
+                        chunked: false,
+                        eof: Cell::new(end_stream),
+                        reset: Cell::new(false),
+                        readable: Notify::default(),
+                        window: Notify::default(),
+                    });
+                    streams.borrow_mut().insert(stream, s.clone());
+                    let status = r.status().unwrap_or(400);
+                    actions.push(Action::Answer(
+                        s,
+                        method == b"HEAD",
+                        status,
+                        r.reason(),
+                        line,
+                    ));
+                    return;
+                }
                 Err(r) => {
-                    let answer = match (r.status(), r.error_code()) {
-                        (Some(status), _) => Ok(status),
-                        (None, Some(code)) => Err(code),
-                        (None, None) => Err(ErrorCode::ProtocolError),
-                    };
-                    if let Err(code) = answer {
-                        info!(%client, stream, code = ?code, reason = r.reason(), "HTTP/2 request refused: stream reset");
-                    }
-                    actions.push(Action::Refuse(stream, answer));
+                    let code = r.error_code().unwrap_or(ErrorCode::ProtocolError);
+                    info!(%client, stream, code = ?code, reason = r.reason(), "HTTP/2 request refused: stream reset");
+                    actions.push(Action::Reset(stream, code));
                     return;
                 }
             };

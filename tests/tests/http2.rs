@@ -30,6 +30,7 @@ both_drivers!(
     a_stream_blocked_on_its_window_is_reset_at_the_send_timeout,
     refused_streams_are_reset_and_logged_with_their_reason,
     term_drains_a_websocket_over_h2_with_close_1001,
+    an_answered_refusal_goes_through_the_error_answer_and_is_logged,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -721,4 +722,49 @@ proxy_pass = "http://{}"
     assert!(exited.is_some(), "still running: {logs}");
     assert!(!logs.contains("shutdown_timeout reached"), "{logs}");
     assert!(started.elapsed() < Duration::from_secs(20), "{logs}");
+}
+
+/// A request the check refuses with an answer — `:scheme` https on a
+/// cleartext connection, 421 — is answered like any failed request (a
+/// body saying the status) and gets its access-log line and an info line
+/// with the reason; the connection goes on serving.
+fn an_answered_refusal_goes_through_the_error_answer_and_is_logged(d: Driver) {
+    use std::io::{Read, Write};
+    let (rw, log) = start_logged(&h2c_header_timeout_config(), d, "h2-421");
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    // GET https /r, authority "a": :scheme is not the connection's.
+    let https = [&[0x82, 0x87, 0x04, 2][..], b"/r", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 1, &https));
+    let good = [&[0x82, 0x86, 0x04, 2][..], b"/r", &[0x01, 1, b'a']].concat();
+    out.extend(frame(1, 0x4 | 0x1, 3, &good));
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Both answered, each with a DATA frame carrying END_STREAM.
+    let ended = |b: &[u8], stream: u32| {
+        let mut i = 0;
+        while i + 9 <= b.len() {
+            let len = u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]) as usize;
+            let id = u32::from_be_bytes([b[i + 5], b[i + 6], b[i + 7], b[i + 8]]) & 0x7fff_ffff;
+            if b[i + 3] == 0 && id == stream && b[i + 4] & 1 == 1 && i + 9 + len <= b.len() {
+                return true;
+            }
+            i += 9 + len;
+        }
+        false
+    };
+    while !(ended(&got, 1) && ended(&got, 3)) {
+        let n = s.read(&mut buf).expect("both streams answered");
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(has_headers(&got, 1) && !has_reset(&got, 1), "{got:?}");
+    let body = String::from_utf8_lossy(&got);
+    assert!(body.contains("421 Misdirected Request"), "{body}");
+    wait_access(&log, "\"GET /r HTTP/2.0\" 421");
+    wait_access(&log, "\"GET /r HTTP/2.0\" 200");
+    rw.wait_for_log(":scheme is not the connection's", Duration::from_secs(5));
 }

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::proxy::upgrade::TunnelPlan;
 use crate::route::ServerGroup;
@@ -181,7 +181,7 @@ pub async fn serve_buffered<T: Transport + 'static>(
     early: Vec<u8>,
 ) {
     let peer = connection_remote(&snap.config.real_ip, addrs);
-    let mut c = Conn {
+    let c = Conn {
         shared,
         snap,
         listen,
@@ -194,7 +194,59 @@ pub async fn serve_buffered<T: Transport + 'static>(
         busy: None,
         guard,
     };
-    let mut phase = Phase::ReadHead;
+    run(c, Phase::ReadHead).await
+}
+
+/// Answer an HTTP/2 request that the request check refused (`status`,
+/// `why`) the way any failed request is answered and logged
+/// (`Conn::finish`): `head` is an HTTP/1.1 request head standing for it
+/// in the access log (none when it does not parse).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_refused<T: Transport + 'static>(
+    shared: Rc<Shared>,
+    snap: Rc<Snapshot>,
+    listen: Rc<ServerGroup>,
+    io: T,
+    addrs: Peer,
+    local: SocketAddr,
+    guard: ConnGuard,
+    refusal: (u16, &'static str, Vec<u8>),
+) {
+    let (status, why, head) = refusal;
+    let req = match crate::http::request::parse(head, 64, 64 * 1024) {
+        Ok(crate::http::request::Parse::Complete(req)) => Some(req),
+        _ => None,
+    };
+    let peer = connection_remote(&snap.config.real_ip, addrs);
+    let c = Conn {
+        shared,
+        snap,
+        listen,
+        io,
+        peer,
+        addrs,
+        local,
+        buf: Vec::new(),
+        first: true,
+        busy: None,
+        guard,
+    };
+    let kind = Kind::Refused(status, why);
+    let done = Done {
+        server: None,
+        req,
+        started: std::time::Instant::now(),
+        status,
+        body_bytes: 0,
+        error: Some(Error::new(kind)),
+        next: Next::Close,
+        upstream: None,
+    };
+    run(c, Phase::Finish(Box::new(done))).await
+}
+
+/// The phase loop, from `phase`.
+async fn run<T: Transport + 'static>(mut c: Conn<T>, mut phase: Phase) {
     loop {
         let from = phase.name();
         phase = match phase {
