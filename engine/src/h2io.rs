@@ -338,6 +338,8 @@ pub async fn serve<T: Transport + 'static>(
     // Since when the client owes its preface and first SETTINGS, or the
     // rest of a header block (`Connection::awaiting_headers`).
     let mut headers_since: Option<Instant> = None;
+    // Counted until the connection ends: a graceful stop waits for it.
+    let _counted = crate::shared::H2ConnGuard::new(&cx.shared);
     let c = Rc::new(Shared2 {
         conn: RefCell::new(Connection::new(&config, Instant::now())),
         streams: RefCell::new(HashMap::new()),

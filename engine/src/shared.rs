@@ -26,6 +26,9 @@ pub struct Shared {
     /// Connections in the middle of an exchange or tunnel (not idle
     /// keep-alive): what a graceful stop waits for.
     pub busy: Cell<usize>,
+    /// Open HTTP/2 connections: a graceful stop also waits for them, so
+    /// that each writes its GOAWAY (an idle one closes right after).
+    pub h2_conns: Cell<usize>,
     pub shutting_down: Flag,
 }
 
@@ -42,6 +45,26 @@ impl Shared {
 }
 
 pub struct BusyGuard(Rc<Shared>);
+
+/// Counts an open HTTP/2 connection ([`Shared::h2_conns`]) until dropped.
+pub struct H2ConnGuard(Rc<Shared>);
+
+impl H2ConnGuard {
+    pub fn new(w: &Rc<Shared>) -> Self {
+        w.h2_conns.set(w.h2_conns.get() + 1);
+        H2ConnGuard(w.clone())
+    }
+}
+
+impl Drop for H2ConnGuard {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.h2_conns.set(w.h2_conns.get() - 1);
+        if w.h2_conns.get() == 0 && w.shutting_down.is_raised() {
+            w.conn_closed.notify();
+        }
+    }
+}
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {

@@ -31,6 +31,7 @@ both_drivers!(
     refused_streams_are_reset_and_logged_with_their_reason,
     term_drains_a_websocket_over_h2_with_close_1001,
     an_answered_refusal_goes_through_the_error_answer_and_is_logged,
+    term_sends_goaway_to_an_idle_connection,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -767,4 +768,55 @@ fn an_answered_refusal_goes_through_the_error_answer_and_is_logged(d: Driver) {
     wait_access(&log, "\"GET /r HTTP/2.0\" 421");
     wait_access(&log, "\"GET /r HTTP/2.0\" 200");
     rw.wait_for_log(":scheme is not the connection's", Duration::from_secs(5));
+}
+
+/// SIGTERM with an idle HTTP/2 connection (no stream ever opened): it gets
+/// GOAWAY(NO_ERROR, last stream 0) before it is closed — the stop waits
+/// for HTTP/2 connections to end, and an idle one ends right after its
+/// GOAWAY — and the process exits at once.
+fn term_sends_goaway_to_an_idle_connection(d: Driver) {
+    use std::io::{Read, Write};
+    let mut rw = Ringway::start(&h2c_header_timeout_config(), d);
+    let mut s = std::net::TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    // A PING: its ACK says ringway has read the SETTINGS (the
+    // connection is past the header timeout's watch).
+    out.extend(frame(6, 0, 0, b"idle-gw!"));
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ping_ack = |b: &[u8]| {
+        let mut i = 0;
+        while i + 9 <= b.len() {
+            let len = u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]) as usize;
+            if b[i + 3] == 6 && b[i + 4] & 1 == 1 && i + 9 + len <= b.len() {
+                return true;
+            }
+            i += 9 + len;
+        }
+        false
+    };
+    while !ping_ack(&got) {
+        let n = s.read(&mut buf).expect("the PING's ACK");
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let started = std::time::Instant::now();
+    rw.signal(libc::SIGTERM);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("not closed within 10 s ({e}): {}", rw.logs()),
+        }
+    }
+    assert!(has_goaway(&got, 0), "no GOAWAY(NO_ERROR): {got:?}");
+    let exited = rw.wait_exit(Duration::from_secs(10));
+    let logs = rw.logs();
+    assert!(exited.is_some(), "still running: {logs}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{logs}");
+    assert!(!logs.contains("shutdown_timeout reached"), "{logs}");
 }

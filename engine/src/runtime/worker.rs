@@ -121,6 +121,7 @@ pub fn shared(
         max_conns,
         conn_closed: Notify::default(),
         busy: Cell::new(0),
+        h2_conns: Cell::new(0),
         shutting_down: Flag::default(),
         access: AccessLog::new(access_log, format),
     })
@@ -407,13 +408,17 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     info!(
         worker = worker.id,
         busy = worker.busy.get(),
+        http2 = worker.h2_conns.get(),
         timeout = ?shutdown_timeout,
         "draining"
     );
     let mut cut = false;
     loop {
         let tunnels = live_tunnels(&worker);
-        if worker.busy.get() == 0 || (cut && tunnels == 0) {
+        // HTTP/2 connections are waited for too: each sends its GOAWAY,
+        // and an idle one closes right after.
+        let idle = worker.busy.get() == 0 && worker.h2_conns.get() == 0;
+        if idle || (cut && tunnels == 0) {
             break;
         }
         let now = Instant::now();
