@@ -170,8 +170,9 @@ fn still_serves(rw: &Ringway) {
 
 /// Rapid reset (CVE-2023-44487): HEADERS + RST_STREAM(CANCEL) pairs for
 /// proxied GETs. The budget (100 tokens, 10/s) ends the connection with
-/// ENHANCE_YOUR_CALM, at most a few hundred of the 20 000 requests reach
-/// the upstream, and another client is served.
+/// ENHANCE_YOUR_CALM, at most 150 of the 20 000 requests reach the
+/// upstream (101 seen: the burst of 100 and one), and another client is
+/// served.
 fn rapid_reset_is_ended_with_enhance_your_calm(d: Driver) {
     let http = HttpBackend::start();
     let rw = Ringway::start(&config(http.addr), d);
@@ -193,7 +194,7 @@ fn rapid_reset_is_ended_with_enhance_your_calm(d: Driver) {
     );
     still_serves(&rw);
     let upstream = http.seen.lock().unwrap().len();
-    assert!(upstream <= 300, "{upstream} requests reached the upstream");
+    assert!(upstream <= 150, "{upstream} requests reached the upstream");
 }
 
 /// CONTINUATION flood (CVE-2024-27316): HEADERS without END_HEADERS, then
@@ -437,15 +438,23 @@ fn a_stream_depending_on_itself_is_reset(d: Driver) {
     still_serves(&rw);
 }
 
-/// A connection that starts like the preface but is not it is closed
-/// at once (no request is read from it); others are served.
+/// Bytes that are not the connection preface are not HTTP/2: the h2c
+/// listener hands them to HTTP/1.1, which answers and closes — a
+/// preface-like `PRI * HTTP/2.0` with the wrong tail gets 505, binary
+/// garbage 400; no HTTP/2 frame is sent and others are served.
 fn a_malformed_preface_is_closed(d: Driver) {
     let http = HttpBackend::start();
     let rw = Ringway::start(&config(http.addr), d);
-    let started = Instant::now();
-    let (got, _) = flood(&rw, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", |_| Vec::new(), 0);
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(!has_headers(&got, 1), "{got:?}");
+    for (bytes, status) in [
+        (&b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"[..], "HTTP/1.1 505 "),
+        (&b"\x00\x01\x02garbage\r\n\r\n"[..], "HTTP/1.1 400 "),
+    ] {
+        let started = Instant::now();
+        let (got, _) = flood(&rw, bytes, |_| Vec::new(), 0);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.starts_with(status), "{got:?}");
+    }
     still_serves(&rw);
 }
 
