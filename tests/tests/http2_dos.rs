@@ -30,6 +30,7 @@ both_drivers!(
     an_oversize_frame_is_a_frame_size_error,
     a_stream_depending_on_itself_is_reset,
     a_malformed_preface_is_closed,
+    others_are_served_during_rapid_reset_on_many_connections,
 );
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -176,17 +177,7 @@ fn still_serves(rw: &Ringway) {
 fn rapid_reset_is_ended_with_enhance_your_calm(d: Driver) {
     let http = HttpBackend::start();
     let rw = Ringway::start(&config(http.addr), d);
-    let (got, sent) = flood(
-        &rw,
-        &hello(),
-        |i| {
-            let id = 2 * i + 1;
-            let mut f = frame(1, 0x4 | 0x1, id, &get_block("/api/x"));
-            f.extend(frame(3, 0, id, &8u32.to_be_bytes()));
-            f
-        },
-        20_000,
-    );
+    let (got, sent) = flood(&rw, &hello(), reset_pair, 20_000);
     assert_eq!(
         goaway_code(&got),
         Some(ENHANCE_YOUR_CALM),
@@ -195,6 +186,45 @@ fn rapid_reset_is_ended_with_enhance_your_calm(d: Driver) {
     still_serves(&rw);
     let upstream = http.seen.lock().unwrap().len();
     assert!(upstream <= 150, "{upstream} requests reached the upstream");
+}
+
+/// HEADERS + RST_STREAM(CANCEL) for a proxied GET on stream `2i+1`.
+fn reset_pair(i: u32) -> Vec<u8> {
+    let id = 2 * i + 1;
+    let mut f = frame(1, 0x4 | 0x1, id, &get_block("/api/x"));
+    f.extend(frame(3, 0, id, &8u32.to_be_bytes()));
+    f
+}
+
+/// Rapid reset from 20 connections one after another (each ended with
+/// ENHANCE_YOUR_CALM) while a well-behaved client gets 200 ten times on
+/// connections of its own; the upstream sees at most 150 requests per
+/// attacking connection.
+fn others_are_served_during_rapid_reset_on_many_connections(d: Driver) {
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+    std::thread::scope(|sc| {
+        let attacker = sc.spawn(|| {
+            for _ in 0..20 {
+                let (got, sent) = flood(&rw, &hello(), reset_pair, 20_000);
+                assert_eq!(
+                    goaway_code(&got),
+                    Some(ENHANCE_YOUR_CALM),
+                    "{sent}: {got:?}"
+                );
+            }
+        });
+        for _ in 0..10 {
+            still_serves(&rw);
+        }
+        attacker.join().unwrap();
+    });
+    still_serves(&rw);
+    let upstream = http.seen.lock().unwrap().len();
+    assert!(
+        upstream <= 20 * 150,
+        "{upstream} requests reached the upstream"
+    );
 }
 
 /// CONTINUATION flood (CVE-2024-27316): HEADERS without END_HEADERS, then
