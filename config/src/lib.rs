@@ -32,6 +32,7 @@ pub use model::*;
 pub use render::render;
 pub use template::parse as parse_template;
 pub use units::{parse_duration, parse_size};
+pub use validate::is_tchar;
 
 /// Read and validate a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -1284,8 +1284,10 @@ fn warn_unused_keys(cx: &Ctx, r: &RawLocation, key: &str, action: &Action) {
     }
 }
 
-/// RFC 9110 §5.6.2 token characters.
-fn is_tchar(b: u8) -> bool {
+/// RFC 9110 §5.6.2 token characters (the engine's header code uses this
+/// one too).
+#[inline]
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -118,10 +118,9 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// RFC 9110 §5.6.2 token characters.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// RFC 9110 §5.6.2 token characters: the configuration's check, so a
+/// header name the config accepts is one the parser accepts.
+pub use ringway_config::is_tchar;
 
 /// Case-insensitive comparison of a header token with an ASCII name.
 pub fn header_eq(a: &[u8], b: &str) -> bool {
