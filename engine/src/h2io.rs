@@ -52,6 +52,13 @@ use crate::wake::Notify;
 /// beyond it may take with the frame size ringway advertises).
 const READ_CHUNK: usize = 16 * 1024;
 
+thread_local! {
+    /// The decoded fields of the header block being read, per worker: the
+    /// connection's `recv` fills it and every event is done with it
+    /// before `recv` returns, so no connection holds one.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 /// What the driver and the stream tasks of one connection share.
 struct Shared2 {
     conn: RefCell<Connection>,
@@ -346,7 +353,6 @@ pub async fn serve<T: Transport + 'static>(
         wake: Notify::default(),
         tls: io.tls_info().cloned(),
     });
-    let mut scratch = Scratch::default();
     let mut input = early;
     let mut out = Vec::new();
     let mut read_eof = false;
@@ -361,13 +367,13 @@ pub async fn serve<T: Transport + 'static>(
         let mut actions = Vec::new();
         let mut progress = false;
         if !input.is_empty() {
-            let result = {
+            let result = SCRATCH.with(|scratch| {
                 let mut conn = c.conn.borrow_mut();
                 let streams = &c.streams;
-                conn.recv(Instant::now(), &input, &mut scratch, |e| {
+                conn.recv(Instant::now(), &input, &mut scratch.borrow_mut(), |e| {
                     on_event(e, streams, cx.addrs.tcp, &mut actions)
                 })
-            };
+            });
             match result {
                 Ok(n) => {
                     input.drain(..n);

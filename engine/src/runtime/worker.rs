@@ -706,6 +706,10 @@ async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
             _ => break false,
         }
     };
+    // Each protocol's future boxed on its own: the task then holds only
+    // the one that runs (the HTTP/1.1 phases are more than twice the
+    // HTTP/2 driver's size, and an idle HTTP/2 connection would carry
+    // their room for its whole life).
     if h2 {
         let cx = crate::h2io::Context {
             shared: a.worker,
@@ -715,18 +719,18 @@ async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
             local: a.local,
             guard: a.guard,
         };
-        crate::h2io::serve(
+        Box::pin(crate::h2io::serve(
             cx,
             a.stream,
             early,
             crate::h2::request::Scheme::Http,
             max_streams,
-        )
+        ))
         .await;
     } else {
-        conn::serve_buffered(
+        Box::pin(conn::serve_buffered(
             a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard, early,
-        )
+        ))
         .await;
     }
 }
@@ -806,8 +810,13 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
             guard,
         };
         let scheme = crate::h2::request::Scheme::Https;
-        crate::h2io::serve(cx, tls, Vec::new(), scheme, max_streams).await;
+        // Boxed, as each branch: the task holds only the protocol that
+        // runs (see `serve_h2c`).
+        Box::pin(crate::h2io::serve(cx, tls, Vec::new(), scheme, max_streams)).await;
         return;
     }
-    conn::serve(worker, snapshot, group, tls, peer, local, guard).await;
+    Box::pin(conn::serve(
+        worker, snapshot, group, tls, peer, local, guard,
+    ))
+    .await;
 }
