@@ -204,6 +204,11 @@ impl Frames {
         self.track[dir].payload_left()
     }
 
+    /// A close frame has passed in direction `dir`.
+    pub fn saw_close(&self, dir: usize) -> bool {
+        self.track[dir].saw_close()
+    }
+
     /// Once a close frame passed: true when the client sent the first
     /// (it began the closing handshake, RFC 6455 §7.1.2).
     pub fn client_closed_first(&self) -> Option<bool> {

@@ -262,6 +262,17 @@ impl IdleSweep {
         }
     }
 
+    /// A WebSocket close frame has passed in direction `dir` (0: from the
+    /// client) of tunnel `key`.
+    pub fn saw_close(&self, key: usize, dir: usize) -> bool {
+        match self.slots.borrow().get(key) {
+            Some(Some(Entry {
+                frames: Some(f), ..
+            })) => f.saw_close(dir),
+            _ => false,
+        }
+    }
+
     /// Payload bytes direction `dir` may move unseen (a splice burst):
     /// the rest of the current frame; unbounded when not tracked.
     pub fn payload_left(&self, slot: usize) -> u64 {

@@ -125,6 +125,22 @@ where
                 End::UpstreamClosed
             });
         }
+        if b_done && kit.idle.saw_close(key, super::frames::FROM_CLIENT) {
+            // The upstream ended its side after the client's close frame
+            // passed: the closing handshake is over, and the client may
+            // send nothing more (RFC 6455 §5.5.1). Browsers over HTTP/2
+            // (RFC 8441) do not end their half of the stream then; waiting
+            // for it would hold the stream (and its place among the
+            // connection's concurrent streams) until the idle timeout.
+            // Ending the relay here ends the client's half: a reset with
+            // NO_ERROR on a stream, a close on a socket.
+            let client_first = kit.idle.client_closed_first(key).unwrap_or(false);
+            return Poll::Ready(if client_first {
+                End::ClientClosed
+            } else {
+                End::UpstreamClosed
+            });
+        }
         if let Poll::Ready(w) = idle.as_mut().poll(cx) {
             return Poll::Ready(match w {
                 Wake::Idle => End::Idle,
