@@ -41,14 +41,22 @@ const report = (fields) => {
   out.textContent = q;
   fetch('/done?' + q);
 };
-let echo = 'none', error = false;
-const ws = new WebSocket('wss://' + location.host + '/ws/chat');
-ws.onopen = () => ws.send('hello from chromium');
-ws.onmessage = (e) => { echo = e.data; ws.close(1000, 'bye'); };
-ws.onerror = () => { error = true; };
-ws.onclose = (e) => report({
-  echo: echo, code: e.code, clean: e.wasClean, error: error,
-});
+let error = false;
+// Two WebSockets one after the other: the second shows the first's
+// stream did not make Chromium give up on HTTP/2 for WebSockets.
+const open = (path, text, next) => {
+  let echo = 'none';
+  const ws = new WebSocket('wss://' + location.host + path);
+  ws.onopen = () => ws.send(text);
+  ws.onmessage = (e) => { echo = e.data; ws.close(1000, 'bye'); };
+  ws.onerror = () => { error = true; };
+  ws.onclose = (e) => next(echo, e);
+};
+open('/ws/chat', 'hello from chromium', (echo, e) =>
+  open('/ws/again', 'second', (echo2, e2) => report({
+    echo: echo, code: e.code, clean: e.wasClean,
+    echo2: echo2, code2: e2.code, error: error,
+  })));
 </script>
 </body></html>
 "#;
@@ -226,6 +234,7 @@ tls = {{ cert = "{cert}", key = "{key}" }}
 root = "{www}"
 [servers.a.locations."/ws/"]
 proxy_pass = "http://{ws}"
+proxy_read_timeout = "300s"
 [servers.a.locations."= /done"]
 return = {{ status = 200, body = "done" }}
 "#,
@@ -251,8 +260,8 @@ return = {{ status = 200, body = "done" }}
     let done = line_with(&lines, "\"GET /done?");
     assert!(
         done.contains(
-            "\"GET /done?echo=hello+from+chromium&code=1000&clean=true&error=false&nav=h2 \
-             HTTP/2.0\" 200 "
+            "\"GET /done?echo=hello+from+chromium&code=1000&clean=true&echo2=second&code2=1000\
+             &error=false&nav=h2 HTTP/2.0\" 200 "
         ),
         "the page's report: {done}\n{}",
         context()
@@ -266,7 +275,8 @@ return = {{ status = 200, body = "done" }}
     // The backend saw the WebSocket as an HTTP/1.1 upgrade, with the
     // browser's Origin carried through.
     let seen = ws.requests();
-    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[1].path, "/ws/again");
     assert_eq!(seen[0].path, "/ws/chat");
     assert_eq!(seen[0].header("upgrade"), Some("websocket"));
     assert_eq!(
@@ -275,11 +285,13 @@ return = {{ status = 200, body = "done" }}
     );
 
     // The tunnel's line is written when the tunnel ends. Chromium does not
-    // end its half of the stream after ringway's END_STREAM (docs/
-    // H2-STATUS.md, known gaps), so the stream ends when the browser's
-    // connection closes: close it.
-    browser.kill();
+    // end its half of the stream after the closing handshake and the
+    // END_STREAM for the backend's close; ringway ends the stream then
+    // (the client's close frame has passed), so the line comes while the
+    // browser still holds its connection (proxy_read_timeout is 300 s,
+    // far beyond the wait).
     let lines = wait_line(&log, "\"GET /ws/chat ", &context);
+    browser.kill();
     let tunnel = line_with(&lines, "\"GET /ws/chat ");
     // The page's text frame (2 + 4 mask + 19) and close frame (2 + 4 +
     // code 2 + "bye" 3) up; the echo (2 + 19) and the backend's close
@@ -288,9 +300,17 @@ return = {{ status = 200, body = "done" }}
         tunnel.contains("\"GET /ws/chat HTTP/2.0\" 101 ") && tunnel.contains(" 36 28 "),
         "{tunnel}"
     );
-    // One connection: the page, the WebSocket (an extended CONNECT, RFC
+    // The second WebSocket (6 bytes each way plus the same framing): on
+    // HTTP/2 too, so the first's end did not send Chromium back to
+    // HTTP/1.1.
+    let second = line_with(&lines, "\"GET /ws/again ");
+    assert!(
+        second.contains("\"GET /ws/again HTTP/2.0\" 101 ") && second.contains(" 23 15 "),
+        "{second}"
+    );
+    // One connection: the page, the WebSockets (extended CONNECTs, RFC
     // 8441) and the report all came from the same client port.
-    for line in [page, tunnel, done] {
+    for line in [page, tunnel, second, done] {
         assert_eq!(port_of(line), port_of(page), "{lines:#?}");
     }
 }
