@@ -271,6 +271,16 @@ impl Transport for H2Stream {
     fn http2(&self) -> bool {
         true
     }
+
+    async fn stream_reset(&self) {
+        loop {
+            let notified = self.s.readable.notified();
+            if self.s.reset.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Drop for H2Stream {

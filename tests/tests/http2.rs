@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use ringway_tests::http1::{parse_one, Mode, Parsed};
 use ringway_tests::tls_support::*;
 use ringway_tests::*;
 
@@ -32,6 +33,12 @@ both_drivers!(
     term_drains_a_websocket_over_h2_with_close_1001,
     an_answered_refusal_goes_through_the_error_answer_and_is_logged,
     term_sends_goaway_to_an_idle_connection,
+    curl_h2_bodies_ranges_validators_and_return,
+    fifty_streams_to_a_slow_upstream_end_independently,
+    websocket_over_h2_text_binary_1mib_and_ping,
+    websocket_over_h2_half_close_each_way,
+    websocket_over_h2_reset_of_one_stream_leaves_the_other,
+    websocket_over_h2_upgrade_refused_upstream_403,
 );
 
 fn h2c_config(http: SocketAddr) -> String {
@@ -819,4 +826,603 @@ fn term_sends_goaway_to_an_idle_connection(d: Driver) {
     assert!(exited.is_some(), "still running: {logs}");
     assert!(started.elapsed() < Duration::from_secs(5), "{logs}");
     assert!(!logs.contains("shutdown_timeout reached"), "{logs}");
+}
+
+/// A small HTTP/1.1 backend: a thread per connection reads one request
+/// (its head and body, parsed strictly) and hands it, with the bytes read
+/// past it and the socket, to `answer`. Its address.
+fn script_backend<F>(answer: F) -> SocketAddr
+where
+    F: Fn(Parsed, Vec<u8>, std::net::TcpStream) + Send + Sync + 'static,
+{
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 16384];
+                loop {
+                    match parse_one(&buf, Mode::Strict) {
+                        Ok(Some((req, n))) => {
+                            let rest = buf[n..].to_vec();
+                            return answer(req, rest, conn);
+                        }
+                        Ok(None) => {}
+                        Err(e) => panic!("the backend cannot parse what ringway sent: {e}"),
+                    }
+                    match conn.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `n` bytes that do not repeat with a short period (a byte out of place
+/// shows).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// A header's value in curl's `-D` output (the last head in it).
+fn dumped_header(head: &str, name: &str) -> Option<String> {
+    let last = head.trim_end().rsplit("\r\n\r\n").next().unwrap_or("");
+    last.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// curl over HTTP/2 — `--http2-prior-knowledge` on the h2c listener,
+/// `--http2` with the test CA (ALPN h2) on the TLS one — on the same
+/// locations: a `return`; a 1 MiB POST to a backend that echoes it, 1 MiB
+/// back, byte for byte; a static file fetched with `Range` (206,
+/// `Content-Range`, the exact bytes; one range wider than a stream window,
+/// one suffix range) and with validators (`If-None-Match` and
+/// `If-Modified-Since` give 304 with no body; a tag that does not match
+/// gives 200 and the whole file). curl reports HTTP/2 for each; the access
+/// log has the 206 and the 304 as `HTTP/2.0`.
+fn curl_h2_bodies_ranges_validators_and_return(d: Driver) {
+    use std::io::Write;
+    let echo = script_backend(|req, _, mut s| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nX-Seen-Length: {}\r\n\r\n",
+            req.body.len(),
+            req.header("content-length").unwrap_or("-"),
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&req.body);
+    });
+    let dir = temp_dir("h2-curl");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    let file = noise(300_000, 7);
+    std::fs::write(root.join("files/data.bin"), &file).unwrap();
+    let up = noise(1 << 20, 11);
+    std::fs::write(dir.join("up.bin"), &up).unwrap();
+    let c = certs();
+    let locations = |name: &str| {
+        format!(
+            r#"
+[servers.{name}.locations."= /r"]
+return = {{ status = 200, body = "returned $scheme" }}
+[servers.{name}.locations."/api/"]
+proxy_pass = "http://{echo}"
+client_max_body_size = "16m"
+[servers.{name}.locations."/files/"]
+root = "{}"
+"#,
+            root.display()
+        )
+    };
+    let config = format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+{}
+[servers.a]
+listen = ["127.0.0.2:0"]
+server_name = ["a.test"]
+http2 = true
+tls = {{ cert = "{}", key = "{}" }}
+{}
+"#,
+        locations("app"),
+        c.a_cert.display(),
+        c.a_key.display(),
+        locations("a")
+    );
+    let (rw, log) = start_logged(&config, d, "h2-curl-log");
+    let tls_addr = rw.addr("a");
+    for (mode, base) in [
+        ("h2c", format!("http://{}", rw.addr("app"))),
+        ("tls", format!("https://a.test:{}", tls_addr.port())),
+    ] {
+        let scheme = if mode == "tls" { "https" } else { "http" };
+        // curl (prior knowledge, or ALPN with the test CA): its -w output.
+        let run = |args: &[&str]| -> String {
+            if mode == "tls" {
+                let out = curl(tls_addr, "a.test", &[&["--http2"], args].concat());
+                assert!(out.ok(), "{mode} curl {args:?}: {}", out.all());
+                out.stdout
+            } else {
+                curl_ok(&[&["--http2-prior-knowledge"], args].concat(), None)
+            }
+        };
+        let w = "%{http_version} %{response_code}";
+
+        let out = run(&["-w", &format!("|{w}"), &format!("{base}/r")]);
+        assert_eq!(out, format!("returned {scheme}|2 200"), "{mode}");
+
+        // 1 MiB up, the same 1 MiB back.
+        let down = dir.join(format!("down-{mode}.bin"));
+        let head = dir.join(format!("echo-head-{mode}"));
+        let out = run(&[
+            "--data-binary",
+            &format!("@{}", dir.join("up.bin").display()),
+            "-D",
+            head.to_str().unwrap(),
+            "-o",
+            down.to_str().unwrap(),
+            "-w",
+            w,
+            &format!("{base}/api/echo"),
+        ]);
+        assert_eq!(out, "2 200", "{mode}");
+        let back = std::fs::read(&down).unwrap();
+        assert!(
+            back == up,
+            "{mode}: {} bytes came back, not the 1 MiB sent",
+            back.len()
+        );
+        let head = std::fs::read_to_string(&head).unwrap();
+        assert_eq!(
+            dumped_header(&head, "x-seen-length").as_deref(),
+            Some("1048576"),
+            "{mode}: {head}"
+        );
+
+        // A static file: whole, then by ranges.
+        let url = format!("{base}/files/data.bin");
+        let fetch = |extra: &[&str], tag: &str| -> (String, String, Vec<u8>) {
+            let head = dir.join(format!("head-{mode}-{tag}"));
+            let body = dir.join(format!("body-{mode}-{tag}"));
+            let out = run(&[
+                extra,
+                &[
+                    "-D",
+                    head.to_str().unwrap(),
+                    "-o",
+                    body.to_str().unwrap(),
+                    "-w",
+                    w,
+                    &url,
+                ],
+            ]
+            .concat());
+            let head = std::fs::read_to_string(&head).unwrap();
+            (out, head, std::fs::read(&body).unwrap_or_default())
+        };
+        let (out, head, body) = fetch(&[], "whole");
+        assert_eq!(out, "2 200", "{mode}: {head}");
+        assert!(body == file, "{mode}: the whole file differs");
+        let etag = dumped_header(&head, "etag").expect("an ETag");
+        let modified = dumped_header(&head, "last-modified").expect("a Last-Modified");
+        for (range, from, to) in [
+            ("bytes=1000-1999", 1000, 2000),
+            ("bytes=20000-219999", 20_000, 220_000),
+            ("bytes=-100", 299_900, 300_000),
+        ] {
+            let (out, head, body) = fetch(&["-H", &format!("Range: {range}")], "range");
+            assert_eq!(out, "2 206", "{mode} {range}: {head}");
+            assert_eq!(
+                dumped_header(&head, "content-range"),
+                Some(format!("bytes {from}-{}/300000", to - 1)),
+                "{mode} {range}: {head}"
+            );
+            assert_eq!(
+                dumped_header(&head, "content-length"),
+                Some((to - from).to_string()),
+                "{mode} {range}: {head}"
+            );
+            assert!(body == file[from..to], "{mode} {range}: other bytes");
+        }
+
+        // Validators: 304 with no body, then a tag that does not match.
+        let (out, head, body) = fetch(&["-H", &format!("If-None-Match: {etag}")], "inm");
+        assert_eq!(out, "2 304", "{mode}: {head}");
+        assert!(body.is_empty(), "{mode}: a 304 with a body");
+        assert_eq!(dumped_header(&head, "etag"), Some(etag.clone()), "{mode}");
+        let (out, head, body) = fetch(&["-H", &format!("If-Modified-Since: {modified}")], "ims");
+        assert_eq!(out, "2 304", "{mode}: {head}");
+        assert!(body.is_empty(), "{mode}: a 304 with a body");
+        let (out, _, body) = fetch(&["-H", "If-None-Match: \"other\""], "other");
+        assert_eq!(out, "2 200", "{mode}");
+        assert!(body == file, "{mode}: the whole file differs");
+    }
+    wait_access(&log, "\"GET /files/data.bin HTTP/2.0\" 206");
+    wait_access(&log, "\"GET /files/data.bin HTTP/2.0\" 304");
+    wait_access(&log, "\"POST /api/echo HTTP/2.0\" 200");
+}
+
+/// Fifty streams on one connection (Python `h2`,
+/// `tests/py/h2_slow_streams.py`), all opened before anything is read, to
+/// an upstream that answers each after the delay its path names: twenty
+/// slow ones (4 s and more), opened first and among the others, and
+/// thirty fast ones (0–290 ms). Every stream ends with its own answer;
+/// every fast one ends before the first slow one (none is held behind a
+/// slow stream) and each slow one no sooner than its delay; the twenty
+/// slow requests were upstream at the same time.
+fn fifty_streams_to_a_slow_upstream_end_independently(d: Driver) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (f, p) = (in_flight.clone(), peak.clone());
+    let slow = script_backend(move |req, _, mut s| {
+        let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+        p.fetch_max(now, Ordering::SeqCst);
+        // /api/delay/<ms>/<tag>: the delay is the behaviour under test.
+        let ms: u64 = req.target.split('/').nth(3).unwrap().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        let body = format!("answer of {}", req.target);
+        let _ = s.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        f.fetch_sub(1, Ordering::SeqCst);
+    });
+    let rw = Ringway::start(&h2c_config(slow), d);
+    let addr = rw.addr("app");
+    const SLOW_MS: u64 = 4000;
+    let paths: Vec<(String, u64)> = (0..50u64)
+        .map(|i| {
+            let ms = if i % 5 < 2 { SLOW_MS + i * 25 } else { i * 6 };
+            (format!("/api/delay/{ms}/{i}"), ms)
+        })
+        .collect();
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_slow_streams.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .args(paths.iter().map(|(p, _)| p));
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(60),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `h2` package is missing (pip install h2): {}",
+        out.all()
+    );
+    assert!(out.ok() && out.stdout.contains("DONE"), "{}", out.all());
+    assert!(out.stdout.contains("OPENED 50\n"), "{}", out.all());
+    // END <id> <path> <status> <ms> <body>, in the order they ended.
+    let ends: Vec<(String, String, u64, String)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("END "))
+        .map(|l| {
+            let mut f = l.splitn(5, ' ');
+            let _id = f.next();
+            let path = f.next().unwrap().to_string();
+            let status = f.next().unwrap().to_string();
+            let ms = f.next().unwrap().parse().unwrap();
+            (path, status, ms, f.next().unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(ends.len(), 50, "{}", out.all());
+    let delay = |path: &str| paths.iter().find(|(p, _)| p == path).unwrap().1;
+    for (path, status, _, body) in &ends {
+        assert_eq!(status, "200", "{path}: {}\n{}", out.all(), rw.logs());
+        assert_eq!(body, &format!("answer of {path}"), "{}", out.all());
+    }
+    let first_slow = ends.iter().position(|(p, ..)| delay(p) >= SLOW_MS).unwrap();
+    assert_eq!(
+        first_slow,
+        30,
+        "a fast stream ended after a slow one: {}",
+        out.all()
+    );
+    for (path, _, ms, _) in &ends[30..] {
+        assert!(*ms >= delay(path), "{path} ended at {ms} ms: {}", out.all());
+    }
+    assert!(
+        peak.load(Ordering::SeqCst) >= 20,
+        "at most {} requests upstream at once",
+        peak.load(Ordering::SeqCst)
+    );
+}
+
+/// What the RFC 8441 case backend saw, in order.
+type Events = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Wait (bounded) until `events` has `needle`.
+fn wait_event(events: &Events, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if events.lock().unwrap().iter().any(|e| e == needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never reported {needle:?}: {:?}",
+            events.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server's WebSocket text frame (unmasked, short).
+fn server_text(text: &str) -> Vec<u8> {
+    assert!(text.len() < 126);
+    [&[0x81, text.len() as u8][..], text.as_bytes()].concat()
+}
+
+/// Read masked client frames from `s` (after the bytes in `buf`) until
+/// the end of its stream: their payloads as text, and whether the end
+/// was a clean EOF (not an error or a timeout).
+fn client_frames_until_eof(s: &mut std::net::TcpStream, mut buf: Vec<u8>) -> (Vec<String>, bool) {
+    use std::io::Read;
+    let mut texts = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        // One whole frame at the front: FIN/opcode, MASK|len, mask, payload.
+        while buf.len() >= 2 {
+            assert!(buf[1] & 0x80 != 0, "an unmasked client frame: {buf:?}");
+            let (len, at) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if buf.len() < at + 4 + len {
+                break;
+            }
+            let mask = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
+            let payload: Vec<u8> = buf[at + 4..at + 4 + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            texts.push(String::from_utf8_lossy(&payload).into_owned());
+            buf.drain(..at + 4 + len);
+        }
+        match s.read(&mut tmp) {
+            Ok(0) => return (texts, buf.is_empty()),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(_) => return (texts, false),
+        }
+    }
+}
+
+/// The WebSocket backend of the RFC 8441 cases, by the path
+/// `/ws/MODE/TAG` of the HTTP/1.1 upgrade ringway sends it:
+/// - `echo`: tungstenite echoes text and binary messages; reports
+///   `closed PATH` when its connection ends.
+/// - `late`: reads the client's frames until the client's side ends (EOF),
+///   reports `late got [..] then eof`, and only then sends three text
+///   frames (`late 1` to `late 3`) and closes.
+/// - `fin`: sends `server done`, closes its own side (FIN, still
+///   reading), reads the client's frames until EOF and reports
+///   `fin got [..] then eof`.
+/// - `refuse`: no upgrade — `403 Forbidden` with a body.
+fn ws_case_backend() -> (SocketAddr, Events) {
+    use std::io::Write;
+    let events: Events = Default::default();
+    let ev = events.clone();
+    let addr = script_backend(move |req, rest, mut s| {
+        let mode = req.target.split('/').nth(2).unwrap_or("").to_string();
+        let key = req.header("sec-websocket-key").unwrap_or("").to_string();
+        if mode == "refuse" {
+            let body = "no websocket here\n";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            return;
+        }
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let _ = s.write_all(
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
+                .as_bytes(),
+        );
+        match mode.as_str() {
+            "echo" => {
+                let mut ws = tungstenite::WebSocket::from_partially_read(
+                    s,
+                    rest,
+                    tungstenite::protocol::Role::Server,
+                    Some(ws_config()),
+                );
+                loop {
+                    match ws.read() {
+                        Ok(m) if m.is_text() || m.is_binary() => {
+                            if ws.send(m).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {
+                            let _ = ws.flush();
+                        }
+                        Err(_) => break,
+                    }
+                }
+                ev.lock().unwrap().push(format!("closed {}", req.target));
+            }
+            "late" => {
+                let (texts, eof) = client_frames_until_eof(&mut s, rest);
+                let end = if eof { "eof" } else { "error" };
+                ev.lock()
+                    .unwrap()
+                    .push(format!("late got {texts:?} then {end}"));
+                for i in 1..=3 {
+                    let _ = s.write_all(&server_text(&format!("late {i}")));
+                }
+            }
+            "fin" => {
+                let _ = s.write_all(&server_text("server done"));
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let (texts, eof) = client_frames_until_eof(&mut s, rest);
+                let end = if eof { "eof" } else { "error" };
+                ev.lock()
+                    .unwrap()
+                    .push(format!("fin got {texts:?} then {end}"));
+            }
+            _ => panic!("no such case: {}", req.target),
+        }
+    });
+    (addr, events)
+}
+
+fn ws_h2c_config(ws: SocketAddr) -> String {
+    format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+http2 = "h2c"
+[servers.app.locations."/ws/"]
+proxy_pass = "http://{ws}"
+"#
+    )
+}
+
+/// `tests/py/h2_ws_cases.py CASE ARGS...` against `rw`: its stdout.
+fn ws_case(rw: &Ringway, case: &str, args: &[&str]) -> String {
+    let addr = rw.addr("app");
+    let mut cmd = Command::new("python3");
+    cmd.arg(py_script("h2_ws_cases.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(case)
+        .args(args);
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(90),
+        "python3 is missing",
+    );
+    assert!(
+        !out.stdout.contains("MISSING-H2"),
+        "the Python `h2` package is missing (pip install h2): {}",
+        out.all()
+    );
+    assert!(
+        out.ok() && out.stdout.ends_with("DONE\n"),
+        "{case}: {}\n{}",
+        out.all(),
+        rw.logs()
+    );
+    out.stdout
+}
+
+/// RFC 8441 through the tungstenite echo backend, every client frame
+/// masked: a text message, a binary one, a 1 MiB binary message (more
+/// than the stream and connection windows both ways) echoed whole, a
+/// ping answered by a pong with its payload, a close echoed with its code;
+/// then the client's END_STREAM, and the stream ends with END_STREAM, no
+/// reset.
+fn websocket_over_h2_text_binary_1mib_and_ping(d: Driver) {
+    let ws = Backend::start();
+    let (rw, log) = start_logged(&ws_h2c_config(ws.addr), d, "h2-ws-msgs");
+    let out = ws_case(&rw, "messages", &["/ws/messages"]);
+    assert_eq!(
+        out,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 200\nTEXT hello over h2\nBINARY 768 SAME\n\
+         BIG 1048576 SAME\nPONG are you there\nCLOSE 1000\nENDED END_STREAM\nRESETS none\nDONE\n"
+    );
+    assert_eq!(ws.requests().len(), 1);
+    wait_access(&log, "\"GET /ws/messages HTTP/2.0\" 101");
+}
+
+/// Half-closes each way. The client ends its side (END_STREAM on the DATA
+/// of its one frame): the backend reads the frame and then EOF, and only
+/// after that sends three frames, which all reach the client before the
+/// stream's END_STREAM. The backend ends its side first (FIN after one
+/// frame): the client gets the frame and END_STREAM, not RST_STREAM, and
+/// what it sends after that still reaches the backend, then EOF.
+fn websocket_over_h2_half_close_each_way(d: Driver) {
+    let (backend, events) = ws_case_backend();
+    let rw = Ringway::start(&ws_h2c_config(backend), d);
+    let out = ws_case(&rw, "late", &["/ws/late/1"]);
+    assert_eq!(
+        out,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 200\nFRAME late 1\nFRAME late 2\nFRAME late 3\n\
+         ENDED END_STREAM LEFT 0\nRESETS none\nDONE\n"
+    );
+    wait_event(&events, "late got [\"before the end\"] then eof");
+    let out = ws_case(&rw, "fin", &["/ws/fin/1"]);
+    assert_eq!(
+        out,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 200\nFRAME server done\n\
+         SERVER-ENDED END_STREAM\nRESETS none\nDONE\n"
+    );
+    wait_event(&events, "fin got [\"after the fin\"] then eof");
+}
+
+/// Two WebSocket streams on one connection; the client resets one
+/// (RST_STREAM CANCEL): its upstream connection is closed, no more DATA
+/// comes on it and ringway does not answer the reset with one; the other
+/// stream goes on echoing and ends cleanly.
+fn websocket_over_h2_reset_of_one_stream_leaves_the_other(d: Driver) {
+    let (backend, events) = ws_case_backend();
+    let rw = Ringway::start(&ws_h2c_config(backend), d);
+    let out = ws_case(&rw, "reset", &["/ws/echo/a", "/ws/echo/b"]);
+    assert_eq!(
+        out,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 200\nSTATUS 200\nA ECHO a1\nB ECHO b1\n\
+         B ECHO b2\nB ECHO b3\nB ECHO b4\nA-AFTER-RESET 0\nB ENDED END_STREAM\nRESETS none\nDONE\n"
+    );
+    wait_event(&events, "closed /ws/echo/a");
+    wait_event(&events, "closed /ws/echo/b");
+}
+
+/// An upstream that answers the upgrade with 403 and a body: the client's
+/// extended CONNECT gets `:status 403` (not 200) and that body, and the
+/// stream ends with END_STREAM; the access log has the 403. The CONNECT
+/// stream is still open from the client's side (a tunnel request has no
+/// END_STREAM of its own), so the complete answer is followed by
+/// RST_STREAM NO_ERROR, as RFC 9113 §8.1 allows — never another code.
+fn websocket_over_h2_upgrade_refused_upstream_403(d: Driver) {
+    let (backend, _) = ws_case_backend();
+    let (rw, log) = start_logged(&ws_h2c_config(backend), d, "h2-ws-403");
+    let out = ws_case(&rw, "refused", &["/ws/refuse/1"]);
+    assert_eq!(
+        out,
+        "SETTINGS-ENABLE-CONNECT-PROTOCOL 1\nSTATUS 403\nBODY no websocket here\n\n\
+         ENDED END_STREAM RST_STREAM 0\nRESETS 1:0\nDONE\n"
+    );
+    wait_access(&log, "\"GET /ws/refuse/1 HTTP/2.0\" 403");
 }

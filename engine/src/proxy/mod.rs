@@ -448,10 +448,14 @@ const CLIENT_WATCH_DELAY: Duration = Duration::from_millis(100);
 /// end the watch: they are read later, and the close cannot be seen past
 /// them. nginx does the same (`proxy_ignore_client_abort off`): the
 /// upstream connection is closed at once and the request logged as 499.
+/// An HTTP/2 stream whose request has ended is watched for its reset.
 pub async fn client_gone<C: Transport>(client: &C) {
     monoio::time::sleep(CLIENT_WATCH_DELAY).await;
     loop {
         match client.pending() {
+            // An HTTP/2 request's END_STREAM ends the request, not the
+            // client's connection: only a reset says it left.
+            Pending::Eof if client.http2() => return client.stream_reset().await,
             Pending::Eof | Pending::Error => return,
             Pending::Data => std::future::pending::<()>().await,
             Pending::Nothing => {

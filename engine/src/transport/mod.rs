@@ -69,6 +69,13 @@ pub trait Transport {
     fn http2(&self) -> bool {
         false
     }
+
+    /// HTTP/2: resolves once the stream is reset (by the client, or
+    /// because its connection ended), the only way an HTTP/2 client
+    /// leaves a request it has sent whole. Never resolves elsewhere.
+    fn stream_reset(&self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
 }
 
 /// What a client's TLS handshake settled, for `$scheme`, `$https`,
