@@ -27,7 +27,7 @@ pub use stats::{End, Stats};
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -76,6 +76,10 @@ pub async fn run<C: Transport, U: Transport>(
     }
 }
 
+/// How long a WebSocket client whose closing handshake is over and whose
+/// upstream ended has to end its own side before the relay ends it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// Run the two directions of a tunnel (each until its end of stream) and
 /// its idle timeout; the first error ends it. The directions are built
 /// here from `a` and `b` and pinned where they are built, so the task
@@ -90,6 +94,7 @@ where
     let mut b = pin!(b());
     let mut idle = pin!(kit.idle.expired(key));
     let (mut a_done, mut b_done) = (false, false);
+    let mut linger: Option<Pin<Box<monoio::time::Sleep>>> = None;
     // Whether `a` (the client's direction) reached its end first.
     let mut client_first = false;
     poll_fn(|cx| {
@@ -125,21 +130,26 @@ where
                 End::UpstreamClosed
             });
         }
-        if b_done && kit.idle.saw_close(key, super::frames::FROM_CLIENT) {
+        if b_done && !a_done && kit.idle.saw_close(key, super::frames::FROM_CLIENT) {
             // The upstream ended its side after the client's close frame
             // passed: the closing handshake is over, and the client may
             // send nothing more (RFC 6455 §5.5.1). Browsers over HTTP/2
             // (RFC 8441) do not end their half of the stream then; waiting
             // for it would hold the stream (and its place among the
             // connection's concurrent streams) until the idle timeout.
-            // Ending the relay here ends the client's half: a reset with
-            // NO_ERROR on a stream, a close on a socket.
-            let client_first = kit.idle.client_closed_first(key).unwrap_or(false);
-            return Poll::Ready(if client_first {
-                End::ClientClosed
-            } else {
-                End::UpstreamClosed
-            });
+            // After a grace for the clients that do, ending the relay
+            // ends the client's half: a reset with NO_ERROR on a stream
+            // (RFC 9113 §8.1), a close on a socket. Boxed: only tunnels
+            // in this state pay for the timer.
+            let grace = linger.get_or_insert_with(|| Box::pin(monoio::time::sleep(CLOSE_GRACE)));
+            if grace.as_mut().poll(cx).is_ready() {
+                let client_first = kit.idle.client_closed_first(key).unwrap_or(false);
+                return Poll::Ready(if client_first {
+                    End::ClientClosed
+                } else {
+                    End::UpstreamClosed
+                });
+            }
         }
         if let Poll::Ready(w) = idle.as_mut().poll(cx) {
             return Poll::Ready(match w {
