@@ -59,6 +59,14 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// The most DATA bytes a connection's streams queue for the socket: a
+/// stream offers no more while the queue holds this much (the driver
+/// writes it, then wakes them). A client's flow-control windows say what
+/// it may receive, not how fast it reads; this bounds what waits for a
+/// slow socket to one queue per connection (plus the write in progress),
+/// whatever windows the client grants.
+const QUEUE_BUDGET: usize = 64 * 1024;
+
 /// What the driver and the stream tasks of one connection share.
 struct Shared2 {
     conn: RefCell<Connection>,
@@ -66,6 +74,9 @@ struct Shared2 {
     /// Raised by a stream after it queued frames (or released bytes):
     /// the driver writes them.
     wake: Notify,
+    /// Raised by the driver after each write of the queue: streams waiting
+    /// for room in it ([`QUEUE_BUDGET`]) go on.
+    drained: Notify,
     /// The socket's TLS details, copied to each stream.
     tls: Option<TlsInfo>,
 }
@@ -96,6 +107,17 @@ pub struct H2Stream {
     writer: RefCell<ResponseWriter>,
     /// END_STREAM went into the connection.
     ended: Cell<bool>,
+}
+
+/// Wait for `f` at most `timeout`.
+async fn return_on_timeout(
+    timeout: Duration,
+    f: impl std::future::Future<Output = ()>,
+    why: &'static str,
+) -> io::Result<()> {
+    monoio::time::timeout(timeout, f)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, why))
 }
 
 fn gone() -> io::Error {
@@ -141,30 +163,42 @@ impl H2Stream {
     }
 
     /// Send `data` as DATA (ending the stream after it when `end`),
-    /// waiting for the windows as needed, each wait at most `timeout`.
+    /// waiting for the windows and for room in the connection's queue
+    /// ([`QUEUE_BUDGET`]) as needed, each wait at most `timeout`.
     async fn send_data(&self, mut data: &[u8], end: bool, timeout: Duration) -> io::Result<()> {
         loop {
             if self.s.reset.get() {
                 return Err(gone());
             }
-            let notified = self.s.window.notified();
-            let n = self
-                .c
-                .conn
-                .borrow_mut()
-                .send_data(self.s.id, data, end, Instant::now())
-                .map_err(|_| gone())?;
-            self.c.wake.notify();
-            data = &data[n..];
-            if data.is_empty() {
-                return Ok(());
+            let window = self.s.window.notified();
+            let drained = self.c.drained.notified();
+            let room = {
+                let conn = self.c.conn.borrow();
+                QUEUE_BUDGET.saturating_sub(conn.queued())
+            };
+            // An empty DATA (END_STREAM alone) always fits.
+            let offered = data.len().min(room);
+            let whole = offered == data.len();
+            if whole || offered > 0 {
+                let n = self
+                    .c
+                    .conn
+                    .borrow_mut()
+                    .send_data(self.s.id, &data[..offered], end && whole, Instant::now())
+                    .map_err(|_| gone())?;
+                self.c.wake.notify();
+                data = &data[n..];
+                if n == offered && whole {
+                    return Ok(());
+                }
+                if n < offered {
+                    // Short of the windows: wait for a WINDOW_UPDATE.
+                    return_on_timeout(timeout, window, "HTTP/2 send window stayed closed").await?;
+                    continue;
+                }
             }
-            if monoio::time::timeout(timeout, notified).await.is_err() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "HTTP/2 send window stayed closed",
-                ));
-            }
+            // The queue is full: wait for the driver to write it.
+            return_on_timeout(timeout, drained, "HTTP/2 connection queue stayed full").await?;
         }
     }
 
@@ -361,6 +395,7 @@ pub async fn serve<T: Transport + 'static>(
         conn: RefCell::new(Connection::new(&config, Instant::now())),
         streams: RefCell::new(HashMap::new()),
         wake: Notify::default(),
+        drained: Notify::default(),
         tls: io.tls_info().cloned(),
     });
     let mut input = early;
@@ -448,6 +483,7 @@ pub async fn serve<T: Transport + 'static>(
                 break;
             }
             out = Vec::new();
+            c.drained.notify();
         }
         {
             let conn = c.conn.borrow();

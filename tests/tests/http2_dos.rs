@@ -31,6 +31,7 @@ both_drivers!(
     a_stream_depending_on_itself_is_reset,
     a_malformed_preface_is_closed,
     others_are_served_during_rapid_reset_on_many_connections,
+    huge_windows_and_no_reading_hold_no_more_than_the_queue,
 );
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -492,4 +493,65 @@ fn a_malformed_preface_is_closed(d: Driver) {
 /// after any dynamic table size update (RFC 7541 §6.3).
 fn is_200(block: &[u8]) -> bool {
     block.iter().find(|b| *b & 0xe0 != 0x20) == Some(&0x88)
+}
+
+/// The process's peak resident set in KiB (/proc/PID/status VmHWM).
+fn peak_rss_kib(rw: &Ringway) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", rw.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// A client that grants the largest windows (SETTINGS_INITIAL_WINDOW_SIZE
+/// and the connection's window at 2^31-1) and then reads nothing, for a
+/// 1 GiB static file: the windows would let ringway queue all of it; the
+/// connection's queue budget holds it to what waits for the socket. The
+/// stream ends at send_timeout (1 s: the access-log line), ringway's
+/// peak RSS grew by less than 64 MiB, and another client is served.
+fn huge_windows_and_no_reading_hold_no_more_than_the_queue(d: Driver) {
+    let http = HttpBackend::start();
+    let dir = temp_dir("h2-window");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    // Sparse: a gigabyte of zeros that costs no disk.
+    std::fs::File::create(root.join("files/big.bin"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let config = format!(
+        "{}[servers.app.locations.\"/files/\"]\nroot = \"{}\"\n",
+        config(http.addr),
+        root.display()
+    );
+    let log = dir.join("access.log");
+    let rw = Ringway::start_with_log(&config, d, "", log.to_str().unwrap());
+    still_serves(&rw);
+    let before = peak_rss_kib(&rw);
+    let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+    let mut out = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 2^31-1.
+    out.extend(frame(4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
+    // The connection's window from 65 535 to 2^31-1.
+    out.extend(frame(8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+    out.extend(frame(1, 0x4 | 0x1, 1, &get_block("/files/big.bin")));
+    s.write_all(&out).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("\"GET /files/big.bin HTTP/2.0\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no access-log line: {}",
+            rw.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grown = peak_rss_kib(&rw).saturating_sub(before);
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+    still_serves(&rw);
+    drop(s);
 }

@@ -620,6 +620,13 @@ impl Connection {
         !self.pending.is_empty()
     }
 
+    /// Bytes queued for [`Connection::poll_transmit`]: the caller bounds
+    /// the DATA it offers by them (a client's windows may be up to 2^31-1
+    /// bytes; what waits for a slow socket must not be).
+    pub fn queued(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Nothing more will happen: a connection error, or a GOAWAY either
     /// way and no stream left. Write what `poll_transmit` gives, then
     /// close.
