@@ -63,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.tls.handshake_timeout",
     "servers.NAME.http2",
     "servers.NAME.http2_max_concurrent_streams",
+    "servers.NAME.http2_websocket",
     "servers.NAME.client_header_buffer_size",
     "servers.NAME.max_headers",
     "servers.NAME.client_header_timeout",

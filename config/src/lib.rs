@@ -492,6 +492,35 @@ try_files = ["$uri", "/index.html"]
         }
     }
 
+    /// `http2_websocket` defaults to true; WebSocket over HTTP/2 is offered
+    /// only with it on and a proxying location that can upgrade.
+    #[test]
+    fn http2_websocket_offer() {
+        let one = |v: &str| {
+            parse(&format!(
+                "[servers.a]\nlisten = \"127.0.0.1:80\"\n{v}\n\
+                 [servers.a.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:1\"\n"
+            ))
+        };
+        let on = one("").unwrap();
+        assert!(on.servers[0].http2_websocket);
+        assert!(on.servers[0].offers_websocket_over_http2());
+        let off = one("http2_websocket = false").unwrap();
+        assert!(!off.servers[0].offers_websocket_over_http2());
+        let e = one("http2_websocket = \"no\"").unwrap_err().to_string();
+        assert!(
+            e.contains(":3:") && e.contains("servers.a.http2_websocket"),
+            "{e}"
+        );
+        let none = parse(
+            "[servers.a]\nlisten = \"127.0.0.1:80\"\n\
+             [servers.a.locations.\"/ws/\"]\nproxy_pass = \"http://127.0.0.1:1\"\nupgrade = []\n\
+             [servers.a.locations.\"/\"]\nreturn = { status = 200 }\n",
+        )
+        .unwrap();
+        assert!(!none.servers[0].offers_websocket_over_http2());
+    }
+
     /// Every warning reads `file:line: full.key: what`, and the model keeps
     /// the lines the engine needs for its own warnings and errors (http2,
     /// the certificate and key).

@@ -214,6 +214,11 @@ pub struct Server {
     /// the SETTINGS_MAX_CONCURRENT_STREAMS an HTTP/2 connection of this
     /// server advertises.
     pub http2_max_concurrent_streams: u32,
+    /// `http2_websocket` (default true): whether an HTTP/2 connection of
+    /// this server offers WebSocket over HTTP/2 (RFC 8441,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL) — offered only where a location
+    /// can upgrade ([`Server::can_upgrade`]).
+    pub http2_websocket: bool,
     /// The line of `http2`, when set (for the engine's warning about it).
     pub http2_line: Option<usize>,
     /// `locations`, in file order (order matters for regex locations).
@@ -445,6 +450,21 @@ pub struct Location {
     /// `name/version`). A request offering none of them is proxied as a
     /// plain request, without its `Upgrade`.
     pub upgrade: Vec<String>,
+}
+
+impl Server {
+    /// Whether an HTTP/2 connection of this server offers WebSocket over
+    /// HTTP/2 (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441): `http2_websocket`
+    /// is on and a location can upgrade (it proxies, with a non-empty
+    /// `upgrade` list). A browser that sees the setting sends its
+    /// WebSockets as extended CONNECTs and does not fall back to HTTP/1.1.
+    pub fn offers_websocket_over_http2(&self) -> bool {
+        self.http2_websocket
+            && self
+                .locations
+                .iter()
+                .any(|l| matches!(l.action, Action::Proxy(_)) && !l.upgrade.is_empty())
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -112,6 +112,7 @@ pub struct RawServer {
     pub tls: Option<Spanned<RawTls>>,
     pub http2: Option<V>,
     pub http2_max_concurrent_streams: Option<V>,
+    pub http2_websocket: Option<V>,
     #[serde(default)]
     pub locations: IndexMap<String, Spanned<RawLocation>>,
     pub client_header_buffer_size: Option<V>,

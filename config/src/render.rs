@@ -253,6 +253,7 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
         "http2_max_concurrent_streams",
         s.http2_max_concurrent_streams.to_string(),
     );
+    out.kv("http2_websocket", s.http2_websocket.to_string());
     out.kv(
         "client_header_buffer_size",
         string(&size(s.client_header_buffer_size as u64)),
@@ -937,6 +938,7 @@ listen = ["127.0.0.1:8080"]
 server_name = "_"
 http2 = false
 http2_max_concurrent_streams = 128
+http2_websocket = true
 client_header_buffer_size = "16k"
 max_headers = 100
 client_header_timeout = "60s"

@@ -797,6 +797,11 @@ fn server(
             1,
             1 << 16,
         )? as u32,
+        http2_websocket: cx.bool(
+            r.http2_websocket.as_ref(),
+            &format!("{key}.http2_websocket"),
+            true,
+        )?,
         http2_line: r.http2.as_ref().map(|v| cx.line_of(v.span().start)),
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,

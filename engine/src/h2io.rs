@@ -362,6 +362,26 @@ pub struct Context {
     pub guard: ConnGuard,
 }
 
+/// What a connection's SETTINGS offer, from the server that picks them
+/// (the address's default server for h2c, the one SNI picks with TLS).
+#[derive(Debug, Clone, Copy)]
+pub struct Offer {
+    /// `http2_max_concurrent_streams`.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL:
+    /// `ringway_config::Server::offers_websocket_over_http2`.
+    pub websocket: bool,
+}
+
+impl Offer {
+    pub fn of(server: &ringway_config::Server) -> Offer {
+        Offer {
+            max_concurrent_streams: server.http2_max_concurrent_streams,
+            websocket: server.offers_websocket_over_http2(),
+        }
+    }
+}
+
 /// Serve one HTTP/2 connection over `io` (after TLS ALPN `h2`, or the
 /// h2c preface): `early` holds bytes already read from it.
 pub async fn serve<T: Transport + 'static>(
@@ -369,11 +389,11 @@ pub async fn serve<T: Transport + 'static>(
     io: T,
     early: Vec<u8>,
     scheme: Scheme,
-    max_concurrent_streams: u32,
+    offer: Offer,
 ) {
     let config = H2Config {
-        max_concurrent_streams,
-        enable_connect_protocol: true,
+        max_concurrent_streams: offer.max_concurrent_streams,
+        enable_connect_protocol: offer.websocket,
         scheme,
         ..H2Config::default()
     };

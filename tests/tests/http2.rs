@@ -19,6 +19,7 @@ use ringway_tests::tls_support::*;
 use ringway_tests::*;
 
 both_drivers!(
+    websocket_over_h2_is_offered_only_where_it_can_be_kept,
     h2c_return_proxy_and_bodies,
     h2c_listener_still_serves_http11,
     h2c_streams_multiplex_on_one_connection,
@@ -349,6 +350,58 @@ proxy_pass = "http://{}"
         "{seen:?}"
     );
     wait_access(&log, "\"GET /ws/chat HTTP/2.0\" 101");
+}
+
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL is offered only where it can be kept:
+/// not with `http2_websocket = false`, not on a server whose locations
+/// cannot upgrade (no proxying location, or `upgrade = []`). A browser
+/// that sees it sends every WebSocket as an extended CONNECT and does not
+/// fall back. An extended CONNECT sent anyway is refused on its stream
+/// and never reaches the upstream.
+fn websocket_over_h2_is_offered_only_where_it_can_be_kept(d: Driver) {
+    let ws = Backend::start();
+    for (extra, location) in [
+        (
+            "http2_websocket = false\n",
+            format!("proxy_pass = \"http://{}\"", ws.addr),
+        ),
+        (
+            "",
+            format!("proxy_pass = \"http://{}\"\nupgrade = []", ws.addr),
+        ),
+        ("", "return = { status = 200 }".to_string()),
+    ] {
+        let config = format!(
+            "[servers.app]\nlisten = [\"127.0.0.1:0\"]\nhttp2 = \"h2c\"\n{extra}\
+             [servers.app.locations.\"/ws/\"]\n{location}\n"
+        );
+        let rw = Ringway::start(&config, d);
+        let addr = rw.addr("app");
+        let mut cmd = Command::new("python3");
+        cmd.arg(py_script("h2_websocket.py"))
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .args(["/ws/chat", "hello"]);
+        let out = run_bounded(
+            &mut cmd,
+            None,
+            Duration::from_secs(60),
+            "python3 is missing",
+        );
+        assert!(
+            out.stdout
+                .starts_with("SETTINGS-ENABLE-CONNECT-PROTOCOL 0\n"),
+            "{config}\n{}",
+            out.all()
+        );
+        // The CONNECT was sent anyway: no 200 for it.
+        assert!(
+            !out.stdout.contains("STATUS 200"),
+            "{config}\n{}",
+            out.all()
+        );
+    }
+    assert!(ws.seen.lock().unwrap().is_empty());
 }
 
 /// An HTTP/2 frame: length, type, flags, stream, payload (RFC 9113 §4.1).

@@ -652,9 +652,9 @@ struct Accepted {
 /// listen address, straight to the request path otherwise.
 fn spawn_serve(a: Accepted, key: SocketAddr, peer: Peer) {
     match a.snapshot.tls.listeners.get(&key).cloned() {
-        None => match h2c_streams(&a) {
-            Some(max) => {
-                monoio::spawn(serve_h2c(a, peer, max));
+        None => match h2c_offer(&a) {
+            Some(offer) => {
+                monoio::spawn(serve_h2c(a, peer, offer));
             }
             None => {
                 monoio::spawn(conn::serve(
@@ -668,23 +668,23 @@ fn spawn_serve(a: Accepted, key: SocketAddr, peer: Peer) {
     }
 }
 
-/// `http2_max_concurrent_streams` of the default server of a plain
-/// address when one of its servers has `http2 = "h2c"`.
-fn h2c_streams(a: &Accepted) -> Option<u32> {
+/// What the default server of a plain address offers over HTTP/2 when
+/// one of its servers has `http2 = "h2c"`.
+fn h2c_offer(a: &Accepted) -> Option<crate::h2io::Offer> {
     let config = &a.snapshot.config;
     let h2c = a
         .group
         .servers
         .iter()
         .any(|&i| config.servers[i].http2 == ringway_config::Http2::H2c);
-    h2c.then(|| a.group.select(config, None).http2_max_concurrent_streams)
+    h2c.then(|| crate::h2io::Offer::of(a.group.select(config, None)))
 }
 
 /// A plain connection where h2c is on: the first bytes decide. The
 /// client preface (RFC 9113 §3.3, prior knowledge) goes to the HTTP/2
 /// driver; anything else is HTTP/1.1, with those bytes as the start of
 /// its first request. The wait for them is the header timeout.
-async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
+async fn serve_h2c(a: Accepted, peer: Peer, offer: crate::h2io::Offer) {
     use crate::h2::frame::{check_preface, Preface, PREFACE};
     use crate::transport::Transport;
     let timeout = a
@@ -724,7 +724,7 @@ async fn serve_h2c(a: Accepted, peer: Peer, max_streams: u32) {
             a.stream,
             early,
             crate::h2::request::Scheme::Http,
-            max_streams,
+            offer,
         ))
         .await;
     } else {
@@ -800,7 +800,7 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
         }
     }
     if tls.alpn_h2() {
-        let max_streams = server.http2_max_concurrent_streams;
+        let offer = crate::h2io::Offer::of(server);
         let cx = crate::h2io::Context {
             shared: worker,
             snap: snapshot,
@@ -812,7 +812,7 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
         let scheme = crate::h2::request::Scheme::Https;
         // Boxed, as each branch: the task holds only the protocol that
         // runs (see `serve_h2c`).
-        Box::pin(crate::h2io::serve(cx, tls, Vec::new(), scheme, max_streams)).await;
+        Box::pin(crate::h2io::serve(cx, tls, Vec::new(), scheme, offer)).await;
         return;
     }
     Box::pin(conn::serve(
