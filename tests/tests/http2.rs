@@ -19,6 +19,7 @@ use ringway_tests::tls_support::*;
 use ringway_tests::*;
 
 both_drivers!(
+    plain_connect_is_405_with_allow,
     websocket_over_h2_is_offered_only_where_it_can_be_kept,
     h2c_return_proxy_and_bodies,
     h2c_listener_still_serves_http11,
@@ -350,6 +351,61 @@ proxy_pass = "http://{}"
         "{seen:?}"
     );
     wait_access(&log, "\"GET /ws/chat HTTP/2.0\" 101");
+}
+
+/// A plain CONNECT (no `:protocol`) asks for a forward proxy: answered
+/// 405 with `Allow` (RFC 9110 §15.5.6) through the usual error answer,
+/// with its info line. (No access-log line: a CONNECT has no path, and
+/// the line is made from an HTTP/1.1 head, which has no authority-form
+/// target here — as an HTTP/1.1 CONNECT, refused as unparseable, has
+/// none either.)
+fn plain_connect_is_405_with_allow(d: Driver) {
+    let config = "[servers.app]\nlisten = [\"127.0.0.1:0\"]\nhttp2 = \"h2c\"\n\
+                  [servers.app.locations.\"/\"]\nreturn = { status = 200 }\n";
+    let rw = Ringway::start(config, d);
+    let addr = rw.addr("app");
+    let script = r#"
+import socket, sys, h2.connection, h2.config, h2.events
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+s.sendall(c.data_to_send())
+c.send_headers(1, [(":method", "CONNECT"), (":authority", "example.com:443")], end_stream=True)
+s.sendall(c.data_to_send())
+done = False
+while not done:
+    data = s.recv(65536)
+    if not data:
+        break
+    for ev in c.receive_data(data):
+        if isinstance(ev, h2.events.ResponseReceived):
+            h = dict(ev.headers)
+            print("STATUS", h[b":status"].decode(), "ALLOW", h.get(b"allow", b"-").decode())
+        elif isinstance(ev, h2.events.StreamReset):
+            print("RESET", ev.error_code)
+            done = True
+        elif isinstance(ev, h2.events.StreamEnded):
+            print("ENDED")
+            done = True
+    s.sendall(c.data_to_send())
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script])
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    let out = run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(30),
+        "python3 is missing",
+    );
+    assert_eq!(
+        out.stdout,
+        "STATUS 405 ALLOW GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\nENDED\n",
+        "{}",
+        out.all()
+    );
+    rw.wait_for_log("status=405", Duration::from_secs(5));
 }
 
 /// SETTINGS_ENABLE_CONNECT_PROTOCOL is offered only where it can be kept:

@@ -119,11 +119,18 @@ impl<T: Transport> Conn<T> {
             self.listen.select(config, None).send_timeout
         };
         let body = format!("{status} {}\n", reply::reason(status));
+        // The one 405 of this path refuses a plain HTTP/2 CONNECT (ringway
+        // is no forward proxy): RFC 9110 §15.5.6 wants the methods a
+        // reverse proxy takes named.
+        let allow: &[(&str, &[u8])] = match e.kind {
+            Kind::Refused(405, _) => &[("Allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")],
+            _ => &[],
+        };
         let mut out = Vec::with_capacity(160);
         reply::full(
             &mut out,
             status,
-            &[],
+            allow,
             "text/plain",
             body.as_bytes(),
             head_only,
