@@ -420,6 +420,9 @@ pub async fn serve<T: Transport + 'static>(
     });
     let mut input = early;
     let mut out = Vec::new();
+    // The streams' guards: connections for max_connections, streams in
+    // the metrics.
+    let streams_listen = cx.guard.streams();
     let mut read_eof = false;
     loop {
         // The worker began its stop: GOAWAY(NO_ERROR, the last stream
@@ -470,7 +473,7 @@ pub async fn serve<T: Transport + 'static>(
                         stream,
                         cx.addrs,
                         cx.local,
-                        cx.guard.another(),
+                        crate::shared::ConnGuard::new(&streams_listen),
                     ));
                 }
                 Action::Answer(s, head_request, status, why, line) => {
@@ -487,7 +490,7 @@ pub async fn serve<T: Transport + 'static>(
                         stream,
                         cx.addrs,
                         cx.local,
-                        cx.guard.another(),
+                        crate::shared::ConnGuard::new(&streams_listen),
                         (status, why, line),
                     ));
                 }

@@ -81,6 +81,11 @@ pub struct Listen {
     pub shared: Rc<Shared>,
     /// The address as configured (the metrics' `listen` label).
     pub label: Box<str>,
+    /// The guards are HTTP/2 streams of a connection on this address:
+    /// they count toward `max_connections` (each runs the request phases
+    /// and may hold an upstream connection) but in the metrics as
+    /// streams, not connections.
+    pub http2_streams: bool,
 }
 
 /// Counts an open connection; wakes a paused accept loop when it closes.
@@ -89,16 +94,28 @@ pub struct ConnGuard(Rc<Listen>);
 
 impl ConnGuard {
     pub fn new(l: &Rc<Listen>) -> Self {
-        crate::metrics::with(|m| m.conn_opened(&l.label));
+        crate::metrics::with(|m| {
+            if l.http2_streams {
+                m.stream_opened(&l.label)
+            } else {
+                m.conn_opened(&l.label)
+            }
+        });
         let w = &l.shared;
         w.conns.set(w.conns.get() + 1);
         ConnGuard(l.clone())
     }
 
-    /// A guard on the same listen address: each HTTP/2 stream runs as a
-    /// connection of its own (it counts as one).
-    pub fn another(&self) -> ConnGuard {
-        ConnGuard::new(&self.0)
+    /// The listen address of this connection's HTTP/2 streams: their
+    /// guards ([`ConnGuard::new`] on it) count toward `max_connections`
+    /// as connections, and in the metrics as streams. One per HTTP/2
+    /// connection.
+    pub fn streams(&self) -> Rc<Listen> {
+        Rc::new(Listen {
+            shared: self.0.shared.clone(),
+            label: self.0.label.clone(),
+            http2_streams: true,
+        })
     }
 }
 
@@ -106,7 +123,13 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         let w = &self.0.shared;
         w.conns.set(w.conns.get() - 1);
-        crate::metrics::with(|m| m.conn_closed(&self.0.label));
+        crate::metrics::with(|m| {
+            if self.0.http2_streams {
+                m.stream_closed(&self.0.label)
+            } else {
+                m.conn_closed(&self.0.label)
+            }
+        });
         w.conn_closed.notify();
     }
 }

@@ -30,6 +30,7 @@ both_drivers!(
     tunnel_bytes_count_while_the_tunnel_is_open,
     wss_tunnel_bytes_count_while_the_tunnel_is_open,
     process_families_read_true_and_the_text_parses,
+    http2_streams_are_counted_as_streams,
 );
 
 /// The io_uring driver's syscall relay (what a kernel before 5.19 runs):
@@ -611,6 +612,53 @@ fn small_config(body: &str) -> String {
     format!(
         "[metrics]\nlisten = \"127.0.0.1:0\"\n\n[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"= /ok\"]\nreturn = {{ status = 200, body = \"{body}\" }}\n"
     )
+}
+
+/// Four HTTP/2 streams on one h2c connection (Python `h2`,
+/// tests/py/h2_multiplex.py: three GETs and a POST): one connection
+/// accepted, four streams, none open once they are answered; the JSON
+/// status says the same.
+fn http2_streams_are_counted_as_streams(d: Driver) {
+    let config = small_config("v1").replace(
+        "listen = [\"127.0.0.1:0\"]\n",
+        "listen = [\"127.0.0.1:0\"]\nhttp2 = \"h2c\"\n",
+    );
+    let rw = Ringway::start_with_runtime(&config, d, TWO_WORKERS);
+    let maddr = metrics_addr(&rw);
+    let addr = rw.addr("app");
+    let mut cmd = Command::new("python3");
+    cmd.arg(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("py")
+            .join("h2_multiplex.py"),
+    )
+    .arg(addr.ip().to_string())
+    .arg(addr.port().to_string())
+    .args(["/ok", "/ok", "/ok"]);
+    let out = ringway_tests::tls_support::run_bounded(
+        &mut cmd,
+        None,
+        Duration::from_secs(30),
+        "python3 is missing",
+    );
+    assert!(out.ok() && out.stdout.ends_with("DONE\n"), "{}", out.all());
+    // The label is the address as configured.
+    let listen = "127.0.0.1:0";
+    let l = [("listen", listen)];
+    let text = scrape_until(maddr, "four streams, none open", |t| {
+        sum(t, "ringway_http2_streams_total", &l) == 4.0
+            && sum(t, "ringway_http2_streams_active", &l) == 0.0
+            && sum(t, "ringway_connections_active", &l) == 0.0
+    });
+    assert_eq!(sum(&text, "ringway_connections_accepted_total", &l), 1.0);
+    let st = status(maddr);
+    let listens = st["totals"]["listens"].as_array().expect("listens");
+    let entry = listens
+        .iter()
+        .find(|e| e["listen"] == listen)
+        .expect("the app's listen");
+    assert_eq!(entry["http2_streams"], 4, "{st}");
+    assert_eq!(entry["accepted"], 1, "{st}");
 }
 
 fn reloads_are_counted(d: Driver) {

@@ -314,7 +314,7 @@ mod tests {
                 series: Default::default(),
                 _permit: None,
                 _busy: None,
-                _guard: crate::shared::ConnGuard::new(&std::rc::Rc::new(crate::shared::Listen { shared: shared.clone(), label: "t".into() })),
+                _guard: crate::shared::ConnGuard::new(&std::rc::Rc::new(crate::shared::Listen { shared: shared.clone(), label: "t".into(), http2_streams: false })),
             };
             let task = std::mem::size_of_val(&t.run());
             assert!(task <= 1700, "the tunnel task is {task} bytes");

@@ -79,6 +79,36 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
         }
     }
     e.family(
+        "ringway_http2_streams_total",
+        "counter",
+        "HTTP/2 streams opened by clients (each is a request, or an RFC 8441 WebSocket).",
+    );
+    for w in workers {
+        worker_label(&mut wid, w.worker);
+        for (listen, s) in &w.listens {
+            e.sample(
+                "ringway_http2_streams_total",
+                &[("listen", listen), ("worker", &wid)],
+                s.http2_streams,
+            );
+        }
+    }
+    e.family(
+        "ringway_http2_streams_active",
+        "gauge",
+        "HTTP/2 streams open.",
+    );
+    for w in workers {
+        worker_label(&mut wid, w.worker);
+        for (listen, s) in &w.listens {
+            e.sample(
+                "ringway_http2_streams_active",
+                &[("listen", listen), ("worker", &wid)],
+                s.http2_streams_active,
+            );
+        }
+    }
+    e.family(
         "ringway_accept_errors_total",
         "counter",
         "Failed accept calls (EMFILE and the like).",
@@ -497,7 +527,11 @@ fn json_snapshot(o: &mut String, w: &WorkerSnapshot, with_worker: bool) {
         }
         o.push_str("{\"listen\":");
         json_str(o, listen);
-        let _ = write!(o, ",\"accepted\":{},\"active\":{}}}", s.accepted, s.active);
+        let _ = write!(
+            o,
+            ",\"accepted\":{},\"active\":{},\"http2_streams\":{},\"http2_streams_active\":{}}}",
+            s.accepted, s.active, s.http2_streams, s.http2_streams_active
+        );
     }
     o.push_str("],\"servers\":[");
     for (i, (server, s)) in w.servers.iter().enumerate() {

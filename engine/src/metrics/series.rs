@@ -14,6 +14,12 @@ pub struct ListenStats {
     pub accepted: u64,
     /// Open now (a gauge).
     pub active: u64,
+    /// HTTP/2 streams opened on this address's connections (each runs
+    /// the request phases as a connection of its own, but is counted
+    /// here, not as a connection).
+    pub http2_streams: u64,
+    /// HTTP/2 streams open now (a gauge).
+    pub http2_streams_active: u64,
 }
 
 /// HTTP and WebSocket traffic of one server block.
@@ -197,6 +203,8 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
             let t = listens.entry(k).or_default();
             t.accepted += s.accepted;
             t.active += s.active;
+            t.http2_streams += s.http2_streams;
+            t.http2_streams_active += s.http2_streams_active;
         }
         for (k, s) in &w.servers {
             servers.entry(k).or_default().add(s);

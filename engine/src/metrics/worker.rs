@@ -210,6 +210,21 @@ impl Metrics {
         s.active += 1;
     }
 
+    /// An HTTP/2 stream opened on a connection of `listen`.
+    pub fn stream_opened(&self, listen: &str) {
+        let mut m = self.inner.borrow_mut();
+        let s = m.listens.get(listen);
+        s.http2_streams += 1;
+        s.http2_streams_active += 1;
+    }
+
+    /// That stream ended.
+    pub fn stream_closed(&self, listen: &str) {
+        let mut m = self.inner.borrow_mut();
+        let s = m.listens.get(listen);
+        s.http2_streams_active = s.http2_streams_active.saturating_sub(1);
+    }
+
     /// That connection closed: active −1.
     pub fn conn_closed(&self, listen: &str) {
         let mut m = self.inner.borrow_mut();

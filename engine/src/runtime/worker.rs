@@ -191,6 +191,7 @@ impl Accepting {
         let listen = Rc::new(Listen {
             shared: worker.clone(),
             label: key.to_string().into_boxed_str(),
+            http2_streams: false,
         });
         monoio::spawn(accept_loop(
             worker.clone(),
