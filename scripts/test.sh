@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # only when run as root on Debian/Ubuntu (otherwise install them yourself):
 #   apt: curl, openssl (the TLS tests make their certificates with it),
 #        python3 and python3-pip, logrotate (dist/ringway.logrotate is run
-#        by the access-log tests)
+#        by the access-log tests), nginx (tests/http2_differential.rs
+#        sends its HTTP/2 cases to nginx beside ringway)
 #   pip: websockets (an independent WebSocket client for the wss tests),
 #        hypercorn and h2 (a real h2c server and HTTP/2 client for the h2c
 #        smuggling tests, tests/tests/upgrade_protocols.rs),
@@ -34,6 +35,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
   command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
   [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
   python3 -c 'import websockets' 2>/dev/null || pip_install websockets
   python3 -c 'import hypercorn, h2' 2>/dev/null || pip_install hypercorn h2
