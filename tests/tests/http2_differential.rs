@@ -739,7 +739,7 @@ fn hostile_requests_never_reach_the_backend(d: Driver) {
         d.name()
     );
     table.push_str(&format!(
-        "{:w$}  {:<8}  {:<36}  {}\n",
+        "{:w$}  {:<8}  {:<48}  {}\n",
         "fixture", "expect", "ringway", "nginx"
     ));
     for (i, (case, (name, o))) in cases.iter().zip(&rows).enumerate() {
@@ -749,7 +749,7 @@ fn hostile_requests_never_reach_the_backend(d: Driver) {
             Expect::Accept => "accept".to_string(),
         };
         table.push_str(&format!(
-            "{:w$}  {:<8}  {:<36}  {}\n",
+            "{:w$}  {:<8}  {:<48}  {}\n",
             printable(name),
             expect,
             o.verdict(),
