@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 #   apt: curl, openssl (the TLS tests make their certificates with it),
 #        python3 and python3-pip, logrotate (dist/ringway.logrotate is run
 #        by the access-log tests), chromium (a real browser for the
-#        WebSocket-over-HTTP/2 test, tests/tests/browser.rs)
+#        WebSocket-over-HTTP/2 test, tests/tests/browser.rs), nginx
+#        (tests/http2_differential.rs sends its HTTP/2 cases to nginx
+#        beside ringway)
 #   pip: websockets (an independent WebSocket client for the wss tests),
 #        hypercorn and h2 (a real h2c server and HTTP/2 client for the h2c
 #        smuggling tests, tests/tests/upgrade_protocols.rs),
@@ -36,6 +38,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
   command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
   command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
   [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
   python3 -c 'import websockets' 2>/dev/null || pip_install websockets
   python3 -c 'import hypercorn, h2' 2>/dev/null || pip_install hypercorn h2
