@@ -21,7 +21,7 @@ use monoio_rustls::ClientTlsStream;
 
 use crate::handshake::{self, HandshakeError};
 use crate::tls::TlsClient;
-use crate::ws;
+use crate::{h2, ws};
 
 /// Longest frame the client accepts from a server.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -314,16 +314,168 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-/// An upgraded client connection.
+/// An upgraded client connection: an HTTP/1.1 upgrade (RFC 6455 §4), or
+/// one WebSocket stream of its own HTTP/2 connection (RFC 8441).
 pub struct WsClient {
     stream: Transport,
+    /// WebSocket bytes read and not yet taken as frames.
     rbuf: Vec<u8>,
     rng: u32,
+    /// The HTTP/2 layer, when the WebSocket is an RFC 8441 stream.
+    h2: Option<Box<H2Layer>>,
+}
+
+/// The stream the client opens its WebSocket on (its first).
+const H2_STREAM: u32 = 1;
+
+/// An RFC 8441 WebSocket's HTTP/2 connection: the frames read and not yet
+/// taken apart, flow control both ways, what the server said so far.
+#[derive(Debug)]
+struct H2Layer {
+    /// Bytes read, not yet whole frames.
+    raw: Vec<u8>,
+    /// What the client may still send, connection and stream (§6.9).
+    send_conn: i64,
+    send_stream: i64,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE.
+    peer_initial: i64,
+    /// DATA bytes received since the last WINDOW_UPDATE.
+    unacked: u32,
+    /// The server's first SETTINGS came.
+    settings: bool,
+    /// It advertised SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
+    connect_protocol: bool,
+    /// A field block still waiting for CONTINUATION.
+    partial: Option<Vec<u8>>,
+    /// The response's field block, once whole.
+    response: Option<Vec<u8>>,
+    /// The server ended the stream (END_STREAM or RST_STREAM).
+    ended: bool,
+    /// It was RST_STREAM.
+    reset: bool,
+    /// Control frames to write (ACKs, WINDOW_UPDATEs).
+    out: Vec<u8>,
+}
+
+impl H2Layer {
+    fn new() -> Self {
+        Self {
+            raw: Vec::new(),
+            send_conn: h2::DEFAULT_WINDOW,
+            send_stream: h2::DEFAULT_WINDOW,
+            peer_initial: h2::DEFAULT_WINDOW,
+            unacked: 0,
+            settings: false,
+            connect_protocol: false,
+            partial: None,
+            response: None,
+            ended: false,
+            reset: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Take every whole frame of `raw` apart: the stream's DATA onto
+    /// `ws`, SETTINGS, PING, WINDOW_UPDATE and the response headers into
+    /// the state, answers into `out`.
+    fn absorb(&mut self, ws: &mut Vec<u8>) -> Result<(), What> {
+        let mut at = 0;
+        while let Some(h) = h2::parse_head(&self.raw[at..]) {
+            if h.len > MAX_FRAME {
+                return Err(What::Protocol);
+            }
+            let end = at + h2::HEAD_LEN + h.len;
+            if self.raw.len() < end {
+                break;
+            }
+            let payload = &self.raw[at + h2::HEAD_LEN..end];
+            match h.kind {
+                h2::DATA => {
+                    let r = h2::unpadded(&h, payload).ok_or(What::Protocol)?;
+                    if h.stream == H2_STREAM {
+                        ws.extend_from_slice(&payload[r]);
+                        self.ended |= h.flags & h2::END_STREAM != 0;
+                    }
+                    self.unacked += h.len as u32;
+                    if self.unacked >= h2::CLIENT_WINDOW / 2 {
+                        h2::window_update(&mut self.out, 0, self.unacked);
+                        h2::window_update(&mut self.out, H2_STREAM, self.unacked);
+                        self.unacked = 0;
+                    }
+                }
+                h2::HEADERS | h2::CONTINUATION if h.stream == H2_STREAM => {
+                    let block = if h.kind == h2::HEADERS {
+                        self.ended |= h.flags & h2::END_STREAM != 0;
+                        let r = h2::unpadded(&h, payload).ok_or(What::Protocol)?;
+                        payload[r].to_vec()
+                    } else {
+                        let mut b = self.partial.take().ok_or(What::Protocol)?;
+                        b.extend_from_slice(payload);
+                        b
+                    };
+                    if h.flags & h2::END_HEADERS == 0 {
+                        self.partial = Some(block);
+                    } else if self.response.is_none() {
+                        self.response = Some(block);
+                    }
+                }
+                h2::SETTINGS if h.flags & h2::ACK == 0 => {
+                    for (id, v) in h2::settings(payload) {
+                        match id {
+                            h2::SETTINGS_INITIAL_WINDOW_SIZE => {
+                                self.send_stream += i64::from(v) - self.peer_initial;
+                                self.peer_initial = i64::from(v);
+                            }
+                            h2::SETTINGS_ENABLE_CONNECT_PROTOCOL => {
+                                self.connect_protocol = v == 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    self.settings = true;
+                    h2::frame(&mut self.out, h2::SETTINGS, h2::ACK, 0, &[]);
+                }
+                h2::PING if h.flags & h2::ACK == 0 => {
+                    h2::frame(&mut self.out, h2::PING, h2::ACK, 0, payload);
+                }
+                h2::WINDOW_UPDATE if payload.len() == 4 => {
+                    let inc = i64::from(
+                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                            & 0x7fff_ffff,
+                    );
+                    match h.stream {
+                        0 => self.send_conn += inc,
+                        H2_STREAM => self.send_stream += inc,
+                        _ => {}
+                    }
+                }
+                // What came before it on the stream is still read.
+                h2::RST_STREAM if h.stream == H2_STREAM => (self.ended, self.reset) = (true, true),
+                h2::GOAWAY if payload.len() >= 8 => {
+                    let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                        & 0x7fff_ffff;
+                    if last < H2_STREAM || payload[4..8] != [0; 4] {
+                        return Err(What::Closed);
+                    }
+                }
+                _ => {}
+            }
+            at = end;
+        }
+        self.raw.drain(..at);
+        if self.raw.is_empty() {
+            // Hold nothing while idle.
+            self.raw = Vec::new();
+        }
+        Ok(())
+    }
 }
 
 impl WsClient {
     /// Connect from `src` (over TLS when `tls` is given) and upgrade, each
-    /// step under its timeout.
+    /// step under its timeout: an HTTP/1.1 upgrade, or with `h2` an
+    /// HTTP/2 connection (prior knowledge in plain, ALPN `h2` with TLS)
+    /// and an RFC 8441 extended CONNECT on its first stream.
     pub async fn open(
         src: Option<Ipv4Addr>,
         target: SocketAddr,
@@ -331,15 +483,85 @@ impl WsClient {
         host: &str,
         path: &str,
         t: &Timeouts,
+        h2: bool,
     ) -> Result<Self, Failure> {
         let stream = Transport::open(src, target, tls, t).await?;
         let mut c = WsClient {
             stream,
             rbuf: Vec::new(),
             rng: seed(),
+            h2: None,
         };
-        bounded(Phase::Handshake, t.handshake, c.upgrade(host, path)).await?;
+        if h2 {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            bounded(
+                Phase::Handshake,
+                t.handshake,
+                c.connect_h2(scheme, host, path),
+            )
+            .await?;
+        } else {
+            bounded(Phase::Handshake, t.handshake, c.upgrade(host, path)).await?;
+        }
         Ok(c)
+    }
+
+    /// RFC 8441 §4–5: the preface and SETTINGS; the server's SETTINGS
+    /// must enable the CONNECT protocol; then the extended CONNECT, whose
+    /// answer must be 200.
+    async fn connect_h2(&mut self, scheme: &str, host: &str, path: &str) -> Result<(), What> {
+        self.h2 = Some(Box::new(H2Layer::new()));
+        let (r, _) = self.stream.write_all(h2::client_start()).await;
+        r?;
+        while !self.h2.as_ref().expect("set above").settings {
+            self.read_h2().await?;
+        }
+        if !self.h2.as_ref().expect("set above").connect_protocol {
+            return Err(What::Handshake(HandshakeError::NotWebSocket));
+        }
+        let (r, _) = (self.stream)
+            .write_all(h2::connect(H2_STREAM, scheme, host, path))
+            .await;
+        r?;
+        let block = loop {
+            let l = self.h2.as_mut().expect("set above");
+            if let Some(b) = l.response.take() {
+                break b;
+            }
+            if l.ended {
+                return Err(What::Eof);
+            }
+            self.read_h2().await?;
+        };
+        match h2::status(&block) {
+            Some(200) => Ok(()),
+            Some(s) => Err(What::Status(s)),
+            None => Err(What::Handshake(HandshakeError::Malformed)),
+        }
+    }
+
+    /// One read of the HTTP/2 connection: its frames taken apart (the
+    /// stream's DATA onto `rbuf`), the answers they call for written.
+    async fn read_h2(&mut self) -> Result<(), What> {
+        let l = self.h2.as_mut().expect("an HTTP/2 WebSocket");
+        let mut raw = std::mem::take(&mut l.raw);
+        if raw.capacity() - raw.len() < 4096 {
+            raw.reserve(16 << 10);
+        }
+        let len = raw.len();
+        let (r, slice) = self.stream.read(raw.slice_mut(len..)).await;
+        let l = self.h2.as_mut().expect("an HTTP/2 WebSocket");
+        l.raw = slice.into_inner();
+        if r? == 0 {
+            return Err(What::Eof);
+        }
+        l.absorb(&mut self.rbuf)?;
+        if !l.out.is_empty() {
+            let out = std::mem::take(&mut l.out);
+            let (r, _) = self.stream.write_all(out).await;
+            r?;
+        }
+        Ok(())
     }
 
     async fn upgrade(&mut self, host: &str, path: &str) -> Result<(), What> {
@@ -366,6 +588,12 @@ impl WsClient {
     }
 
     async fn read_more(&mut self) -> Result<(), What> {
+        if let Some(l) = &self.h2 {
+            if l.ended {
+                return Err(if l.reset { What::Reset } else { What::Eof });
+            }
+            return self.read_h2().await;
+        }
         if self.rbuf.capacity() - self.rbuf.len() < 512 {
             self.rbuf.reserve(self.rbuf.capacity().max(1024));
         }
@@ -394,6 +622,35 @@ impl WsClient {
         let mut out = Vec::with_capacity(payload.len() + 14);
         let mask = self.next_mask();
         ws::write_frame(&mut out, first, payload, Some(mask));
+        if self.h2.is_some() {
+            return self.send_h2(&out).await;
+        }
+        let (r, _) = self.stream.write_all(out).await;
+        r?;
+        Ok(())
+    }
+
+    /// `bytes` as DATA on the WebSocket's stream, within the server's
+    /// windows (reading its WINDOW_UPDATEs while they are shut).
+    async fn send_h2(&mut self, bytes: &[u8]) -> Result<(), What> {
+        let mut out = Vec::with_capacity(bytes.len() + h2::HEAD_LEN);
+        for chunk in bytes.chunks(h2::MAX_DATA) {
+            let need = chunk.len() as i64;
+            loop {
+                let l = self.h2.as_mut().expect("an HTTP/2 WebSocket");
+                if l.send_conn >= need && l.send_stream >= need {
+                    l.send_conn -= need;
+                    l.send_stream -= need;
+                    break;
+                }
+                if !out.is_empty() {
+                    let (r, _) = self.stream.write_all(std::mem::take(&mut out)).await;
+                    r?;
+                }
+                self.read_h2().await?;
+            }
+            h2::frame(&mut out, h2::DATA, 0, H2_STREAM, chunk);
+        }
         let (r, _) = self.stream.write_all(out).await;
         r?;
         Ok(())

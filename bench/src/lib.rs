@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod h2;
 pub mod handshake;
 pub mod hist;
 pub mod report;

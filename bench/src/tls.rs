@@ -36,6 +36,8 @@ pub struct TlsArgs {
     pub name: Option<String>,
     /// Offer sessions from earlier handshakes (TLS 1.3 tickets).
     pub resume: bool,
+    /// Offer ALPN `h2` alone (an HTTP/2 client); without it no ALPN.
+    pub h2: bool,
 }
 
 /// A load process's TLS client: its configuration and the server name.
@@ -64,8 +66,12 @@ impl TlsClient {
             Some(n) => server_name(n)?,
             None => ServerName::IpAddress(target.into()),
         };
+        let mut c = config(roots, args.resume)?;
+        if args.h2 {
+            c.alpn_protocols = vec![b"h2".to_vec()];
+        }
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config(roots, args.resume)?)),
+            connector: TlsConnector::from(Arc::new(c)),
             name,
         })
     }
@@ -253,6 +259,7 @@ mod tests {
             ca: fixture("missing.pem"),
             name: None,
             resume: false,
+            h2: false,
         };
         let e = TlsClient::new(&args, [127, 0, 0, 1].into()).unwrap_err();
         assert!(e.starts_with("--tls-ca "), "{e}");
@@ -315,6 +322,7 @@ mod tests {
             ca: fixture("ca.pem"),
             name: Some(name.to_string()),
             resume,
+            h2: false,
         };
         let lo = [127, 0, 0, 1].into();
         rt::block_on(Driver::Epoll, async move {

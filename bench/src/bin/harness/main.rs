@@ -14,11 +14,22 @@
 //! writes a markdown report (tables with ratios to nginx and nginx tuned,
 //! the exact commands) and an SVG chart.
 //!
+//! The HTTP/2 scenarios (`--h2` runs just them and merges their sections
+//! into an existing report): `h2-return`, `h2-proxy`, `h2-static` (h2load
+//! over TLS with ALPN h2 against nginx `listen ... ssl http2` and ringway
+//! `http2 = true`), the same three in h2c (`h2c-*`), `h2ws-pingpong` and
+//! `h2ws-hold` (RFC 8441 WebSockets from `ringway-load --h2`, against
+//! HAProxy and ringway: nginx has no RFC 8441), and `h1wss-hold`, the
+//! HTTP/1.1 twin of `h2ws-hold` for comparison.
+//!
 //! ```text
-//! ringway-harness [--quick] [--scenarios pingpong,lowrate,stream,churn,hold,fanout,http,
-//!                  tls-handshake,tls-resume,wss-pingpong,wss-stream,wss-hold]
-//!                 [--targets direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll]
-//!                 [--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+//! ringway-harness [--quick] [--h2] [--scenarios pingpong,lowrate,stream,churn,hold,fanout,http,
+//!                  tls-handshake,tls-resume,wss-pingpong,wss-stream,wss-hold,h2-return,
+//!                  h2-proxy,h2-static,h2c-return,h2c-proxy,h2c-static,h2ws-pingpong,
+//!                  h2ws-hold,h1wss-hold]
+//!                 [--targets direct,nginx,nginx-tuned,haproxy,ringway-io_uring,ringway-epoll]
+//!                 [--syscalls] [--rounds N] [--workers N] [--merge] [--out FILE.md]
+//!                 [--chart FILE.svg]
 //! ```
 //!
 //! `scripts/bench.sh` builds everything, installs nginx, wrk and strace
@@ -37,18 +48,28 @@ use lexopt::prelude::*;
 use report::{Bar, Sample};
 use scenarios::{Pass, Scenario, Setup, Target};
 
-const USAGE: &str = "usage: ringway-harness [--quick] [--scenarios LIST] [--targets LIST] \
-[--syscalls] [--rounds N] [--workers N] [--out FILE.md] [--chart FILE.svg]
+const USAGE: &str = "usage: ringway-harness [--quick] [--h2] [--scenarios LIST] [--targets LIST] \
+[--syscalls] [--rounds N] [--workers N] [--merge] [--out FILE.md] [--chart FILE.svg]
   scenarios: pingpong,lowrate,stream,churn,hold,fanout,http,tls-handshake,tls-resume,
-             wss-pingpong,wss-stream,wss-hold (default: all; with --quick all but
-             tls-resume, wss-pingpong and wss-stream; http needs wrk, the TLS ones openssl)
-  targets:   direct,nginx,nginx-tuned,ringway-io_uring,ringway-epoll (default: all; nginx
-             when installed; nginx-tuned only in pingpong, lowrate and stream)
+             wss-pingpong,wss-stream,wss-hold,h2-return,h2-proxy,h2-static,h2c-return,
+             h2c-proxy,h2c-static,h2ws-pingpong,h2ws-hold,h1wss-hold (default: all; with
+             --quick all but tls-resume, wss-pingpong, wss-stream and of the HTTP/2 ones all
+             but h2-proxy, h2ws-pingpong and h2ws-hold; http needs wrk, h2-* and h2c-* h2load,
+             the TLS ones openssl)
+  targets:   direct,nginx,nginx-tuned,haproxy,ringway-io_uring,ringway-epoll (default: all;
+             nginx and haproxy when installed; nginx-tuned only in pingpong, lowrate and
+             stream; haproxy only in h2ws-* and h1wss-hold)
+  --h2       the HTTP/2 scenarios only (unless --scenarios), merged into the report
+             (--merge)
+  --merge    replace (or add) this run's scenario sections in the existing --out file,
+             each marked with this command, and leave the rest and the chart alone
   --syscalls after the timed rounds of pingpong and lowrate, one more run per proxy
              (not nginx-tuned) under strace -c: system calls per relayed message";
 
 struct Opts {
     quick: bool,
+    merge: bool,
+    h2: bool,
     syscalls: bool,
     /// Empty: [`Scenario::defaults`].
     scenarios: Vec<String>,
@@ -62,6 +83,8 @@ struct Opts {
 fn parse() -> anyhow::Result<Opts> {
     let mut o = Opts {
         quick: false,
+        merge: false,
+        h2: false,
         syscalls: false,
         scenarios: Vec::new(),
         targets: Target::ALL.to_vec(),
@@ -75,6 +98,8 @@ fn parse() -> anyhow::Result<Opts> {
         while let Some(arg) = p.next()? {
             match arg {
                 Long("quick") => o.quick = true,
+                Long("merge") => o.merge = true,
+                Long("h2") => o.h2 = true,
                 Long("syscalls") => o.syscalls = true,
                 Long("scenarios") => {
                     o.scenarios = p
@@ -108,6 +133,15 @@ fn parse() -> anyhow::Result<Opts> {
         Ok(())
     };
     flags().map_err(|e| anyhow!("{e}\n{USAGE}"))?;
+    if o.h2 {
+        o.merge = true;
+        if o.scenarios.is_empty() {
+            o.scenarios = (Scenario::defaults(o.quick).into_iter())
+                .filter(|n| Scenario::HTTP2.contains(n))
+                .map(str::to_string)
+                .collect();
+        }
+    }
     if o.scenarios.is_empty() {
         o.scenarios = (Scenario::defaults(o.quick).into_iter())
             .map(str::to_string)
@@ -149,6 +183,10 @@ fn run() -> anyhow::Result<i32> {
         eprintln!("nginx is not installed: running without it (scripts/bench.sh installs it)");
         targets.retain(|t| !matches!(t, Target::Nginx | Target::NginxTuned));
     }
+    if !setup.has_haproxy && targets.contains(&Target::Haproxy) {
+        eprintln!("haproxy is not installed: running without it (scripts/bench.sh installs it)");
+        targets.retain(|t| *t != Target::Haproxy);
+    }
     if o.syscalls && !setup.has_strace {
         eprintln!("strace is not installed: no system call counts (scripts/bench.sh installs it)");
     }
@@ -168,6 +206,13 @@ fn run() -> anyhow::Result<i32> {
         if sc.needs_wrk && !setup.has_wrk {
             eprintln!("{name}: wrk is not installed; skipped");
             sections.push(format!("## {name}\n\nSkipped: wrk is not installed.\n"));
+            continue;
+        }
+        if sc.needs_h2load && !setup.has_h2load {
+            eprintln!("{name}: h2load is not installed; skipped");
+            sections.push(format!(
+                "## {name}\n\nSkipped: h2load (nghttp2-client) is not installed.\n"
+            ));
             continue;
         }
         if sc.tls && !setup.has_openssl {
@@ -214,8 +259,19 @@ fn run() -> anyhow::Result<i32> {
                 });
             }
         }
+        let alone = if o.merge {
+            format!(
+                "_From a run of these sections alone, not the run the header describes: \
+                 `{}`, {}, median of {} round(s)._\n\n",
+                std::env::args().collect::<Vec<_>>().join(" "),
+                setup.versions(),
+                o.rounds
+            )
+        } else {
+            String::new()
+        };
         let mut section = format!(
-            "## {name}\n\n{}\n\nLoad: `{}`\n\n{}",
+            "## {name}\n\n{alone}{}\n\nLoad: `{}`\n\n{}",
             sc.about,
             sc.load_command("ADDR"),
             report::table(&sc.metrics, &medians)
@@ -227,10 +283,27 @@ fn run() -> anyhow::Result<i32> {
     }
 
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
-    let md = setup.document(&cmdline, o.rounds, &sections, started.elapsed(), &o.chart);
     if let Some(dir) = o.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    if o.merge {
+        let doc = std::fs::read_to_string(&o.out).unwrap_or_default();
+        let doc = if doc.is_empty() {
+            setup.document(&cmdline, o.rounds, &[], started.elapsed(), &o.chart)
+        } else {
+            doc
+        };
+        let md = report::merge_sections(&doc, &sections);
+        std::fs::write(&o.out, md).with_context(|| format!("write {}", o.out.display()))?;
+        eprintln!(
+            "merged {} section(s) into {} in {:.0} s",
+            sections.len(),
+            o.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(if failed > 0 { 1 } else { 0 });
+    }
+    let md = setup.document(&cmdline, o.rounds, &sections, started.elapsed(), &o.chart);
     std::fs::write(&o.out, md).with_context(|| format!("write {}", o.out.display()))?;
     std::fs::write(
         &o.chart,
@@ -287,7 +360,7 @@ fn syscalls_section(
     }
     let mut traced: Vec<(String, Sample)> = Vec::new();
     for &t in targets {
-        if matches!(t, Target::Direct | Target::NginxTuned) {
+        if matches!(t, Target::Direct | Target::NginxTuned) || !sc.runs(t) {
             continue;
         }
         eprint!("{} syscalls {} ... ", sc.name, t.label());

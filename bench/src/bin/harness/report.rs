@@ -96,7 +96,50 @@ fn group(n: i64) -> String {
 }
 
 /// The targets ringway is divided by, and their ratio columns' heads.
-const REFERENCES: [(&str, &str); 2] = [("nginx", "÷ nginx"), ("nginx tuned", "÷ tuned")];
+const REFERENCES: [(&str, &str); 3] = [
+    ("nginx", "÷ nginx"),
+    ("nginx tuned", "÷ tuned"),
+    ("haproxy", "÷ haproxy"),
+];
+
+/// `doc` with each of `sections` (markdown, each starting `## NAME\n`)
+/// in place of the section of the same name (from its heading to the
+/// next `## ` heading), or appended when it has none.
+pub fn merge_sections(doc: &str, sections: &[String]) -> String {
+    let mut out = doc.to_string();
+    for sec in sections {
+        let head = sec.lines().next().unwrap_or_default();
+        let body = if sec.ends_with('\n') {
+            sec.clone()
+        } else {
+            format!("{sec}\n")
+        };
+        let at = if out.starts_with(&format!("{head}\n")) {
+            Some(0)
+        } else {
+            out.find(&format!("\n{head}\n")).map(|i| i + 1)
+        };
+        match at {
+            Some(start) => {
+                let end = out[start + head.len()..]
+                    .find("\n## ")
+                    .map_or(out.len(), |i| start + head.len() + i + 1);
+                out.replace_range(start..end, &format!("{body}\n"));
+            }
+            None => {
+                if !out.ends_with("\n\n") {
+                    out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+                }
+                out.push_str(&body);
+                out.push('\n');
+            }
+        }
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
 
 /// A markdown table: one row per metric, one column per target, and after
 /// each ringway target a ratio column for each reference (nginx, nginx
@@ -253,6 +296,32 @@ pub fn json_numbers(line: &str) -> Sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sections_merge_in_place_or_at_the_end() {
+        let doc = "# R\n\nhead\n\n## a\n\nold a\n\n## b\n\nold b\n";
+        let out = merge_sections(doc, &["## b\n\nnew b\n".into(), "## c\n\nnew c\n".into()]);
+        assert_eq!(
+            out,
+            "# R\n\nhead\n\n## a\n\nold a\n\n## b\n\nnew b\n\n## c\n\nnew c\n"
+        );
+        let out = merge_sections(&out, &["## a\n\nnew a".into()]);
+        assert_eq!(
+            out,
+            "# R\n\nhead\n\n## a\n\nnew a\n\n## b\n\nnew b\n\n## c\n\nnew c\n"
+        );
+        // A heading that only starts like another is not it; subsections
+        // (###) stay inside their section.
+        let doc = "## ab\n\nx\n\n### sub\n\ny\n";
+        assert_eq!(
+            merge_sections(doc, &["## ab\n\nz\n".into()]),
+            "## ab\n\nz\n"
+        );
+        assert_eq!(
+            merge_sections(doc, &["## a\n\nz\n".into()]),
+            "## ab\n\nx\n\n### sub\n\ny\n\n## a\n\nz\n"
+        );
+    }
 
     #[test]
     fn medians_odd_even_and_missing() {

@@ -63,6 +63,22 @@ pub const TLS_NOTE: &str = "TLS scenarios (`tls-handshake`, `tls-resume`, `wss-*
 const TLS_SHORT: &str = "Client to proxy over TLS, proxy to backend plain (see the TLS note \
     at the top).";
 
+/// What the HTTP/2 scenarios' nginx adds to its `server` block: nginx
+/// closes an HTTP/2 connection (GOAWAY) after `keepalive_requests` (1000 by
+/// default, `http2_max_requests` before 1.19.7), and h2load does not open
+/// another, so 10 connections would stop after 10,000 requests; ringway
+/// has no such limit.
+pub const NGINX_H2: &str = "keepalive_requests 1000000;";
+
+/// The HTTP/2 scenarios' `return`: its path and body (both proxies).
+pub const H2_RETURN_PATH: &str = "/r";
+pub const H2_RETURN_BODY: &str = "hello from the proxy";
+/// The HTTP/2 scenarios' proxied request (to the echo's HTTP answer).
+pub const H2_PROXY_PATH: &str = "/api/items?id=1";
+/// The HTTP/2 scenarios' static file, and its size.
+pub const H2_STATIC_PATH: &str = "/static/4k.bin";
+pub const H2_STATIC_BYTES: usize = 4096;
+
 /// wrk's `done` hook for the p99.9 its `--latency` table leaves out.
 const WRK_P999: &str = "done = function(summary, latency, requests)\n  \
     io.write(string.format(\"p99.9 %dus\\n\", latency:percentile(99.9)))\nend\n";
@@ -75,13 +91,16 @@ pub enum Target {
     NginxTuned,
     RingwayIoUring,
     RingwayEpoll,
+    /// HAProxy (the HTTP/2 WebSocket scenarios: nginx has no RFC 8441).
+    Haproxy,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Direct,
         Target::Nginx,
         Target::NginxTuned,
+        Target::Haproxy,
         Target::RingwayIoUring,
         Target::RingwayEpoll,
     ];
@@ -99,6 +118,7 @@ impl Target {
             Target::NginxTuned => "nginx tuned",
             Target::RingwayIoUring => "ringway io_uring",
             Target::RingwayEpoll => "ringway epoll",
+            Target::Haproxy => "haproxy",
         }
     }
 }
@@ -111,14 +131,28 @@ enum Load {
     },
     /// `wrk ARGS URL`.
     Wrk { args: Vec<String> },
+    /// `h2load ARGS URL` (`https://` or, for h2c, `http://`) of `path`.
+    H2load {
+        args: Vec<String>,
+        path: &'static str,
+    },
 }
 
 pub struct Scenario {
     pub name: String,
     pub about: String,
     pub needs_wrk: bool,
+    /// The load is h2load.
+    pub needs_h2load: bool,
     /// Client to proxy over TLS ([`Certs`]); `direct` does not run.
     pub tls: bool,
+    /// The proxies serve HTTP/2 (ALPN `h2` with TLS, h2c without) and the
+    /// HTTP/2 scenarios' `return` and static file; `direct` does not run.
+    pub http2: bool,
+    /// Runs against nginx (not where nginx cannot: RFC 8441).
+    pub nginx: bool,
+    /// Runs against HAProxy (the RFC 8441 scenarios and their HTTP/1.1 twin).
+    pub haproxy: bool,
     /// Run against `nginx tuned` too (nginx's buffer sizes matter here).
     pub tunable: bool,
     /// Has a strace pass when asked (`--syscalls`): an echo load, each
@@ -166,7 +200,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 impl Scenario {
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 21] = [
         "pingpong",
         "lowrate",
         "stream",
@@ -179,18 +213,50 @@ impl Scenario {
         "wss-pingpong",
         "wss-stream",
         "wss-hold",
+        "h2-return",
+        "h2-proxy",
+        "h2-static",
+        "h2c-return",
+        "h2c-proxy",
+        "h2c-static",
+        "h2ws-pingpong",
+        "h2ws-hold",
+        "h1wss-hold",
+    ];
+
+    /// The HTTP/2 scenarios (`--h2`), with the HTTP/1.1 twin of the RFC
+    /// 8441 hold.
+    pub const HTTP2: [&'static str; 9] = [
+        "h2-return",
+        "h2-proxy",
+        "h2-static",
+        "h2c-return",
+        "h2c-proxy",
+        "h2c-static",
+        "h2ws-pingpong",
+        "h2ws-hold",
+        "h1wss-hold",
     ];
 
     /// The scenarios a run without `--scenarios` runs: all of them, but in
     /// `--quick` the TLS ones only where a short run still measures (the
-    /// handshakes and a small hold).
+    /// handshakes and a small hold), and of the HTTP/2 ones a proxied
+    /// request, an RFC 8441 ping-pong and a small RFC 8441 hold.
     pub fn defaults(quick: bool) -> Vec<&'static str> {
         (Self::NAMES.into_iter())
-            .filter(|n| !quick || !matches!(*n, "wss-pingpong" | "wss-stream" | "tls-resume"))
+            .filter(|n| {
+                !quick
+                    || !(matches!(*n, "wss-pingpong" | "wss-stream" | "tls-resume")
+                        || (Self::HTTP2.contains(n)
+                            && !matches!(*n, "h2-proxy" | "h2ws-pingpong" | "h2ws-hold")))
+            })
             .collect()
     }
 
     pub fn new(name: &str, quick: bool) -> Scenario {
+        if Self::HTTP2.contains(&name) {
+            return Self::http2(name, quick);
+        }
         if let Some(plain) = name.strip_prefix("wss-") {
             return Self::over_tls(name, Scenario::new(plain, quick), quick);
         }
@@ -206,7 +272,11 @@ impl Scenario {
             name: name.into(),
             about,
             needs_wrk: false,
+            needs_h2load: false,
             tls: false,
+            http2: false,
+            nginx: true,
+            haproxy: false,
             tunable: false,
             syscalls: false,
             load,
@@ -489,6 +559,168 @@ impl Scenario {
         }
     }
 
+    /// The HTTP/2 scenarios. `h2-*` (TLS, ALPN h2) and `h2c-*` (cleartext,
+    /// prior knowledge): h2load against a `return`, a proxied `/api/` and
+    /// a static file, nginx and ringway. `h2ws-*`: RFC 8441 WebSockets
+    /// (ringway-load `--h2`) over TLS, HAProxy and ringway (nginx has no
+    /// RFC 8441); `h1wss-hold` is `h2ws-hold` with HTTP/1.1 upgrades on
+    /// the same configurations, nginx too.
+    fn http2(name: &str, quick: bool) -> Scenario {
+        let secs = if quick { "2s" } else { "10s" };
+        let (h, l) = (Better::Higher, Better::Lower);
+        let rss = m(
+            "proxy_rss_mib",
+            "proxy RSS at the end (MiB)",
+            Better::Lower,
+            1,
+        );
+        let base = |about: String, load: Load| Scenario {
+            name: name.into(),
+            about,
+            needs_wrk: false,
+            needs_h2load: false,
+            tls: true,
+            http2: true,
+            nginx: true,
+            haproxy: false,
+            tunable: false,
+            syscalls: false,
+            load,
+            metrics: Vec::new(),
+            units: "",
+            cpu_per: 0.0,
+        };
+        if let Some(what) = name.strip_prefix("h2-").or(name.strip_prefix("h2c-")) {
+            let tls = name.starts_with("h2-");
+            let (path, thing) = match what {
+                "return" => (
+                    H2_RETURN_PATH,
+                    format!(
+                        "a `return` the proxy answers itself (`{H2_RETURN_PATH}`, 200 and                          the {}-byte body {H2_RETURN_BODY:?})",
+                        H2_RETURN_BODY.len()
+                    ),
+                ),
+                "proxy" => (
+                    H2_PROXY_PATH,
+                    format!(
+                        "a proxied `{H2_PROXY_PATH}` (the echo backend's HTTP answer, over                          HTTP/1.1 with 32 idle upstream connections kept by both proxies, as                          in `http`)"
+                    ),
+                ),
+                _ => (
+                    H2_STATIC_PATH,
+                    format!(
+                        "a static file of {H2_STATIC_BYTES} bytes (`{H2_STATIC_PATH}`,                          `alias` on both)"
+                    ),
+                ),
+            };
+            let over = if tls {
+                "over TLS (ALPN h2; nginx `listen ... ssl http2`, ringway `http2 = true`)"
+            } else {
+                "in cleartext with prior knowledge (h2c; nginx `listen ... http2`, ringway                  `http2 = \"h2c\"`)"
+            };
+            let mut args = strings(&["-c", "10", "-m", "10", "-t", "1", "--warm-up-time", "1s"]);
+            args.extend(["-D".to_string(), secs.to_string()]);
+            return Scenario {
+                needs_h2load: true,
+                tls,
+                metrics: [
+                    vec![m("requests_per_sec", "requests/s", h, 0)],
+                    cpu("µs per request", 2),
+                    vec![m("mean_ms", "request time mean (ms)", l, 3), rss],
+                ]
+                .concat(),
+                units: "requests",
+                cpu_per: 1e6,
+                ..base(
+                    format!(
+                        "h2load, 1 thread, 10 HTTP/2 connections {over}, up to 10 streams                          each, GET of {thing}, 1 s of warm-up then {secs} measured (the proxy's                          CPU over h2load's own measured window). h2load gives no latency                          quantiles, only the mean time per request. nginx has `{NGINX_H2}` \
+                         (by default it ends an HTTP/2 connection after 1,000 requests, and \
+                         h2load does not reconnect)."
+                    ),
+                    Load::H2load { args, path },
+                )
+            };
+        }
+        let hold_n = if quick { "200" } else { "5000" };
+        match name {
+            "h2ws-pingpong" => {
+                let n = if quick { "20" } else { "100" };
+                Scenario {
+                    haproxy: true,
+                    nginx: false,
+                    syscalls: true,
+                    metrics: [
+                        cpu("µs per round trip", 2),
+                        vec![m("round_trips_per_sec", "round trips/s", h, 0)],
+                        latency(),
+                        vec![rss],
+                    ]
+                    .concat(),
+                    units: "round_trips",
+                    cpu_per: 1e6,
+                    ..base(
+                        format!(
+                            "{n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441                              WebSocket each (extended CONNECT; the load requires the                              proxy's SETTINGS_ENABLE_CONNECT_PROTOCOL and a 200), each                              sending a 64-byte binary message in DATA and waiting for its                              echo, for {secs}; the proxy speaks HTTP/1.1 upgrades to the echo                              backend. HAProxy: `bind ... ssl crt ... alpn h2,http/1.1`,                              `mode http`, `timeout tunnel 3600s`. {TLS_SHORT}"
+                        ),
+                        Load::Ws {
+                            mode: "pingpong",
+                            args: strings(&["-n", n, "--size", "64", "--duration", secs, "--h2"]),
+                        },
+                    )
+                }
+            }
+            _ => {
+                let h2 = name == "h2ws-hold";
+                let mut args = vec![
+                    "-n",
+                    hold_n,
+                    "--hold",
+                    if quick { "1s" } else { "5s" },
+                    "--echo-first",
+                    "--procs",
+                    "4",
+                    "--sources",
+                    SOURCES,
+                ];
+                if h2 {
+                    args.push("--h2");
+                }
+                let open = if h2 {
+                    "connect + TLS + HTTP/2 + CONNECT p99 (ms)"
+                } else {
+                    "connect + TLS + upgrade p99 (ms)"
+                };
+                Scenario {
+                    haproxy: true,
+                    nginx: !h2,
+                    metrics: vec![
+                        m("rss_per_tunnel", "proxy RSS bytes per idle WebSocket", l, 0),
+                        m("fds_per_tunnel", "proxy descriptors per WebSocket", l, 2),
+                        m("iou_wrk", "io_uring worker threads while holding", l, 0),
+                        m("threads", "proxy threads while holding", l, 0),
+                        m("alive_after_hold", "WebSockets alive after the hold", h, 0),
+                        m("open_p99_ms", open, l, 1),
+                    ],
+                    ..base(
+                        if h2 {
+                            format!(
+                                "{hold_n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441                                  WebSocket each, one message echoed on each, then all held                                  idle; the proxy's RSS while all are held, less its RSS                                  before the load, divided by the WebSockets; then each is                                  checked with an echo. 4 load processes, source addresses                                  127.0.0.2–40. Compare `h1wss-hold`. {TLS_SHORT}"
+                            )
+                        } else {
+                            format!(
+                                "`h2ws-hold` with HTTP/1.1 upgrades: {hold_n} WebSocket                                  tunnels over TLS (no ALPN, so HTTP/1.1) to the same proxy                                  configurations (HTTP/2 enabled), one message echoed on                                  each, then held idle and measured the same way.                                  {TLS_SHORT}"
+                            )
+                        },
+                        Load::Ws {
+                            mode: "hold",
+                            args: strings(&args),
+                        },
+                    )
+                }
+            }
+        }
+    }
+
     /// A plain WebSocket scenario over TLS: same load, TLS from the client
     /// to the proxy. No `nginx tuned` (its buffers are the plain scenario's
     /// question); the headline of pingpong becomes the proxy's CPU per
@@ -532,7 +764,13 @@ impl Scenario {
     /// nginx's buffer sizes matter; `direct` not over TLS: the backend has
     /// none).
     pub fn runs(&self, target: Target) -> bool {
-        (target != Target::NginxTuned || self.tunable) && !(self.tls && target == Target::Direct)
+        match target {
+            Target::Direct => !self.tls && !self.http2,
+            Target::Nginx => self.nginx,
+            Target::NginxTuned => self.nginx && self.tunable,
+            Target::Haproxy => self.haproxy,
+            Target::RingwayIoUring | Target::RingwayEpoll => true,
+        }
     }
 
     /// The load command, as the report shows it.
@@ -551,6 +789,11 @@ impl Scenario {
             Load::Wrk { args } => format!(
                 "wrk {} -s p999.lua http://{addr}/api/items?id=1",
                 args.join(" ")
+            ),
+            Load::H2load { args, path } => format!(
+                "h2load {} {}://{addr}{path}",
+                args.join(" "),
+                if self.tls { "https" } else { "http" }
             ),
         }
     }
@@ -594,6 +837,8 @@ pub struct Setup {
     pub load_cpus: Vec<usize>,
     pub has_nginx: bool,
     pub has_wrk: bool,
+    pub has_h2load: bool,
+    pub has_haproxy: bool,
     pub has_strace: bool,
     pub has_openssl: bool,
     /// The TLS scenarios' certificate, made on first use.
@@ -652,11 +897,21 @@ impl Certs {
                 bail!("openssl {}: {st}\n{}", step.join(" "), p.seen.join("\n"));
             }
         }
-        Ok(Certs {
+        let c = Certs {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
-        })
+        };
+        // HAProxy's `crt`: the certificate and its key in one file.
+        let mut both = std::fs::read(&c.cert)?;
+        both.extend(std::fs::read(&c.key)?);
+        std::fs::write(c.haproxy_pem(), both)?;
+        Ok(c)
+    }
+
+    /// The certificate and key in one PEM file, for HAProxy's `crt`.
+    pub fn haproxy_pem(&self) -> PathBuf {
+        self.cert.with_file_name("haproxy.pem")
     }
 }
 
@@ -714,6 +969,8 @@ impl Setup {
             load_cpus,
             has_nginx: on_path("nginx"),
             has_wrk: on_path("wrk"),
+            has_h2load: on_path("h2load"),
+            has_haproxy: on_path("haproxy"),
             has_strace: on_path("strace"),
             has_openssl: on_path("openssl"),
             certs: None,
@@ -748,9 +1005,14 @@ impl Setup {
         backend: SocketAddr,
         dir: &Path,
         tls: Option<&Certs>,
+        http2: bool,
     ) -> anyhow::Result<(Proc, SocketAddr)> {
         let cfg = dir.join("ringway.toml");
-        std::fs::write(&cfg, ringway_toml(self.workers, driver, backend, tls))?;
+        let site = http2.then(|| dir.join("static"));
+        std::fs::write(
+            &cfg,
+            ringway_toml(self.workers, driver, backend, tls, site.as_deref()),
+        )?;
         let mut c = self.cmd("ringway");
         c.arg("-c").arg(&cfg);
         let mut p = Proc::spawn("ringway", procs::pinned(c, &self.proxy_cpus))?;
@@ -768,12 +1030,22 @@ impl Setup {
         dir: &Path,
         tuned: bool,
         tls: Option<&Certs>,
+        http2: bool,
     ) -> anyhow::Result<(Proc, SocketAddr)> {
         let port = procs::free_port()?;
         let conf = dir.join("nginx.conf");
+        let site = http2.then(|| dir.join("static"));
         std::fs::write(
             &conf,
-            nginx_conf(self.workers, dir, port, backend, tuned, tls),
+            nginx_conf(
+                self.workers,
+                dir,
+                port,
+                backend,
+                tuned,
+                tls,
+                site.as_deref(),
+            ),
         )?;
         let mut c = Command::new("nginx");
         c.arg("-c")
@@ -783,6 +1055,27 @@ impl Setup {
             .arg("-e")
             .arg(dir.join("error.log"));
         let p = Proc::spawn("nginx", procs::pinned(c, &self.proxy_cpus))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        procs::wait_listening(addr, Duration::from_secs(10))?;
+        Ok((p, addr))
+    }
+
+    /// HAProxy in the foreground (`-db`: one process, no master), `tls`
+    /// with ALPN h2 then http/1.1, or h2c (`proto h2`) when `http2`
+    /// without it.
+    fn haproxy(
+        &self,
+        backend: SocketAddr,
+        dir: &Path,
+        tls: Option<&Certs>,
+        http2: bool,
+    ) -> anyhow::Result<(Proc, SocketAddr)> {
+        let port = procs::free_port()?;
+        let conf = dir.join("haproxy.cfg");
+        std::fs::write(&conf, haproxy_cfg(self.workers, port, backend, tls, http2))?;
+        let mut c = Command::new("haproxy");
+        c.arg("-f").arg(&conf).arg("-db");
+        let p = Proc::spawn("haproxy", procs::pinned(c, &self.proxy_cpus))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         procs::wait_listening(addr, Duration::from_secs(10))?;
         Ok((p, addr))
@@ -814,12 +1107,29 @@ impl Setup {
         } else {
             None
         };
+        if sc.http2 {
+            if target == Target::Direct {
+                bail!("{} is HTTP/2, which the backend lacks", sc.name);
+            }
+            // The static file: bytes that do not compress.
+            let site = dir.join("static");
+            std::fs::create_dir_all(&site)?;
+            let file: Vec<u8> = (0..H2_STATIC_BYTES)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+                .collect();
+            let name = H2_STATIC_PATH.rsplit('/').next().expect("a file name");
+            std::fs::write(site.join(name), file)?;
+        }
         let (_backend, backend) = self.backend()?;
         let (proxy, addr) = match target {
             Target::Direct => (None, backend),
             Target::Nginx | Target::NginxTuned => {
                 let tuned = target == Target::NginxTuned;
-                let (p, a) = self.nginx(backend, &dir, tuned, certs.as_ref())?;
+                let (p, a) = self.nginx(backend, &dir, tuned, certs.as_ref(), sc.http2)?;
+                (Some(p), a)
+            }
+            Target::Haproxy => {
+                let (p, a) = self.haproxy(backend, &dir, certs.as_ref(), sc.http2)?;
                 (Some(p), a)
             }
             Target::RingwayIoUring | Target::RingwayEpoll => {
@@ -828,7 +1138,7 @@ impl Setup {
                 } else {
                     "epoll"
                 };
-                let (p, a) = self.ringway(driver, backend, &dir, certs.as_ref())?;
+                let (p, a) = self.ringway(driver, backend, &dir, certs.as_ref(), sc.http2)?;
                 (Some(p), a)
             }
         };
@@ -836,6 +1146,7 @@ impl Setup {
             match (proxy, target) {
                 (None, _) => Vec::new(),
                 (Some(p), Target::Nginx | Target::NginxTuned) => procs::children_of(p.pid()),
+                // HAProxy with -db is one process.
                 (Some(p), _) => vec![p.pid()],
             }
         };
@@ -932,6 +1243,53 @@ impl Setup {
                 s.insert(
                     "errors".into(),
                     errs + s.get("non_2xx").copied().unwrap_or(0.0),
+                );
+            }
+            Load::H2load { args, path } => {
+                let scheme = if sc.tls { "https" } else { "http" };
+                let mut c = Command::new("h2load");
+                c.args(args).arg(format!("{scheme}://{addr}{path}"));
+                let mut h2load = Proc::spawn("h2load", procs::pinned(c, &self.load_cpus))?;
+                if pass == Pass::Timed {
+                    // Proxy CPU over h2load's measured window (after its
+                    // warm-up), as for ringway-load.
+                    h2load.wait_line(
+                        "Main benchmark duration is started",
+                        Duration::from_secs(60),
+                    )?;
+                    let start = procs::usage(&pids(&proxy));
+                    h2load
+                        .wait_line("Main benchmark duration is over", Duration::from_secs(600))?;
+                    window = Some((start, procs::usage(&pids(&proxy))));
+                }
+                let st = h2load.finish(Duration::from_secs(120))?;
+                let out = h2load.seen.join("\n");
+                s = parse_h2load(&out);
+                let h2 = out.lines().any(|l| {
+                    l.trim() == "Application protocol: h2"
+                        || l.trim() == "Application protocol: h2c"
+                });
+                // No request in the window is a failure, not a slow run.
+                let errs = f64::from(u8::from(
+                    !st.success() || !h2 || !s.get("requests").is_some_and(|n| *n > 0.0),
+                ));
+                let failed = s.get("failed").copied().unwrap_or(0.0)
+                    + s.get("non_2xx").copied().unwrap_or(0.0);
+                if errs > 0.0 {
+                    eprintln!("h2load:\n{out}");
+                } else if failed > 0.0 {
+                    // Which requests failed, and how (h2load's own lines).
+                    for l in out
+                        .lines()
+                        .filter(|l| l.starts_with("requests:") || l.starts_with("status codes:"))
+                    {
+                        eprint!("[{l}] ");
+                    }
+                }
+                s.insert(
+                    "errors".into(),
+                    errs + s.get("failed").copied().unwrap_or(0.0)
+                        + s.get("non_2xx").copied().unwrap_or(0.0),
                 );
             }
         }
@@ -1047,7 +1405,40 @@ impl Setup {
     }
 }
 
+/// The first line of `tool ARGS`'s output (stdout or stderr), less
+/// `strip`; "not installed" when it does not run.
+fn version_of(tool: &str, args: &[&str], strip: &str) -> String {
+    Command::new(tool)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = [o.stdout, o.stderr].concat();
+            let text = String::from_utf8_lossy(&text).into_owned();
+            text.lines().next().map(|l| l.trim().replace(strip, ""))
+        })
+        .unwrap_or_else(|| "not installed".into())
+}
+
 impl Setup {
+    /// The machine and the tools, in one line: CPUs, kernel, nginx,
+    /// HAProxy and h2load versions.
+    pub fn versions(&self) -> String {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let haproxy = version_of("haproxy", &["-v"], "HAProxy version ");
+        let haproxy = haproxy.split(" - ").next().unwrap_or_default().to_string();
+        format!(
+            "{cpus} CPUs, Linux {}, nginx {}, HAProxy {haproxy}, h2load {}; proxy on CPU(s) \
+             {:?}, backend and load on {:?}",
+            kernel.trim(),
+            version_of("nginx", &["-v"], "nginx version: nginx/"),
+            version_of("h2load", &["--version"], "h2load nghttp2/"),
+            self.proxy_cpus,
+            self.load_cpus
+        )
+    }
+
     /// The document's bullets on TLS, when a TLS scenario ran: how, and
     /// what the handshakes negotiated with which proxy.
     fn tls_notes(&self) -> String {
@@ -1080,8 +1471,32 @@ impl Drop for Setup {
 
 /// ringway.toml for a run: the seeds' locations (`/ws/` to the backend,
 /// `/api/` to its pool); with `tls`, the server terminates TLS with those
-/// files and answers `= /health` itself.
-fn ringway_toml(workers: usize, driver: &str, backend: SocketAddr, tls: Option<&Certs>) -> String {
+/// files and answers `= /health` itself; with `http2` (the HTTP/2
+/// scenarios' static directory), HTTP/2 on (`true` with TLS, `"h2c"`
+/// without), the [`H2_RETURN_PATH`] `return` and `/static/` from there.
+fn ringway_toml(
+    workers: usize,
+    driver: &str,
+    backend: SocketAddr,
+    tls: Option<&Certs>,
+    http2: Option<&Path>,
+) -> String {
+    let (h2_line, h2_locations) = match http2 {
+        Some(site) => (
+            if tls.is_some() {
+                "http2 = true\n"
+            } else {
+                "http2 = \"h2c\"\n"
+            },
+            format!(
+                "\n[servers.bench.locations.\"= {H2_RETURN_PATH}\"]\n\
+                 return = {{ status = 200, body = \"{H2_RETURN_BODY}\" }}\n\
+                 \n[servers.bench.locations.\"/static/\"]\nalias = \"{}/\"\n",
+                site.display()
+            ),
+        ),
+        None => ("", String::new()),
+    };
     let (tls_line, health) = match tls {
         Some(c) => (
             format!(
@@ -1109,7 +1524,7 @@ keepalive = 32
 
 [servers.bench]
 listen = ["127.0.0.1:0"]
-{tls_line}{health}
+{h2_line}{tls_line}{health}{h2_locations}
 [servers.bench.locations."/ws/"]
 proxy_pass = "http://{backend}"
 proxy_read_timeout = "3600s"
@@ -1139,8 +1554,20 @@ fn nginx_conf(
     backend: SocketAddr,
     tuned: bool,
     tls: Option<&Certs>,
+    http2: Option<&Path>,
 ) -> String {
     let d = dir.display();
+    let (h2_listen, h2_locations) = match http2 {
+        Some(site) => (
+            " http2",
+            format!(
+                "\n    {NGINX_H2}\n    location = {H2_RETURN_PATH} {{ return 200 \"{H2_RETURN_BODY}\"; }}\n    \
+                 location /static/ {{ alias {}/; }}",
+                site.display()
+            ),
+        ),
+        None => ("", String::new()),
+    };
     let tuning = if tuned { nginx_tuning() } else { String::new() };
     let (ssl, tls_lines) = match tls {
         Some(c) => {
@@ -1174,7 +1601,7 @@ http {{
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   upstream api {{ server {backend}; keepalive 32; }}
   server {{
-    listen 127.0.0.1:{port}{ssl};{tls_lines}
+    listen 127.0.0.1:{port}{ssl}{h2_listen};{tls_lines}{h2_locations}
     location /ws/ {{
       proxy_pass http://{backend};
       proxy_http_version 1.1;
@@ -1198,6 +1625,90 @@ http {{
 }}
 "#
     )
+}
+
+/// haproxy.cfg for a run: one thread, `mode http`, the WebSocket timeouts
+/// of the nginx seeds (`timeout tunnel 3600s`), everything to the echo
+/// backend (its WebSocket and its HTTP answer alike). With `tls`: `ssl
+/// crt` with ALPN h2 then http/1.1 (HTTP/2 only when `http2`); without:
+/// `proto h2` (h2c with prior knowledge) when `http2`, else HTTP/1.1.
+/// `maxconn` stays under the harness's open-file limit (two descriptors
+/// a proxied connection), which HAProxy otherwise refuses to start with.
+fn haproxy_cfg(
+    workers: usize,
+    port: u16,
+    backend: SocketAddr,
+    tls: Option<&Certs>,
+    http2: bool,
+) -> String {
+    let bind = match (tls, http2) {
+        (Some(c), true) => format!(" ssl crt {} alpn h2,http/1.1", c.haproxy_pem().display()),
+        (Some(c), false) => format!(" ssl crt {} alpn http/1.1", c.haproxy_pem().display()),
+        (None, true) => " proto h2".to_string(),
+        (None, false) => String::new(),
+    };
+    format!(
+        r#"global
+  nbthread {workers}
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 10s
+  timeout client 3600s
+  timeout server 3600s
+  timeout tunnel 3600s
+frontend bench
+  bind 127.0.0.1:{port}{bind}
+  default_backend echo
+backend echo
+  server echo {backend}
+"#
+    )
+}
+
+/// What h2load prints: "finished in 10.00s, 53340.50 req/s, 5.38MB/s",
+/// "requests: N total, N started, N done, N succeeded, F failed, E
+/// errored, T timeout", "status codes: N 2xx, 0 3xx, 0 4xx, 0 5xx" and the
+/// mean of "time for request:  min max mean sd +/- sd".
+pub fn parse_h2load(out: &str) -> Sample {
+    let mut s = Sample::new();
+    let nums = |l: &str| -> Vec<f64> {
+        l.split([' ', ','])
+            .filter_map(|w| w.parse::<f64>().ok())
+            .collect()
+    };
+    for l in out.lines() {
+        let l = l.trim();
+        if let Some(rest) = l.strip_prefix("finished in ") {
+            if let Some(rate) = rest
+                .split(", ")
+                .nth(1)
+                .and_then(|r| r.strip_suffix(" req/s"))
+            {
+                if let Ok(v) = rate.parse() {
+                    s.insert("requests_per_sec".into(), v);
+                }
+            }
+        } else if let Some(rest) = l.strip_prefix("requests: ") {
+            let n = nums(rest);
+            if n.len() == 7 {
+                s.insert("requests".into(), n[3]);
+                s.insert("failed".into(), n[4] + n[5] + n[6]);
+            }
+        } else if let Some(rest) = l.strip_prefix("status codes: ") {
+            let n = nums(rest);
+            if n.len() == 4 {
+                s.insert("non_2xx".into(), n[1] + n[2] + n[3]);
+            }
+        } else if let Some(rest) = l.strip_prefix("time for request:") {
+            if let Some(mean) = rest.split_whitespace().nth(2) {
+                if let Some(ms) = wrk_ms(mean) {
+                    s.insert("mean_ms".into(), ms);
+                }
+            }
+        }
+    }
+    s
 }
 
 /// [`NGINX_TUNED`] as lines of nginx.conf's `http` block, each after a
@@ -1360,7 +1871,8 @@ p99.9 3120us\n";
         for t in Target::ALL {
             assert_eq!(Target::parse(&t.label().replace(' ', "-")), Some(t));
         }
-        assert_eq!(Target::parse("haproxy"), None);
+        assert_eq!(Target::parse("haproxy"), Some(Target::Haproxy));
+        assert_eq!(Target::parse("apache"), None);
     }
 
     #[test]
@@ -1396,6 +1908,9 @@ p99.9 3120us\n";
         }
         assert_eq!(Scenario::defaults(false), Scenario::NAMES);
         for n in Scenario::NAMES {
+            if Scenario::HTTP2.contains(&n) {
+                continue;
+            }
             let sc = Scenario::new(n, false);
             let tls = n.starts_with("tls-") || n.starts_with("wss-");
             assert_eq!(sc.tls, tls, "{n}");
@@ -1454,7 +1969,7 @@ p99.9 3120us\n";
     fn ringway_config_with_and_without_tls() {
         let backend: SocketAddr = "127.0.0.1:7000".parse().unwrap();
         let at = Path::new("ringway.toml");
-        let plain = ringway_toml(1, "epoll", backend, None);
+        let plain = ringway_toml(1, "epoll", backend, None, None);
         assert!(
             !plain.contains("tls") && !plain.contains("/health"),
             "{plain}"
@@ -1463,7 +1978,7 @@ p99.9 3120us\n";
         let c = ringway_config::parse_str(&plain, at).unwrap();
         assert!(c.servers[0].tls.is_none());
 
-        let text = ringway_toml(2, "io_uring", backend, Some(&certs()));
+        let text = ringway_toml(2, "io_uring", backend, Some(&certs()), None);
         assert!(
             text.contains("tls = { cert = \"/t/cert.pem\", key = \"/t/key.pem\" }\n"),
             "{text}"
@@ -1484,15 +1999,15 @@ p99.9 3120us\n";
     fn nginx_config_with_and_without_tls() {
         let backend: SocketAddr = "127.0.0.1:7000".parse().unwrap();
         let dir = Path::new("/d");
-        let plain = nginx_conf(1, dir, 8080, backend, false, None);
+        let plain = nginx_conf(1, dir, 8080, backend, false, None, None);
         assert!(
             plain.contains("    listen 127.0.0.1:8080;\n    location /ws/ {"),
             "{plain}"
         );
         assert!(!plain.contains("ssl") && !plain.contains("/health"));
-        let tuned = nginx_conf(1, dir, 8080, backend, true, None);
+        let tuned = nginx_conf(1, dir, 8080, backend, true, None, None);
         assert!(tuned.contains("proxy_buffers 8 64k;"));
-        let tls = nginx_conf(2, dir, 8443, backend, false, Some(&certs()));
+        let tls = nginx_conf(2, dir, 8443, backend, false, Some(&certs()), None);
         for line in [
             "worker_processes 2;",
             "    listen 127.0.0.1:8443 ssl;\n    ssl_certificate /t/cert.pem;\n    \
@@ -1502,6 +2017,130 @@ p99.9 3120us\n";
         ] {
             assert!(tls.contains(line), "{line:?} not in\n{tls}");
         }
+    }
+
+    #[test]
+    fn http2_configurations() {
+        let backend: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let at = Path::new("ringway.toml");
+        let site = Path::new("/run/static");
+        for tls in [None, Some(certs())] {
+            let text = ringway_toml(1, "epoll", backend, tls.as_ref(), Some(site));
+            let c = ringway_config::parse_str(&text, at).unwrap();
+            let s = &c.servers[0];
+            let keys: Vec<&str> = s.locations.iter().map(|l| l.key.as_str()).collect();
+            let want: &[&str] = if tls.is_some() {
+                &["= /health", "= /r", "/static/", "/ws/", "/api/"]
+            } else {
+                &["= /r", "/static/", "/ws/", "/api/"]
+            };
+            assert_eq!(keys, want, "{text}");
+            let h2 = if tls.is_some() {
+                "http2 = true\n"
+            } else {
+                "http2 = \"h2c\"\n"
+            };
+            assert!(text.contains(h2), "{text}");
+            assert!(text.contains("alias = \"/run/static/\""), "{text}");
+            assert!(text.contains("body = \"hello from the proxy\""), "{text}");
+
+            let n = nginx_conf(
+                1,
+                Path::new("/d"),
+                8443,
+                backend,
+                false,
+                tls.as_ref(),
+                Some(site),
+            );
+            let listen = if tls.is_some() {
+                "listen 127.0.0.1:8443 ssl http2;"
+            } else {
+                "listen 127.0.0.1:8443 http2;"
+            };
+            for line in [
+                listen,
+                "location = /r { return 200 \"hello from the proxy\"; }",
+                "    keepalive_requests 1000000;\n",
+                "location /static/ { alias /run/static/; }",
+                "upstream api { server 127.0.0.1:7000; keepalive 32; }",
+            ] {
+                assert!(n.contains(line), "{line:?} not in\n{n}");
+            }
+        }
+        let h = haproxy_cfg(1, 9000, backend, Some(&certs()), true);
+        for line in [
+            "  bind 127.0.0.1:9000 ssl crt /t/haproxy.pem alpn h2,http/1.1\n",
+            "  mode http\n",
+            "  timeout tunnel 3600s\n",
+            "  server echo 127.0.0.1:7000\n",
+            "  nbthread 1\n",
+        ] {
+            assert!(h.contains(line), "{line:?} not in\n{h}");
+        }
+        assert!(haproxy_cfg(1, 9000, backend, None, true).contains(":9000 proto h2\n"));
+        assert!(haproxy_cfg(1, 9000, backend, None, false).contains(":9000\n"));
+    }
+
+    #[test]
+    fn http2_scenarios() {
+        for n in Scenario::HTTP2 {
+            let sc = Scenario::new(n, false);
+            assert!(Scenario::NAMES.contains(&n));
+            assert!(sc.http2 && !sc.runs(Target::Direct) && !sc.runs(Target::NginxTuned));
+            assert!(sc.runs(Target::RingwayIoUring) && sc.runs(Target::RingwayEpoll));
+            assert_eq!(sc.runs(Target::Nginx), !n.starts_with("h2ws-"), "{n}");
+            assert_eq!(sc.runs(Target::Haproxy), n.contains("ws"), "{n}");
+            assert_eq!(sc.tls, !n.starts_with("h2c-"), "{n}");
+        }
+        for n in ["pingpong", "wss-hold", "http"] {
+            assert!(!Scenario::new(n, false).runs(Target::Haproxy));
+        }
+        let quick = Scenario::defaults(true);
+        for n in ["h2-proxy", "h2ws-pingpong", "h2ws-hold"] {
+            assert!(quick.contains(&n));
+        }
+        assert!(!quick.contains(&"h2-static") && !quick.contains(&"h1wss-hold"));
+        assert_eq!(
+            Scenario::new("h2-static", false).load_command("A"),
+            "h2load -c 10 -m 10 -t 1 --warm-up-time 1s -D 10s https://A/static/4k.bin"
+        );
+        assert_eq!(
+            Scenario::new("h2c-proxy", true).load_command("A"),
+            "h2load -c 10 -m 10 -t 1 --warm-up-time 1s -D 2s http://A/api/items?id=1"
+        );
+        let hold = Scenario::new("h2ws-hold", false).load_command("A");
+        assert!(
+            hold.starts_with("ringway-load hold --target A --path /ws/ -n 5000 "),
+            "{hold}"
+        );
+        assert!(
+            hold.contains(" --echo-first ") && hold.contains(" --h2 "),
+            "{hold}"
+        );
+        let twin = Scenario::new("h1wss-hold", false).load_command("A");
+        assert_eq!(twin.replace(" --h2", ""), twin);
+        assert_eq!(hold.replace(" --h2", ""), twin);
+        let pp = Scenario::new("h2ws-pingpong", true).load_command("A");
+        assert!(pp.contains(" -n 20 ") && pp.contains(" --h2 ") && pp.contains("--tls-ca"));
+    }
+
+    #[test]
+    fn reads_h2load_output() {
+        let out = "Application protocol: h2\n\
+finished in 2.00s, 3040.50 req/s, 139.60KB/s\n\
+requests: 6081 total, 6085 started, 6081 done, 6079 succeeded, 2 failed, 0 errored, 0 timeout\n\
+status codes: 6079 2xx, 0 3xx, 1 4xx, 1 5xx\n\
+                     min         max         mean         sd        +/- sd\n\
+time for request:      224us     16.09ms      1.29ms      2.08ms    89.21%\n";
+        let s = parse_h2load(out);
+        assert_eq!(s["requests_per_sec"], 3040.5);
+        assert_eq!(
+            (s["requests"], s["failed"], s["non_2xx"]),
+            (6079.0, 2.0, 2.0)
+        );
+        assert_eq!(s["mean_ms"], 1.29);
+        assert!(parse_h2load("nothing").is_empty());
     }
 
     #[test]

@@ -284,7 +284,7 @@ async fn worker(env: Rc<Env>, child: usize, w: usize) {
 
 /// One connection's life: connect, upgrade, echo, close handshake.
 async fn cycle(o: &Opts, src: Option<std::net::Ipv4Addr>, msg: &[u8]) -> Result<(), Failure> {
-    let mut c = WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts).await?;
+    let mut c = WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts, o.h2).await?;
     bounded(Phase::Echo, o.timeouts.io, c.echo(msg)).await?;
     bounded(Phase::Close, o.timeouts.io, close_after_server(&mut c)).await
     // `c` drops here, after the server's FIN: the client closes second.

@@ -424,7 +424,8 @@ pub fn child(o: &Opts, f: &FanoutOpts) -> anyhow::Result<()> {
         let (conns, mut open) = open_slice(o.clone(), slice.offset).await;
         let publisher = if slice.index == 0 {
             let src = o.source(slice.offset + n);
-            match WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts).await {
+            match WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts, o.h2).await
+            {
                 Ok(c) => Some(c),
                 Err(e) => {
                     open.failures.add(&format!("publisher_{}", e.key()));

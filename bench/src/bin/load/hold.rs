@@ -34,12 +34,17 @@ const GRACE: Duration = Duration::from_secs(5);
 pub struct HoldOpts {
     /// How long to hold after all are open.
     pub hold: Duration,
+    /// Echo one message on each connection once all are open, before the
+    /// `open` report: the hold then measures tunnels that have carried a
+    /// message.
+    pub echo_first: bool,
 }
 
 impl Default for HoldOpts {
     fn default() -> Self {
         Self {
             hold: Duration::from_secs(10),
+            echo_first: false,
         }
     }
 }
@@ -49,6 +54,7 @@ impl HoldOpts {
     pub fn flag(&mut self, name: &str, p: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
         match name {
             "hold" => self.hold = p.value()?.parse_with(parse_duration)?,
+            "echo-first" => self.echo_first = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -78,7 +84,7 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
     let mut open = Open::default();
     for l in fleet.collect::<Open>(
         "open",
-        Instant::now() + (t.connect + t.handshake) * waves + SLACK,
+        Instant::now() + (t.connect + t.handshake + t.io * u32::from(h.echo_first)) * waves + SLACK,
     )? {
         open.merge(&l);
     }
@@ -165,14 +171,40 @@ pub fn parent(o: &Opts, h: &HoldOpts, argv: &[String]) -> anyhow::Result<i32> {
 }
 
 /// One load process: open its slice, report, hold until told, verify.
-pub fn child(o: &Opts, _h: &HoldOpts) -> anyhow::Result<()> {
+pub fn child(o: &Opts, h: &HoldOpts) -> anyhow::Result<()> {
     fleet::child_init();
     rt::raise_nofile();
     let slice = o.child.ok_or_else(|| anyhow::anyhow!("not a child"))?;
     let o = Rc::new(o.clone());
+    let echo_first = h.echo_first;
     rt::block_on(o.driver, async move {
         let n = o.n;
-        let (conns, open) = open_slice(o.clone(), slice.offset).await;
+        let (conns, mut open) = open_slice(o.clone(), slice.offset).await;
+        if echo_first {
+            // One echo each; a connection that fails it is dropped and
+            // counted as not upgraded, under the echo's failure.
+            let failed = Rc::new(RefCell::new(Counts::default()));
+            {
+                let (o, conns, failed) = (o.clone(), conns.clone(), failed.clone());
+                for_each_bounded(n, o.concurrency, move |i| {
+                    let (o, conns, failed) = (o.clone(), conns.clone(), failed.clone());
+                    async move {
+                        let Some(mut c) = conns.borrow_mut()[i].take() else {
+                            return;
+                        };
+                        let msg = format!("ringway-first {}:{i}", slice.index);
+                        match bounded(Phase::Echo, o.timeouts.io, c.echo(msg.as_bytes())).await {
+                            Ok(()) => conns.borrow_mut()[i] = Some(c),
+                            Err(f) => failed.borrow_mut().add(&f.key()),
+                        }
+                    }
+                })
+                .await;
+            }
+            let failed = failed.take();
+            open.upgraded -= failed.total();
+            open.failures.merge(&failed);
+        }
         fleet::send("open", &open);
 
         // Hold: nothing to do until the parent says so.

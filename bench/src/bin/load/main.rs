@@ -45,8 +45,16 @@
 //!   --resume                  TLS: offer the sessions of earlier handshakes
 //!                             (each load process keeps its own store; TLS 1.3
 //!                             tickets); without it every handshake is full
+//!   --h2                      WebSocket over HTTP/2 (RFC 8441): every
+//!                             connection is an HTTP/2 connection (prior
+//!                             knowledge, or ALPN h2 over TLS) with one
+//!                             extended-CONNECT stream (hold, pingpong,
+//!                             lowrate)
 //! hold:
 //!   --hold 10s                how long to hold after all are open
+//!   --echo-first              echo one message on each connection as it
+//!                             opens, before the hold (a tunnel that has
+//!                             carried a message, not a fresh one)
 //! pingpong, stream, lowrate (all start on the parent's word, once every
 //! process has opened its connections; then --warmup, not counted, then
 //! --duration):
@@ -90,7 +98,8 @@ use ringway_bench::tls::{TlsArgs, TlsClient};
 const USAGE: &str =
     "usage: ringway-load hold|pingpong|stream|lowrate|churn|fanout|tlshs --target IP:PORT [--path /ws/] [--host H] [-n N] \
 [--sources A-B,...] [--procs P] [--concurrency C] [--connect-timeout 5s] [--handshake-timeout 10s] \
-[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--tls-ca FILE [--tls-name NAME] [--resume]] [--hold 10s]\n\
+[--io-timeout 10s] [--driver epoll|io_uring] [--json] [--tls-ca FILE [--tls-name NAME] [--resume]] [--h2]\n\
+  hold: [--hold 10s] [--echo-first]\n\
   pingpong: [--size 64] [--warmup 1s] [--duration 10s]\n\
   stream: [--size 1m] [--window 4] [--warmup 1s] [--duration 10s] (-n defaults to 1)\n\
   lowrate: [--size 64] [--interval 10ms] [--warmup 1s] [--duration 10s]\n\
@@ -125,6 +134,9 @@ pub struct Opts {
     pub tls: Option<TlsArgs>,
     /// The TLS client built from `tls` (see [`Opts::build_tls`]).
     pub tls_client: Option<TlsClient>,
+    /// WebSocket over HTTP/2 (RFC 8441): each connection an HTTP/2
+    /// connection of its own with one extended-CONNECT stream.
+    pub h2: bool,
     /// Set in a child: its slice.
     pub child: Option<fleet::Slice>,
 }
@@ -250,6 +262,7 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
         json: false,
         tls: None,
         tls_client: None,
+        h2: false,
         child: None,
     };
     let mut p = lexopt::Parser::from_args(argv);
@@ -275,6 +288,7 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
                 Long("tls-ca") => tls_ca = Some(p.value()?.into()),
                 Long("tls-name") => tls_name = Some(p.value()?.string()?),
                 Long("resume") => resume = true,
+                Long("h2") => o.h2 = true,
                 Long("child") => {
                     let (index, offset, n) = (
                         p.value()?.parse()?,
@@ -307,13 +321,21 @@ fn parse(mode_name: &str, argv: Vec<String>) -> anyhow::Result<(Opts, Mode)> {
     o.target = target.context("--target IP:PORT is required")?;
     o.host = host.unwrap_or_else(|| o.target.to_string());
     o.tls = match (tls_ca, tls_name, resume) {
-        (Some(ca), name, resume) => Some(TlsArgs { ca, name, resume }),
+        (Some(ca), name, resume) => Some(TlsArgs {
+            ca,
+            name,
+            resume,
+            h2: o.h2,
+        }),
         (None, None, false) if matches!(mode, Mode::Tlshs(_)) => {
             bail!("tlshs measures TLS handshakes: give --tls-ca FILE\n{USAGE}")
         }
         (None, None, false) => None,
         (None, ..) => bail!("--tls-name and --resume need --tls-ca FILE\n{USAGE}"),
     };
+    if o.h2 && !matches!(mode, Mode::Hold(_) | Mode::Pingpong(_) | Mode::Lowrate(_)) {
+        bail!("--h2 is for hold, pingpong and lowrate\n{USAGE}");
+    }
     if let Some(c) = o.child {
         o.n = c.n;
     }

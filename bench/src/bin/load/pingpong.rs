@@ -473,7 +473,8 @@ pub async fn open_slice(o: Rc<Opts>, offset: usize) -> (Conns, Open) {
             async move {
                 let src = o.source(offset + i);
                 let t0 = Instant::now();
-                let r = WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts).await;
+                let r = WsClient::open(src, o.target, o.tls(), &o.host, &o.path, &o.timeouts, o.h2)
+                    .await;
                 let mut open = open.borrow_mut();
                 match r {
                     Ok(c) => {
