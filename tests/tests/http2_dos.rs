@@ -32,6 +32,12 @@ both_drivers!(
     a_malformed_preface_is_closed,
     others_are_served_during_rapid_reset_on_many_connections,
     huge_windows_and_no_reading_hold_no_more_than_the_queue,
+    made_you_reset_is_ended_with_enhance_your_calm,
+    empty_header_blocks_are_refused_and_ended_with_enhance_your_calm,
+    a_body_dribbled_one_byte_a_frame_is_proxied_whole,
+    one_byte_windows_on_many_streams_hold_bounded_memory,
+    the_last_stream_id_ends_the_connection_with_goaway,
+    frames_on_closed_streams_get_stream_closed,
 );
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -344,17 +350,22 @@ fn empty_data_flood_is_ended_with_enhance_your_calm(d: Driver) {
 /// Read from `s` until `done(what was read)` (10 s bound, each read
 /// bounded by the socket's timeout); panics if ringway closes first.
 fn read_until(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut got = Vec::new();
+    read_into(s, &mut got, done);
+    got
+}
+
+/// [`read_until`], appending to `got` (whose bytes `done` sees too).
+fn read_into(s: &mut TcpStream, got: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = Vec::new();
     let mut buf = [0u8; 16384];
-    while !done(&got) {
+    while !done(got) {
         assert!(Instant::now() < deadline, "{got:?}");
         let n = s.read(&mut buf).expect("read within 10 s");
         assert!(n > 0, "closed: {got:?}");
         got.extend_from_slice(&buf[..n]);
     }
-    got
 }
 
 /// The code of a RST_STREAM on `stream` in `b`, if any.
@@ -554,4 +565,513 @@ fn huge_windows_and_no_reading_hold_no_more_than_the_queue(d: Driver) {
     assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
     still_serves(&rw);
     drop(s);
+}
+
+/// The debug data of the GOAWAY in `b` (ringway puts its reason there).
+fn goaway_reason(b: &[u8]) -> String {
+    frames(b)
+        .into_iter()
+        .find(|f| f.0 == 7 && f.3.len() >= 8)
+        .map(|f| String::from_utf8_lossy(&f.3[8..]).into_owned())
+        .unwrap_or_default()
+}
+
+/// Every GOAWAY in `b`: (last stream, error code).
+fn goaways(b: &[u8]) -> Vec<(u32, u32)> {
+    frames(b)
+        .into_iter()
+        .filter(|f| f.0 == 7 && f.3.len() >= 8)
+        .map(|f| {
+            let last = u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]]) & 0x7fff_ffff;
+            (last, u32::from_be_bytes([f.3[4], f.3[5], f.3[6], f.3[7]]))
+        })
+        .collect()
+}
+
+/// Every RST_STREAM in `b`: (stream, error code).
+fn resets(b: &[u8]) -> Vec<(u32, u32)> {
+    frames(b)
+        .into_iter()
+        .filter(|f| f.0 == 3 && f.3.len() == 4)
+        .map(|f| (f.2, u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]])))
+        .collect()
+}
+
+/// The DATA payload bytes ringway sent on `stream` (it never pads).
+fn data_bytes(b: &[u8], stream: u32) -> usize {
+    frames(b)
+        .iter()
+        .filter(|f| f.0 == 0 && f.2 == stream)
+        .map(|f| f.3.len())
+        .sum()
+}
+
+/// Whether `stream` has ended from ringway's side (END_STREAM on its
+/// HEADERS or DATA).
+fn ended(b: &[u8], stream: u32) -> bool {
+    frames(b)
+        .iter()
+        .any(|f| (f.0 == 0 || f.0 == 1) && f.2 == stream && f.1 & 0x1 != 0)
+}
+
+/// A POST of `path` (authority "a", scheme http) as an HPACK block, with
+/// a content-length when given (literal without indexing, static name 28).
+fn post_block(path: &str, length: Option<&str>) -> Vec<u8> {
+    let mut b = [
+        &[0x83, 0x86, 0x04, path.len() as u8][..],
+        path.as_bytes(),
+        &[0x01, 1, b'a'],
+    ]
+    .concat();
+    if let Some(l) = length {
+        b.extend_from_slice(&[0x0f, 0x0d, l.len() as u8]);
+        b.extend_from_slice(l.as_bytes());
+    }
+    b
+}
+
+/// WINDOW_UPDATE of `increment` on `stream` (0 is not a valid increment).
+fn window_update(stream: u32, increment: u32) -> Vec<u8> {
+    frame(8, 0, stream, &increment.to_be_bytes())
+}
+
+/// A PING with `payload`.
+fn ping(payload: u64) -> Vec<u8> {
+    frame(6, 0, 0, &payload.to_be_bytes())
+}
+
+/// Whether `b` holds the acknowledgement of the PING with `payload`.
+fn has_ping_ack(b: &[u8], payload: u64) -> bool {
+    frames(b)
+        .iter()
+        .any(|f| f.0 == 6 && f.1 & 1 == 1 && f.3 == payload.to_be_bytes())
+}
+
+/// Stream `2i+1` opened with a request and followed by a frame that makes
+/// ringway reset it, in turn: WINDOW_UPDATE 0 on an open POST
+/// (PROTOCOL_ERROR), DATA after the END_STREAM of a GET (STREAM_CLOSED),
+/// DATA past a POST's content-length (PROTOCOL_ERROR), a WINDOW_UPDATE
+/// taking an open POST's send window past 2^31-1 (FLOW_CONTROL_ERROR).
+/// The POSTs send no END_STREAM, so their streams are open when the frame
+/// arrives; the upstream waits for their bodies.
+fn made_you_reset(i: u32) -> Vec<u8> {
+    let id = 2 * i + 1;
+    let (mut f, then) = match i % 4 {
+        0 => (
+            frame(1, 0x4, id, &post_block("/api/m", None)),
+            frame(8, 0, id, &[0; 4]),
+        ),
+        1 => (
+            frame(1, 0x4 | 0x1, id, &get_block("/api/m")),
+            frame(0, 0, id, b"x"),
+        ),
+        2 => (
+            frame(1, 0x4, id, &post_block("/api/m", Some("1"))),
+            frame(0, 0, id, b"xx"),
+        ),
+        _ => (
+            frame(1, 0x4, id, &post_block("/api/m", None)),
+            window_update(id, 0x7fff_ffff),
+        ),
+    };
+    f.extend(then);
+    f
+}
+
+/// MadeYouReset (CVE-2025-8671): the client never sends RST_STREAM but
+/// makes ringway reset each stream it opens (`made_you_reset`: four kinds,
+/// each reset with its own code). Every such reset costs a token of the
+/// budget, so the connection ends with ENHANCE_YOUR_CALM and the reason
+/// "too many streams reset for the client's errors" (not the rapid-reset
+/// one: the client reset nothing); the resets carried PROTOCOL_ERROR,
+/// STREAM_CLOSED and FLOW_CONTROL_ERROR; of the 20 000 streams offered at
+/// most 150 reach the upstream (connections and whole requests), and
+/// another client is served.
+fn made_you_reset_is_ended_with_enhance_your_calm(d: Driver) {
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+    let (got, sent) = flood(&rw, &hello(), made_you_reset, 20_000);
+    assert_eq!(
+        goaway_code(&got),
+        Some(ENHANCE_YOUR_CALM),
+        "{sent}: {got:?}"
+    );
+    assert_eq!(
+        goaway_reason(&got),
+        "too many streams reset for the client's errors"
+    );
+    assert!(sent < 20_000, "all {sent} went out");
+    let codes: std::collections::BTreeSet<u32> = resets(&got).into_iter().map(|r| r.1).collect();
+    for code in [0x1, 0x3, 0x5] {
+        assert!(codes.contains(&code), "no reset with {code:#x}: {codes:?}");
+    }
+    still_serves(&rw);
+    let upstream = http.seen.lock().unwrap().len();
+    let connections = http.connections.load(Ordering::SeqCst);
+    assert!(upstream <= 150, "{upstream} requests reached the upstream");
+    assert!(
+        connections <= 150,
+        "{connections} connections to the upstream"
+    );
+}
+
+/// Zero-length header blocks (CVE-2019-9516), three ways, each on a
+/// connection of its own:
+/// - an empty block (HEADERS with END_HEADERS and nothing in it) on each
+///   new stream is a malformed request: RST_STREAM PROTOCOL_ERROR, a
+///   token each, then ENHANCE_YOUR_CALM "too many streams refused";
+/// - HEADERS without END_HEADERS and an empty fragment, then empty
+///   CONTINUATIONs without end: nothing grows, but each costs a token
+///   and the connection ends with ENHANCE_YOUR_CALM "too many empty
+///   frames" — long before client_header_timeout (60 s);
+/// - on each new stream an empty HEADERS then a CONTINUATION with the
+///   whole block of a proxied GET: valid requests, yet the empty frame
+///   costs a token: ENHANCE_YOUR_CALM "too many empty frames", at most
+///   150 reach the upstream.
+///
+/// Another client is served after them.
+fn empty_header_blocks_are_refused_and_ended_with_enhance_your_calm(d: Driver) {
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+
+    let (got, sent) = flood(
+        &rw,
+        &hello(),
+        |i| frame(1, 0x4 | 0x1, 2 * i + 1, &[]),
+        20_000,
+    );
+    assert_eq!(
+        goaway_code(&got),
+        Some(ENHANCE_YOUR_CALM),
+        "{sent}: {got:?}"
+    );
+    assert_eq!(goaway_reason(&got), "too many streams refused");
+    let rs = resets(&got);
+    assert!(!rs.is_empty() && rs.iter().all(|r| r.1 == 0x1), "{rs:?}");
+    assert!(!frames(&got).iter().any(|f| f.0 == 1), "{got:?}");
+
+    let mut prelude = hello();
+    prelude.extend(frame(1, 0x1, 1, &[]));
+    let (got, sent) = flood(&rw, &prelude, |_| frame(9, 0, 1, &[]), 100_000);
+    assert_eq!(
+        goaway_code(&got),
+        Some(ENHANCE_YOUR_CALM),
+        "{sent}: {got:?}"
+    );
+    assert_eq!(goaway_reason(&got), "too many empty frames");
+    assert!(!frames(&got).iter().any(|f| f.0 == 1), "{got:?}");
+
+    let (got, sent) = flood(
+        &rw,
+        &hello(),
+        |i| {
+            let id = 2 * i + 1;
+            let mut f = frame(1, 0x1, id, &[]);
+            f.extend(frame(9, 0x4, id, &get_block("/api/z")));
+            f
+        },
+        20_000,
+    );
+    assert_eq!(
+        goaway_code(&got),
+        Some(ENHANCE_YOUR_CALM),
+        "{sent}: {got:?}"
+    );
+    assert_eq!(goaway_reason(&got), "too many empty frames");
+    still_serves(&rw);
+    let upstream = http.seen.lock().unwrap().len();
+    assert!(upstream <= 150, "{upstream} requests reached the upstream");
+}
+
+/// Data dribble, the request side (CVE-2019-9511 family): a proxied POST
+/// of unknown length whose 100 000-byte body comes one byte per DATA
+/// frame, sent as the windows ringway grants allow (so past the 65 535
+/// stream window: ringway must credit the bytes back as the upstream
+/// takes them). A non-empty DATA costs no token, so the stream is not
+/// ended: the upstream gets the whole body (chunked, `body=100000`), the
+/// client its 200 with END_STREAM and no reset or GOAWAY, ringway's peak
+/// RSS grows by less than 16 MiB, and another client is served.
+fn a_body_dribbled_one_byte_a_frame_is_proxied_whole(d: Driver) {
+    const LEN: u64 = 100_000;
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+    still_serves(&rw);
+    let before = peak_rss_kib(&rw);
+    let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = hello();
+    out.extend(frame(1, 0x4, 1, &post_block("/api/up", None)));
+    s.write_all(&out).unwrap();
+    // What the client may send: the protocol's 65 535 on the stream and
+    // the connection, plus every WINDOW_UPDATE ringway sent for them.
+    let credit = |got: &[u8], stream: u32| -> u64 {
+        65_535
+            + frames(got)
+                .iter()
+                .filter(|f| f.0 == 8 && f.2 == stream && f.3.len() == 4)
+                .map(|f| u64::from(u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]])))
+                .sum::<u64>()
+    };
+    let mut got = Vec::new();
+    let mut sent = 0u64;
+    let started = Instant::now();
+    // Bounded: each turn sends at least one byte or reads more credit
+    // (read_into panics after 10 s without it).
+    while sent < LEN {
+        let window = credit(&got, 1).min(credit(&got, 0)) - sent;
+        if window == 0 {
+            read_into(&mut s, &mut got, |b| credit(b, 1).min(credit(b, 0)) > sent);
+            continue;
+        }
+        let n = window.min(LEN - sent).min(4096);
+        let mut batch = Vec::with_capacity(n as usize * 10);
+        for k in 0..n {
+            let last = sent + k + 1 == LEN;
+            batch.extend(frame(0, u8::from(last), 1, b"d"));
+        }
+        s.write_all(&batch).unwrap();
+        sent += n;
+    }
+    read_into(&mut s, &mut got, |b| ended(b, 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let h = frames(&got)
+        .into_iter()
+        .find(|f| f.0 == 1 && f.2 == 1)
+        .expect("response HEADERS");
+    assert!(is_200(h.3), "{h:?}");
+    let body: Vec<u8> = frames(&got)
+        .iter()
+        .filter(|f| f.0 == 0 && f.2 == 1)
+        .flat_map(|f| f.3.to_vec())
+        .collect();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(body.ends_with(" body=100000"), "{body}");
+    assert!(credit(&got, 1) > 65_535, "no stream WINDOW_UPDATE");
+    assert_eq!(resets(&got), vec![]);
+    assert_eq!(goaways(&got), vec![]);
+    let seen = http.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0]
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked")));
+    drop(seen);
+    let grown = peak_rss_kib(&rw).saturating_sub(before);
+    assert!(grown < 16 * 1024, "peak RSS grew by {grown} KiB");
+    still_serves(&rw);
+}
+
+/// Data dribble, the response side (CVE-2019-9511): 100 streams fetch a
+/// 1 GiB static file with SETTINGS_INITIAL_WINDOW_SIZE 0, then the client
+/// opens each stream's window one byte at a time, 40 rounds, waiting for
+/// each round's bytes. Ringway sends exactly what the windows allow (40
+/// bytes per stream, in DATA frames of a byte or so), never more; when
+/// the updates stop, every stream is reset INTERNAL_ERROR at send_timeout
+/// (1 s). Ringway's peak RSS grew by less than 32 MiB for the 100 blocked
+/// streams, no GOAWAY, and another client is served.
+fn one_byte_windows_on_many_streams_hold_bounded_memory(d: Driver) {
+    const STREAMS: u32 = 100;
+    const ROUNDS: usize = 40;
+    let http = HttpBackend::start();
+    let dir = temp_dir("h2-dribble");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    std::fs::File::create(root.join("files/big.bin"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let config = format!(
+        "{}[servers.app.locations.\"/files/\"]\nroot = \"{}\"\n",
+        config(http.addr),
+        root.display()
+    );
+    let rw = Ringway::start(&config, d);
+    still_serves(&rw);
+    let before = peak_rss_kib(&rw);
+    let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ids: Vec<u32> = (0..STREAMS).map(|i| 2 * i + 1).collect();
+    let mut out = zero_window_settings();
+    // The connection's window is no limit: only the streams' count.
+    out.extend(window_update(0, 1 << 30));
+    for &id in &ids {
+        out.extend(frame(1, 0x4 | 0x1, id, &get_block("/files/big.bin")));
+    }
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    read_into(&mut s, &mut got, |b| {
+        ids.iter().all(|&id| has_headers(b, id))
+    });
+    for round in 1..=ROUNDS {
+        let mut out = Vec::new();
+        for &id in &ids {
+            out.extend(window_update(id, 1));
+        }
+        s.write_all(&out).unwrap();
+        read_into(&mut s, &mut got, |b| {
+            ids.iter().all(|&id| data_bytes(b, id) >= round)
+        });
+    }
+    let started = Instant::now();
+    read_into(&mut s, &mut got, |b| {
+        ids.iter().all(|&id| reset_code(b, id).is_some())
+    });
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "reset after {took:?}");
+    for &id in &ids {
+        assert_eq!(data_bytes(&got, id), ROUNDS, "stream {id}");
+        assert_eq!(reset_code(&got, id), Some(0x2), "stream {id}");
+    }
+    let most = frames(&got)
+        .iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.3.len())
+        .max();
+    assert_eq!(most, Some(1), "DATA frames larger than the 1-byte windows");
+    assert_eq!(goaways(&got), vec![]);
+    let grown = peak_rss_kib(&rw).saturating_sub(before);
+    assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
+    still_serves(&rw);
+    drop(s);
+}
+
+/// Stream-id exhaustion (RFC 9113 §5.1.1): a GET on 2^31-3 and a proxied
+/// GET on 2^31-1, the last id a client can use: ringway sends a graceful
+/// GOAWAY (NO_ERROR, last stream 2^31-1), answers both (200, END_STREAM)
+/// and closes the connection once they are done. On a second connection
+/// a HEADERS on stream 1 after 2^31-1 (a lower id: there is no higher
+/// one) is a connection PROTOCOL_ERROR after the graceful GOAWAY, and the
+/// connection closes. Another client is served.
+fn the_last_stream_id_ends_the_connection_with_goaway(d: Driver) {
+    const LAST: u32 = 0x7fff_ffff;
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+    let mut out = hello();
+    out.extend(frame(1, 0x4 | 0x1, LAST - 2, &get_block("/r")));
+    out.extend(frame(1, 0x4 | 0x1, LAST, &get_block("/api/last")));
+    let started = Instant::now();
+    let (got, _) = flood(&rw, &out, |_| Vec::new(), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(goaways(&got), vec![(LAST, 0)], "{got:?}");
+    for id in [LAST - 2, LAST] {
+        let h = frames(&got)
+            .into_iter()
+            .find(|f| f.0 == 1 && f.2 == id)
+            .unwrap_or_else(|| panic!("no HEADERS on {id}: {got:?}"));
+        assert!(is_200(h.3), "{h:?}");
+        assert!(ended(&got, id), "{id} not ended: {got:?}");
+    }
+    assert_eq!(resets(&got), vec![]);
+    assert_eq!(http.seen.lock().unwrap().len(), 1);
+
+    let mut out = hello();
+    out.extend(frame(1, 0x4 | 0x1, LAST, &get_block("/r")));
+    out.extend(frame(1, 0x4 | 0x1, 1, &get_block("/r")));
+    let started = Instant::now();
+    let (got, _) = flood(&rw, &out, |_| Vec::new(), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(goaways(&got), vec![(LAST, 0), (LAST, 0x1)], "{got:?}");
+    assert!(!has_headers(&got, 1), "{got:?}");
+    still_serves(&rw);
+}
+
+/// Frames on closed streams (RFC 9113 §5.1), one connection:
+/// - stream 1 answered and ended: WINDOW_UPDATE, RST_STREAM and PRIORITY
+///   on it are ignored; two DATA on it get one RST_STREAM STREAM_CLOSED
+///   (then ringway counts it as reset by itself and ignores the second,
+///   and a HEADERS on it too: no answer, no error);
+/// - stream 3, a POST ringway resets (WINDOW_UPDATE 0: PROTOCOL_ERROR):
+///   the DATA and trailers the client had in flight are ignored;
+/// - stream 5, a POST the client resets: DATA after it gets RST_STREAM
+///   STREAM_CLOSED;
+/// - the connection lives: a GET on 7 gets 200;
+/// - HEADERS on stream 7 again (ended, not reset by ringway) end the
+///   connection: GOAWAY STREAM_CLOSED with last stream 7, then close.
+///
+/// Each step ends with a PING whose ack says ringway has read it all.
+/// Another client is served.
+fn frames_on_closed_streams_get_stream_closed(d: Driver) {
+    let http = HttpBackend::start();
+    let rw = Ringway::start(&config(http.addr), d);
+    let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+    let mut out = hello();
+    out.extend(frame(1, 0x4 | 0x1, 1, &get_block("/r")));
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    read_into(&mut s, &mut got, |b| ended(b, 1));
+    let step = |s: &mut TcpStream, got: &mut Vec<u8>, frames: Vec<u8>, n: u64| {
+        let from = got.len();
+        let mut out = frames;
+        out.extend(ping(n));
+        s.write_all(&out).unwrap();
+        read_into(s, got, |b| has_ping_ack(b, n));
+        got[from..].to_vec()
+    };
+
+    let mut bad = window_update(1, 5);
+    bad.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+    bad.extend(frame(2, 0, 1, &[0, 0, 0, 0, 15]));
+    let part = step(&mut s, &mut got, bad, 1);
+    assert_eq!(resets(&part), vec![], "{part:?}");
+    let mut bad = frame(0, 0, 1, b"x");
+    bad.extend(frame(0, 0, 1, b"y"));
+    let part = step(&mut s, &mut got, bad, 2);
+    assert_eq!(resets(&part), vec![(1, 0x5)], "{part:?}");
+    // Reset by ringway now: HEADERS on it are decoded and ignored.
+    let part = step(
+        &mut s,
+        &mut got,
+        frame(1, 0x4 | 0x1, 1, &get_block("/r")),
+        6,
+    );
+    assert!(frames(&part).iter().all(|f| f.0 == 6), "{part:?}");
+
+    let mut bad = frame(1, 0x4, 3, &post_block("/api/up", None));
+    bad.extend(frame(8, 0, 3, &[0; 4]));
+    bad.extend(frame(0, 0, 3, b"abc"));
+    bad.extend(frame(1, 0x4 | 0x1, 3, &[0x00, 1, b'x', 1, b'y']));
+    let part = step(&mut s, &mut got, bad, 3);
+    assert_eq!(resets(&part), vec![(3, 0x1)], "{part:?}");
+    assert!(!has_headers(&part, 3), "{part:?}");
+
+    let mut bad = frame(1, 0x4, 5, &post_block("/api/up", None));
+    bad.extend(frame(3, 0, 5, &8u32.to_be_bytes()));
+    bad.extend(frame(0, 0, 5, b"x"));
+    let part = step(&mut s, &mut got, bad, 4);
+    assert_eq!(resets(&part), vec![(5, 0x5)], "{part:?}");
+
+    step(
+        &mut s,
+        &mut got,
+        frame(1, 0x4 | 0x1, 7, &get_block("/r")),
+        5,
+    );
+    read_into(&mut s, &mut got, |b| ended(b, 7));
+    let h7 = frames(&got)
+        .into_iter()
+        .find(|f| f.0 == 1 && f.2 == 7)
+        .expect("HEADERS on 7");
+    assert!(is_200(h7.3), "{h7:?}");
+    assert_eq!(goaways(&got), vec![]);
+
+    s.write_all(&frame(1, 0x4 | 0x1, 7, &get_block("/r")))
+        .unwrap();
+    let mut end = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "not closed: {end:?}");
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => end.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("{e}: {end:?}"),
+        }
+    }
+    assert_eq!(goaways(&end), vec![(7, 0x5)], "{end:?}");
+    assert!(!has_headers(&end, 7), "{end:?}");
+    still_serves(&rw);
 }
