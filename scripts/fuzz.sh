@@ -10,7 +10,7 @@
 #
 # Targets (fuzz/fuzz_targets/): request_head, response_head, chunked,
 # path_routing, config, tls_hello, proxy_protocol, h2_frame, hpack_decode,
-# h2_request, h2_conn.
+# h2_request, h2_conn, h2_writer.
 # Seeds are checked in under fuzz/seeds/<target>; what the fuzzer finds grows
 # fuzz/corpus/<target> (not committed), and a crash leaves its input in
 # fuzz/artifacts/<target>/ and fails this script.
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request h2_conn)
+  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request h2_conn h2_writer)
 fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then

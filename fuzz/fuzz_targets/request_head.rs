@@ -127,9 +127,8 @@ fn check_forwarded(out: &[u8], req: &request::Request, uri: &str, conn: Upstream
         UpstreamConn::Upgrade(p) => {
             assert_eq!(named("upgrade"), 1);
             assert_eq!(value("upgrade"), Some(p));
-            assert!(ringway::http::tokens(p).all(|t| {
-                ringway::http::upgrade::allows([&b"websocket"[..], b"h2c"], t)
-            }));
+            assert!(ringway::http::tokens(p)
+                .all(|t| { ringway::http::upgrade::allows([&b"websocket"[..], b"h2c"], t) }));
             assert!(named("http2-settings") <= 1);
         }
         _ => {

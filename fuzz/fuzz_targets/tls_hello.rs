@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(server_name(&data[..cut]), Hello::NeedMore);
                 }
             }
-            assert_eq!(server_name(&data[..end]), whole, "bytes after the record do not matter");
+            assert_eq!(
+                server_name(&data[..end]),
+                whole,
+                "bytes after the record do not matter"
+            );
         }
     }
 });

@@ -176,6 +176,12 @@ impl ResponseWriter {
             }
             Err(_) => return Err(Unsendable("the response head written is not HTTP/1.1")),
         };
+        // `parse` bounds only a head still incomplete: without this, a head
+        // over the bound written in one piece passed where the same head
+        // written in pieces failed.
+        if resp.head_len > MAX_RESPONSE_HEAD {
+            return Err(Unsendable("the response head written is too large"));
+        }
         let framing = resp
             .framing(self.head_request)
             .map_err(|_| Unsendable("the response's framing is unusable"))?;
@@ -463,5 +469,27 @@ mod tests {
             assert!(w.write(b"", &mut out).is_err(), "failed stays failed");
             assert!(!w.is_done());
         }
+    }
+
+    #[test]
+    fn a_head_over_the_bound_fails_whole_or_in_pieces() {
+        let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+        while bytes.len() <= MAX_RESPONSE_HEAD {
+            // Few fields, long values: the bound on bytes, not on fields.
+            bytes.extend_from_slice(b"X-Pad: ");
+            bytes.extend_from_slice(&[b'p'; 1000]);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let mut whole = ResponseWriter::new(false, None);
+        assert!(
+            whole.write(&bytes, &mut Vec::new()).is_err(),
+            "in one piece"
+        );
+        let mut pieces = ResponseWriter::new(false, None);
+        let failed = bytes
+            .chunks(4096)
+            .any(|c| pieces.write(c, &mut Vec::new()).is_err());
+        assert!(failed, "in pieces");
     }
 }
