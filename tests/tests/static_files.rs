@@ -14,6 +14,7 @@ both_drivers!(
     spa_fallback_serves_index_for_deep_links,
     ranges_validators_and_large_files,
     traversal_never_leaves_the_root,
+    a_swapped_root_symlink_moves_the_root,
     index_alias_redirects_and_headers,
     keep_alive_across_static_answers,
 );
@@ -262,6 +263,44 @@ root = "{}"
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     // The log is read by another thread: wait for the line (bounded).
     rw.wait_for_log("outside the root", Duration::from_secs(5));
+}
+
+/// A deploy that swaps the `current` symlink a root goes through: the new
+/// release is served, and a link in it back into the old release (now
+/// outside the root) is refused, though the old release was the root's
+/// real path when the worker last looked.
+fn a_swapped_root_symlink_moves_the_root(d: Driver) {
+    let base = temp_dir("swap");
+    for (release, text) in [("v1", "one"), ("v2", "two")] {
+        std::fs::create_dir_all(base.join(release)).unwrap();
+        std::fs::write(base.join(release).join("a.txt"), text).unwrap();
+    }
+    std::os::unix::fs::symlink(base.join("v1/a.txt"), base.join("v2/old.txt")).unwrap();
+    let current = base.join("current");
+    std::os::unix::fs::symlink(base.join("v1"), &current).unwrap();
+    let config = format!(
+        r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+[servers.app.locations."/"]
+root = "{}"
+"#,
+        current.display()
+    );
+    let rw = Ringway::start(&config, d);
+    let addr = rw.addr("app");
+    let (head, body) = get(addr, "/a.txt", "");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body, b"one");
+    // Swap atomically, as deploy tools do (rename over the link).
+    std::os::unix::fs::symlink(base.join("v2"), base.join("next")).unwrap();
+    std::fs::rename(base.join("next"), &current).unwrap();
+    let (head, body) = get(addr, "/a.txt", "");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body, b"two");
+    let (head, body) = get(addr, "/old.txt", "");
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+    assert_ne!(body, b"one");
 }
 
 fn index_alias_redirects_and_headers(d: Driver) {
