@@ -596,27 +596,27 @@ impl Scenario {
                 "return" => (
                     H2_RETURN_PATH,
                     format!(
-                        "a `return` the proxy answers itself (`{H2_RETURN_PATH}`, 200 and                          the {}-byte body {H2_RETURN_BODY:?})",
+                        "a `return` the proxy answers itself (`{H2_RETURN_PATH}`, 200 and the {}-byte body {H2_RETURN_BODY:?})",
                         H2_RETURN_BODY.len()
                     ),
                 ),
                 "proxy" => (
                     H2_PROXY_PATH,
                     format!(
-                        "a proxied `{H2_PROXY_PATH}` (the echo backend's HTTP answer, over                          HTTP/1.1 with 32 idle upstream connections kept by both proxies, as                          in `http`)"
+                        "a proxied `{H2_PROXY_PATH}` (the echo backend's HTTP answer, over HTTP/1.1 with 32 idle upstream connections kept by both proxies, as in `http`)"
                     ),
                 ),
                 _ => (
                     H2_STATIC_PATH,
                     format!(
-                        "a static file of {H2_STATIC_BYTES} bytes (`{H2_STATIC_PATH}`,                          `alias` on both)"
+                        "a static file of {H2_STATIC_BYTES} bytes (`{H2_STATIC_PATH}`, `alias` on both)"
                     ),
                 ),
             };
             let over = if tls {
                 "over TLS (ALPN h2; nginx `listen ... ssl http2`, ringway `http2 = true`)"
             } else {
-                "in cleartext with prior knowledge (h2c; nginx `listen ... http2`, ringway                  `http2 = \"h2c\"`)"
+                "in cleartext with prior knowledge (h2c; nginx `listen ... http2`, ringway `http2 = \"h2c\"`)"
             };
             let mut args = strings(&["-c", "10", "-m", "10", "-t", "1", "--warm-up-time", "1s"]);
             args.extend(["-D".to_string(), secs.to_string()]);
@@ -633,7 +633,7 @@ impl Scenario {
                 cpu_per: 1e6,
                 ..base(
                     format!(
-                        "h2load, 1 thread, 10 HTTP/2 connections {over}, up to 10 streams                          each, GET of {thing}, 1 s of warm-up then {secs} measured (the proxy's                          CPU over h2load's own measured window). h2load gives no latency                          quantiles, only the mean time per request. nginx has `{NGINX_H2}` \
+                        "h2load, 1 thread, 10 HTTP/2 connections {over}, up to 10 streams each, GET of {thing}, 1 s of warm-up then {secs} measured (the proxy's CPU over h2load's own measured window). h2load gives no latency quantiles, only the mean time per request. nginx has `{NGINX_H2}` \
                          (by default it ends an HTTP/2 connection after 1,000 requests, and \
                          h2load does not reconnect)."
                     ),
@@ -660,7 +660,7 @@ impl Scenario {
                     cpu_per: 1e6,
                     ..base(
                         format!(
-                            "{n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441                              WebSocket each (extended CONNECT; the load requires the                              proxy's SETTINGS_ENABLE_CONNECT_PROTOCOL and a 200), each                              sending a 64-byte binary message in DATA and waiting for its                              echo, for {secs}; the proxy speaks HTTP/1.1 upgrades to the echo                              backend. HAProxy: `bind ... ssl crt ... alpn h2,http/1.1`,                              `mode http`, `timeout tunnel 3600s`. {TLS_SHORT}"
+                            "{n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441 WebSocket each (extended CONNECT; the load requires the proxy's SETTINGS_ENABLE_CONNECT_PROTOCOL and a 200), each sending a 64-byte binary message in DATA and waiting for its echo, for {secs}; the proxy speaks HTTP/1.1 upgrades to the echo backend. HAProxy: `bind ... ssl crt ... alpn h2,http/1.1`, `mode http`, `timeout tunnel 3600s`. {TLS_SHORT}"
                         ),
                         Load::Ws {
                             mode: "pingpong",
@@ -704,11 +704,11 @@ impl Scenario {
                     ..base(
                         if h2 {
                             format!(
-                                "{hold_n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441                                  WebSocket each, one message echoed on each, then all held                                  idle; the proxy's RSS while all are held, less its RSS                                  before the load, divided by the WebSockets; then each is                                  checked with an echo. 4 load processes, source addresses                                  127.0.0.2–40. Compare `h1wss-hold`. {TLS_SHORT}"
+                                "{hold_n} HTTP/2 connections over TLS (ALPN h2), one RFC 8441 WebSocket each, one message echoed on each, then all held idle; the proxy's RSS while all are held, less its RSS before the load, divided by the WebSockets; then each is checked with an echo. 4 load processes, source addresses 127.0.0.2–40. Compare `h1wss-hold`. {TLS_SHORT}"
                             )
                         } else {
                             format!(
-                                "`h2ws-hold` with HTTP/1.1 upgrades: {hold_n} WebSocket                                  tunnels over TLS (no ALPN, so HTTP/1.1) to the same proxy                                  configurations (HTTP/2 enabled), one message echoed on                                  each, then held idle and measured the same way.                                  {TLS_SHORT}"
+                                "`h2ws-hold` with HTTP/1.1 upgrades: {hold_n} WebSocket tunnels over TLS (no ALPN, so HTTP/1.1) to the same proxy configurations (HTTP/2 enabled), one message echoed on each, then held idle and measured the same way. {TLS_SHORT}"
                             )
                         },
                         Load::Ws {
