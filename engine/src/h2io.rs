@@ -268,7 +268,9 @@ impl Transport for H2Stream {
     }
 
     async fn write_all(&self, data: &[u8], timeout: Duration) -> io::Result<()> {
-        self.write_response(data, timeout).await
+        // Boxed: the write's state exists only while a write runs; inline,
+        // its room (about 1.5 KiB) is held by every idle tunnel's relay.
+        Box::pin(self.write_response(data, timeout)).await
     }
 
     fn pending(&self) -> Pending {
@@ -290,7 +292,7 @@ impl Transport for H2Stream {
     async fn shutdown_write(&self, timeout: Duration) {
         let end = self.writer.borrow_mut().finish();
         if let Some(end) = end {
-            let _ = self.send(vec![end], timeout).await;
+            let _ = Box::pin(self.send(vec![end], timeout)).await;
         }
     }
 
@@ -371,6 +373,10 @@ pub struct Offer {
     /// SETTINGS_ENABLE_CONNECT_PROTOCOL:
     /// `ringway_config::Server::offers_websocket_over_http2`.
     pub websocket: bool,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: `client_header_buffer_size`, the
+    /// bound of an HTTP/1.1 request head (nginx bounds both protocols'
+    /// headers with `large_client_header_buffers`).
+    pub max_header_list_size: u32,
 }
 
 impl Offer {
@@ -378,211 +384,219 @@ impl Offer {
         Offer {
             max_concurrent_streams: server.http2_max_concurrent_streams,
             websocket: server.offers_websocket_over_http2(),
+            max_header_list_size: u32::try_from(server.client_header_buffer_size)
+                .unwrap_or(u32::MAX),
         }
     }
 }
 
 /// Serve one HTTP/2 connection over `io` (after TLS ALPN `h2`, or the
 /// h2c preface): `early` holds bytes already read from it.
-pub async fn serve<T: Transport + 'static>(
+pub fn serve<T: Transport + 'static>(
     cx: Context,
     io: T,
     early: Vec<u8>,
     scheme: Scheme,
     offer: Offer,
-) {
-    let config = H2Config {
-        max_concurrent_streams: offer.max_concurrent_streams,
-        enable_connect_protocol: offer.websocket,
-        scheme,
-        ..H2Config::default()
-    };
-    let send_timeout = {
-        let config = &cx.snap.config;
-        cx.listen.select(config, None).send_timeout
-    };
-    let (idle_timeout, header_timeout) = {
-        let config = &cx.snap.config;
-        let server = cx.listen.select(config, None);
-        (server.keepalive_timeout, server.client_header_timeout)
-    };
-    // Since when the client owes its preface and first SETTINGS, or the
-    // rest of a header block (`Connection::awaiting_headers`).
-    let mut headers_since: Option<Instant> = None;
-    // Counted until the connection ends: a graceful stop waits for it.
-    let _counted = crate::shared::H2ConnGuard::new(&cx.shared);
-    let c = Rc::new(Shared2 {
-        conn: RefCell::new(Connection::new(&config, Instant::now())),
-        streams: RefCell::new(HashMap::new()),
-        wake: Notify::default(),
-        drained: Notify::default(),
-        tls: io.tls_info().cloned(),
-    });
-    let mut input = early;
-    let mut out = Vec::new();
-    // The streams' guards: connections for max_connections, streams in
-    // the metrics.
-    let streams_listen = cx.guard.streams();
-    let mut read_eof = false;
-    loop {
-        // The worker began its stop: GOAWAY(NO_ERROR, the last stream
-        // seen) once; streams above it are ignored, the open ones finish,
-        // then the connection closes (`is_closed`).
-        if cx.shared.shutting_down.is_raised() {
-            c.conn.borrow_mut().shutdown();
-        }
-        // Feed what was read.
-        let mut actions = Vec::new();
-        let mut progress = false;
-        if !input.is_empty() {
-            let result = SCRATCH.with(|scratch| {
-                let mut conn = c.conn.borrow_mut();
-                let streams = &c.streams;
-                conn.recv(Instant::now(), &input, &mut scratch.borrow_mut(), |e| {
-                    on_event(e, streams, cx.addrs.tcp, &mut actions)
-                })
-            });
-            match result {
-                Ok(n) => {
-                    input.drain(..n);
-                    progress = n > 0;
-                    if input.is_empty() {
-                        // An idle connection holds no read buffer.
-                        input = Vec::new();
+) -> impl std::future::Future<Output = ()> {
+    // An async block, not an async fn: its captures are used in place
+    // (an async fn moves its arguments into locals and keeps room for
+    // both, a second TlsStream per connection).
+    async move {
+        let config = H2Config {
+            max_concurrent_streams: offer.max_concurrent_streams,
+            enable_connect_protocol: offer.websocket,
+            max_header_list_size: offer.max_header_list_size,
+            scheme,
+            ..H2Config::default()
+        };
+        let send_timeout = {
+            let config = &cx.snap.config;
+            cx.listen.select(config, None).send_timeout
+        };
+        let (idle_timeout, header_timeout) = {
+            let config = &cx.snap.config;
+            let server = cx.listen.select(config, None);
+            (server.keepalive_timeout, server.client_header_timeout)
+        };
+        // Since when the client owes its preface and first SETTINGS, or the
+        // rest of a header block (`Connection::awaiting_headers`).
+        let mut headers_since: Option<Instant> = None;
+        // Counted until the connection ends: a graceful stop waits for it.
+        let _counted = crate::shared::H2ConnGuard::new(&cx.shared);
+        let c = Rc::new(Shared2 {
+            conn: RefCell::new(Connection::new(&config, Instant::now())),
+            streams: RefCell::new(HashMap::new()),
+            wake: Notify::default(),
+            drained: Notify::default(),
+            tls: io.tls_info().cloned(),
+        });
+        let mut input = early;
+        let mut out = Vec::new();
+        // The streams' guards: connections for max_connections, streams in
+        // the metrics.
+        let streams_listen = cx.guard.streams();
+        let mut read_eof = false;
+        loop {
+            // The worker began its stop: GOAWAY(NO_ERROR, the last stream
+            // seen) once; streams above it are ignored, the open ones finish,
+            // then the connection closes (`is_closed`).
+            if cx.shared.shutting_down.is_raised() {
+                c.conn.borrow_mut().shutdown();
+            }
+            // Feed what was read.
+            let mut actions = Vec::new();
+            let mut progress = false;
+            if !input.is_empty() {
+                let result = SCRATCH.with(|scratch| {
+                    let mut conn = c.conn.borrow_mut();
+                    let streams = &c.streams;
+                    conn.recv(Instant::now(), &input, &mut scratch.borrow_mut(), |e| {
+                        on_event(e, streams, cx.addrs.tcp, &mut actions)
+                    })
+                });
+                match result {
+                    Ok(n) => {
+                        input.drain(..n);
+                        progress = n > 0;
+                        if input.is_empty() {
+                            // An idle connection holds no read buffer.
+                            input = Vec::new();
+                        }
+                    }
+                    Err(e) => {
+                        debug!(client = %cx.addrs.tcp, error = %e, "HTTP/2 connection error");
+                        input.clear();
                     }
                 }
-                Err(e) => {
-                    debug!(client = %cx.addrs.tcp, error = %e, "HTTP/2 connection error");
-                    input.clear();
+            }
+            for a in actions {
+                match a {
+                    Action::Start(s, head_request, connect) => {
+                        let stream = H2Stream {
+                            c: c.clone(),
+                            s,
+                            writer: RefCell::new(ResponseWriter::new(head_request, connect)),
+                            ended: Cell::new(false),
+                        };
+                        monoio::spawn(crate::conn::serve(
+                            cx.shared.clone(),
+                            cx.snap.clone(),
+                            cx.listen.clone(),
+                            stream,
+                            cx.addrs,
+                            cx.local,
+                            crate::shared::ConnGuard::new(&streams_listen),
+                        ));
+                    }
+                    Action::Answer(s, head_request, status, why, line) => {
+                        let stream = H2Stream {
+                            c: c.clone(),
+                            s,
+                            writer: RefCell::new(ResponseWriter::new(head_request, None)),
+                            ended: Cell::new(false),
+                        };
+                        monoio::spawn(crate::conn::serve_refused(
+                            cx.shared.clone(),
+                            cx.snap.clone(),
+                            cx.listen.clone(),
+                            stream,
+                            cx.addrs,
+                            cx.local,
+                            crate::shared::ConnGuard::new(&streams_listen),
+                            (status, why, line),
+                        ));
+                    }
+                    Action::Reset(id, code) => {
+                        c.conn.borrow_mut().reset(id, code);
+                    }
+                }
+            }
+            // Write what is queued.
+            c.conn.borrow_mut().poll_transmit(&mut out);
+            if !out.is_empty() {
+                if io.write_all(&out, send_timeout).await.is_err() {
+                    break;
+                }
+                out = Vec::new();
+                c.drained.notify();
+            }
+            {
+                let conn = c.conn.borrow();
+                if conn.is_closed() && !conn.wants_write() {
+                    break;
+                }
+            }
+            if read_eof {
+                // The client closed its side (or the idle timeout sent
+                // GOAWAY with no stream open): nobody will read a response
+                // or send a WINDOW_UPDATE, so every stream still running is
+                // gone (HTTP/2 has no half-closed connection).
+                for s in c.streams.borrow().values() {
+                    s.reset.set(true);
+                    s.readable.notify();
+                    s.window.notify();
+                }
+                if c.streams.borrow().is_empty() {
+                    break;
+                }
+                c.wake.notified().await;
+                continue;
+            }
+            if progress && !input.is_empty() {
+                // recv stopped for its control-frame bound: go on with the
+                // rest now that the queue was written.
+                continue;
+            }
+            // Wait for the client or a stream.
+            let notified = c.wake.notified();
+            if c.conn.borrow().wants_write() {
+                continue;
+            }
+            let idle = c.streams.borrow().is_empty();
+            let stopping = cx.shared.shutting_down.is_raised();
+            headers_since = match (c.conn.borrow().awaiting_headers(), headers_since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, since) => since,
+            };
+            let header_left = headers_since
+                .map(|t| (t + header_timeout).saturating_duration_since(Instant::now()));
+            let read = async {
+                if input.len() >= READ_CHUNK * 64 {
+                    // A frame larger than ringway allows cannot be pending:
+                    // recv refused it. Wait for the streams to drain instead.
+                    std::future::pending::<()>().await;
+                }
+                let max = input.len() + READ_CHUNK;
+                io.read_append(&mut input, max).await
+            };
+            monoio::select! {
+                r = read => match r {
+                    Ok(0) | Err(_) => read_eof = true,
+                    Ok(_) => {}
+                },
+                _ = notified => {}
+                _ = cx.shared.shutting_down.wait(), if !stopping => {}
+                _ = monoio::time::sleep(header_left.unwrap_or_default()), if header_left.is_some() => {
+                    // The preface's SETTINGS or a header block did not come
+                    // whole within client_header_timeout: close.
+                    info!(client = %cx.addrs.tcp, timeout = ?header_timeout, "HTTP/2 header timeout: closing");
+                    c.conn.borrow_mut().goaway(ErrorCode::NoError);
+                    read_eof = true;
+                }
+                _ = monoio::time::sleep(idle_timeout), if idle => {
+                    c.conn.borrow_mut().shutdown();
+                    read_eof = true;
                 }
             }
         }
-        for a in actions {
-            match a {
-                Action::Start(s, head_request, connect) => {
-                    let stream = H2Stream {
-                        c: c.clone(),
-                        s,
-                        writer: RefCell::new(ResponseWriter::new(head_request, connect)),
-                        ended: Cell::new(false),
-                    };
-                    monoio::spawn(crate::conn::serve(
-                        cx.shared.clone(),
-                        cx.snap.clone(),
-                        cx.listen.clone(),
-                        stream,
-                        cx.addrs,
-                        cx.local,
-                        crate::shared::ConnGuard::new(&streams_listen),
-                    ));
-                }
-                Action::Answer(s, head_request, status, why, line) => {
-                    let stream = H2Stream {
-                        c: c.clone(),
-                        s,
-                        writer: RefCell::new(ResponseWriter::new(head_request, None)),
-                        ended: Cell::new(false),
-                    };
-                    monoio::spawn(crate::conn::serve_refused(
-                        cx.shared.clone(),
-                        cx.snap.clone(),
-                        cx.listen.clone(),
-                        stream,
-                        cx.addrs,
-                        cx.local,
-                        crate::shared::ConnGuard::new(&streams_listen),
-                        (status, why, line),
-                    ));
-                }
-                Action::Reset(id, code) => {
-                    c.conn.borrow_mut().reset(id, code);
-                }
-            }
+        // The connection is over: every stream still running is gone.
+        for s in c.streams.borrow().values() {
+            s.reset.set(true);
+            s.readable.notify();
+            s.window.notify();
         }
-        // Write what is queued.
-        c.conn.borrow_mut().poll_transmit(&mut out);
-        if !out.is_empty() {
-            if io.write_all(&out, send_timeout).await.is_err() {
-                break;
-            }
-            out = Vec::new();
-            c.drained.notify();
-        }
-        {
-            let conn = c.conn.borrow();
-            if conn.is_closed() && !conn.wants_write() {
-                break;
-            }
-        }
-        if read_eof {
-            // The client closed its side (or the idle timeout sent
-            // GOAWAY with no stream open): nobody will read a response
-            // or send a WINDOW_UPDATE, so every stream still running is
-            // gone (HTTP/2 has no half-closed connection).
-            for s in c.streams.borrow().values() {
-                s.reset.set(true);
-                s.readable.notify();
-                s.window.notify();
-            }
-            if c.streams.borrow().is_empty() {
-                break;
-            }
-            c.wake.notified().await;
-            continue;
-        }
-        if progress && !input.is_empty() {
-            // recv stopped for its control-frame bound: go on with the
-            // rest now that the queue was written.
-            continue;
-        }
-        // Wait for the client or a stream.
-        let notified = c.wake.notified();
-        if c.conn.borrow().wants_write() {
-            continue;
-        }
-        let idle = c.streams.borrow().is_empty();
-        let stopping = cx.shared.shutting_down.is_raised();
-        headers_since = match (c.conn.borrow().awaiting_headers(), headers_since) {
-            (false, _) => None,
-            (true, None) => Some(Instant::now()),
-            (true, since) => since,
-        };
-        let header_left =
-            headers_since.map(|t| (t + header_timeout).saturating_duration_since(Instant::now()));
-        let read = async {
-            if input.len() >= READ_CHUNK * 64 {
-                // A frame larger than ringway allows cannot be pending:
-                // recv refused it. Wait for the streams to drain instead.
-                std::future::pending::<()>().await;
-            }
-            let max = input.len() + READ_CHUNK;
-            io.read_append(&mut input, max).await
-        };
-        monoio::select! {
-            r = read => match r {
-                Ok(0) | Err(_) => read_eof = true,
-                Ok(_) => {}
-            },
-            _ = notified => {}
-            _ = cx.shared.shutting_down.wait(), if !stopping => {}
-            _ = monoio::time::sleep(header_left.unwrap_or_default()), if header_left.is_some() => {
-                // The preface's SETTINGS or a header block did not come
-                // whole within client_header_timeout: close.
-                info!(client = %cx.addrs.tcp, timeout = ?header_timeout, "HTTP/2 header timeout: closing");
-                c.conn.borrow_mut().goaway(ErrorCode::NoError);
-                read_eof = true;
-            }
-            _ = monoio::time::sleep(idle_timeout), if idle => {
-                c.conn.borrow_mut().shutdown();
-                read_eof = true;
-            }
-        }
-    }
-    // The connection is over: every stream still running is gone.
-    for s in c.streams.borrow().values() {
-        s.reset.set(true);
-        s.readable.notify();
-        s.window.notify();
     }
 }
 

@@ -38,6 +38,7 @@ both_drivers!(
     one_byte_windows_on_many_streams_hold_bounded_memory,
     the_last_stream_id_ends_the_connection_with_goaway,
     frames_on_closed_streams_get_stream_closed,
+    the_header_list_bound_is_client_header_buffer_size,
 );
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -1073,5 +1074,71 @@ fn frames_on_closed_streams_get_stream_closed(d: Driver) {
     }
     assert_eq!(goaways(&end), vec![(7, 0x5)], "{end:?}");
     assert!(!has_headers(&end, 7), "{end:?}");
+    still_serves(&rw);
+}
+
+/// An HPACK integer with a 7-bit prefix (RFC 7541 §5.1), first byte's
+/// high bit clear.
+fn hpack_int7(mut n: usize) -> Vec<u8> {
+    if n < 127 {
+        return vec![n as u8];
+    }
+    let mut out = vec![0x7f];
+    n -= 127;
+    while n >= 128 {
+        out.push((n % 128) as u8 | 0x80);
+        n /= 128;
+    }
+    out.push(n as u8);
+    out
+}
+
+/// `client_header_buffer_size` bounds an HTTP/2 request's field section
+/// as it bounds an HTTP/1.1 head: ringway's SETTINGS carry it as
+/// SETTINGS_MAX_HEADER_LIST_SIZE, a request under it is served, one over
+/// it answered 431 on its stream (the connection goes on).
+fn the_header_list_bound_is_client_header_buffer_size(d: Driver) {
+    let http = HttpBackend::start();
+    let config = config(http.addr).replace(
+        "send_timeout = \"1s\"",
+        "send_timeout = \"1s\"\nclient_header_buffer_size = \"4k\"",
+    );
+    let rw = Ringway::start(&config, d);
+    let mut s = TcpStream::connect(rw.addr("app")).unwrap();
+    s.write_all(&hello()).unwrap();
+    let got = read_until(&mut s, |b| {
+        frames(b).iter().any(|f| f.0 == 4 && f.1 & 1 == 0)
+    });
+    let settings = frames(&got)
+        .into_iter()
+        .find(|f| f.0 == 4 && f.1 & 1 == 0)
+        .unwrap()
+        .3
+        .to_vec();
+    let list = settings
+        .chunks(6)
+        .find(|c| c.len() == 6 && u16::from_be_bytes([c[0], c[1]]) == 6)
+        .map(|c| u32::from_be_bytes([c[2], c[3], c[4], c[5]]));
+    assert_eq!(list, Some(4096), "{settings:?}");
+    // GET /r with a field "x" of `n` bytes (literal, not indexed).
+    let with_field = |n: usize| {
+        let mut block = get_block("/r");
+        block.extend_from_slice(&[0x00, 1, b'x']);
+        block.extend(hpack_int7(n));
+        block.extend(std::iter::repeat_n(b'v', n));
+        block
+    };
+    let mut out = frame(1, 0x4 | 0x1, 1, &with_field(3000));
+    out.extend(frame(1, 0x4 | 0x1, 3, &with_field(4600)));
+    out.extend(frame(1, 0x4 | 0x1, 5, &get_block("/r")));
+    s.write_all(&out).unwrap();
+    let answered = |b: &[u8], id: u32| frames(b).iter().any(|f| f.0 == 1 && f.2 == id);
+    let got = read_until(&mut s, |b| (1..=5).step_by(2).all(|id| answered(b, id)));
+    let fs = frames(&got);
+    let head = |id: u32| fs.iter().find(|f| f.0 == 1 && f.2 == id).unwrap().3;
+    assert!(is_200(head(1)), "{:?}", head(1));
+    assert!(head(3).windows(3).any(|w| w == b"431"), "{:?}", head(3));
+    assert!(is_200(head(5)), "{:?}", head(5));
+    assert_eq!(goaway_code(&got), None, "{got:?}");
     still_serves(&rw);
 }

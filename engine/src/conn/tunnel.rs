@@ -141,85 +141,90 @@ impl<T: Transport + 'static> Tunnel<T> {
         say_goodbye(&self.client, up, goodbye, self.send_timeout).await;
     }
 
-    async fn run(mut self) {
-        let frames = self.frames.take();
-        let up = &self.upstream;
-        let mut stats = tunnel::run(
-            &self.shared.kit,
-            &self.client,
-            &up.stream,
-            self.idle_timeout,
-            self.send_timeout,
-            frames,
-            self.series,
-        )
-        .await;
-        let close_reason = match stats.end {
-            End::ClientClosed => CloseReason::Client,
-            End::UpstreamClosed => CloseReason::Upstream,
-            End::Idle => CloseReason::Idle,
-            End::Drain { .. } => CloseReason::Drain,
-            End::Error => CloseReason::Error,
-        };
-        // What the relay moved (a scrape saw it live until now; the early
-        // bytes were counted at the start). No await since the relay
-        // freed its slot: a scrape sees these bytes once.
-        crate::metrics::with(|m| {
-            m.tunnel_closed(
+    // An async block, not an async fn: `self` is used where it was
+    // captured (an async fn moves it into a local and keeps room for both:
+    // a second `Tunnel`, with its TLS stream, per idle tunnel).
+    fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            let frames = self.frames.take();
+            let up = &self.upstream;
+            let mut stats = tunnel::run(
+                &self.shared.kit,
+                &self.client,
+                &up.stream,
+                self.idle_timeout,
+                self.send_timeout,
+                frames,
                 self.series,
-                close_reason,
-                stats.client_to_upstream,
-                stats.upstream_to_client,
-                self.started.elapsed(),
             )
-        });
-        stats.client_to_upstream += u64::from(self.early_len);
-        stats.upstream_to_client += u64::from(self.upstream_early);
-        let end = stats.end;
-        debug!(
-            upstream = %up.addr,
-            end = ?stats.end,
-            up_bytes = stats.client_to_upstream,
-            down_bytes = stats.upstream_to_client,
-            secs = self.started.elapsed().as_secs_f64(),
-            "tunnel closed"
-        );
-        if let Some(l) = &self.logged {
-            log_request(
-                &self.shared.access,
-                l.peer,
-                &RequestLine {
-                    method: &l.method,
-                    target: &l.target,
-                    minor_version: l.minor_version,
-                    http2: l.http2,
-                    header: &|name| {
-                        l.headers
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .map(|(_, v)| v.as_slice())
-                    },
-                },
-                101,
-                stats.upstream_to_client,
-                self.started,
-                Some(TunnelEnd {
+            .await;
+            let close_reason = match stats.end {
+                End::ClientClosed => CloseReason::Client,
+                End::UpstreamClosed => CloseReason::Upstream,
+                End::Idle => CloseReason::Idle,
+                End::Drain { .. } => CloseReason::Drain,
+                End::Error => CloseReason::Error,
+            };
+            // What the relay moved (a scrape saw it live until now; the early
+            // bytes were counted at the start). No await since the relay
+            // freed its slot: a scrape sees these bytes once.
+            crate::metrics::with(|m| {
+                m.tunnel_closed(
+                    self.series,
                     close_reason,
-                    bytes_from_client: stats.client_to_upstream,
-                    bytes_to_client: stats.upstream_to_client,
-                }),
-                Some(up.addr),
+                    stats.client_to_upstream,
+                    stats.upstream_to_client,
+                    self.started.elapsed(),
+                )
+            });
+            stats.client_to_upstream += u64::from(self.early_len);
+            stats.upstream_to_client += u64::from(self.upstream_early);
+            let end = stats.end;
+            debug!(
+                upstream = %up.addr,
+                end = ?stats.end,
+                up_bytes = stats.client_to_upstream,
+                down_bytes = stats.upstream_to_client,
+                secs = self.started.elapsed().as_secs_f64(),
+                "tunnel closed"
             );
-        }
-        // A drained tunnel says goodbye from a task of its own, which
-        // takes the connections: this task keeps no room for it. One cut
-        // past its drain's deadline is closed here, with no frame.
-        match end {
-            End::Drain(Goodbye::Cut) => {}
-            End::Drain(goodbye) => {
-                monoio::spawn(self.goodbye(goodbye));
+            if let Some(l) = &self.logged {
+                log_request(
+                    &self.shared.access,
+                    l.peer,
+                    &RequestLine {
+                        method: &l.method,
+                        target: &l.target,
+                        minor_version: l.minor_version,
+                        http2: l.http2,
+                        header: &|name| {
+                            l.headers
+                                .iter()
+                                .find(|(n, _)| n == name)
+                                .map(|(_, v)| v.as_slice())
+                        },
+                    },
+                    101,
+                    stats.upstream_to_client,
+                    self.started,
+                    Some(TunnelEnd {
+                        close_reason,
+                        bytes_from_client: stats.client_to_upstream,
+                        bytes_to_client: stats.upstream_to_client,
+                    }),
+                    Some(up.addr),
+                );
             }
-            _ => {}
+            // A drained tunnel says goodbye from a task of its own, which
+            // takes the connections: this task keeps no room for it. One cut
+            // past its drain's deadline is closed here, with no frame.
+            match end {
+                End::Drain(Goodbye::Cut) => {}
+                End::Drain(goodbye) => {
+                    monoio::spawn(self.goodbye(goodbye));
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -701,7 +701,10 @@ async fn serve_h2c(a: Accepted, peer: Peer, offer: crate::h2io::Offer) {
             Preface::Partial => {}
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match monoio::time::timeout(left, a.stream.read_append(&mut early, PREFACE.len())).await {
+        // Boxed: the read's room is not kept by the task for the
+        // connection's life.
+        let read = monoio::time::timeout(left, a.stream.read_append(&mut early, PREFACE.len()));
+        match Box::pin(read).await {
             Ok(Ok(n)) if n > 0 => {}
             // Closed or silent: HTTP/1.1 answers it as it would (408 or close).
             _ => break false,
@@ -711,7 +714,7 @@ async fn serve_h2c(a: Accepted, peer: Peer, offer: crate::h2io::Offer) {
     // the one that runs (the HTTP/1.1 phases are more than twice the
     // HTTP/2 driver's size, and an idle HTTP/2 connection would carry
     // their room for its whole life).
-    if h2 {
+    let run: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = if h2 {
         let cx = crate::h2io::Context {
             shared: a.worker,
             snap: a.snapshot,
@@ -727,13 +730,12 @@ async fn serve_h2c(a: Accepted, peer: Peer, offer: crate::h2io::Offer) {
             crate::h2::request::Scheme::Http,
             offer,
         ))
-        .await;
     } else {
         Box::pin(conn::serve_buffered(
             a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard, early,
         ))
-        .await;
-    }
+    };
+    run.await;
 }
 
 /// A connection on a `proxy_protocol` listen: only from a
@@ -771,33 +773,58 @@ async fn serve_proxied(a: Accepted, key: SocketAddr, tcp: SocketAddr) {
 /// `handshake_timeout`), the per-server `min_version` of the server SNI
 /// picks, then the same request path as plain TCP.
 async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
-    let Accepted {
-        worker,
-        snapshot,
-        group,
-        stream,
-        local,
-        guard,
-    } = a;
-    let tls = match tls::accept(stream, &acceptor).await {
-        Ok(t) => {
-            crate::metrics::with(|m| m.tls_handshake(true));
-            t
-        }
-        Err(e) => {
-            crate::metrics::with(|m| m.tls_handshake(false));
-            info!(client = %peer.tcp, error = %e, "TLS handshake failed");
-            return;
+    // The handshake's state (about 3 KiB) and the protocol's are each
+    // boxed and the TLS stream moves into the latter: once the handshake
+    // is done, this task holds a pointer (an idle wss tunnel or HTTP/2
+    // connection held about 5 KiB more when the handshake was inline).
+    let run = {
+        let Accepted {
+            worker,
+            snapshot,
+            group,
+            stream,
+            local,
+            guard,
+        } = a;
+        let tls = match Box::pin(tls::accept(stream, &acceptor)).await {
+            Ok(t) => {
+                crate::metrics::with(|m| m.tls_handshake(true));
+                t
+            }
+            Err(e) => {
+                crate::metrics::with(|m| m.tls_handshake(false));
+                info!(client = %peer.tcp, error = %e, "TLS handshake failed");
+                return;
+            }
+        };
+        drop(acceptor);
+        match after_handshake(worker, snapshot, group, tls, peer, local, guard) {
+            Some(run) => run,
+            None => return,
         }
     };
-    drop(acceptor);
+    run.await;
+}
+
+/// The protocol a TLS connection speaks once its handshake is done
+/// (ALPN `h2` or HTTP/1.1), boxed; `None` when the connection is to be
+/// closed (below the server's `min_version`).
+fn after_handshake(
+    worker: Rc<Shared>,
+    snapshot: Rc<Snapshot>,
+    group: Rc<crate::route::ServerGroup>,
+    tls: crate::tls::ServerTls,
+    peer: Peer,
+    local: SocketAddr,
+    guard: ConnGuard,
+) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
     let info = tls.tls_info().cloned().unwrap_or_default();
     let config = &snapshot.config;
     let server = &config.servers[group.select_index(config, info.server_name.as_deref())];
     if let Some(t) = &server.tls {
         if t.min_version == ringway_config::TlsVersion::V1_3 && info.protocol != "TLSv1.3" {
             info!(client = %peer.tcp, server = %server.name, protocol = info.protocol, "TLS version below the server's min_version; closing");
-            return;
+            return None;
         }
     }
     if tls.alpn_h2() {
@@ -811,13 +838,15 @@ async fn serve_tls(a: Accepted, acceptor: Arc<Acceptor>, peer: Peer) {
             guard,
         };
         let scheme = crate::h2::request::Scheme::Https;
-        // Boxed, as each branch: the task holds only the protocol that
-        // runs (see `serve_h2c`).
-        Box::pin(crate::h2io::serve(cx, tls, Vec::new(), scheme, offer)).await;
-        return;
+        return Some(Box::pin(crate::h2io::serve(
+            cx,
+            tls,
+            Vec::new(),
+            scheme,
+            offer,
+        )));
     }
-    Box::pin(conn::serve(
+    Some(Box::pin(conn::serve(
         worker, snapshot, group, tls, peer, local, guard,
-    ))
-    .await;
+    )))
 }
