@@ -562,6 +562,14 @@ pub fn serve<T: Transport + 'static>(
             };
             let header_left = headers_since
                 .map(|t| (t + header_timeout).saturating_duration_since(Instant::now()));
+            // One timer, the earlier of the header timeout (true) and the
+            // idle timeout (false): a monoio Sleep is 640 bytes, held by
+            // every idle connection's driver.
+            let timer = match header_left {
+                Some(h) if !idle || h <= idle_timeout => Some((h, true)),
+                _ if idle => Some((idle_timeout, false)),
+                _ => None,
+            };
             let read = async {
                 if input.len() >= READ_CHUNK * 64 {
                     // A frame larger than ringway allows cannot be pending:
@@ -578,15 +586,15 @@ pub fn serve<T: Transport + 'static>(
                 },
                 _ = notified => {}
                 _ = cx.shared.shutting_down.wait(), if !stopping => {}
-                _ = monoio::time::sleep(header_left.unwrap_or_default()), if header_left.is_some() => {
-                    // The preface's SETTINGS or a header block did not come
-                    // whole within client_header_timeout: close.
-                    info!(client = %cx.addrs.tcp, timeout = ?header_timeout, "HTTP/2 header timeout: closing");
-                    c.conn.borrow_mut().goaway(ErrorCode::NoError);
-                    read_eof = true;
-                }
-                _ = monoio::time::sleep(idle_timeout), if idle => {
-                    c.conn.borrow_mut().shutdown();
+                _ = monoio::time::sleep(timer.map_or(Duration::ZERO, |t| t.0)), if timer.is_some() => {
+                    if timer.is_some_and(|t| t.1) {
+                        // The preface's SETTINGS or a header block did not
+                        // come whole within client_header_timeout: close.
+                        info!(client = %cx.addrs.tcp, timeout = ?header_timeout, "HTTP/2 header timeout: closing");
+                        c.conn.borrow_mut().goaway(ErrorCode::NoError);
+                    } else {
+                        c.conn.borrow_mut().shutdown();
+                    }
                     read_eof = true;
                 }
             }
