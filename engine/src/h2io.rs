@@ -391,7 +391,10 @@ impl Offer {
 }
 
 /// Serve one HTTP/2 connection over `io` (after TLS ALPN `h2`, or the
-/// h2c preface): `early` holds bytes already read from it.
+/// h2c preface): `early` holds bytes already read from it. An async
+/// block, not an async fn: an async fn keeps room for its moved arguments
+/// twice (a second TLS stream per connection).
+#[allow(clippy::manual_async_fn)]
 pub fn serve<T: Transport + 'static>(
     cx: Context,
     io: T,
@@ -563,12 +566,20 @@ pub fn serve<T: Transport + 'static>(
             let header_left = headers_since
                 .map(|t| (t + header_timeout).saturating_duration_since(Instant::now()));
             // One timer, the earlier of the header timeout (true) and the
-            // idle timeout (false): a monoio Sleep is 640 bytes, held by
-            // every idle connection's driver.
+            // idle timeout (false), on the heap and only while armed: a
+            // monoio Sleep is 640 bytes, which every connection's driver
+            // held inline while it waited, timer or not (a connection
+            // carrying a WebSocket has none).
             let timer = match header_left {
                 Some(h) if !idle || h <= idle_timeout => Some((h, true)),
                 _ if idle => Some((idle_timeout, false)),
                 _ => None,
+            };
+            let expired = async {
+                match timer {
+                    Some((after, _)) => Box::pin(monoio::time::sleep(after)).await,
+                    None => std::future::pending::<()>().await,
+                }
             };
             let read = async {
                 if input.len() >= READ_CHUNK * 64 {
@@ -586,7 +597,7 @@ pub fn serve<T: Transport + 'static>(
                 },
                 _ = notified => {}
                 _ = cx.shared.shutting_down.wait(), if !stopping => {}
-                _ = monoio::time::sleep(timer.map_or(Duration::ZERO, |t| t.0)), if timer.is_some() => {
+                _ = expired => {
                     if timer.is_some_and(|t| t.1) {
                         // The preface's SETTINGS or a header block did not
                         // come whole within client_header_timeout: close.

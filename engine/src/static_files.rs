@@ -587,10 +587,12 @@ pub fn contained(root: &Path, file: &File, path: &Path) -> bool {
     })
 }
 
+/// A root as configured → (its device and inode, its real path).
+type RealRoots = std::collections::HashMap<PathBuf, ((u64, u64), PathBuf)>;
+
 thread_local! {
-    /// Per worker: a root as configured → (its device and inode, its real
-    /// path). Bounded (cleared past 1,024 roots).
-    static REAL_ROOTS: std::cell::RefCell<std::collections::HashMap<PathBuf, ((u64, u64), PathBuf)>> =
+    /// Per worker, bounded (cleared past 1,024 roots).
+    static REAL_ROOTS: std::cell::RefCell<RealRoots> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 

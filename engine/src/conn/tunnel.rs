@@ -144,6 +144,7 @@ impl<T: Transport + 'static> Tunnel<T> {
     // An async block, not an async fn: `self` is used where it was
     // captured (an async fn moves it into a local and keeps room for both:
     // a second `Tunnel`, with its TLS stream, per idle tunnel).
+    #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl std::future::Future<Output = ()> {
         async move {
             let frames = self.frames.take();
@@ -284,8 +285,10 @@ mod tests {
 
     /// An idle tunnel's cost is mostly its task (a tunnel task of 1,888
     /// bytes crossed an allocator size class and cost 400 bytes of RSS
-    /// per idle tunnel on epoll): keep it below the 1,792-byte class with
-    /// the task header.
+    /// per idle tunnel on epoll). The relays a tunnel may not run are
+    /// boxed (the splice relay, 880 bytes, only on the legacy driver;
+    /// the buffered one only with TLS or HTTP/2), and so is the timer of
+    /// a write that waits: what is left is the tunnel's own state.
     #[test]
     fn the_tunnel_task_stays_small() {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -322,7 +325,7 @@ mod tests {
                 _guard: crate::shared::ConnGuard::new(&std::rc::Rc::new(crate::shared::Listen { shared: shared.clone(), label: "t".into(), http2_streams: false })),
             };
             let task = std::mem::size_of_val(&t.run());
-            assert!(task <= 1700, "the tunnel task is {task} bytes");
+            assert!(task <= 640, "the tunnel task is {task} bytes");
         });
     }
 }

@@ -90,9 +90,13 @@ pub async fn wait_drained(stream: &TcpStream) -> io::Result<()> {
     stream.readable(true).await
 }
 
-/// Wait for writability at most `timeout`.
+/// Wait for writability at most `timeout`. The timer is boxed: a monoio
+/// timeout holds a 640-byte `Sleep` (aligned to 128), and every future
+/// that may write (a connection's, an HTTP/2 connection's driver, a
+/// tunnel's) kept room for it inline for its whole life, though a write
+/// waits only when the socket is full.
 pub async fn wait_writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
-    match monoio::time::timeout(timeout, stream.writable(false)).await {
+    match Box::pin(monoio::time::timeout(timeout, stream.writable(false))).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")),
     }

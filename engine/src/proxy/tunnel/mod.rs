@@ -57,7 +57,20 @@ pub async fn run<C: Transport, U: Transport>(
     match (client.socket(), upstream.socket()) {
         (Some(c), Some(u)) => match &kit.relay {
             Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames, series).await,
-            None => splice::run(kit, c, u, idle_timeout, send_timeout, frames, series).await,
+            // Boxed (880 bytes): inline, every tunnel's task kept room
+            // for it, the buffered ones (TLS, HTTP/2) too.
+            None => {
+                Box::pin(splice::run(
+                    kit,
+                    c,
+                    u,
+                    idle_timeout,
+                    send_timeout,
+                    frames,
+                    series,
+                ))
+                .await
+            }
         },
         // Boxed: a plain tunnel's task then keeps only a pointer's room
         // for the buffered relay it does not run.
