@@ -440,6 +440,10 @@ pub fn serve<T: Transport + 'static>(
         // the metrics.
         let streams_listen = cx.guard.streams();
         let mut read_eof = false;
+        // The wait for the client's bytes outlives the wakes by streams: a
+        // dropped wait is, on io_uring, a cancel, and the next one a new
+        // poll — twice per wake, several wakes per proxied response.
+        let mut readable = std::pin::pin!(io.readable());
         loop {
             // The worker began its stop: GOAWAY(NO_ERROR, the last stream
             // seen) once; streams above it are ignored, the open ones finish,
@@ -581,19 +585,14 @@ pub fn serve<T: Transport + 'static>(
                     None => std::future::pending::<()>().await,
                 }
             };
-            let read = async {
-                if input.len() >= READ_CHUNK * 64 {
-                    // A frame larger than ringway allows cannot be pending:
-                    // recv refused it. Wait for the streams to drain instead.
-                    std::future::pending::<()>().await;
-                }
-                let max = input.len() + READ_CHUNK;
-                io.read_append(&mut input, max).await
-            };
+            // A frame larger than ringway allows cannot be pending: recv
+            // refused it. Past this, wait for the streams to drain instead.
+            let room = input.len() < READ_CHUNK * 64;
+            let mut ready = false;
             monoio::select! {
-                r = read => match r {
-                    Ok(0) | Err(_) => read_eof = true,
-                    Ok(_) => {}
+                r = &mut readable, if room => match r {
+                    Ok(()) => ready = true,
+                    Err(_) => read_eof = true,
                 },
                 _ = notified => {}
                 _ = cx.shared.shutting_down.wait(), if !stopping => {}
@@ -609,6 +608,9 @@ pub fn serve<T: Transport + 'static>(
                     read_eof = true;
                 }
             }
+            if ready {
+                read_eof = read_ready(&io, &mut readable, || io.readable(), &mut input).await;
+            }
         }
         // The connection is over: every stream still running is gone.
         for s in c.streams.borrow().values() {
@@ -617,6 +619,50 @@ pub fn serve<T: Transport + 'static>(
             s.window.notify();
         }
     }
+}
+
+/// The client's socket became readable (`readable` completed): read
+/// what it has onto `input` without waiting, and arm `readable` again.
+/// True at the end of the client's stream or an error.
+async fn read_ready<T: Transport, F: std::future::Future<Output = io::Result<()>>>(
+    io: &T,
+    readable: &mut std::pin::Pin<&mut F>,
+    rearm: impl Fn() -> F,
+    input: &mut Vec<u8>,
+) -> bool {
+    // Bounded: each turn reads bytes (and ends) or finds the socket ready
+    // again right after it was found empty.
+    for _ in 0..8 {
+        let start = input.len();
+        input.resize(start + READ_CHUNK, 0);
+        let got = io.try_read(&mut input[start..]);
+        input.truncate(start + *got.as_ref().unwrap_or(&0));
+        readable.set(rearm());
+        match got {
+            Ok(0) => return true,
+            Ok(_) => return false,
+            Err(e) if crate::sys::would_block(&e) => {
+                if input.is_empty() {
+                    // An idle connection holds no read buffer.
+                    *input = Vec::new();
+                }
+                // Start the wait now, before any other await: after an
+                // empty read the legacy driver's wait forgets the cached
+                // readiness, which must not include an edge seen since.
+                let now =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(readable.as_mut().poll(cx)))
+                        .await;
+                match now {
+                    std::task::Poll::Pending => return false,
+                    std::task::Poll::Ready(Ok(())) => continue,
+                    std::task::Poll::Ready(Err(_)) => return true,
+                }
+            }
+            Err(_) => return true,
+        }
+    }
+    readable.set(rearm());
+    false
 }
 
 /// One event of `recv`, applied to the stream states.
