@@ -80,6 +80,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.limit_conn.zone",
     "servers.NAME.limit_conn.max",
     "servers.NAME.limit_conn_status",
+    "servers.NAME.access",
     "servers.NAME.locations.MATCH",
     "servers.NAME.locations.MATCH.proxy_pass",
     "servers.NAME.locations.MATCH.proxy_connect_timeout",
@@ -114,6 +115,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.locations.MATCH.limit_conn.zone",
     "servers.NAME.locations.MATCH.limit_conn.max",
     "servers.NAME.locations.MATCH.limit_conn_status",
+    "servers.NAME.locations.MATCH.access",
 ];
 
 /// The tables that take a key named `name`, as path patterns

@@ -450,6 +450,60 @@ pub struct Location {
     /// `name/version`). A request offering none of them is proxied as a
     /// plain request, without its `Upgrade`.
     pub upgrade: Vec<String>,
+    /// `allow` / `deny` (`access`), in order: the location's own, else
+    /// the server's. Empty: everyone.
+    pub access: Vec<AccessRule>,
+}
+
+/// One rule of `access` (nginx's `allow` / `deny`): who it is about
+/// (`None`: `all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRule {
+    pub allow: bool,
+    pub from: Option<crate::Cidr>,
+}
+
+impl std::fmt::Display for AccessRule {
+    /// As nginx writes the line (and `access` takes it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.allow { "allow" } else { "deny" };
+        match &self.from {
+            Some(c) => write!(f, "{verb} {c}"),
+            None => write!(f, "{verb} all"),
+        }
+    }
+}
+
+impl AccessRule {
+    /// `allow ADDRESS|CIDR|all` or `deny ...`, as nginx writes the lines
+    /// (without the `;`). The error says what is wrong.
+    pub fn parse(s: &str) -> Result<AccessRule, String> {
+        let mut words = s.split_whitespace();
+        let (Some(verb), Some(who), None) = (words.next(), words.next(), words.next()) else {
+            return Err(
+                "write `allow WHO` or `deny WHO` (WHO: an address, a CIDR or `all`)".into(),
+            );
+        };
+        let allow = match verb {
+            "allow" => true,
+            "deny" => false,
+            other => return Err(format!("`{other}`: a rule starts with `allow` or `deny`")),
+        };
+        let from = match who {
+            "all" => None,
+            c => Some(crate::Cidr::parse(c)?),
+        };
+        Ok(AccessRule { allow, from })
+    }
+
+    /// Whether `ip` may pass `rules` (the first rule that matches decides,
+    /// none matching lets it pass: nginx's access phase).
+    pub fn allows(rules: &[AccessRule], ip: std::net::IpAddr) -> bool {
+        rules
+            .iter()
+            .find(|r| r.from.is_none_or(|c| c.contains(ip)))
+            .is_none_or(|r| r.allow)
+    }
 }
 
 impl Server {

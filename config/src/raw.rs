@@ -125,6 +125,7 @@ pub struct RawServer {
     pub limit_req_status: Option<V>,
     pub limit_conn: Option<V>,
     pub limit_conn_status: Option<V>,
+    pub access: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +164,7 @@ pub struct RawLocation {
     pub limit_conn: Option<V>,
     pub limit_conn_status: Option<V>,
     pub upgrade: Option<V>,
+    pub access: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

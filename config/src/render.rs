@@ -13,6 +13,8 @@
 //! - a server's `limit_req` and `limit_req_status` are shown on each of its
 //!   locations, which inherit them (so is its `limit_conn`, which the
 //!   server also keeps for its connections);
+//! - a server's `access` rules are shown on each of its locations that
+//!   inherit them (written only where a location has rules);
 //! - `server_name = "_"` (and none) is the default server, written `"_"`;
 //! - a `listen` address that any server marks `proxy_protocol = true` is
 //!   written as a `{ addr, proxy_protocol }` table wherever it appears.
@@ -359,6 +361,12 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
         out.kv("limit_conn", limit_conn(config, c));
     }
     out.kv("limit_conn_status", l.limit_conn_status.to_string());
+    if !l.access.is_empty() {
+        out.kv(
+            "access",
+            array(l.access.iter().map(|r| string(&r.to_string()))),
+        );
+    }
     // Sub-tables last: a table's own keys must come before them.
     if matches!(l.action, Action::Proxy(_)) {
         headers(
@@ -794,6 +802,7 @@ limit_req = { zone = "per_ip", burst = 20, nodelay = true }
 limit_req_status = 429
 limit_conn = { zone = "conn_ip", max = 10 }
 limit_conn_status = 429
+access = ["deny 192.168.1.1", "allow 192.168.0.0/16", "allow ::1", "deny all"]
 
 [servers.edge.locations."= /health"]
 return = { status = 200, body = "OK $host\n" }
@@ -824,6 +833,7 @@ upgrade = []
 limit_req = { zone = "api keys", delay = 4 }
 limit_conn = { zone = "conn_ip", max = 2 }
 limit_conn_status = 503
+access = ["allow 10.0.0.0/8", "deny all"]
 [servers.edge.locations."/api/".proxy_set_header]
 Host = "$proxy_host"
 X-Empty = ""

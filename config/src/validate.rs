@@ -741,6 +741,7 @@ fn server(
             &format!("{key}.limit_conn_status"),
             DEFAULT_LIMIT_STATUS as u16,
         )?,
+        access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?.unwrap_or_default(),
     };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
@@ -837,12 +838,31 @@ fn server(
     })
 }
 
-/// A server's limits, which its locations inherit when they set none.
+/// A server's limits and access rules, which its locations inherit when
+/// they set none.
 struct ServerLimits {
     req: Option<LimitReq>,
     req_status: u16,
     conn: Option<LimitConn>,
     conn_status: u16,
+    access: Vec<AccessRule>,
+}
+
+/// `access`: an array of nginx `allow` / `deny` lines, in order
+/// (`["allow 10.0.0.0/8", "deny all"]`). `None` when the key is absent.
+fn access_rules(
+    cx: &Ctx,
+    v: Option<&V>,
+    key: &str,
+) -> Result<Option<Vec<AccessRule>>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let mut rules = Vec::new();
+    for line in cx.strings(v, key)? {
+        let rule = AccessRule::parse(&line)
+            .map_err(|why| cx.at(v, key, ErrorKind::Invalid(format!("`{line}`: {why}"))))?;
+        rules.push(rule);
+    }
+    Ok(Some(rules))
 }
 
 /// `listen`: "addr", or an array of "addr" and `{ addr = "...",
@@ -1168,6 +1188,9 @@ fn location(
             &format!("{key}.upgrade"),
             matches!(action, Action::Proxy(_)),
         )?,
+        // nginx: a level with any rule replaces the rules above it.
+        access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?
+            .unwrap_or_else(|| inherited.access.clone()),
         action,
     })
 }

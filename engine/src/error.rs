@@ -78,6 +78,8 @@ pub enum Kind {
     /// Over a `limit_req` / `limit_conn` limit: the status to answer
     /// (`limit_req_status` / `limit_conn_status`, 503 by default).
     OverLimit(u16),
+    /// Refused by the location's `access` rules (403).
+    Forbidden,
     /// ringway could not go on (a misrouted fallback, say).
     Internal(&'static str),
     /// An HTTP/2 request the request check refused with an answer (400,
@@ -90,6 +92,7 @@ impl Kind {
     pub fn status(self) -> u16 {
         match self {
             Kind::BadRequest(_) => 400,
+            Kind::Forbidden => 403,
             Kind::NoLocation => 404,
             Kind::HeaderTimeout | Kind::BodyTimeout => 408,
             Kind::BodyTooLarge => 413,
@@ -123,6 +126,7 @@ impl Kind {
             | Kind::NoLocation
             | Kind::ClientGone
             | Kind::OverLimit(_)
+            | Kind::Forbidden
             | Kind::Refused(..) => Side::Client,
             Kind::ConnectFailed
             | Kind::ConnectTimeout
@@ -157,6 +161,7 @@ impl Kind {
             Kind::UpstreamTimeout => "upstream timed out",
             Kind::NoLiveUpstream => "no live upstream",
             Kind::OverLimit(_) => "over a limit",
+            Kind::Forbidden => "access forbidden by rule",
         }
     }
 }

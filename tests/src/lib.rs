@@ -7,6 +7,7 @@
 pub mod forwarded;
 pub mod hostile;
 pub mod http1;
+pub mod nginx;
 pub mod recorder;
 pub mod tls_support;
 

@@ -57,13 +57,13 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ringway::h2::hpack::Decoder;
 use ringway::h2::request::{Expect, HOSTILE};
 use ringway_tests::http1::Parsed;
+use ringway_tests::nginx::Nginx;
 use ringway_tests::recorder::{ConnRecord, Recorder};
 use ringway_tests::*;
 
@@ -581,93 +581,13 @@ proxy_pass = "http://{rec}"
     )
 }
 
-/// nginx in the foreground, one process (`master_process off`), killed on
-/// drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-    _port: ReservedPort,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-}
-
 fn start_nginx(bin: &Path, rec: SocketAddr) -> Nginx {
-    let dir = temp_dir("h2diff-nginx");
-    // The port is held (SO_REUSEPORT, not listening) until nginx has bound
-    // it beside the reservation (`reuseport`).
-    let port = reserve_port();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let d = dir.display();
-    let conf = format!(
-        r#"{user}
-worker_processes 1;
-master_process off;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
-    listen {addr} http2 reuseport;
-    location / {{ proxy_pass http://{rec}; }}
-  }}
-}}
-"#,
-        user = if root { "user root;" } else { "" },
-        addr = port.addr,
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let mut ng = Nginx {
-        child,
-        addr: port.addr,
-        dir,
-        _port: port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect(ng.addr).is_ok() {
-            return ng;
-        }
-        let exited = ng.child.try_wait().expect("try_wait").is_some();
-        if exited || Instant::now() >= deadline {
-            let log = std::fs::read_to_string(ng.dir.join("error.log")).unwrap_or_default();
-            panic!("nginx did not start on {}:\n{log}", ng.addr);
-        }
-        // Bounded poll of a process that says nothing when it is ready.
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Nginx::start(
+        bin,
+        "h2diff-nginx",
+        "http2",
+        &format!("location / {{ proxy_pass http://{rec}; }}"),
+    )
 }
 
 fn printable(name: &str) -> String {
@@ -708,7 +628,7 @@ fn hostile_requests_never_reach_the_backend(d: Driver) {
     assert!(!rw.logs().contains("panicked"), "{}", rw.logs());
 
     // nginx's half, side by side.
-    let nginx = nginx_binary();
+    let nginx = ringway_tests::nginx::binary();
     let mut nginx_cells: Vec<String> = vec!["(nginx not installed)".into(); rows.len()];
     let mut cookie_note = String::new();
     if let Some(bin) = &nginx {

@@ -549,4 +549,50 @@ mod tests {
             assert_eq!(parse_rate(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn access_rules_are_ordered_and_a_level_with_any_replaces_the_servers() {
+        let c = load(&format!(
+            "{SERVER}access = [\"allow 10.0.0.0/8\", \"deny all\"]\n\
+             [servers.a.locations.\"/a/\"]\nreturn = {{ status = 200 }}\n\
+             [servers.a.locations.\"/b/\"]\nreturn = {{ status = 200 }}\naccess = [\"deny 10.1.2.3\", \"allow ::1\"]\n\
+             [servers.a.locations.\"/c/\"]\nreturn = {{ status = 200 }}\naccess = []\n"
+        ))
+        .unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let [a, b, cc] = &c.servers[0].locations[..] else {
+            panic!()
+        };
+        let allows = |l: &crate::Location, s: &str| crate::AccessRule::allows(&l.access, ip(s));
+        // Inherited: the server's two rules, first match wins.
+        assert!(allows(a, "10.9.9.9"));
+        assert!(
+            allows(a, "::ffff:10.9.9.9"),
+            "an IPv4-mapped client is its IPv4 address"
+        );
+        assert!(!allows(a, "192.168.1.1"));
+        assert!(!allows(a, "::1"));
+        // Its own: the server's `deny all` is gone, and no match passes.
+        assert!(!allows(b, "10.1.2.3"));
+        assert!(allows(b, "10.1.2.4"));
+        assert!(allows(b, "192.168.1.1"));
+        // `[]`: its own empty list, everyone passes.
+        assert!(allows(cc, "192.168.1.1"));
+        for (bad, says) in [
+            (
+                "\"permit all\"",
+                "`permit`: a rule starts with `allow` or `deny`",
+            ),
+            ("\"allow\"", "write `allow WHO`"),
+            ("\"deny 10.0.0.0/33\"", "servers.a.access"),
+            ("\"allow all now\"", "write `allow WHO`"),
+            ("\"allow example.com\"", "`allow example.com`"),
+        ] {
+            let e = load(&format!("{SERVER}access = [{bad}]\n")).unwrap_err();
+            assert!(
+                e.contains(says) && e.contains("ringway.toml:3: servers.a.access"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

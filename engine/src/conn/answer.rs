@@ -11,6 +11,9 @@ use crate::static_files::{self, StaticRequest};
 use crate::transport::Transport;
 use crate::vars::VarCtx;
 
+/// nginx's non-standard status for "close the connection, answer nothing".
+const CLOSE_WITHOUT_ANSWER: u16 = 444;
+
 impl<T: Transport> Conn<T> {
     /// The variables of a routed request (no upstream yet).
     pub(super) fn vars<'a>(&'a self, r: &'a Routed, server_name: &'a str) -> VarCtx<'a> {
@@ -25,6 +28,7 @@ impl<T: Transport> Conn<T> {
         }
     }
 
+    /// `return 444`: the connection closes with nothing written.
     pub(super) async fn answer_return(&mut self, r: Routed) -> Phase {
         let snap = self.snap.clone();
         let server = &snap.config.servers[r.server];
@@ -37,6 +41,11 @@ impl<T: Transport> Conn<T> {
         else {
             unreachable!("routed to Return by its action");
         };
+        if *status == CLOSE_WITHOUT_ANSWER {
+            // nginx's 444: close without an answer (logged as 444, 0 bytes;
+            // on HTTP/2 the stream is reset).
+            return done(r, *status, 0, Next::Close);
+        }
         let name = first_name(server);
         let vars = self.vars(&r, &name);
         let text = body

@@ -97,6 +97,10 @@ impl<T: Transport> Conn<T> {
                 debug!(client = %self.peer, uri, error = %e, "client went away")
             }
             (_, Kind::NoLocation) => debug!(client = %self.peer, uri, "no location (404)"),
+            // nginx logs it at `error`: a refusal an operator may look for.
+            (_, Kind::Forbidden) => {
+                warn!(client = %self.peer, uri, status, "access forbidden by rule")
+            }
             // Route logged it ("limiting: over the zone's limit").
             (_, Kind::OverLimit(_)) => debug!(client = %self.peer, uri, status, "over a limit"),
             (Side::Client, _) => {
@@ -107,12 +111,14 @@ impl<T: Transport> Conn<T> {
         if !e.answerable() {
             return (false, 0);
         }
-        // Only a 404 and a limit's refusal keep the connection (as nginx:
-        // both come before the request's body is touched, and Route has
-        // said whether the connection may go on); any other failure
-        // leaves the connection's state in doubt.
-        let keep_alive = matches!(e.kind, Kind::NoLocation | Kind::OverLimit(_))
-            && matches!(done.next, Next::KeepAlive(_));
+        // Only a 404 and a limit's or an access rule's refusal keep the
+        // connection (as nginx: they come before the request's body is
+        // touched, and Route has said whether the connection may go on);
+        // any other failure leaves the connection's state in doubt.
+        let keep_alive = matches!(
+            e.kind,
+            Kind::NoLocation | Kind::OverLimit(_) | Kind::Forbidden
+        ) && matches!(done.next, Next::KeepAlive(_));
         let head_only = done.req.as_ref().is_some_and(|r| r.method() == "HEAD");
         let send_timeout = {
             let config = &self.snap.config;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ringway_config::{Action, Location};
+use ringway_config::{AccessRule, Action, Location};
 
 use tracing::info;
 
@@ -119,9 +119,27 @@ impl<T: Transport> Conn<T> {
     }
 
     /// The phase of a routed request's location, once its limits let it
-    /// go.
+    /// go: its access rules (nginx's access phase comes after its limits),
+    /// then its action.
     pub(super) fn after_limits(&self, r: Routed) -> Phase {
         let loc = &self.snap.config.servers[r.server].locations[r.location];
+        if !AccessRule::allows(&loc.access, self.peer.ip()) {
+            let next = if r.keep_alive && r.req.body.is_empty() {
+                Next::KeepAlive(r.req.rest())
+            } else {
+                Next::Close
+            };
+            return Phase::Finish(Box::new(Done {
+                server: Some(r.server),
+                started: r.started,
+                req: Some(r.req),
+                status: 403,
+                body_bytes: 0,
+                error: Some(Error::new(Kind::Forbidden)),
+                next,
+                upstream: None,
+            }));
+        }
         match &loc.action {
             Action::Return { .. } => Phase::Return(r),
             Action::Static(_) => Phase::Static(r),

@@ -1,0 +1,109 @@
+//! nginx beside ringway, for the tests that check ringway's behaviour
+//! against nginx's own with the same requests (never from memory).
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{reserve_port, temp_dir, ReservedPort};
+
+/// nginx in the foreground, one process (`master_process off`), killed on
+/// drop.
+pub struct Nginx {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _port: ReservedPort,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nginx binary on `PATH` or in `/usr/sbin`, if installed.
+pub fn binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
+}
+
+impl Nginx {
+    /// Start `bin` with one `server` whose `listen` is `listen ADDR
+    /// {listen_params} reuseport;` on a free port, then the directives of
+    /// `server` (without braces). Waits (bounded) until it accepts.
+    pub fn start(bin: &std::path::Path, tag: &str, listen_params: &str, server: &str) -> Nginx {
+        let dir = temp_dir(tag);
+        // The port is held (SO_REUSEPORT, not listening) until nginx has
+        // bound it beside the reservation (`reuseport`).
+        let port = reserve_port();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let d = dir.display();
+        let conf = format!(
+            r#"{user}
+worker_processes 1;
+master_process off;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen {addr} {listen_params} reuseport;
+    {server}
+  }}
+}}
+"#,
+            user = if root { "user root;" } else { "" },
+            addr = port.addr,
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut ng = Nginx {
+            child,
+            addr: port.addr,
+            dir,
+            _port: port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(ng.addr).is_ok() {
+                return ng;
+            }
+            let exited = ng.child.try_wait().expect("try_wait").is_some();
+            if exited || Instant::now() >= deadline {
+                let log = std::fs::read_to_string(ng.dir.join("error.log")).unwrap_or_default();
+                panic!("nginx did not start on {}:\n{log}", ng.addr);
+            }
+            // Bounded poll of a process that says nothing when it is ready.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
