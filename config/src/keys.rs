@@ -105,6 +105,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.locations.MATCH.try_files",
     "servers.NAME.locations.MATCH.client_max_body_size",
     "servers.NAME.locations.MATCH.add_header.HEADER",
+    "servers.NAME.locations.MATCH.expires",
     "servers.NAME.locations.MATCH.limit_req",
     "servers.NAME.locations.MATCH.limit_req.zone",
     "servers.NAME.locations.MATCH.limit_req.burst",

@@ -453,6 +453,87 @@ pub struct Location {
     /// `allow` / `deny` (`access`), in order: the location's own, else
     /// the server's. Empty: everyone.
     pub access: Vec<AccessRule>,
+    /// `expires` (`None`: off): the `Expires` and `Cache-Control` fields
+    /// of the answers `add_header` applies to.
+    pub expires: Option<Expires>,
+}
+
+/// `expires` (nginx's headers module, "access" time only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// `Expires: Thu, 01 Jan 1970 00:00:01 GMT`, `Cache-Control: no-cache`.
+    Epoch,
+    /// `Expires: Thu, 31 Dec 2037 23:55:55 GMT`, `Cache-Control:
+    /// max-age=315360000`.
+    Max,
+    /// Seconds from now (negative: in the past, `Cache-Control: no-cache`).
+    In(i64),
+}
+
+impl Expires {
+    /// `"off"` (`None`), `"epoch"`, `"max"`, or a time with nginx's units
+    /// (`s`, `m`, `h`, `d`, `w`, `M` = 30 days, `y` = 365 days; a bare
+    /// number is seconds), optionally negative.
+    pub fn parse(s: &str) -> Result<Option<Expires>, String> {
+        match s {
+            "off" => return Ok(None),
+            "epoch" => return Ok(Some(Expires::Epoch)),
+            "max" => return Ok(Some(Expires::Max)),
+            _ => {}
+        }
+        let (sign, t) = match s.strip_prefix('-') {
+            Some(t) => (-1, t),
+            None => (1, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let unit_secs: i64 = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "M" => 30 * 86_400,
+            "y" => 365 * 86_400,
+            _ => {
+                return Err(format!(
+                    "`{s}`: use \"off\", \"epoch\", \"max\" or a time such as \"1h\", \"30d\", \"-1\" (units s m h d w M y; `@` and `modified` times are not supported)"
+                ))
+            }
+        };
+        let n: i64 = num
+            .parse()
+            .ok()
+            .filter(|_| !num.is_empty())
+            .ok_or_else(|| format!("`{s}`: the time is not a number"))?;
+        n.checked_mul(unit_secs)
+            .filter(|v| *v <= 100 * 365 * 86_400)
+            .map(|v| Some(Expires::In(sign * v)))
+            .ok_or_else(|| format!("`{s}`: too far (at most 100 years)"))
+    }
+
+    /// The `Expires` time (seconds since the epoch) and the
+    /// `Cache-Control` value for an answer made at `now`, as nginx writes
+    /// them.
+    pub fn fields(self, now: i64) -> (i64, String) {
+        match self {
+            Expires::Epoch => (1, "no-cache".into()),
+            Expires::Max => (2_145_916_555, "max-age=315360000".into()),
+            Expires::In(s) if s < 0 => (now + s, "no-cache".into()),
+            Expires::In(s) => (now + s, format!("max-age={s}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Expires {
+    /// As `expires` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expires::Epoch => f.write_str("epoch"),
+            Expires::Max => f.write_str("max"),
+            Expires::In(s) => write!(f, "{s}s"),
+        }
+    }
 }
 
 /// One rule of `access` (nginx's `allow` / `deny`): who it is about

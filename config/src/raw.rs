@@ -165,6 +165,7 @@ pub struct RawLocation {
     pub limit_conn_status: Option<V>,
     pub upgrade: Option<V>,
     pub access: Option<V>,
+    pub expires: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -361,6 +361,9 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
         out.kv("limit_conn", limit_conn(config, c));
     }
     out.kv("limit_conn_status", l.limit_conn_status.to_string());
+    if let Some(e) = &l.expires {
+        out.kv("expires", string(&e.to_string()));
+    }
     if !l.access.is_empty() {
         out.kv(
             "access",
@@ -811,6 +814,7 @@ return = { status = 200, body = "OK $host\n" }
 alias = "/srv/static/"
 index = ["index.htm", "default.html"]
 try_files = ["$uri", "${uri}x/", "=404"]
+expires = "30d"
 [servers.edge.locations."^~ /static/".add_header]
 Cache-Control = "max-age=60"
 

@@ -1191,6 +1191,17 @@ fn location(
         // nginx: a level with any rule replaces the rules above it.
         access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?
             .unwrap_or_else(|| inherited.access.clone()),
+        expires: match &r.expires {
+            None => None,
+            Some(v) => {
+                let ek = format!("{key}.expires");
+                let text = match v.get_ref() {
+                    toml::Value::Integer(n) => n.to_string(),
+                    _ => cx.string(v, &ek)?,
+                };
+                Expires::parse(&text).map_err(|why| cx.at(v, &ek, ErrorKind::Invalid(why)))?
+            }
+        },
         action,
     })
 }

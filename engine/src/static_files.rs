@@ -201,10 +201,13 @@ fn rendered_add_header<T: Transport>(
     r: &StaticRequest<'_, T>,
     loc: &Location,
 ) -> Vec<(String, Vec<u8>)> {
-    loc.add_header
+    let mut fields: Vec<(String, Vec<u8>)> = loc
+        .add_header
         .iter()
         .map(|(n, t)| (n.clone(), r.vars.render_to_vec(t)))
-        .collect()
+        .collect();
+    fields.extend(crate::http::rewrite::expires_fields(loc.expires));
+    fields
 }
 
 /// A short plain-text answer (errors, redirects).

@@ -595,4 +595,43 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn expires_takes_nginx_times() {
+        use crate::Expires;
+        for (text, want) in [
+            ("off", None),
+            ("epoch", Some(Expires::Epoch)),
+            ("max", Some(Expires::Max)),
+            ("0", Some(Expires::In(0))),
+            ("30d", Some(Expires::In(30 * 86_400))),
+            ("1M", Some(Expires::In(30 * 86_400))),
+            ("1y", Some(Expires::In(365 * 86_400))),
+            ("2w", Some(Expires::In(14 * 86_400))),
+            ("-1", Some(Expires::In(-1))),
+            ("+90m", Some(Expires::In(5_400))),
+        ] {
+            assert_eq!(Expires::parse(text), Ok(want), "{text}");
+        }
+        for bad in ["", "1h 30m", "@15h30m", "modified +1h", "10x", "-", "101y"] {
+            assert!(Expires::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Expires::In(3_600).fields(1_000),
+            (4_600, "max-age=3600".into())
+        );
+        assert_eq!(Expires::In(-1).fields(1_000), (999, "no-cache".into()));
+        assert_eq!(Expires::Epoch.fields(1_000), (1, "no-cache".into()));
+        assert_eq!(Expires::Max.fields(1_000).1, "max-age=315360000");
+        let c = load(&format!(
+            "{SERVER}[servers.a.locations.\"/\"]\nreturn = {{ status = 200 }}\nexpires = 60\n"
+        ))
+        .unwrap();
+        assert_eq!(c.servers[0].locations[0].expires, Some(Expires::In(60)));
+        let e = load(&format!(
+            "{SERVER}[servers.a.locations.\"/\"]\nreturn = {{ status = 200 }}\nexpires = \"1 h\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains(":5: servers.a.locations.\"/\".expires"), "{e}");
+    }
 }

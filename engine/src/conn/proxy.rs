@@ -30,7 +30,8 @@ impl<T: Transport> Conn<T> {
             }
         }
         let name = first_name(server);
-        let (x, add_header) = self.exchange(&r, server, loc, &name);
+        let (x, mut add_header) = self.exchange(&r, server, loc, &name);
+        add_header.extend(rewrite::expires_fields(loc.expires));
         let plain = Plain {
             method_is_head: r.req.method() == "HEAD",
             body: r.req.body,
@@ -42,6 +43,11 @@ impl<T: Transport> Conn<T> {
             client_http10: r.req.minor_version == 0,
             client_body_timeout: server.client_header_timeout,
             add_header,
+            replace: if loc.expires.is_some() {
+                rewrite::EXPIRES_FIELDS
+            } else {
+                &[]
+            },
         };
         let result = proxy::http::run(&x, &plain).await;
         drop(x);

@@ -167,7 +167,31 @@ pub fn response_head(
     framing: ResponseFraming,
     client_keep_alive: bool,
 ) {
-    response_head_for(out, resp, framing, client_keep_alive, false, &[])
+    response_head_for(out, resp, framing, client_keep_alive, false, &[], &[])
+}
+
+/// The fields `expires` sets (and replaces in a proxied answer).
+pub const EXPIRES_FIELDS: &[&str] = &["Expires", "Cache-Control"];
+
+/// The location's `expires` fields for an answer made now (none when
+/// off), to go with its `add_header` fields.
+pub fn expires_fields(expires: Option<ringway_config::Expires>) -> Vec<(String, Vec<u8>)> {
+    let Some(e) = expires else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (at, cache_control) = e.fields(secs);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64);
+    vec![
+        (
+            EXPIRES_FIELDS[0].to_string(),
+            crate::static_files::http_date(at).into_bytes(),
+        ),
+        (EXPIRES_FIELDS[1].to_string(), cache_control.into_bytes()),
+    ]
 }
 
 /// The statuses nginx's `add_header` (without `always`) applies to.
@@ -180,8 +204,10 @@ pub fn add_header_applies(status: u16) -> bool {
 
 /// `response_head`, optionally without `Transfer-Encoding` (the body is
 /// relayed decoded to an HTTP/1.0 client, delimited by closing), plus the
-/// location's rendered `add_header` fields where the status takes them.
-/// The framing field written is `framing`'s, not the upstream's.
+/// location's rendered `add_header` fields where the status takes them,
+/// which then replace the upstream's fields named in `replace`
+/// (`expires`'s). The framing field written is `framing`'s, not the
+/// upstream's.
 pub fn response_head_for(
     out: &mut Vec<u8>,
     resp: &Response,
@@ -189,7 +215,9 @@ pub fn response_head_for(
     client_keep_alive: bool,
     dechunk: bool,
     add_header: &[(String, Vec<u8>)],
+    replace: &[&str],
 ) {
+    let adding = add_header_applies(resp.status);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(resp.status.to_string().as_bytes());
     out.push(b' ');
@@ -197,6 +225,13 @@ pub fn response_head_for(
     out.extend_from_slice(b"\r\n");
     for (name, v) in resp.headers() {
         if framing::is_framing(name) || is_hop_by_hop(name, resp.connection_values()) {
+            continue;
+        }
+        if adding
+            && replace
+                .iter()
+                .any(|r| r.as_bytes().eq_ignore_ascii_case(name))
+        {
             continue;
         }
         push_header(out, name, v);
@@ -210,7 +245,7 @@ pub fn response_head_for(
         }
         kind => framing::write(out, kind),
     }
-    if add_header_applies(resp.status) {
+    if adding {
         for (n, v) in add_header {
             push_header(out, n, v);
         }
@@ -451,7 +486,15 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        response_head_for(&mut out, &r, r.framing(false).unwrap(), false, true, &[]);
+        response_head_for(
+            &mut out,
+            &r,
+            r.framing(false).unwrap(),
+            false,
+            true,
+            &[],
+            &[],
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"

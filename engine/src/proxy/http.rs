@@ -43,8 +43,11 @@ pub struct Plain {
     pub client_http10: bool,
     /// The longest wait between two reads of the request body.
     pub client_body_timeout: std::time::Duration,
-    /// The location's `add_header` fields, rendered for this request.
+    /// The location's `add_header` fields, rendered for this request
+    /// (with its `expires` fields).
     pub add_header: Vec<(String, Vec<u8>)>,
+    /// The upstream's fields these replace (`expires`'s).
+    pub replace: &'static [&'static str],
 }
 
 pub struct Outcome {
@@ -156,7 +159,15 @@ async fn respond<C: Transport>(
             .header("x-accel-buffering")
             .is_some_and(|v| header_eq(v, "no"));
     let mut out = Vec::with_capacity(resp.head_len + 64);
-    rewrite::response_head_for(&mut out, resp, framing, keep_alive, dechunk, &p.add_header);
+    rewrite::response_head_for(
+        &mut out,
+        resp,
+        framing,
+        keep_alive,
+        dechunk,
+        &p.add_header,
+        p.replace,
+    );
     let status = resp.status;
     let lim = BodyLimits {
         read_timeout: loc.proxy_read_timeout,
