@@ -456,6 +456,10 @@ pub struct Location {
     /// `expires` (`None`: off): the `Expires` and `Cache-Control` fields
     /// of the answers `add_header` applies to.
     pub expires: Option<Expires>,
+    /// `default_type` (the location's, else the server's; `None`: unset):
+    /// the `Content-Type` of a `return` body and of a static file whose
+    /// extension ringway does not know.
+    pub default_type: Option<String>,
 }
 
 /// `expires` (nginx's headers module, "access" time only).

@@ -126,6 +126,7 @@ pub struct RawServer {
     pub limit_conn: Option<V>,
     pub limit_conn_status: Option<V>,
     pub access: Option<V>,
+    pub default_type: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +167,7 @@ pub struct RawLocation {
     pub upgrade: Option<V>,
     pub access: Option<V>,
     pub expires: Option<V>,
+    pub default_type: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,8 +13,9 @@
 //! - a server's `limit_req` and `limit_req_status` are shown on each of its
 //!   locations, which inherit them (so is its `limit_conn`, which the
 //!   server also keeps for its connections);
-//! - a server's `access` rules are shown on each of its locations that
-//!   inherit them (written only where a location has rules);
+//! - a server's `access` rules and `default_type` are shown on each of
+//!   its locations that inherit them (written only where a location has
+//!   some);
 //! - `server_name = "_"` (and none) is the default server, written `"_"`;
 //! - a `listen` address that any server marks `proxy_protocol = true` is
 //!   written as a `{ addr, proxy_protocol }` table wherever it appears.
@@ -361,6 +362,9 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
         out.kv("limit_conn", limit_conn(config, c));
     }
     out.kv("limit_conn_status", l.limit_conn_status.to_string());
+    if let Some(t) = &l.default_type {
+        out.kv("default_type", string(t));
+    }
     if let Some(e) = &l.expires {
         out.kv("expires", string(&e.to_string()));
     }
@@ -815,6 +819,7 @@ alias = "/srv/static/"
 index = ["index.htm", "default.html"]
 try_files = ["$uri", "${uri}x/", "=404"]
 expires = "30d"
+default_type = "application/octet-stream"
 [servers.edge.locations."^~ /static/".add_header]
 Cache-Control = "max-age=60"
 

@@ -742,6 +742,7 @@ fn server(
             DEFAULT_LIMIT_STATUS as u16,
         )?,
         access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?.unwrap_or_default(),
+        default_type: default_type(cx, r.default_type.as_ref(), &format!("{key}.default_type"))?,
     };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
@@ -846,6 +847,36 @@ struct ServerLimits {
     conn: Option<LimitConn>,
     conn_status: u16,
     access: Vec<AccessRule>,
+    default_type: Option<String>,
+}
+
+/// `default_type`: a media type as `Content-Type` takes it
+/// (`type/subtype`, parameters allowed), nothing a header value cannot
+/// hold.
+fn default_type(cx: &Ctx, v: Option<&V>, key: &str) -> Result<Option<String>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let t = cx.string(v, key)?;
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let essence = t.split(';').next().unwrap_or_default().trim();
+    let ok = essence
+        .split_once('/')
+        .is_some_and(|(a, b)| token(a) && token(b))
+        && t.bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+    if !ok {
+        return Err(cx.at(
+            v,
+            key,
+            ErrorKind::Invalid(format!(
+                "`{t}`: a media type such as \"application/json\" or \"text/html; charset=utf-8\""
+            )),
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// `access`: an array of nginx `allow` / `deny` lines, in order
@@ -1191,6 +1222,8 @@ fn location(
         // nginx: a level with any rule replaces the rules above it.
         access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?
             .unwrap_or_else(|| inherited.access.clone()),
+        default_type: default_type(cx, r.default_type.as_ref(), &format!("{key}.default_type"))?
+            .or_else(|| inherited.default_type.clone()),
         expires: match &r.expires {
             None => None,
             Some(v) => {

@@ -342,7 +342,9 @@ async fn send<T: Transport>(
     let _ = write!(
         out,
         "Content-Type: {}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n",
-        mime_type(path)
+        known_type(path)
+            .or(loc.default_type.as_deref())
+            .unwrap_or(UNKNOWN_TYPE)
     );
     if status == 206 {
         let _ = write!(
@@ -501,14 +503,23 @@ pub fn parse_http_date(v: &[u8]) -> Option<SystemTime> {
     (secs >= 0).then(|| UNIX_EPOCH + Duration::from_secs(secs as u64))
 }
 
+/// The type of a file whose extension is not in the table, when the
+/// location sets no `default_type`.
+const UNKNOWN_TYPE: &str = "application/octet-stream";
+
 /// MIME type by extension (the common part of nginx's mime.types).
 pub fn mime_type(path: &Path) -> &'static str {
+    known_type(path).unwrap_or(UNKNOWN_TYPE)
+}
+
+/// [`mime_type`] for the extensions the table knows.
+fn known_type(path: &Path) -> Option<&'static str> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    match ext.as_str() {
+    let t = match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "application/javascript; charset=utf-8",
@@ -537,8 +548,9 @@ pub fn mime_type(path: &Path) -> &'static str {
         "wav" => "audio/wav",
         "csv" => "text/csv",
         "md" => "text/markdown; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+        _ => return None,
+    };
+    Some(t)
 }
 
 /// Join a normalised URI path under a directory.

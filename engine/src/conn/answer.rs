@@ -73,7 +73,7 @@ impl<T: Transport> Conn<T> {
             &mut out,
             *status,
             &extra,
-            "text/plain",
+            loc.default_type.as_deref().unwrap_or("text/plain"),
             &text,
             head_only,
             keep_alive,
