@@ -460,6 +460,10 @@ pub struct Location {
     /// the `Content-Type` of a `return` body and of a static file whose
     /// extension ringway does not know.
     pub default_type: Option<String>,
+    /// `etag` (the location's, else the server's; default on): static
+    /// answers carry an `ETag` and honour `If-None-Match` and an entity
+    /// tag in `If-Range`.
+    pub etag: bool,
 }
 
 /// `expires` (nginx's headers module, "access" time only).

@@ -127,6 +127,7 @@ pub struct RawServer {
     pub limit_conn_status: Option<V>,
     pub access: Option<V>,
     pub default_type: Option<V>,
+    pub etag: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +169,7 @@ pub struct RawLocation {
     pub access: Option<V>,
     pub expires: Option<V>,
     pub default_type: Option<V>,
+    pub etag: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

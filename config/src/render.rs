@@ -362,6 +362,9 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
         out.kv("limit_conn", limit_conn(config, c));
     }
     out.kv("limit_conn_status", l.limit_conn_status.to_string());
+    if !l.etag {
+        out.kv("etag", "false".to_string());
+    }
     if let Some(t) = &l.default_type {
         out.kv("default_type", string(t));
     }
@@ -820,6 +823,7 @@ index = ["index.htm", "default.html"]
 try_files = ["$uri", "${uri}x/", "=404"]
 expires = "30d"
 default_type = "application/octet-stream"
+etag = false
 [servers.edge.locations."^~ /static/".add_header]
 Cache-Control = "max-age=60"
 

@@ -743,6 +743,11 @@ fn server(
         )?,
         access: access_rules(cx, r.access.as_ref(), &format!("{key}.access"))?.unwrap_or_default(),
         default_type: default_type(cx, r.default_type.as_ref(), &format!("{key}.default_type"))?,
+        etag: r
+            .etag
+            .as_ref()
+            .map(|v| cx.bool(Some(v), &format!("{key}.etag"), true))
+            .transpose()?,
     };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
@@ -848,6 +853,7 @@ struct ServerLimits {
     conn_status: u16,
     access: Vec<AccessRule>,
     default_type: Option<String>,
+    etag: Option<bool>,
 }
 
 /// `default_type`: a media type as `Content-Type` takes it
@@ -1224,6 +1230,11 @@ fn location(
             .unwrap_or_else(|| inherited.access.clone()),
         default_type: default_type(cx, r.default_type.as_ref(), &format!("{key}.default_type"))?
             .or_else(|| inherited.default_type.clone()),
+        etag: cx.bool(
+            r.etag.as_ref(),
+            &format!("{key}.etag"),
+            inherited.etag.unwrap_or(true),
+        )?,
         expires: match &r.expires {
             None => None,
             Some(v) => {

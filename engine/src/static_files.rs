@@ -237,10 +237,15 @@ async fn answer<T: Transport>(
 }
 
 /// Whether the client's validators match (RFC 9110 §13.1.2, §13.1.3):
-/// If-None-Match wins over If-Modified-Since.
-fn not_modified<T: Transport>(r: &StaticRequest<'_, T>, tag: &str, mtime: SystemTime) -> bool {
+/// If-None-Match wins over If-Modified-Since — when there is an entity
+/// tag (`etag`); without one it is not looked at (nginx with `etag off`).
+fn not_modified<T: Transport>(
+    r: &StaticRequest<'_, T>,
+    tag: Option<&str>,
+    mtime: SystemTime,
+) -> bool {
     let req = r.vars.req;
-    if let Some(inm) = req.header("if-none-match") {
+    if let (Some(inm), Some(tag)) = (req.header("if-none-match"), tag) {
         return String::from_utf8_lossy(inm)
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
@@ -283,7 +288,7 @@ async fn send<T: Transport>(
     }
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let tag = etag(mtime, size);
+    let tag = loc.etag.then(|| etag(mtime, size));
     let last_modified = http_date(mtime);
     let extra = rendered_add_header(r, loc);
 
@@ -295,7 +300,9 @@ async fn send<T: Transport>(
             reply::reason(status)
         );
         push_header(out, "Last-Modified", last_modified.as_bytes());
-        push_header(out, "ETag", tag.as_bytes());
+        if let Some(tag) = &tag {
+            push_header(out, "ETag", tag.as_bytes());
+        }
         for (n, v) in &extra {
             push_header(out, n, v);
         }
@@ -306,7 +313,7 @@ async fn send<T: Transport>(
         });
     };
 
-    if not_modified(r, &tag, mtime) {
+    if not_modified(r, tag.as_deref(), mtime) {
         head(&mut out, 304);
         out.extend_from_slice(b"\r\n");
         let ok = r.io.write_all(&out, r.server.send_timeout).await.is_ok();
@@ -321,7 +328,7 @@ async fn send<T: Transport>(
     // If-Range: a range only while the representation is unchanged.
     let range_ok = req.header("if-range").is_none_or(|v| {
         let v = String::from_utf8_lossy(v);
-        v.trim() == tag || v.trim() == last_modified
+        tag.as_deref() == Some(v.trim()) || v.trim() == last_modified
     });
     let range = if range_ok {
         parse_range(req.header("range"), size)
