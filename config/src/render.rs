@@ -363,7 +363,7 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
     }
     out.kv("limit_conn_status", l.limit_conn_status.to_string());
     if !l.etag {
-        out.kv("etag", "false".to_string());
+        out.kv("etag", "false");
     }
     if let Some(t) = &l.default_type {
         out.kv("default_type", string(t));
