@@ -68,6 +68,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.max_headers",
     "servers.NAME.client_header_timeout",
     "servers.NAME.keepalive_timeout",
+    "servers.NAME.keepalive_requests",
     "servers.NAME.send_timeout",
     "servers.NAME.underscores_in_headers",
     "servers.NAME.limit_req",

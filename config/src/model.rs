@@ -241,6 +241,10 @@ pub struct Server {
     /// idle time allowed between requests
     /// on a client keep-alive connection.
     pub keepalive_timeout: Duration,
+    /// `keepalive_requests` (1000, nginx's): the most HTTP/1.1 requests
+    /// one client connection carries; the last is answered with
+    /// `Connection: close`.
+    pub keepalive_requests: u32,
     /// `send_timeout` ([`DEFAULT_SEND_TIMEOUT`](crate::defaults::DEFAULT_SEND_TIMEOUT)):
     /// the longest a write of ringway's own
     /// answer to the client may wait (nginx's send_timeout).

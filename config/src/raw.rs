@@ -119,6 +119,7 @@ pub struct RawServer {
     pub max_headers: Option<V>,
     pub client_header_timeout: Option<V>,
     pub keepalive_timeout: Option<V>,
+    pub keepalive_requests: Option<V>,
     pub send_timeout: Option<V>,
     pub underscores_in_headers: Option<V>,
     pub limit_req: Option<V>,

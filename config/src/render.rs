@@ -267,6 +267,7 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
         string(&duration(s.client_header_timeout)),
     );
     out.kv("keepalive_timeout", string(&duration(s.keepalive_timeout)));
+    out.kv("keepalive_requests", s.keepalive_requests.to_string());
     out.kv("send_timeout", string(&duration(s.send_timeout)));
     out.kv(
         "underscores_in_headers",
@@ -806,6 +807,7 @@ client_header_buffer_size = "3k"
 max_headers = 50
 client_header_timeout = "15s"
 keepalive_timeout = "0"
+keepalive_requests = 50
 send_timeout = "1m"
 underscores_in_headers = true
 limit_req = { zone = "per_ip", burst = 20, nodelay = true }
@@ -966,6 +968,7 @@ client_header_buffer_size = "16k"
 max_headers = 100
 client_header_timeout = "60s"
 keepalive_timeout = "75s"
+keepalive_requests = 1000
 send_timeout = "60s"
 underscores_in_headers = false
 limit_conn_status = 503

@@ -829,6 +829,13 @@ fn server(
             &format!("{key}.keepalive_timeout"),
             DEFAULT_KEEPALIVE_TIMEOUT,
         )?,
+        keepalive_requests: cx.int(
+            r.keepalive_requests.as_ref(),
+            &format!("{key}.keepalive_requests"),
+            1000,
+            1,
+            u64::from(u32::MAX),
+        )? as u32,
         send_timeout: cx.duration(
             r.send_timeout.as_ref(),
             &format!("{key}.send_timeout"),

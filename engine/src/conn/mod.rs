@@ -59,6 +59,8 @@ pub struct Conn<T: Transport> {
     buf: Vec<u8>,
     /// No request has been read yet on this connection.
     first: bool,
+    /// Requests routed on this connection (`keepalive_requests`).
+    served: u32,
     /// Held while a request is in flight (what a graceful stop waits for).
     busy: Option<BusyGuard>,
     guard: ConnGuard,
@@ -191,6 +193,7 @@ pub async fn serve_buffered<T: Transport + 'static>(
         local,
         buf: early,
         first: true,
+        served: 0,
         busy: None,
         guard,
     };
@@ -228,6 +231,7 @@ pub async fn serve_refused<T: Transport + 'static>(
         local,
         buf: Vec::new(),
         first: true,
+        served: 0,
         busy: None,
         guard,
     };

@@ -25,7 +25,10 @@ impl<T: Transport> Conn<T> {
         let host = req.host();
         let server_index = self.listen.select_index(config, host.as_deref());
         let server = &config.servers[server_index];
-        let keep_alive = req.wants_keep_alive() && !self.shared.shutting_down.is_raised();
+        self.served = self.served.saturating_add(1);
+        let keep_alive = req.wants_keep_alive()
+            && !self.shared.shutting_down.is_raised()
+            && self.served < server.keepalive_requests;
         let Some(m) = route::find_location(server, req.norm_path()) else {
             // nginx answers 404 and keeps the connection when it can.
             let next = if keep_alive && req.body.is_empty() {
