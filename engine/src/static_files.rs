@@ -206,7 +206,7 @@ fn rendered_add_header<T: Transport>(
         .iter()
         .map(|(n, t)| (n.clone(), r.vars.render_to_vec(t)))
         .collect();
-    fields.extend(crate::http::rewrite::expires_fields(loc.expires));
+    fields.extend(expires_fields(loc.expires));
     fields
 }
 
@@ -462,6 +462,30 @@ pub fn parse_range(header: Option<&[u8]>, size: u64) -> Range {
         (true, true) => return Range::Full,
     };
     Range::Part(parsed.0, parsed.1)
+}
+
+/// The location's `expires` fields for an answer made now (none when
+/// off), to go with its `add_header` fields.
+pub fn expires_fields(expires: Option<ringway_config::Expires>) -> Vec<(String, Vec<u8>)> {
+    let Some(e) = expires else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (at, cache_control) = e.fields(secs);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64);
+    vec![
+        (
+            crate::http::rewrite::EXPIRES_FIELDS[0].to_string(),
+            http_date(at).into_bytes(),
+        ),
+        (
+            crate::http::rewrite::EXPIRES_FIELDS[1].to_string(),
+            cache_control.into_bytes(),
+        ),
+    ]
 }
 
 /// RFC 9110 §5.6.7 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".

@@ -60,7 +60,7 @@ impl<T: Transport> Conn<T> {
             for (n, t) in &loc.add_header {
                 headers.push((n.clone(), vars.render_to_vec(t)));
             }
-            headers.extend(rewrite::expires_fields(loc.expires));
+            headers.extend(crate::static_files::expires_fields(loc.expires));
         }
         let extra: Vec<(&str, &[u8])> = headers
             .iter()

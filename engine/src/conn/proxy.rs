@@ -31,7 +31,7 @@ impl<T: Transport> Conn<T> {
         }
         let name = first_name(server);
         let (x, mut add_header) = self.exchange(&r, server, loc, &name);
-        add_header.extend(rewrite::expires_fields(loc.expires));
+        add_header.extend(crate::static_files::expires_fields(loc.expires));
         let plain = Plain {
             method_is_head: r.req.method() == "HEAD",
             body: r.req.body,

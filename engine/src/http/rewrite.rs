@@ -173,27 +173,6 @@ pub fn response_head(
 /// The fields `expires` sets (and replaces in a proxied answer).
 pub const EXPIRES_FIELDS: &[&str] = &["Expires", "Cache-Control"];
 
-/// The location's `expires` fields for an answer made now (none when
-/// off), to go with its `add_header` fields.
-pub fn expires_fields(expires: Option<ringway_config::Expires>) -> Vec<(String, Vec<u8>)> {
-    let Some(e) = expires else {
-        return Vec::new();
-    };
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (at, cache_control) = e.fields(secs);
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64);
-    vec![
-        (
-            EXPIRES_FIELDS[0].to_string(),
-            crate::static_files::http_date(at).into_bytes(),
-        ),
-        (EXPIRES_FIELDS[1].to_string(), cache_control.into_bytes()),
-    ]
-}
-
 /// The statuses nginx's `add_header` (without `always`) applies to.
 pub fn add_header_applies(status: u16) -> bool {
     matches!(
