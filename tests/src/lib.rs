@@ -1069,3 +1069,31 @@ impl Write for Counted {
         self.s.flush()
     }
 }
+
+/// One GET of `path` on a fresh connection (`Host: host`, the `extra`
+/// header lines, `Connection: close`): (status, response head, body).
+pub fn get_once(addr: SocketAddr, host: &str, path: &str, extra: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("write");
+    let (head, body) = read_response(&mut s);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, body)
+}
+
+/// The values of every `name` field (any case) of a response head, trimmed.
+pub fn field_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}

@@ -2,9 +2,7 @@
 //! `Content-Type` of a `return` body (the JSON health endpoint idiom) and
 //! of a static file whose extension is not in the type table.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -12,24 +10,15 @@ use ringway_tests::*;
 both_drivers!(default_type_names_return_bodies_and_unknown_files);
 
 fn content_type(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (head, body) = read_response(&mut s);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let ct = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.trim().to_string())
+    let host = if path.starts_with("/plain") {
+        "plain"
+    } else {
+        "app"
+    };
+    let path = path.strip_prefix("/plain").unwrap_or(path);
+    let (status, head, body) = get_once(addr, host, path, "");
+    let ct = field_values(&head, "content-type")
+        .pop()
         .unwrap_or_default();
     (status, ct, body)
 }

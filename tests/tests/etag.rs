@@ -2,9 +2,7 @@
 //! whether the tag is sent, and what `If-None-Match` and an entity tag in
 //! `If-Range` then do.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -13,25 +11,8 @@ both_drivers!(etag_off_drops_the_tag_and_the_conditions_on_it);
 
 /// (status, the ETag sent if any) for a GET of `path` with `extra` fields.
 fn get(addr: SocketAddr, path: &str, extra: &str) -> (u16, Option<String>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: app\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (head, _) = read_response(&mut s);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let tag = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
-        .map(|(_, v)| v.trim().to_string());
-    (status, tag)
+    let (status, head, _) = get_once(addr, "app", path, extra);
+    (status, field_values(&head, "etag").pop())
 }
 
 fn etag_off_drops_the_tag_and_the_conditions_on_it(d: Driver) {

@@ -5,7 +5,7 @@
 //! the time the answer came.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use ringway_tests::nginx::Nginx;
@@ -52,34 +52,16 @@ fn cached_backend() -> SocketAddr {
 
 /// (status, every Cache-Control value, Expires minus now in seconds).
 fn fields(addr: SocketAddr, path: &str) -> (u16, Vec<String>, Option<i64>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (head, _) = read_response(&mut s);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let field = |name: &str| -> Vec<String> {
-        head.lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-            .collect()
-    };
-    let time = |v: &str| httpdate(v);
+    let (status, head, _) = get_once(addr, "app", path, "");
     // From the clock here when the answer came: ringway sends no `Date`.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let offset = field("expires").first().map(|e| time(e) - now);
-    (status, field("cache-control"), offset)
+    let offset = field_values(&head, "expires")
+        .first()
+        .map(|e| httpdate(e) - now);
+    (status, field_values(&head, "cache-control"), offset)
 }
 
 /// Seconds since the epoch of an IMF-fixdate ("Thu, 01 Jan 1970 00:00:01 GMT").
