@@ -66,27 +66,11 @@ fn fields(addr: SocketAddr, path: &str) -> (u16, Vec<String>, Option<i64>) {
 
 /// Seconds since the epoch of an IMF-fixdate ("Thu, 01 Jan 1970 00:00:01 GMT").
 fn httpdate(v: &str) -> i64 {
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    assert_eq!(parts.len(), 6, "not an HTTP date: {v}");
-    let day: i64 = parts[1].parse().unwrap();
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])
-    .unwrap() as i64
-        + 1;
-    let year: i64 = parts[3].parse().unwrap();
-    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().unwrap()).collect();
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hms[0] * 3_600 + hms[1] * 60 + hms[2]
+    ringway::static_files::parse_http_date(v.as_bytes())
+        .unwrap_or_else(|| panic!("not an HTTP date: {v}"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
 }
 
 fn expires_sets_the_fields_as_nginx_does(d: Driver) {

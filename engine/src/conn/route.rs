@@ -84,21 +84,7 @@ impl<T: Transport> Conn<T> {
             Admit::Refuse(status, kind, zone) => {
                 info!(client = %self.peer, uri = r.req.target(), zone, kind = kind.label(), status, "limiting: over the zone's limit");
                 crate::metrics::with(|m| m.limit_rejected(&zone, kind));
-                let next = if keep_alive && r.req.body.is_empty() {
-                    Next::KeepAlive(r.req.rest())
-                } else {
-                    Next::Close
-                };
-                Phase::Finish(Box::new(Done {
-                    server: Some(r.server),
-                    req: Some(r.req),
-                    started,
-                    status,
-                    body_bytes: 0,
-                    error: Some(Error::new(Kind::OverLimit(status))),
-                    next,
-                    upstream: None,
-                }))
+                refused(r, Kind::OverLimit(status))
             }
         }
     }
@@ -127,21 +113,7 @@ impl<T: Transport> Conn<T> {
     pub(super) fn after_limits(&self, r: Routed) -> Phase {
         let loc = &self.snap.config.servers[r.server].locations[r.location];
         if !AccessRule::allows(&loc.access, self.peer.ip()) {
-            let next = if r.keep_alive && r.req.body.is_empty() {
-                Next::KeepAlive(r.req.rest())
-            } else {
-                Next::Close
-            };
-            return Phase::Finish(Box::new(Done {
-                server: Some(r.server),
-                started: r.started,
-                req: Some(r.req),
-                status: 403,
-                body_bytes: 0,
-                error: Some(Error::new(Kind::Forbidden)),
-                next,
-                upstream: None,
-            }));
+            return refused(r, Kind::Forbidden);
         }
         match &loc.action {
             Action::Return { .. } => Phase::Return(r),
@@ -150,4 +122,25 @@ impl<T: Transport> Conn<T> {
             Action::Proxy(_) => Phase::Proxy(r),
         }
     }
+}
+
+/// A routed request refused before its body is touched (a limit, an
+/// access rule): answered with `kind`'s status, the connection kept when
+/// the request allows it, as nginx does.
+fn refused(r: Routed, kind: Kind) -> Phase {
+    let next = if r.keep_alive && r.req.body.is_empty() {
+        Next::KeepAlive(r.req.rest())
+    } else {
+        Next::Close
+    };
+    Phase::Finish(Box::new(Done {
+        server: Some(r.server),
+        started: r.started,
+        req: Some(r.req),
+        status: kind.status(),
+        body_bytes: 0,
+        error: Some(Error::new(kind)),
+        next,
+        upstream: None,
+    }))
 }
