@@ -241,6 +241,9 @@ pub struct Server {
     /// idle time allowed between requests
     /// on a client keep-alive connection.
     pub keepalive_timeout: Duration,
+    /// `server_tokens` (default false): `Server: ringway/VERSION` instead
+    /// of `Server: ringway`.
+    pub server_tokens: bool,
     /// `keepalive_requests` (1000, nginx's): the most HTTP/1.1 requests
     /// one client connection carries; the last is answered with
     /// `Connection: close`.
@@ -435,8 +438,14 @@ pub struct Location {
     /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
     /// 0 = unlimited).
     pub client_max_body_size: u64,
-    /// `add_header`, in file order, added to responses ringway sends.
-    pub add_header: Vec<(String, Template)>,
+    /// `add_header`, in file order: the location's own, else the
+    /// server's (nginx: a level that sets any replaces its parent's).
+    pub add_header: Vec<AddHeader>,
+    /// The upstream response fields not passed to the client, lowercase:
+    /// nginx's defaults (`Server`, `Date`, `X-Pad`, `X-Accel-*`) plus
+    /// `proxy_hide_header`, less `proxy_pass_header` (the location's, else
+    /// the server's).
+    pub proxy_hide: Vec<String>,
     /// `proxy_ssl_*`: used when `proxy_pass` is `https://`.
     pub proxy_ssl: UpstreamTls,
     /// `limit_req` (the server's when the location has none).
@@ -688,6 +697,29 @@ pub enum StaticRoot {
     /// `alias`: the matched location prefix is replaced by this directory.
     Alias(PathBuf),
 }
+
+/// One `add_header` field.
+#[derive(Debug, Clone)]
+pub struct AddHeader {
+    pub name: String,
+    pub value: Template,
+    /// `always`: on every status, not only nginx's list
+    /// (200, 201, 204, 206, 301, 302, 303, 304, 307, 308).
+    pub always: bool,
+}
+
+/// The upstream response fields nginx's proxy module hides unless
+/// `proxy_pass_header` names them (lowercase; `x-accel-` is a prefix).
+pub const DEFAULT_PROXY_HIDE: &[&str] = &[
+    "server",
+    "date",
+    "x-pad",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+];
 
 /// A string with `$variables`, parsed once at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]

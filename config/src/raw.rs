@@ -129,6 +129,10 @@ pub struct RawServer {
     pub access: Option<V>,
     pub default_type: Option<V>,
     pub etag: Option<V>,
+    pub server_tokens: Option<V>,
+    pub add_header: Option<IndexMap<String, V>>,
+    pub proxy_hide_header: Option<V>,
+    pub proxy_pass_header: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +175,8 @@ pub struct RawLocation {
     pub expires: Option<V>,
     pub default_type: Option<V>,
     pub etag: Option<V>,
+    pub proxy_hide_header: Option<V>,
+    pub proxy_pass_header: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

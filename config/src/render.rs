@@ -267,6 +267,7 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
         string(&duration(s.client_header_timeout)),
     );
     out.kv("keepalive_timeout", string(&duration(s.keepalive_timeout)));
+    out.kv("server_tokens", s.server_tokens.to_string());
     out.kv("keepalive_requests", s.keepalive_requests.to_string());
     out.kv("send_timeout", string(&duration(s.send_timeout)));
     out.kv(
@@ -378,6 +379,23 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
             array(l.access.iter().map(|r| string(&r.to_string()))),
         );
     }
+    {
+        let hidden: Vec<&String> = l
+            .proxy_hide
+            .iter()
+            .filter(|h| !DEFAULT_PROXY_HIDE.contains(&h.as_str()))
+            .collect();
+        if !hidden.is_empty() {
+            out.kv("proxy_hide_header", array(hidden.iter().map(|h| string(h))));
+        }
+        let passed: Vec<&&str> = DEFAULT_PROXY_HIDE
+            .iter()
+            .filter(|d| !l.proxy_hide.iter().any(|h| h == *d))
+            .collect();
+        if !passed.is_empty() {
+            out.kv("proxy_pass_header", array(passed.iter().map(|h| string(h))));
+        }
+    }
     // Sub-tables last: a table's own keys must come before them.
     if matches!(l.action, Action::Proxy(_)) {
         headers(
@@ -386,7 +404,20 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
             &l.proxy_set_header,
         );
     }
-    headers(out, &format!("{path}.add_header"), &l.add_header);
+    if !l.add_header.is_empty() {
+        out.table(&format!("{path}.add_header"));
+        for h in &l.add_header {
+            let value = string(&template(&h.value));
+            if h.always {
+                out.kv(
+                    &h.name,
+                    inline(&[("value", value), ("always", "true".into())]),
+                );
+            } else {
+                out.kv(&h.name, value);
+            }
+        }
+    }
 }
 
 fn headers(out: &mut Out, path: &str, headers: &[(String, Template)]) {
@@ -815,6 +846,12 @@ limit_req_status = 429
 limit_conn = { zone = "conn_ip", max = 10 }
 limit_conn_status = 429
 access = ["deny 192.168.1.1", "allow 192.168.0.0/16", "allow ::1", "deny all"]
+server_tokens = true
+proxy_hide_header = ["X-Powered-By"]
+proxy_pass_header = ["Server"]
+[servers.edge.add_header]
+Strict-Transport-Security = { value = "max-age=63072000", always = true }
+X-Frame-Options = "SAMEORIGIN"
 
 [servers.edge.locations."= /health"]
 return = { status = 200, body = "OK $host\n" }
@@ -849,6 +886,8 @@ limit_req = { zone = "api keys", delay = 4 }
 limit_conn = { zone = "conn_ip", max = 2 }
 limit_conn_status = 503
 access = ["allow 10.0.0.0/8", "deny all"]
+proxy_hide_header = ["X-Internal"]
+proxy_pass_header = ["X-Accel-Buffering", "Date"]
 [servers.edge.locations."/api/".proxy_set_header]
 Host = "$proxy_host"
 X-Empty = ""
@@ -968,6 +1007,7 @@ client_header_buffer_size = "16k"
 max_headers = 100
 client_header_timeout = "60s"
 keepalive_timeout = "75s"
+server_tokens = false
 keepalive_requests = 1000
 send_timeout = "60s"
 underscores_in_headers = false

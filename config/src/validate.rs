@@ -748,6 +748,18 @@ fn server(
             .as_ref()
             .map(|v| cx.bool(Some(v), &format!("{key}.etag"), true))
             .transpose()?,
+        add_header: add_headers(cx, r.add_header.as_ref(), &format!("{key}.add_header"))?
+            .unwrap_or_default(),
+        hide: header_names(
+            cx,
+            r.proxy_hide_header.as_ref(),
+            &format!("{key}.proxy_hide_header"),
+        )?,
+        pass: header_names(
+            cx,
+            r.proxy_pass_header.as_ref(),
+            &format!("{key}.proxy_pass_header"),
+        )?,
     };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
@@ -829,6 +841,11 @@ fn server(
             &format!("{key}.keepalive_timeout"),
             DEFAULT_KEEPALIVE_TIMEOUT,
         )?,
+        server_tokens: cx.bool(
+            r.server_tokens.as_ref(),
+            &format!("{key}.server_tokens"),
+            false,
+        )?,
         keepalive_requests: cx.int(
             r.keepalive_requests.as_ref(),
             &format!("{key}.keepalive_requests"),
@@ -861,6 +878,119 @@ struct ServerLimits {
     access: Vec<AccessRule>,
     default_type: Option<String>,
     etag: Option<bool>,
+    add_header: Vec<AddHeader>,
+    hide: Option<Vec<String>>,
+    pass: Option<Vec<String>>,
+}
+
+/// `add_header`: a table of name → value, or name →
+/// `{ value = "...", always = true }`; `None` when the level sets none.
+fn add_headers(
+    cx: &Ctx,
+    map: Option<&IndexMap<String, V>>,
+    key: &str,
+) -> Result<Option<Vec<AddHeader>>, ConfigError> {
+    let Some(map) = map else { return Ok(None) };
+    let mut out = Vec::new();
+    for (name, v) in map {
+        let hk = format!("{key}.{}", k(name));
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(cx.at(
+                v,
+                &hk,
+                ErrorKind::Invalid(format!("`{name}` is not a valid header name")),
+            ));
+        }
+        let (value, always) = match v.get_ref() {
+            toml::Value::Table(t) => {
+                for field in t.keys() {
+                    if field != "value" && field != "always" {
+                        return Err(cx.at(
+                            v,
+                            &format!("{hk}.{field}"),
+                            ErrorKind::UnknownKey {
+                                suggestion: None,
+                                elsewhere: None,
+                                expected: vec!["value".into(), "always".into()],
+                            },
+                        ));
+                    }
+                }
+                let Some(value) = t.get("value") else {
+                    return Err(cx.at(
+                        v,
+                        &format!("{hk}.value"),
+                        ErrorKind::Invalid("missing: the field's value".into()),
+                    ));
+                };
+                let value = toml::Spanned::new(v.span(), value.clone());
+                let always = match t.get("always") {
+                    None => false,
+                    Some(toml::Value::Boolean(b)) => *b,
+                    Some(other) => {
+                        return Err(cx.at(v, &format!("{hk}.always"), type_err("a boolean", other)))
+                    }
+                };
+                (cx.header_template(&value, &format!("{hk}.value"))?, always)
+            }
+            _ => (cx.header_template(v, &hk)?, false),
+        };
+        out.push(AddHeader {
+            name: name.clone(),
+            value,
+            always,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// `proxy_hide_header` / `proxy_pass_header`: an array of field names,
+/// stored lowercase; `None` when the level sets none.
+fn header_names(cx: &Ctx, v: Option<&V>, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let toml::Value::Array(items) = v.get_ref() else {
+        return Err(cx.at(v, key, type_err("an array of header names", v.get_ref())));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let toml::Value::String(name) = item else {
+            return Err(cx.at(v, key, type_err("an array of header names", item)));
+        };
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(cx.at(
+                v,
+                key,
+                ErrorKind::Invalid(format!("`{name}` is not a valid header name")),
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "upgrade" | "keep-alive"
+        ) {
+            return Err(cx.at(
+                v,
+                key,
+                ErrorKind::Invalid(format!(
+                    "`{name}` is framing or hop-by-hop: ringway decides it, not the upstream"
+                )),
+            ));
+        }
+        out.push(lower);
+    }
+    Ok(Some(out))
+}
+
+/// The hidden upstream fields: nginx's defaults and `hide`, less `pass`.
+fn proxy_hide(hide: Vec<String>, pass: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = DEFAULT_PROXY_HIDE.iter().map(|s| s.to_string()).collect();
+    for h in hide {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out.retain(|h| !pass.contains(h));
+    out
 }
 
 /// `default_type`: a media type as `Content-Type` takes it
@@ -1209,7 +1339,30 @@ fn location(
                 .transpose()?,
             line: cx.line_of(span_start),
         },
-        add_header: headers(&r.add_header, "add_header")?,
+        add_header: add_headers(cx, r.add_header.as_ref(), &format!("{key}.add_header"))?
+            .unwrap_or_else(|| inherited.add_header.clone()),
+        proxy_hide: {
+            let hide = header_names(
+                cx,
+                r.proxy_hide_header.as_ref(),
+                &format!("{key}.proxy_hide_header"),
+            )?;
+            let pass = header_names(
+                cx,
+                r.proxy_pass_header.as_ref(),
+                &format!("{key}.proxy_pass_header"),
+            )?;
+            // nginx inherits the two together: a location that sets
+            // either takes neither from the server.
+            if hide.is_none() && pass.is_none() {
+                proxy_hide(
+                    inherited.hide.clone().unwrap_or_default(),
+                    inherited.pass.clone().unwrap_or_default(),
+                )
+            } else {
+                proxy_hide(hide.unwrap_or_default(), pass.unwrap_or_default())
+            }
+        },
         limit_req: limits::limit_req(cx, key, r.limit_req.as_ref(), &zones.req)?
             .or_else(|| inherited.req.clone()),
         limit_req_status: limits::status(

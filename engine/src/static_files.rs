@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ringway_config::{Action, Location, Server, StaticFiles, StaticRoot};
 use tracing::{debug, warn};
 
-use crate::http::rewrite::push_header;
+use crate::http::date::push_date;
+use crate::http::rewrite::{push_header, server_field, Added};
 use crate::http::{path, reply};
 use crate::route;
 use crate::sys;
@@ -75,7 +76,7 @@ pub async fn serve<T: Transport>(
             method = r.method,
             "method not allowed on a static location (405)"
         );
-        return answer(r, 405, &[("Allow", b"GET, HEAD")], head_only).await;
+        return answer(r, location, 405, &[("Allow", b"GET, HEAD")], head_only).await;
     }
     // The request's path was normalised when its head was parsed (a path
     // above the root was refused there with 400).
@@ -84,7 +85,7 @@ pub async fn serve<T: Transport>(
     for _ in 0..MAX_REDIRECTS {
         let Action::Static(sf) = &loc.action else {
             warn!(uri, location = %loc.key, "try_files fallback routed to a location that is not static (500)");
-            return answer(r, 500, &[], head_only).await;
+            return answer(r, loc, 500, &[], head_only).await;
         };
         match find(r, sf, prefix.as_deref(), &uri) {
             Found::File { path, root } => return send(r, loc, &path, &root, head_only).await,
@@ -97,21 +98,18 @@ pub async fn serve<T: Transport>(
                     to.push(b'?');
                     to.extend_from_slice(q.as_bytes());
                 }
-                let extra = rendered_add_header(r, loc);
-                let mut headers: Vec<(&str, &[u8])> = vec![("Location", &to)];
-                headers.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-                return answer(r, 301, &headers, head_only).await;
+                return answer(r, loc, 301, &[("Location", &to)], head_only).await;
             }
             Found::Status(s) => {
                 debug!(uri, status = s, "static: not found");
-                return answer(r, s, &[], head_only).await;
+                return answer(r, loc, s, &[], head_only).await;
             }
             Found::Internal(next) => {
                 let Ok(n) = path::resolve(&next).map(Cow::into_owned) else {
-                    return answer(r, 500, &[], head_only).await;
+                    return answer(r, loc, 500, &[], head_only).await;
                 };
                 let Some(m) = route::find_location(r.server, &n) else {
-                    return answer(r, 404, &[], head_only).await;
+                    return answer(r, loc, 404, &[], head_only).await;
                 };
                 uri = n;
                 loc = m.location;
@@ -120,7 +118,7 @@ pub async fn serve<T: Transport>(
         }
     }
     warn!(uri, "too many internal redirects (500)");
-    answer(r, 500, &[], head_only).await
+    answer(r, loc, 500, &[], head_only).await
 }
 
 fn root_dir(sf: &StaticFiles) -> &Path {
@@ -197,32 +195,60 @@ fn find<T: Transport>(
     }
 }
 
-fn rendered_add_header<T: Transport>(
-    r: &StaticRequest<'_, T>,
-    loc: &Location,
-) -> Vec<(String, Vec<u8>)> {
-    let mut fields: Vec<(String, Vec<u8>)> = loc
+/// The location's `add_header` fields rendered for this request, and
+/// its `expires` fields (which go where `add_header` without `always`
+/// does). Which of them an answer takes depends on its status
+/// ([`Added::applies`]).
+pub fn added_fields(loc: &Location, vars: &VarCtx<'_>) -> Vec<Added> {
+    let mut out: Vec<Added> = loc
         .add_header
         .iter()
-        .map(|(n, t)| (n.clone(), r.vars.render_to_vec(t)))
+        .map(|h| Added {
+            name: h.name.clone(),
+            value: vars.render_to_vec(&h.value),
+            always: h.always,
+        })
         .collect();
-    fields.extend(expires_fields(loc.expires));
-    fields
+    out.extend(
+        expires_fields(loc.expires)
+            .into_iter()
+            .map(|(name, value)| Added {
+                name,
+                value,
+                always: false,
+            }),
+    );
+    out
+}
+
+/// The added fields an answer with `status` takes, as `reply` wants them.
+pub fn applicable(added: &[Added], status: u16) -> Vec<(&str, &[u8])> {
+    added
+        .iter()
+        .filter(|a| a.applies(status))
+        .map(|a| (a.name.as_str(), a.value.as_slice()))
+        .collect()
 }
 
 /// A short plain-text answer (errors, redirects).
+/// The location's added fields go where the status takes them.
 async fn answer<T: Transport>(
     r: &StaticRequest<'_, T>,
+    loc: &Location,
     status: u16,
     extra: &[(&str, &[u8])],
     head_only: bool,
 ) -> Served {
     let body = format!("{status} {}\n", reply::reason(status));
+    let added = added_fields(loc, r.vars);
+    let mut fields = extra.to_vec();
+    fields.extend(applicable(&added, status));
     let mut out = Vec::with_capacity(256);
     reply::full(
         &mut out,
         status,
-        extra,
+        &fields,
+        r.server.server_tokens,
         "text/plain",
         body.as_bytes(),
         head_only,
@@ -271,7 +297,7 @@ async fn send<T: Transport>(
     let opened = File::open(path).and_then(|f| f.metadata().map(|m| (f, m)));
     let (file, meta): (File, Metadata) = match opened {
         Ok((f, m)) if m.is_file() => (f, m),
-        Ok(_) => return answer(r, 404, &[], head_only).await,
+        Ok(_) => return answer(r, loc, 404, &[], head_only).await,
         Err(e) => {
             let status = if e.kind() == io::ErrorKind::PermissionDenied {
                 403
@@ -279,31 +305,29 @@ async fn send<T: Transport>(
                 404
             };
             debug!(path = %path.display(), error = %e, "static: cannot open");
-            return answer(r, status, &[], head_only).await;
+            return answer(r, loc, status, &[], head_only).await;
         }
     };
     if !contained(root, &file, path) {
         warn!(client = %r.vars.remote, path = %path.display(), root = %root.display(), "file resolves outside the root (404)");
-        return answer(r, 404, &[], head_only).await;
+        return answer(r, loc, 404, &[], head_only).await;
     }
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let tag = loc.etag.then(|| etag(mtime, size));
     let last_modified = http_date(mtime);
-    let extra = rendered_add_header(r, loc);
+    let added = added_fields(loc, r.vars);
 
     let mut out = Vec::with_capacity(512);
     let head = |out: &mut Vec<u8>, status: u16| {
-        let _ = write!(
-            out,
-            "HTTP/1.1 {status} {}\r\nServer: ringway\r\n",
-            reply::reason(status)
-        );
+        let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reply::reason(status));
+        out.extend_from_slice(server_field(r.server.server_tokens));
+        push_date(out);
         push_header(out, "Last-Modified", last_modified.as_bytes());
         if let Some(tag) = &tag {
             push_header(out, "ETag", tag.as_bytes());
         }
-        for (n, v) in &extra {
+        for (n, v) in applicable(&added, status) {
             push_header(out, n, v);
         }
         out.extend_from_slice(if r.keep_alive {
@@ -340,9 +364,8 @@ async fn send<T: Transport>(
         Range::Part(a, b) => (206, a, b - a + 1),
         Range::Unsatisfiable => {
             let cr = format!("bytes */{size}");
-            let mut headers: Vec<(&str, &[u8])> = vec![("Content-Range", cr.as_bytes())];
-            headers.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-            return answer(r, 416, &headers, head_only).await;
+            let headers: [(&str, &[u8]); 1] = [("Content-Range", cr.as_bytes())];
+            return answer(r, loc, 416, &headers, head_only).await;
         }
     };
     head(&mut out, status);
@@ -375,7 +398,7 @@ async fn send<T: Transport>(
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "static: read failed (500)");
-                return answer(r, 500, &[], head_only).await;
+                return answer(r, loc, 500, &[], head_only).await;
             }
         }
     } else {
@@ -488,20 +511,7 @@ pub fn expires_fields(expires: Option<ringway_config::Expires>) -> Vec<(String, 
     ]
 }
 
-/// RFC 9110 §5.6.7 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-pub fn http_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let local = crate::access_log::time_local(secs); // "23/Nov/2026:04:02:25 +0000"
-    let (day, rest) = local.split_at(2);
-    let month = &rest[1..4];
-    let year = &rest[5..9];
-    let time = &rest[10..18];
-    format!(
-        "{}, {day} {month} {year} {time} GMT",
-        DAYS[((secs / 86_400) % 7) as usize]
-    )
-}
+pub use crate::http::date::http_date;
 
 /// nginx's ETag: "<mtime hex>-<size hex>".
 pub fn etag(mtime: SystemTime, size: u64) -> String {

@@ -27,7 +27,22 @@ fuzz_target!(|data: &[u8]| {
         for keep_alive in [false, true] {
             for dechunk in [false, true] {
                 let mut out = Vec::new();
-                let add = [("X-Added".to_string(), b"v".to_vec())];
+                let add = [
+                    rewrite::Added {
+                        name: "X-Added".to_string(),
+                        value: b"v".to_vec(),
+                        always: false,
+                    },
+                    rewrite::Added {
+                        name: "X-Always".to_string(),
+                        value: b"w".to_vec(),
+                        always: true,
+                    },
+                ];
+                let hide: Vec<String> = ringway_config::DEFAULT_PROXY_HIDE
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 // The fields `expires` replaces go whichever way the
                 // bytes fall; the relayed head must stay one head.
                 let replace: &[&str] = if data.len() % 2 == 0 {
@@ -35,9 +50,13 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     &[]
                 };
-                rewrite::response_head_for(
-                    &mut out, &resp, framing, keep_alive, dechunk, &add, replace,
-                );
+                let relay = rewrite::Relay {
+                    added: &add,
+                    replace,
+                    hide: if data.len() % 3 == 0 { &hide } else { &[] },
+                    server_tokens: data.len() % 5 == 0,
+                };
+                rewrite::response_head_for(&mut out, &resp, framing, keep_alive, dechunk, &relay);
                 let again = match response::parse_bytes(&out, 256, out.len().max(1024)) {
                     Ok(Some(r)) => r,
                     other => panic!(

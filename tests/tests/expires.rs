@@ -53,7 +53,7 @@ fn cached_backend() -> SocketAddr {
 /// (status, every Cache-Control value, Expires minus now in seconds).
 fn fields(addr: SocketAddr, path: &str) -> (u16, Vec<String>, Option<i64>) {
     let (status, head, _) = get_once(addr, "app", path, "");
-    // From the clock here when the answer came: ringway sends no `Date`.
+    // From the clock here when the answer came (to the second).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

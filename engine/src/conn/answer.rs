@@ -6,7 +6,7 @@
 use ringway_config::{Action, Server};
 
 use super::{Conn, Done, Next, Phase, Routed};
-use crate::http::{reply, rewrite};
+use crate::http::reply;
 use crate::static_files::{self, StaticRequest};
 use crate::transport::Transport;
 use crate::vars::VarCtx;
@@ -52,20 +52,13 @@ impl<T: Transport> Conn<T> {
             .as_ref()
             .map(|t| vars.render_to_vec(t))
             .unwrap_or_default();
-        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-        if let Some(t) = location {
-            headers.push(("Location".to_string(), vars.render_to_vec(t)));
+        let to = location.as_ref().map(|t| vars.render_to_vec(t));
+        let added = static_files::added_fields(loc, &vars);
+        let mut extra: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(to) = &to {
+            extra.push(("Location", to));
         }
-        if rewrite::add_header_applies(*status) {
-            for (n, t) in &loc.add_header {
-                headers.push((n.clone(), vars.render_to_vec(t)));
-            }
-            headers.extend(crate::static_files::expires_fields(loc.expires));
-        }
-        let extra: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
+        extra.extend(static_files::applicable(&added, *status));
         let keep_alive = r.keep_alive && r.req.body.is_empty();
         let head_only = r.req.method() == "HEAD";
         let mut out = Vec::with_capacity(160 + text.len());
@@ -73,6 +66,7 @@ impl<T: Transport> Conn<T> {
             &mut out,
             *status,
             &extra,
+            server.server_tokens,
             loc.default_type.as_deref().unwrap_or("text/plain"),
             &text,
             head_only,
@@ -131,5 +125,6 @@ pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase
         error: None,
         next,
         upstream: None,
+        location: Some(r.location),
     }))
 }

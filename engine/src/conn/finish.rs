@@ -120,29 +120,52 @@ impl<T: Transport> Conn<T> {
             Kind::NoLocation | Kind::OverLimit(_) | Kind::Forbidden
         ) && matches!(done.next, Next::KeepAlive(_));
         let head_only = done.req.as_ref().is_some_and(|r| r.method() == "HEAD");
-        let send_timeout = {
-            let config = &self.snap.config;
-            self.listen.select(config, None).send_timeout
+        let snap = self.snap.clone();
+        let server = match done.server {
+            Some(i) => &snap.config.servers[i],
+            None => self.listen.select(&snap.config, None),
+        };
+        // The routed location's `add_header ... always` fields (nginx
+        // puts them on its error pages too).
+        let added = match (done.location, &done.req) {
+            (Some(l), Some(req)) => {
+                let name = super::answer::first_name(server);
+                let vars = crate::vars::VarCtx {
+                    req,
+                    remote: self.peer,
+                    peer: self.addrs,
+                    local: self.local,
+                    server_name: &name,
+                    tls: self.io.tls_info(),
+                    proxy_host: "",
+                };
+                crate::static_files::added_fields(&server.locations[l], &vars)
+            }
+            _ => Vec::new(),
         };
         let body = format!("{status} {}\n", reply::reason(status));
         // The one 405 of this path refuses a plain HTTP/2 CONNECT (ringway
         // is no forward proxy): RFC 9110 §15.5.6 wants the methods a
         // reverse proxy takes named.
-        let allow: &[(&str, &[u8])] = match e.kind {
-            Kind::Refused(405, _) => &[("Allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")],
-            _ => &[],
+        let mut extra: Vec<(&str, &[u8])> = match e.kind {
+            Kind::Refused(405, _) => {
+                vec![("Allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")]
+            }
+            _ => Vec::new(),
         };
+        extra.extend(crate::static_files::applicable(&added, status));
         let mut out = Vec::with_capacity(160);
         reply::full(
             &mut out,
             status,
-            allow,
+            &extra,
+            server.server_tokens,
             "text/plain",
             body.as_bytes(),
             head_only,
             keep_alive,
         );
-        let ok = self.io.write_all(&out, send_timeout).await.is_ok();
+        let ok = self.io.write_all(&out, server.send_timeout).await.is_ok();
         let bytes = if head_only { 0 } else { body.len() as u64 };
         (ok && keep_alive, bytes)
     }

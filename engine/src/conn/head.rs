@@ -39,6 +39,7 @@ impl<T: Transport> Conn<T> {
                 error: Some(Error::new(kind)),
                 next: Next::Close,
                 upstream: None,
+                location: None,
             }))
         };
         let first_wait = if self.first || !self.buf.is_empty() {

@@ -98,6 +98,9 @@ pub struct Done {
     /// The upstream server that answered a proxied request (the access
     /// log's `$upstream_addr`, `$upstream_status`).
     pub upstream: Option<std::net::SocketAddr>,
+    /// The location that routed the request (its `add_header ... always`
+    /// fields go on an error answer); none before routing.
+    pub location: Option<usize>,
 }
 
 /// What the connection does after a request.
@@ -245,6 +248,7 @@ pub async fn serve_refused<T: Transport + 'static>(
         error: Some(Error::new(kind)),
         next: Next::Close,
         upstream: None,
+        location: None,
     };
     run(c, Phase::Finish(Box::new(done))).await
 }

@@ -30,8 +30,7 @@ impl<T: Transport> Conn<T> {
             }
         }
         let name = first_name(server);
-        let (x, mut add_header) = self.exchange(&r, server, loc, &name);
-        add_header.extend(crate::static_files::expires_fields(loc.expires));
+        let x = self.exchange(&r, server, loc, &name);
         let plain = Plain {
             method_is_head: r.req.method() == "HEAD",
             body: r.req.body,
@@ -42,12 +41,6 @@ impl<T: Transport> Conn<T> {
             client_keep_alive: r.keep_alive,
             client_http10: r.req.minor_version == 0,
             client_body_timeout: server.client_header_timeout,
-            add_header,
-            replace: if loc.expires.is_some() {
-                rewrite::EXPIRES_FIELDS
-            } else {
-                &[]
-            },
         };
         let result = proxy::http::run(&x, &plain).await;
         drop(x);
@@ -79,7 +72,7 @@ impl<T: Transport> Conn<T> {
         let server = &snap.config.servers[r.server];
         let loc = &server.locations[r.location];
         let name = first_name(server);
-        let (x, _) = self.exchange(&r, server, loc, &name);
+        let x = self.exchange(&r, server, loc, &name);
         let result = proxy::upgrade::run(&x, &r.upgrade).await;
         drop(x);
         use crate::metrics::UpgradeResult;
@@ -113,7 +106,7 @@ impl<T: Transport> Conn<T> {
         server: &'a Server,
         loc: &'a Location,
         server_name: &'a str,
-    ) -> (Exchange<'a, T>, Vec<(String, Vec<u8>)>) {
+    ) -> Exchange<'a, T> {
         let ringway_config::Action::Proxy(pp) = &loc.action else {
             unreachable!("routed to Proxy by its action");
         };
@@ -142,12 +135,7 @@ impl<T: Transport> Conn<T> {
             conn,
             server.underscores_in_headers,
         );
-        let add_header = loc
-            .add_header
-            .iter()
-            .map(|(n, t)| (n.clone(), vars.render_to_vec(t)))
-            .collect();
-        let x = Exchange {
+        Exchange {
             kit: &self.shared.kit,
             location: loc,
             client: &self.io,
@@ -171,8 +159,9 @@ impl<T: Transport> Conn<T> {
                 max_headers: server.max_headers,
                 read_timeout: loc.proxy_read_timeout,
             },
-        };
-        (x, add_header)
+            added: crate::static_files::added_fields(loc, &vars),
+            server_tokens: server.server_tokens,
+        }
     }
 
     /// Where a `proxy_pass` goes, with the request's balancing key.
@@ -216,5 +205,6 @@ fn failed(r: Routed, e: Error) -> Phase {
         error: Some(e),
         next: Next::Close,
         upstream: None,
+        location: Some(r.location),
     }))
 }

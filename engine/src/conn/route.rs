@@ -45,6 +45,7 @@ impl<T: Transport> Conn<T> {
                 error: Some(Error::new(Kind::NoLocation)),
                 next,
                 upstream: None,
+                location: None,
             }));
         };
         let loc = m.location;
@@ -142,5 +143,6 @@ fn refused(r: Routed, kind: Kind) -> Phase {
         error: Some(Error::new(kind)),
         next,
         upstream: None,
+        location: Some(r.location),
     }))
 }

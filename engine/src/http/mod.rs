@@ -6,6 +6,7 @@
 //! (HTTP/1.1 message syntax) are the references.
 
 pub mod chunked;
+pub mod date;
 pub mod framing;
 pub mod path;
 pub mod reply;

@@ -37,22 +37,21 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// A complete response with a body. `extra` is pre-formatted header lines.
+#[allow(clippy::too_many_arguments)]
 pub fn full(
     out: &mut Vec<u8>,
     status: u16,
     extra: &[(&str, &[u8])],
+    server_tokens: bool,
     content_type: &str,
     body: &[u8],
     head_only: bool,
     keep_alive: bool,
 ) {
     use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nServer: ringway\r\n",
-        status,
-        reason(status)
-    );
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, reason(status));
+    out.extend_from_slice(super::rewrite::server_field(server_tokens));
+    super::date::push_date(out);
     for (n, v) in extra {
         super::rewrite::push_header(out, n, v);
     }
@@ -80,6 +79,7 @@ pub fn error(out: &mut Vec<u8>, status: u16) {
         out,
         status,
         &[],
+        false,
         "text/plain",
         body.as_bytes(),
         false,
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn head_only_keeps_length() {
         let mut out = Vec::new();
-        full(&mut out, 200, &[], "text/plain", b"OK", true, true);
+        full(&mut out, 200, &[], false, "text/plain", b"OK", true, true);
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("Content-Length: 2\r\n"));
         assert!(s.ends_with("keep-alive\r\n\r\n"));

@@ -157,6 +157,57 @@ pub fn request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// A rendered `add_header` field (or one `expires` makes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub name: String,
+    pub value: Vec<u8>,
+    /// `always`: on every status.
+    pub always: bool,
+}
+
+impl Added {
+    /// Whether this field goes on an answer with `status`.
+    pub fn applies(&self, status: u16) -> bool {
+        self.always || add_header_applies(status)
+    }
+}
+
+/// What the location does to a relayed response head besides the
+/// hop-by-hop rules: fields it adds, upstream fields those replace, the
+/// upstream fields it hides, and the `Server` field it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Relay<'a> {
+    pub added: &'a [Added],
+    /// Upstream fields the added fields replace where they apply
+    /// (`expires`'s).
+    pub replace: &'a [&'a str],
+    /// Upstream fields not relayed, lowercase (`Location::proxy_hide`).
+    pub hide: &'a [String],
+    /// `server_tokens`.
+    pub server_tokens: bool,
+}
+
+impl Relay<'_> {
+    /// Relay everything but the hop-by-hop fields; add nothing.
+    pub const NONE: Relay<'static> = Relay {
+        added: &[],
+        replace: &[],
+        hide: &[],
+        server_tokens: false,
+    };
+}
+
+/// The `Server` field ringway writes: its name, with `server_tokens`
+/// its version too (never by default: a version helps only an attacker).
+pub fn server_field(tokens: bool) -> &'static [u8] {
+    if tokens {
+        concat!("Server: ringway/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
+    } else {
+        b"Server: ringway\r\n"
+    }
+}
+
 /// Write the response head relayed to the client. A 101 keeps its
 /// `Upgrade` and gets `Connection: upgrade`; any other response loses the
 /// upstream's hop-by-hop fields and gets `Connection: close` or
@@ -166,8 +217,9 @@ pub fn response_head(
     resp: &Response,
     framing: ResponseFraming,
     client_keep_alive: bool,
+    relay: &Relay<'_>,
 ) {
-    response_head_for(out, resp, framing, client_keep_alive, false, &[], &[])
+    response_head_for(out, resp, framing, client_keep_alive, false, relay)
 }
 
 /// The fields `expires` sets (and replaces in a proxied answer).
@@ -182,10 +234,12 @@ pub fn add_header_applies(status: u16) -> bool {
 }
 
 /// `response_head`, optionally without `Transfer-Encoding` (the body is
-/// relayed decoded to an HTTP/1.0 client, delimited by closing), plus the
-/// location's rendered `add_header` fields where the status takes them,
-/// which then replace the upstream's fields named in `replace`
-/// (`expires`'s). The framing field written is `framing`'s, not the
+/// relayed decoded to an HTTP/1.0 client, delimited by closing). As
+/// nginx: the upstream's fields in `relay.hide` are dropped, ringway's
+/// own `Server` and `Date` take the place of the upstream's when those
+/// are hidden (the default), and the location's added fields follow
+/// where the status takes them, replacing the upstream's fields named in
+/// `relay.replace`. The framing field written is `framing`'s, not the
 /// upstream's.
 pub fn response_head_for(
     out: &mut Vec<u8>,
@@ -193,21 +247,31 @@ pub fn response_head_for(
     framing: ResponseFraming,
     client_keep_alive: bool,
     dechunk: bool,
-    add_header: &[(String, Vec<u8>)],
-    replace: &[&str],
+    relay: &Relay<'_>,
 ) {
-    let adding = add_header_applies(resp.status);
+    let replacing = add_header_applies(resp.status) && !relay.replace.is_empty();
+    let hidden = |name: &[u8]| relay.hide.iter().any(|h| header_eq(name, h));
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(resp.status.to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(resp.reason());
     out.extend_from_slice(b"\r\n");
+    if relay.hide.iter().any(|h| h == "server") {
+        out.extend_from_slice(server_field(relay.server_tokens));
+    }
+    if relay.hide.iter().any(|h| h == "date") {
+        super::date::push_date(out);
+    }
     for (name, v) in resp.headers() {
         if framing::is_framing(name) || is_hop_by_hop(name, resp.connection_values()) {
             continue;
         }
-        if adding
-            && replace
+        if hidden(name) {
+            continue;
+        }
+        if replacing
+            && relay
+                .replace
                 .iter()
                 .any(|r| r.as_bytes().eq_ignore_ascii_case(name))
         {
@@ -224,10 +288,8 @@ pub fn response_head_for(
         }
         kind => framing::write(out, kind),
     }
-    if adding {
-        for (n, v) in add_header {
-            push_header(out, n, v);
-        }
+    for a in relay.added.iter().filter(|a| a.applies(resp.status)) {
+        push_header(out, &a.name, &a.value);
     }
     if resp.status == 101 {
         if let Some(up) = resp.header("upgrade") {
@@ -394,8 +456,84 @@ mod tests {
     fn relayed(raw: &[u8], head_request: bool, keep_alive: bool) -> String {
         let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        response_head(&mut out, &r, r.framing(head_request).unwrap(), keep_alive);
+        response_head(
+            &mut out,
+            &r,
+            r.framing(head_request).unwrap(),
+            keep_alive,
+            &Relay::NONE,
+        );
         String::from_utf8(out).unwrap()
+    }
+
+    fn added(name: &str, value: &str, always: bool) -> Added {
+        Added {
+            name: name.into(),
+            value: value.into(),
+            always,
+        }
+    }
+
+    /// nginx's defaults: the upstream's Server, Date, X-Pad and the five
+    /// X-Accel-* it acts on are not relayed (other X-Accel-* are); its own
+    /// Server and Date take their place; `always` fields go on every
+    /// status, the others on nginx's list only.
+    #[test]
+    fn hidden_fields_and_added_ones() {
+        let hide: Vec<String> = ringway_config::DEFAULT_PROXY_HIDE
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let add = [added("X-A", "a", false), added("X-B", "b", true)];
+        let relay = Relay {
+            added: &add,
+            replace: &[],
+            hide: &hide,
+            server_tokens: false,
+        };
+        let head = |raw: &[u8]| {
+            let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
+            let mut out = Vec::new();
+            response_head(&mut out, &r, r.framing(false).unwrap(), true, &relay);
+            String::from_utf8(out).unwrap()
+        };
+        let ok = head(b"HTTP/1.1 200 OK\r\nServer: up/1\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-Pad: p\r\nX-Accel-Buffering: no\r\nX-Accel-Other: o\r\nContent-Length: 0\r\n\r\n");
+        assert!(
+            ok.starts_with("HTTP/1.1 200 OK\r\nServer: ringway\r\nDate: "),
+            "{ok}"
+        );
+        for gone in ["up/1", "2001", "X-Pad", "X-Accel-Buffering"] {
+            assert!(!ok.contains(gone), "{gone} relayed: {ok}");
+        }
+        assert!(ok.contains("X-Accel-Other: o\r\n"), "{ok}");
+        assert!(ok.contains("X-A: a\r\nX-B: b\r\n"), "{ok}");
+        let missing = head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        assert!(
+            missing.contains("X-B: b\r\n") && !missing.contains("X-A"),
+            "{missing}"
+        );
+        // proxy_pass_header Server: the upstream's, and no second one.
+        let passed: Vec<String> = hide.iter().filter(|h| *h != "server").cloned().collect();
+        let relay = Relay {
+            hide: &passed,
+            server_tokens: true,
+            ..relay
+        };
+        let r = response::parse_bytes(b"HTTP/1.1 200 OK\r\nServer: up/1\r\n\r\n", 64, 4096)
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        response_head(&mut out, &r, r.framing(false).unwrap(), true, &relay);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("Server:").count(), 1, "{out}");
+        assert!(out.contains("Server: up/1\r\n"), "{out}");
+    }
+
+    #[test]
+    fn server_tokens_names_the_version() {
+        assert_eq!(server_field(false), b"Server: ringway\r\n");
+        let with = String::from_utf8_lossy(server_field(true)).into_owned();
+        assert!(with.starts_with("Server: ringway/") && with.ends_with("\r\n"));
     }
 
     #[test]
@@ -471,8 +609,7 @@ mod tests {
             r.framing(false).unwrap(),
             false,
             true,
-            &[],
-            &[],
+            &Relay::NONE,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),

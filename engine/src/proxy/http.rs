@@ -43,11 +43,6 @@ pub struct Plain {
     pub client_http10: bool,
     /// The longest wait between two reads of the request body.
     pub client_body_timeout: std::time::Duration,
-    /// The location's `add_header` fields, rendered for this request
-    /// (with its `expires` fields).
-    pub add_header: Vec<(String, Vec<u8>)>,
-    /// The upstream's fields these replace (`expires`'s).
-    pub replace: &'static [&'static str],
 }
 
 pub struct Outcome {
@@ -159,15 +154,7 @@ async fn respond<C: Transport>(
             .header("x-accel-buffering")
             .is_some_and(|v| header_eq(v, "no"));
     let mut out = Vec::with_capacity(resp.head_len + 64);
-    rewrite::response_head_for(
-        &mut out,
-        resp,
-        framing,
-        keep_alive,
-        dechunk,
-        &p.add_header,
-        p.replace,
-    );
+    rewrite::response_head_for(&mut out, resp, framing, keep_alive, dechunk, &x.relay());
     let status = resp.status;
     let lim = BodyLimits {
         read_timeout: loc.proxy_read_timeout,

@@ -43,6 +43,7 @@ use tracing::warn;
 
 use crate::error::{Error, Kind, Retry};
 use crate::http::response::{self, Response};
+use crate::http::rewrite::{Added, Relay};
 use crate::tls::Connector;
 use crate::transport::{Pending, Transport};
 use crate::upstream::{Group, Key};
@@ -91,9 +92,28 @@ pub struct Exchange<'a, C: Transport> {
     /// Bytes the client sent after its head.
     pub early: &'a [u8],
     pub limits: HeadLimits,
+    /// The location's `add_header` and `expires` fields, rendered for
+    /// this request.
+    pub added: Vec<Added>,
+    /// The server's `server_tokens`.
+    pub server_tokens: bool,
 }
 
 impl<C: Transport> Exchange<'_, C> {
+    /// What the location does to the response head relayed to the client.
+    pub fn relay(&self) -> Relay<'_> {
+        Relay {
+            added: &self.added,
+            replace: if self.location.expires.is_some() {
+                crate::http::rewrite::EXPIRES_FIELDS
+            } else {
+                &[]
+            },
+            hide: &self.location.proxy_hide,
+            server_tokens: self.server_tokens,
+        }
+    }
+
     /// Connect, send the head, read the response head, retrying as
     /// nginx does, and give up when the client leaves.
     async fn exchange_head(&self) -> Result<Answered, Error> {

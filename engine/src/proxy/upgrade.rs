@@ -79,7 +79,7 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>, forwarded: &[u8]) -> Result<
         None
     };
     let mut out = Vec::with_capacity(resp.head_len + 64);
-    rewrite::response_head(&mut out, resp, framing, false);
+    rewrite::response_head(&mut out, resp, framing, false, &x.relay());
 
     if let Some(switched) = switched {
         // The upstream's first bytes of the new protocol go with the 101,
