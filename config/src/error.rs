@@ -36,6 +36,10 @@ pub enum ErrorKind {
         elsewhere: Option<String>,
         expected: Vec<String>,
     },
+    /// An nginx directive ringway does not plan to carry
+    /// ([`crate::keys::NOT_PLANNED`]).
+    #[error("`{name}` is not planned in ringway: {why}")]
+    NotPlanned { name: String, why: &'static str },
     /// A key or table written twice (TOML forbids it).
     #[error("{} twice{}", if *table { "table defined" } else { "key set" }, first_line.map(|l| format!(" (first on line {l})")).unwrap_or_default())]
     Duplicate {

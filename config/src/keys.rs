@@ -134,6 +134,54 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.locations.MATCH.access",
 ];
 
+/// nginx directives ringway does not plan to carry, by name (or name
+/// prefix, ending in `*`), each with why and what to do instead. A key of
+/// such a name in ringway.toml is refused with this reason (and the
+/// importer reports the directive the same way).
+pub const NOT_PLANNED: &[(&str, &str)] = &[
+    (
+        "proxy_cache*",
+        "ringway does not cache responses; put a cache (Varnish, or nginx for that path) behind it",
+    ),
+    (
+        "fastcgi_cache*",
+        "ringway does not cache responses; put a cache (Varnish, or nginx for that path) behind it",
+    ),
+    (
+        "ssi*",
+        "server-side includes are an application's job; render the page upstream",
+    ),
+    (
+        "sub_filter*",
+        "ringway does not rewrite response bodies; change the upstream's output",
+    ),
+    (
+        "*lua*",
+        "ringway runs no embedded scripts; move the logic to the upstream or a small service",
+    ),
+    (
+        "perl*",
+        "ringway runs no embedded scripts; move the logic to the upstream or a small service",
+    ),
+    (
+        "js_*",
+        "ringway runs no embedded scripts; move the logic to the upstream or a small service",
+    ),
+];
+
+/// Why `name` is not planned, when it is (see [`NOT_PLANNED`]).
+pub fn not_planned(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    NOT_PLANNED.iter().find_map(|&(pattern, why)| {
+        let hit = match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+            (Some(mid), _) => name.contains(mid.trim_end_matches('*')),
+            (None, Some(prefix)) => name.starts_with(prefix),
+            (None, None) => name == pattern,
+        };
+        hit.then_some(why)
+    })
+}
+
 /// The tables that take a key named `name`, as path patterns
 /// (`servers.NAME.locations.MATCH`, or "the top level"): where a key
 /// written in the wrong table belongs.
@@ -294,6 +342,33 @@ mod tests {
             "servers.NAME.locations.MATCH.return.bogus",
         ] {
             assert!(unknown(&parse_with(bogus, "1")).is_some(), "{bogus}");
+        }
+    }
+
+    #[test]
+    fn not_planned_directives_say_so() {
+        for name in [
+            "proxy_cache",
+            "proxy_cache_valid",
+            "ssi",
+            "sub_filter_once",
+            "content_by_lua_block",
+            "access_by_lua",
+            "js_content",
+        ] {
+            assert!(not_planned(name).is_some(), "{name}");
+            let e = parse_with(&format!("servers.NAME.locations.MATCH.{name}"), "1")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("not planned"), "{name}: {e}");
+        }
+        for name in ["proxy_pass", "proxy_buffering", "ssl_ciphers", "json"] {
+            assert!(not_planned(name).is_none(), "{name}");
+        }
+        for (name, _) in NOT_PLANNED {
+            let bare = name.trim_matches('*');
+            assert!(!KEYS.iter().any(|k| k.ends_with(&format!(".{bare}"))), "{name}");
         }
     }
 

@@ -478,6 +478,12 @@ fn plain_types(msg: &str) -> String {
 /// The error for a key `name` that a table does not take, given the keys
 /// it does take.
 pub(crate) fn unknown_key<S: AsRef<str>>(name: &str, expected: Vec<S>) -> ErrorKind {
+    if let Some(why) = crate::keys::not_planned(name) {
+        return ErrorKind::NotPlanned {
+            name: name.to_string(),
+            why,
+        };
+    }
     let expected: Vec<String> = expected.iter().map(|s| s.as_ref().to_string()).collect();
     let suggestion = suggest(name, &expected).map(str::to_string);
     let elsewhere = match suggestion {

@@ -176,3 +176,20 @@ fn a_missing_root_is_a_warning_that_names_its_line() {
     );
     assert!(out.contains("test is successful"), "{out}");
 }
+
+/// nginx directives ringway does not plan to carry are named as such,
+/// with what to do instead, not as a typo.
+#[test]
+fn a_not_planned_directive_says_so() {
+    let (code, out, path) = config_test(
+        "[servers.ws]\nlisten = [\"127.0.0.1:0\"]\n[servers.ws.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:3000\"\nproxy_cache = \"one\"\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:5: servers.ws.locations.\"/\".proxy_cache: `proxy_cache` is not planned in ringway: ringway does not cache responses",
+            path.display()
+        )),
+        "{out}"
+    );
+}
