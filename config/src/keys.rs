@@ -368,7 +368,10 @@ mod tests {
         }
         for (name, _) in NOT_PLANNED {
             let bare = name.trim_matches('*');
-            assert!(!KEYS.iter().any(|k| k.ends_with(&format!(".{bare}"))), "{name}");
+            assert!(
+                !KEYS.iter().any(|k| k.ends_with(&format!(".{bare}"))),
+                "{name}"
+            );
         }
     }
 

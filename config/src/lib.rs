@@ -196,6 +196,29 @@ try_files = ["$uri", "/index.html"]
     /// A connection zone has no rate: `rate` there is an unknown key that
     /// says where it belongs, and a typo is never offered `rate`.
     #[test]
+    fn named_locations_and_their_fallbacks() {
+        let base = "[servers.s]\nlisten = \"127.0.0.1:0\"\n\
+                    [servers.s.locations.\"/\"]\nroot = \"/srv\"\n";
+        let c = parse(&format!(
+            "{base}try_files = [\"$uri\", \"@app\"]\n\
+             [servers.s.locations.\"@app\"]\nproxy_pass = \"http://127.0.0.1:9\"\n"
+        ))
+        .unwrap();
+        assert!(
+            matches!(&c.servers[0].locations[1].matcher, LocationMatch::Named(n) if n == "app")
+        );
+        let e = err(&format!("{base}try_files = [\"$uri\", \"@nope\"]\n"));
+        assert!(
+            e.contains(":5: servers.s.locations.\"/\".try_files: no location \"@nope\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[servers.s.locations.\"@bad name\"]\nreturn = {{ status = 204 }}\n"
+        ));
+        assert!(e.contains("a named location is `@` and a name"), "{e}");
+    }
+
+    #[test]
     fn a_connection_zone_refuses_a_rate() {
         let base = "[servers.a]\nlisten = [\"127.0.0.1:0\"]\n[servers.a.locations.\"/\"]\nreturn = { status = 200 }\n";
         let e = err(&format!(

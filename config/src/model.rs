@@ -634,6 +634,9 @@ pub enum LocationMatch {
         regex: regex::Regex,
         case_insensitive: bool,
     },
+    /// "@name": never matched by a URI; reached only as a `try_files`
+    /// fallback (nginx's named location). Stores the name without `@`.
+    Named(String),
 }
 
 #[derive(Debug, Clone)]
@@ -725,6 +728,16 @@ pub const DEFAULT_PROXY_HIDE: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     pub parts: Vec<Part>,
+}
+
+impl Template {
+    /// The text of a template without variables.
+    pub fn literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [Part::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

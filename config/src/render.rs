@@ -897,6 +897,9 @@ X-Token = "$http_x_token;$document_uri?$query_string"
 proxy_pass = "https://127.0.0.1:9443"
 upgrade = ["WebSocket", "mqtt/5"]
 
+[servers.edge.locations."@fallback"]
+proxy_pass = "http://least"
+
 [servers."plain one"]
 listen = "127.0.0.1:8080"
 

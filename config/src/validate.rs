@@ -773,6 +773,37 @@ fn server(
             &limits,
         )?);
     }
+    // A `try_files` fallback to `@name` must name a location of this
+    // server (nginx refuses an unknown one only when a request gets
+    // there; a configuration test should say so first).
+    for (l, (lk, raw)) in locations.iter().zip(&r.locations) {
+        let Action::Static(sf) = &l.action else {
+            continue;
+        };
+        let Some(last) = sf.try_files.last() else {
+            continue;
+        };
+        let Some(name) = last.literal().and_then(|t| t.strip_prefix('@')) else {
+            continue;
+        };
+        let known = locations
+            .iter()
+            .any(|m| matches!(&m.matcher, LocationMatch::Named(n) if n == name));
+        if !known {
+            let v = raw
+                .get_ref()
+                .try_files
+                .as_ref()
+                .expect("try_files was parsed");
+            return Err(cx.at(
+                v,
+                &format!("{key}.locations.{}.try_files", k(lk)),
+                ErrorKind::Invalid(format!(
+                    "no location \"@{name}\" in this server for the fallback"
+                )),
+            ));
+        }
+    }
     let client_header_buffer_size = cx.size(
         r.client_header_buffer_size.as_ref(),
         &format!("{key}.client_header_buffer_size"),
@@ -1116,7 +1147,18 @@ fn location(
     let span_start = l.span().start;
     let r = l.get_ref();
     let invalid = |msg: String| cx.err(here.clone(), key, ErrorKind::Invalid(msg));
-    let matcher = if let Some(p) = lkey.strip_prefix("= ") {
+    let matcher = if let Some(name) = lkey.strip_prefix('@') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        {
+            return Err(invalid(format!(
+                "location `{lkey}`: a named location is `@` and a name of letters, digits, `_` and `-`"
+            )));
+        }
+        LocationMatch::Named(name.to_string())
+    } else if let Some(p) = lkey.strip_prefix("= ") {
         LocationMatch::Exact(p.trim().to_string())
     } else if let Some(p) = lkey.strip_prefix("^~ ") {
         LocationMatch::Prefix {

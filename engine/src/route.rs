@@ -85,8 +85,23 @@ pub struct Matched<'c> {
 pub fn matched_prefix(loc: &Location) -> Option<&str> {
     match &loc.matcher {
         LocationMatch::Exact(p) | LocationMatch::Prefix { path: p, .. } => Some(p),
-        LocationMatch::Regex { .. } => None,
+        LocationMatch::Regex { .. } | LocationMatch::Named(_) => None,
     }
+}
+
+/// The named location `@name` (given without `@`): a `try_files`
+/// fallback's target, never a URI's.
+pub fn find_named<'c>(server: &'c Server, name: &str) -> Option<Matched<'c>> {
+    server
+        .locations
+        .iter()
+        .enumerate()
+        .find(|(_, l)| matches!(&l.matcher, LocationMatch::Named(n) if n == name))
+        .map(|(index, location)| Matched {
+            location,
+            index,
+            prefix: None,
+        })
 }
 
 pub fn find_location<'c>(server: &'c Server, path: &str) -> Option<Matched<'c>> {

@@ -16,11 +16,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ringway_config::{Action, Location, Server, StaticFiles, StaticRoot};
+use ringway_config::{AccessRule, Action, Location, Server, StaticFiles, StaticRoot};
 use tracing::{debug, warn};
 
 use crate::http::date::push_date;
-use crate::http::rewrite::{push_header, server_field, Added};
+use crate::http::rewrite::{push_header, server_field, Added, InternalUri};
 use crate::http::{path, reply};
 use crate::route;
 use crate::sys;
@@ -63,32 +63,51 @@ enum Found {
     Internal(String),
 }
 
+/// What a static location did with a request.
+pub enum Outcome {
+    Served(Served),
+    /// A `try_files` fallback leads to a location that is not static
+    /// (a named `@proxy`, or a URI another location proxies or answers):
+    /// the request goes on there, as nginx's internal redirect.
+    Redirect {
+        /// The location's index in the server.
+        location: usize,
+        /// The changed URI; `None` for a named location (the request's
+        /// own URI stays, as nginx).
+        uri: Option<InternalUri>,
+    },
+}
+
 /// Serve a request that routed to a static location: `root`/`alias`,
-/// `index`, `try_files`, conditional and range requests.
+/// `index`, `try_files` (whose fallback may lead elsewhere: [`Outcome`]),
+/// conditional and range requests.
 pub async fn serve<T: Transport>(
     r: &StaticRequest<'_, T>,
     location: &Location,
     prefix: Option<&str>,
-) -> Served {
+) -> Outcome {
     let head_only = r.method == "HEAD";
-    if r.method != "GET" && !head_only {
-        debug!(
-            method = r.method,
-            "method not allowed on a static location (405)"
-        );
-        return answer(r, location, 405, &[("Allow", b"GET, HEAD")], head_only).await;
-    }
     // The request's path was normalised when its head was parsed (a path
     // above the root was refused there with 400).
     let mut uri = r.vars.req.norm_path().to_string();
     let (mut loc, mut prefix) = (location, prefix.map(str::to_string));
     for _ in 0..MAX_REDIRECTS {
         let Action::Static(sf) = &loc.action else {
-            warn!(uri, location = %loc.key, "try_files fallback routed to a location that is not static (500)");
-            return answer(r, loc, 500, &[], head_only).await;
+            unreachable!("only static locations are served here");
         };
-        match find(r, sf, prefix.as_deref(), &uri) {
-            Found::File { path, root } => return send(r, loc, &path, &root, head_only).await,
+        let found = find(r, sf, prefix.as_deref(), &uri);
+        // nginx's try_files runs for any method; its static handler then
+        // takes GET and HEAD only.
+        if r.method != "GET" && !head_only && !matches!(found, Found::Internal(_)) {
+            debug!(
+                method = r.method,
+                "method not allowed on a static location (405)"
+            );
+            let allow: [(&str, &[u8]); 1] = [("Allow", b"GET, HEAD")];
+            return Outcome::Served(answer(r, loc, 405, &allow, head_only).await);
+        }
+        let served = match found {
+            Found::File { path, root } => send(r, loc, &path, &root, head_only).await,
             Found::Slash => {
                 // The decoded path, escaped again for the Location field.
                 let mut escaped = String::with_capacity(uri.len() + 8);
@@ -98,27 +117,55 @@ pub async fn serve<T: Transport>(
                     to.push(b'?');
                     to.extend_from_slice(q.as_bytes());
                 }
-                return answer(r, loc, 301, &[("Location", &to)], head_only).await;
+                answer(r, loc, 301, &[("Location", &to)], head_only).await
             }
             Found::Status(s) => {
                 debug!(uri, status = s, "static: not found");
-                return answer(r, loc, s, &[], head_only).await;
+                answer(r, loc, s, &[], head_only).await
             }
             Found::Internal(next) => {
-                let Ok(n) = path::resolve(&next).map(Cow::into_owned) else {
-                    return answer(r, loc, 500, &[], head_only).await;
+                let (m, changed) = if let Some(name) = next.strip_prefix('@') {
+                    (route::find_named(r.server, name), None)
+                } else {
+                    let (p, args) = match next.split_once('?') {
+                        Some((p, a)) => (p, Some(a.to_string())),
+                        None => (next.as_str(), None),
+                    };
+                    let Ok(p) = path::resolve(p).map(Cow::into_owned) else {
+                        return Outcome::Served(answer(r, loc, 500, &[], head_only).await);
+                    };
+                    (
+                        route::find_location(r.server, &p),
+                        Some(InternalUri { path: p, args }),
+                    )
                 };
-                let Some(m) = route::find_location(r.server, &n) else {
-                    return answer(r, loc, 404, &[], head_only).await;
+                let Some(m) = m else {
+                    return Outcome::Served(answer(r, loc, 404, &[], head_only).await);
                 };
-                uri = n;
+                // nginx runs the access phase again after an internal
+                // redirect: the new location's rules decide.
+                if !AccessRule::allows(&m.location.access, r.vars.remote.ip()) {
+                    warn!(client = %r.vars.remote, uri = %next, "access forbidden by rule");
+                    return Outcome::Served(answer(r, m.location, 403, &[], head_only).await);
+                }
+                if !matches!(m.location.action, Action::Static(_)) {
+                    return Outcome::Redirect {
+                        location: m.index,
+                        uri: changed,
+                    };
+                }
+                if let Some(c) = changed {
+                    uri = c.path;
+                }
                 loc = m.location;
                 prefix = m.prefix.map(str::to_string);
+                continue;
             }
-        }
+        };
+        return Outcome::Served(served);
     }
     warn!(uri, "too many internal redirects (500)");
-    answer(r, loc, 500, &[], head_only).await
+    Outcome::Served(answer(r, loc, 500, &[], head_only).await)
 }
 
 fn root_dir(sf: &StaticFiles) -> &Path {

@@ -81,12 +81,12 @@ impl<T: Transport> Conn<T> {
         done(r, *status, text.len() as u64, next)
     }
 
-    pub(super) async fn serve_static(&mut self, r: Routed) -> Phase {
+    pub(super) async fn serve_static(&mut self, mut r: Routed) -> Phase {
         let snap = self.snap.clone();
         let server = &snap.config.servers[r.server];
         let loc = &server.locations[r.location];
         let name = first_name(server);
-        let served = {
+        let outcome = {
             let vars = self.vars(&r, &name);
             let s = StaticRequest {
                 io: &self.io,
@@ -96,6 +96,18 @@ impl<T: Transport> Conn<T> {
                 keep_alive: r.keep_alive && r.req.body.is_empty(),
             };
             static_files::serve(&s, loc, crate::route::matched_prefix(loc)).await
+        };
+        let served = match outcome {
+            static_files::Outcome::Served(s) => s,
+            static_files::Outcome::Redirect { location, uri } => {
+                // The fallback's location takes the request: its upgrade
+                // rules, access rules and action (a request body is still
+                // unread).
+                r.location = location;
+                r.uri = uri;
+                r.upgrade = self.upgrade_allowed(&r.req, &server.locations[location]);
+                return self.after_limits(r);
+            }
         };
         let next = if served.reusable {
             Next::KeepAlive(r.req.rest())

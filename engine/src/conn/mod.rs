@@ -80,6 +80,9 @@ pub struct Routed {
     /// protocols offered that the location allows); empty for a plain
     /// request, an upgrade request included whose protocols it refuses.
     pub upgrade: Vec<u8>,
+    /// The URI a `try_files` fallback changed the request to (an internal
+    /// redirect to a location that is not static); `None`: the request's.
+    pub uri: Option<crate::http::rewrite::InternalUri>,
 }
 
 /// How a request ended, for `Finish`.
@@ -153,6 +156,8 @@ pub fn allowed(from: &str, to: &str) -> bool {
             )
             | ("route", "delay")
             | ("return" | "static" | "proxy", "finish")
+            // A `try_files` fallback to a location that is not static.
+            | ("static", "return" | "proxy" | "upgrade")
             | ("upgrade", "tunnel" | "finish")
             | ("finish", "read-head" | "close")
     )

@@ -123,8 +123,12 @@ impl<T: Transport> Conn<T> {
         } else {
             UpstreamConn::Close
         };
-        let uri =
-            rewrite::upstream_uri(&r.req, crate::route::matched_prefix(loc), pp.uri.as_deref());
+        let uri = rewrite::upstream_uri(
+            &r.req,
+            crate::route::matched_prefix(loc),
+            pp.uri.as_deref(),
+            r.uri.as_ref(),
+        );
         let mut head = Vec::with_capacity(r.req.head_len + 256);
         rewrite::request_head(
             &mut head,

@@ -58,6 +58,7 @@ impl<T: Transport> Conn<T> {
             started,
             permit: None,
             upgrade,
+            uri: None,
         };
         if loc.limit_req.is_none() && loc.limit_conn.is_none() {
             return self.after_limits(r);
@@ -96,7 +97,7 @@ impl<T: Transport> Conn<T> {
     /// request is then proxied as a plain one, without `Upgrade` (RFC
     /// 9110 §7.8 lets a server ignore it), so no tunnel opens to a
     /// protocol the location does not name — h2c above all.
-    fn upgrade_allowed(&self, req: &Request, loc: &Location) -> Vec<u8> {
+    pub(super) fn upgrade_allowed(&self, req: &Request, loc: &Location) -> Vec<u8> {
         if !req.is_upgrade() || !matches!(loc.action, Action::Proxy(_)) {
             return Vec::new();
         }

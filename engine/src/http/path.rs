@@ -142,9 +142,34 @@ pub fn escape_uri(out: &mut String, decoded: &str) {
     }
 }
 
+/// Append a query made by ringway (a `try_files` fallback's `?args`,
+/// rendered from variables such as the decoded `$uri`) escaped so that it
+/// stays one query of one request line: controls, space, `#`, DEL and
+/// every non-ASCII byte become `%XX` (nginx's `NGX_ESCAPE_ARGS` set,
+/// which keeps `%`, `&`, `=`, `?`, `/`).
+pub fn escape_args(out: &mut String, args: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in args.as_bytes() {
+        if b <= 0x20 || b >= 0x7f || b == b'#' {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_args_stay_one_query() {
+        let mut s = String::new();
+        escape_args(&mut s, "q=/a b\r\nX: 1#f&r=é%2F");
+        assert_eq!(s, "q=/a%20b%0D%0AX:%201%23f&r=%C3%A9%2F");
+    }
 
     fn n(p: &str) -> Result<String, PathError> {
         normalize(p).map(Cow::into_owned)

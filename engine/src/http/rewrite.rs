@@ -46,8 +46,16 @@ pub fn upstream_uri(
     req: &Request,
     matched_prefix: Option<&str>,
     proxy_uri: Option<&str>,
+    changed: Option<&InternalUri>,
 ) -> String {
-    let path = req.norm_path();
+    let (path, query, made) = match changed {
+        Some(InternalUri {
+            path,
+            args: Some(a),
+        }) => (path.as_str(), Some(a.as_str()), true),
+        Some(c) => (c.path.as_str(), req.query(), false),
+        None => (req.norm_path(), req.query(), false),
+    };
     match (proxy_uri, matched_prefix) {
         (Some(uri), Some(prefix)) if path.starts_with(prefix) => {
             let rest = &path[prefix.len()..];
@@ -58,14 +66,41 @@ pub fn upstream_uri(
                 s.insert(0, '/');
             }
             path::escape_uri(&mut s, rest);
-            if let Some(q) = req.query().filter(|q| !q.is_empty()) {
-                s.push('?');
-                s.push_str(q);
-            }
+            push_query(&mut s, query, made);
+            s
+        }
+        // A changed URI (a `try_files` fallback) goes normalised, as
+        // nginx passes "the complete normalized request URI" then.
+        _ if changed.is_some() => {
+            let mut s = String::with_capacity(path.len() + 16);
+            path::escape_uri(&mut s, path);
+            push_query(&mut s, query, made);
             s
         }
         _ => req.origin_target().to_string(),
     }
+}
+
+/// The request's own query goes as received (the parser checked it);
+/// one a fallback made is escaped ([`path::escape_args`]).
+fn push_query(s: &mut String, query: Option<&str>, made: bool) {
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        s.push('?');
+        if made {
+            path::escape_args(s, q);
+        } else {
+            s.push_str(q);
+        }
+    }
+}
+
+/// The URI a `try_files` fallback changed a request to (nginx's internal
+/// redirect): its normalised path, and its own query when the fallback
+/// named one (else the request's stays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalUri {
+    pub path: String,
+    pub args: Option<String>,
 }
 
 /// Whether a client header field is dropped for having an underscore in
@@ -413,7 +448,33 @@ mod tests {
         let req = request::parse_bytes(raw.as_bytes(), 16, 8192)
             .unwrap()
             .unwrap();
-        upstream_uri(&req, prefix, proxy)
+        upstream_uri(&req, prefix, proxy, None)
+    }
+
+    /// A `try_files` fallback's URI: sent normalised and escaped, with its
+    /// own query or else the request's; a URI part replaces the prefix.
+    #[test]
+    fn changed_uri() {
+        let raw = "GET /a%20b?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let req = request::parse_bytes(raw.as_bytes(), 16, 8192)
+            .unwrap()
+            .unwrap();
+        let to = |path: &str, args: Option<&str>| InternalUri {
+            path: path.into(),
+            args: args.map(str::to_string),
+        };
+        assert_eq!(
+            upstream_uri(&req, None, None, Some(&to("/index.php", None))),
+            "/index.php?x=1"
+        );
+        assert_eq!(
+            upstream_uri(&req, None, None, Some(&to("/i p", Some("q=/a b")))),
+            "/i%20p?q=/a%20b"
+        );
+        assert_eq!(
+            upstream_uri(&req, Some("/app/"), Some("/"), Some(&to("/app/x", None))),
+            "/x?x=1"
+        );
     }
 
     #[test]
