@@ -196,6 +196,42 @@ try_files = ["$uri", "/index.html"]
     /// A connection zone has no rate: `rate` there is an unknown key that
     /// says where it belongs, and a typo is never offered `rate`.
     #[test]
+    fn error_page_lines() {
+        let p = ErrorPage::parse("500 502  503 504 /50x.html").unwrap();
+        assert_eq!(p.codes, [500, 502, 503, 504]);
+        assert_eq!(p.status, ErrorStatus::Keep);
+        assert_eq!(p.target, ErrorTarget::Uri("/50x.html".into()));
+        let p = ErrorPage::parse("404 =200 @app").unwrap();
+        assert_eq!(
+            (p.status, p.target.clone()),
+            (ErrorStatus::Set(200), ErrorTarget::Named("app".into()))
+        );
+        assert_eq!(p.to_line(), "404 =200 @app");
+        let p = ErrorPage::parse("403 = https://example.com/x").unwrap();
+        assert_eq!(p.status, ErrorStatus::Target);
+        assert_eq!(p.to_line(), "403 = https://example.com/x");
+        for bad in [
+            "/x",
+            "404",
+            "200 /x",
+            "404 =99 /x",
+            "404 x.html",
+            "=200 404 /x",
+            "",
+        ] {
+            assert!(ErrorPage::parse(bad).is_err(), "{bad}");
+        }
+        let e = err(
+            "[servers.s]\nlisten = \"127.0.0.1:0\"\nerror_page = [\"502 @down\"]\n\
+                     [servers.s.locations.\"/\"]\nroot = \"/srv\"\n",
+        );
+        assert!(
+            e.contains(":3: servers.s.error_page: no location \"@down\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn named_locations_and_their_fallbacks() {
         let base = "[servers.s]\nlisten = \"127.0.0.1:0\"\n\
                     [servers.s.locations.\"/\"]\nroot = \"/srv\"\n";

@@ -223,6 +223,9 @@ pub struct Server {
     pub http2_line: Option<usize>,
     /// `locations`, in file order (order matters for regex locations).
     pub locations: Vec<Location>,
+    /// `error_page` at the server level (for a request no location takes;
+    /// locations inherit it).
+    pub error_page: Vec<ErrorPage>,
     /// `client_header_buffer_size`
     /// ([`DEFAULT_CLIENT_HEADER_BUFFER_SIZE`](crate::defaults::DEFAULT_CLIENT_HEADER_BUFFER_SIZE)):
     /// the most bytes a request
@@ -409,6 +412,14 @@ pub struct Location {
     pub key: String,
     pub matcher: LocationMatch,
     pub action: Action,
+    /// `internal` (default false): reachable only as an `error_page` or
+    /// `try_files` target; a request for it is answered 404.
+    pub internal: bool,
+    /// `error_page` (the location's own, else the server's).
+    pub error_page: Vec<ErrorPage>,
+    /// `proxy_intercept_errors` (default false): upstream answers ≥ 300
+    /// with an `error_page` are replaced by it.
+    pub proxy_intercept_errors: bool,
     /// `proxy_connect_timeout`
     /// ([`DEFAULT_PROXY_CONNECT_TIMEOUT`](crate::defaults::DEFAULT_PROXY_CONNECT_TIMEOUT)).
     pub proxy_connect_timeout: Duration,
@@ -699,6 +710,113 @@ pub enum StaticRoot {
     Root(PathBuf),
     /// `alias`: the matched location prefix is replaced by this directory.
     Alias(PathBuf),
+}
+
+/// One `error_page` line: `CODE... [=[CODE]] TARGET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    pub status: ErrorStatus,
+    pub target: ErrorTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStatus {
+    /// No `=`: the original status.
+    Keep,
+    /// `=CODE`.
+    Set(u16),
+    /// `=` alone: the target's own status.
+    Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorTarget {
+    /// A URI (with an optional `?query`) routed again in the server.
+    Uri(String),
+    /// `@name`: a named location (stored without `@`).
+    Named(String),
+    /// `http://…` / `https://…`: a redirect (302, or the `=CODE` given).
+    Redirect(String),
+}
+
+impl ErrorPage {
+    /// The line as written (nginx's syntax).
+    pub fn to_line(&self) -> String {
+        let mut out: Vec<String> = self.codes.iter().map(u16::to_string).collect();
+        match self.status {
+            ErrorStatus::Keep => {}
+            ErrorStatus::Set(c) => out.push(format!("={c}")),
+            ErrorStatus::Target => out.push("=".into()),
+        }
+        out.push(match &self.target {
+            ErrorTarget::Uri(u) | ErrorTarget::Redirect(u) => u.clone(),
+            ErrorTarget::Named(n) => format!("@{n}"),
+        });
+        out.join(" ")
+    }
+
+    /// Parse one line; the error says what is wrong.
+    pub fn parse(line: &str) -> Result<ErrorPage, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((target, rest)) = words.split_last() else {
+            return Err("empty: write `CODE... [=[CODE]] URI`".into());
+        };
+        let mut codes = Vec::new();
+        let mut status = ErrorStatus::Keep;
+        for (i, w) in rest.iter().enumerate() {
+            if let Some(c) = w.strip_prefix('=') {
+                if i + 1 != rest.len() {
+                    return Err(format!("`{w}` must come just before the target"));
+                }
+                status = if c.is_empty() {
+                    ErrorStatus::Target
+                } else {
+                    match c.parse::<u16>() {
+                        Ok(n) if (200..=599).contains(&n) => ErrorStatus::Set(n),
+                        _ => return Err(format!("`{w}`: the answer's status must be 200 to 599")),
+                    }
+                };
+                continue;
+            }
+            match w.parse::<u16>() {
+                Ok(n) if (300..=599).contains(&n) => codes.push(n),
+                _ => return Err(format!("`{w}` is not a status from 300 to 599")),
+            }
+        }
+        if codes.is_empty() {
+            return Err("no status: write `CODE... [=[CODE]] URI`".into());
+        }
+        let target = if let Some(name) = target.strip_prefix('@') {
+            ErrorTarget::Named(name.to_string())
+        } else if target.starts_with("http://") || target.starts_with("https://") {
+            ErrorTarget::Redirect(target.to_string())
+        } else if target.starts_with('/') {
+            ErrorTarget::Uri(target.to_string())
+        } else {
+            return Err(format!(
+                "`{target}`: the target is a URI starting with `/`, `@name` or an http(s) URL"
+            ));
+        };
+        if target_has_control(target_text(&target)) {
+            return Err("the target cannot hold spaces or control characters".into());
+        }
+        Ok(ErrorPage {
+            codes,
+            status,
+            target,
+        })
+    }
+}
+
+fn target_text(t: &ErrorTarget) -> &str {
+    match t {
+        ErrorTarget::Uri(s) | ErrorTarget::Redirect(s) | ErrorTarget::Named(s) => s,
+    }
+}
+
+fn target_has_control(s: &str) -> bool {
+    s.bytes().any(|b| b <= 0x20 || b == 0x7f)
 }
 
 /// One `add_header` field.

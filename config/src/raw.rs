@@ -133,6 +133,8 @@ pub struct RawServer {
     pub add_header: Option<IndexMap<String, V>>,
     pub proxy_hide_header: Option<V>,
     pub proxy_pass_header: Option<V>,
+    pub error_page: Option<V>,
+    pub proxy_intercept_errors: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +179,9 @@ pub struct RawLocation {
     pub etag: Option<V>,
     pub proxy_hide_header: Option<V>,
     pub proxy_pass_header: Option<V>,
+    pub error_page: Option<V>,
+    pub proxy_intercept_errors: Option<V>,
+    pub internal: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -268,6 +268,12 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
     );
     out.kv("keepalive_timeout", string(&duration(s.keepalive_timeout)));
     out.kv("server_tokens", s.server_tokens.to_string());
+    if !s.error_page.is_empty() {
+        out.kv(
+            "error_page",
+            array(s.error_page.iter().map(|p| string(&p.to_line()))),
+        );
+    }
     out.kv("keepalive_requests", s.keepalive_requests.to_string());
     out.kv("send_timeout", string(&duration(s.send_timeout)));
     out.kv(
@@ -372,6 +378,18 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
     }
     if let Some(e) = &l.expires {
         out.kv("expires", string(&e.to_string()));
+    }
+    if l.internal {
+        out.kv("internal", "true");
+    }
+    if !l.error_page.is_empty() {
+        out.kv(
+            "error_page",
+            array(l.error_page.iter().map(|p| string(&p.to_line()))),
+        );
+    }
+    if l.proxy_intercept_errors {
+        out.kv("proxy_intercept_errors", "true");
     }
     if !l.access.is_empty() {
         out.kv(
@@ -847,6 +865,8 @@ limit_conn = { zone = "conn_ip", max = 10 }
 limit_conn_status = 429
 access = ["deny 192.168.1.1", "allow 192.168.0.0/16", "allow ::1", "deny all"]
 server_tokens = true
+error_page = ["500 502 503 504 /50x.html", "404 =200 @fallback"]
+proxy_intercept_errors = true
 proxy_hide_header = ["X-Powered-By"]
 proxy_pass_header = ["Server"]
 [servers.edge.add_header]
@@ -899,6 +919,11 @@ upgrade = ["WebSocket", "mqtt/5"]
 
 [servers.edge.locations."@fallback"]
 proxy_pass = "http://least"
+
+[servers.edge.locations."= /50x.html"]
+root = "/srv/errors"
+internal = true
+error_page = ["403 = /other", "404 https://example.com/missing"]
 
 [servers."plain one"]
 listen = "127.0.0.1:8080"

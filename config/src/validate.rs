@@ -760,6 +760,13 @@ fn server(
             r.proxy_pass_header.as_ref(),
             &format!("{key}.proxy_pass_header"),
         )?,
+        error_page: error_pages(cx, r.error_page.as_ref(), &format!("{key}.error_page"))?
+            .unwrap_or_default(),
+        intercept: r
+            .proxy_intercept_errors
+            .as_ref()
+            .map(|v| cx.bool(Some(v), &format!("{key}.proxy_intercept_errors"), false))
+            .transpose()?,
     };
     let mut locations = Vec::new();
     for (lk, l) in &r.locations {
@@ -802,6 +809,33 @@ fn server(
                     "no location \"@{name}\" in this server for the fallback"
                 )),
             ));
+        }
+    }
+    // An `error_page` target `@name` must name a location of this server.
+    let named = |name: &str| {
+        locations
+            .iter()
+            .any(|m| matches!(&m.matcher, LocationMatch::Named(n) if n == name))
+    };
+    let server_pages = (r.error_page.as_ref(), format!("{key}.error_page"));
+    let location_pages = r.locations.iter().map(|(lk, raw)| {
+        (
+            raw.get_ref().error_page.as_ref(),
+            format!("{key}.locations.{}.error_page", k(lk)),
+        )
+    });
+    for (v, ek) in std::iter::once(server_pages).chain(location_pages) {
+        let Some(v) = v else { continue };
+        for page in error_pages(cx, Some(v), &ek)?.unwrap_or_default() {
+            if let ErrorTarget::Named(n) = &page.target {
+                if !named(n) {
+                    return Err(cx.at(
+                        v,
+                        &ek,
+                        ErrorKind::Invalid(format!("no location \"@{n}\" in this server")),
+                    ));
+                }
+            }
         }
     }
     let client_header_buffer_size = cx.size(
@@ -853,6 +887,7 @@ fn server(
             true,
         )?,
         http2_line: r.http2.as_ref().map(|v| cx.line_of(v.span().start)),
+        error_page: limits.error_page.clone(),
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,
         max_headers: cx.int(
@@ -912,6 +947,8 @@ struct ServerLimits {
     add_header: Vec<AddHeader>,
     hide: Option<Vec<String>>,
     pass: Option<Vec<String>>,
+    error_page: Vec<ErrorPage>,
+    intercept: Option<bool>,
 }
 
 /// `add_header`: a table of name → value, or name →
@@ -971,6 +1008,20 @@ fn add_headers(
             value,
             always,
         });
+    }
+    Ok(Some(out))
+}
+
+/// `error_page`: an array of nginx `error_page` lines; `None` when the
+/// level sets none.
+fn error_pages(cx: &Ctx, v: Option<&V>, key: &str) -> Result<Option<Vec<ErrorPage>>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let mut out = Vec::new();
+    for line in cx.strings(v, key)? {
+        out.push(
+            ErrorPage::parse(&line)
+                .map_err(|why| cx.at(v, key, ErrorKind::Invalid(format!("`{line}`: {why}"))))?,
+        );
     }
     Ok(Some(out))
 }
@@ -1436,6 +1487,14 @@ fn location(
             r.etag.as_ref(),
             &format!("{key}.etag"),
             inherited.etag.unwrap_or(true),
+        )?,
+        internal: cx.bool(r.internal.as_ref(), &format!("{key}.internal"), false)?,
+        error_page: error_pages(cx, r.error_page.as_ref(), &format!("{key}.error_page"))?
+            .unwrap_or_else(|| inherited.error_page.clone()),
+        proxy_intercept_errors: cx.bool(
+            r.proxy_intercept_errors.as_ref(),
+            &format!("{key}.proxy_intercept_errors"),
+            inherited.intercept.unwrap_or(false),
         )?,
         expires: match &r.expires {
             None => None,

@@ -40,6 +40,15 @@ pub struct StaticRequest<'a, T: Transport> {
     pub vars: &'a VarCtx<'a>,
     pub method: &'a str,
     pub keep_alive: bool,
+    /// Whether an `error_page` takes an answer with this status (then
+    /// nothing is written: [`Served::page`]).
+    pub intercept: &'a dyn Fn(u16) -> bool,
+    /// The status a file goes out with (this is an error page); `None`:
+    /// 200, 206 or 304 as the request asks.
+    pub status: Option<u16>,
+    /// The URI to serve when an internal redirect changed it (an
+    /// `error_page` target); `None`: the request's normalised path.
+    pub uri: Option<&'a str>,
 }
 
 /// What was sent, for the access log and the keep-alive decision.
@@ -48,6 +57,8 @@ pub struct Served {
     pub body_bytes: u64,
     /// The answer went out whole and the connection may serve another request.
     pub reusable: bool,
+    /// Nothing was written: an `error_page` takes `status`.
+    pub page: bool,
 }
 
 /// Where a URI leads inside one static location.
@@ -89,7 +100,7 @@ pub async fn serve<T: Transport>(
     let head_only = r.method == "HEAD";
     // The request's path was normalised when its head was parsed (a path
     // above the root was refused there with 400).
-    let mut uri = r.vars.req.norm_path().to_string();
+    let mut uri = r.uri.unwrap_or(r.vars.req.norm_path()).to_string();
     let (mut loc, mut prefix) = (location, prefix.map(str::to_string));
     for _ in 0..MAX_REDIRECTS {
         let Action::Static(sf) = &loc.action else {
@@ -286,6 +297,14 @@ async fn answer<T: Transport>(
     extra: &[(&str, &[u8])],
     head_only: bool,
 ) -> Served {
+    if status >= 300 && (r.intercept)(status) {
+        return Served {
+            status,
+            body_bytes: 0,
+            reusable: false,
+            page: true,
+        };
+    }
     let body = format!("{status} {}\n", reply::reason(status));
     let added = added_fields(loc, r.vars);
     let mut fields = extra.to_vec();
@@ -306,6 +325,7 @@ async fn answer<T: Transport>(
         status,
         body_bytes: if head_only { 0 } else { body.len() as u64 },
         reusable: ok && r.keep_alive,
+        page: false,
     }
 }
 
@@ -384,7 +404,9 @@ async fn send<T: Transport>(
         });
     };
 
-    if not_modified(r, tag.as_deref(), mtime) {
+    // An error page is the whole file with the page's status: no
+    // validators or ranges (nginx answers them for a 200 only).
+    if r.status.is_none() && not_modified(r, tag.as_deref(), mtime) {
         head(&mut out, 304);
         out.extend_from_slice(b"\r\n");
         let ok = r.io.write_all(&out, r.server.send_timeout).await.is_ok();
@@ -392,6 +414,7 @@ async fn send<T: Transport>(
             status: 304,
             body_bytes: 0,
             reusable: ok && r.keep_alive,
+            page: false,
         };
     }
 
@@ -401,13 +424,13 @@ async fn send<T: Transport>(
         let v = String::from_utf8_lossy(v);
         tag.as_deref() == Some(v.trim()) || v.trim() == last_modified
     });
-    let range = if range_ok {
+    let range = if range_ok && r.status.is_none() {
         parse_range(req.header("range"), size)
     } else {
         Range::Full
     };
     let (status, start, len) = match range {
-        Range::Full => (200, 0, size),
+        Range::Full => (r.status.unwrap_or(200), 0, size),
         Range::Part(a, b) => (206, a, b - a + 1),
         Range::Unsatisfiable => {
             let cr = format!("bytes */{size}");
@@ -469,6 +492,7 @@ async fn send<T: Transport>(
         status,
         body_bytes: sent,
         reusable: ok && r.keep_alive,
+        page: false,
     }
 }
 

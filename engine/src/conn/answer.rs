@@ -5,6 +5,7 @@
 
 use ringway_config::{Action, Server};
 
+use super::error_page::{self, Failed};
 use super::{Conn, Done, Next, Phase, Routed};
 use crate::http::reply;
 use crate::static_files::{self, StaticRequest};
@@ -41,6 +42,24 @@ impl<T: Transport> Conn<T> {
         else {
             unreachable!("routed to Return by its action");
         };
+        // nginx: a bare `return CODE` (no text, no URL) goes through
+        // `error_page`; so does ringway.
+        if body.is_none() && location.is_none() && *status >= 300 && !r.error_page {
+            let pages = error_page::pages(server, Some(r.location));
+            if !pages.is_empty() {
+                if let Some(page) = error_page::page_for(server, pages, *status, self.peer.ip()) {
+                    let f = Failed {
+                        req: r.req,
+                        server: r.server,
+                        started: r.started,
+                        keep_alive: r.keep_alive,
+                    };
+                    return self.follow_page(page, f).await;
+                }
+            }
+        }
+        // An error page answered by a `return`: with the page's status.
+        let status = &r.status.unwrap_or(*status);
         if *status == CLOSE_WITHOUT_ANSWER {
             // nginx's 444: close without an answer (logged as 444, 0 bytes;
             // on HTTP/2 the stream is reset).
@@ -86,18 +105,46 @@ impl<T: Transport> Conn<T> {
         let server = &snap.config.servers[r.server];
         let loc = &server.locations[r.location];
         let name = first_name(server);
+        let client = self.peer.ip();
+        let pages = error_page::pages(server, Some(r.location));
+        let redirected = r.error_page;
+        let intercept = |status: u16| {
+            !redirected
+                && !pages.is_empty()
+                && error_page::page_for(server, pages, status, client).is_some()
+        };
         let outcome = {
             let vars = self.vars(&r, &name);
+            let method = r.req.method();
             let s = StaticRequest {
                 io: &self.io,
                 server,
                 vars: &vars,
-                method: r.req.method(),
+                // nginx serves an error page to any method as a GET.
+                method: if r.error_page && method != "HEAD" {
+                    "GET"
+                } else {
+                    method
+                },
                 keep_alive: r.keep_alive && r.req.body.is_empty(),
+                intercept: &intercept,
+                status: r.status,
+                uri: r.uri.as_ref().map(|u| u.path.as_str()),
             };
             static_files::serve(&s, loc, crate::route::matched_prefix(loc)).await
         };
         let served = match outcome {
+            static_files::Outcome::Served(s) if s.page => {
+                let page = error_page::page_for(server, pages, s.status, client)
+                    .expect("intercepted for a page");
+                let f = Failed {
+                    req: r.req,
+                    server: r.server,
+                    started: r.started,
+                    keep_alive: r.keep_alive,
+                };
+                return self.follow_page(page, f).await;
+            }
             static_files::Outcome::Served(s) => s,
             static_files::Outcome::Redirect { location, uri } => {
                 // The fallback's location takes the request: its upgrade
@@ -138,5 +185,6 @@ pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase
         next,
         upstream: None,
         location: Some(r.location),
+        error_page: r.error_page,
     }))
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
+use super::error_page::{self, Failed};
 use super::{Conn, Done, Next, Phase};
 use crate::access_log::{self, AccessLog, HeaderFn, Record, TunnelEnd};
 use crate::error::{Error, Kind, Side};
@@ -22,7 +23,21 @@ impl<T: Transport> Conn<T> {
     pub(super) async fn finish(&mut self, mut done: Done) -> Phase {
         self.busy = None;
         if let Some(e) = done.error.take() {
-            let (keep_alive, bytes) = self.answer_error(&done, &e).await;
+            let (keep_alive, bytes) = match self.answer_error(&done, &e).await {
+                Answer::Sent(keep_alive, bytes) => (keep_alive, bytes),
+                Answer::Page(page, keep_alive) => {
+                    let (Some(req), Some(server)) = (done.req.take(), done.server) else {
+                        unreachable!("a page is looked up for a routed request only");
+                    };
+                    let f = Failed {
+                        req,
+                        server,
+                        started: done.started,
+                        keep_alive,
+                    };
+                    return self.follow_page(page, f).await;
+                }
+            };
             done.status = e.status();
             done.body_bytes = bytes;
             if !keep_alive {
@@ -89,7 +104,7 @@ impl<T: Transport> Conn<T> {
     /// Log a failure and answer it when the client is still there.
     /// Returns whether the connection stays open and the bytes of the
     /// answer's body.
-    async fn answer_error(&mut self, done: &Done, e: &Error) -> (bool, u64) {
+    async fn answer_error(&mut self, done: &Done, e: &Error) -> Answer {
         let status = e.status();
         let uri = done.req.as_ref().map_or("-", |r| r.target());
         match (e.side, e.kind) {
@@ -109,7 +124,7 @@ impl<T: Transport> Conn<T> {
             _ => warn!(client = %self.peer, uri, status, error = %e, "proxy error"),
         }
         if !e.answerable() {
-            return (false, 0);
+            return Answer::Sent(false, 0);
         }
         // Only a 404 and a limit's or an access rule's refusal keep the
         // connection (as nginx: they come before the request's body is
@@ -119,6 +134,15 @@ impl<T: Transport> Conn<T> {
             e.kind,
             Kind::NoLocation | Kind::OverLimit(_) | Kind::Forbidden
         ) && matches!(done.next, Next::KeepAlive(_));
+        if let (Some(si), Some(_), false) = (done.server, &done.req, done.error_page) {
+            let server = &self.snap.config.servers[si];
+            let pages = error_page::pages(server, done.location);
+            if !pages.is_empty() {
+                if let Some(page) = error_page::page_for(server, pages, status, self.peer.ip()) {
+                    return Answer::Page(page, keep_alive);
+                }
+            }
+        }
         let head_only = done.req.as_ref().is_some_and(|r| r.method() == "HEAD");
         let snap = self.snap.clone();
         let server = match done.server {
@@ -167,8 +191,18 @@ impl<T: Transport> Conn<T> {
         );
         let ok = self.io.write_all(&out, server.send_timeout).await.is_ok();
         let bytes = if head_only { 0 } else { body.len() as u64 };
-        (ok && keep_alive, bytes)
+        Answer::Sent(ok && keep_alive, bytes)
     }
+}
+
+/// How `answer_error` ended.
+enum Answer {
+    /// Answered (or not answerable): whether the connection stays open,
+    /// and the bytes of the answer's body.
+    Sent(bool, u64),
+    /// An `error_page` takes it (nothing written yet); whether the
+    /// connection may stay open after.
+    Page(error_page::Page, bool),
 }
 
 /// The request-line fields of an access-log entry.

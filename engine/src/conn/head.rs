@@ -40,6 +40,7 @@ impl<T: Transport> Conn<T> {
                 next: Next::Close,
                 upstream: None,
                 location: None,
+                error_page: false,
             }))
         };
         let first_wait = if self.first || !self.buf.is_empty() {

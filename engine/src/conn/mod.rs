@@ -22,6 +22,7 @@
 //! reuse the whole path.
 
 mod answer;
+mod error_page;
 mod finish;
 mod head;
 mod proxy;
@@ -83,6 +84,12 @@ pub struct Routed {
     /// The URI a `try_files` fallback changed the request to (an internal
     /// redirect to a location that is not static); `None`: the request's.
     pub uri: Option<crate::http::rewrite::InternalUri>,
+    /// The request was redirected by `error_page`: no second one (nginx's
+    /// `recursive_error_pages off`), and the method is read as GET.
+    pub error_page: bool,
+    /// The status its answer goes out with (`error_page` without `=`,
+    /// or with `=CODE`); `None`: the answer's own.
+    pub status: Option<u16>,
 }
 
 /// How a request ended, for `Finish`.
@@ -104,6 +111,8 @@ pub struct Done {
     /// The location that routed the request (its `add_header ... always`
     /// fields go on an error answer); none before routing.
     pub location: Option<usize>,
+    /// The request was already redirected by `error_page`.
+    pub error_page: bool,
 }
 
 /// What the connection does after a request.
@@ -158,8 +167,12 @@ pub fn allowed(from: &str, to: &str) -> bool {
             | ("return" | "static" | "proxy", "finish")
             // A `try_files` fallback to a location that is not static.
             | ("static", "return" | "proxy" | "upgrade")
+            // `error_page` from a static answer or a bare `return CODE`.
+            | ("static" | "return" | "proxy", "static" | "return")
             | ("upgrade", "tunnel" | "finish")
             | ("finish", "read-head" | "close")
+            // `error_page`: the page's location, or its redirect answer.
+            | ("finish", "static" | "return" | "finish")
     )
 }
 
@@ -254,6 +267,7 @@ pub async fn serve_refused<T: Transport + 'static>(
         next: Next::Close,
         upstream: None,
         location: None,
+        error_page: false,
     };
     run(c, Phase::Finish(Box::new(done))).await
 }

@@ -8,6 +8,7 @@ use ringway_config::{Balance, Location, ProxyPass, ProxyTarget, Server};
 use tracing::info;
 
 use super::answer::first_name;
+use super::error_page::{self, Failed};
 use super::{Conn, Done, Next, Phase, Routed};
 use crate::error::{Error, Kind};
 use crate::http::rewrite::{self, UpstreamConn};
@@ -41,10 +42,31 @@ impl<T: Transport> Conn<T> {
             client_keep_alive: r.keep_alive,
             client_http10: r.req.minor_version == 0,
             client_body_timeout: server.client_header_timeout,
+            intercept: if loc.proxy_intercept_errors && !r.error_page {
+                let client = self.peer.ip();
+                loc.error_page
+                    .iter()
+                    .flat_map(|p| p.codes.iter().copied())
+                    .filter(|&c| error_page::page_for(server, &loc.error_page, c, client).is_some())
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         let result = proxy::http::run(&x, &plain).await;
         drop(x);
         match result {
+            Ok(o) if o.intercepted => {
+                let page = error_page::page_for(server, &loc.error_page, o.status, self.peer.ip())
+                    .expect("intercepted for a page");
+                let f = Failed {
+                    req: r.req,
+                    server: r.server,
+                    started: r.started,
+                    keep_alive: false,
+                };
+                self.follow_page(page, f).await
+            }
             Ok(o) => {
                 let next = if o.keep_alive {
                     Next::KeepAlive(o.leftover)
@@ -210,5 +232,6 @@ fn failed(r: Routed, e: Error) -> Phase {
         next: Next::Close,
         upstream: None,
         location: Some(r.location),
+        error_page: r.error_page,
     }))
 }

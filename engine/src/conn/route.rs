@@ -29,7 +29,9 @@ impl<T: Transport> Conn<T> {
         let keep_alive = req.wants_keep_alive()
             && !self.shared.shutting_down.is_raised()
             && self.served < server.keepalive_requests;
-        let Some(m) = route::find_location(server, req.norm_path()) else {
+        // An `internal` location is not a URI's: 404, as nginx.
+        let found = route::find_location(server, req.norm_path()).filter(|m| !m.location.internal);
+        let Some(m) = found else {
             // nginx answers 404 and keeps the connection when it can.
             let next = if keep_alive && req.body.is_empty() {
                 Next::KeepAlive(req.rest())
@@ -46,6 +48,7 @@ impl<T: Transport> Conn<T> {
                 next,
                 upstream: None,
                 location: None,
+                error_page: false,
             }));
         };
         let loc = m.location;
@@ -59,6 +62,8 @@ impl<T: Transport> Conn<T> {
             permit: None,
             upgrade,
             uri: None,
+            error_page: false,
+            status: None,
         };
         if loc.limit_req.is_none() && loc.limit_conn.is_none() {
             return self.after_limits(r);
@@ -145,5 +150,6 @@ fn refused(r: Routed, kind: Kind) -> Phase {
         next,
         upstream: None,
         location: Some(r.location),
+        error_page: r.error_page,
     }))
 }

@@ -43,6 +43,9 @@ pub struct Plain {
     pub client_http10: bool,
     /// The longest wait between two reads of the request body.
     pub client_body_timeout: std::time::Duration,
+    /// Upstream statuses an `error_page` replaces (`proxy_intercept_errors`):
+    /// such an answer is not relayed ([`Outcome::intercepted`]).
+    pub intercept: Vec<u16>,
 }
 
 pub struct Outcome {
@@ -54,6 +57,9 @@ pub struct Outcome {
     pub leftover: Vec<u8>,
     /// The upstream server that answered (`$upstream_addr`).
     pub upstream: std::net::SocketAddr,
+    /// Nothing was relayed: the upstream's status is one `intercept`
+    /// names (its connection is closed, its body never read).
+    pub intercepted: bool,
 }
 
 pub async fn run<C: Transport>(x: &Exchange<'_, C>, p: &Plain) -> Result<Outcome, Error> {
@@ -144,6 +150,21 @@ async fn respond<C: Transport>(
     if resp.status == 101 {
         return Err(Kind::BadResponse("101 to a request without Upgrade").into());
     }
+    if p.intercept.contains(&resp.status) {
+        let status = resp.status;
+        // The exchange is over for the upstream: its body is not wanted,
+        // so the connection cannot be reused.
+        up.succeeded();
+        drop(up);
+        return Ok(Outcome {
+            status,
+            body_bytes: 0,
+            keep_alive: false,
+            leftover,
+            upstream,
+            intercepted: true,
+        });
+    }
     let framing = resp.framing(p.method_is_head).map_err(Kind::from)?;
     let kind = framing.body;
     let dechunk = p.client_http10 && kind == BodyKind::Chunked;
@@ -205,6 +226,7 @@ async fn respond<C: Transport>(
             keep_alive,
             leftover,
             upstream,
+            intercepted: false,
         });
     }
     x.client
@@ -228,6 +250,7 @@ async fn respond<C: Transport>(
                 keep_alive,
                 leftover,
                 upstream,
+                intercepted: false,
             })
         }
         Err(e) => {
@@ -239,6 +262,7 @@ async fn respond<C: Transport>(
                 keep_alive: false,
                 leftover: Vec::new(),
                 upstream,
+                intercepted: false,
             })
         }
     }
