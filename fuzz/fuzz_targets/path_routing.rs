@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         LocationMatch::Exact(e) => assert_eq!(e, p.as_ref()),
         LocationMatch::Prefix { path: pre, .. } => assert!(p.starts_with(pre.as_str())),
         LocationMatch::Regex { regex, .. } => assert!(regex.is_match(&p)),
+        LocationMatch::Named(n) => panic!("the named location @{n} matched a URI"),
     }
     if p.starts_with("/p/admin/") && !m.location.key.starts_with('~') {
         assert_eq!(

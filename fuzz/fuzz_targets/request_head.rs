@@ -60,7 +60,19 @@ fuzz_target!(|data: &[u8]| {
         proxy_host: "backend:8080",
     };
     for (prefix, proxy_uri) in [(Some("/"), Some("/x/")), (Some("/"), None), (None, None)] {
-        let uri = rewrite::upstream_uri(&req, prefix, proxy_uri);
+        let uri = rewrite::upstream_uri(&req, prefix, proxy_uri, None);
+        // A try_files fallback that builds its query from the decoded
+        // path: still one request-target, nothing a request line breaks on.
+        let changed = rewrite::InternalUri {
+            path: req.norm_path().to_string(),
+            args: Some(format!("from={}", req.norm_path())),
+        };
+        let made = rewrite::upstream_uri(&req, prefix, proxy_uri, Some(&changed));
+        assert!(made.starts_with('/'), "{made:?}");
+        assert!(
+            !made.bytes().any(|b| b <= 0x20 || b >= 0x7f),
+            "a fallback's URI holds a byte a request line cannot: {made:?}"
+        );
         assert!(uri.starts_with('/'), "{uri:?}");
         if proxy_uri.is_some() {
             let up_path = uri.split('?').next().unwrap();
