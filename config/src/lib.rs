@@ -420,11 +420,35 @@ try_files = ["$uri", "/index.html"]
             matches!(&l[0].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Upstream { name, index: 0, .. } if name == "b") && p.uri.as_deref() == Some("/prefix"))
         );
         assert!(
-            matches!(&l[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, addrs } if host == "[::1]:9000" && addrs[0] == "[::1]:9000".parse().unwrap()))
+            matches!(&l[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, addrs } if host == "[::1]:9000" && addrs[0].inet() == "[::1]:9000".parse().ok()))
         );
         assert!(
             matches!(&l[2].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, .. } if host == "127.0.0.1"))
         );
+    }
+
+    /// nginx's unix-socket forms: `unix:/path` in a group, and
+    /// `http://unix:/path:/uri` in proxy_pass.
+    #[test]
+    fn unix_socket_upstreams() {
+        let c = parse("[upstreams.b]\nservers = [{ addr = \"unix:/run/app.sock\" }, { addr = \"127.0.0.1:1\" }]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/a/\"]\nproxy_pass = \"http://b\"\n[servers.s.locations.\"/c/\"]\nproxy_pass = \"http://unix:/run/c.sock:/x/\"\n[servers.s.locations.\"/d/\"]\nproxy_pass = \"http://unix:/run/d.sock\"\n").unwrap();
+        let unix = |p: &str| UpstreamAddr::Unix(Path::new(p).into());
+        assert_eq!(c.upstreams[0].servers[0].addrs, [unix("/run/app.sock")]);
+        assert_eq!(
+            c.upstreams[0].servers[0].addrs[0].to_string(),
+            "unix:/run/app.sock"
+        );
+        let l = &c.servers[0].locations;
+        assert!(
+            matches!(&l[1].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { host, addrs } if host == "localhost" && addrs[..] == [unix("/run/c.sock")]) && p.uri.as_deref() == Some("/x/"))
+        );
+        assert!(
+            matches!(&l[2].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { addrs, .. } if addrs[..] == [unix("/run/d.sock")]) && p.uri.is_none())
+        );
+        for bad in ["unix:run/x.sock", "unix:/x\\u0000y"] {
+            let e = err(&format!("[upstreams.b]\nservers = [{{ addr = \"{bad}\" }}]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://b\"\n"));
+            assert!(e.contains("upstreams.b.servers[0].addr"), "{e}");
+        }
     }
 
     #[test]
@@ -714,7 +738,7 @@ try_files = ["$uri", "/index.html"]
         match &pp.target {
             ProxyTarget::Address { host, addrs } => {
                 assert_eq!(host, "127.0.0.1", "443 is https's default port");
-                assert_eq!(addrs[0].port(), 443);
+                assert_eq!(addrs[0].inet().map(|a| a.port()), Some(443));
             }
             _ => panic!(),
         }

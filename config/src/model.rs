@@ -149,6 +149,41 @@ pub struct Metrics {
     pub listen: SocketAddr,
 }
 
+/// Where an upstream server listens: an IP address and port, or a unix
+/// stream socket (`unix:/path`, nginx's spelling).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UpstreamAddr {
+    Inet(SocketAddr),
+    Unix(std::sync::Arc<std::path::Path>),
+}
+
+impl UpstreamAddr {
+    /// The IP address and port (none for a unix socket).
+    pub fn inet(&self) -> Option<SocketAddr> {
+        match self {
+            UpstreamAddr::Inet(a) => Some(*a),
+            UpstreamAddr::Unix(_) => None,
+        }
+    }
+}
+
+impl From<SocketAddr> for UpstreamAddr {
+    fn from(a: SocketAddr) -> Self {
+        UpstreamAddr::Inet(a)
+    }
+}
+
+impl std::fmt::Display for UpstreamAddr {
+    /// "10.0.0.1:3000", "[::1]:3000", "unix:/run/app.sock" (as nginx's
+    /// `$upstream_addr`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamAddr::Inet(a) => a.fmt(f),
+            UpstreamAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// `[upstreams.NAME]`.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -186,8 +221,9 @@ pub enum Balance {
 pub struct UpstreamServer {
     /// The address as written ("10.0.1.10:3000", "localhost:3000").
     pub addr_text: String,
-    /// Resolved at load time, in resolver order; never empty.
-    pub addrs: Vec<SocketAddr>,
+    /// Resolved at load time, in resolver order (one for a unix socket);
+    /// never empty.
+    pub addrs: Vec<UpstreamAddr>,
     /// `weight` ([`DEFAULT_WEIGHT`](crate::defaults::DEFAULT_WEIGHT), at least 1).
     pub weight: u32,
     /// `backup` (default false).
@@ -684,7 +720,7 @@ pub enum ProxyTarget {
         /// "host:port" as `$proxy_host` (port omitted when it is the
         /// scheme's, as nginx).
         host: String,
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<UpstreamAddr>,
     },
     /// An `[upstreams.NAME]` table: its name (`$proxy_host`), its index in
     /// `Config::upstreams`, and its `hash_key` (for `balance = "hash"`).

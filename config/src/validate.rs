@@ -497,7 +497,13 @@ fn upstream(
             ));
         };
         let addr_text = cx.string(addr_v, &format!("{skey}.addr"))?;
-        let addrs = resolve(cx, addr_v, &format!("{skey}.addr"), &addr_text, None)?;
+        let addrs = match addr_text.strip_prefix("unix:") {
+            Some(path) => vec![unix_socket(cx, addr_v, &format!("{skey}.addr"), path)?],
+            None => resolve(cx, addr_v, &format!("{skey}.addr"), &addr_text, None)?
+                .into_iter()
+                .map(UpstreamAddr::Inet)
+                .collect(),
+        };
         servers.push(UpstreamServer {
             addr_text,
             addrs,
@@ -542,6 +548,31 @@ fn upstream(
             DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT,
         )?,
     })
+}
+
+/// A unix socket path (`unix:PATH`): absolute, and short enough for
+/// `sockaddr_un` (107 bytes). Whether it exists is the connect's business
+/// (the backend may start after ringway, as over TCP).
+fn unix_socket(cx: &Ctx, v: &V, key: &str, path: &str) -> Result<UpstreamAddr, ConfigError> {
+    let bad = |reason: &str| {
+        cx.at(
+            v,
+            key,
+            ErrorKind::BadAddress {
+                value: format!("unix:{path}"),
+                reason: reason.to_string(),
+            },
+        )
+    };
+    if !path.starts_with('/') {
+        return Err(bad(
+            "a unix socket path must be absolute (unix:/run/app.sock)",
+        ));
+    }
+    if path.len() > 107 || path.contains('\0') {
+        return Err(bad("a unix socket path holds at most 107 bytes, no NUL"));
+    }
+    Ok(UpstreamAddr::Unix(std::path::Path::new(path).into()))
 }
 
 /// Resolve "host:port" (port required unless `default_port`).
@@ -1658,6 +1689,28 @@ fn proxy_pass(
         _ => return Err(bad("must start with http:// or https://")),
     };
     let default_port = if tls { 443 } else { 80 };
+    // nginx: `http://unix:/path/to.sock:/uri` — the socket path ends at
+    // the first `:` after it; `$proxy_host` is "localhost".
+    if let Some(after) = rest.strip_prefix("unix:") {
+        let (path, uri) = match after.find(':') {
+            Some(i) => (&after[..i], Some(after[i + 1..].to_string())),
+            None => (after, None),
+        };
+        if uri.as_deref().is_some_and(|u| !u.starts_with('/')) {
+            return Err(bad(
+                "the URI after a unix socket starts with / (http://unix:/run/app.sock:/uri)",
+            ));
+        }
+        return Ok(ProxyPass {
+            text: text.clone(),
+            tls,
+            target: ProxyTarget::Address {
+                host: "localhost".into(),
+                addrs: vec![unix_socket(cx, v, key, path)?],
+            },
+            uri,
+        });
+    }
     let (authority, uri) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
         None => (rest, None),
@@ -1691,7 +1744,10 @@ fn proxy_pass(
         ));
     }
     let port = port.unwrap_or(default_port);
-    let addrs = resolve(cx, v, key, &format!("{host}:{port}"), None)?;
+    let addrs = resolve(cx, v, key, &format!("{host}:{port}"), None)?
+        .into_iter()
+        .map(UpstreamAddr::Inet)
+        .collect();
     let proxy_host = if port == default_port {
         host.to_string()
     } else {

@@ -42,6 +42,8 @@ use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+
+use ringway_config::UpstreamAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -133,7 +135,7 @@ pub struct Record<'a> {
     pub scheme: &'a str,
     /// `$http_<name>` (and referer / user-agent of the built-in formats).
     pub header: &'a HeaderFn<'a>,
-    pub upstream_addr: Option<SocketAddr>,
+    pub upstream_addr: Option<&'a UpstreamAddr>,
     pub upstream_status: Option<u16>,
     pub upstream_connect_time: Option<Duration>,
     pub upstream_header_time: Option<Duration>,
@@ -400,7 +402,7 @@ enum Value<'a> {
     Fixed(&'static str),
     Bytes(&'a [u8]),
     Ip(IpAddr),
-    Addr(SocketAddr),
+    Addr(&'a UpstreamAddr),
     Num(u64),
     Secs(Duration),
     /// `$request`: method, target, protocol.
@@ -481,9 +483,8 @@ fn nginx_value(out: &mut Vec<u8>, v: Value<'_>) {
         Value::Ip(ip) => {
             let _ = write!(out, "{ip}");
         }
-        Value::Addr(a) => {
-            let _ = write!(out, "{a}");
-        }
+        // A unix socket's path is the operator's text: escaped as any.
+        Value::Addr(a) => nginx_escaped(out, Some(a.to_string().as_bytes())),
         Value::Num(n) => {
             let _ = write!(out, "{n}");
         }
@@ -597,9 +598,7 @@ fn json_value(out: &mut Vec<u8>, v: Value<'_>) {
         Value::Ip(ip) => {
             let _ = write!(out, "\"{ip}\"");
         }
-        Value::Addr(a) => {
-            let _ = write!(out, "\"{a}\"");
-        }
+        Value::Addr(a) => json_string(out, &[a.to_string().as_bytes()]),
         Value::Request(m, t, p) => {
             json_string(out, &[m.as_bytes(), b" ", t.as_bytes(), b" ", p.as_bytes()])
         }
@@ -741,6 +740,29 @@ mod tests {
     }
 
     /// The HTTP line of the tests: a proxied GET.
+    static UP_4000: std::sync::LazyLock<UpstreamAddr> =
+        std::sync::LazyLock::new(|| UpstreamAddr::Inet("10.0.0.7:4000".parse().unwrap()));
+    static UP_3000: std::sync::LazyLock<UpstreamAddr> =
+        std::sync::LazyLock::new(|| UpstreamAddr::Inet("10.0.0.7:3000".parse().unwrap()));
+
+    #[test]
+    fn a_unix_upstream_is_logged_as_nginx_names_it() {
+        let up = UpstreamAddr::Unix(std::path::Path::new("/run/a \"b\".sock").into());
+        let r = Record {
+            upstream_addr: Some(&up),
+            ..http()
+        };
+        let mut out = Vec::new();
+        nginx_value(
+            &mut out,
+            value(&LogVar::UpstreamAddr, &r, &TimeCache::default()),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "unix:/run/a \\x22b\\x22.sock"
+        );
+    }
+
     fn http<'a>() -> Record<'a> {
         Record {
             method: "GET",
@@ -751,7 +773,7 @@ mod tests {
             bytes_sent: 160,
             request_time: Duration::from_millis(4),
             header: &headers,
-            upstream_addr: Some("10.0.0.7:4000".parse().unwrap()),
+            upstream_addr: Some(&UP_4000),
             upstream_status: Some(200),
             upstream_connect_time: Some(Duration::from_millis(1)),
             ..Record::new("127.0.0.1:50312".parse().unwrap())
@@ -768,7 +790,7 @@ mod tests {
             body_bytes_sent: 512,
             request_time: Duration::from_millis(12_003),
             header: &headers,
-            upstream_addr: Some("10.0.0.7:3000".parse().unwrap()),
+            upstream_addr: Some(&UP_3000),
             tunnel: Some(TunnelEnd {
                 close_reason: CloseReason::Client,
                 bytes_from_client: 240,

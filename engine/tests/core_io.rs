@@ -392,7 +392,7 @@ fn refused_addr() -> SocketAddr {
 
 #[monoio::test_all(timer_enabled = true)]
 async fn connect_refused_and_timed_out() {
-    let e = proxy::connect::connect_any(&[refused_addr()], None, Duration::from_secs(2))
+    let e = proxy::connect::connect_any(&[refused_addr().into()], None, Duration::from_secs(2))
         .await
         .map(|_| ())
         .expect_err("refused");
@@ -417,7 +417,7 @@ async fn connect_refused_and_timed_out() {
     }
     if full {
         let started = Instant::now();
-        let e = proxy::connect::connect_any(&[addr], None, Duration::from_millis(300))
+        let e = proxy::connect::connect_any(&[addr.into()], None, Duration::from_millis(300))
             .await
             .map(|_| ())
             .expect_err("timed out");
@@ -467,7 +467,7 @@ async fn connect_retries_the_next_server() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a.head.resp.status, 204);
-    assert_eq!(a.up.addr, live_addr);
+    assert_eq!(a.up.addr, live_addr.into());
     join(answering).await;
     let dead_peer = &group.peers[0];
     if dead_peer.health.is_live(Instant::now()) {

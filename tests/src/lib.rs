@@ -886,6 +886,7 @@ impl HttpBackend {
                 c2.fetch_add(1, Ordering::SeqCst);
                 let seen = s2.clone();
                 thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let _ = serve_http(conn, seen);
                 });
             }
@@ -898,8 +899,44 @@ impl HttpBackend {
     }
 }
 
-fn serve_http(mut conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+/// [`HttpBackend`] on a unix stream socket at `path` (nginx's
+/// `server unix:/path`): the same answers, WebSocket echo included.
+pub struct UnixHttpBackend {
+    pub path: PathBuf,
+    pub connections: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<SeenRequest>>>,
+}
+
+impl UnixHttpBackend {
+    pub fn start(path: PathBuf) -> UnixHttpBackend {
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind unix backend");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (c2, s2) = (connections.clone(), seen.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let seen = s2.clone();
+                thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    let _ = serve_http(conn, seen);
+                });
+            }
+        });
+        UnixHttpBackend {
+            path,
+            connections,
+            seen,
+        }
+    }
+}
+
+fn serve_http<S: Read + Write>(
+    mut conn: S,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = [0u8; 8192];
     loop {
@@ -999,7 +1036,7 @@ fn serve_http(mut conn: TcpStream, seen: Arc<Mutex<Vec<SeenRequest>>>) -> std::i
     }
 }
 
-fn read_chunked(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+fn read_chunked(conn: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut tmp = [0u8; 8192];
     let mut fill = |buf: &mut Vec<u8>| -> std::io::Result<()> {

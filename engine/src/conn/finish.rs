@@ -79,8 +79,8 @@ impl<T: Transport> Conn<T> {
                     header: &|name| req.header(name),
                     ssl_protocol: tls.map(|t| t.protocol),
                     ssl_server_name: tls.and_then(|t| t.server_name.as_deref()),
-                    upstream_addr: done.upstream,
-                    upstream_status: done.upstream.map(|_| done.status),
+                    upstream_addr: done.upstream.as_ref(),
+                    upstream_status: done.upstream.as_ref().map(|_| done.status),
                     ..Record::new(self.peer)
                 });
             }
@@ -219,15 +219,15 @@ pub struct RequestLine<'a> {
 /// The access-log line of one request or tunnel (`tunnel`: how a tunnel
 /// ended).
 #[allow(clippy::too_many_arguments)]
-pub fn log_request(
+pub fn log_request<'a>(
     log: &AccessLog,
     remote: SocketAddr,
-    line: &RequestLine<'_>,
+    line: &RequestLine<'a>,
     status: u16,
     body_bytes: u64,
     started: Instant,
     tunnel: Option<TunnelEnd>,
-    upstream_addr: Option<SocketAddr>,
+    upstream_addr: Option<&'a ringway_config::UpstreamAddr>,
 ) {
     if !log.enabled() {
         return;

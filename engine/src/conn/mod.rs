@@ -107,7 +107,7 @@ pub struct Done {
     pub next: Next,
     /// The upstream server that answered a proxied request (the access
     /// log's `$upstream_addr`, `$upstream_status`).
-    pub upstream: Option<std::net::SocketAddr>,
+    pub upstream: Option<ringway_config::UpstreamAddr>,
     /// The location that routed the request (its `add_header ... always`
     /// fields go on an error answer); none before routing.
     pub location: Option<usize>,

@@ -213,7 +213,7 @@ impl<T: Transport + 'static> Tunnel<T> {
                         bytes_from_client: stats.client_to_upstream,
                         bytes_to_client: stats.upstream_to_client,
                     }),
-                    Some(up.addr),
+                    Some(&up.addr),
                 );
             }
             // A drained tunnel says goodbye from a task of its own, which
@@ -311,7 +311,7 @@ mod tests {
             let t = Tunnel {
                 shared: shared.clone(),
                 client: a,
-                upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr),
+                upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr.into()),
                 idle_timeout: Duration::from_secs(1),
                 send_timeout: Duration::from_secs(1),
                 frames: Some(Box::default()),

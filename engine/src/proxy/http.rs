@@ -56,7 +56,7 @@ pub struct Outcome {
     /// Bytes after this request's body (the next pipelined request).
     pub leftover: Vec<u8>,
     /// The upstream server that answered (`$upstream_addr`).
-    pub upstream: std::net::SocketAddr,
+    pub upstream: ringway_config::UpstreamAddr,
     /// Nothing was relayed: the upstream's status is one `intercept`
     /// names (its connection is closed, its body never read).
     pub intercepted: bool,
@@ -145,7 +145,7 @@ async fn respond<C: Transport>(
 ) -> Result<Outcome, Error> {
     let loc = x.location;
     let Answered { up, head } = a;
-    let upstream = up.addr;
+    let upstream = up.addr.clone();
     let resp = &head.resp;
     if resp.status == 101 {
         return Err(Kind::BadResponse("101 to a request without Upgrade").into());

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use ringway_config::Location;
+use ringway_config::{Location, UpstreamAddr};
 use tracing::warn;
 
 use crate::error::{Error, Kind, Retry};
@@ -53,7 +53,7 @@ pub use stream::UpStream;
 /// Where a request goes.
 pub enum Target {
     /// `proxy_pass` to an address: its resolved addresses, tried in order.
-    Addrs(Vec<SocketAddr>),
+    Addrs(Vec<UpstreamAddr>),
     /// `proxy_pass` to an upstream group, with the request's balancing key.
     Group { group: Rc<Group>, key: OwnedKey },
 }
@@ -138,7 +138,7 @@ impl<C: Transport> Exchange<'_, C> {
 /// connection (least_conn) until dropped.
 pub struct Connected {
     pub stream: UpStream,
-    pub addr: SocketAddr,
+    pub addr: UpstreamAddr,
     peer: Option<Active>,
     /// Taken from the keep-alive pool (it may turn out stale).
     pub pooled: bool,
@@ -171,7 +171,7 @@ impl Drop for Active {
 
 impl Connected {
     /// A connection to an address (not a group member).
-    pub fn direct(stream: UpStream, addr: SocketAddr) -> Connected {
+    pub fn direct(stream: UpStream, addr: UpstreamAddr) -> Connected {
         Connected {
             stream,
             addr,
@@ -196,7 +196,7 @@ impl Connected {
     /// The peer failed before answering: count it against its health.
     pub fn failed(&self) {
         if let Some(p) = &self.peer {
-            mark_failed(&p.group, p.index, self.addr);
+            mark_failed(&p.group, p.index, &self.addr);
         }
     }
 
@@ -216,7 +216,7 @@ impl Connected {
     }
 }
 
-fn mark_failed(g: &Group, i: usize, addr: SocketAddr) {
+fn mark_failed(g: &Group, i: usize, addr: &UpstreamAddr) {
     if g.peers[i].health.failure(Instant::now()) {
         warn!(upstream = %g.name, server = %addr, "upstream server marked down for fail_timeout");
     }
@@ -258,7 +258,16 @@ pub async fn connect(
                 if !fresh {
                     if let Some(stream) = group.pool.take(&group.peers[i].key, tls, Instant::now())
                     {
-                        let addr = stream.tcp().peer_addr().unwrap_or(addrs[0]);
+                        // Which of a name's addresses the connection went
+                        // to; never asked of a unix socket (monoio's
+                        // peer_addr is TCP's only).
+                        let addr = match &addrs[..] {
+                            [UpstreamAddr::Inet(first), _, ..] => stream
+                                .tcp()
+                                .peer_addr()
+                                .map_or(UpstreamAddr::Inet(*first), UpstreamAddr::Inet),
+                            _ => addrs[0].clone(),
+                        };
                         return Ok(Connected {
                             stream,
                             addr,
@@ -280,7 +289,7 @@ pub async fn connect(
                         });
                     }
                     Err(e) => {
-                        mark_failed(group, i, addrs[0]);
+                        mark_failed(group, i, &addrs[0]);
                         last = Some(e);
                     }
                 }
@@ -295,7 +304,7 @@ pub async fn connect(
 /// reports name it).
 fn count_connect<T>(
     group: Option<&str>,
-    addrs: &[SocketAddr],
+    addrs: &[UpstreamAddr],
     r: &Result<T, Error>,
     started: Instant,
 ) {

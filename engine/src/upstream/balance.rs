@@ -45,7 +45,7 @@ pub struct Peer {
 pub struct Group {
     pub name: String,
     /// Each peer's resolved addresses (tried in order on connect).
-    pub addrs: Vec<Vec<std::net::SocketAddr>>,
+    pub addrs: Vec<Vec<ringway_config::UpstreamAddr>>,
     pub balance: Balance,
     pub peers: Vec<Peer>,
     ring: Vec<(u64, usize)>,
