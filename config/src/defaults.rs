@@ -58,6 +58,8 @@ pub const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 /// `servers.*.keepalive_timeout`: idle time between two requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// `servers.*.send_timeout`.
+/// nginx's `client_body_timeout` default.
+pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `servers.*.underscores_in_headers`.
 pub const DEFAULT_UNDERSCORES_IN_HEADERS: bool = false;

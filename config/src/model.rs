@@ -485,6 +485,10 @@ pub struct Location {
     /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
     /// 0 = unlimited).
     pub client_max_body_size: u64,
+    /// `client_body_timeout` (the location's, else the server's, else
+    /// [`DEFAULT_CLIENT_BODY_TIMEOUT`](crate::defaults::DEFAULT_CLIENT_BODY_TIMEOUT)):
+    /// the longest wait between two reads of a request body, else 408.
+    pub client_body_timeout: Duration,
     /// `add_header`, in file order: the location's own, else the
     /// server's (nginx: a level that sets any replaces its parent's).
     pub add_header: Vec<AddHeader>,

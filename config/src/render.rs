@@ -376,6 +376,10 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
     if let Some(t) = &l.default_type {
         out.kv("default_type", string(t));
     }
+    out.kv(
+        "client_body_timeout",
+        string(&duration(l.client_body_timeout)),
+    );
     if let Some(e) = &l.expires {
         out.kv("expires", string(&e.to_string()));
     }
@@ -855,6 +859,7 @@ http2 = true
 client_header_buffer_size = "3k"
 max_headers = 50
 client_header_timeout = "15s"
+client_body_timeout = "20s"
 keepalive_timeout = "0"
 keepalive_requests = 50
 send_timeout = "1m"
@@ -901,6 +906,7 @@ proxy_ssl_name = "api.internal"
 proxy_buffering = true
 proxy_buffers = "1m"
 client_max_body_size = 0
+client_body_timeout = "5s"
 upgrade = []
 limit_req = { zone = "api keys", delay = 4 }
 limit_conn = { zone = "conn_ip", max = 2 }
@@ -1052,6 +1058,7 @@ client_max_body_size = "1m"
 upgrade = ["websocket"]
 limit_req_status = 503
 limit_conn_status = 503
+client_body_timeout = "60s"
 "#
         );
     }

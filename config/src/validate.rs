@@ -793,6 +793,11 @@ fn server(
         )?,
         error_page: error_pages(cx, r.error_page.as_ref(), &format!("{key}.error_page"))?
             .unwrap_or_default(),
+        body_timeout: cx.duration(
+            r.client_body_timeout.as_ref(),
+            &format!("{key}.client_body_timeout"),
+            DEFAULT_CLIENT_BODY_TIMEOUT,
+        )?,
         intercept: r
             .proxy_intercept_errors
             .as_ref()
@@ -980,6 +985,7 @@ struct ServerLimits {
     pass: Option<Vec<String>>,
     error_page: Vec<ErrorPage>,
     intercept: Option<bool>,
+    body_timeout: Duration,
 }
 
 /// `add_header`: a table of name → value, or name →
@@ -1438,6 +1444,11 @@ fn location(
             r.client_max_body_size.as_ref(),
             &format!("{key}.client_max_body_size"),
             DEFAULT_CLIENT_MAX_BODY_SIZE,
+        )?,
+        client_body_timeout: cx.duration(
+            r.client_body_timeout.as_ref(),
+            &format!("{key}.client_body_timeout"),
+            inherited.body_timeout,
         )?,
         proxy_ssl: UpstreamTls {
             verify: cx.bool(

@@ -334,6 +334,7 @@ proxy_pass = "http://{backend}"
 [servers.app]
 listen = ["127.0.0.1:0"]
 client_header_timeout = "1s"
+client_body_timeout = "1s"
 [servers.app.locations."/api/"]
 proxy_pass = "http://{http}"
 client_max_body_size = "1k"

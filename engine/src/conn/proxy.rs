@@ -41,7 +41,7 @@ impl<T: Transport> Conn<T> {
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue")),
             client_keep_alive: r.keep_alive,
             client_http10: r.req.minor_version == 0,
-            client_body_timeout: server.client_header_timeout,
+            client_body_timeout: loc.client_body_timeout,
             intercept: if loc.proxy_intercept_errors && !r.error_page {
                 let client = self.peer.ip();
                 loc.error_page
