@@ -485,6 +485,13 @@ pub struct Location {
     /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
     /// 0 = unlimited).
     pub client_max_body_size: u64,
+    /// `proxy_request_buffering` (default false: the body streams): read
+    /// a request body of declared length whole, in memory, before the
+    /// upstream is chosen.
+    pub proxy_request_buffering: bool,
+    /// `proxy_next_upstream`, `proxy_next_upstream_tries`,
+    /// `proxy_next_upstream_timeout`.
+    pub next_upstream: NextUpstream,
     /// `client_body_timeout` (the location's, else the server's, else
     /// [`DEFAULT_CLIENT_BODY_TIMEOUT`](crate::defaults::DEFAULT_CLIENT_BODY_TIMEOUT)):
     /// the longest wait between two reads of a request body, else 408.
@@ -750,6 +757,112 @@ pub enum StaticRoot {
     Root(PathBuf),
     /// `alias`: the matched location prefix is replaced by this directory.
     Alias(PathBuf),
+}
+
+/// `proxy_next_upstream` with `_tries` and `_timeout`: when a request
+/// goes on to the next server of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextUpstream {
+    /// `error`: a failed connect, or an upstream that failed while the
+    /// request was sent or before its response head came.
+    pub error: bool,
+    /// `timeout`: the same, by a timeout.
+    pub timeout: bool,
+    /// `invalid_header`: a response head ringway cannot take.
+    pub invalid_header: bool,
+    /// `http_500`, `http_502`, `http_503`, `http_504`, `http_403`,
+    /// `http_404`, `http_429`: an answer with this status.
+    pub statuses: Vec<u16>,
+    /// `non_idempotent`: POST, LOCK and PATCH may go on too once sent.
+    pub non_idempotent: bool,
+    /// `proxy_next_upstream_tries` (0: no limit): the most servers tried.
+    pub tries: u32,
+    /// `proxy_next_upstream_timeout` (zero: no limit): no next server
+    /// after this long.
+    pub within: Duration,
+}
+
+impl NextUpstream {
+    /// nginx's default: `error timeout`.
+    pub fn nginx_default() -> Self {
+        NextUpstream {
+            error: true,
+            timeout: true,
+            invalid_header: false,
+            statuses: Vec::new(),
+            non_idempotent: false,
+            tries: 0,
+            within: Duration::ZERO,
+        }
+    }
+
+    /// `off`.
+    pub fn off() -> Self {
+        NextUpstream {
+            error: false,
+            timeout: false,
+            ..Self::nginx_default()
+        }
+    }
+
+    /// Parse nginx's tokens.
+    pub fn parse_conditions(tokens: &[String]) -> Result<NextUpstream, String> {
+        let mut n = NextUpstream::off();
+        if tokens.len() == 1 && tokens[0] == "off" {
+            return Ok(n);
+        }
+        for t in tokens {
+            match t.as_str() {
+                "error" => n.error = true,
+                "timeout" => n.timeout = true,
+                "invalid_header" => n.invalid_header = true,
+                "non_idempotent" => n.non_idempotent = true,
+                "off" => return Err("`off` stands alone".into()),
+                other => match other.strip_prefix("http_").map(str::parse::<u16>) {
+                    Some(Ok(c @ (500 | 502 | 503 | 504 | 403 | 404 | 429))) => {
+                        if !n.statuses.contains(&c) {
+                            n.statuses.push(c)
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`{other}`: the conditions are error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_403, http_404, http_429, non_idempotent, or off"
+                        ))
+                    }
+                },
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether another server may be tried after `tried` servers and
+    /// `elapsed` time (`proxy_next_upstream_tries`, `_timeout`).
+    pub fn within_limits(&self, tried: usize, elapsed: Duration) -> bool {
+        (self.tries == 0 || tried < self.tries as usize)
+            && (self.within.is_zero() || elapsed < self.within)
+    }
+
+    /// The tokens, as nginx writes them.
+    pub fn conditions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (on, name) in [
+            (self.error, "error"),
+            (self.timeout, "timeout"),
+            (self.invalid_header, "invalid_header"),
+        ] {
+            if on {
+                out.push(name.to_string());
+            }
+        }
+        out.extend(self.statuses.iter().map(|c| format!("http_{c}")));
+        if self.non_idempotent {
+            out.push("non_idempotent".into());
+        }
+        if out.is_empty() {
+            out.push("off".into());
+        }
+        out
+    }
 }
 
 /// One `error_page` line: `CODE... [=[CODE]] TARGET`.

@@ -157,6 +157,10 @@ pub struct RawLocation {
     pub proxy_buffering: Option<V>,
     pub proxy_buffers: Option<V>,
     pub proxy_set_header: Option<IndexMap<String, V>>,
+    pub proxy_next_upstream: Option<V>,
+    pub proxy_request_buffering: Option<V>,
+    pub proxy_next_upstream_tries: Option<V>,
+    pub proxy_next_upstream_timeout: Option<V>,
     #[serde(rename = "return")]
     pub return_: Option<Spanned<RawReturn>>,
     pub root: Option<V>,

@@ -340,6 +340,17 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
                 string(&size(l.client_max_body_size)),
             );
             out.kv("upgrade", array(l.upgrade.iter().map(|u| string(u))));
+            out.kv(
+                "proxy_request_buffering",
+                l.proxy_request_buffering.to_string(),
+            );
+            let n = &l.next_upstream;
+            out.kv(
+                "proxy_next_upstream",
+                array(n.conditions().iter().map(|c| string(c))),
+            );
+            out.kv("proxy_next_upstream_tries", n.tries.to_string());
+            out.kv("proxy_next_upstream_timeout", string(&duration(n.within)));
             if p.tls {
                 let ssl = &l.proxy_ssl;
                 out.kv("proxy_ssl_verify", ssl.verify.to_string());
@@ -907,6 +918,10 @@ proxy_buffering = true
 proxy_buffers = "1m"
 client_max_body_size = 0
 client_body_timeout = "5s"
+proxy_next_upstream = ["error", "invalid_header", "http_503", "http_429", "non_idempotent"]
+proxy_request_buffering = false
+proxy_next_upstream_tries = 3
+proxy_next_upstream_timeout = "10s"
 upgrade = []
 limit_req = { zone = "api keys", delay = 4 }
 limit_conn = { zone = "conn_ip", max = 2 }
@@ -1056,6 +1071,10 @@ proxy_buffering = false
 proxy_buffers = "64k"
 client_max_body_size = "1m"
 upgrade = ["websocket"]
+proxy_request_buffering = false
+proxy_next_upstream = ["error", "timeout"]
+proxy_next_upstream_tries = 0
+proxy_next_upstream_timeout = "0s"
 limit_req_status = 503
 limit_conn_status = 503
 client_body_timeout = "60s"

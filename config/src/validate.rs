@@ -1445,6 +1445,48 @@ fn location(
             &format!("{key}.client_max_body_size"),
             DEFAULT_CLIENT_MAX_BODY_SIZE,
         )?,
+        proxy_request_buffering: {
+            let bk = format!("{key}.proxy_request_buffering");
+            let on = cx.bool(r.proxy_request_buffering.as_ref(), &bk, false)?;
+            let max = cx.size(
+                r.client_max_body_size.as_ref(),
+                &format!("{key}.client_max_body_size"),
+                DEFAULT_CLIENT_MAX_BODY_SIZE,
+            )?;
+            if on && !(1..=16 << 20).contains(&max) {
+                let v = r.proxy_request_buffering.as_ref().expect("set when on");
+                return Err(cx.at(
+                    v,
+                    &bk,
+                    ErrorKind::Invalid(
+                        "buffers the body in memory: client_max_body_size must be from 1 byte to 16m here"
+                            .into(),
+                    ),
+                ));
+            }
+            on
+        },
+        next_upstream: {
+            let nk = format!("{key}.proxy_next_upstream");
+            let mut n = match &r.proxy_next_upstream {
+                None => NextUpstream::nginx_default(),
+                Some(v) => NextUpstream::parse_conditions(&cx.strings(v, &nk)?)
+                    .map_err(|why| cx.at(v, &nk, ErrorKind::Invalid(why)))?,
+            };
+            n.tries = cx.int(
+                r.proxy_next_upstream_tries.as_ref(),
+                &format!("{key}.proxy_next_upstream_tries"),
+                0,
+                0,
+                1000,
+            )? as u32;
+            n.within = cx.duration(
+                r.proxy_next_upstream_timeout.as_ref(),
+                &format!("{key}.proxy_next_upstream_timeout"),
+                Duration::ZERO,
+            )?;
+            n
+        },
         client_body_timeout: cx.duration(
             r.client_body_timeout.as_ref(),
             &format!("{key}.client_body_timeout"),

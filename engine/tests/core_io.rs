@@ -460,6 +460,7 @@ async fn connect_retries_the_next_server() {
         None,
         b"GET / HTTP/1.1\r\nHost: u\r\n\r\n",
         true,
+        &ringway_config::NextUpstream::nginx_default(),
         Duration::from_secs(2),
         Duration::from_secs(2),
         lim,

@@ -38,6 +38,18 @@ impl Nginx {
     /// {listen_params} reuseport;` on a free port, then the directives of
     /// `server` (without braces). Waits (bounded) until it accepts.
     pub fn start(bin: &std::path::Path, tag: &str, listen_params: &str, server: &str) -> Nginx {
+        Self::start_with_http(bin, tag, "", listen_params, server)
+    }
+
+    /// `start` with `http` directives (as `upstream` blocks) before the
+    /// server.
+    pub fn start_with_http(
+        bin: &std::path::Path,
+        tag: &str,
+        http: &str,
+        listen_params: &str,
+        server: &str,
+    ) -> Nginx {
         let dir = temp_dir(tag);
         // The port is held (SO_REUSEPORT, not listening) until nginx has
         // bound it beside the reservation (`reuseport`).
@@ -60,6 +72,7 @@ http {{
   fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
+  {http}
   server {{
     listen {addr} {listen_params} reuseport;
     {server}

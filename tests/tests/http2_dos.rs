@@ -701,7 +701,14 @@ fn made_you_reset_is_ended_with_enhance_your_calm(d: Driver) {
         goaway_reason(&got),
         "too many streams reset for the client's errors"
     );
-    assert!(sent < 20_000, "all {sent} went out");
+    // How many streams ringway took is what its GOAWAY names (the last
+    // stream it processed), not how many the client wrote: on a loaded
+    // machine the socket buffers hold all 20 000 before ringway reads.
+    let last = goaways(&got).first().map_or(u32::MAX, |g| g.0);
+    assert!(
+        last < 2 * 1000,
+        "{sent} written, last stream processed {last}"
+    );
     let codes: std::collections::BTreeSet<u32> = resets(&got).into_iter().map(|r| r.1).collect();
     for code in [0x1, 0x3, 0x5] {
         assert!(codes.contains(&code), "no reset with {code:#x}: {codes:?}");

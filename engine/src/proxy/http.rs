@@ -68,10 +68,52 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>, p: &Plain) -> Result<Outcome
         let a = x.exchange_head().await?;
         // Length(0): nothing to relay; every early byte is the next request.
         (a, x.early.to_vec())
+    } else if x.location.proxy_request_buffering && matches!(p.body, BodyKind::Length(_)) {
+        buffered(x, p).await?
     } else {
         send_with_body(x, p, &answered_early).await?
     };
     respond(x, p, answered, leftover, answered_early.get()).await
+}
+
+/// `proxy_request_buffering`: read the whole body first (its length was
+/// declared and is within `client_max_body_size`), then send head and
+/// body together as one exchange — which, having the body to send again,
+/// may go on to the next server as a body-less request does.
+async fn buffered<C: Transport>(
+    x: &Exchange<'_, C>,
+    p: &Plain,
+) -> Result<(Answered, Vec<u8>), Error> {
+    let loc = x.location;
+    if p.expect_continue && x.early.is_empty() {
+        x.client
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", loc.proxy_send_timeout)
+            .await
+            .map_err(Error::client_io)?;
+    }
+    let lim = BodyLimits {
+        read_timeout: p.client_body_timeout,
+        max: loc.client_max_body_size,
+        max_trailer: x.limits.max_len,
+    };
+    let mut reader = BodyReader::new(x.client, &x.kit.bufs, p.body, x.early, lim, false);
+    let mut whole = x.head.clone();
+    while !reader.is_done() {
+        match reader.next().await {
+            Ok(step) => whole.extend_from_slice(step.data),
+            Err(BodyError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(Error::new(Kind::BodyTimeout).with_source(e))
+            }
+            Err(BodyError::Read(e)) => return Err(Error::client_io(e)),
+            Err(BodyError::Framing(why)) => return Err(Kind::BadRequest(why).into()),
+            Err(BodyError::TooLarge) => return Err(Kind::BodyTooLarge.into()),
+            Err(BodyError::Write(e)) => return Err(Error::upstream_io(e)),
+        }
+    }
+    let leftover = reader.take_rest();
+    drop(reader);
+    let a = x.exchange_head_with(&whole).await?;
+    Ok((a, leftover))
 }
 
 /// Connect, send the head and relay the request body, then read the
@@ -88,6 +130,11 @@ async fn send_with_body<C: Transport>(
         &mut Vec::new(),
         loc.proxy_connect_timeout,
         false,
+        // The body streams as it comes (nothing kept to send again): only
+        // a failed connect goes on to the next server.
+        &|e: &Error, tried: usize| {
+            super::next_allows(&loc.next_upstream, e, tried, std::time::Duration::ZERO)
+        },
     )
     .await?;
     up.stream

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use ringway_config::{Location, UpstreamAddr};
+use ringway_config::{Location, NextUpstream, UpstreamAddr};
 use tracing::warn;
 
 use crate::error::{Error, Kind, Retry};
@@ -117,14 +117,21 @@ impl<C: Transport> Exchange<'_, C> {
     /// Connect, send the head, read the response head, retrying as
     /// nginx does, and give up when the client leaves.
     async fn exchange_head(&self) -> Result<Answered, Error> {
+        self.exchange_head_with(&self.head).await
+    }
+
+    /// [`Self::exchange_head`] sending `bytes` (the head, or the head and
+    /// a buffered body).
+    async fn exchange_head_with(&self, bytes: &[u8]) -> Result<Answered, Error> {
         let loc = self.location;
         monoio::select! {
             biased;
             r = exchange_head(
                 &self.target,
                 self.tls.as_ref(),
-                &self.head,
+                bytes,
                 self.idempotent,
+                &loc.next_upstream,
                 loc.proxy_connect_timeout,
                 loc.proxy_send_timeout,
                 self.limits,
@@ -231,6 +238,7 @@ pub async fn connect(
     tried: &mut Vec<usize>,
     timeout: Duration,
     fresh: bool,
+    go_on: &dyn Fn(&Error, usize) -> bool,
 ) -> Result<Connected, Error> {
     match target {
         Target::Addrs(addrs) => {
@@ -290,6 +298,11 @@ pub async fn connect(
                     }
                     Err(e) => {
                         mark_failed(group, i, &addrs[0]);
+                        // `proxy_next_upstream`: whether a failed connect
+                        // goes on to the next server.
+                        if !go_on(&e, tried.len()) {
+                            return Err(e);
+                        }
                         last = Some(e);
                     }
                 }
@@ -400,11 +413,13 @@ pub struct Answered {
 /// server while the upstream failed without sending a byte (for a
 /// non-idempotent request, only when the connect failed). When every
 /// server failed, the last failure is the answer (a timeout: 504).
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange_head(
     target: &Target,
     tls: Option<&Arc<Connector>>,
     head: &[u8],
     idempotent: bool,
+    next: &NextUpstream,
     connect_timeout: Duration,
     send_timeout: Duration,
     lim: HeadLimits,
@@ -412,11 +427,19 @@ pub async fn exchange_head(
     let mut tried = Vec::new();
     let mut fresh = false;
     let mut last: Option<Error> = None;
+    // An answer whose status asked for the next server: the client gets
+    // it when no next server answers (nginx passes the last one).
+    let mut held: Option<Answered> = None;
+    let started = Instant::now();
+    let go_on = |e: &Error, tried: usize| next_allows(next, e, tried, started.elapsed());
     loop {
-        let up = match connect(target, tls, &mut tried, connect_timeout, fresh).await {
+        let up = match connect(target, tls, &mut tried, connect_timeout, fresh, &go_on).await {
             Ok(up) => up,
-            Err(e) if e.kind == Kind::NoLiveUpstream && last.is_some() => {
-                return Err(last.unwrap_or(e))
+            Err(e) if e.kind == Kind::NoLiveUpstream && (held.is_some() || last.is_some()) => {
+                if let Some(a) = held {
+                    return Ok(a);
+                }
+                return Err(last.unwrap_or(e));
             }
             Err(e) => return Err(e),
         };
@@ -426,10 +449,30 @@ pub async fn exchange_head(
         };
         let e = match res {
             Ok(head) => {
-                up.succeeded();
-                return Ok(Answered { up, head });
+                let status = head.resp.status;
+                let again = next.statuses.contains(&status)
+                    && (idempotent || next.non_idempotent)
+                    && next.within_limits(tried.len(), started.elapsed());
+                if !again {
+                    up.succeeded();
+                    return Ok(Answered { up, head });
+                }
+                warn!(server = %up.addr, status, "upstream answered a status proxy_next_upstream names, trying the next one");
+                // nginx counts these against the server (not a 403 or 404).
+                if status >= 429 {
+                    up.failed();
+                }
+                held = Some(Answered { up, head });
+                continue;
             }
             Err(e) => e,
+        };
+        // `invalid_header`: a response head ringway cannot take, when the
+        // location says so, may go on as a failure before any byte did.
+        let e = if matches!(e.kind, Kind::BadResponse(_)) && next.invalid_header {
+            e.with_retry(Retry::Decided(true))
+        } else {
+            e
         };
         let before_any_byte = e.retry == Retry::Decided(true);
         let e = if up.pooled && before_any_byte {
@@ -447,7 +490,9 @@ pub async fn exchange_head(
                 }
                 fresh = true;
             }
-            Retry::Decided(true) if idempotent => {
+            Retry::Decided(true)
+                if (idempotent || next.non_idempotent) && go_on(&e, tried.len()) =>
+            {
                 warn!(server = %up.addr, error = %e, "upstream failed before answering, trying the next one");
                 up.failed();
                 last = Some(e);
@@ -458,6 +503,19 @@ pub async fn exchange_head(
             }
         }
     }
+}
+
+/// `proxy_next_upstream`: whether failure `e` goes on to the next server,
+/// after `tried` servers and `elapsed` time. A timeout is `timeout`'s, a
+/// response head ringway cannot take `invalid_header`'s, any other
+/// failure `error`'s.
+pub fn next_allows(next: &NextUpstream, e: &Error, tried: usize, elapsed: Duration) -> bool {
+    let condition = match e.kind {
+        Kind::ConnectTimeout | Kind::UpstreamTimeout => next.timeout,
+        Kind::BadResponse(_) => next.invalid_header,
+        _ => next.error,
+    };
+    condition && next.within_limits(tried, elapsed)
 }
 
 /// nginx's idempotent methods: everything but POST, LOCK and PATCH may be
