@@ -195,6 +195,57 @@ try_files = ["$uri", "/index.html"]
 
     /// A connection zone has no rate: `rate` there is an unknown key that
     /// says where it belongs, and a typo is never offered `rate`.
+    /// OpenSSL cipher strings as nginx users write them, read against the
+    /// TLS 1.2 suites rustls has.
+    #[test]
+    fn cipher_strings() {
+        let iana = |names: &[&str]| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| {
+                    TLS12_SUITES
+                        .iter()
+                        .find(|s| s.0 == *n)
+                        .unwrap()
+                        .1
+                        .to_string()
+                })
+                .collect()
+        };
+        // nginx's default: all six, no warning.
+        let (all, w) = map_ciphers("HIGH:!aNULL:!MD5").unwrap();
+        assert_eq!(all.len(), 6);
+        assert!(w.is_empty(), "{w:?}");
+        // Mozilla's intermediate list: its DHE suites are not rustls's.
+        let (list, w) = map_ciphers(
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
+             ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+             DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
+        )
+        .unwrap();
+        assert_eq!(
+            list,
+            iana(&[
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-CHACHA20-POLY1305",
+                "ECDHE-RSA-CHACHA20-POLY1305",
+            ])
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("DHE-RSA-AES128-GCM-SHA256"), "{w:?}");
+        // Classes joined with +, and exclusions.
+        let (list, _) = map_ciphers("EECDH+AESGCM:EDH+AESGCM:!ECDSA").unwrap();
+        assert_eq!(
+            list,
+            iana(&["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"])
+        );
+        assert!(map_ciphers("DHE-RSA-AES256-SHA:AES128-SHA").is_err());
+        assert!(map_ciphers("!ALL").is_err());
+    }
+
     #[test]
     fn error_page_lines() {
         let p = ErrorPage::parse("500 502  503 504 /50x.html").unwrap();

@@ -394,12 +394,27 @@ pub enum ServerName {
 /// start and every reload), which names `line` in its errors.
 #[derive(Debug, Clone)]
 pub struct Tls {
-    /// PEM: the certificate chain, leaf first (fullchain).
-    pub cert: PathBuf,
+    /// PEM: the certificate chain, leaf first (fullchain). `None` only
+    /// with `reject_handshake`.
+    pub cert: Option<PathBuf>,
     /// PEM: a PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key.
-    pub key: PathBuf,
-    /// `min_version` ([`DEFAULT_TLS_MIN_VERSION`](crate::defaults::DEFAULT_TLS_MIN_VERSION)).
+    pub key: Option<PathBuf>,
+    /// `min_version` ([`DEFAULT_TLS_MIN_VERSION`](crate::defaults::DEFAULT_TLS_MIN_VERSION)),
+    /// or the oldest of `protocols`.
     pub min_version: TlsVersion,
+    /// The newest of `protocols` (1.3 unless `protocols` leaves it out).
+    pub max_version: TlsVersion,
+    /// `ciphers` (nginx's `ssl_ciphers`, OpenSSL syntax), as the IANA
+    /// names of the TLS 1.2 suites it selects among those rustls has, in
+    /// its order; `None`: all of them. TLS 1.3 suites are not affected
+    /// (as with OpenSSL).
+    pub ciphers: Option<Vec<String>>,
+    /// `session_tickets` (default true): resumption by tickets (session
+    /// IDs always work).
+    pub session_tickets: bool,
+    /// `reject_handshake` (default false): a handshake that picks this
+    /// server (by SNI, or as the default) is refused; no certificate.
+    pub reject_handshake: bool,
     /// `handshake_timeout`
     /// ([`DEFAULT_TLS_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_TLS_HANDSHAKE_TIMEOUT)):
     /// the whole TLS handshake must finish within it, else the connection
@@ -411,6 +426,147 @@ pub struct Tls {
     pub cert_line: usize,
     /// The line of `key`.
     pub key_line: usize,
+}
+
+/// The TLS 1.2 suites rustls offers: OpenSSL name, IANA name, and the
+/// parts OpenSSL's cipher-string keywords select by (authentication,
+/// cipher, MAC).
+pub const TLS12_SUITES: &[(&str, &str, [&str; 3])] = &[
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ["ECDSA", "AES256GCM", "SHA384"],
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ["ECDSA", "AES128GCM", "SHA256"],
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ["ECDSA", "CHACHA20", "SHA256"],
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        ["RSA", "AES256GCM", "SHA384"],
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ["RSA", "AES128GCM", "SHA256"],
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        ["RSA", "CHACHA20", "SHA256"],
+    ),
+];
+
+/// An OpenSSL cipher string (`ssl_ciphers`) read against [`TLS12_SUITES`]:
+/// the IANA names it selects, in order, and a warning for each part that
+/// selects nothing rustls has. An error when nothing is left.
+pub fn map_ciphers(text: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    // Whether keyword `k` (one part of a `+` combination) selects suite s.
+    fn part(k: &str, s: &(&str, &str, [&str; 3])) -> Option<bool> {
+        let [auth, cipher, mac] = s.2;
+        Some(match k {
+            "ALL"
+            | "DEFAULT"
+            | "HIGH"
+            | "ECDHE"
+            | "EECDH"
+            | "kEECDH"
+            | "kECDHE"
+            | "AEAD"
+            | "TLSv1.2"
+            | "SSLv3"
+            | "COMPLEMENTOFDEFAULT" => k != "COMPLEMENTOFDEFAULT",
+            "ECDSA" | "aECDSA" => auth == "ECDSA",
+            "RSA" | "aRSA" => auth == "RSA",
+            "AES" => cipher.starts_with("AES"),
+            "AESGCM" => cipher.ends_with("GCM"),
+            "AES128" => cipher == "AES128GCM",
+            "AES256" => cipher == "AES256GCM",
+            "CHACHA20" => cipher == "CHACHA20",
+            "SHA256" => mac == "SHA256",
+            "SHA384" => mac == "SHA384",
+            // Real OpenSSL classes none of rustls' suites is in.
+            "aNULL" | "eNULL" | "NULL" | "MD5" | "RC4" | "DES" | "3DES" | "EXPORT" | "EXP"
+            | "LOW" | "MEDIUM" | "PSK" | "SRP" | "DSS" | "aDSS" | "CAMELLIA" | "SEED" | "IDEA"
+            | "SHA1" | "SHA" | "kRSA" | "DHE" | "EDH" | "kDHE" | "kEDH" | "ADH" | "AECDH"
+            | "CBC" | "ARIA" | "kECDH" | "aECDH" | "kPSK" | "aPSK" | "ECDH" => false,
+            _ => return None,
+        })
+    }
+    let mut chosen: Vec<&str> = Vec::new();
+    let mut banned: Vec<&str> = Vec::new();
+    let mut warnings = Vec::new();
+    for token in text
+        .split([':', ',', ' ', ';'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let (op, body) = match token.as_bytes()[0] {
+            b'!' | b'-' | b'+' => (token.as_bytes()[0], &token[1..]),
+            _ => (b' ', token),
+        };
+        if body.starts_with('@') {
+            continue; // @STRENGTH, @SECLEVEL=n: ordering and levels
+        }
+        let matched: Option<Vec<&str>> = match TLS12_SUITES.iter().find(|s| s.0 == body) {
+            Some(s) => Some(vec![s.1]),
+            None => {
+                let parts: Vec<&str> = body.split('+').collect();
+                let mut out = Vec::new();
+                let mut known = true;
+                for s in TLS12_SUITES {
+                    let mut all = true;
+                    for p in &parts {
+                        match part(p, s) {
+                            Some(true) => {}
+                            Some(false) => all = false,
+                            None => known = false,
+                        }
+                    }
+                    if all {
+                        out.push(s.1);
+                    }
+                }
+                known.then_some(out)
+            }
+        };
+        match (op, matched) {
+            (b'+', _) => {}
+            (b'!', Some(m)) => {
+                chosen.retain(|c| !m.contains(c));
+                banned.extend(m);
+            }
+            (b'-', Some(m)) => chosen.retain(|c| !m.contains(c)),
+            (_, None) if op == b'!' || op == b'-' => {}
+            (_, None) => warnings.push(format!(
+                "`{body}` is not a TLS 1.2 suite or class rustls offers; ignored"
+            )),
+            (_, Some(m)) if m.is_empty() => warnings.push(format!(
+                "`{body}` selects no TLS 1.2 suite rustls offers (it has: ECDHE with ECDSA or RSA, AES-GCM or ChaCha20-Poly1305); ignored"
+            )),
+            (_, Some(m)) => {
+                for s in m {
+                    if !chosen.contains(&s) && !banned.contains(&s) {
+                        chosen.push(s);
+                    }
+                }
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(
+            "selects none of the TLS 1.2 suites rustls offers (ECDHE-ECDSA-/ECDHE-RSA- with AES128-GCM-SHA256, AES256-GCM-SHA384 or CHACHA20-POLY1305)"
+                .into(),
+        );
+    }
+    Ok((chosen.into_iter().map(str::to_string).collect(), warnings))
 }
 
 /// A TLS protocol version ringway speaks (rustls has no 1.0 or 1.1).

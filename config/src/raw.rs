@@ -145,6 +145,10 @@ pub struct RawTls {
     pub key: Option<V>,
     pub min_version: Option<V>,
     pub handshake_timeout: Option<V>,
+    pub protocols: Option<V>,
+    pub ciphers: Option<V>,
+    pub session_tickets: Option<V>,
+    pub reject_handshake: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

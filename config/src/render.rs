@@ -234,15 +234,7 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
         },
     );
     if let Some(t) = &s.tls {
-        out.kv(
-            "tls",
-            inline(&[
-                ("cert", string(&t.cert.to_string_lossy())),
-                ("key", string(&t.key.to_string_lossy())),
-                ("min_version", string(tls_version(t.min_version))),
-                ("handshake_timeout", string(&duration(t.handshake_timeout))),
-            ]),
-        );
+        out.kv("tls", inline(&tls_fields(t)));
     }
     out.kv(
         "http2",
@@ -461,6 +453,40 @@ fn headers(out: &mut Out, path: &str, headers: &[(String, Template)]) {
     for (name, value) in headers {
         out.kv(name, string(&template(value)));
     }
+}
+
+fn tls_fields(t: &Tls) -> Vec<(&'static str, String)> {
+    let mut f = Vec::new();
+    if t.reject_handshake {
+        f.push(("reject_handshake", "true".to_string()));
+    }
+    if let (Some(c), Some(k)) = (&t.cert, &t.key) {
+        f.push(("cert", string(&c.to_string_lossy())));
+        f.push(("key", string(&k.to_string_lossy())));
+    }
+    if t.max_version == TlsVersion::V1_3 {
+        f.push(("min_version", string(tls_version(t.min_version))));
+    } else {
+        let versions = [TlsVersion::V1_2, TlsVersion::V1_3]
+            .into_iter()
+            .filter(|v| (t.min_version..=t.max_version).contains(v));
+        f.push((
+            "protocols",
+            array(versions.map(|v| string(&format!("TLSv{}", tls_version(v))))),
+        ));
+    }
+    if let Some(list) = &t.ciphers {
+        let names: Vec<&str> = list
+            .iter()
+            .filter_map(|iana| TLS12_SUITES.iter().find(|s| s.1 == iana).map(|s| s.0))
+            .collect();
+        f.push(("ciphers", string(&names.join(":"))));
+    }
+    if !t.session_tickets {
+        f.push(("session_tickets", "false".to_string()));
+    }
+    f.push(("handshake_timeout", string(&duration(t.handshake_timeout))));
+    f
 }
 
 fn limit_req(config: &Config, r: &LimitReq) -> String {
@@ -948,6 +974,21 @@ error_page = ["403 = /other", "404 https://example.com/missing"]
 
 [servers."plain one"]
 listen = "127.0.0.1:8080"
+
+[servers.old]
+listen = "127.0.0.3:8443"
+server_name = "old.example.com"
+tls = { cert = "/etc/ringway/b.pem", key = "/etc/ringway/b.key", protocols = ["TLSv1.2"], ciphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE+CHACHA20:!ECDSA", session_tickets = false }
+
+[servers.old.locations."/"]
+return = { status = 204 }
+
+[servers.nobody]
+listen = "127.0.0.3:8443"
+tls = { reject_handshake = true }
+
+[servers.nobody.locations."/"]
+return = { status = 204 }
 
 [servers."plain one".locations."/"]
 return = { status = 301, url = "https://$host$request_uri" }

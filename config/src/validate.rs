@@ -708,52 +708,106 @@ fn server(
         None => None,
         Some(t) => {
             let tk = format!("{key}.tls");
-            let cert = t.get_ref().cert.as_ref().ok_or_else(|| {
-                cx.err(
-                    Some(t.span()),
-                    &format!("{tk}.cert"),
-                    ErrorKind::MissingTlsFile { which: "cert" },
-                )
-            })?;
-            let keyv = t.get_ref().key.as_ref().ok_or_else(|| {
-                cx.err(
-                    Some(t.span()),
-                    &format!("{tk}.key"),
-                    ErrorKind::MissingTlsFile { which: "key" },
-                )
-            })?;
             let raw = t.get_ref();
-            let min_version = match &raw.min_version {
-                None => DEFAULT_TLS_MIN_VERSION,
-                Some(v) => {
-                    let mk = format!("{tk}.min_version");
-                    match cx.string(v, &mk)?.trim_start_matches("TLSv") {
-                        "1.2" => TlsVersion::V1_2,
-                        "1.3" => TlsVersion::V1_3,
-                        other => {
-                            return Err(cx.at(
-                                v,
-                                &mk,
-                                ErrorKind::Invalid(format!(
-                                    "`{other}`: use \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are not offered)"
-                                )),
-                            ))
+            let reject = cx.bool(
+                raw.reject_handshake.as_ref(),
+                &format!("{tk}.reject_handshake"),
+                false,
+            )?;
+            let file =
+                |v: Option<&V>, which: &'static str| -> Result<Option<PathBuf>, ConfigError> {
+                    let k = format!("{tk}.{which}");
+                    match (v, reject) {
+                        (Some(v), false) => Ok(Some(cx.string(v, &k)?.into())),
+                        (None, false) => {
+                            Err(cx.err(Some(t.span()), &k, ErrorKind::MissingTlsFile { which }))
                         }
+                        (Some(v), true) => Err(cx.at(
+                            v,
+                            &k,
+                            ErrorKind::Invalid(
+                                "a server with reject_handshake = true has no certificate".into(),
+                            ),
+                        )),
+                        (None, true) => Ok(None),
                     }
+                };
+            let cert = file(raw.cert.as_ref(), "cert")?;
+            let keyf = file(raw.key.as_ref(), "key")?;
+            let version = |v: &V, k: &str, text: &str| -> Result<TlsVersion, ConfigError> {
+                match text.trim_start_matches("TLSv") {
+                    "1.2" => Ok(TlsVersion::V1_2),
+                    "1.3" => Ok(TlsVersion::V1_3),
+                    other => Err(cx.at(
+                        v,
+                        k,
+                        ErrorKind::Invalid(format!(
+                            "`{other}`: ringway speaks TLS 1.2 and 1.3 (rustls has no TLS 1.0, 1.1 or SSL, which are broken; drop them)"
+                        )),
+                    )),
+                }
+            };
+            let (min_version, max_version) = match (&raw.min_version, &raw.protocols) {
+                (Some(v), Some(_)) => {
+                    return Err(cx.at(
+                        v,
+                        &format!("{tk}.min_version"),
+                        ErrorKind::Invalid("set `protocols` or `min_version`, not both".into()),
+                    ))
+                }
+                (None, None) => (DEFAULT_TLS_MIN_VERSION, TlsVersion::V1_3),
+                (Some(v), None) => {
+                    let mk = format!("{tk}.min_version");
+                    (version(v, &mk, &cx.string(v, &mk)?)?, TlsVersion::V1_3)
+                }
+                (None, Some(v)) => {
+                    let pk = format!("{tk}.protocols");
+                    let mut all = Vec::new();
+                    for p in cx.strings(v, &pk)? {
+                        all.push(version(v, &pk, &p)?);
+                    }
+                    let (Some(lo), Some(hi)) = (all.iter().min(), all.iter().max()) else {
+                        return Err(cx.at(
+                            v,
+                            &pk,
+                            ErrorKind::Invalid("name at least one version".into()),
+                        ));
+                    };
+                    (*lo, *hi)
+                }
+            };
+            let ciphers = match &raw.ciphers {
+                None => None,
+                Some(v) => {
+                    let ck = format!("{tk}.ciphers");
+                    let (names, warnings) = map_ciphers(&cx.string(v, &ck)?)
+                        .map_err(|why| cx.at(v, &ck, ErrorKind::Invalid(why)))?;
+                    for w in warnings {
+                        cx.warn(v, &ck, w);
+                    }
+                    Some(names)
                 }
             };
             Some(Tls {
-                cert: cx.string(cert, &format!("{tk}.cert"))?.into(),
-                key: cx.string(keyv, &format!("{tk}.key"))?.into(),
+                cert,
+                key: keyf,
                 min_version,
+                max_version,
+                ciphers,
+                session_tickets: cx.bool(
+                    raw.session_tickets.as_ref(),
+                    &format!("{tk}.session_tickets"),
+                    true,
+                )?,
+                reject_handshake: reject,
                 handshake_timeout: cx.duration(
                     raw.handshake_timeout.as_ref(),
                     &format!("{tk}.handshake_timeout"),
                     DEFAULT_TLS_HANDSHAKE_TIMEOUT,
                 )?,
                 line: cx.line_of(t.span().start),
-                cert_line: cx.line_of(cert.span().start),
-                key_line: cx.line_of(keyv.span().start),
+                cert_line: raw.cert.as_ref().map_or(0, |c| cx.line_of(c.span().start)),
+                key_line: raw.key.as_ref().map_or(0, |c| cx.line_of(c.span().start)),
             })
         }
     };
@@ -1842,6 +1896,36 @@ fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), Con
                     ErrorKind::Invalid(format!(
                         "{addr} mixes TLS (server `{}`) and plain HTTP (server `{}`); give every server on one address a `tls` table, or none",
                         with.name, without.name
+                    )),
+                ));
+            }
+        }
+    }
+    // The protocols, suites and tickets of a TLS address are one rustls
+    // configuration: the servers sharing it (but a rejecting default,
+    // which completes no handshake) must agree on them.
+    let mut tls_first: HashMap<SocketAddr, &Server> = HashMap::new();
+    for s in servers {
+        let Some(t) = s.tls.as_ref().filter(|t| !t.reject_handshake) else {
+            continue;
+        };
+        for addr in &s.listen {
+            let first = *tls_first.entry(*addr).or_insert(s);
+            let f = first.tls.as_ref().expect("a TLS server");
+            if (f.max_version, &f.ciphers, f.session_tickets)
+                != (t.max_version, &t.ciphers, t.session_tickets)
+            {
+                let span = raw
+                    .servers
+                    .get(&s.name)
+                    .and_then(|r| r.get_ref().tls.as_ref())
+                    .map(|v| v.span());
+                return Err(cx.err(
+                    span,
+                    &format!("servers.{}.tls", k(&s.name)),
+                    ErrorKind::Invalid(format!(
+                        "{addr} is shared with server `{}`, whose protocols, ciphers or session_tickets differ: one address has one TLS configuration (give them the same, or another address)",
+                        first.name
                     )),
                 ));
             }

@@ -41,7 +41,8 @@ impl Nginx {
         Self::start_with_http(bin, tag, "", listen_params, server)
     }
 
-    /// `start` with `http` directives (as `upstream` blocks) before the
+    /// `start` with `http` directives (as `upstream` blocks, or another
+    /// server: `{LISTEN}` in them is the server's address) before the
     /// server.
     pub fn start_with_http(
         bin: &std::path::Path,
@@ -81,6 +82,7 @@ http {{
 "#,
             user = if root { "user root;" } else { "" },
             addr = port.addr,
+            http = http.replace("{LISTEN}", &port.addr.to_string()),
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let child = Command::new(bin)

@@ -149,15 +149,19 @@ impl TlsSet {
         let mut keys: Vec<Option<Arc<CertifiedKey>>> = vec![None; config.servers.len()];
         for (i, s) in config.servers.iter().enumerate() {
             let Some(t) = &s.tls else { continue };
+            // `reject_handshake`: no certificate; the resolver finds none.
+            let (Some(cert_path), Some(key_path)) = (&t.cert, &t.key) else {
+                continue;
+            };
             let server = quote_key(&s.name);
-            let loaded = cert::load(&t.cert, &t.key, provider()).map_err(|e| {
+            let loaded = cert::load(cert_path, key_path, provider()).map_err(|e| {
                 let (which, line) = match e {
                     cert::CertError::NoKey { .. } | cert::CertError::BadKey { .. } => {
                         ("key", t.key_line)
                     }
                     cert::CertError::Read { ref path, .. }
                     | cert::CertError::BadPem { ref path, .. }
-                        if Path::new(path) == t.key =>
+                        if Path::new(path) == key_path =>
                     {
                         ("key", t.key_line)
                     }
@@ -170,7 +174,7 @@ impl TlsSet {
                     "{}:{}: servers.{server}.tls.cert: `{}`: {w}",
                     file.display(),
                     t.cert_line,
-                    t.cert.display()
+                    cert_path.display()
                 ));
             }
             set.certificates.push((s.name.clone(), loaded.not_after));
@@ -194,15 +198,43 @@ impl TlsSet {
                 .filter_map(|&i| config.servers[i].tls.as_ref().map(|t| t.min_version))
                 .min()
                 .unwrap_or(TlsVersion::V1_2);
-            let versions: &[&rustls::SupportedProtocolVersion] = match lowest {
-                TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-                TlsVersion::V1_3 => &[&rustls::version::TLS13],
+            // The oldest version any server of the address allows is
+            // offered (each server's own minimum is checked once the SNI
+            // name is known).
+            // Servers of one address agree on these (validation); a
+            // rejecting default has none of its own.
+            let settings = group
+                .servers
+                .iter()
+                .filter_map(|&i| config.servers[i].tls.as_ref())
+                .find(|t| !t.reject_handshake)
+                .unwrap_or(default_tls);
+            let highest = settings.max_version;
+            let versions: &[&rustls::SupportedProtocolVersion] = match (lowest, highest) {
+                (TlsVersion::V1_2, TlsVersion::V1_3) => {
+                    &[&rustls::version::TLS13, &rustls::version::TLS12]
+                }
+                (_, TlsVersion::V1_2) => &[&rustls::version::TLS12],
+                (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
+            };
+            let suites = match &settings.ciphers {
+                None => provider().clone(),
+                Some(names) => {
+                    let mut p = (**provider()).clone();
+                    p.cipher_suites.retain(|cs| match cs {
+                        rustls::SupportedCipherSuite::Tls13(_) => true,
+                        rustls::SupportedCipherSuite::Tls12(_) => names
+                            .iter()
+                            .any(|n| cs.suite().as_str() == Some(n.as_str())),
+                    });
+                    Arc::new(p)
+                }
             };
             let h2 = group
                 .servers
                 .iter()
                 .any(|&i| config.servers[i].http2 == ringway_config::Http2::Tls);
-            let mut sc = ServerConfig::builder_with_provider(provider().clone())
+            let mut sc = ServerConfig::builder_with_provider(suites)
                 .with_protocol_versions(versions)
                 .map_err(|e| {
                     err(
@@ -224,7 +256,7 @@ impl TlsSet {
             };
             let (sessions, ticketer) = resumption();
             sc.session_storage = sessions.clone();
-            if let Some(t) = ticketer {
+            if let (Some(t), true) = (ticketer, settings.session_tickets) {
                 sc.ticketer = t.clone();
             }
             set.listeners.insert(

@@ -1987,8 +1987,11 @@ p99.9 3120us\n";
         let s = &c.servers[0];
         let tls = s.tls.as_ref().unwrap();
         assert_eq!(
-            (tls.cert.as_path(), tls.key.as_path()),
-            (Path::new("/t/cert.pem"), Path::new("/t/key.pem"))
+            (tls.cert.as_deref(), tls.key.as_deref()),
+            (
+                Some(Path::new("/t/cert.pem")),
+                Some(Path::new("/t/key.pem"))
+            )
         );
         assert_eq!(s.listen, ["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
         let keys: Vec<&str> = s.locations.iter().map(|l| l.key.as_str()).collect();
