@@ -105,6 +105,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.locations.MATCH.proxy_buffering",
     "servers.NAME.locations.MATCH.proxy_buffers",
     "servers.NAME.locations.MATCH.proxy_set_header.HEADER",
+    "servers.NAME.locations.MATCH.proxy_redirect",
     "servers.NAME.locations.MATCH.proxy_request_buffering",
     "servers.NAME.locations.MATCH.proxy_next_upstream",
     "servers.NAME.locations.MATCH.proxy_next_upstream_tries",

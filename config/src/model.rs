@@ -641,6 +641,10 @@ pub struct Location {
     /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
     /// 0 = unlimited).
     pub client_max_body_size: u64,
+    /// `proxy_redirect`: (FROM, TO) prefixes for an upstream's `Location`
+    /// and `Refresh`, in order (`default` made from `proxy_pass` and the
+    /// location; empty: `off`).
+    pub proxy_redirect: Vec<(String, String)>,
     /// `proxy_request_buffering` (default false: the body streams): read
     /// a request body of declared length whole, in memory, before the
     /// upstream is chosen.

@@ -163,6 +163,7 @@ pub struct RawLocation {
     pub proxy_set_header: Option<IndexMap<String, V>>,
     pub proxy_next_upstream: Option<V>,
     pub proxy_request_buffering: Option<V>,
+    pub proxy_redirect: Option<V>,
     pub proxy_next_upstream_tries: Option<V>,
     pub proxy_next_upstream_timeout: Option<V>,
     #[serde(rename = "return")]

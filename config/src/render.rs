@@ -332,6 +332,18 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
                 string(&size(l.client_max_body_size)),
             );
             out.kv("upgrade", array(l.upgrade.iter().map(|u| string(u))));
+            if l.proxy_redirect.is_empty() {
+                out.kv("proxy_redirect", string("off"));
+            } else {
+                out.kv(
+                    "proxy_redirect",
+                    array(
+                        l.proxy_redirect
+                            .iter()
+                            .map(|(from, to)| string(&format!("{from} {to}"))),
+                    ),
+                );
+            }
             out.kv(
                 "proxy_request_buffering",
                 l.proxy_request_buffering.to_string(),
@@ -946,6 +958,7 @@ client_max_body_size = 0
 client_body_timeout = "5s"
 proxy_next_upstream = ["error", "invalid_header", "http_503", "http_429", "non_idempotent"]
 proxy_request_buffering = false
+proxy_redirect = ["default", "http://internal:8080/v1/ https://api.example.com/"]
 proxy_next_upstream_tries = 3
 proxy_next_upstream_timeout = "10s"
 upgrade = []
@@ -1112,6 +1125,7 @@ proxy_buffering = false
 proxy_buffers = "64k"
 client_max_body_size = "1m"
 upgrade = ["websocket"]
+proxy_redirect = ["http://127.0.0.1:9000/ /"]
 proxy_request_buffering = false
 proxy_next_upstream = ["error", "timeout"]
 proxy_next_upstream_tries = 0

@@ -1103,6 +1103,81 @@ fn add_headers(
     Ok(Some(out))
 }
 
+/// `proxy_redirect`: `"default"` (the default), `"off"`, or an array of
+/// `"FROM TO"` lines and `"default"`. nginx's default replaces the
+/// `proxy_pass` URL (with its URI part, `/` without) by the location's
+/// prefix (`/` without a URI part).
+fn proxy_redirect(
+    cx: &Ctx,
+    v: Option<&V>,
+    key: &str,
+    matcher: &LocationMatch,
+    action: &Action,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Action::Proxy(pp) = action else {
+        return Ok(Vec::new());
+    };
+    let rk = format!("{key}.proxy_redirect");
+    let default = || -> Option<(String, String)> {
+        let scheme = if pp.tls { "https://" } else { "http://" };
+        let after = pp.text.split_once("://").map_or("", |(_, r)| r);
+        let authority = match &pp.uri {
+            Some(u) => after.strip_suffix(u.as_str()).unwrap_or(after),
+            None => after,
+        };
+        let prefix = match matcher {
+            LocationMatch::Exact(p) | LocationMatch::Prefix { path: p, .. } => Some(p.as_str()),
+            _ => None,
+        };
+        match (&pp.uri, prefix) {
+            (Some(u), Some(p)) => Some((format!("{scheme}{authority}{u}"), p.to_string())),
+            (Some(_), None) => None,
+            (None, _) => Some((format!("{scheme}{authority}/"), "/".to_string())),
+        }
+    };
+    let lines = match v {
+        None => vec!["default".to_string()],
+        Some(v) => match v.get_ref() {
+            toml::Value::String(s) => vec![s.clone()],
+            _ => cx.strings(v, &rk)?,
+        },
+    };
+    let mut out = Vec::new();
+    for line in &lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["off"] if lines.len() == 1 => return Ok(Vec::new()),
+            ["default"] => match default() {
+                Some(d) => out.push(d),
+                // nginx refuses `proxy_redirect default` on a regex
+                // location whose proxy_pass has a URI part; as a default
+                // it is simply none there.
+                None if v.is_none() => {}
+                None => {
+                    return Err(cx.at(
+                        v.expect("written"),
+                        &rk,
+                        ErrorKind::Invalid(
+                            "`default` needs a location prefix to put back (not a regex or named location with a proxy_pass URI part)".into(),
+                        ),
+                    ))
+                }
+            },
+            [from, to] if !from.starts_with('~') => out.push((from.to_string(), to.to_string())),
+            _ => {
+                return Err(cx.at(
+                    v.expect("the default parses"),
+                    &rk,
+                    ErrorKind::Invalid(format!(
+                        "`{line}`: write \"default\", \"off\" or \"FROM TO\" (prefixes; regex forms are not supported)"
+                    )),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `error_page`: an array of nginx `error_page` lines; `None` when the
 /// level sets none.
 fn error_pages(cx: &Ctx, v: Option<&V>, key: &str) -> Result<Option<Vec<ErrorPage>>, ConfigError> {
@@ -1461,8 +1536,10 @@ fn location(
         }
         Ok(out)
     };
+    let redirect = proxy_redirect(cx, r.proxy_redirect.as_ref(), key, &matcher, &action)?;
     Ok(Location {
         key: lkey.to_string(),
+        proxy_redirect: redirect,
         matcher,
         proxy_connect_timeout: cx.duration(
             r.proxy_connect_timeout.as_ref(),

@@ -221,6 +221,9 @@ pub struct Relay<'a> {
     pub hide: &'a [String],
     /// `server_tokens`.
     pub server_tokens: bool,
+    /// `proxy_redirect`: (FROM, TO) prefixes of `Location` and
+    /// `Refresh`'s URL, the first that matches applied.
+    pub redirect: &'a [(String, String)],
 }
 
 impl Relay<'_> {
@@ -230,7 +233,31 @@ impl Relay<'_> {
         replace: &[],
         hide: &[],
         server_tokens: false,
+        redirect: &[],
     };
+}
+
+/// `proxy_redirect` on one field value: `Location`'s whole value, or the
+/// URL after `url=` in `Refresh`; the first rule whose FROM is a prefix
+/// (ASCII case-insensitive, as nginx) replaces it. `None`: unchanged.
+pub fn redirected(name: &[u8], value: &[u8], rules: &[(String, String)]) -> Option<Vec<u8>> {
+    let at = if header_eq(name, "location") {
+        0
+    } else if header_eq(name, "refresh") {
+        let lower = value.to_ascii_lowercase();
+        lower.windows(4).position(|w| w == b"url=")? + 4
+    } else {
+        return None;
+    };
+    let url = &value[at..];
+    let (from, to) = rules.iter().find(|(from, _)| {
+        url.len() >= from.len() && url[..from.len()].eq_ignore_ascii_case(from.as_bytes())
+    })?;
+    let mut out = Vec::with_capacity(value.len() + to.len());
+    out.extend_from_slice(&value[..at]);
+    out.extend_from_slice(to.as_bytes());
+    out.extend_from_slice(&url[from.len()..]);
+    Some(out)
 }
 
 /// The `Server` field ringway writes: its name, with `server_tokens`
@@ -302,6 +329,10 @@ pub fn response_head_for(
             continue;
         }
         if hidden(name) {
+            continue;
+        }
+        if let Some(v) = redirected(name, v, relay.redirect) {
+            push_header(out, name, &v);
             continue;
         }
         if replacing
@@ -551,6 +582,7 @@ mod tests {
             replace: &[],
             hide: &hide,
             server_tokens: false,
+            redirect: &[],
         };
         let head = |raw: &[u8]| {
             let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();
@@ -588,6 +620,32 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert_eq!(out.matches("Server:").count(), 1, "{out}");
         assert!(out.contains("Server: up/1\r\n"), "{out}");
+    }
+
+    #[test]
+    fn proxy_redirect_rewrites_location_and_refresh() {
+        let rules = [
+            ("http://up:9000/two/".to_string(), "/one/".to_string()),
+            ("http://up:9000/".to_string(), "/".to_string()),
+        ];
+        let r = |n: &str, v: &str| {
+            redirected(n.as_bytes(), v.as_bytes(), &rules).map(|v| String::from_utf8(v).unwrap())
+        };
+        assert_eq!(
+            r("Location", "http://up:9000/two/x?y=1").as_deref(),
+            Some("/one/x?y=1")
+        );
+        assert_eq!(
+            r("location", "HTTP://UP:9000/three").as_deref(),
+            Some("/three")
+        );
+        assert_eq!(r("Location", "https://elsewhere/two/"), None);
+        assert_eq!(
+            r("Refresh", "5; URL=http://up:9000/two/r").as_deref(),
+            Some("5; URL=/one/r")
+        );
+        assert_eq!(r("Refresh", "5"), None);
+        assert_eq!(r("Content-Location", "http://up:9000/two/x"), None);
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl<C: Transport> Exchange<'_, C> {
             },
             hide: &self.location.proxy_hide,
             server_tokens: self.server_tokens,
+            redirect: &self.location.proxy_redirect,
         }
     }
 
