@@ -69,6 +69,7 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.http2_max_concurrent_streams",
     "servers.NAME.http2_websocket",
     "servers.NAME.client_header_buffer_size",
+    "servers.NAME.large_client_header_buffers",
     "servers.NAME.max_headers",
     "servers.NAME.client_header_timeout",
     "servers.NAME.client_body_timeout",

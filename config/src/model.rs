@@ -268,6 +268,10 @@ pub struct Server {
     /// head may take (request line + headers); beyond it 431 (414 when the
     /// request line alone does not fit).
     pub client_header_buffer_size: usize,
+    /// `large_client_header_buffers` (NUMBER, SIZE): the head is read as
+    /// nginx packs it into a 1k buffer and NUMBER buffers of SIZE (414 /
+    /// 431 past them); `None`: only `client_header_buffer_size` bounds it.
+    pub header_line_max: Option<(usize, usize)>,
     /// `max_headers` ([`DEFAULT_MAX_HEADERS`](crate::defaults::DEFAULT_MAX_HEADERS)): beyond it 431.
     pub max_headers: usize,
     /// `client_header_timeout`

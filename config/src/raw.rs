@@ -116,6 +116,7 @@ pub struct RawServer {
     #[serde(default)]
     pub locations: IndexMap<String, Spanned<RawLocation>>,
     pub client_header_buffer_size: Option<V>,
+    pub large_client_header_buffers: Option<V>,
     pub max_headers: Option<V>,
     pub client_header_timeout: Option<V>,
     pub client_body_timeout: Option<V>,

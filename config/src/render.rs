@@ -249,10 +249,16 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
         s.http2_max_concurrent_streams.to_string(),
     );
     out.kv("http2_websocket", s.http2_websocket.to_string());
-    out.kv(
-        "client_header_buffer_size",
-        string(&size(s.client_header_buffer_size as u64)),
-    );
+    match s.header_line_max {
+        Some((n, line)) => out.kv(
+            "large_client_header_buffers",
+            string(&format!("{n} {}", size(line as u64))),
+        ),
+        None => out.kv(
+            "client_header_buffer_size",
+            string(&size(s.client_header_buffer_size as u64)),
+        ),
+    }
     out.kv("max_headers", s.max_headers.to_string());
     out.kv(
         "client_header_timeout",
@@ -991,6 +997,7 @@ listen = "127.0.0.1:8080"
 [servers.old]
 listen = "127.0.0.3:8443"
 server_name = "old.example.com"
+large_client_header_buffers = "4 8k"
 tls = { cert = "/etc/ringway/b.pem", key = "/etc/ringway/b.key", protocols = ["TLSv1.2"], ciphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE+CHACHA20:!ECDSA", session_tickets = false }
 
 [servers.old.locations."/"]

@@ -928,15 +928,54 @@ fn server(
             }
         }
     }
-    let client_header_buffer_size = cx.size(
-        r.client_header_buffer_size.as_ref(),
-        &format!("{key}.client_header_buffer_size"),
-        DEFAULT_CLIENT_HEADER_BUFFER_SIZE,
-    )?;
+    // nginx's `large_client_header_buffers N SIZE`: N buffers of SIZE for
+    // the head, no line longer than SIZE.
+    let (large, header_line_max) = match &r.large_client_header_buffers {
+        None => (None, None),
+        Some(v) => {
+            let lk = format!("{key}.large_client_header_buffers");
+            if r.client_header_buffer_size.is_some() {
+                return Err(cx.at(
+                    v,
+                    &lk,
+                    ErrorKind::Invalid(
+                        "set `large_client_header_buffers` or `client_header_buffer_size`, not both"
+                            .into(),
+                    ),
+                ));
+            }
+            let text = cx.string(v, &lk)?;
+            let parsed = text.split_once(char::is_whitespace).and_then(|(n, size)| {
+                let n: usize = n.trim().parse().ok()?;
+                let size = parse_size(size.trim())? as usize;
+                (n >= 1 && size >= 1024).then_some((n, size))
+            });
+            let Some((n, size)) = parsed else {
+                return Err(cx.at(
+                    v,
+                    &lk,
+                    ErrorKind::Invalid(format!(
+                        "`{text}`: write \"NUMBER SIZE\", as nginx's \"4 8k\" (SIZE at least 1k)"
+                    )),
+                ));
+            };
+            // nginx's 1k first buffer and the large ones.
+            (Some(1024 + n * size), Some((n, size)))
+        }
+    };
+    let client_header_buffer_size = match large {
+        Some(total) => total as u64,
+        None => cx.size(
+            r.client_header_buffer_size.as_ref(),
+            &format!("{key}.client_header_buffer_size"),
+            DEFAULT_CLIENT_HEADER_BUFFER_SIZE,
+        )?,
+    };
     if !(1024..=1 << 20).contains(&client_header_buffer_size) {
         let v = r
             .client_header_buffer_size
             .as_ref()
+            .or(r.large_client_header_buffers.as_ref())
             .expect("the default is in range");
         return Err(cx.at(
             v,
@@ -980,6 +1019,7 @@ fn server(
         error_page: limits.error_page.clone(),
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,
+        header_line_max,
         max_headers: cx.int(
             r.max_headers.as_ref(),
             &format!("{key}.max_headers"),

@@ -18,12 +18,13 @@ use crate::transport::Transport;
 
 impl<T: Transport> Conn<T> {
     pub(super) async fn read_head(&mut self) -> Phase {
-        let (max_headers, max_len, header_timeout, keepalive_timeout) = {
+        let (max_headers, max_len, line_max, header_timeout, keepalive_timeout) = {
             let config = &self.snap.config;
             let s = self.listen.select(config, None);
             (
                 s.max_headers,
                 s.client_header_buffer_size,
+                s.header_line_max,
                 s.client_header_timeout,
                 s.keepalive_timeout,
             )
@@ -54,6 +55,11 @@ impl<T: Transport> Conn<T> {
             if !buf.is_empty() {
                 match request::parse(buf, max_headers, max_len) {
                     Ok(Parse::Complete(req)) => {
+                        let over =
+                            line_max.and_then(|(n, size)| request::fits_buffers(&req, n, size));
+                        if let Some(e) = over {
+                            return fail(Kind::from(e));
+                        }
                         self.first = false;
                         return Phase::Route(req);
                     }

@@ -113,6 +113,38 @@ fn fit(mut buf: Vec<u8>) -> Vec<u8> {
 }
 
 /// `parse` of a copy of `bytes`: `None` when incomplete (tests, fuzzing).
+/// nginx's first head buffer (`client_header_buffer_size`'s default).
+pub const NGINX_FIRST_BUFFER: usize = 1024;
+
+/// Whether a head fits nginx's `large_client_header_buffers N SIZE` as
+/// nginx reads it: lines fill a first buffer of 1k, then up to `n`
+/// buffers of `size`; a line that does not fit the buffer it starts in
+/// moves whole to the next one, and must fit it. A request line that
+/// fits no buffer is a 414; a header line that does not, or a head that
+/// needs more buffers, is a 431 (nginx answers 400 "Request Header Or
+/// Cookie Too Large"; RFC 6585's status says what happened).
+pub fn fits_buffers(req: &Request, n: usize, size: usize) -> Option<HeadError> {
+    let head = &req.buf[..req.head_len];
+    let (mut room, mut used) = (NGINX_FIRST_BUFFER, 0usize);
+    let mut large = 0;
+    for (i, line) in head.split_inclusive(|&b| b == b'\n').enumerate() {
+        if used + line.len() <= room {
+            used += line.len();
+            continue;
+        }
+        if line.len() > size || large == n {
+            return Some(if i == 0 {
+                HeadError::UriTooLong
+            } else {
+                HeadError::HeadersTooLarge
+            });
+        }
+        large += 1;
+        (room, used) = (size, line.len());
+    }
+    None
+}
+
 pub fn parse_bytes(
     bytes: &[u8],
     max_headers: usize,
