@@ -645,6 +645,8 @@ pub struct Location {
     /// ([`DEFAULT_CLIENT_MAX_BODY_SIZE`](crate::defaults::DEFAULT_CLIENT_MAX_BODY_SIZE);
     /// 0 = unlimited).
     pub client_max_body_size: u64,
+    /// `gzip` and its `gzip_*` keys.
+    pub gzip: Gzip,
     /// `proxy_redirect`: (FROM, TO) prefixes for an upstream's `Location`
     /// and `Refresh`, in order (`default` made from `proxy_pass` and the
     /// location; empty: `off`).
@@ -1026,6 +1028,47 @@ impl NextUpstream {
             out.push("off".into());
         }
         out
+    }
+}
+
+/// nginx's gzip module settings of a location (each key inherited from
+/// the server on its own).
+#[derive(Debug, Clone)]
+pub struct Gzip {
+    /// `gzip` (default false).
+    pub on: bool,
+    /// `gzip_types` (default `["text/html"]`, always included; `"*"`: any).
+    pub types: Vec<String>,
+    /// `gzip_min_length` (default 20): a response that declares a shorter
+    /// length is sent as is.
+    pub min_length: u64,
+    /// `gzip_comp_level` (1–9, default 1).
+    pub level: u32,
+    /// `gzip_vary` (default false): `Vary: Accept-Encoding`.
+    pub vary: bool,
+    /// `gzip_proxied` (default `["off"]`): for a request that came through
+    /// a proxy (`Via`), which responses are compressed.
+    pub proxied: Vec<String>,
+    /// `gzip_disable`: User-Agent regexes (case-insensitive) that get no
+    /// gzip.
+    pub disable: Vec<regex::Regex>,
+    /// `gzip_static` (default false): serve `FILE.gz` when it exists and
+    /// the client takes gzip.
+    pub static_files: bool,
+}
+
+impl Gzip {
+    pub fn nginx_default() -> Gzip {
+        Gzip {
+            on: false,
+            types: vec!["text/html".into()],
+            min_length: 20,
+            level: 1,
+            vary: false,
+            proxied: vec!["off".into()],
+            disable: Vec::new(),
+            static_files: false,
+        }
     }
 }
 

@@ -137,6 +137,14 @@ pub struct RawServer {
     pub proxy_pass_header: Option<V>,
     pub error_page: Option<V>,
     pub proxy_intercept_errors: Option<V>,
+    pub gzip: Option<V>,
+    pub gzip_types: Option<V>,
+    pub gzip_min_length: Option<V>,
+    pub gzip_comp_level: Option<V>,
+    pub gzip_vary: Option<V>,
+    pub gzip_proxied: Option<V>,
+    pub gzip_disable: Option<V>,
+    pub gzip_static: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +202,14 @@ pub struct RawLocation {
     pub error_page: Option<V>,
     pub proxy_intercept_errors: Option<V>,
     pub internal: Option<V>,
+    pub gzip: Option<V>,
+    pub gzip_types: Option<V>,
+    pub gzip_min_length: Option<V>,
+    pub gzip_comp_level: Option<V>,
+    pub gzip_vary: Option<V>,
+    pub gzip_proxied: Option<V>,
+    pub gzip_disable: Option<V>,
+    pub gzip_static: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

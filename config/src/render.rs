@@ -416,6 +416,7 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
     if l.proxy_intercept_errors {
         out.kv("proxy_intercept_errors", "true");
     }
+    gzip(out, &l.gzip);
     if !l.access.is_empty() {
         out.kv(
             "access",
@@ -471,6 +472,38 @@ fn headers(out: &mut Out, path: &str, headers: &[(String, Template)]) {
     for (name, value) in headers {
         out.kv(name, string(&template(value)));
     }
+}
+
+/// A location's gzip settings, all of them when any differs from nginx's
+/// defaults.
+fn gzip(out: &mut Out, g: &Gzip) {
+    let d = Gzip::nginx_default();
+    let same = g.on == d.on
+        && g.types == d.types
+        && g.min_length == d.min_length
+        && g.level == d.level
+        && g.vary == d.vary
+        && g.proxied == d.proxied
+        && g.disable.is_empty()
+        && g.static_files == d.static_files;
+    if same {
+        return;
+    }
+    out.kv("gzip", g.on.to_string());
+    out.kv("gzip_types", array(g.types.iter().map(|t| string(t))));
+    out.kv("gzip_min_length", g.min_length.to_string());
+    out.kv("gzip_comp_level", g.level.to_string());
+    out.kv("gzip_vary", g.vary.to_string());
+    out.kv("gzip_proxied", array(g.proxied.iter().map(|p| string(p))));
+    out.kv(
+        "gzip_disable",
+        array(
+            g.disable
+                .iter()
+                .map(|r| string(r.as_str().trim_start_matches("(?i)"))),
+        ),
+    );
+    out.kv("gzip_static", g.static_files.to_string());
 }
 
 fn tls_fields(t: &Tls) -> Vec<(&'static str, String)> {
@@ -925,6 +958,9 @@ limit_conn = { zone = "conn_ip", max = 10 }
 limit_conn_status = 429
 access = ["deny 192.168.1.1", "allow 192.168.0.0/16", "allow ::1", "deny all"]
 server_tokens = true
+gzip = true
+gzip_types = ["application/json", "text/css"]
+gzip_vary = true
 error_page = ["500 502 503 504 /50x.html", "404 =200 @fallback"]
 proxy_intercept_errors = true
 proxy_hide_header = ["X-Powered-By"]
@@ -989,6 +1025,11 @@ proxy_pass = "http://least"
 [servers.edge.locations."= /50x.html"]
 root = "/srv/errors"
 internal = true
+gzip_static = true
+gzip_min_length = 1000
+gzip_comp_level = 6
+gzip_proxied = ["expired", "no-cache"]
+gzip_disable = ["msie6", "Bot/"]
 error_page = ["403 = /other", "404 https://example.com/missing"]
 
 [servers."plain one"]

@@ -847,6 +847,21 @@ fn server(
         )?,
         error_page: error_pages(cx, r.error_page.as_ref(), &format!("{key}.error_page"))?
             .unwrap_or_default(),
+        gzip: gzip_settings(
+            cx,
+            &key,
+            [
+                r.gzip.as_ref(),
+                r.gzip_types.as_ref(),
+                r.gzip_min_length.as_ref(),
+                r.gzip_comp_level.as_ref(),
+                r.gzip_vary.as_ref(),
+                r.gzip_proxied.as_ref(),
+                r.gzip_disable.as_ref(),
+                r.gzip_static.as_ref(),
+            ],
+            &Gzip::nginx_default(),
+        )?,
         body_timeout: cx.duration(
             r.client_body_timeout.as_ref(),
             &format!("{key}.client_body_timeout"),
@@ -1080,6 +1095,7 @@ struct ServerLimits {
     error_page: Vec<ErrorPage>,
     intercept: Option<bool>,
     body_timeout: Duration,
+    gzip: Gzip,
 }
 
 /// `add_header`: a table of name → value, or name →
@@ -1141,6 +1157,85 @@ fn add_headers(
         });
     }
     Ok(Some(out))
+}
+
+/// The `gzip*` keys of a level, in order (`gzip`, `gzip_types`,
+/// `gzip_min_length`, `gzip_comp_level`, `gzip_vary`, `gzip_proxied`,
+/// `gzip_disable`, `gzip_static`); each one unset keeps `parent`'s.
+fn gzip_settings(
+    cx: &Ctx,
+    key: &str,
+    v: [Option<&V>; 8],
+    parent: &Gzip,
+) -> Result<Gzip, ConfigError> {
+    let k = |name: &str| format!("{key}.{name}");
+    let mut g = parent.clone();
+    g.on = cx.bool(v[0], &k("gzip"), parent.on)?;
+    if let Some(t) = v[1] {
+        let mut types = vec!["text/html".to_string()];
+        for ty in cx.strings(t, &k("gzip_types"))? {
+            let ty = ty.to_ascii_lowercase();
+            if ty != "*" && !ty.contains('/') {
+                return Err(cx.at(
+                    t,
+                    &k("gzip_types"),
+                    ErrorKind::Invalid(format!(
+                        "`{ty}` is not a media type (type/subtype, or \"*\")"
+                    )),
+                ));
+            }
+            if !types.contains(&ty) {
+                types.push(ty);
+            }
+        }
+        g.types = types;
+    }
+    g.min_length = cx.size(v[2], &k("gzip_min_length"), parent.min_length)?;
+    g.level = cx.int(v[3], &k("gzip_comp_level"), parent.level as u64, 1, 9)? as u32;
+    g.vary = cx.bool(v[4], &k("gzip_vary"), parent.vary)?;
+    if let Some(p) = v[5] {
+        let list = cx.strings(p, &k("gzip_proxied"))?;
+        const KNOWN: &[&str] = &[
+            "off",
+            "expired",
+            "no-cache",
+            "no-store",
+            "private",
+            "no_last_modified",
+            "no_etag",
+            "auth",
+            "any",
+        ];
+        if let Some(bad) = list.iter().find(|x| !KNOWN.contains(&x.as_str())) {
+            return Err(cx.at(
+                p,
+                &k("gzip_proxied"),
+                ErrorKind::Invalid(format!("`{bad}`: the values are {}", KNOWN.join(", "))),
+            ));
+        }
+        g.proxied = list;
+    }
+    if let Some(d) = v[6] {
+        let mut out = Vec::new();
+        for re in cx.strings(d, &k("gzip_disable"))? {
+            // nginx's "msie6" is a fixed test for old Internet Explorers.
+            let pattern = if re == "msie6" {
+                r"MSIE [4-6]\.".to_string()
+            } else {
+                re.clone()
+            };
+            out.push(regex::Regex::new(&format!("(?i){pattern}")).map_err(|e| {
+                cx.at(
+                    d,
+                    &k("gzip_disable"),
+                    ErrorKind::InvalidRegex(e.to_string()),
+                )
+            })?);
+        }
+        g.disable = out;
+    }
+    g.static_files = cx.bool(v[7], &k("gzip_static"), parent.static_files)?;
+    Ok(g)
 }
 
 /// `proxy_redirect`: `"default"` (the default), `"off"`, or an array of
@@ -1744,6 +1839,21 @@ fn location(
             inherited.etag.unwrap_or(true),
         )?,
         internal: cx.bool(r.internal.as_ref(), &format!("{key}.internal"), false)?,
+        gzip: gzip_settings(
+            cx,
+            key,
+            [
+                r.gzip.as_ref(),
+                r.gzip_types.as_ref(),
+                r.gzip_min_length.as_ref(),
+                r.gzip_comp_level.as_ref(),
+                r.gzip_vary.as_ref(),
+                r.gzip_proxied.as_ref(),
+                r.gzip_disable.as_ref(),
+                r.gzip_static.as_ref(),
+            ],
+            &inherited.gzip,
+        )?,
         error_page: error_pages(cx, r.error_page.as_ref(), &format!("{key}.error_page"))?
             .unwrap_or_else(|| inherited.error_page.clone()),
         proxy_intercept_errors: cx.bool(

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 
 use crate::http::date::push_date;
 use crate::http::rewrite::{push_header, server_field, Added, InternalUri};
-use crate::http::{path, reply};
+use crate::http::{gzip, path, reply};
 use crate::route;
 use crate::sys;
 use crate::transport::{wait_writable, Transport};
@@ -46,6 +46,9 @@ pub struct StaticRequest<'a, T: Transport> {
     /// The status a file goes out with (this is an error page); `None`:
     /// 200, 206 or 304 as the request asks.
     pub status: Option<u16>,
+    /// The client takes gzip (`http::gzip::takes_encoding`): `gzip_static`
+    /// may serve `FILE.gz`, and `gzip` (when on) compress what it sends.
+    pub gzip: bool,
     /// The URI to serve when an internal redirect changed it (an
     /// `error_page` target); `None`: the request's normalised path.
     pub uri: Option<&'a str>,
@@ -329,6 +332,70 @@ async fn answer<T: Transport>(
     }
 }
 
+/// A whole file compressed on the way (`gzip`): a chunked body, read and
+/// compressed 64 KiB at a time. `out` holds the head so far, up to the
+/// fields `head` wrote.
+#[allow(clippy::too_many_arguments)]
+async fn send_gzipped<T: Transport>(
+    r: &StaticRequest<'_, T>,
+    file: &File,
+    path: &Path,
+    size: u64,
+    mut out: Vec<u8>,
+    status: u16,
+    content_type: &str,
+    g: &ringway_config::Gzip,
+) -> Served {
+    // The head `head` would write, with the entity tag made weak (the
+    // bytes are not the file's) and the gzip fields.
+    let text = String::from_utf8_lossy(&out).into_owned();
+    out.clear();
+    let _ = write!(out, "{}", text.replace("ETag: \"", "ETag: W/\""));
+    let _ = write!(
+        out,
+        "Content-Type: {content_type}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+    );
+    if g.vary {
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    let timeout = r.server.send_timeout;
+    let mut enc = gzip::Chunked::new(g.level);
+    let mut piece = vec![0u8; 64 * 1024];
+    let mut at = 0u64;
+    let mut sent = 0u64;
+    let mut ok = true;
+    while at < size {
+        let want = (size - at).min(piece.len() as u64) as usize;
+        if let Err(e) = file.read_exact_at(&mut piece[..want], at) {
+            warn!(path = %path.display(), error = %e, "static: read failed while compressing");
+            ok = false;
+            break;
+        }
+        at += want as u64;
+        enc.push(&piece[..want], &mut out);
+        if !out.is_empty() {
+            if r.io.write_all(&out, timeout).await.is_err() {
+                ok = false;
+                break;
+            }
+            sent += out.len() as u64;
+            out.clear();
+        }
+    }
+    if ok {
+        enc.finish(&mut out);
+        ok = r.io.write_all(&out, timeout).await.is_ok();
+        sent += out.len() as u64;
+    }
+    Served {
+        status,
+        body_bytes: sent,
+        reusable: ok && r.keep_alive,
+        page: false,
+    }
+}
+
 /// Whether the client's validators match (RFC 9110 §13.1.2, §13.1.3):
 /// If-None-Match wins over If-Modified-Since — when there is an entity
 /// tag (`etag`); without one it is not looked at (nginx with `etag off`).
@@ -361,6 +428,18 @@ async fn send<T: Transport>(
     root: &Path,
     head_only: bool,
 ) -> Served {
+    // `gzip_static`: FILE.gz, when there is one, for a client that takes
+    // gzip (its type still FILE's).
+    let typed = path;
+    let gz_path = (loc.gzip.static_files && r.gzip && r.status.is_none())
+        .then(|| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".gz");
+            PathBuf::from(p)
+        })
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file()));
+    let encoded = gz_path.is_some();
+    let path = gz_path.as_deref().unwrap_or(path);
     let opened = File::open(path).and_then(|f| f.metadata().map(|m| (f, m)));
     let (file, meta): (File, Metadata) = match opened {
         Ok((f, m)) if m.is_file() => (f, m),
@@ -438,14 +517,38 @@ async fn send<T: Transport>(
             return answer(r, loc, 416, &headers, head_only).await;
         }
     };
+    let content_type = known_type(typed)
+        .or(loc.default_type.as_deref())
+        .unwrap_or(UNKNOWN_TYPE);
+    let g = &loc.gzip;
+    let compress = !encoded
+        && g.on
+        && r.gzip
+        && status == 200
+        && r.status.is_none()
+        && gzip::response_takes(
+            200,
+            |n| (n == "content-type").then_some(content_type.as_bytes()),
+            Some(size),
+            g,
+            r.vars.req.header("via").is_some(),
+            r.vars.req.header("authorization").is_some(),
+        );
+    if compress {
+        head(&mut out, status);
+        return send_gzipped(r, &file, path, size, out, status, content_type, g).await;
+    }
     head(&mut out, status);
     let _ = write!(
         out,
-        "Content-Type: {}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n",
-        known_type(path)
-            .or(loc.default_type.as_deref())
-            .unwrap_or(UNKNOWN_TYPE)
+        "Content-Type: {content_type}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n",
     );
+    if encoded {
+        out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+        if g.vary {
+            out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        }
+    }
     if status == 206 {
         let _ = write!(
             out,

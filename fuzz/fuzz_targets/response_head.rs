@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
                     hide: if data.len() % 3 == 0 { &hide } else { &[] },
                     server_tokens: data.len() % 5 == 0,
                     redirect: &[("http://".to_string(), "/x/".to_string())],
+                    gzip: None,
                 };
                 rewrite::response_head_for(&mut out, &resp, framing, keep_alive, dechunk, &relay);
                 let again = match response::parse_bytes(&out, 256, out.len().max(1024)) {

@@ -7,7 +7,7 @@ use ringway_config::{Action, Server};
 
 use super::error_page::{self, Failed};
 use super::{Conn, Done, Next, Phase, Routed};
-use crate::http::reply;
+use crate::http::{gzip, reply};
 use crate::static_files::{self, StaticRequest};
 use crate::transport::Transport;
 use crate::vars::VarCtx;
@@ -67,10 +67,26 @@ impl<T: Transport> Conn<T> {
         }
         let name = first_name(server);
         let vars = self.vars(&r, &name);
-        let text = body
+        let mut text = body
             .as_ref()
             .map(|t| vars.render_to_vec(t))
             .unwrap_or_default();
+        let content_type = loc.default_type.as_deref().unwrap_or("text/plain");
+        // `gzip` on a `return` body, compressed whole (it is small).
+        let g = &loc.gzip;
+        let compressed = !text.is_empty()
+            && gzip::client_takes(&r.req, g, self.io.http2())
+            && gzip::response_takes(
+                *status,
+                |n| (n == "content-type").then_some(content_type.as_bytes()),
+                Some(text.len() as u64),
+                g,
+                r.req.header("via").is_some(),
+                r.req.header("authorization").is_some(),
+            );
+        if compressed {
+            text = gzip::compress(&text, g.level);
+        }
         let to = location.as_ref().map(|t| vars.render_to_vec(t));
         let added = static_files::added_fields(loc, &vars);
         let mut extra: Vec<(&str, &[u8])> = Vec::new();
@@ -78,6 +94,12 @@ impl<T: Transport> Conn<T> {
             extra.push(("Location", to));
         }
         extra.extend(static_files::applicable(&added, *status));
+        if compressed {
+            extra.push(("Content-Encoding", b"gzip"));
+            if g.vary {
+                extra.push(("Vary", b"Accept-Encoding"));
+            }
+        }
         let keep_alive = r.keep_alive && r.req.body.is_empty();
         let head_only = r.req.method() == "HEAD";
         let mut out = Vec::with_capacity(160 + text.len());
@@ -86,7 +108,7 @@ impl<T: Transport> Conn<T> {
             *status,
             &extra,
             server.server_tokens,
-            loc.default_type.as_deref().unwrap_or("text/plain"),
+            content_type,
             &text,
             head_only,
             keep_alive,
@@ -129,6 +151,7 @@ impl<T: Transport> Conn<T> {
                 keep_alive: r.keep_alive && r.req.body.is_empty(),
                 intercept: &intercept,
                 status: r.status,
+                gzip: crate::http::gzip::takes_encoding(&r.req, &loc.gzip, self.io.http2()),
                 uri: r.uri.as_ref().map(|u| u.path.as_str()),
             };
             static_files::serve(&s, loc, crate::route::matched_prefix(loc)).await

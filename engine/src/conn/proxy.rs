@@ -42,6 +42,12 @@ impl<T: Transport> Conn<T> {
             client_keep_alive: r.keep_alive,
             client_http10: r.req.minor_version == 0,
             client_body_timeout: loc.client_body_timeout,
+            gzip: crate::http::gzip::client_takes(&r.req, &loc.gzip, self.io.http2()).then(|| {
+                (
+                    r.req.header("via").is_some(),
+                    r.req.header("authorization").is_some(),
+                )
+            }),
             intercept: if loc.proxy_intercept_errors && !r.error_page {
                 let client = self.peer.ip();
                 loc.error_page

@@ -8,6 +8,7 @@
 pub mod chunked;
 pub mod date;
 pub mod framing;
+pub mod gzip;
 pub mod path;
 pub mod reply;
 pub mod request;

@@ -224,6 +224,10 @@ pub struct Relay<'a> {
     /// `proxy_redirect`: (FROM, TO) prefixes of `Location` and
     /// `Refresh`'s URL, the first that matches applied.
     pub redirect: &'a [(String, String)],
+    /// The body goes gzipped (`Some(gzip_vary)`): chunked, with
+    /// `Content-Encoding: gzip`, a strong `ETag` made weak (the bytes are
+    /// not the upstream's), `Vary: Accept-Encoding` with `gzip_vary`.
+    pub gzip: Option<bool>,
 }
 
 impl Relay<'_> {
@@ -234,6 +238,7 @@ impl Relay<'_> {
         hide: &[],
         server_tokens: false,
         redirect: &[],
+        gzip: None,
     };
 }
 
@@ -331,6 +336,16 @@ pub fn response_head_for(
         if hidden(name) {
             continue;
         }
+        if relay.gzip.is_some() && header_eq(name, "etag") {
+            if v.starts_with(b"\"") {
+                let mut weak = b"W/".to_vec();
+                weak.extend_from_slice(v);
+                push_header(out, name, &weak);
+            } else {
+                push_header(out, name, v);
+            }
+            continue;
+        }
         if let Some(v) = redirected(name, v, relay.redirect) {
             push_header(out, name, &v);
             continue;
@@ -346,6 +361,13 @@ pub fn response_head_for(
         push_header(out, name, v);
     }
     match framing.body {
+        _ if relay.gzip.is_some() => {
+            out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+            if relay.gzip == Some(true) {
+                out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+            }
+            framing::write(out, BodyKind::Chunked);
+        }
         BodyKind::Chunked if dechunk => {}
         BodyKind::None => {
             if let Some(n) = framing.declared_length {
@@ -583,6 +605,7 @@ mod tests {
             hide: &hide,
             server_tokens: false,
             redirect: &[],
+            gzip: None,
         };
         let head = |raw: &[u8]| {
             let r = response::parse_bytes(raw, 64, 4096).unwrap().unwrap();

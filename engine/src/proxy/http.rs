@@ -29,7 +29,8 @@ use tracing::{debug, warn};
 use super::body::{self, BodyError, BodyLimits, BodyReader};
 use super::{client_gone, connect, read_response_head, Answered, Exchange};
 use crate::error::{Error, Kind};
-use crate::http::{header_eq, rewrite, BodyKind};
+use crate::http::rewrite::Relay;
+use crate::http::{gzip, header_eq, rewrite, BodyKind};
 use crate::transport::Transport;
 
 /// What a plain exchange needs beyond the shared [`Exchange`].
@@ -43,6 +44,10 @@ pub struct Plain {
     pub client_http10: bool,
     /// The longest wait between two reads of the request body.
     pub client_body_timeout: std::time::Duration,
+    /// The client takes gzip (`http::gzip::client_takes`): whether its
+    /// request came through a proxy (`Via`) and carried `Authorization`,
+    /// for `gzip_proxied`. `None`: no compression.
+    pub gzip: Option<(bool, bool)>,
     /// Upstream statuses an `error_page` replaces (`proxy_intercept_errors`):
     /// such an answer is not relayed ([`Outcome::intercepted`]).
     pub intercept: Vec<u16>,
@@ -217,6 +222,93 @@ async fn respond<C: Transport>(
     let dechunk = p.client_http10 && kind == BodyKind::Chunked;
     let keep_alive = p.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
     let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
+    let declared = match kind {
+        BodyKind::Length(n) => Some(n),
+        _ => None,
+    };
+    let compress = p.gzip.is_some_and(|(via, auth)| {
+        !p.method_is_head
+            && !dechunk
+            && gzip::response_takes(
+                resp.status,
+                |n| resp.header(n),
+                declared,
+                &loc.gzip,
+                via,
+                auth,
+            )
+    });
+    if compress {
+        let mut out = Vec::with_capacity(resp.head_len + 96);
+        let relay = Relay {
+            gzip: Some(loc.gzip.vary),
+            ..x.relay()
+        };
+        rewrite::response_head_for(&mut out, resp, framing, keep_alive, false, &relay);
+        let status = resp.status;
+        let lim = BodyLimits {
+            read_timeout: loc.proxy_read_timeout,
+            max: 0,
+            max_trailer: x.limits.max_len,
+        };
+        // Decoded (a chunked body's payload only): the gzip stream is
+        // ringway's, framed by ringway.
+        let mut reader = BodyReader::new(&up.stream, &x.kit.bufs, kind, resp.early(), lim, true);
+        let mut enc = gzip::Chunked::new(loc.gzip.level);
+        let mut sent = 0u64;
+        let relayed: Result<(), Relayed> = async {
+            while !reader.is_done() {
+                let step = monoio::select! {
+                    biased;
+                    r = reader.next() => r.map_err(Relayed::Body)?,
+                    _ = client_gone(x.client) => return Err(Relayed::ClientGone),
+                };
+                enc.push(step.data, &mut out);
+                if !out.is_empty() {
+                    x.client
+                        .write_all(&out, loc.proxy_send_timeout)
+                        .await
+                        .map_err(|e| Relayed::Body(BodyError::Write(e)))?;
+                    sent += out.len() as u64;
+                    out.clear();
+                }
+            }
+            enc.finish(&mut out);
+            x.client
+                .write_all(&out, loc.proxy_send_timeout)
+                .await
+                .map_err(|e| Relayed::Body(BodyError::Write(e)))?;
+            sent += out.len() as u64;
+            Ok(())
+        }
+        .await;
+        return match relayed {
+            Ok(()) => {
+                let clean = reader.rest().is_empty() && !head.interim && !answered_early;
+                drop(reader);
+                release(up, upstream_keeps, clean, &head, answered_early);
+                Ok(Outcome {
+                    status,
+                    body_bytes: sent,
+                    keep_alive,
+                    leftover,
+                    upstream,
+                    intercepted: false,
+                })
+            }
+            Err(e) => {
+                warn!(client = %x.peer, status, error = ?e, "compressed response cut short");
+                Ok(Outcome {
+                    status,
+                    body_bytes: sent,
+                    keep_alive: false,
+                    leftover: Vec::new(),
+                    upstream,
+                    intercepted: false,
+                })
+            }
+        };
+    }
     let buffering = loc.proxy_buffering
         && !resp
             .header("x-accel-buffering")

@@ -112,6 +112,7 @@ impl<C: Transport> Exchange<'_, C> {
             hide: &self.location.proxy_hide,
             server_tokens: self.server_tokens,
             redirect: &self.location.proxy_redirect,
+            gzip: None,
         }
     }
 
