@@ -247,6 +247,21 @@ try_files = ["$uri", "/index.html"]
     }
 
     #[test]
+    fn variables_in_proxy_pass() {
+        let c = parse("[servers.s]\nlisten = \"8080\"\n[servers.s.locations.'~ ^/r/([a-z]+)$']\nproxy_pass = \"http://127.0.0.1:9/x?room=$1&$args\"\n").unwrap();
+        let Action::Proxy(pp) = &c.servers[0].locations[0].action else {
+            panic!()
+        };
+        let t = pp.uri_vars.as_ref().expect("a template");
+        assert!(t.parts.contains(&Part::Var(Var::Capture(1))));
+        assert!(t.parts.contains(&Part::Var(Var::Args)));
+        let e = err("[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://$host:9/\"\n");
+        assert!(e.contains("variables in the host"), "{e}");
+        let e = err("[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://127.0.0.1:9/$nope\"\n");
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
     fn error_page_lines() {
         let p = ErrorPage::parse("500 502  503 504 /50x.html").unwrap();
         assert_eq!(p.codes, [500, 502, 503, 504]);

@@ -888,6 +888,10 @@ pub struct ProxyPass {
     /// The URI part after host[:port], if any ("/" in "http://b:9000/").
     /// When present it replaces the matched location prefix.
     pub uri: Option<String>,
+    /// The URI part when it has `$variables`: rendered per request, it is
+    /// the whole upstream URI (nginx: a `proxy_pass` with variables
+    /// passes its URI as rendered).
+    pub uri_vars: Option<Template>,
 }
 
 #[derive(Debug, Clone)]
@@ -1261,4 +1265,9 @@ pub enum Var {
     Cookie(String),
     /// `$arg_room`: stores "room".
     Arg(String),
+    /// `$is_args`: "?" when the request has a query, else "".
+    IsArgs,
+    /// `$1`..`$9`: a capture of the regex location that matched ("" when
+    /// there is none).
+    Capture(u8),
 }

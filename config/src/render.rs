@@ -707,6 +707,8 @@ fn var_name(v: &Var) -> String {
         Var::Http(h) => return format!("http_{}", h.replace('-', "_")),
         Var::Cookie(c) => return format!("cookie_{c}"),
         Var::Arg(a) => return format!("arg_{a}"),
+        Var::IsArgs => "is_args",
+        Var::Capture(n) => return n.to_string(),
     };
     fixed.to_string()
 }

@@ -85,6 +85,10 @@ fn variable(name: &str) -> Option<Var> {
         "request_uri" => Var::RequestUri,
         "uri" | "document_uri" => Var::Uri,
         "args" | "query_string" => Var::Args,
+        "is_args" => Var::IsArgs,
+        "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" => {
+            Var::Capture(name.as_bytes()[0] - b'0')
+        }
         "request_method" => Var::RequestMethod,
         "proxy_host" => Var::ProxyHost,
         "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,

@@ -1597,7 +1597,10 @@ fn location(
     } else if let Some(v) = &r.proxy_pass {
         let pk = format!("{key}.proxy_pass");
         let pp = proxy_pass(cx, v, &pk, upstreams)?;
-        if pp.uri.is_some() && matches!(matcher, LocationMatch::Regex { .. }) {
+        if pp.uri.is_some()
+            && pp.uri_vars.is_none()
+            && matches!(matcher, LocationMatch::Regex { .. })
+        {
             return Err(cx.at(
                 v,
                 &pk,
@@ -2035,6 +2038,7 @@ fn proxy_pass(
                 "the URI after a unix socket starts with / (http://unix:/run/app.sock:/uri)",
             ));
         }
+        let uri_vars = uri_template(cx, v, key, uri.as_deref())?;
         return Ok(ProxyPass {
             text: text.clone(),
             tls,
@@ -2043,12 +2047,19 @@ fn proxy_pass(
                 addrs: vec![unix_socket(cx, v, key, path)?],
             },
             uri,
+            uri_vars,
         });
     }
     let (authority, uri) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
         None => (rest, None),
     };
+    if authority.contains('$') {
+        return Err(bad(
+            "variables in the host are not supported (an upstream group, or a literal address)",
+        ));
+    }
+    let uri_vars = uri_template(cx, v, key, uri.as_deref())?;
     let (host, port) =
         split_host_port(authority).ok_or_else(|| bad("expected http[s]://host[:port][/uri]"))?;
     if let Some((index, _, up)) = upstreams.get_full(host) {
@@ -2064,6 +2075,7 @@ fn proxy_pass(
                 hash_key: up.hash_key.clone(),
             },
             uri,
+            uri_vars,
         });
     }
     let looks_like_name =
@@ -2095,7 +2107,23 @@ fn proxy_pass(
             addrs,
         },
         uri,
+        uri_vars,
     })
+}
+
+/// A `proxy_pass` URI part with `$variables`, parsed (`None` without).
+fn uri_template(
+    cx: &Ctx,
+    v: &V,
+    key: &str,
+    uri: Option<&str>,
+) -> Result<Option<Template>, ConfigError> {
+    match uri {
+        Some(u) if u.contains('$') => template::parse(u)
+            .map(Some)
+            .map_err(|name| cx.at(v, key, ErrorKind::UnknownVariable { name })),
+        _ => Ok(None),
+    }
 }
 
 fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), ConfigError> {

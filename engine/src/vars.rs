@@ -53,6 +53,9 @@ pub struct VarCtx<'a> {
     pub tls: Option<&'a TlsInfo>,
     /// `$proxy_host`: the upstream's host[:port] ("" when not proxying).
     pub proxy_host: &'a str,
+    /// `$1`..`$9`: the captures of the regex location that matched
+    /// (index 0 the whole match), decoded path text.
+    pub captures: &'a [Option<String>],
 }
 
 impl VarCtx<'_> {
@@ -142,6 +145,18 @@ impl VarCtx<'_> {
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
             Var::Uri => push_escaping_controls(out, req.norm_path().as_bytes()),
             Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
+            Var::IsArgs => {
+                if req.query().is_some_and(|q| !q.is_empty()) {
+                    out.push(b'?');
+                }
+            }
+            // From the normalised (decoded) path: control characters are
+            // written escaped again, as `$uri`'s.
+            Var::Capture(n) => {
+                if let Some(Some(c)) = self.captures.get(*n as usize) {
+                    push_escaping_controls(out, c.as_bytes());
+                }
+            }
             Var::RequestMethod => out.extend_from_slice(req.method().as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
             Var::ProxyAddXForwardedFor => {
@@ -247,6 +262,7 @@ mod tests {
             server_name: "ws.example.com",
             tls: None,
             proxy_host: "127.0.0.1:3000",
+            captures: &[],
         };
         String::from_utf8(ctx.render_to_vec(tpl)).unwrap()
     }

@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         server_name: "s",
         tls: None,
         proxy_host: "backend:8080",
+        captures: &[],
     };
     for (prefix, proxy_uri) in [(Some("/"), Some("/x/")), (Some("/"), None), (None, None)] {
         let uri = rewrite::upstream_uri(&req, prefix, proxy_uri, None);

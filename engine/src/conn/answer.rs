@@ -26,6 +26,7 @@ impl<T: Transport> Conn<T> {
             server_name,
             tls: self.io.tls_info(),
             proxy_host: "",
+            captures: &r.captures,
         }
     }
 

@@ -121,6 +121,7 @@ impl<T: Transport> Conn<T> {
                     uri,
                     error_page: true,
                     status,
+                    captures: Vec::new(),
                 };
                 match loc.action {
                     Action::Return { .. } => Phase::Return(r),

@@ -162,6 +162,7 @@ impl<T: Transport> Conn<T> {
                     server_name: &name,
                     tls: self.io.tls_info(),
                     proxy_host: "",
+                    captures: &[],
                 };
                 crate::static_files::added_fields(&server.locations[l], &vars)
             }

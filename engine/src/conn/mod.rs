@@ -87,6 +87,8 @@ pub struct Routed {
     /// The request was redirected by `error_page`: no second one (nginx's
     /// `recursive_error_pages off`), and the method is read as GET.
     pub error_page: bool,
+    /// `$1`..`$9` of a regex location (empty for other locations).
+    pub captures: Vec<Option<String>>,
     /// The status its answer goes out with (`error_page` without `=`,
     /// or with `=CODE`); `None`: the answer's own.
     pub status: Option<u16>,

@@ -151,12 +151,16 @@ impl<T: Transport> Conn<T> {
         } else {
             UpstreamConn::Close
         };
-        let uri = rewrite::upstream_uri(
-            &r.req,
-            crate::route::matched_prefix(loc),
-            pp.uri.as_deref(),
-            r.uri.as_ref(),
-        );
+        let uri = match &pp.uri_vars {
+            // nginx: a URI with variables goes as rendered, whole.
+            Some(t) => rewrite::rendered_uri(&vars.render_to_vec(t)),
+            None => rewrite::upstream_uri(
+                &r.req,
+                crate::route::matched_prefix(loc),
+                pp.uri.as_deref(),
+                r.uri.as_ref(),
+            ),
+        };
         let mut head = Vec::with_capacity(r.req.head_len + 256);
         rewrite::request_head(
             &mut head,

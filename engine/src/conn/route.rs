@@ -53,6 +53,17 @@ impl<T: Transport> Conn<T> {
         };
         let loc = m.location;
         let upgrade = self.upgrade_allowed(&req, loc);
+        let captures = match &loc.matcher {
+            ringway_config::LocationMatch::Regex { regex, .. } => regex
+                .captures(req.norm_path())
+                .map(|c| {
+                    c.iter()
+                        .map(|m| m.map(|m| m.as_str().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let mut r = Routed {
             req,
             server: server_index,
@@ -64,6 +75,7 @@ impl<T: Transport> Conn<T> {
             uri: None,
             error_page: false,
             status: None,
+            captures,
         };
         if loc.limit_req.is_none() && loc.limit_conn.is_none() {
             return self.after_limits(r);

@@ -94,6 +94,18 @@ fn push_query(s: &mut String, query: Option<&str>, made: bool) {
     }
 }
 
+/// A `proxy_pass` URI rendered from `$variables`: sent as rendered, with
+/// what a request line cannot hold (controls, space, `#`, DEL, non-ASCII
+/// from decoded captures) escaped, so it stays one request-target.
+pub fn rendered_uri(rendered: &[u8]) -> String {
+    let mut s = String::with_capacity(rendered.len() + 8);
+    path::escape_args(&mut s, &String::from_utf8_lossy(rendered));
+    if !s.starts_with('/') {
+        s.insert(0, '/');
+    }
+    s
+}
+
 /// The URI a `try_files` fallback changed a request to (nginx's internal
 /// redirect): its normalised path, and its own query when the fallback
 /// named one (else the request's stays).
@@ -433,6 +445,7 @@ mod tests {
             server_name: "",
             tls: None,
             proxy_host: "127.0.0.1:3000",
+            captures: &[],
         };
         let mut out = Vec::new();
         request_head(&mut out, &req, uri, set, &vars, conn, underscores);
