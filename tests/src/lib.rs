@@ -877,26 +877,43 @@ impl HttpBackend {
     pub fn start() -> HttpBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind http backend");
         let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (c2, s2) = (connections.clone(), seen.clone());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                c2.fetch_add(1, Ordering::SeqCst);
-                let seen = s2.clone();
-                thread::spawn(move || {
-                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
-                    let _ = serve_http(conn, seen);
-                });
-            }
-        });
+        let (connections, seen) = serve_http_on(
+            std::iter::from_fn(move || Some(listener.accept().map(|(c, _)| c))),
+            |c: &TcpStream| {
+                c.set_read_timeout(Some(Duration::from_secs(30))).ok();
+            },
+        );
         HttpBackend {
             addr,
             connections,
             seen,
         }
     }
+}
+
+type Seen = Arc<Mutex<Vec<SeenRequest>>>;
+
+/// Serve [`serve_http`] on each connection `incoming` yields (after
+/// `prepare`), a thread each; the connection count and the requests seen.
+fn serve_http_on<S: Read + Write + Send + 'static>(
+    incoming: impl Iterator<Item = std::io::Result<S>> + Send + 'static,
+    prepare: fn(&S),
+) -> (Arc<AtomicUsize>, Seen) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (c2, s2) = (connections.clone(), seen.clone());
+    thread::spawn(move || {
+        for conn in incoming {
+            let Ok(conn) = conn else { continue };
+            c2.fetch_add(1, Ordering::SeqCst);
+            let seen = s2.clone();
+            thread::spawn(move || {
+                prepare(&conn);
+                let _ = serve_http(conn, seen);
+            });
+        }
+    });
+    (connections, seen)
 }
 
 /// [`HttpBackend`] on a unix stream socket at `path` (nginx's
@@ -911,20 +928,12 @@ impl UnixHttpBackend {
     pub fn start(path: PathBuf) -> UnixHttpBackend {
         let _ = std::fs::remove_file(&path);
         let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind unix backend");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (c2, s2) = (connections.clone(), seen.clone());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                c2.fetch_add(1, Ordering::SeqCst);
-                let seen = s2.clone();
-                thread::spawn(move || {
-                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
-                    let _ = serve_http(conn, seen);
-                });
-            }
-        });
+        let (connections, seen) = serve_http_on(
+            std::iter::from_fn(move || Some(listener.accept().map(|(c, _)| c))),
+            |c: &std::os::unix::net::UnixStream| {
+                c.set_read_timeout(Some(Duration::from_secs(30))).ok();
+            },
+        );
         UnixHttpBackend {
             path,
             connections,
@@ -1124,6 +1133,109 @@ pub fn get_once(addr: SocketAddr, host: &str, path: &str, extra: &str) -> (u16, 
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head, body)
+}
+
+/// An HTTP/1.1 upstream made of one function: for each request head
+/// (request line and fields, without the blank line; a body by
+/// Content-Length is read and dropped) `answer` gives the bytes to write
+/// and whether to close the connection after them. Keep-alive otherwise;
+/// a thread per connection.
+pub fn answering_backend(
+    answer: impl Fn(&str) -> (String, bool) + Send + Sync + 'static,
+) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let answer = answer.clone();
+            thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = std::io::BufReader::new(conn);
+                loop {
+                    let mut head = String::new();
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    for _ in 0..100 {
+                        line.clear();
+                        match std::io::BufRead::read_line(&mut r, &mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0u8; length];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let (bytes, close) = answer(&head);
+                    if w.write_all(bytes.as_bytes()).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request (`method`, `path`, Host `app`, `body` by Content-Length)
+/// on a fresh connection: (status, head, body). A HEAD answer's head is
+/// read to the close (no body follows, whatever its Content-Length).
+pub fn request_once(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: app\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (head, body) = if method == "HEAD" {
+        let mut all = String::new();
+        let _ = s.read_to_string(&mut all);
+        (all.trim_end().to_string(), String::new())
+    } else {
+        read_response(&mut s)
+    };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, body)
+}
+
+/// The path of a request head's request line ("/" when it has none).
+pub fn path_of(head: &str) -> &str {
+    head.split(' ').nth(1).unwrap_or("/")
+}
+
+/// One WebSocket text message through `addr` at `path` (Host `app`): the
+/// handshake, `text` sent, the echo read, a clean close; returns the echo.
+pub fn ws_echo_text(addr: SocketAddr, path: &str, text: &str) -> String {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut ws = ws_handshake(stream, &format!("ws://app{path}"));
+    ws.send(tungstenite::Message::text(text)).unwrap();
+    let got = ws.read().unwrap().into_text().unwrap().to_string();
+    close_websocket(&mut ws);
+    got
 }
 
 /// The values of every `name` field (any case) of a response head, trimmed.

@@ -6,9 +6,7 @@
 //! and from a named `return`; an `internal` location a request cannot
 //! reach directly; one redirection per request.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -18,74 +16,23 @@ both_drivers!(error_pages_as_nginx_serves_them);
 /// An upstream answering 404 "upstream 404" for paths ending in /404,
 /// else 200 "upstream ok".
 fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut first = String::new();
-                    let mut line = String::new();
-                    for i in 0..100 {
-                        line.clear();
-                        match r.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if i == 0 {
-                            first = line.clone();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let missing = first.split(' ').nth(1).is_some_and(|p| p.ends_with("/404"));
-                    let (status, body) = if missing {
-                        ("404 Not Found", "upstream 404")
-                    } else {
-                        ("200 OK", "upstream ok")
-                    };
-                    let answer = format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    answering_backend(|head| {
+        let (status, body) = if path_of(head).ends_with("/404") {
+            ("404 Not Found", "upstream 404")
+        } else {
+            ("200 OK", "upstream ok")
+        };
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        (answer, false)
+    })
 }
 
 /// (status, Location, body) of one request, with an optional body.
 fn ask(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Option<String>, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: app\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let (head, body) = if method == "HEAD" {
-        // No body follows a HEAD answer, whatever its Content-Length.
-        let mut all = String::new();
-        let _ = std::io::Read::read_to_string(&mut s, &mut all);
-        (all.trim_end().to_string(), String::new())
-    } else {
-        read_response(&mut s)
-    };
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, head, body) = request_once(addr, method, path, body);
     let location = field_values(&head, "location").into_iter().next();
     (status, location, body)
 }

@@ -11,8 +11,8 @@
 //! nginx compresses it. A Range request gets its range, uncompressed;
 //! nginx ignores the Range and sends the whole file gzipped.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,61 +40,31 @@ fn json(n: usize) -> String {
 /// /png, /encoded (already br), /chunked (JSON, chunked), /keep (JSON
 /// with no-transform).
 fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut first = String::new();
-                    let mut line = String::new();
-                    for i in 0..100 {
-                        line.clear();
-                        match r.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if i == 0 {
-                            first = line.clone();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
-                    let big = json(200);
-                    let (ty, extra, body) = match path.rsplit('/').next().unwrap_or("") {
-                        "small" => ("application/json", "", json(1)),
-                        "png" => ("image/png", "", big),
-                        "encoded" => ("application/json", "Content-Encoding: br\r\n", big),
-                        "keep" => ("application/json", "Cache-Control: no-transform\r\n", big),
-                        _ => ("application/json", "", big),
-                    };
-                    let answer = if path.ends_with("/chunked") {
-                        let (a, b) = body.split_at(body.len() / 2);
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
-                            a.len(),
-                            b.len()
-                        )
-                    } else {
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        )
-                    };
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    answering_backend(|head| {
+        let path = path_of(head);
+        let big = json(200);
+        let (ty, extra, body) = match path.rsplit('/').next().unwrap_or("") {
+            "small" => ("application/json", "", json(1)),
+            "png" => ("image/png", "", big),
+            "encoded" => ("application/json", "Content-Encoding: br\r\n", big),
+            "keep" => ("application/json", "Cache-Control: no-transform\r\n", big),
+            _ => ("application/json", "", big),
+        };
+        let answer = if path.ends_with("/chunked") {
+            let (a, b) = body.split_at(body.len() / 2);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        (answer, false)
+    })
 }
 
 /// (status, Content-Encoding, Vary, the body as curl decoded it).

@@ -1259,8 +1259,15 @@ fn fifty_streams_to_a_slow_upstream_end_independently(d: Driver) {
         "a fast stream ended after a slow one: {}",
         out.all()
     );
+    // The client's clock starts when it has sent the request, the
+    // backend's delay when it read it: a loaded machine can put the
+    // second a millisecond or two before the first.
     for (path, _, ms, _) in &ends[30..] {
-        assert!(*ms >= delay(path), "{path} ended at {ms} ms: {}", out.all());
+        assert!(
+            *ms + 5 >= delay(path),
+            "{path} ended at {ms} ms: {}",
+            out.all()
+        );
     }
     assert!(
         peak.load(Ordering::SeqCst) >= 20,

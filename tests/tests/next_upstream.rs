@@ -5,8 +5,8 @@
 //! count — and which do not (`off`, the default for statuses).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ringway_tests::nginx::Nginx;
@@ -15,49 +15,15 @@ use ringway_tests::*;
 both_drivers!(next_upstream_as_nginx_decides);
 
 /// An upstream answering every request with `status` and `body`
-/// (keep-alive; request bodies by Content-Length are read and dropped).
+/// (keep-alive).
 fn fixed(status: &'static str, body: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    for _ in 0..100 {
-                        line.clear();
-                        match r.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut skip = vec![0u8; length];
-                    if std::io::Read::read_exact(&mut r, &mut skip).is_err() {
-                        return;
-                    }
-                    let answer = format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    answering_backend(move |_| {
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        (answer, false)
+    })
 }
 
 /// "STATUS body" of one request on a fresh connection.

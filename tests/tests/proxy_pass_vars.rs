@@ -7,8 +7,7 @@
 //! control characters) ringway sends escaped.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -36,16 +35,7 @@ fn redirect_path(addr: SocketAddr, path: &str) -> String {
 }
 
 fn ws_echo(addr: SocketAddr, path: &str) -> String {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut ws = ws_handshake(stream, &format!("ws://app{path}"));
-    ws.send(tungstenite::Message::text("into the room"))
-        .unwrap();
-    let got = ws.read().unwrap().into_text().unwrap().to_string();
-    close_websocket(&mut ws);
-    got
+    ws_echo_text(addr, path, "into the room")
 }
 
 fn variables_in_proxy_pass_as_nginx_renders_them(d: Driver) {

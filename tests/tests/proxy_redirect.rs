@@ -10,9 +10,8 @@
 //! behind another proxy. The comparison reads nginx's without its
 //! `http://HOST:PORT`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -21,43 +20,18 @@ both_drivers!(redirects_rewritten_as_nginx_does);
 
 /// An upstream answering every request with a 302 to itself.
 fn redirecting() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut first = String::new();
-                    let mut line = String::new();
-                    for i in 0..100 {
-                        line.clear();
-                        match r.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if i == 0 {
-                            first = line.clone();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let path = first.split(' ').nth(1).unwrap_or("?").to_string();
-                    let answer = format!(
-                        "HTTP/1.1 302 Found\r\nLocation: http://{addr}/two/x?from={path}\r\n\
-                         Refresh: 5; url=http://{addr}/two/r\r\nContent-Length: 0\r\n\r\n"
-                    );
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    let own = Arc::new(OnceLock::<SocketAddr>::new());
+    let me = own.clone();
+    let addr = answering_backend(move |head| {
+        let addr = me.get().expect("set before any request");
+        let path = path_of(head);
+        let answer = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{addr}/two/x?from={path}\r\n\
+             Refresh: 5; url=http://{addr}/two/r\r\nContent-Length: 0\r\n\r\n"
+        );
+        (answer, false)
     });
+    own.set(addr).unwrap();
     addr
 }
 

@@ -10,7 +10,6 @@
 //! `Server` value is read as "the upstream's", "the proxy's" or "the
 //! proxy's with a version", since the names differ by design.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -25,57 +24,26 @@ const OLD_DATE: &str = "Mon, 01 Jan 2001 00:00:00 GMT";
 /// `/404…` answers 404; an upgrade request gets a 101 (then the
 /// connection closes); anything else a 200.
 fn fields_backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut head = String::new();
-                    let mut line = String::new();
-                    for _ in 0..100 {
-                        line.clear();
-                        match r.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        head.push_str(&line);
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let lower = head.to_ascii_lowercase();
-                    let common = format!(
-                        "Server: up/1\r\nDate: {OLD_DATE}\r\nX-Pad: p\r\nX-Accel-Buffering: no\r\n\
-                         X-Accel-Other: o\r\nX-Secret: s\r\nX-Powered-By: php\r\n"
-                    );
-                    if lower.contains("upgrade: websocket") {
-                        let _ = write!(
-                            w,
-                            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
-                             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{common}\r\n"
-                        );
-                        return;
-                    }
-                    let status = if head.split(' ').nth(1).is_some_and(|p| p.ends_with("/404")) {
-                        "404 Not Found"
-                    } else {
-                        "200 OK"
-                    };
-                    let answer =
-                        format!("HTTP/1.1 {status}\r\n{common}Content-Length: 2\r\n\r\nok");
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
+    answering_backend(|head| {
+        let common = format!(
+            "Server: up/1\r\nDate: {OLD_DATE}\r\nX-Pad: p\r\nX-Accel-Buffering: no\r\n\
+             X-Accel-Other: o\r\nX-Secret: s\r\nX-Powered-By: php\r\n"
+        );
+        if head.to_ascii_lowercase().contains("upgrade: websocket") {
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+                 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{common}\r\n"
+            );
+            return (answer, true);
         }
-    });
-    addr
+        let status = if path_of(head).ends_with("/404") {
+            "404 Not Found"
+        } else {
+            "200 OK"
+        };
+        let answer = format!("HTTP/1.1 {status}\r\n{common}Content-Length: 2\r\n\r\nok");
+        (answer, false)
+    })
 }
 
 /// A port nothing listens on.

@@ -7,8 +7,7 @@
 //! POST, as nginx's static module).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
@@ -18,20 +17,7 @@ both_drivers!(fallbacks_go_where_nginx_sends_them);
 /// (status, body) of one request with an optional body, on a fresh
 /// connection.
 fn ask(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: app\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let (head, body) = read_response(&mut s);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, _, body) = request_once(addr, method, path, body);
     (status, body)
 }
 
@@ -45,18 +31,8 @@ fn seen(body: &str) -> String {
         .join(" ")
 }
 
-/// A WebSocket handshake and one echoed message through `path`.
 fn ws_echo(addr: SocketAddr, path: &str) -> String {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut ws = ws_handshake(stream, &format!("ws://app{path}"));
-    ws.send(tungstenite::Message::text("ping through @app"))
-        .unwrap();
-    let got = ws.read().unwrap().into_text().unwrap().to_string();
-    close_websocket(&mut ws);
-    got
+    ws_echo_text(addr, path, "ping through @app")
 }
 
 fn fallbacks_go_where_nginx_sends_them(d: Driver) {

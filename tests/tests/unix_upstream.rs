@@ -30,16 +30,7 @@ fn get_on(s: &mut TcpStream, path: &str) -> (u16, String) {
 }
 
 fn ws_echo(addr: SocketAddr, path: &str) -> String {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut ws = ws_handshake(stream, &format!("ws://app{path}"));
-    ws.send(tungstenite::Message::text("over a unix socket"))
-        .unwrap();
-    let got = ws.read().unwrap().into_text().unwrap().to_string();
-    close_websocket(&mut ws);
-    got
+    ws_echo_text(addr, path, "over a unix socket")
 }
 
 fn unix_socket_upstreams_as_nginx_reaches_them(d: Driver) {

@@ -5,7 +5,7 @@
 
 use ringway_config::{Action, Server};
 
-use super::error_page::{self, Failed};
+use super::error_page;
 use super::{Conn, Done, Next, Phase, Routed};
 use crate::http::{gzip, reply};
 use crate::static_files::{self, StaticRequest};
@@ -49,13 +49,7 @@ impl<T: Transport> Conn<T> {
             let pages = error_page::pages(server, Some(r.location));
             if !pages.is_empty() {
                 if let Some(page) = error_page::page_for(server, pages, *status, self.peer.ip()) {
-                    let f = Failed {
-                        req: r.req,
-                        server: r.server,
-                        started: r.started,
-                        keep_alive: r.keep_alive,
-                    };
-                    return self.follow_page(page, f).await;
+                    return self.follow_page(page, r.into()).await;
                 }
             }
         }
@@ -161,13 +155,7 @@ impl<T: Transport> Conn<T> {
             static_files::Outcome::Served(s) if s.page => {
                 let page = error_page::page_for(server, pages, s.status, client)
                     .expect("intercepted for a page");
-                let f = Failed {
-                    req: r.req,
-                    server: r.server,
-                    started: r.started,
-                    keep_alive: r.keep_alive,
-                };
-                return self.follow_page(page, f).await;
+                return self.follow_page(page, r.into()).await;
             }
             static_files::Outcome::Served(s) => s,
             static_files::Outcome::Redirect { location, uri } => {

@@ -103,6 +103,17 @@ pub(super) struct Failed {
     pub keep_alive: bool,
 }
 
+impl From<Routed> for Failed {
+    fn from(r: Routed) -> Failed {
+        Failed {
+            req: r.req,
+            server: r.server,
+            started: r.started,
+            keep_alive: r.keep_alive,
+        }
+    }
+}
+
 impl<T: Transport> Conn<T> {
     /// Follow `page` for the request in `f`: the phase of the page's
     /// location, or the redirect answer.

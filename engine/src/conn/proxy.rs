@@ -66,10 +66,8 @@ impl<T: Transport> Conn<T> {
                 let page = error_page::page_for(server, &loc.error_page, o.status, self.peer.ip())
                     .expect("intercepted for a page");
                 let f = Failed {
-                    req: r.req,
-                    server: r.server,
-                    started: r.started,
                     keep_alive: false,
+                    ..r.into()
                 };
                 self.follow_page(page, f).await
             }

@@ -80,14 +80,7 @@ pub async fn connect_one(addr: SocketAddr, timeout: Duration) -> io::Result<TcpS
         Err(e) => return Err(e),
     }
     let stream = TcpStream::from_std(s.into())?;
-    match monoio::time::timeout(timeout, stream.writable(false)).await {
-        Ok(r) => r?,
-        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-    }
-    if let Some(e) = sys::take_socket_error(sys::fd(&stream))? {
-        return Err(e);
-    }
-    Ok(stream)
+    connected(stream, timeout).await
 }
 
 /// A non-blocking connect to a unix stream socket (`unix:/path`). The
@@ -107,6 +100,12 @@ pub async fn connect_unix(path: &Path, timeout: Duration) -> io::Result<TcpStrea
     }
     let fd: std::os::fd::OwnedFd = s.into();
     let stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+    connected(stream, timeout).await
+}
+
+/// The end of a non-blocking connect: writable within `timeout`, and no
+/// error pending on the socket.
+async fn connected(stream: TcpStream, timeout: Duration) -> io::Result<TcpStream> {
     match monoio::time::timeout(timeout, stream.writable(false)).await {
         Ok(r) => r?,
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),

@@ -81,14 +81,12 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>, p: &Plain) -> Result<Outcome
     respond(x, p, answered, leftover, answered_early.get()).await
 }
 
-/// `proxy_request_buffering`: read the whole body first (its length was
-/// declared and is within `client_max_body_size`), then send head and
-/// body together as one exchange — which, having the body to send again,
-/// may go on to the next server as a body-less request does.
-async fn buffered<C: Transport>(
-    x: &Exchange<'_, C>,
+/// The reader of the client's request body, after the `100 Continue` it
+/// asked for (when its body has not started to come).
+async fn request_body<'a, C: Transport>(
+    x: &'a Exchange<'_, C>,
     p: &Plain,
-) -> Result<(Answered, Vec<u8>), Error> {
+) -> Result<BodyReader<'a, C>, Error> {
     let loc = x.location;
     if p.expect_continue && x.early.is_empty() {
         x.client
@@ -101,19 +99,42 @@ async fn buffered<C: Transport>(
         max: loc.client_max_body_size,
         max_trailer: x.limits.max_len,
     };
-    let mut reader = BodyReader::new(x.client, &x.kit.bufs, p.body, x.early, lim, false);
+    Ok(BodyReader::new(
+        x.client,
+        &x.kit.bufs,
+        p.body,
+        x.early,
+        lim,
+        false,
+    ))
+}
+
+/// A failure relaying the client's request body, as the answer's error.
+fn request_body_error(e: BodyError) -> Error {
+    match e {
+        BodyError::Write(e) => Error::upstream_io(e),
+        BodyError::Read(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Error::new(Kind::BodyTimeout).with_source(e)
+        }
+        BodyError::Read(e) => Error::client_io(e),
+        BodyError::Framing(why) => Kind::BadRequest(why).into(),
+        BodyError::TooLarge => Kind::BodyTooLarge.into(),
+    }
+}
+
+/// `proxy_request_buffering`: read the whole body first (its length was
+/// declared and is within `client_max_body_size`), then send head and
+/// body together as one exchange — which, having the body to send again,
+/// may go on to the next server as a body-less request does.
+async fn buffered<C: Transport>(
+    x: &Exchange<'_, C>,
+    p: &Plain,
+) -> Result<(Answered, Vec<u8>), Error> {
+    let mut reader = request_body(x, p).await?;
     let mut whole = x.head.clone();
     while !reader.is_done() {
-        match reader.next().await {
-            Ok(step) => whole.extend_from_slice(step.data),
-            Err(BodyError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(Error::new(Kind::BodyTimeout).with_source(e))
-            }
-            Err(BodyError::Read(e)) => return Err(Error::client_io(e)),
-            Err(BodyError::Framing(why)) => return Err(Kind::BadRequest(why).into()),
-            Err(BodyError::TooLarge) => return Err(Kind::BodyTooLarge.into()),
-            Err(BodyError::Write(e)) => return Err(Error::upstream_io(e)),
-        }
+        let step = reader.next().await.map_err(request_body_error)?;
+        whole.extend_from_slice(step.data);
     }
     let leftover = reader.take_rest();
     drop(reader);
@@ -146,18 +167,7 @@ async fn send_with_body<C: Transport>(
         .write_all(&x.head, loc.proxy_send_timeout)
         .await
         .map_err(Error::upstream_io)?;
-    if p.expect_continue && x.early.is_empty() {
-        x.client
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", loc.proxy_send_timeout)
-            .await
-            .map_err(Error::client_io)?;
-    }
-    let lim = BodyLimits {
-        read_timeout: p.client_body_timeout,
-        max: loc.client_max_body_size,
-        max_trailer: x.limits.max_len,
-    };
-    let mut reader = BodyReader::new(x.client, &x.kit.bufs, p.body, x.early, lim, false);
+    let mut reader = request_body(x, p).await?;
     let relayed = body::relay(
         &mut reader,
         &up.stream,
@@ -165,16 +175,7 @@ async fn send_with_body<C: Transport>(
         Some(answered_early),
     )
     .await;
-    match relayed {
-        Ok(_) => {}
-        Err(BodyError::Write(e)) => return Err(Error::upstream_io(e)),
-        Err(BodyError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-            return Err(Error::new(Kind::BodyTimeout).with_source(e))
-        }
-        Err(BodyError::Read(e)) => return Err(Error::client_io(e)),
-        Err(BodyError::Framing(why)) => return Err(Kind::BadRequest(why).into()),
-        Err(BodyError::TooLarge) => return Err(Kind::BodyTooLarge.into()),
-    }
+    relayed.map_err(request_body_error)?;
     let leftover = reader.take_rest();
     drop(reader);
     let head = monoio::select! {
