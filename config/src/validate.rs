@@ -2128,6 +2128,13 @@ fn uri_template(
 
 fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), ConfigError> {
     use std::collections::HashMap;
+    // An error at `servers.NAME.FIELD`, located at the span `at` picks
+    // from the server's table.
+    let at_server =
+        |s: &Server, field: &str, at: fn(&RawServer) -> Option<std::ops::Range<usize>>, kind| {
+            let span = raw.servers.get(&s.name).and_then(|r| at(r.get_ref()));
+            cx.err(span, &format!("servers.{}.{field}", k(&s.name)), kind)
+        };
     // One listen address speaks TLS or plain HTTP, not both (nginx's
     // `listen ... ssl` is per address too).
     let mut tls_of: HashMap<SocketAddr, &Server> = HashMap::new();
@@ -2140,14 +2147,10 @@ fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), Con
                 } else {
                     (first, s)
                 };
-                let span = raw
-                    .servers
-                    .get(&s.name)
-                    .and_then(|r| r.get_ref().listen.as_ref())
-                    .map(|v| v.span());
-                return Err(cx.err(
-                    span,
-                    &format!("servers.{}.listen", k(&s.name)),
+                return Err(at_server(
+                    s,
+                    "listen",
+                    |r| r.listen.as_ref().map(|v| v.span()),
                     ErrorKind::Invalid(format!(
                         "{addr} mixes TLS (server `{}`) and plain HTTP (server `{}`); give every server on one address a `tls` table, or none",
                         with.name, without.name
@@ -2170,14 +2173,10 @@ fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), Con
             if (f.max_version, &f.ciphers, f.session_tickets)
                 != (t.max_version, &t.ciphers, t.session_tickets)
             {
-                let span = raw
-                    .servers
-                    .get(&s.name)
-                    .and_then(|r| r.get_ref().tls.as_ref())
-                    .map(|v| v.span());
-                return Err(cx.err(
-                    span,
-                    &format!("servers.{}.tls", k(&s.name)),
+                return Err(at_server(
+                    s,
+                    "tls",
+                    |r| r.tls.as_ref().map(|t| t.span()),
                     ErrorKind::Invalid(format!(
                         "{addr} is shared with server `{}`, whose protocols, ciphers or session_tickets differ: one address has one TLS configuration (give them the same, or another address)",
                         first.name
@@ -2203,18 +2202,15 @@ fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), Con
         for addr in &s.listen {
             for n in &names {
                 if let Some(other) = seen.insert((*addr, n.clone()), &s.name) {
-                    let raw_server = raw.servers.get(&s.name);
-                    let span = raw_server
-                        .and_then(|r| {
-                            r.get_ref()
-                                .server_name
+                    return Err(at_server(
+                        s,
+                        "server_name",
+                        |r| {
+                            r.server_name
                                 .as_ref()
-                                .or(r.get_ref().listen.as_ref())
-                        })
-                        .map(|v| v.span());
-                    return Err(cx.err(
-                        span,
-                        &format!("servers.{}.server_name", k(&s.name)),
+                                .or(r.listen.as_ref())
+                                .map(|v| v.span())
+                        },
                         ErrorKind::DuplicateListen {
                             addr: addr.to_string(),
                             name: n.clone(),

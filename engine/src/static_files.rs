@@ -333,8 +333,8 @@ async fn answer<T: Transport>(
 }
 
 /// A whole file compressed on the way (`gzip`): a chunked body, read and
-/// compressed 64 KiB at a time. `out` holds the head so far, up to the
-/// fields `head` wrote.
+/// compressed 64 KiB at a time. `out` holds the head so far, the fields
+/// `head` wrote (its entity tag already weak).
 #[allow(clippy::too_many_arguments)]
 async fn send_gzipped<T: Transport>(
     r: &StaticRequest<'_, T>,
@@ -346,11 +346,6 @@ async fn send_gzipped<T: Transport>(
     content_type: &str,
     g: &ringway_config::Gzip,
 ) -> Served {
-    // The head `head` would write, with the entity tag made weak (the
-    // bytes are not the file's) and the gzip fields.
-    let text = String::from_utf8_lossy(&out).into_owned();
-    out.clear();
-    let _ = write!(out, "{}", text.replace("ETag: \"", "ETag: W/\""));
     let _ = write!(
         out,
         "Content-Type: {content_type}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
@@ -465,13 +460,16 @@ async fn send<T: Transport>(
     let added = added_fields(loc, r.vars);
 
     let mut out = Vec::with_capacity(512);
-    let head = |out: &mut Vec<u8>, status: u16| {
+    // `compressed`: the body goes gzipped, its entity tag weak.
+    let head = |out: &mut Vec<u8>, status: u16, compressed: bool| {
         let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reply::reason(status));
         out.extend_from_slice(server_field(r.server.server_tokens));
         push_date(out);
         push_header(out, "Last-Modified", last_modified.as_bytes());
-        if let Some(tag) = &tag {
-            push_header(out, "ETag", tag.as_bytes());
+        match &tag {
+            Some(tag) if compressed => push_header(out, "ETag", &gzip::weak_etag(tag.as_bytes())),
+            Some(tag) => push_header(out, "ETag", tag.as_bytes()),
+            None => {}
         }
         for (n, v) in applicable(&added, status) {
             push_header(out, n, v);
@@ -486,7 +484,7 @@ async fn send<T: Transport>(
     // An error page is the whole file with the page's status: no
     // validators or ranges (nginx answers them for a 200 only).
     if r.status.is_none() && not_modified(r, tag.as_deref(), mtime) {
-        head(&mut out, 304);
+        head(&mut out, 304, false);
         out.extend_from_slice(b"\r\n");
         let ok = r.io.write_all(&out, r.server.send_timeout).await.is_ok();
         return Served {
@@ -535,10 +533,10 @@ async fn send<T: Transport>(
             r.vars.req.header("authorization").is_some(),
         );
     if compress {
-        head(&mut out, status);
+        head(&mut out, status, true);
         return send_gzipped(r, &file, path, size, out, status, content_type, g).await;
     }
-    head(&mut out, status);
+    head(&mut out, status, false);
     let _ = write!(
         out,
         "Content-Type: {content_type}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n",

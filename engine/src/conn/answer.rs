@@ -7,6 +7,7 @@ use ringway_config::{Action, Server};
 
 use super::error_page;
 use super::{Conn, Done, Next, Phase, Routed};
+use crate::http::request::Request;
 use crate::http::{gzip, reply};
 use crate::static_files::{self, StaticRequest};
 use crate::transport::Transport;
@@ -18,15 +19,25 @@ const CLOSE_WITHOUT_ANSWER: u16 = 444;
 impl<T: Transport> Conn<T> {
     /// The variables of a routed request (no upstream yet).
     pub(super) fn vars<'a>(&'a self, r: &'a Routed, server_name: &'a str) -> VarCtx<'a> {
+        self.request_vars(&r.req, &r.captures, server_name)
+    }
+
+    /// The variables of a request on this connection.
+    pub(super) fn request_vars<'a>(
+        &'a self,
+        req: &'a Request,
+        captures: &'a [Option<String>],
+        server_name: &'a str,
+    ) -> VarCtx<'a> {
         VarCtx {
-            req: &r.req,
+            req,
             remote: self.peer,
             peer: self.addrs,
             local: self.local,
             server_name,
             tls: self.io.tls_info(),
             proxy_host: "",
-            captures: &r.captures,
+            captures,
         }
     }
 

@@ -41,14 +41,45 @@ pub(super) fn pages(server: &Server, location: Option<usize>) -> &[ErrorPage] {
 /// The page for `status`, resolved: `None` when none is set, or its
 /// target cannot take the request (no such location, a location that
 /// proxies — ringway serves error pages from files and `return` only —,
-/// or one whose access rules refuse the client).
+/// or one whose access rules refuse the client); the first two are
+/// logged, when a request meets them.
 pub(super) fn page_for(
     server: &Server,
     pages: &[ErrorPage],
     status: u16,
     client: std::net::IpAddr,
 ) -> Option<Page> {
-    let page = pages.iter().find(|p| p.codes.contains(&status))?;
+    match resolve(server, pages, status, client) {
+        Ok(page) => page,
+        Err((page, why)) => {
+            warn!(status, page, "error_page: {why}; plain answer");
+            None
+        }
+    }
+}
+
+/// Whether [`page_for`] has a page for `status`, without logging (the
+/// statuses `proxy_intercept_errors` looks for, listed per request).
+pub(super) fn has_page(
+    server: &Server,
+    pages: &[ErrorPage],
+    status: u16,
+    client: std::net::IpAddr,
+) -> bool {
+    matches!(resolve(server, pages, status, client), Ok(Some(_)))
+}
+
+/// [`page_for`]'s work: `Err` (the line, why) for a page set whose
+/// target cannot take any request.
+fn resolve(
+    server: &Server,
+    pages: &[ErrorPage],
+    status: u16,
+    client: std::net::IpAddr,
+) -> Result<Option<Page>, (String, String)> {
+    let Some(page) = pages.iter().find(|p| p.codes.contains(&status)) else {
+        return Ok(None);
+    };
     let answer = match page.status {
         ErrorStatus::Keep => Some(status),
         ErrorStatus::Set(c) => Some(c),
@@ -59,10 +90,10 @@ pub(super) fn page_for(
             let status = answer
                 .filter(|c| matches!(c, 301 | 302 | 303 | 307 | 308))
                 .unwrap_or(302);
-            return Some(Page::Redirect {
+            return Ok(Some(Page::Redirect {
                 status,
                 url: url.clone(),
-            });
+            }));
         }
         ErrorTarget::Named(name) => (route::find_named(server, name), None),
         ErrorTarget::Uri(u) => {
@@ -70,7 +101,10 @@ pub(super) fn page_for(
                 Some((p, a)) => (p, Some(a.to_string())),
                 None => (u.as_str(), None),
             };
-            let p = path::resolve(p).ok()?.into_owned();
+            let Ok(p) = path::resolve(p) else {
+                return Err((page.to_line(), "its URI climbs above /".into()));
+            };
+            let p = p.into_owned();
             (
                 route::find_location(server, &p),
                 Some(InternalUri { path: p, args }),
@@ -78,21 +112,25 @@ pub(super) fn page_for(
         }
     };
     let Some(m) = m else {
-        warn!(status, page = %page.to_line(), "error_page: no location takes its target; plain answer");
-        return None;
+        return Err((page.to_line(), "no location takes its target".into()));
     };
     if matches!(m.location.action, Action::Proxy(_)) {
-        warn!(status, page = %page.to_line(), location = %m.location.key, "error_page: the target location proxies (ringway serves error pages from files and return only); plain answer");
-        return None;
+        return Err((
+            page.to_line(),
+            format!(
+                "the target location `{}` proxies (ringway serves error pages from files and return only)",
+                m.location.key
+            ),
+        ));
     }
     if !AccessRule::allows(&m.location.access, client) {
-        return None;
+        return Ok(None);
     }
-    Some(Page::Location {
+    Ok(Some(Page::Location {
         index: m.index,
         uri,
         status: answer,
-    })
+    }))
 }
 
 /// What a redirected request needs from the request that failed.

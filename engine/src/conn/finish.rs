@@ -154,16 +154,7 @@ impl<T: Transport> Conn<T> {
         let added = match (done.location, &done.req) {
             (Some(l), Some(req)) => {
                 let name = super::answer::first_name(server);
-                let vars = crate::vars::VarCtx {
-                    req,
-                    remote: self.peer,
-                    peer: self.addrs,
-                    local: self.local,
-                    server_name: &name,
-                    tls: self.io.tls_info(),
-                    proxy_host: "",
-                    captures: &[],
-                };
+                let vars = self.request_vars(req, &[], &name);
                 crate::static_files::added_fields(&server.locations[l], &vars)
             }
             _ => Vec::new(),

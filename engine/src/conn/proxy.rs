@@ -53,7 +53,7 @@ impl<T: Transport> Conn<T> {
                 loc.error_page
                     .iter()
                     .flat_map(|p| p.codes.iter().copied())
-                    .filter(|&c| error_page::page_for(server, &loc.error_page, c, client).is_some())
+                    .filter(|&c| error_page::has_page(server, &loc.error_page, c, client))
                     .collect()
             } else {
                 Vec::new()

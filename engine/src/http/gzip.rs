@@ -107,6 +107,17 @@ pub fn response_takes<'a>(
     })
 }
 
+/// The entity tag of a compressed answer: a strong tag made weak (the
+/// bytes are not the ones it was made for); a weak one stays.
+pub fn weak_etag(tag: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tag.len() + 2);
+    if tag.starts_with(b"\"") {
+        out.extend_from_slice(b"W/");
+    }
+    out.extend_from_slice(tag);
+    out
+}
+
 /// A gzip stream written as HTTP/1.1 chunks.
 pub struct Chunked {
     enc: GzEncoder<Vec<u8>>,
@@ -236,6 +247,12 @@ mod tests {
             ..g.clone()
         };
         assert!(response_takes(200, html, None, &no_etag, true, false));
+    }
+
+    #[test]
+    fn a_strong_tag_is_made_weak() {
+        assert_eq!(weak_etag(b"\"5f-1a\""), b"W/\"5f-1a\"");
+        assert_eq!(weak_etag(b"W/\"5f-1a\""), b"W/\"5f-1a\"");
     }
 
     #[test]

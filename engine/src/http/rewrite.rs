@@ -349,13 +349,7 @@ pub fn response_head_for(
             continue;
         }
         if relay.gzip.is_some() && header_eq(name, "etag") {
-            if v.starts_with(b"\"") {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(v);
-                push_header(out, name, &weak);
-            } else {
-                push_header(out, name, v);
-            }
+            push_header(out, name, &super::gzip::weak_etag(v));
             continue;
         }
         if let Some(v) = redirected(name, v, relay.redirect) {
