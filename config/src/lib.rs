@@ -298,6 +298,49 @@ try_files = ["$uri", "/index.html"]
     }
 
     #[test]
+    fn rewrite_and_set_lines() {
+        let at = |server: &str, loc: &str| {
+            format!(
+                "[servers.s]\nlisten = \"127.0.0.1:0\"\n{server}\n\
+                 [servers.s.locations.\"/\"]\nroot = \"/srv\"\n{loc}\n"
+            )
+        };
+        for (text, want) in [
+            (at("set = [\"$host x\"]", ""), ":3: servers.s.set: `$host x`: $host is a built-in"),
+            (at("set = [\"host x\"]", ""), "a set line is `$name VALUE`"),
+            (at("rewrite = [\"^/a /b sideways\"]", ""), ":3: servers.s.rewrite: `^/a /b sideways`: unknown flag"),
+            (at("rewrite = [\"^/a\"]", ""), "a rewrite line is `REGEX REPLACEMENT"),
+            (at("rewrite = [\"^/(a /b\"]", ""), ":3: servers.s.rewrite"),
+            (at("", "rewrite = ['^/(?<uri>.*) /b']"), "would hide the built-in variable $uri"),
+            (at("", "rewrite = ['^/(.*) /b/$nope']"), "nope"),
+        ] {
+            let e = err(&text);
+            assert!(e.contains(want), "{text}\n{e}");
+        }
+        // A variable a `set` or a named capture makes is known everywhere,
+        // the location's own lines included.
+        let c = parse_str(
+            &at(
+                "set = [\"$tier gold\"]",
+                "rewrite = ['^/(?<rest>.*)$ /x/$rest?t=$tier last']\n\
+                 [servers.s.locations.\"/x/\"]\nproxy_pass = \"http://127.0.0.1:9/$rest$tier\"",
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let rw = &c.servers[0].locations[0].rewrites.rewrite[0];
+        assert_eq!(rw.flag, RewriteFlag::Last);
+        assert!(rw.to.parts.contains(&Part::Var(Var::Named("rest".into()))));
+        // An absolute replacement redirects without a flag.
+        let c = parse_str(
+            &at("rewrite = ['^ https://$host$request_uri']", ""),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.servers[0].rewrites.rewrite[0].flag, RewriteFlag::Redirect);
+    }
+
+    #[test]
     fn named_locations_and_their_fallbacks() {
         let base = "[servers.s]\nlisten = \"127.0.0.1:0\"\n\
                     [servers.s.locations.\"/\"]\nroot = \"/srv\"\n";

@@ -262,6 +262,9 @@ pub struct Server {
     /// `error_page` at the server level (for a request no location takes;
     /// locations inherit it).
     pub error_page: Vec<ErrorPage>,
+    /// `set` and `rewrite` at the server level: run on every request
+    /// before a location is searched for (nginx's server rewrite phase).
+    pub rewrites: RewriteRules,
     /// `client_header_buffer_size`
     /// ([`DEFAULT_CLIENT_HEADER_BUFFER_SIZE`](crate::defaults::DEFAULT_CLIENT_HEADER_BUFFER_SIZE)):
     /// the most bytes a request
@@ -665,6 +668,9 @@ pub struct Location {
     /// `add_header`, in file order: the location's own, else the
     /// server's (nginx: a level that sets any replaces its parent's).
     pub add_header: Vec<AddHeader>,
+    /// `set` and `rewrite` of this location (run after the location is
+    /// chosen; the server's run before the search and are not inherited).
+    pub rewrites: RewriteRules,
     /// The upstream response fields not passed to the client, lowercase:
     /// nginx's defaults (`Server`, `Date`, `X-Pad`, `X-Accel-*`) plus
     /// `proxy_hide_header`, less `proxy_pass_header` (the location's, else
@@ -1267,7 +1273,61 @@ pub enum Var {
     Arg(String),
     /// `$is_args`: "?" when the request has a query, else "".
     IsArgs,
-    /// `$1`..`$9`: a capture of the regex location that matched ("" when
-    /// there is none).
+    /// `$1`..`$9`: a capture of the last regex that matched — the regex
+    /// location's, or a `rewrite`'s ("" when there is none).
     Capture(u8),
+    /// A variable the configuration makes: a `set` name or a named
+    /// capture (`(?<room>...)`) of a location or `rewrite` regex; "" until
+    /// one gives it a value.
+    Named(String),
+}
+
+/// `rewrite REGEX REPLACEMENT [FLAG]` (nginx's rewrite module).
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    /// The line as written (for `-t` output and errors).
+    pub line: String,
+    /// Searched in the normalised, decoded path (`$uri`).
+    pub regex: regex::Regex,
+    /// The new URI (its `?` part the new query), with `$1`..`$9` of
+    /// `regex` and any variable.
+    pub to: Template,
+    pub flag: RewriteFlag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteFlag {
+    /// No flag: the URI changes and the next `rewrite` line is tried; a
+    /// location whose lines changed it is searched for again.
+    Next,
+    /// `last`: stop this level's lines, search the location again.
+    Last,
+    /// `break`: stop this level's lines, stay in this location.
+    Break,
+    /// `redirect` (302), or no flag on a replacement starting with
+    /// `http://`, `https://` or `$scheme`.
+    Redirect,
+    /// `permanent` (301).
+    Permanent,
+}
+
+/// `set $name VALUE`.
+#[derive(Debug, Clone)]
+pub struct SetVar {
+    pub name: String,
+    pub value: Template,
+}
+
+/// A level's rewrite-module lines: its `set` lines, then its `rewrite`
+/// lines, each in file order.
+#[derive(Debug, Clone, Default)]
+pub struct RewriteRules {
+    pub set: Vec<SetVar>,
+    pub rewrite: Vec<Rewrite>,
+}
+
+impl RewriteRules {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.rewrite.is_empty()
+    }
 }

@@ -272,6 +272,7 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
             array(s.error_page.iter().map(|p| string(&p.to_line()))),
         );
     }
+    rewrite_rules(out, &s.rewrites);
     out.kv("keepalive_requests", s.keepalive_requests.to_string());
     out.kv("send_timeout", string(&duration(s.send_timeout)));
     out.kv(
@@ -416,6 +417,7 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
     if l.proxy_intercept_errors {
         out.kv("proxy_intercept_errors", "true");
     }
+    rewrite_rules(out, &l.rewrites);
     gzip(out, &l.gzip);
     if !l.access.is_empty() {
         out.kv(
@@ -682,6 +684,30 @@ fn push_var(s: &mut String, name: &str, next: Option<char>) {
     }
 }
 
+/// A level's `set` and `rewrite` lines, when it has any.
+fn rewrite_rules(out: &mut Out, r: &RewriteRules) {
+    if !r.set.is_empty() {
+        let lines = r.set.iter().map(|v| {
+            let value = template(&v.value);
+            string(format!("${} {value}", v.name).trim_end())
+        });
+        out.kv("set", array(lines));
+    }
+    if !r.rewrite.is_empty() {
+        let lines = r.rewrite.iter().map(|rw| {
+            let flag = match rw.flag {
+                RewriteFlag::Next => "",
+                RewriteFlag::Last => " last",
+                RewriteFlag::Break => " break",
+                RewriteFlag::Redirect => " redirect",
+                RewriteFlag::Permanent => " permanent",
+            };
+            string(&format!("{} {}{flag}", rw.regex.as_str(), template(&rw.to)))
+        });
+        out.kv("rewrite", array(lines));
+    }
+}
+
 fn var_name(v: &Var) -> String {
     let fixed = match v {
         Var::Host => "host",
@@ -709,6 +735,7 @@ fn var_name(v: &Var) -> String {
         Var::Arg(a) => return format!("arg_{a}"),
         Var::IsArgs => "is_args",
         Var::Capture(n) => return n.to_string(),
+        Var::Named(n) => n,
     };
     fixed.to_string()
 }
@@ -965,6 +992,8 @@ gzip_types = ["application/json", "text/css"]
 gzip_vary = true
 error_page = ["500 502 503 504 /50x.html", "404 =200 @fallback"]
 proxy_intercept_errors = true
+set = ["$backend least", "$empty"]
+rewrite = ['^/old/(?<rest>.*)$ /new/$rest?from=old last', "^/go/(.*)$ https://$host/$1 permanent"]
 proxy_hide_header = ["X-Powered-By"]
 proxy_pass_header = ["Server"]
 [servers.edge.add_header]
@@ -987,8 +1016,13 @@ Cache-Control = "max-age=60"
 [servers.edge.locations.'~* \.(png|jpg)$']
 root = "/srv/img"
 
-[servers.edge.locations."~ ^/Case"]
+[servers.edge.locations."~ ^/Case/(?<room>[a-z]+)"]
 proxy_pass = "http://least"
+set = ["$who $room-$1"]
+rewrite = ["^/Case/x/(.*)$ /Case/y/$1 break", '^/Case/(\d+)$ /n/$1?']
+
+[servers.edge.locations."/moved/"]
+rewrite = "^/moved/(.*)$ /new/$1 redirect"
 
 [servers.edge.locations."/api/"]
 proxy_pass = "https://hashed/v1/"

@@ -6,13 +6,21 @@ use crate::model::{Part, Template, Var};
 
 /// Parse a template; `Err(name)` for an unknown variable.
 pub fn parse(s: &str) -> Result<Template, String> {
-    let parts = scan(s, variable)?
-        .into_iter()
-        .map(|p| match p {
-            Piece::Literal(l) => Part::Literal(l),
-            Piece::Var(v) => Part::Var(v),
-        })
-        .collect();
+    parse_with(s, &|_| false)
+}
+
+/// Parse a template where `named(name)` says which other names are
+/// variables the configuration makes (`set`, named captures).
+pub fn parse_with(s: &str, named: &dyn Fn(&str) -> bool) -> Result<Template, String> {
+    let parts = scan(s, |n| {
+        variable(n).or_else(|| named(n).then(|| Var::Named(n.to_string())))
+    })?
+    .into_iter()
+    .map(|p| match p {
+        Piece::Literal(l) => Part::Literal(l),
+        Piece::Var(v) => Part::Var(v),
+    })
+    .collect();
     Ok(Template { parts })
 }
 
@@ -67,7 +75,8 @@ pub(crate) fn scan<V>(s: &str, var: impl Fn(&str) -> Option<V>) -> Result<Vec<Pi
     Ok(parts)
 }
 
-fn variable(name: &str) -> Option<Var> {
+/// A built-in variable by its name.
+pub(crate) fn variable(name: &str) -> Option<Var> {
     Some(match name {
         "host" => Var::Host,
         "remote_addr" => Var::RemoteAddr,

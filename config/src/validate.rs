@@ -30,6 +30,10 @@ struct Ctx<'a> {
     file: &'a Path,
     resolve: crate::Resolve,
     warnings: std::cell::RefCell<Vec<String>>,
+    /// The variables the configuration makes: `set` names and named
+    /// captures of location and `rewrite` regexes (nginx's variables are
+    /// global: one set anywhere is known everywhere).
+    named: std::collections::BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -161,7 +165,12 @@ impl Ctx<'_> {
 
     fn template(&self, v: &V, key: &str) -> Result<Template, ConfigError> {
         let s = self.string(v, key)?;
-        template::parse(&s).map_err(|name| self.at(v, key, ErrorKind::UnknownVariable { name }))
+        self.parse_template(&s)
+            .map_err(|name| self.at(v, key, ErrorKind::UnknownVariable { name }))
+    }
+
+    fn parse_template(&self, s: &str) -> Result<Template, String> {
+        template::parse_with(s, &|n| self.named.contains(n))
     }
 
     /// A template rendered into a header value: no control characters
@@ -198,18 +207,19 @@ fn type_err(expected: &'static str, found: &toml::Value) -> ErrorKind {
 }
 
 pub fn validate(text: &str, file: &Path, resolve: crate::Resolve) -> Result<Config, ConfigError> {
-    let cx = Ctx {
-        text,
-        file,
-        resolve,
-        warnings: Default::default(),
-    };
     // The document first, for syntax errors and for the key paths of the
     // errors serde reports against it.
     let doc = toml_edit::ImDocument::parse(text)
         .map_err(|e| crate::locate::syntax_error(text, file, &e))?;
     let raw: Raw =
         toml::from_str(text).map_err(|e| crate::locate::serde_error(text, file, &doc, &e))?;
+    let cx = Ctx {
+        text,
+        file,
+        resolve,
+        warnings: Default::default(),
+        named: named_variables(&raw),
+    };
 
     let runtime = runtime(&cx, &raw.runtime)?;
     let log = log(&cx, &raw.log)?;
@@ -1032,6 +1042,7 @@ fn server(
         )?,
         http2_line: r.http2.as_ref().map(|v| cx.line_of(v.span().start)),
         error_page: limits.error_page.clone(),
+        rewrites: rewrite_rules(cx, r.set.as_ref(), r.rewrite.as_ref(), &key)?,
         locations,
         client_header_buffer_size: client_header_buffer_size as usize,
         header_line_max,
@@ -1535,6 +1546,9 @@ fn location(
             no_regex: false,
         }
     };
+    if let LocationMatch::Regex { regex, .. } = &matcher {
+        check_capture_names(regex).map_err(invalid)?;
+    }
     match &matcher {
         LocationMatch::Exact(p) | LocationMatch::Prefix { path: p, .. } if !p.starts_with('/') => {
             return Err(invalid(format!(
@@ -1551,7 +1565,12 @@ fn location(
         r.alias.is_some(),
     ];
     let n = actions.iter().filter(|&&a| a).count();
-    if n == 0 {
+    let rewrites = rewrite_rules(cx, r.set.as_ref(), r.rewrite.as_ref(), key)?;
+    if n == 0 && !rewrites.rewrite.is_empty() {
+        // nginx's `location /old/ { rewrite ^ /new/ permanent; }`: a
+        // request no line takes gets 404 (nginx would look in its default
+        // root), through `error_page`.
+    } else if n == 0 {
         return Err(invalid(
             "a location needs one of return, proxy_pass, root or alias".into(),
         ));
@@ -1561,7 +1580,13 @@ fn location(
             "a location takes only one of return, proxy_pass, root or alias".into(),
         ));
     }
-    let action = if let Some(ret) = &r.return_ {
+    let action = if n == 0 {
+        Action::Return {
+            status: 404,
+            body: None,
+            location: None,
+        }
+    } else if let Some(ret) = &r.return_ {
         let rk = format!("{key}.return");
         let rr = ret.get_ref();
         let Some(sv) = &rr.status else {
@@ -1643,7 +1668,7 @@ fn location(
             let tk = format!("{key}.try_files");
             for t in cx.strings(v, &tk)? {
                 try_files.push(
-                    template::parse(&t)
+                    cx.parse_template(&t)
                         .map_err(|name| cx.at(v, &tk, ErrorKind::UnknownVariable { name }))?,
                 );
             }
@@ -1842,6 +1867,7 @@ fn location(
             inherited.etag.unwrap_or(true),
         )?,
         internal: cx.bool(r.internal.as_ref(), &format!("{key}.internal"), false)?,
+        rewrites,
         gzip: gzip_settings(
             cx,
             key,
@@ -1877,6 +1903,171 @@ fn location(
         },
         action,
     })
+}
+
+/// The `set` and `rewrite` lines of a server or location (`key`).
+fn rewrite_rules(
+    cx: &Ctx,
+    set: Option<&V>,
+    rewrite: Option<&V>,
+    key: &str,
+) -> Result<RewriteRules, ConfigError> {
+    let mut rules = RewriteRules::default();
+    if let Some(v) = set {
+        let sk = format!("{key}.set");
+        for line in cx.strings(v, &sk)? {
+            let bad = |why: String| cx.at(v, &sk, ErrorKind::Invalid(why));
+            let (name, value) = set_line(&line).map_err(bad)?;
+            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(bad(format!(
+                    "`{line}`: a value cannot contain control characters"
+                )));
+            }
+            let value = cx
+                .parse_template(value)
+                .map_err(|name| cx.at(v, &sk, ErrorKind::UnknownVariable { name }))?;
+            rules.set.push(SetVar {
+                name: name.to_string(),
+                value,
+            });
+        }
+    }
+    if let Some(v) = rewrite {
+        let rk = format!("{key}.rewrite");
+        for line in cx.strings(v, &rk)? {
+            let bad = |why: String| cx.at(v, &rk, ErrorKind::Invalid(why));
+            let (re, to, flag) = rewrite_line(&line).map_err(bad)?;
+            let regex = regex::Regex::new(re)
+                .map_err(|e| cx.at(v, &rk, ErrorKind::InvalidRegex(e.to_string())))?;
+            check_capture_names(&regex).map_err(bad)?;
+            if to.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(bad(format!(
+                    "`{line}`: a replacement cannot contain control characters"
+                )));
+            }
+            let flag = match flag {
+                None | Some("last") | Some("break")
+                    if ["http://", "https://", "$scheme"]
+                        .iter()
+                        .any(|p| to.starts_with(p)) =>
+                {
+                    RewriteFlag::Redirect
+                }
+                None => RewriteFlag::Next,
+                Some("last") => RewriteFlag::Last,
+                Some("break") => RewriteFlag::Break,
+                Some("redirect") => RewriteFlag::Redirect,
+                Some("permanent") => RewriteFlag::Permanent,
+                Some(f) => {
+                    return Err(bad(format!(
+                        "`{line}`: unknown flag `{f}` (last, break, redirect or permanent)"
+                    )))
+                }
+            };
+            let to = cx
+                .parse_template(to)
+                .map_err(|name| cx.at(v, &rk, ErrorKind::UnknownVariable { name }))?;
+            rules.rewrite.push(Rewrite {
+                line: line.clone(),
+                regex,
+                to,
+                flag,
+            });
+        }
+    }
+    Ok(rules)
+}
+
+/// A `set` line, `$name VALUE` → (name, value); the value may be empty.
+fn set_line(line: &str) -> Result<(&str, &str), String> {
+    let line = line.trim();
+    let form = || format!("`{line}`: a set line is `$name VALUE`");
+    let rest = line.strip_prefix('$').ok_or_else(form)?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (name, value) = (&rest[..end], rest[end..].trim());
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(form());
+    }
+    if template::variable(name).is_some() {
+        return Err(format!(
+            "`{line}`: ${name} is a built-in variable; set makes a variable of its own"
+        ));
+    }
+    Ok((name, value))
+}
+
+/// A `rewrite` line, `REGEX REPLACEMENT [FLAG]`, split at whitespace (a
+/// regex with a space writes it `\s` or `\x20`).
+fn rewrite_line(line: &str) -> Result<(&str, &str, Option<&str>), String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words[..] {
+        [re, to] => Ok((re, to, None)),
+        [re, to, flag] => Ok((re, to, Some(flag))),
+        _ => Err(format!(
+            "`{line}`: a rewrite line is `REGEX REPLACEMENT [last|break|redirect|permanent]`"
+        )),
+    }
+}
+
+/// A regex's named captures become variables: none may take a built-in
+/// variable's name.
+fn check_capture_names(regex: &regex::Regex) -> Result<(), String> {
+    for name in regex.capture_names().flatten() {
+        if template::variable(name).is_some() {
+            return Err(format!(
+                "the named capture `{name}` would hide the built-in variable ${name}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The variables a configuration makes, found before any template is
+/// read: `set` names and the named captures of location and `rewrite`
+/// regexes. Lines that do not parse are left to their own check.
+fn named_variables(raw: &Raw) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut from = |set: Option<&V>, rewrite: Option<&V>, regexes: &mut Vec<String>| {
+        let lines = |v: Option<&V>| -> Vec<String> {
+            match v.map(|v| v.get_ref()) {
+                Some(toml::Value::String(s)) => vec![s.clone()],
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        for l in lines(set) {
+            if let Ok((name, _)) = set_line(&l) {
+                names.insert(name.to_string());
+            }
+        }
+        for l in lines(rewrite) {
+            if let Ok((re, _, _)) = rewrite_line(&l) {
+                regexes.push(re.to_string());
+            }
+        }
+    };
+    let mut regexes = Vec::new();
+    for s in raw.servers.values() {
+        let s = s.get_ref();
+        from(s.set.as_ref(), s.rewrite.as_ref(), &mut regexes);
+        for (lk, l) in &s.locations {
+            let l = l.get_ref();
+            from(l.set.as_ref(), l.rewrite.as_ref(), &mut regexes);
+            if let Some(re) = lk.strip_prefix("~* ").or_else(|| lk.strip_prefix("~ ")) {
+                regexes.push(re.trim().to_string());
+            }
+        }
+    }
+    for re in regexes {
+        if let Ok(re) = regex::Regex::new(&re) {
+            names.extend(re.capture_names().flatten().map(str::to_string));
+        }
+    }
+    names.retain(|n| template::variable(n).is_none());
+    names
 }
 
 /// `upgrade`: an array of RFC 9110 §7.8 protocols (`name` or
@@ -2119,7 +2310,8 @@ fn uri_template(
     uri: Option<&str>,
 ) -> Result<Option<Template>, ConfigError> {
     match uri {
-        Some(u) if u.contains('$') => template::parse(u)
+        Some(u) if u.contains('$') => cx
+            .parse_template(u)
             .map(Some)
             .map_err(|name| cx.at(v, key, ErrorKind::UnknownVariable { name })),
         _ => Ok(None),

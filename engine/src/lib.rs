@@ -26,6 +26,7 @@ pub mod limit;
 pub mod metrics;
 pub mod proxy;
 pub mod real_ip;
+pub mod rewrites;
 pub mod route;
 pub mod runtime;
 pub mod shared;

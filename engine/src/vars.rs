@@ -53,12 +53,27 @@ pub struct VarCtx<'a> {
     pub tls: Option<&'a TlsInfo>,
     /// `$proxy_host`: the upstream's host[:port] ("" when not proxying).
     pub proxy_host: &'a str,
-    /// `$1`..`$9`: the captures of the regex location that matched
-    /// (index 0 the whole match), decoded path text.
+    /// `$1`..`$9`: the captures of the last regex that matched (the
+    /// location's or a `rewrite`'s; index 0 the whole match), decoded
+    /// path text.
     pub captures: &'a [Option<String>],
+    /// The URI a `rewrite` or a `try_files` fallback changed the request
+    /// to (`$uri`, `$args`); `None`: the request's.
+    pub uri: Option<&'a InternalUri>,
+    /// The variables `set` lines and named captures made, by name.
+    pub named: &'a [(String, String)],
 }
 
-impl VarCtx<'_> {
+/// The URI a `rewrite` or a `try_files` fallback changed a request to
+/// (nginx's internal redirect): its normalised path, and its own query
+/// when one was made (else the request's stays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalUri {
+    pub path: String,
+    pub args: Option<String>,
+}
+
+impl<'a> VarCtx<'a> {
     /// `$scheme`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
@@ -74,6 +89,22 @@ impl VarCtx<'_> {
                 Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Part::Var(v) => self.var(v, out),
             }
+        }
+    }
+
+    /// `$uri`: the normalised path, as a rewrite changed it.
+    pub fn path(&self) -> &'a str {
+        match self.uri {
+            Some(u) => &u.path,
+            None => self.req.norm_path(),
+        }
+    }
+
+    /// `$args`: the query, as a rewrite changed it.
+    pub fn args(&self) -> Option<&'a str> {
+        match self.uri {
+            Some(InternalUri { args: Some(a), .. }) => Some(a),
+            _ => self.req.query(),
         }
     }
 
@@ -143,10 +174,10 @@ impl VarCtx<'_> {
                 }
             }
             Var::RequestUri => out.extend_from_slice(req.origin_target().as_bytes()),
-            Var::Uri => push_escaping_controls(out, req.norm_path().as_bytes()),
-            Var::Args => out.extend_from_slice(req.query().unwrap_or("").as_bytes()),
+            Var::Uri => push_escaping_controls(out, self.path().as_bytes()),
+            Var::Args => push_escaping_controls(out, self.args().unwrap_or("").as_bytes()),
             Var::IsArgs => {
-                if req.query().is_some_and(|q| !q.is_empty()) {
+                if self.args().is_some_and(|q| !q.is_empty()) {
                     out.push(b'?');
                 }
             }
@@ -194,8 +225,13 @@ impl VarCtx<'_> {
                 }
             }
             Var::Arg(name) => {
-                if let Some(v) = arg(req.query().unwrap_or(""), name) {
-                    out.extend_from_slice(v.as_bytes());
+                if let Some(v) = arg(self.args().unwrap_or(""), name) {
+                    push_escaping_controls(out, v.as_bytes());
+                }
+            }
+            Var::Named(name) => {
+                if let Some((_, v)) = self.named.iter().rev().find(|(n, _)| n == name) {
+                    push_escaping_controls(out, v.as_bytes());
                 }
             }
         }
@@ -263,6 +299,8 @@ mod tests {
             tls: None,
             proxy_host: "127.0.0.1:3000",
             captures: &[],
+            uri: None,
+            named: &[],
         };
         String::from_utf8(ctx.render_to_vec(tpl)).unwrap()
     }

@@ -59,6 +59,8 @@ fuzz_target!(|data: &[u8]| {
         tls: None,
         proxy_host: "backend:8080",
         captures: &[],
+        uri: None,
+        named: &[],
     };
     for (prefix, proxy_uri) in [(Some("/"), Some("/x/")), (Some("/"), None), (None, None)] {
         let uri = rewrite::upstream_uri(&req, prefix, proxy_uri, None);

@@ -19,7 +19,11 @@ const CLOSE_WITHOUT_ANSWER: u16 = 444;
 impl<T: Transport> Conn<T> {
     /// The variables of a routed request (no upstream yet).
     pub(super) fn vars<'a>(&'a self, r: &'a Routed, server_name: &'a str) -> VarCtx<'a> {
-        self.request_vars(&r.req, &r.captures, server_name)
+        VarCtx {
+            uri: r.uri.as_ref(),
+            named: &r.named,
+            ..self.request_vars(&r.req, &r.captures, server_name)
+        }
     }
 
     /// The variables of a request on this connection.
@@ -38,6 +42,8 @@ impl<T: Transport> Conn<T> {
             tls: self.io.tls_info(),
             proxy_host: "",
             captures,
+            uri: None,
+            named: &[],
         }
     }
 

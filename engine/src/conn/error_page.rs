@@ -25,8 +25,21 @@ pub(super) enum Page {
         uri: Option<InternalUri>,
         status: Option<u16>,
     },
-    /// Answer with a redirect to a URL.
-    Redirect { status: u16, url: String },
+    /// Answer with a redirect to a URL; `location`: the location whose
+    /// `add_header` fields go on it (a `rewrite` redirect's).
+    Redirect {
+        status: u16,
+        url: String,
+        location: Option<usize>,
+    },
+}
+
+/// A `rewrite` line's redirect, for `Phase::Redirect`.
+pub struct Redirect {
+    pub failed: Failed,
+    pub status: u16,
+    pub url: String,
+    pub location: Option<usize>,
 }
 
 /// The pages that apply to a request: its location's, or the server's
@@ -93,6 +106,7 @@ fn resolve(
             return Ok(Some(Page::Redirect {
                 status,
                 url: url.clone(),
+                location: None,
             }));
         }
         ErrorTarget::Named(name) => (route::find_named(server, name), None),
@@ -134,7 +148,7 @@ fn resolve(
 }
 
 /// What a redirected request needs from the request that failed.
-pub(super) struct Failed {
+pub struct Failed {
     pub req: Request,
     pub server: usize,
     pub started: Instant,
@@ -171,21 +185,39 @@ impl<T: Transport> Conn<T> {
                     error_page: true,
                     status,
                     captures: Vec::new(),
+                    named: Vec::new(),
+                    broke: false,
                 };
                 match loc.action {
                     Action::Return { .. } => Phase::Return(r),
                     _ => Phase::Static(r),
                 }
             }
-            Page::Redirect { status, url } => {
+            Page::Redirect {
+                status,
+                url,
+                location,
+            } => {
                 let server = &self.snap.config.servers[f.server];
                 let keep_alive = f.keep_alive && f.req.body.is_empty();
                 let body = format!("{status} {}\n", reply::reason(status));
+                // A `rewrite` redirect carries its location's `add_header`
+                // fields (nginx adds them to 301 and 302).
+                let added = match location {
+                    Some(l) => {
+                        let name = super::answer::first_name(server);
+                        let vars = self.request_vars(&f.req, &[], &name);
+                        crate::static_files::added_fields(&server.locations[l], &vars)
+                    }
+                    None => Vec::new(),
+                };
+                let mut fields: Vec<(&str, &[u8])> = vec![("Location", url.as_bytes())];
+                fields.extend(crate::static_files::applicable(&added, status));
                 let mut out = Vec::with_capacity(256);
                 reply::full(
                     &mut out,
                     status,
-                    &[("Location", url.as_bytes())],
+                    &fields,
                     server.server_tokens,
                     "text/plain",
                     body.as_bytes(),
@@ -212,8 +244,9 @@ impl<T: Transport> Conn<T> {
                     error: None,
                     next,
                     upstream: None,
-                    location: None,
-                    error_page: true,
+                    location,
+                    // A `rewrite` redirect is no error page.
+                    error_page: location.is_none(),
                 }))
             }
         }

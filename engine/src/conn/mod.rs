@@ -81,14 +81,20 @@ pub struct Routed {
     /// protocols offered that the location allows); empty for a plain
     /// request, an upgrade request included whose protocols it refuses.
     pub upgrade: Vec<u8>,
-    /// The URI a `try_files` fallback changed the request to (an internal
-    /// redirect to a location that is not static); `None`: the request's.
+    /// The URI a `rewrite` or a `try_files` fallback changed the request
+    /// to (an internal redirect); `None`: the request's.
     pub uri: Option<crate::http::rewrite::InternalUri>,
     /// The request was redirected by `error_page`: no second one (nginx's
     /// `recursive_error_pages off`), and the method is read as GET.
     pub error_page: bool,
-    /// `$1`..`$9` of a regex location (empty for other locations).
+    /// `$1`..`$9` of the last regex that matched: the regex location's,
+    /// or a `rewrite` line's (empty when none did).
     pub captures: Vec<Option<String>>,
+    /// The variables `set` lines and named captures made.
+    pub named: Vec<(String, String)>,
+    /// A `rewrite ... break` chose this location: the new URI goes
+    /// upstream whole (no `proxy_pass` URI part applied).
+    pub broke: bool,
     /// The status its answer goes out with (`error_page` without `=`,
     /// or with `=CODE`); `None`: the answer's own.
     pub status: Option<u16>,
@@ -133,6 +139,8 @@ pub enum Phase {
     Static(Routed),
     Proxy(Routed),
     Upgrade(Routed),
+    /// A `rewrite` line redirects: answer 301/302 with a `Location`.
+    Redirect(Box<error_page::Redirect>),
     /// The upstream switched protocols: the tunnel takes the connection.
     Tunnel(Box<(TunnelPlan, Routed)>),
     Finish(Box<Done>),
@@ -149,6 +157,7 @@ impl Phase {
             Phase::Static(_) => "static",
             Phase::Proxy(_) => "proxy",
             Phase::Upgrade(_) => "upgrade",
+            Phase::Redirect(_) => "redirect",
             Phase::Tunnel(_) => "tunnel",
             Phase::Finish(_) => "finish",
             Phase::Close => "close",
@@ -165,7 +174,8 @@ pub fn allowed(from: &str, to: &str) -> bool {
                 "route" | "delay",
                 "return" | "static" | "proxy" | "upgrade" | "finish"
             )
-            | ("route", "delay")
+            | ("route", "delay" | "redirect")
+            | ("redirect", "finish")
             | ("return" | "static" | "proxy", "finish")
             // A `try_files` fallback to a location that is not static.
             | ("static", "return" | "proxy" | "upgrade")
@@ -289,6 +299,15 @@ async fn run<T: Transport + 'static>(mut c: Conn<T>, mut phase: Phase) {
             Phase::Static(r) => c.serve_static(r).await,
             Phase::Proxy(r) => c.proxy(r).await,
             Phase::Upgrade(r) => c.upgrade(r).await,
+            Phase::Redirect(r) => {
+                let r = *r;
+                let page = error_page::Page::Redirect {
+                    status: r.status,
+                    url: r.url,
+                    location: r.location,
+                };
+                c.follow_page(page, r.failed).await
+            }
             Phase::Finish(done) => c.finish(*done).await,
             Phase::Tunnel(t) => {
                 let (plan, routed) = *t;

@@ -152,9 +152,10 @@ impl<T: Transport> Conn<T> {
         let uri = match &pp.uri_vars {
             // nginx: a URI with variables goes as rendered, whole.
             Some(t) => rewrite::rendered_uri(&vars.render_to_vec(t)),
+            // After `rewrite ... break` the new URI goes whole, as nginx.
             None => rewrite::upstream_uri(
                 &r.req,
-                crate::route::matched_prefix(loc),
+                crate::route::matched_prefix(loc).filter(|_| !r.broke),
                 pp.uri.as_deref(),
                 r.uri.as_ref(),
             ),

@@ -8,12 +8,13 @@ use ringway_config::{AccessRule, Action, Location};
 
 use tracing::info;
 
+use super::error_page::{Failed, Redirect};
 use super::{Conn, Done, Next, Phase, Routed};
 use crate::admission::{self, Admit};
 use crate::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::http::upgrade;
-use crate::route;
+use crate::rewrites::{self, Outcome};
 use crate::transport::Transport;
 
 impl<T: Transport> Conn<T> {
@@ -29,41 +30,48 @@ impl<T: Transport> Conn<T> {
         let keep_alive = req.wants_keep_alive()
             && !self.shared.shutting_down.is_raised()
             && self.served < server.keepalive_requests;
-        // An `internal` location is not a URI's: 404, as nginx.
-        let found = route::find_location(server, req.norm_path()).filter(|m| !m.location.internal);
-        let Some(m) = found else {
-            // nginx answers 404 and keeps the connection when it can.
-            let next = if keep_alive && req.body.is_empty() {
-                Next::KeepAlive(req.rest())
-            } else {
-                Next::Close
-            };
-            return Phase::Finish(Box::new(Done {
-                server: Some(server_index),
-                req: Some(req),
-                started,
-                status: 404,
-                body_bytes: 0,
-                error: Some(Error::new(Kind::NoLocation)),
-                next,
-                upstream: None,
-                location: None,
-                error_page: false,
-            }));
+        let name = super::answer::first_name(server);
+        let outcome = {
+            let base = self.request_vars(&req, &[], &name);
+            rewrites::search(server, &base)
+        };
+        let (m, search) = match outcome {
+            Outcome::Found(Some(m), search) => (m, search),
+            Outcome::Found(None, _) => {
+                // nginx answers 404 and keeps the connection when it can.
+                return unrouted(req, server_index, started, keep_alive, Kind::NoLocation);
+            }
+            Outcome::Cycle => {
+                let why = "rewrite or internal redirection cycle";
+                return unrouted(req, server_index, started, false, Kind::Internal(why));
+            }
+            Outcome::BadUri => {
+                let why = "a rewrite made a URI above the root";
+                return unrouted(req, server_index, started, false, Kind::BadRequest(why));
+            }
+            Outcome::Redirect {
+                status,
+                to,
+                location,
+                ..
+            } => {
+                // nginx's rewrite phase comes before its limits and access
+                // rules: the redirect goes out first.
+                return Phase::Redirect(Box::new(Redirect {
+                    failed: Failed {
+                        req,
+                        server: server_index,
+                        started,
+                        keep_alive,
+                    },
+                    status,
+                    url: String::from_utf8_lossy(&to).into_owned(),
+                    location,
+                }));
+            }
         };
         let loc = m.location;
         let upgrade = self.upgrade_allowed(&req, loc);
-        let captures = match &loc.matcher {
-            ringway_config::LocationMatch::Regex { regex, .. } => regex
-                .captures(req.norm_path())
-                .map(|c| {
-                    c.iter()
-                        .map(|m| m.map(|m| m.as_str().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
         let mut r = Routed {
             req,
             server: server_index,
@@ -72,15 +80,16 @@ impl<T: Transport> Conn<T> {
             started,
             permit: None,
             upgrade,
-            uri: None,
+            uri: search.uri,
             error_page: false,
             status: None,
-            captures,
+            captures: search.captures,
+            named: search.named,
+            broke: search.broke,
         };
         if loc.limit_req.is_none() && loc.limit_conn.is_none() {
             return self.after_limits(r);
         }
-        let name = super::answer::first_name(server);
         let verdict = {
             let vars = self.vars(&r, &name);
             admission::admit(&self.snap.limits, config, loc, &mut |t| {
@@ -141,6 +150,28 @@ impl<T: Transport> Conn<T> {
             Action::Proxy(_) => Phase::Proxy(r),
         }
     }
+}
+
+/// A request no location takes (404), or whose rewrite lines failed: the
+/// connection is kept when `keep_alive` and the request allow it.
+fn unrouted(req: Request, server: usize, started: Instant, keep_alive: bool, kind: Kind) -> Phase {
+    let next = if keep_alive && req.body.is_empty() {
+        Next::KeepAlive(req.rest())
+    } else {
+        Next::Close
+    };
+    Phase::Finish(Box::new(Done {
+        server: Some(server),
+        req: Some(req),
+        started,
+        status: kind.status(),
+        body_bytes: 0,
+        error: Some(Error::new(kind)),
+        next,
+        upstream: None,
+        location: None,
+        error_page: false,
+    }))
 }
 
 /// A routed request refused before its body is touched (a limit, an

@@ -106,14 +106,7 @@ pub fn rendered_uri(rendered: &[u8]) -> String {
     s
 }
 
-/// The URI a `try_files` fallback changed a request to (nginx's internal
-/// redirect): its normalised path, and its own query when the fallback
-/// named one (else the request's stays).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InternalUri {
-    pub path: String,
-    pub args: Option<String>,
-}
+pub use crate::vars::InternalUri;
 
 /// Whether a client header field is dropped for having an underscore in
 /// its name (nginx's `underscores_in_headers off`, the default): a backend
@@ -440,6 +433,8 @@ mod tests {
             tls: None,
             proxy_host: "127.0.0.1:3000",
             captures: &[],
+            uri: None,
+            named: &[],
         };
         let mut out = Vec::new();
         request_head(&mut out, &req, uri, set, &vars, conn, underscores);
