@@ -306,17 +306,39 @@ try_files = ["$uri", "/index.html"]
             )
         };
         for (text, want) in [
-            (at("set = [\"$host x\"]", ""), ":3: servers.s.set: `$host x`: $host is a built-in"),
+            (
+                at("set = [\"$host x\"]", ""),
+                ":3: servers.s.set: `$host x`: $host is a built-in",
+            ),
             (at("set = [\"host x\"]", ""), "a set line is `$name VALUE`"),
-            (at("rewrite = [\"^/a /b sideways\"]", ""), ":3: servers.s.rewrite: `^/a /b sideways`: unknown flag"),
-            (at("rewrite = [\"^/a\"]", ""), "a rewrite line is `REGEX REPLACEMENT"),
+            (
+                at("rewrite = [\"^/a /b sideways\"]", ""),
+                ":3: servers.s.rewrite: `^/a /b sideways`: unknown flag",
+            ),
+            (
+                at("rewrite = [\"^/a\"]", ""),
+                "a rewrite line is `REGEX REPLACEMENT",
+            ),
             (at("rewrite = [\"^/(a /b\"]", ""), ":3: servers.s.rewrite"),
-            (at("", "rewrite = ['^/(?<uri>.*) /b']"), "would hide the built-in variable $uri"),
+            (
+                at("", "rewrite = ['^/(?<uri>.*) /b']"),
+                "would hide the built-in variable $uri",
+            ),
             (at("", "rewrite = ['^/(.*) /b/$nope']"), "nope"),
         ] {
             let e = err(&text);
             assert!(e.contains(want), "{text}\n{e}");
         }
+        let e = err("[servers.s]\nlisten = \"127.0.0.1:0\"\n\
+             [servers.s.locations.'~ ^/r/(.+)$']\nalias = \"/srv/$1\"\ntry_files = [\"$uri\", \"=404\"]\n");
+        assert!(
+            e.contains(":4: servers.s.locations.\"~ ^/r/(.+)$\".alias: an alias with variables"),
+            "{e}"
+        );
+        let e = err(
+            "[servers.s]\nlisten = \"127.0.0.1:0\"\n[servers.s.locations.'/']\nroot = \"$1/x\"\n",
+        );
+        assert!(e.contains("must start with a fixed directory"), "{e}");
         // A variable a `set` or a named capture makes is known everywhere,
         // the location's own lines included.
         let c = parse_str(

@@ -920,7 +920,13 @@ pub enum ProxyTarget {
 
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
+    /// `root` or `alias`; with variables, the fixed directory they start
+    /// with (nothing outside it is served).
     pub root: StaticRoot,
+    /// `root`/`alias` with `$variables` (captures, `set`, named
+    /// captures): rendered per request. In a regex location an `alias`
+    /// with variables names the file itself, as nginx's.
+    pub root_vars: Option<Template>,
     /// `index` ([`DEFAULT_INDEX`](crate::defaults::DEFAULT_INDEX)).
     pub index: Vec<String>,
     /// `try_files`: each a template; the last is a fallback URI or "=404".

@@ -307,8 +307,8 @@ fn location(out: &mut Out, config: &Config, path: &str, l: &Location) {
         }
         Action::Static(st) => {
             match &st.root {
-                StaticRoot::Root(p) => out.kv("root", string(&p.to_string_lossy())),
-                StaticRoot::Alias(p) => out.kv("alias", string(&p.to_string_lossy())),
+                StaticRoot::Root(p) => out.kv("root", root_text(p, &st.root_vars)),
+                StaticRoot::Alias(p) => out.kv("alias", root_text(p, &st.root_vars)),
             }
             out.kv("index", array(st.index.iter().map(|i| string(i))));
             if !st.try_files.is_empty() {
@@ -684,6 +684,14 @@ fn push_var(s: &mut String, name: &str, next: Option<char>) {
     }
 }
 
+/// `root`/`alias`: the template when it has variables, else the path.
+fn root_text(dir: &std::path::Path, vars: &Option<Template>) -> String {
+    match vars {
+        Some(t) => string(&template(t)),
+        None => string(&dir.to_string_lossy()),
+    }
+}
+
 /// A level's `set` and `rewrite` lines, when it has any.
 fn rewrite_rules(out: &mut Out, r: &RewriteRules) {
     if !r.set.is_empty() {
@@ -1015,6 +1023,9 @@ Cache-Control = "max-age=60"
 
 [servers.edge.locations.'~* \.(png|jpg)$']
 root = "/srv/img"
+
+[servers.edge.locations.'~ ^/rooms/(?<room>[a-z]+)/(.*)$']
+alias = "/srv/rooms/$room/$2"
 
 [servers.edge.locations."~ ^/Case/(?<room>[a-z]+)"]
 proxy_pass = "http://least"

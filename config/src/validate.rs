@@ -1634,17 +1634,48 @@ fn location(
         }
         Action::Proxy(pp)
     } else {
-        let (root, v, rk) = match (&r.root, &r.alias) {
-            (Some(v), _) => {
-                let rk = format!("{key}.root");
-                (StaticRoot::Root(cx.string(v, &rk)?.into()), v, rk)
-            }
-            (_, Some(v)) => {
-                let rk = format!("{key}.alias");
-                (StaticRoot::Alias(cx.string(v, &rk)?.into()), v, rk)
-            }
+        let (v, rk) = match (&r.root, &r.alias) {
+            (Some(v), _) => (v, format!("{key}.root")),
+            (_, Some(v)) => (v, format!("{key}.alias")),
             _ => unreachable!("one action is present"),
         };
+        let text = cx.string(v, &rk)?;
+        // With variables: the fixed directory before the first one bounds
+        // what can be served.
+        let (dir, root_vars) = match text.find('$') {
+            None => (text.clone(), None),
+            Some(i) => {
+                let Some(slash) = text[..i].rfind('/') else {
+                    return Err(cx.at(
+                        v,
+                        &rk,
+                        ErrorKind::Invalid(
+                            "a path with variables must start with a fixed directory (`/srv/rooms/$1`)"
+                                .into(),
+                        ),
+                    ));
+                };
+                (text[..=slash].to_string(), Some(cx.template(v, &rk)?))
+            }
+        };
+        let root = if r.root.is_some() {
+            StaticRoot::Root(dir.into())
+        } else {
+            StaticRoot::Alias(dir.into())
+        };
+        if root_vars.is_some()
+            && r.alias.is_some()
+            && r.try_files.is_some()
+            && matches!(matcher, LocationMatch::Regex { .. })
+        {
+            return Err(cx.at(
+                v,
+                &rk,
+                ErrorKind::Invalid(
+                    "an alias with variables in a regex location names the file itself: try_files cannot be used with it".into(),
+                ),
+            ));
+        }
         // A warning, not an error (nginx checks nothing here): a deploy may
         // create or mount the directory after the config is tested, but a
         // typo would otherwise show only as 404s.
@@ -1675,6 +1706,7 @@ fn location(
         }
         Action::Static(StaticFiles {
             root,
+            root_vars,
             index,
             try_files,
         })

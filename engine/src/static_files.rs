@@ -188,15 +188,31 @@ fn root_dir(sf: &StaticFiles) -> &Path {
     }
 }
 
-/// The filesystem path of a normalised URI in this location.
-fn map(sf: &StaticFiles, prefix: Option<&str>, uri: &str) -> PathBuf {
+/// The filesystem path of a normalised URI in this location; `base` is
+/// the directory of `root`/`alias` ([`base_dir`]).
+fn map(sf: &StaticFiles, base: &Path, prefix: Option<&str>, uri: &str) -> PathBuf {
     match &sf.root {
-        StaticRoot::Root(d) => under(d, uri),
-        StaticRoot::Alias(d) => {
+        StaticRoot::Root(_) => under(base, uri),
+        // nginx: an alias with variables in a regex location is the file.
+        StaticRoot::Alias(_) if sf.root_vars.is_some() && prefix.is_none() => base.to_path_buf(),
+        StaticRoot::Alias(_) => {
             let rest = prefix.and_then(|p| uri.strip_prefix(p)).unwrap_or(uri);
-            under(d, rest)
+            under(base, rest)
         }
     }
+}
+
+/// `root`/`alias` for this request: rendered when it has variables.
+/// `None` when the rendered path has a dot segment or a control
+/// character (a capture may not climb out of the fixed directory).
+fn base_dir(r_vars: &VarCtx<'_>, sf: &StaticFiles) -> Option<PathBuf> {
+    let Some(t) = &sf.root_vars else {
+        return Some(root_dir(sf).to_path_buf());
+    };
+    let rendered = String::from_utf8(r_vars.render_to_vec(t)).ok()?;
+    let bad = rendered.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || rendered.split('/').any(|seg| seg == ".." || seg == ".");
+    (!bad).then(|| PathBuf::from(rendered))
 }
 
 /// The first index file that exists in `dir`.
@@ -214,6 +230,13 @@ fn find<T: Transport>(
     uri: &str,
 ) -> Found {
     let root = root_dir(sf).to_path_buf();
+    let Some(base) = base_dir(r.vars, sf) else {
+        debug!(
+            uri,
+            "static: root or alias with variables made a path with a dot segment (404)"
+        );
+        return Found::Status(404);
+    };
     if let Some((last, tries)) = sf.try_files.split_last() {
         for t in tries {
             let rendered = r.vars.render_with_uri(t, uri);
@@ -223,7 +246,7 @@ fn find<T: Transport>(
             else {
                 continue;
             };
-            let path = map(sf, prefix, &cand);
+            let path = map(sf, &base, prefix, &cand);
             if cand.ends_with('/') {
                 if path.is_dir() {
                     if let Some(path) = index_in(sf, &path) {
@@ -241,7 +264,7 @@ fn find<T: Transport>(
             None => Found::Internal(last),
         };
     }
-    let path = map(sf, prefix, uri);
+    let path = map(sf, &base, prefix, uri);
     if uri.ends_with('/') {
         return match index_in(sf, &path) {
             Some(path) => Found::File { path, root },

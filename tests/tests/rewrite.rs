@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use ringway_tests::nginx::Nginx;
 use ringway_tests::*;
 
-both_drivers!(rewrite_and_set_as_nginx);
+both_drivers!(
+    rewrite_and_set_as_nginx,
+    captures_in_root_and_alias_as_nginx
+);
 
 /// What each request gets: the request line the backend read, or the
 /// status and the path of the `Location` (nginx writes a relative one
@@ -184,4 +187,67 @@ fn rewrite_and_set_as_nginx(d: Driver) {
     let Some(bin) = nginx::binary() else { return };
     let ng = Nginx::start(&bin, "rewrite-nginx", "", &nginx_lines);
     check(ng.addr, "nginx");
+}
+
+/// `root` and `alias` with captures, beside nginx: a regex location's
+/// alias naming the file, a root per captured site; and where nginx
+/// follows a capture out of the fixed directory, ringway answers 404.
+fn captures_in_root_and_alias_as_nginx(d: Driver) {
+    let dir = temp_dir("rewrite-roots");
+    std::fs::create_dir_all(dir.join("rooms/abc")).unwrap();
+    std::fs::create_dir_all(dir.join("sites/one/site/one")).unwrap();
+    std::fs::write(dir.join("rooms/abc/a.txt"), "room abc\n").unwrap();
+    std::fs::write(dir.join("sites/one/site/one/page.txt"), "site one\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "outside\n").unwrap();
+    let p = dir.display();
+    let rw = Ringway::start(
+        &format!(
+            r#"
+[servers.app]
+listen = ["127.0.0.1:0"]
+
+[servers.app.locations.'~ ^/rooms/(?<room>[a-z]+)/(.+)$']
+alias = "{p}/rooms/$room/$2"
+
+[servers.app.locations.'~ ^/site/([a-z]+)/']
+root = "{p}/sites/$1"
+
+[servers.app.locations.'~ ^/t(.*)$']
+alias = "{p}/rooms/.$1"
+"#
+        ),
+        d,
+    );
+    let body = |addr, path: &str| {
+        let (status, _, body) = get_once(addr, "app", path, "");
+        format!("{status} {}", if status == 200 { body.trim() } else { "" })
+    };
+    let cases = [
+        ("/rooms/abc/a.txt", "200 room abc"),
+        ("/rooms/abc/none.txt", "404 "),
+        ("/site/one/page.txt", "200 site one"),
+    ];
+    for (path, want) in cases {
+        assert_eq!(body(rw.addr("app"), path), want, "ringway {path}");
+    }
+    // `/t./secret.txt` captures `./secret.txt`: the alias becomes
+    // `rooms/../secret.txt`, refused.
+    assert_eq!(body(rw.addr("app"), "/t./secret.txt"), "404 ");
+
+    let Some(bin) = nginx::binary() else { return };
+    let ng = Nginx::start(
+        &bin,
+        "rewrite-roots-nginx",
+        "",
+        &format!(
+            "location ~ ^/rooms/(?<room>[a-z]+)/(.+)$ {{ alias {p}/rooms/$room/$2; }} \
+             location ~ ^/site/([a-z]+)/ {{ root {p}/sites/$1; }} \
+             location ~ ^/t(.*)$ {{ alias {p}/rooms/.$1; }}"
+        ),
+    );
+    for (path, want) in cases {
+        assert_eq!(body(ng.addr, path), want, "nginx {path}");
+    }
+    // nginx serves the file outside the alias's directory.
+    assert_eq!(body(ng.addr, "/t./secret.txt"), "200 outside");
 }
