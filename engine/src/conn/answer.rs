@@ -3,10 +3,10 @@
 //! static files (`static_files`). A request body ringway does not read
 //! means the connection cannot carry another request.
 
-use ringway_config::{Action, Server};
+use ringway_config::Action;
 
 use super::error_page;
-use super::{Conn, Done, Next, Phase, Routed};
+use super::{first_name, Conn, Done, Next, Phase, Routed};
 use crate::http::request::Request;
 use crate::http::{gzip, reply};
 use crate::static_files::{self, StaticRequest};
@@ -191,14 +191,6 @@ impl<T: Transport> Conn<T> {
             Next::Close
         };
         done(r, served.status, served.body_bytes, next)
-    }
-}
-
-/// `$server_name`: the server's first name, or "" for a default server.
-pub(super) fn first_name(server: &Server) -> String {
-    match server.server_names.first() {
-        Some(ringway_config::ServerName::Exact(n)) => n.clone(),
-        _ => String::new(),
     }
 }
 

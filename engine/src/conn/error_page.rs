@@ -205,7 +205,7 @@ impl<T: Transport> Conn<T> {
                 // fields (nginx adds them to 301 and 302).
                 let added = match location {
                     Some(l) => {
-                        let name = super::answer::first_name(server);
+                        let name = super::first_name(server);
                         let vars = self.request_vars(&f.req, &[], &name);
                         crate::static_files::added_fields(&server.locations[l], &vars)
                     }

@@ -153,7 +153,7 @@ impl<T: Transport> Conn<T> {
         // puts them on its error pages too).
         let added = match (done.location, &done.req) {
             (Some(l), Some(req)) => {
-                let name = super::answer::first_name(server);
+                let name = super::first_name(server);
                 let vars = self.request_vars(req, &[], &name);
                 crate::static_files::added_fields(&server.locations[l], &vars)
             }

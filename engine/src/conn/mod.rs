@@ -100,6 +100,14 @@ pub struct Routed {
     pub status: Option<u16>,
 }
 
+/// `$server_name`: the server's first name, or "" for a default server.
+pub(super) fn first_name(server: &ringway_config::Server) -> String {
+    match server.server_names.first() {
+        Some(ringway_config::ServerName::Exact(n)) => n.clone(),
+        _ => String::new(),
+    }
+}
+
 /// How a request ended, for `Finish`.
 pub struct Done {
     /// The server that routed the request (index into the snapshot's

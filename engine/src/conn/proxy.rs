@@ -7,8 +7,8 @@
 use ringway_config::{Balance, Location, ProxyPass, ProxyTarget, Server};
 use tracing::info;
 
-use super::answer::first_name;
 use super::error_page::{self, Failed};
+use super::first_name;
 use super::{Conn, Done, Next, Phase, Routed};
 use crate::error::{Error, Kind};
 use crate::http::rewrite::{self, UpstreamConn};

@@ -30,7 +30,7 @@ impl<T: Transport> Conn<T> {
         let keep_alive = req.wants_keep_alive()
             && !self.shared.shutting_down.is_raised()
             && self.served < server.keepalive_requests;
-        let name = super::answer::first_name(server);
+        let name = super::first_name(server);
         let outcome = {
             let base = self.request_vars(&req, &[], &name);
             rewrites::search(server, &base)
