@@ -42,7 +42,6 @@ pub enum Outcome<'c> {
         status: u16,
         to: Vec<u8>,
         location: Option<usize>,
-        search: Search,
     },
     /// More than [`MAX_SEARCHES`] new searches: 500.
     Cycle,
@@ -66,24 +65,11 @@ enum End {
 /// again while they change the URI. `base` gives every other variable.
 pub fn search<'c>(server: &'c Server, base: &VarCtx<'_>) -> Outcome<'c> {
     let mut s = Search::default();
-    let mut redirected_by = None;
-    match run(&server.rewrites, base, &mut s) {
-        End::Redirect(status, to) => {
-            return Outcome::Redirect {
-                status,
-                to,
-                location: redirected_by,
-                search: s,
-            }
-        }
-        End::BadUri => return Outcome::BadUri,
-        End::Done { .. } | End::Last | End::Break => {}
+    if let Err(answer) = level(&server.rewrites, base, &mut s, None) {
+        return answer;
     }
     for _ in 0..=MAX_SEARCHES {
-        let path = s
-            .uri
-            .as_ref()
-            .map_or_else(|| base.req.norm_path(), |u| u.path.as_str());
+        let path = current_path(base, &s);
         // An `internal` location takes no URI a client sent; one a
         // rewrite made, it does (nginx's internal redirect).
         let changed = s.uri.is_some();
@@ -97,30 +83,46 @@ pub fn search<'c>(server: &'c Server, base: &VarCtx<'_>) -> Outcome<'c> {
                 c.take(&mut s);
             }
         }
-        let loc = m.location;
-        if loc.rewrites.is_empty() {
+        if m.location.rewrites.is_empty() {
             return Outcome::Found(Some(m), s);
         }
-        redirected_by = Some(m.index);
-        match run(&loc.rewrites, base, &mut s) {
-            End::Redirect(status, to) => {
-                return Outcome::Redirect {
-                    status,
-                    to,
-                    location: redirected_by,
-                    search: s,
-                }
-            }
-            End::BadUri => return Outcome::BadUri,
-            End::Break => {
+        match level(&m.location.rewrites, base, &mut s, Some(m.index)) {
+            Err(answer) => return answer,
+            Ok(End::Break) => {
                 s.broke = true;
                 return Outcome::Found(Some(m), s);
             }
-            End::Done { changed: false } => return Outcome::Found(Some(m), s),
-            End::Done { changed: true } | End::Last => {}
+            Ok(End::Done { changed: false }) => return Outcome::Found(Some(m), s),
+            Ok(_) => {}
         }
     }
     Outcome::Cycle
+}
+
+/// A level's lines run; `Err` when they answer the request at once (a
+/// redirect by a line of `location`'s, or a bad URI).
+fn level<'c>(
+    rules: &RewriteRules,
+    base: &VarCtx<'_>,
+    s: &mut Search,
+    location: Option<usize>,
+) -> Result<End, Outcome<'c>> {
+    match run(rules, base, s) {
+        End::Redirect(status, to) => Err(Outcome::Redirect {
+            status,
+            to,
+            location,
+        }),
+        End::BadUri => Err(Outcome::BadUri),
+        end => Ok(end),
+    }
+}
+
+/// `$uri` as the lines have left it.
+fn current_path<'a>(base: &VarCtx<'a>, s: &'a Search) -> &'a str {
+    s.uri
+        .as_ref()
+        .map_or_else(|| base.req.norm_path(), |u| u.path.as_str())
 }
 
 /// One level's lines: its `set` lines, then its `rewrite` lines.
@@ -134,11 +136,7 @@ fn run(rules: &RewriteRules, base: &VarCtx<'_>, s: &mut Search) -> End {
     }
     let mut changed = false;
     for rw in &rules.rewrite {
-        let path = s
-            .uri
-            .as_ref()
-            .map_or_else(|| base.req.norm_path(), |u| u.path.as_str());
-        let Some(c) = captures(&rw.regex, path) else {
+        let Some(c) = captures(&rw.regex, current_path(base, s)) else {
             continue;
         };
         c.take(s);

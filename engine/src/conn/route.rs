@@ -53,7 +53,6 @@ impl<T: Transport> Conn<T> {
                 status,
                 to,
                 location,
-                ..
             } => {
                 // nginx's rewrite phase comes before its limits and access
                 // rules: the redirect goes out first.
