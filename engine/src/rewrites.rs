@@ -65,8 +65,8 @@ enum End {
 /// again while they change the URI. `base` gives every other variable.
 pub fn search<'c>(server: &'c Server, base: &VarCtx<'_>) -> Outcome<'c> {
     let mut s = Search::default();
-    if let Err(answer) = level(&server.rewrites, base, &mut s, None) {
-        return answer;
+    if let Err(stop) = level(&server.rewrites, base, &mut s, None) {
+        return stop.into();
     }
     for _ in 0..=MAX_SEARCHES {
         let path = current_path(base, &s);
@@ -87,7 +87,7 @@ pub fn search<'c>(server: &'c Server, base: &VarCtx<'_>) -> Outcome<'c> {
             return Outcome::Found(Some(m), s);
         }
         match level(&m.location.rewrites, base, &mut s, Some(m.index)) {
-            Err(answer) => return answer,
+            Err(stop) => return stop.into(),
             Ok(End::Break) => {
                 s.broke = true;
                 return Outcome::Found(Some(m), s);
@@ -99,22 +99,37 @@ pub fn search<'c>(server: &'c Server, base: &VarCtx<'_>) -> Outcome<'c> {
     Outcome::Cycle
 }
 
-/// A level's lines run; `Err` when they answer the request at once (a
-/// redirect by a line of `location`'s, or a bad URI).
-fn level<'c>(
+/// A level's lines run; `Err` when they answer the request at once.
+fn level(
     rules: &RewriteRules,
     base: &VarCtx<'_>,
     s: &mut Search,
     location: Option<usize>,
-) -> Result<End, Outcome<'c>> {
+) -> Result<End, Stop> {
     match run(rules, base, s) {
-        End::Redirect(status, to) => Err(Outcome::Redirect {
-            status,
-            to,
-            location,
-        }),
-        End::BadUri => Err(Outcome::BadUri),
+        End::Redirect(status, to) => Err(Stop::Redirect(status, to, location)),
+        End::BadUri => Err(Stop::BadUri),
         end => Ok(end),
+    }
+}
+
+/// Lines that answer at once: a redirect (by a line of this location's,
+/// `None` for the server's), or a URI above the root.
+enum Stop {
+    Redirect(u16, Vec<u8>, Option<usize>),
+    BadUri,
+}
+
+impl From<Stop> for Outcome<'_> {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Redirect(status, to, location) => Outcome::Redirect {
+                status,
+                to,
+                location,
+            },
+            Stop::BadUri => Outcome::BadUri,
+        }
     }
 }
 
