@@ -240,6 +240,9 @@ pub struct Server {
     /// `listen`: one or more addresses. "80" means "0.0.0.0:80"; port 0 asks
     /// the kernel for a free port (tests).
     pub listen: Vec<SocketAddr>,
+    /// `listen` entries `"unix:/path"`: unix stream sockets (plain HTTP),
+    /// bound at start.
+    pub listen_unix: Vec<std::path::PathBuf>,
     /// `server_name`; empty means default server ("_" or omitted).
     pub server_names: Vec<ServerName>,
     pub tls: Option<Tls>,

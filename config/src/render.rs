@@ -210,14 +210,23 @@ fn server(out: &mut Out, config: &Config, s: &Server) {
     out.table(&path);
     out.kv(
         "listen",
-        array(s.listen.iter().map(|a| {
-            let addr = string(&a.to_string());
-            if config.proxy_protocol.contains(a) {
-                inline(&[("addr", addr), ("proxy_protocol", "true".into())])
-            } else {
-                addr
-            }
-        })),
+        array(
+            s.listen
+                .iter()
+                .map(|a| {
+                    let addr = string(&a.to_string());
+                    if config.proxy_protocol.contains(a) {
+                        inline(&[("addr", addr), ("proxy_protocol", "true".into())])
+                    } else {
+                        addr
+                    }
+                })
+                .chain(
+                    s.listen_unix
+                        .iter()
+                        .map(|p| string(&format!("unix:{}", p.display()))),
+                ),
+        ),
     );
     out.kv(
         "server_name",
@@ -1080,7 +1089,7 @@ gzip_disable = ["msie6", "Bot/"]
 error_page = ["403 = /other", "404 https://example.com/missing"]
 
 [servers."plain one"]
-listen = "127.0.0.1:8080"
+listen = ["127.0.0.1:8080", "unix:/run/ringway/app.sock"]
 
 [servers.old]
 listen = "127.0.0.3:8443"

@@ -682,7 +682,36 @@ fn server(
     };
     let lkey = format!("{key}.listen");
     let mut listen = Vec::new();
+    let mut listen_unix = Vec::new();
     for (a, pp) in listen_entries(cx, listen_v, &lkey)? {
+        if let Some(path) = a.strip_prefix("unix:") {
+            let bad = |why: &str| {
+                cx.at(
+                    listen_v,
+                    &lkey,
+                    ErrorKind::BadAddress {
+                        value: a.clone(),
+                        reason: why.into(),
+                    },
+                )
+            };
+            if !path.starts_with('/') {
+                return Err(bad("a unix socket is `unix:` and an absolute path"));
+            }
+            if pp {
+                return Err(bad("proxy_protocol is not supported on a unix listener"));
+            }
+            if r.tls.is_some() {
+                return Err(bad(
+                    "a unix listener takes plain HTTP; this server has tls (end TLS on a TCP listen address)",
+                ));
+            }
+            let path = std::path::PathBuf::from(path);
+            if !listen_unix.contains(&path) {
+                listen_unix.push(path);
+            }
+            continue;
+        }
         let addr = listen_addr(cx, listen_v, &lkey, &a)?;
         if !listen.contains(&addr) {
             listen.push(addr);
@@ -691,7 +720,7 @@ fn server(
             proxy_protocol.push(addr);
         }
     }
-    if listen.is_empty() {
+    if listen.is_empty() && listen_unix.is_empty() {
         return Err(cx.at(
             listen_v,
             &lkey,
@@ -1025,6 +1054,7 @@ fn server(
     Ok(Server {
         name: name.to_string(),
         listen,
+        listen_unix,
         server_names,
         tls,
         http2,

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub limits: Arc<LimitSet>,
     /// Servers per configured listen address.
     pub groups: HashMap<SocketAddr, Rc<ServerGroup>>,
+    /// Servers per unix listen socket path.
+    pub unix_groups: HashMap<std::path::PathBuf, Rc<ServerGroup>>,
     /// This worker's state of each upstream group, by index.
     pub upstreams: Vec<Rc<upstream::Group>>,
 }
@@ -53,6 +55,18 @@ impl Snapshot {
                     .push(i);
             }
         }
+        let mut unix_groups: HashMap<std::path::PathBuf, ServerGroup> = HashMap::new();
+        for (i, server) in config.servers.iter().enumerate() {
+            for path in &server.listen_unix {
+                unix_groups
+                    .entry(path.clone())
+                    .or_insert_with(|| ServerGroup {
+                        servers: Vec::new(),
+                    })
+                    .servers
+                    .push(i);
+            }
+        }
         let before = |name: &str| previous.and_then(|p| p.upstream(name));
         let upstreams: Vec<Rc<upstream::Group>> = config
             .upstreams
@@ -68,6 +82,10 @@ impl Snapshot {
         }
         Snapshot {
             groups: groups.into_iter().map(|(k, v)| (k, Rc::new(v))).collect(),
+            unix_groups: unix_groups
+                .into_iter()
+                .map(|(k, v)| (k, Rc::new(v)))
+                .collect(),
             upstreams,
             config,
             tls,

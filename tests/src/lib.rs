@@ -326,6 +326,9 @@ impl Ringway {
             if line.contains(" listening") {
                 let server = field(line, "server").expect("server= in listening line");
                 let addr = field(line, "addr").expect("addr= in listening line");
+                if addr.starts_with("unix:") {
+                    continue;
+                }
                 rw.addrs
                     .insert(server, addr.parse().expect("listening addr"));
             }

@@ -11,6 +11,7 @@
 //! by the address as configured (`127.0.0.1:0` stays `127.0.0.1:0`).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use ringway_config::Config;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -111,6 +112,80 @@ impl Change {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty()
     }
+}
+
+/// The unix socket paths `config` listens on, each once, in file order.
+pub fn unix_paths(config: &Config) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for s in &config.servers {
+        for p in &s.listen_unix {
+            if !paths.contains(p) {
+                paths.push(p.clone());
+            }
+        }
+    }
+    paths
+}
+
+/// A bound unix listener: one socket for every worker (Linux spreads no
+/// AF_UNIX connections by SO_REUSEPORT; the workers share its queue), and
+/// the socket file's identity, so only that file is removed at exit.
+pub struct UnixBound {
+    pub path: PathBuf,
+    pub listener: std::os::unix::net::UnixListener,
+    id: (u64, u64),
+}
+
+impl UnixBound {
+    /// Remove the socket file, if it is still the one bound here (not one
+    /// a later process put there).
+    pub fn remove_file(&self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if (m.dev(), m.ino()) == self.id {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Bind the unix socket at `path`. A socket file left by a process that
+/// is gone (nothing accepts on it) is replaced; one that answers, or a
+/// file that is no socket, is an error.
+pub fn bind_unix(path: &Path) -> Result<UnixBound, StartError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let err = |source| StartError::ListenUnix {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process accepts on it",
+                )))
+            }
+            Err(_) => std::fs::remove_file(path).map_err(err)?,
+        }
+    }
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(err)?;
+    s.set_cloexec(true).map_err(err)?;
+    s.bind(&socket2::SockAddr::unix(path).map_err(err)?)
+        .map_err(err)?;
+    s.listen(BACKLOG).map_err(err)?;
+    let m = std::fs::symlink_metadata(path).map_err(err)?;
+    Ok(UnixBound {
+        path: path.to_path_buf(),
+        listener: std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(s)),
+        id: (m.dev(), m.ino()),
+    })
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

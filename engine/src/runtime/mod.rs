@@ -58,6 +58,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on unix:{}: {source}", path.display())]
+    ListenUnix {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("driver = \"io_uring\" but io_uring is not available here (kernel too old, disabled by kernel.io_uring_disabled, or blocked by seccomp); use driver = \"auto\" or \"epoll\"")]
     NoIoUring,
     #[error("cannot start worker thread: {0}")]
@@ -106,6 +111,19 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         mut per_worker,
     } = listener::bind_all(&config, workers)?;
     log_listening(&config, &listening);
+    let unix = listener::unix_paths(&config)
+        .iter()
+        .map(|p| listener::bind_unix(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    for u in &unix {
+        for server in config
+            .servers
+            .iter()
+            .filter(|s| s.listen_unix.contains(&u.path))
+        {
+            info!(server = %server.name, addr = %format!("unix:{}", u.path.display()), "listening");
+        }
+    }
 
     let mut limits = Arc::new(LimitSet::build(&config, None));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -124,6 +142,14 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             tls: tls.clone(),
             limits: limits.clone(),
             listeners: std::mem::take(&mut per_worker[id]),
+            unix_listeners: unix
+                .iter()
+                .map(|u| Ok((u.listener.try_clone()?, u.path.clone())))
+                .collect::<std::io::Result<_>>()
+                .map_err(|source| StartError::ListenUnix {
+                    path: unix.first().map(|u| u.path.clone()).unwrap_or_default(),
+                    source,
+                })?,
             control: rx,
             started: started_tx.clone(),
             max_conns: per_worker_max,
@@ -267,6 +293,10 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             warn!("a worker panicked");
         }
     }
+    // nginx removes its unix socket files when it stops; so does ringway.
+    for u in &unix {
+        u.remove_file();
+    }
     info!("ringway stopped");
     Ok(())
 }
@@ -361,6 +391,12 @@ fn reload(
         warn!("reload: {w}");
     }
     refused.extend(metrics_change(current, &new));
+    if listener::unix_paths(current) != listener::unix_paths(&new) {
+        refused.push(
+            "the unix listen sockets changed: they are bound at start; restart to change them"
+                .to_string(),
+        );
+    }
     if !refused.is_empty() {
         for e in refused {
             error!(file = %config_path.display(), "reload refused: {e}");

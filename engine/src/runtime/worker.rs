@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, UnixListener};
 use ringway_config::Config;
 use tracing::{debug, info, warn};
 
@@ -92,6 +92,8 @@ pub struct WorkerInit {
     pub limits: Arc<LimitSet>,
     /// Bound sockets with the configured address they serve.
     pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+    /// The unix listen sockets (shared by every worker), by path.
+    pub unix_listeners: Vec<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
     pub control: flume::Receiver<Control>,
     /// Sent this worker's id once its accept loops are spawned (the
     /// control thread then tells systemd READY=1), and dropped.
@@ -233,6 +235,22 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 accepting.insert(key, Accepting::start(&worker, l, key));
             }
             Err(e) => warn!(worker = init.id, addr = %key, error = %e, "cannot use listener"),
+        }
+    }
+    for (l, path) in init.unix_listeners {
+        let adopted = if driver == DriverKind::Epoll {
+            l.set_nonblocking(true)
+                .and_then(|()| UnixListener::from_std(l))
+        } else {
+            UnixListener::from_std(l)
+        };
+        match adopted {
+            Ok(l) => {
+                monoio::spawn(accept_unix_loop(worker.clone(), l, path));
+            }
+            Err(e) => {
+                warn!(worker = init.id, addr = %path.display(), error = %e, "cannot use unix listener")
+            }
         }
     }
     // A reload's new listeners between `Listen` and `Reload`.
@@ -639,6 +657,74 @@ async fn accept_loop(
     debug!(worker = worker.id, addr = ?local, "listener closed");
 }
 
+/// Accept on a unix listener until the worker shuts down. Its clients
+/// are local processes: each is served as a plain connection from
+/// `127.0.0.1` port 0 (to access rules, `[real_ip]`, limits and logs),
+/// arriving on `127.0.0.1` port 0; the socket is held as the engine's
+/// stream type, as unix upstream connections are (`proxy::connect`).
+async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std::path::PathBuf) {
+    let key = path.clone();
+    let label = format!("unix:{}", path.display());
+    let listen = Rc::new(Listen {
+        shared: worker.clone(),
+        label: label.clone().into_boxed_str(),
+        http2_streams: false,
+    });
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut last_report: Option<Instant> = None;
+    let mut failures = 0u64;
+    loop {
+        while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() {
+            let _ =
+                monoio::time::timeout(Duration::from_secs(1), worker.conn_closed.notified()).await;
+        }
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = worker.shutting_down.wait() => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let guard = ConnGuard::new(&listen);
+                let snapshot = worker.snapshot();
+                let Some(group) = snapshot.unix_groups.get(&key).cloned() else {
+                    continue;
+                };
+                let fd = sys::take_fd(stream);
+                let stream = match sys::set_nonblocking(sys::fd(&fd))
+                    .and_then(|()| monoio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(listen = %label, error = %e, "cannot use an accepted connection");
+                        continue;
+                    }
+                };
+                let accepted = Accepted {
+                    worker: worker.clone(),
+                    snapshot,
+                    group,
+                    stream,
+                    local,
+                    guard,
+                };
+                spawn_plain(accepted, Peer::direct(local));
+            }
+            Err(e) => {
+                failures += 1;
+                crate::metrics::with(|m| m.accept_error());
+                let now = Instant::now();
+                if last_report.is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY) {
+                    warn!(worker = worker.id, listen = %label, error = %e, failures, "accept failed; backing off");
+                    last_report = Some(now);
+                    failures = 0;
+                }
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    debug!(worker = worker.id, listen = %label, "unix listener closed");
+}
+
 /// An accepted connection on its way to `conn::serve`.
 struct Accepted {
     worker: Rc<Shared>,
@@ -653,18 +739,23 @@ struct Accepted {
 /// listen address, straight to the request path otherwise.
 fn spawn_serve(a: Accepted, key: SocketAddr, peer: Peer) {
     match a.snapshot.tls.listeners.get(&key).cloned() {
-        None => match h2c_offer(&a) {
-            Some(offer) => {
-                monoio::spawn(serve_h2c(a, peer, offer));
-            }
-            None => {
-                monoio::spawn(conn::serve(
-                    a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard,
-                ));
-            }
-        },
+        None => spawn_plain(a, peer),
         Some(acceptor) => {
             monoio::spawn(serve_tls(a, acceptor, peer));
+        }
+    }
+}
+
+/// A plain (not TLS) connection: HTTP/1.1, or h2c where a server offers it.
+fn spawn_plain(a: Accepted, peer: Peer) {
+    match h2c_offer(&a) {
+        Some(offer) => {
+            monoio::spawn(serve_h2c(a, peer, offer));
+        }
+        None => {
+            monoio::spawn(conn::serve(
+                a.worker, a.snapshot, a.group, a.stream, peer, a.local, a.guard,
+            ));
         }
     }
 }

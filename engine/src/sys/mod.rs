@@ -29,6 +29,13 @@ pub fn fd<T: AsRawFd>(owner: &T) -> BorrowedFd<'_> {
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
 }
 
+/// Take the descriptor out of `owner` (which then no longer closes it).
+pub fn take_fd<T: std::os::fd::IntoRawFd>(owner: T) -> OwnedFd {
+    // SAFETY: `into_raw_fd` hands over the open descriptor it owned; no
+    // one else closes it.
+    unsafe { OwnedFd::from_raw_fd(owner.into_raw_fd()) }
+}
+
 /// Borrow a raw descriptor that its owner (a tunnel's task) keeps open for
 /// as long as the borrow is used: the ring relay stores its tunnels'
 /// descriptors as numbers and releases a tunnel only before its task,
