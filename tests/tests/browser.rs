@@ -221,104 +221,115 @@ static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn chromium_page_and_websocket_over_one_h2_connection(d: Driver) {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let ws = Backend::start();
-    let c = certs();
-    let dir = temp_dir("chromium");
-    let www = dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), PAGE).unwrap();
-    let log = dir.join("access.log");
-    // The first line belongs to the harness's [log] table: the client's
-    // port tells the connections apart.
-    let config = format!(
-        r#"log_format = '$remote_port "$request" $status $tunnel_close_reason $tunnel_bytes_from_client $tunnel_bytes_to_client "$http_user_agent"'
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let ws = Backend::start();
+        let c = certs();
+        let dir = temp_dir("chromium");
+        let www = dir.join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), PAGE).unwrap();
+        let log = dir.join("access.log");
+        // The first line belongs to the harness's [log] table: the client's
+        // port tells the connections apart.
+        let config = format!(
+            r#"log_format = '$remote_port "$request" $status $tunnel_close_reason $tunnel_bytes_from_client $tunnel_bytes_to_client "$http_user_agent"'
 
-[servers.a]
-listen = ["127.0.0.1:0"]
-server_name = ["a.test"]
-http2 = true
-tls = {{ cert = "{cert}", key = "{key}" }}
-[servers.a.locations."/"]
-root = "{www}"
-[servers.a.locations."/ws/"]
-proxy_pass = "http://{ws}"
-proxy_read_timeout = "300s"
-[servers.a.locations."= /done"]
-return = {{ status = 200, body = "done" }}
-"#,
-        cert = c.a_cert.display(),
-        key = c.a_key.display(),
-        www = www.display(),
-        ws = ws.addr,
-    );
-    let rw = Ringway::start_with_log(&config, d, "", log.to_str().unwrap());
-    let port = rw.addr("a").port();
-    let spki = spki_hash(&c.a_cert, &dir);
-    let mut browser = Chromium::start(
-        &format!("https://a.test:{port}/index.html"),
-        "MAP a.test 127.0.0.1",
-        &spki,
-        &dir,
-    );
-    let stderr = browser.stderr.clone();
-    let context = || stderr_tail(&stderr);
+    [servers.a]
+    listen = ["127.0.0.1:0"]
+    server_name = ["a.test"]
+    http2 = true
+    tls = {{ cert = "{cert}", key = "{key}" }}
+    [servers.a.locations."/"]
+    root = "{www}"
+    [servers.a.locations."/ws/"]
+    proxy_pass = "http://{ws}"
+    proxy_read_timeout = "300s"
+    [servers.a.locations."= /done"]
+    return = {{ status = 200, body = "done" }}
+    "#,
+            cert = c.a_cert.display(),
+            key = c.a_key.display(),
+            www = www.display(),
+            ws = ws.addr,
+        );
+        let rw = Ringway::start_with_log(&config, d, "", log.to_str().unwrap());
+        let port = rw.addr("a").port();
+        let spki = spki_hash(&c.a_cert, &dir);
+        let mut browser = Chromium::start(
+            &format!("https://a.test:{port}/index.html"),
+            "MAP a.test 127.0.0.1",
+            &spki,
+            &dir,
+        );
+        let stderr = browser.stderr.clone();
+        let context = || stderr_tail(&stderr);
 
-    // The page reports once its WebSocket has closed.
-    let lines = wait_line(&log, "\"GET /done?", &context);
-    let done = line_with(&lines, "\"GET /done?");
-    assert!(
-        done.contains(
-            "\"GET /done?echo=hello+from+chromium&code=1000&clean=true&echo2=second&code2=1000\
-             &error=false&nav=h2 HTTP/2.0\" 200 "
-        ),
-        "the page's report: {done}\n{}",
-        context()
-    );
-    let page = line_with(&lines, "\"GET /index.html ");
-    assert!(
-        page.contains("\"GET /index.html HTTP/2.0\" 200 ") && page.contains("HeadlessChrome/"),
-        "{page}"
-    );
+        // The page reports once its WebSocket has closed.
+        let lines = wait_line(&log, "\"GET /done?", &context);
+        let done = line_with(&lines, "\"GET /done?");
+        assert!(
+            done.contains(
+                "\"GET /done?echo=hello+from+chromium&code=1000&clean=true&echo2=second&code2=1000\
+                 &error=false&nav=h2 HTTP/2.0\" 200 "
+            ),
+            "the page's report: {done}\n{}",
+            context()
+        );
+        let page = line_with(&lines, "\"GET /index.html ");
+        assert!(
+            page.contains("\"GET /index.html HTTP/2.0\" 200 ") && page.contains("HeadlessChrome/"),
+            "{page}"
+        );
 
-    // The backend saw the WebSocket as an HTTP/1.1 upgrade, with the
-    // browser's Origin carried through.
-    let seen = ws.requests();
-    assert_eq!(seen.len(), 2, "{seen:#?}");
-    assert_eq!(seen[1].path, "/ws/again");
-    assert_eq!(seen[0].path, "/ws/chat");
-    assert_eq!(seen[0].header("upgrade"), Some("websocket"));
-    assert_eq!(
-        seen[0].header("origin"),
-        Some(format!("https://a.test:{port}").as_str())
-    );
+        // The backend saw the WebSocket as an HTTP/1.1 upgrade, with the
+        // browser's Origin carried through.
+        let seen = ws.requests();
+        assert_eq!(seen.len(), 2, "{seen:#?}");
+        assert_eq!(seen[1].path, "/ws/again");
+        assert_eq!(seen[0].path, "/ws/chat");
+        assert_eq!(seen[0].header("upgrade"), Some("websocket"));
+        assert_eq!(
+            seen[0].header("origin"),
+            Some(format!("https://a.test:{port}").as_str())
+        );
 
-    // The tunnel's line is written when the tunnel ends. Chromium does not
-    // end its half of the stream after the closing handshake and the
-    // END_STREAM for the backend's close; ringway ends the stream then
-    // (the client's close frame has passed), so the line comes while the
-    // browser still holds its connection (proxy_read_timeout is 300 s,
-    // far beyond the wait).
-    let lines = wait_line(&log, "\"GET /ws/chat ", &context);
-    browser.kill();
-    let tunnel = line_with(&lines, "\"GET /ws/chat ");
-    // The page's text frame (2 + 4 mask + 19) and close frame (2 + 4 +
-    // code 2 + "bye" 3) up; the echo (2 + 19) and the backend's close
-    // (2 + 2 + 3) down.
-    assert!(
-        tunnel.contains("\"GET /ws/chat HTTP/2.0\" 101 ") && tunnel.contains(" 36 28 "),
-        "{tunnel}"
-    );
-    // The second WebSocket (6 bytes each way plus the same framing): on
-    // HTTP/2 too, so the first's end did not send Chromium back to
-    // HTTP/1.1.
-    let second = line_with(&lines, "\"GET /ws/again ");
-    assert!(
-        second.contains("\"GET /ws/again HTTP/2.0\" 101 ") && second.contains(" 23 15 "),
-        "{second}"
-    );
-    // One connection: the page, the WebSockets (extended CONNECTs, RFC
-    // 8441) and the report all came from the same client port.
-    for line in [page, tunnel, second, done] {
-        assert_eq!(port_of(line), port_of(page), "{lines:#?}");
+        // The tunnel's line is written when the tunnel ends. Chromium does not
+        // end its half of the stream after the closing handshake and the
+        // END_STREAM for the backend's close; ringway ends the stream then
+        // (the client's close frame has passed), so the line comes while the
+        // browser still holds its connection (proxy_read_timeout is 300 s,
+        // far beyond the wait).
+        let lines = wait_line(&log, "\"GET /ws/chat ", &context);
+        browser.kill();
+        let tunnel = line_with(&lines, "\"GET /ws/chat ");
+        // Chromium's own choice, now and then on a loaded 2-core machine: the
+        // WebSocket on a new HTTP/1.1 connection. Not what this test is about
+        // (ringway proxied it as asked): a fresh browser tries again.
+        if tunnel.contains("\"GET /ws/chat HTTP/1.1\" 101 ") && attempt < ATTEMPTS {
+            eprintln!("attempt {attempt}: Chromium opened the WebSocket over HTTP/1.1; again");
+            continue;
+        }
+        // The page's text frame (2 + 4 mask + 19) and close frame (2 + 4 +
+        // code 2 + "bye" 3) up; the echo (2 + 19) and the backend's close
+        // (2 + 2 + 3) down.
+        assert!(
+            tunnel.contains("\"GET /ws/chat HTTP/2.0\" 101 ") && tunnel.contains(" 36 28 "),
+            "{tunnel}"
+        );
+        // The second WebSocket (6 bytes each way plus the same framing): on
+        // HTTP/2 too, so the first's end did not send Chromium back to
+        // HTTP/1.1.
+        let second = line_with(&lines, "\"GET /ws/again ");
+        assert!(
+            second.contains("\"GET /ws/again HTTP/2.0\" 101 ") && second.contains(" 23 15 "),
+            "{second}"
+        );
+        // One connection: the page, the WebSockets (extended CONNECTs, RFC
+        // 8441) and the report all came from the same client port.
+        for line in [page, tunnel, second, done] {
+            assert_eq!(port_of(line), port_of(page), "{lines:#?}");
+        }
+        return;
     }
 }
