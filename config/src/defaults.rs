@@ -92,6 +92,8 @@ pub const DEFAULT_TLS_MIN_VERSION: crate::TlsVersion = crate::TlsVersion::V1_2;
 /// not hold a connection slot; nginx bounds it with client_header_timeout,
 /// 60s).
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `tls.session_timeout` (nginx's `ssl_session_timeout` default).
+pub const DEFAULT_TLS_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
 /// `proxy_ssl_verify` (ringway's; nginx's is off).
 pub const DEFAULT_PROXY_SSL_VERIFY: bool = true;
 /// `proxy_ssl_server_name` (ringway's; nginx's is off): the name verified

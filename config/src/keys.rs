@@ -64,6 +64,8 @@ pub const KEYS: &[&str] = &[
     "servers.NAME.tls.protocols",
     "servers.NAME.tls.ciphers",
     "servers.NAME.tls.session_tickets",
+    "servers.NAME.tls.session_timeout",
+    "servers.NAME.tls.session_cache",
     "servers.NAME.tls.reject_handshake",
     "servers.NAME.http2",
     "servers.NAME.http2_max_concurrent_streams",

@@ -422,6 +422,12 @@ pub struct Tls {
     /// `session_tickets` (default true): resumption by tickets (session
     /// IDs always work).
     pub session_tickets: bool,
+    /// `session_timeout`
+    /// ([`DEFAULT_TLS_SESSION_TIMEOUT`](crate::defaults::DEFAULT_TLS_SESSION_TIMEOUT)):
+    /// a session ID or ticket older than this is not resumed.
+    pub session_timeout: Duration,
+    /// `session_cache` (default true): resumption by session ID.
+    pub session_cache: bool,
     /// `reject_handshake` (default false): a handshake that picks this
     /// server (by SNI, or as the default) is refused; no certificate.
     pub reject_handshake: bool,

@@ -159,6 +159,8 @@ pub struct RawTls {
     pub protocols: Option<V>,
     pub ciphers: Option<V>,
     pub session_tickets: Option<V>,
+    pub session_timeout: Option<V>,
+    pub session_cache: Option<V>,
     pub reject_handshake: Option<V>,
 }
 

@@ -547,6 +547,10 @@ fn tls_fields(t: &Tls) -> Vec<(&'static str, String)> {
     if !t.session_tickets {
         f.push(("session_tickets", "false".to_string()));
     }
+    f.push(("session_timeout", string(&duration(t.session_timeout))));
+    if !t.session_cache {
+        f.push(("session_cache", "false".to_string()));
+    }
     f.push(("handshake_timeout", string(&duration(t.handshake_timeout))));
     f
 }
@@ -1095,7 +1099,7 @@ listen = ["127.0.0.1:8080", "unix:/run/ringway/app.sock"]
 listen = "127.0.0.3:8443"
 server_name = "old.example.com"
 large_client_header_buffers = "4 8k"
-tls = { cert = "/etc/ringway/b.pem", key = "/etc/ringway/b.key", protocols = ["TLSv1.2"], ciphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE+CHACHA20:!ECDSA", session_tickets = false }
+tls = { cert = "/etc/ringway/b.pem", key = "/etc/ringway/b.key", protocols = ["TLSv1.2"], ciphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE+CHACHA20:!ECDSA", session_tickets = false, session_timeout = "1h", session_cache = false }
 
 [servers.old.locations."/"]
 return = { status = 204 }
@@ -1128,7 +1132,7 @@ return = { status = 301, url = "https://$host$request_uri" }
             "hash_key = \"${arg_room}x$cookie_sid\"\n",
             "listen = [{ addr = \"127.0.0.1:8443\", proxy_protocol = true }, \"127.0.0.2:8443\"]\n",
             "server_name = [\"*.example.com\", \"mail.*\", \"exact.example.org\"]\n",
-            "tls = { cert = \"/etc/ringway/a.pem\", key = \"/etc/ringway/a.key\", min_version = \"1.3\", handshake_timeout = \"3s\" }\n",
+            "tls = { cert = \"/etc/ringway/a.pem\", key = \"/etc/ringway/a.key\", min_version = \"1.3\", session_timeout = \"300s\", handshake_timeout = \"3s\" }\n",
             "keepalive_timeout = \"0s\"\n",
             "send_timeout = \"60s\"\n",
             "return = { status = 200, body = \"OK $host\\n\" }\n",

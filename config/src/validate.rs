@@ -838,6 +838,16 @@ fn server(
                     &format!("{tk}.session_tickets"),
                     true,
                 )?,
+                session_timeout: cx.duration(
+                    raw.session_timeout.as_ref(),
+                    &format!("{tk}.session_timeout"),
+                    DEFAULT_TLS_SESSION_TIMEOUT,
+                )?,
+                session_cache: cx.bool(
+                    raw.session_cache.as_ref(),
+                    &format!("{tk}.session_cache"),
+                    true,
+                )?,
                 reject_handshake: reject,
                 handshake_timeout: cx.duration(
                     raw.handshake_timeout.as_ref(),
@@ -2424,15 +2434,16 @@ fn check_listen_names(cx: &Ctx, raw: &Raw, servers: &[Server]) -> Result<(), Con
         for addr in &s.listen {
             let first = *tls_first.entry(*addr).or_insert(s);
             let f = first.tls.as_ref().expect("a TLS server");
-            if (f.max_version, &f.ciphers, f.session_tickets)
-                != (t.max_version, &t.ciphers, t.session_tickets)
+            let resumption = |t: &Tls| (t.session_tickets, t.session_timeout, t.session_cache);
+            if (f.max_version, &f.ciphers, resumption(f))
+                != (t.max_version, &t.ciphers, resumption(t))
             {
                 return Err(at_server(
                     s,
                     "tls",
                     |r| r.tls.as_ref().map(|t| t.span()),
                     ErrorKind::Invalid(format!(
-                        "{addr} is shared with server `{}`, whose protocols, ciphers or session_tickets differ: one address has one TLS configuration (give them the same, or another address)",
+                        "{addr} is shared with server `{}`, whose protocols, ciphers or session settings (session_tickets, session_timeout, session_cache) differ: one address has one TLS configuration (give them the same, or another address)",
                         first.name
                     )),
                 ));

@@ -1,8 +1,10 @@
 //! The TLS knobs nginx users set, ringway and nginx side by side with the
 //! same settings, probed with `openssl s_client`: `protocols`
 //! (`ssl_protocols`), `ciphers` (`ssl_ciphers`, OpenSSL syntax),
-//! `session_tickets` (`ssl_session_tickets off`) and `reject_handshake`
-//! (`ssl_reject_handshake on` on a default server without a certificate).
+//! `session_tickets` (`ssl_session_tickets off`), `session_timeout` and
+//! `session_cache` (`ssl_session_timeout`, `ssl_session_cache`) and
+//! `reject_handshake` (`ssl_reject_handshake on` on a default server
+//! without a certificate).
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -12,7 +14,10 @@ use ringway_tests::nginx::Nginx;
 use ringway_tests::tls_support::*;
 use ringway_tests::*;
 
-both_drivers!(tls_knobs_as_nginx_applies_them);
+both_drivers!(
+    tls_knobs_as_nginx_applies_them,
+    session_timeout_and_cache_as_nginx
+);
 
 /// Whether a handshake with these `openssl s_client` options completes,
 /// and what s_client printed.
@@ -136,4 +141,83 @@ return = {{ status = 200, body = "o" }}
     }
     let out = handshake(ng.addr, "a.test", &["-tls1_2"]).1;
     assert!(!out.contains("TLS session ticket:"), "{out}");
+}
+
+/// How many of `s_client -reconnect`'s handshakes resumed the session
+/// (it makes six: one new, five that may be resumed).
+fn reused(addr: SocketAddr, opts: &[&str]) -> usize {
+    let mut all = vec!["-tls1_2", "-reconnect"];
+    all.extend_from_slice(opts);
+    let (done, out) = handshake(addr, "s.test", &all);
+    assert!(done, "{out}");
+    out.matches("Reused, TLSv1.2").count()
+}
+
+/// The ticket lifetime hint a TLS 1.2 handshake gets.
+fn lifetime_hint(addr: SocketAddr) -> String {
+    let out = handshake(addr, "s.test", &["-tls1_2"]).1;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("TLS session ticket lifetime hint: "))
+        .unwrap_or_else(|| panic!("no ticket in {out}"))
+        .to_string()
+}
+
+/// `session_timeout` (`ssl_session_timeout`: the tickets' lifetime hint,
+/// and nothing resumes at "0s") and `session_cache` (`ssl_session_cache`:
+/// session IDs resume with it, not without), beside nginx.
+fn session_timeout_and_cache_as_nginx(d: Driver) {
+    let c = certs();
+    let (cert, key) = (c.a_cert.display(), c.a_key.display());
+    let server = |name: &str, ip: &str, tls: &str| {
+        format!(
+            "[servers.{name}]\nlisten = [\"{ip}:0\"]\ntls = {{ cert = \"{cert}\", key = \"{key}\"{tls} }}\n\
+             [servers.{name}.locations.\"/\"]\nreturn = {{ status = 204 }}\n"
+        )
+    };
+    let rw = Ringway::start(
+        &[
+            server("default", "127.0.0.4", ""),
+            server("hour", "127.0.0.5", ", session_timeout = \"1h\""),
+            server("zero", "127.0.0.6", ", session_timeout = \"0s\""),
+            server("ids", "127.0.0.7", ", session_tickets = false"),
+            server(
+                "nothing",
+                "127.0.0.8",
+                ", session_tickets = false, session_cache = false",
+            ),
+        ]
+        .concat(),
+        d,
+    );
+    assert_eq!(lifetime_hint(rw.addr("default")), "300 (seconds)");
+    assert_eq!(lifetime_hint(rw.addr("hour")), "3600 (seconds)");
+    assert_eq!(reused(rw.addr("default"), &[]), 5);
+    assert_eq!(reused(rw.addr("zero"), &[]), 0);
+    assert_eq!(reused(rw.addr("ids"), &["-no_ticket"]), 5);
+    assert_eq!(reused(rw.addr("nothing"), &["-no_ticket"]), 0);
+
+    let Some(bin) = nginx::binary() else { return };
+    let ng = |tag: &str, lines: &str| {
+        Nginx::start(
+            &bin,
+            tag,
+            "ssl",
+            &format!(
+                "ssl_certificate {cert}; ssl_certificate_key {key}; {lines} \
+                 location / {{ return 204; }}"
+            ),
+        )
+    };
+    let hour = ng("tls-session-hour", "ssl_session_timeout 1h;");
+    assert_eq!(lifetime_hint(hour.addr), "3600 (seconds)");
+    let ids = ng(
+        "tls-session-ids",
+        "ssl_session_tickets off; ssl_session_cache shared:SSL:1m;",
+    );
+    assert_eq!(reused(ids.addr, &["-no_ticket"]), 5);
+    let nothing = ng(
+        "tls-session-nothing",
+        "ssl_session_tickets off; ssl_session_cache off;",
+    );
+    assert_eq!(reused(nothing.addr, &["-no_ticket"]), 0);
 }

@@ -20,6 +20,7 @@
 
 pub mod cert;
 pub mod client_hello;
+mod resume;
 mod stream;
 
 use std::collections::HashMap;
@@ -255,9 +256,20 @@ impl TlsSet {
                 vec![ALPN_HTTP11.to_vec()]
             };
             let (sessions, ticketer) = resumption();
-            sc.session_storage = sessions.clone();
+            let timeout = settings.session_timeout.as_secs();
+            if settings.session_cache {
+                sc.session_storage = Arc::new(resume::TimedSessions {
+                    inner: sessions.clone(),
+                    timeout,
+                });
+            } else {
+                sc.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            }
             if let (Some(t), true) = (ticketer, settings.session_tickets) {
-                sc.ticketer = t.clone();
+                sc.ticketer = Arc::new(resume::TimedTickets {
+                    inner: t.clone(),
+                    timeout: u32::try_from(timeout).unwrap_or(u32::MAX),
+                });
             }
             set.listeners.insert(
                 addr,
