@@ -12,6 +12,7 @@
 pub mod cidr;
 pub mod defaults;
 mod error;
+pub mod import;
 pub mod keys;
 mod locate;
 pub mod log_format;

@@ -585,7 +585,7 @@ fn tls_version(v: TlsVersion) -> &'static str {
 /// A TOML string on one line: literal ('...') when it holds a quote or
 /// backslash that a literal string can carry as is (regex locations read
 /// as written), basic ("...") with escapes otherwise.
-fn string(s: &str) -> String {
+pub(crate) fn string(s: &str) -> String {
     let control = |c: char| c.is_control();
     if s.contains(['"', '\\']) && !s.contains('\'') && !s.chars().any(control) {
         return format!("'{s}'");
@@ -610,7 +610,7 @@ fn string(s: &str) -> String {
 }
 
 /// A key: bare when TOML allows it, quoted otherwise.
-fn key(k: &str) -> String {
+pub(crate) fn key(k: &str) -> String {
     if !k.is_empty()
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

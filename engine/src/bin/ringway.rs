@@ -5,6 +5,8 @@
 //!     ringway -T -c ringway.toml           test it and print it, defaults filled in
 //!     ringway -c ringway.toml --workers 1  override [runtime].workers
 //!     ringway -v                           the version, commit and build profile
+//!     ringway import [-o OUT] [--strict] [--prefix DIR] nginx.conf
+//!                                          convert an nginx configuration
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -35,6 +37,7 @@ struct Args {
 /// `ringway -h`. A plain literal, not `\`-continued lines, which would eat
 /// the options' indentation.
 const USAGE: &str = "usage: ringway [-t | -T] [-c FILE] [--workers N]
+       ringway import [-o OUT.toml] [--strict] [--prefix DIR] nginx.conf
        ringway -v | -h
 
 options:
@@ -44,7 +47,14 @@ options:
                       filled in (as TOML ringway accepts) and exit
   --workers N         override [runtime].workers
   -v, -V, --version   print the version, commit and build profile and exit
-  -h, --help          print this help and exit";
+  -h, --help          print this help and exit
+
+import: write nginx.conf as ringway.toml (to OUT.toml, else stdout); what
+cannot be carried over is listed on stderr as `file:line: directive: why`
+and commented in the output. --strict: any loss is an error. --prefix: where
+relative includes start (default: nginx.conf's directory). Exit status: 0
+written, 1 losses with --strict (nothing written), 2 unreadable input or
+bad arguments, 3 the output does not pass ringway -t (written, with why).";
 
 /// `ringway --version`: `ringway 0.1.0 (commit 3da3435, release)`.
 fn version() -> String {
@@ -99,7 +109,94 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     Ok(Some(args))
 }
 
+/// `ringway import ...`: the exit status.
+fn import(args: &[String]) -> ExitCode {
+    let mut out: Option<PathBuf> = None;
+    let mut strict = false;
+    let mut prefix: Option<PathBuf> = None;
+    let mut input: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" | "--prefix" => {
+                let Some(v) = it.next() else {
+                    eprintln!("ringway import: {a} needs a path\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                if a == "--prefix" {
+                    prefix = Some(v.into());
+                } else {
+                    out = Some(v.into());
+                }
+            }
+            "--strict" => strict = true,
+            other if other.starts_with('-') => {
+                eprintln!("ringway import: unknown argument `{other}`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            file if input.is_none() => input = Some(file.into()),
+            other => {
+                eprintln!("ringway import: one nginx.conf only (also got `{other}`)\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(input) = input else {
+        eprintln!("ringway import: which nginx.conf?\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let imported = match ringway_config::import::import(&input, prefix.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("ringway import: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for l in &imported.losses {
+        eprintln!("{l}");
+    }
+    if !imported.ignored.is_empty() {
+        let mut names: Vec<&str> = imported.ignored.iter().map(|(n, _)| n.as_str()).collect();
+        names.dedup();
+        names.sort_unstable();
+        names.dedup();
+        eprintln!("ignored (no effect in ringway): {}", names.join(", "));
+    }
+    if strict && !imported.losses.is_empty() {
+        eprintln!(
+            "ringway import: --strict: {} directive(s) could not be carried over; nothing written",
+            imported.losses.len()
+        );
+        return ExitCode::from(1);
+    }
+    let written = match &out {
+        Some(path) => std::fs::write(path, &imported.toml)
+            .with_context(|| format!("cannot write {}", path.display())),
+        None => std::io::stdout()
+            .write_all(imported.toml.as_bytes())
+            .context("cannot write to stdout"),
+    };
+    if let Err(e) = written {
+        eprintln!("ringway import: {e:#}");
+        return ExitCode::from(2);
+    }
+    // The output as `ringway -t` reads it (names resolved to loopback:
+    // the hosts of the nginx file need not resolve here).
+    let shown = out.clone().unwrap_or_else(|| PathBuf::from("<stdout>"));
+    if let Err(e) =
+        ringway_config::parse_str_with(&imported.toml, &shown, ringway_config::Resolve::Loopback)
+    {
+        eprintln!("ringway import: the output does not pass ringway -t: {e}");
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("import") {
+        return import(&all[1..]);
+    }
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
