@@ -345,6 +345,11 @@ impl Ringway {
             .unwrap_or_else(|| panic!("no listener for server {server}: {:?}", self.addrs))
     }
 
+    /// Every server's address, by server name.
+    pub fn addrs(&self) -> &HashMap<String, SocketAddr> {
+        &self.addrs
+    }
+
     /// A raw TCP client of `[servers.NAME]`, reads timing out after 10 s.
     pub fn client(&self, server: &str) -> TcpStream {
         let s = TcpStream::connect(self.addr(server)).expect("connect to ringway");

@@ -102,15 +102,72 @@ http {{
             dir,
             _port: port,
         };
+        ng.wait_accepting();
+        ng
+    }
+
+    /// nginx on a whole configuration file of its own (`events`, `http`
+    /// …): the process settings a test needs (foreground, one process,
+    /// pid, logs and temporary files in its directory) are put around it.
+    /// `addr` is where it listens (waited for, bounded); `held` the port
+    /// reservation it binds beside (`reuseport` in `conf`), kept until it
+    /// stops.
+    pub fn start_file(bin: &std::path::Path, tag: &str, conf: &str, held: ReservedPort) -> Nginx {
+        let dir = temp_dir(tag);
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let d = dir.display();
+        let inside_http = format!(
+            "access_log {d}/access.log; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; \
+             fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
+        );
+        let body = if conf.contains("http {") {
+            conf.replacen("http {", &format!("http {{ {inside_http}"), 1)
+        } else {
+            format!("http {{ {inside_http}\n{conf}\n}}")
+        };
+        let events = if body.contains("events {") {
+            ""
+        } else {
+            "events { worker_connections 256; }"
+        };
+        let full = format!(
+            "{user}\nworker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n{events}\n{body}\n",
+            user = if root { "user root;" } else { "" },
+        );
+        std::fs::write(dir.join("nginx.conf"), full).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut ng = Nginx {
+            child,
+            addr: held.addr,
+            dir,
+            _port: held,
+        };
+        ng.wait_accepting();
+        ng
+    }
+
+    fn wait_accepting(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TcpStream::connect(ng.addr).is_ok() {
-                return ng;
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
             }
-            let exited = ng.child.try_wait().expect("try_wait").is_some();
+            let exited = self.child.try_wait().expect("try_wait").is_some();
             if exited || Instant::now() >= deadline {
-                let log = std::fs::read_to_string(ng.dir.join("error.log")).unwrap_or_default();
-                panic!("nginx did not start on {}:\n{log}", ng.addr);
+                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+                panic!("nginx did not start on {}:\n{log}", self.addr);
             }
             // Bounded poll of a process that says nothing when it is ready.
             std::thread::sleep(Duration::from_millis(20));

@@ -17,7 +17,13 @@ use ringway_tests::nginx::Nginx;
 use ringway_tests::tls_support::*;
 use ringway_tests::*;
 
-both_drivers!(seed000_behaves_as_nginx);
+both_drivers!(
+    seed000_behaves_as_nginx,
+    seed001_behaves_as_nginx,
+    seed002_behaves_as_nginx,
+    seed003_behaves_as_nginx,
+    seed004_behaves_as_nginx,
+);
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,4 +197,156 @@ fn seed000_behaves_as_nginx(d: Driver) {
     );
     let theirs = answers(ng.addr, https.addr);
     assert_eq!(ours, theirs);
+}
+
+/// A fixture with one listen line, imported and run beside nginx on the
+/// original: `swaps` put the test's backends and directories in place of
+/// the deployment's, `listen` is the fixture's listen line (its address
+/// becomes a free one), `probe` asks both the same things. Returns what
+/// ringway answered.
+fn side_by_side(
+    d: Driver,
+    name: &str,
+    listen: &str,
+    swaps: Vec<(&str, String)>,
+    probe: &dyn Fn(SocketAddr) -> Vec<String>,
+) -> Vec<String> {
+    let dir = temp_dir(&format!("import-{name}"));
+    let text = std::fs::read_to_string(fixture(&format!("{name}.conf"))).unwrap();
+    let with = |addr: String| {
+        let mut all = swaps.clone();
+        all.push((listen, format!("listen {addr};")));
+        placed(&text, &all)
+    };
+    let toml = imported(&dir, &format!("{name}.conf"), &with("127.0.0.1:0".into()));
+    let rw = Ringway::start(&without_runtime(&toml), d);
+    let addr = *rw.addrs().values().next().expect("a listener");
+    let ours = probe(addr);
+    if let Some(bin) = nginx::binary() {
+        let held = reserve_port();
+        let conf = with(format!("{} reuseport", held.addr));
+        let ng = Nginx::start_file(&bin, &format!("import-{name}-nginx"), &conf, held);
+        assert_eq!(
+            ours,
+            probe(ng.addr),
+            "{name}: ringway (left) and nginx (right)"
+        );
+    }
+    ours
+}
+
+/// The path the WebSocket backend saw for the last upgrade.
+fn last_path(b: &Backend) -> String {
+    b.requests()
+        .last()
+        .map(|r| r.path.clone())
+        .unwrap_or_default()
+}
+
+fn seed001_behaves_as_nginx(d: Driver) {
+    let ws = Backend::start();
+    let got = side_by_side(
+        d,
+        "seed001",
+        "listen 8080;",
+        vec![("localhost:9000", ws.addr.to_string())],
+        &|a| {
+            vec![
+                ws_echo_text(a, "/ws/chat?x=1", "one"),
+                // proxy_pass with a URI part: /ws/ becomes /.
+                last_path(&ws),
+                get_once(a, "h", "/elsewhere", "").0.to_string(),
+            ]
+        },
+    );
+    assert_eq!(got, ["one", "/chat?x=1", "404"]);
+}
+
+fn seed002_behaves_as_nginx(d: Driver) {
+    let ws = Backend::start();
+    let got = side_by_side(
+        d,
+        "seed002",
+        "listen 8020;",
+        vec![("192.168.100.10:8010", ws.addr.to_string())],
+        &|a| vec![ws_echo_text(a, "/", "Hello"), last_path(&ws)],
+    );
+    assert_eq!(got, ["Hello", "/"]);
+}
+
+fn seed003_behaves_as_nginx(d: Driver) {
+    let ws = Backend::start();
+    let got = side_by_side(
+        d,
+        "seed003",
+        "listen 80;",
+        vec![("127.0.0.1:8080", ws.addr.to_string())],
+        &|a| {
+            vec![
+                ws_echo_text(a, "/websocket", "hi"),
+                last_path(&ws),
+                get_once(a, "h", "/other", "").0.to_string(),
+            ]
+        },
+    );
+    assert_eq!(got, ["hi", "/websocket", "404"]);
+}
+
+fn seed004_behaves_as_nginx(d: Driver) {
+    let ws = Backend::start();
+    let www = temp_dir("import-seed004-www");
+    std::fs::create_dir_all(www.join("static")).unwrap();
+    std::fs::write(www.join("static/app.css"), "body{}\n").unwrap();
+    let got = side_by_side(
+        d,
+        "seed004",
+        "listen 80;",
+        vec![
+            ("127.0.0.1:8080", ws.addr.to_string()),
+            ("/var/www/html", www.display().to_string()),
+        ],
+        &|a| {
+            let (status, _, body) = get_once(a, "chat.example.com", "/static/app.css", "");
+            vec![
+                ws_echo_text(a, "/chat/room", "hello"),
+                last_path(&ws),
+                format!("{status} {}", body.trim()),
+                get_once(a, "chat.example.com", "/static/none.css", "")
+                    .0
+                    .to_string(),
+            ]
+        },
+    );
+    assert_eq!(got, ["hello", "/chat/room", "200 body{}", "404"]);
+}
+
+/// The TOML without its `[runtime]` table (the test harness writes its
+/// own: driver, one worker).
+fn without_runtime(toml: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in toml.lines() {
+        if line.starts_with('[') {
+            skipping = line == "[runtime]";
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn worker_settings_become_runtime() {
+    let dir = temp_dir("import-runtime");
+    let toml = imported(
+        &dir,
+        "w.conf",
+        "worker_processes 4;\nevents { worker_connections 1024; }\nhttp { server { listen 127.0.0.1:0; location / { return 204; } } }\n",
+    );
+    assert!(
+        toml.contains("[runtime]\nworkers = 4  # w.conf:1\nmax_connections = 4096  # w.conf:2"),
+        "{toml}"
+    );
 }
