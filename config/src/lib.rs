@@ -563,7 +563,7 @@ try_files = ["$uri", "/index.html"]
     /// `http://unix:/path:/uri` in proxy_pass.
     #[test]
     fn unix_socket_upstreams() {
-        let c = parse("[upstreams.b]\nservers = [{ addr = \"unix:/run/app.sock\" }, { addr = \"127.0.0.1:1\" }]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/a/\"]\nproxy_pass = \"http://b\"\n[servers.s.locations.\"/c/\"]\nproxy_pass = \"http://unix:/run/c.sock:/x/\"\n[servers.s.locations.\"/d/\"]\nproxy_pass = \"http://unix:/run/d.sock\"\n").unwrap();
+        let c = parse("[upstreams.b]\nservers = [{ addr = \"unix:/run/app.sock\" }, { addr = \"127.0.0.1:1\" }]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/a/\"]\nproxy_pass = \"http://b\"\n[servers.s.locations.\"/c/\"]\nproxy_pass = \"http://unix:/run/c.sock:/x/\"\n[servers.s.locations.\"/d/\"]\nproxy_pass = \"http://unix:/run/d.sock\"\n[servers.s.locations.\"/e/\"]\nproxy_pass = \"http://unix:/run/e.sock:\"\n").unwrap();
         let unix = |p: &str| UpstreamAddr::Unix(Path::new(p).into());
         assert_eq!(c.upstreams[0].servers[0].addrs, [unix("/run/app.sock")]);
         assert_eq!(
@@ -576,6 +576,10 @@ try_files = ["$uri", "/index.html"]
         );
         assert!(
             matches!(&l[2].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { addrs, .. } if addrs[..] == [unix("/run/d.sock")]) && p.uri.is_none())
+        );
+        // nginx's `unix:/path:` with nothing after the colon: no URI part.
+        assert!(
+            matches!(&l[3].action, Action::Proxy(p) if matches!(&p.target, ProxyTarget::Address { addrs, .. } if addrs[..] == [unix("/run/e.sock")]) && p.uri.is_none())
         );
         for bad in ["unix:run/x.sock", "unix:/x\\u0000y"] {
             let e = err(&format!("[upstreams.b]\nservers = [{{ addr = \"{bad}\" }}]\n[servers.s]\nlisten = \"8080\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://b\"\n"));

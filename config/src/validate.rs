@@ -2293,6 +2293,8 @@ fn proxy_pass(
     // the first `:` after it; `$proxy_host` is "localhost".
     if let Some(after) = rest.strip_prefix("unix:") {
         let (path, uri) = match after.find(':') {
+            // `unix:/path:` with nothing after the colon: no URI part.
+            Some(i) if i + 1 == after.len() => (&after[..i], None),
             Some(i) => (&after[..i], Some(after[i + 1..].to_string())),
             None => (after, None),
         };

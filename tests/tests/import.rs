@@ -23,6 +23,7 @@ both_drivers!(
     seed002_behaves_as_nginx,
     seed003_behaves_as_nginx,
     seed004_behaves_as_nginx,
+    deployment_shapes_behave_as_nginx,
 );
 
 fn fixture(name: &str) -> PathBuf {
@@ -349,4 +350,140 @@ fn worker_settings_become_runtime() {
         toml.contains("[runtime]\nworkers = 4  # w.conf:1\nmax_connections = 4096  # w.conf:2"),
         "{toml}"
     );
+}
+
+/// A WebSocket echo with this `Host`.
+fn ws_echo_host(addr: SocketAddr, host: &str, path: &str, text: &str) -> String {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client::client_with_config(
+        format!("ws://{host}{path}"),
+        stream,
+        Some(ws_config()),
+    )
+    .expect("WebSocket handshake");
+    ws.send(tungstenite::Message::text(text)).unwrap();
+    let got = ws.read().unwrap().into_text().unwrap().to_string();
+    close_websocket(&mut ws);
+    got
+}
+
+/// tests/fixtures/import/deploy: every shape of the issue's list at once.
+fn deployment_shapes_behave_as_nginx(d: Driver) {
+    let xmpp = Backend::start();
+    let (chat_a, chat_b) = (HttpBackend::start(), HttpBackend::start());
+    let app = UnixHttpBackend::start(temp_dir("import-deploy-sock").join("app.sock"));
+    let www = temp_dir("import-deploy-www");
+    std::fs::write(www.join("index.html"), "<p>meet</p>\n").unwrap();
+    let base = fixture("deploy");
+    let text = std::fs::read_to_string(base.join("nginx.conf")).unwrap();
+    let dir = temp_dir("import-deploy");
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    for f in ["10-upgrade.conf", "20-realip.conf"] {
+        std::fs::copy(base.join("conf.d").join(f), dir.join("conf.d").join(f)).unwrap();
+    }
+    let with = |listen: &str| {
+        placed(
+            &text,
+            &[
+                (
+                    "listen 80 default_server;",
+                    format!("listen {listen} default_server;"),
+                ),
+                ("listen 80;", format!("listen {listen};")),
+                ("127.0.0.1:5280", xmpp.addr.to_string()),
+                ("10.0.0.21:3000", chat_a.addr.to_string()),
+                ("10.0.0.22:3000", chat_b.addr.to_string()),
+                ("/run/meet/app.sock", app.path.display().to_string()),
+                ("/srv/meet", www.display().to_string()),
+            ],
+        )
+    };
+    let probe = |a: SocketAddr| -> Vec<String> {
+        let host = "meet.example.com";
+        let get = |path: &str| {
+            let (status, head, body) = get_once(a, host, path, "");
+            let hsts = field_values(&head, "strict-transport-security").join(",");
+            format!(
+                "{path} {status} [{hsts}] {}",
+                body.lines().next().unwrap_or("")
+            )
+        };
+        let chat_seen = || {
+            let all: Vec<_> = chat_a
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .chain(chat_b.seen.lock().unwrap().iter())
+                .cloned()
+                .collect();
+            let r = all.last().cloned().expect("a chat request");
+            format!("{} x-api={}", r.path, r.header("x-api").unwrap_or("-"))
+        };
+        let mut out = vec![
+            // Unknown hosts: closed without an answer.
+            format!(
+                "444 [{}]",
+                raw_exchange(
+                    a,
+                    b"GET / HTTP/1.1\r\nHost: other.example\r\n\r\n",
+                    Duration::from_secs(5)
+                )
+            ),
+            ws_echo_host(a, host, "/xmpp-websocket?room=r1", "presence"),
+            last_path(&xmpp),
+            get("/api/health"),
+        ];
+        out.push(get("/api/v2/rooms"));
+        out.push(chat_seen());
+        out.push(get("/index.html"));
+        out.push(get("/room/abc"));
+        out.push(get("/files/none.txt"));
+        out
+    };
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, with("127.0.0.1:0")).unwrap();
+    let out = dir.join("out.toml");
+    let (code, _, err) = import(&["-o", out.to_str().unwrap(), conf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // tcp_nodelay is harmless; nothing is lost.
+    assert!(
+        !err.contains("NOT CARRIED") && !err.contains(": why"),
+        "{err}"
+    );
+    let toml = std::fs::read_to_string(&out).unwrap();
+    let rw = Ringway::start(&toml, d);
+    let ours = probe(*rw.addrs().values().next().unwrap());
+    assert_eq!(ours[0], "444 []");
+    assert_eq!(ours[1], "presence");
+    assert_eq!(ours[2], "/xmpp-websocket?prefix=&room=r1");
+    assert_eq!(ours[3], "/api/health 200 [max-age=63072000] healthy");
+    assert_eq!(ours[5], "/api/v2/rooms x-api=v2");
+    assert_eq!(ours[6], "/index.html 200 [max-age=63072000] <p>meet</p>");
+    assert_eq!(
+        ours[8],
+        "/files/none.txt 404 [max-age=63072000] no such file"
+    );
+
+    let Some(bin) = nginx::binary() else { return };
+    let held = reserve_port();
+    let ngconf = with(&format!("{} reuseport", held.addr)).replacen(
+        &format!("listen {} reuseport;", held.addr),
+        &format!("listen {};", held.addr),
+        1,
+    );
+    std::fs::write(dir.join("nginx.conf"), &ngconf).unwrap();
+    let ng = Nginx::start_file(
+        &bin,
+        "import-deploy-nginx",
+        &ngconf.replace(
+            "include conf.d/*.conf;",
+            &format!("include {}/conf.d/*.conf;", dir.display()),
+        ),
+        held,
+    );
+    assert_eq!(ours, probe(ng.addr), "ringway (left), nginx (right)");
 }

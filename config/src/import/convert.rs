@@ -620,6 +620,14 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
             t.lines.push(format!("fail_timeout = {}", string(ft)));
         }
     }
+    if !d.block.iter().flatten().any(|e| e.name == "keepalive") {
+        // nginx pools no upstream connections unless told to; ringway's
+        // default is a pool of 32.
+        t.lines.push(format!(
+            "keepalive = 0  # {} (no keepalive in nginx: no pool)",
+            cx.at(d)
+        ));
+    }
     t.lines
         .push(format!("servers = [\n{}\n]", servers.join("\n")));
     (name, t)
