@@ -385,6 +385,12 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
         sections.push((format!("upstreams.{}", key(&name)), t));
     }
 
+    // nginx's default server of an address is the one marked
+    // `default_server`, else the first listed; ringway's is the first
+    // without a name, else the first listed. Marked servers go first;
+    // where the two rules still pick differently, it is a loss.
+    servers.sort_by_key(|s| !listens(s).iter().any(|(_, default)| *default));
+    default_servers(&mut cx, &servers);
     // Servers, named by their first name.
     let mut names: Vec<String> = Vec::new();
     let mut server_sections: Vec<(String, Table)> = Vec::new();
@@ -631,6 +637,66 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
     t.lines
         .push(format!("servers = [\n{}\n]", servers.join("\n")));
     (name, t)
+}
+
+/// A server's listen addresses (as written) and whether each is marked
+/// `default_server`.
+fn listens(s: &Directive) -> Vec<(String, bool)> {
+    s.block
+        .iter()
+        .flatten()
+        .filter(|d| d.name == "listen")
+        .filter_map(|d| {
+            let addr = d.args.first()?.clone();
+            let default = d.args[1..]
+                .iter()
+                .any(|p| p == "default_server" || p == "default");
+            Some((addr, default))
+        })
+        .collect()
+}
+
+/// Whether a server has a name a request can carry (not none, "" or "_").
+fn named(s: &Directive) -> bool {
+    s.block
+        .iter()
+        .flatten()
+        .filter(|d| d.name == "server_name")
+        .flat_map(|d| d.args.iter())
+        .any(|n| !n.is_empty() && n != "_")
+}
+
+/// A loss for each address whose default server ringway would pick
+/// differently from nginx (`servers` in output order).
+fn default_servers(cx: &mut Cx<'_>, servers: &[&Directive]) {
+    let mut addrs: Vec<String> = Vec::new();
+    for s in servers {
+        for (a, _) in listens(s) {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+    }
+    for a in addrs {
+        let on: Vec<&&Directive> = servers
+            .iter()
+            .filter(|s| listens(s).iter().any(|(x, _)| *x == a))
+            .collect();
+        let nginx = on
+            .iter()
+            .find(|s| listens(s).iter().any(|(x, d)| *x == a && *d))
+            .or(on.first());
+        let ringway = on.iter().find(|s| !named(s)).or(on.first());
+        if let (Some(n), Some(r)) = (nginx, ringway) {
+            if !std::ptr::eq(**n, **r) {
+                let at = cx.at(r);
+                cx.lose(
+                    n,
+                    format!("nginx's default server for {a}; ringway's is the first server there without a name ({at}): give that one a server_name, or remove this one's"),
+                );
+            }
+        }
+    }
 }
 
 /// The effective directives of a level: `own` over `parent`, nginx's way.

@@ -138,7 +138,7 @@ fn server_level_returns_and_tls() {
     );
     let t = &i.toml;
     assert!(
-        t.contains("[servers.default.locations.\"/\"]\nreturn = { status = 301, location = \"https://$host$request_uri\" }"),
+        t.contains("[servers.default-2.locations.\"/\"]\nreturn = { status = 301, location = \"https://$host$request_uri\" }"),
         "{t}"
     );
     assert!(t.contains("tls = { cert = \"/c.pem\", key = \"/k.pem\", protocols = [\"TLSv1.2\", \"TLSv1.3\"], session_timeout = \"3600s\", session_cache = true, session_tickets = false }"), "{t}");
@@ -158,4 +158,108 @@ fn templated_files_fail_cleanly() {
         e.to_string().ends_with("nginx.conf:2: unexpected \"{\""),
         "{e}"
     );
+}
+
+#[test]
+fn default_servers_keep_their_address() {
+    // Marked default, listed second: it goes first in the output.
+    let i = run(
+        "default",
+        "server { listen 127.0.0.1:8080; server_name a.test; location / { return 200 a; } }\n\
+         server { listen 127.0.0.1:8080 default_server; server_name _; location / { return 200 d; } }\n",
+    );
+    assert!(i.losses.is_empty(), "{:?}", i.losses);
+    let first = i.toml.find("[servers.default]").unwrap();
+    assert!(
+        first < i.toml.find("[servers.\"a.test\"]").unwrap(),
+        "{}",
+        i.toml
+    );
+    // The first listed is nginx's default; ringway would take the
+    // nameless one: reported.
+    let i = run(
+        "default2",
+        "server { listen 127.0.0.1:8080; server_name a.test; location / { return 200 a; } }\n\
+         server { listen 127.0.0.1:8080; location / { return 200 d; } }\n",
+    );
+    assert_eq!(i.losses.len(), 1, "{:?}", i.losses);
+    assert!(
+        i.losses[0]
+            .to_string()
+            .starts_with("nginx.conf:1: server: nginx's default server for 127.0.0.1:8080"),
+        "{}",
+        i.losses[0]
+    );
+}
+
+#[test]
+fn zones_limits_real_ip_and_logs() {
+    let i = run(
+        "zones",
+        "http {\n limit_req_zone $binary_remote_addr zone=per_ip:10m rate=10r/s;\n\
+         limit_conn_zone $binary_remote_addr zone=conn:10m;\n\
+         set_real_ip_from 10.0.0.0/8; set_real_ip_from 192.168.0.0/16; real_ip_header X-Forwarded-For; real_ip_recursive on;\n\
+         log_format main '$remote_addr [$time_local] \"$request\" $status';\n\
+         access_log /var/log/ringway/access.log main;\n\
+         server { listen 127.0.0.1:8080;\n location /api/ { limit_req zone=per_ip burst=20 nodelay; limit_conn conn 10; limit_req_status 429; proxy_pass http://127.0.0.1:3000; } }\n}\n",
+    );
+    assert!(i.losses.is_empty(), "{:?}", i.losses);
+    for want in [
+        "[limit_req_zones.per_ip]\nkey = \"$binary_remote_addr\"  # nginx.conf:2\nsize = \"10m\"  # nginx.conf:2\nrate = \"10r/s\"",
+        "[limit_conn_zones.conn]",
+        "set_real_ip_from = [\"10.0.0.0/8\", \"192.168.0.0/16\"]",
+        "header = \"X-Forwarded-For\"",
+        "recursive = true",
+        "access_log = \"/var/log/ringway/access.log\"",
+        "log_format = '$remote_addr [$time_local] \"$request\" $status'",
+        "limit_req = { zone = \"per_ip\", burst = 20, nodelay = true }",
+        "limit_conn = { zone = \"conn\", max = 10 }",
+        "limit_req_status = 429",
+    ] {
+        assert!(i.toml.contains(want), "no {want:?} in\n{}", i.toml);
+    }
+}
+
+/// The output without its `# file:line` notes (what stays the same when
+/// only the nginx file's layout changes).
+fn settings(toml: &str) -> String {
+    toml.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split("  # ").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_same_configuration_written_otherwise_imports_the_same() {
+    // One configuration, and its twin: other whitespace, comments,
+    // quoting, escapes, and one server moved into an included file.
+    let one = "map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n\
+        upstream app { least_conn; server 127.0.0.1:3000 weight=3; server 127.0.0.1:3001; keepalive 8; }\n\
+        server { listen 127.0.0.1:8080; server_name a.test www.a.test;\n\
+          location /ws/ { proxy_pass http://app; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; proxy_read_timeout 1h; }\n\
+          location ~* \\.(css|js)$ { root /srv/a; expires 7d; }\n\
+          location = /health { return 200 \"ok\"; } }\n";
+    let d = dir("twin");
+    std::fs::write(
+        d.join("part.conf"),
+        "# the server, in a file of its own\nserver {\n\tlisten\t127.0.0.1:8080 ;\n\tserver_name \"a.test\" 'www.a.test';\n\
+         \tlocation /ws/ {\n\t\tproxy_pass http://app ;\n\t\tproxy_set_header Upgrade $http_upgrade;\n\
+         \t\tproxy_set_header Connection $connection_upgrade;\n\t\tproxy_read_timeout 60m;\n\t}\n\
+         \tlocation ~* \"\\.(css|js)$\" {\n\t\troot /srv/a;\n\t\texpires 7d;\n\t}\n\
+         \tlocation = /health {\n\t\treturn 200 ok;\n\t}\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("nginx.conf"),
+        "map $http_upgrade $connection_upgrade {\n  default upgrade;\n  \"\" close;\n}\n\n\
+         upstream app {\n  least_conn;\n  server 127.0.0.1:3000 weight=3;\n  server 127.0.0.1:3001;\n  keepalive 8;\n}\n\
+         include part.conf;\n",
+    )
+    .unwrap();
+    let twin = import(&d.join("nginx.conf"), None).unwrap();
+    let first = run("twin-one", one);
+    assert_eq!(settings(&first.toml), settings(&twin.toml));
+    // And importing is deterministic.
+    assert_eq!(run("twin-one", one).toml, first.toml);
 }
