@@ -410,7 +410,28 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
             n += 1;
         }
         names.push(name.clone());
-        server_sections.extend(server(&mut cx, s, &name, &inherited, &block));
+        // ringway's `tls` is a server's, for all its addresses: a server
+        // with TLS and plain listens becomes two.
+        let ssl: Vec<bool> = block
+            .iter()
+            .filter(|d| d.name == "listen")
+            .map(|d| d.args[1..].iter().any(|p| p == "ssl"))
+            .collect();
+        if ssl.contains(&true) && ssl.contains(&false) {
+            server_sections.extend(server(&mut cx, s, &name, &inherited, &block, Some(false)));
+            let tls_name = format!("{name}-tls");
+            names.push(tls_name.clone());
+            server_sections.extend(server(
+                &mut cx,
+                s,
+                &tls_name,
+                &inherited,
+                &block,
+                Some(true),
+            ));
+        } else {
+            server_sections.extend(server(&mut cx, s, &name, &inherited, &block, None));
+        }
     }
     sections.extend(server_sections);
 
@@ -437,9 +458,16 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
     for (path, t) in &sections {
         t.write(&mut out, path);
     }
+    // A server written twice (TLS and plain halves) reports once.
+    let mut losses: Vec<Loss> = Vec::new();
+    for l in cx.losses {
+        if !losses.contains(&l) {
+            losses.push(l);
+        }
+    }
     Imported {
         toml: out,
-        losses: cx.losses,
+        losses,
         ignored: cx.ignored,
     }
 }
@@ -751,6 +779,7 @@ fn server(
     name: &str,
     http: &[&Directive],
     block: &[&Directive],
+    tls_only: Option<bool>,
 ) -> Vec<(String, Table)> {
     let path = format!("servers.{}", key(name));
     let own: Vec<&Directive> = block
@@ -769,7 +798,15 @@ fn server(
         let a0 = d.args.first().map(String::as_str).unwrap_or("");
         match d.name.as_str() {
             "listen" => {
-                let addr = a0.to_string();
+                // One side of a server with both TLS and plain listens.
+                let is_ssl = d.args[1..].iter().any(|p| p == "ssl");
+                if tls_only.is_some_and(|want| want != is_ssl) {
+                    continue;
+                }
+                let addr = match a0.strip_prefix("localhost:") {
+                    Some(port) => format!("127.0.0.1:{port}"),
+                    None => a0.to_string(),
+                };
                 let mut pp = false;
                 for p in &d.args[1..] {
                     match p.as_str() {
@@ -882,7 +919,9 @@ fn server(
         }
     }
     if http2 {
-        t.lines.push(format!("http2 = true  # {}", cx.at(s)));
+        // On a plain listener nginx's http2 is cleartext HTTP/2 (h2c).
+        let value = if ssl { "true" } else { "\"h2c\"" };
+        t.lines.push(format!("http2 = {value}  # {}", cx.at(s)));
     }
     let mut out = vec![(path.clone(), t)];
     // Server-level rewrite-module lines.

@@ -263,3 +263,25 @@ fn the_same_configuration_written_otherwise_imports_the_same() {
     // And importing is deterministic.
     assert_eq!(run("twin-one", one).toml, first.toml);
 }
+
+#[test]
+fn a_server_with_tls_and_plain_listens_becomes_two() {
+    let i = run(
+        "split",
+        "server { listen 127.0.0.1:8080; listen 127.0.0.1:8443 ssl; listen localhost:8081 http2;\n\
+           server_name a.test; ssl_certificate /c.pem; ssl_certificate_key /k.pem;\n\
+           location / { return 204; } }\n",
+    );
+    let t = &i.toml;
+    assert!(
+        t.contains("[servers.\"a.test\"]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]"),
+        "{t}"
+    );
+    assert!(t.contains("[servers.\"a.test-tls\"]\nlisten = [\"127.0.0.1:8443\"]  # nginx.conf:1\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }"), "{t}");
+    // nginx's http2 on a plain listen is h2c.
+    assert!(t.contains("http2 = \"h2c\""), "{t}");
+    assert!(
+        t.contains("[servers.\"a.test-tls\".locations.\"/\"]\nreturn = { status = 204 }"),
+        "{t}"
+    );
+}
