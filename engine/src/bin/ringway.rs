@@ -48,13 +48,17 @@ options:
   --workers N         override [runtime].workers
   -v, -V, --version   print the version, commit and build profile and exit
   -h, --help          print this help and exit
-
-import: write nginx.conf as ringway.toml (to OUT.toml, else stdout); what
-cannot be carried over is listed on stderr as `file:line: directive: why`
-and commented in the output. --strict: any loss is an error. --prefix: where
-relative includes start (default: nginx.conf's directory). Exit status: 0
-written, 1 losses with --strict (nothing written), 2 unreadable input or
-bad arguments, 3 the output does not pass ringway -t (written, with why).";
+  import NGINX.CONF   write an nginx configuration as ringway.toml (to -o
+                      FILE, else stdout); what cannot be carried over is
+                      listed on stderr as `file:line: directive: why` and
+                      commented in the output
+  -o FILE             (import) where to write
+  --strict            (import) any loss is an error: exit 1, nothing written
+  --prefix DIR        (import) where relative includes start (default: the
+                      nginx file's directory)
+  import's exit status: 0 written, 1 losses with --strict, 2 unreadable
+                      input or bad arguments, 3 written but the output does
+                      not pass -t (why on stderr)";
 
 /// `ringway --version`: `ringway 0.1.0 (commit 3da3435, release)`.
 fn version() -> String {
