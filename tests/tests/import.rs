@@ -344,10 +344,10 @@ fn worker_settings_become_runtime() {
     let toml = imported(
         &dir,
         "w.conf",
-        "worker_processes 4;\nevents { worker_connections 1024; }\nhttp { server { listen 127.0.0.1:0; location / { return 204; } } }\n",
+        "worker_processes 4;\nevents { worker_connections 1024; }\nworker_rlimit_nofile 65536;\nhttp { server { listen 127.0.0.1:0; location / { return 204; } } }\n",
     );
     assert!(
-        toml.contains("[runtime]\nworkers = 4  # w.conf:1\nmax_connections = 4096  # w.conf:2"),
+        toml.contains("[runtime]\nworkers = 4  # w.conf:1\nmax_connections = 4096  # w.conf:2\n# w.conf:3: worker_rlimit_nofile 65536: ringway raises"),
         "{toml}"
     );
 }

@@ -289,6 +289,14 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
                     }
                 }
             }
+            "worker_rlimit_nofile" => {
+                runtime.comment(&format!(
+                    "{}: worker_rlimit_nofile {}: ringway raises its open-file limit to the hard limit itself (raise that with LimitNOFILE= or ulimit -Hn)",
+                    cx.at(d),
+                    d.args.join(" ")
+                ));
+                cx.ignore(d);
+            }
             n if HARMLESS.contains(&n) => cx.ignore(d),
             _ => {
                 let c = cx.lose(d, "not supported in ringway");
