@@ -84,26 +84,7 @@ http {{
             addr = port.addr,
             http = http.replace("{LISTEN}", &port.addr.to_string()),
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
-        let mut ng = Nginx {
-            child,
-            addr: port.addr,
-            dir,
-            _port: port,
-        };
-        ng.wait_accepting();
-        ng
+        Self::spawn(bin, dir, &conf, port)
     }
 
     /// nginx on a whole configuration file of its own (`events`, `http`
@@ -136,7 +117,13 @@ http {{
              error_log {d}/error.log info;\n{events}\n{body}\n",
             user = if root { "user root;" } else { "" },
         );
-        std::fs::write(dir.join("nginx.conf"), full).unwrap();
+        Self::spawn(bin, dir, &full, held)
+    }
+
+    /// Run `bin` on `conf` (written into `dir`), listening where `held`
+    /// is reserved, once it accepts there.
+    fn spawn(bin: &std::path::Path, dir: PathBuf, conf: &str, held: ReservedPort) -> Nginx {
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let child = Command::new(bin)
             .arg("-c")
             .arg(dir.join("nginx.conf"))

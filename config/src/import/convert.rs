@@ -371,12 +371,8 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
         real_ip.lines.insert(
             0,
             format!(
-                "set_real_ip_from = [{}]  # {set_real_ip_at}",
-                set_real_ip
-                    .iter()
-                    .map(|s| string(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "set_real_ip_from = {}  # {set_real_ip_at}",
+                array(&set_real_ip)
             ),
         );
     }
@@ -478,6 +474,12 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
         losses,
         ignored: cx.ignored,
     }
+}
+
+/// A TOML array of strings.
+fn array(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|i| string(i)).collect();
+    format!("[{}]", items.join(", "))
 }
 
 fn on(d: &Directive) -> bool {
@@ -850,18 +852,7 @@ fn server(
                 });
                 let _ = at;
             }
-            "server_name" => t.kv(
-                "server_name",
-                format!(
-                    "[{}]",
-                    d.args
-                        .iter()
-                        .map(|n| string(n))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &at,
-            ),
+            "server_name" => t.kv("server_name", array(&d.args), &at),
             "ssl_certificate" => tls.push(format!("cert = {}", string(a0))),
             "ssl_certificate_key" => tls.push(format!("key = {}", string(a0))),
             "ssl_protocols" => {
@@ -1173,18 +1164,9 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
             "gzip_min_length" | "gzip_comp_level" | "proxy_next_upstream_tries" => {
                 t.kv(&d.name, a0.to_string(), &at)
             }
-            "gzip_proxied" | "gzip_disable" | "proxy_next_upstream" => t.kv(
-                &d.name,
-                format!(
-                    "[{}]",
-                    d.args
-                        .iter()
-                        .map(|a| string(a))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &at,
-            ),
+            "gzip_proxied" | "gzip_disable" | "proxy_next_upstream" => {
+                t.kv(&d.name, array(&d.args), &at)
+            }
             "gzip_buffers" | "gzip_http_version" => cx.ignore(d),
             "proxy_buffers" => match (
                 d.args.first().and_then(|n| n.parse::<u64>().ok()),
@@ -1207,28 +1189,8 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
             | "alias" => t.kv(&d.name, string(a0), &at),
             "client_max_body_size" => t.kv(&d.name, string(a0), &at),
             "expires" => t.kv("expires", string(&d.args.join(" ")), &at),
-            "index" => {
-                index = Some(format!(
-                    "[{}]",
-                    d.args
-                        .iter()
-                        .map(|a| string(a))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-            "try_files" => t.kv(
-                "try_files",
-                format!(
-                    "[{}]",
-                    d.args
-                        .iter()
-                        .map(|a| string(a))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &at,
-            ),
+            "index" => index = Some(array(&d.args)),
+            "try_files" => t.kv("try_files", array(&d.args), &at),
             "return" => return_line(cx, t, d),
             "internal" => t.kv("internal", "true".into(), &at),
             "allow" | "deny" => access.push(string(&format!("{} {a0}", d.name))),

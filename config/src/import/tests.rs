@@ -285,3 +285,33 @@ fn a_server_with_tls_and_plain_listens_becomes_two() {
         "{t}"
     );
 }
+
+/// A fixture's twin: the same directives with its comments dropped and
+/// all its whitespace folded to single spaces, on one line.
+fn twin(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        // A `#` where a word starts begins a comment (the fixtures have
+        // none inside quotes).
+        let comment = line
+            .find(" #")
+            .map(|i| i + 1)
+            .or(line.trim_start().starts_with('#').then_some(0));
+        out.push_str(comment.map_or(line, |i| &line[..i]));
+        out.push(' ');
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn each_seed_fixture_and_its_twin_import_the_same() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/import");
+    for name in ["seed000", "seed001", "seed002", "seed003", "seed004"] {
+        let text = std::fs::read_to_string(fixtures.join(format!("{name}.conf"))).unwrap();
+        let first = run(name, &text);
+        // Stable: the same file imports the same.
+        assert_eq!(run(name, &text).toml, first.toml, "{name}");
+        let other = run(&format!("{name}-twin"), &twin(&text));
+        assert_eq!(settings(&first.toml), settings(&other.toml), "{name}");
+    }
+}
