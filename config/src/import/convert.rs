@@ -181,11 +181,31 @@ impl Table {
 struct Cx<'a> {
     losses: Vec<Loss>,
     ignored: Vec<(String, String)>,
+    /// The variables the configuration makes (`set`, named captures).
+    made: std::collections::BTreeSet<String>,
     /// `file:line` shown relative to this directory.
     base: &'a std::path::Path,
 }
 
 impl Cx<'_> {
+    /// A variable in `d`'s arguments that ringway does not have, if any.
+    fn unknown_variable(&self, d: &Directive) -> Option<String> {
+        d.args
+            .iter()
+            .find_map(|a| crate::template::parse_with(a, &|n| self.made.contains(n)).err())
+    }
+
+    /// `d` if ringway has every variable it uses; else reported.
+    fn usable<'d>(&mut self, d: &'d Directive) -> Option<&'d Directive> {
+        match self.unknown_variable(d) {
+            None => Some(d),
+            Some(v) => {
+                self.lose(d, format!("uses ${v}, a variable ringway does not have"));
+                None
+            }
+        }
+    }
+
     fn at(&self, d: &Directive) -> String {
         let f = d.file.strip_prefix(self.base).unwrap_or(&d.file);
         format!("{}:{}", f.display(), d.line)
@@ -211,9 +231,12 @@ impl Cx<'_> {
 /// Convert the directives of an nginx configuration (`base`: the
 /// directory `file:line`s are shown relative to).
 pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
+    let mut made = std::collections::BTreeSet::new();
+    made_variables(tree, &mut made);
     let mut cx = Cx {
         losses: Vec::new(),
         ignored: Vec::new(),
+        made,
         base,
     };
     // A fragment with no `http` block (a conf.d file) is read as the
@@ -473,6 +496,36 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
         toml: out,
         losses,
         ignored: cx.ignored,
+    }
+}
+
+/// The names `set` gives and the named captures of location and
+/// `rewrite` regexes, anywhere in the tree (nginx's variables are global).
+fn made_variables(tree: &[Directive], out: &mut std::collections::BTreeSet<String>) {
+    for d in tree {
+        match d.name.as_str() {
+            "set" => {
+                if let Some(n) = d.args.first().and_then(|a| a.strip_prefix('$')) {
+                    out.insert(n.to_string());
+                }
+            }
+            "location" | "rewrite" => {
+                for a in &d.args {
+                    for part in a.split("(?").skip(1) {
+                        let part = part.strip_prefix('P').unwrap_or(part);
+                        if let Some(rest) = part.strip_prefix('<') {
+                            if let Some(end) = rest.find('>') {
+                                out.insert(rest[..end].to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(b) = &d.block {
+            made_variables(b, out);
+        }
     }
 }
 
@@ -930,11 +983,16 @@ fn server(
         .filter(|d| d.name == "location")
         .copied()
         .collect();
-    let returns: Vec<&Directive> = own.iter().filter(|d| d.name == "return").copied().collect();
+    let returns: Vec<&Directive> = own
+        .iter()
+        .filter(|d| d.name == "return")
+        .filter_map(|d| cx.usable(d))
+        .collect();
     for d in &own {
-        match d.name.as_str() {
-            "rewrite" | "set" => server_loc_level.push(d),
-            _ => {}
+        if matches!(d.name.as_str(), "rewrite" | "set") {
+            if let Some(d) = cx.usable(d) {
+                server_loc_level.push(d);
+            }
         }
     }
     let mut st = std::mem::take(&mut out[0].1);
@@ -1105,6 +1163,23 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
     let static_only = |n: &str| matches!(n, "root" | "alias" | "index" | "try_files");
     for d in ds {
         if static_only(&d.name) && content != "static" {
+            continue;
+        }
+        let templated = matches!(
+            d.name.as_str(),
+            "proxy_pass"
+                | "proxy_set_header"
+                | "add_header"
+                | "return"
+                | "try_files"
+                | "set"
+                | "rewrite"
+        );
+        if templated && cx.usable(d).is_none() {
+            t.comment(&format!(
+                "NOT CARRIED OVER: {}",
+                cx.losses.last().map(|l| l.to_string()).unwrap_or_default()
+            ));
             continue;
         }
         if d.name == "proxy_pass" && content == "return" {

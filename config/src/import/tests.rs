@@ -315,3 +315,27 @@ fn each_seed_fixture_and_its_twin_import_the_same() {
         assert_eq!(settings(&first.toml), settings(&other.toml), "{name}");
     }
 }
+
+#[test]
+fn a_variable_ringway_lacks_is_a_loss_not_a_broken_output() {
+    let i = run(
+        "vars",
+        "server { listen 127.0.0.1:8080; set $tier gold;\n\
+           location ~ ^/rooms/(?<room>[a-z]+)$ {\n\
+             proxy_pass http://127.0.0.1:3000/r/$room;\n\
+             proxy_set_header X-Request-Id $request_id;\n\
+             add_header X-Tier $tier; } }\n",
+    );
+    assert_eq!(i.losses.len(), 1, "{:?}", i.losses);
+    assert_eq!(
+        i.losses[0].to_string(),
+        "nginx.conf:4: proxy_set_header: uses $request_id, a variable ringway does not have"
+    );
+    assert!(
+        i.toml
+            .contains("proxy_pass = \"http://127.0.0.1:3000/r/$room\""),
+        "{}",
+        i.toml
+    );
+    assert!(i.toml.contains("X-Tier = \"$tier\""), "{}", i.toml);
+}
