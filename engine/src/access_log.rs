@@ -114,8 +114,11 @@ pub struct Record<'a> {
     pub method: &'a str,
     /// `$request_uri`: the target as received.
     pub target: &'a str,
-    /// `$uri`: the normalised path; `None`: the target's path.
+    /// `$uri`: the normalised path (as a rewrite changed it); `None`: the
+    /// target's path.
     pub uri: Option<&'a str>,
+    /// `$args`: the query a rewrite made; `None`: the target's.
+    pub args: Option<&'a str>,
     /// `$server_protocol`: "HTTP/1.1", "HTTP/2.0".
     pub protocol: &'a str,
     pub status: u16,
@@ -158,6 +161,7 @@ impl<'a> Record<'a> {
             method: "",
             target: "",
             uri: None,
+            args: None,
             protocol: "",
             status: 0,
             body_bytes_sent: 0,
@@ -432,7 +436,7 @@ fn value<'v>(v: &LogVar, r: &'v Record<'_>, time: &'v TimeCache) -> Value<'v> {
         LogVar::RequestMethod => opt_str(Some(r.method)),
         LogVar::RequestUri => opt_str(Some(r.target)),
         LogVar::Uri => opt_str(Some(r.uri.unwrap_or(path))),
-        LogVar::Args => opt_str(query),
+        LogVar::Args => opt_str(r.args.or(query)),
         LogVar::ServerProtocol => opt_str(Some(r.protocol)),
         LogVar::Status => Value::Num(r.status.into()),
         LogVar::BodyBytesSent => Value::Num(r.body_bytes_sent),

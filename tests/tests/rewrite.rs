@@ -16,7 +16,8 @@ use ringway_tests::*;
 
 both_drivers!(
     rewrite_and_set_as_nginx,
-    captures_in_root_and_alias_as_nginx
+    captures_in_root_and_alias_as_nginx,
+    the_access_log_has_the_rewritten_uri_as_nginx
 );
 
 /// What each request gets: the request line the backend read, or the
@@ -250,4 +251,78 @@ alias = "{p}/rooms/.$1"
     }
     // nginx serves the file outside the alias's directory.
     assert_eq!(body(ng.addr, "/t./secret.txt"), "200 outside");
+}
+
+/// The lines of the access log at `path` once it has `n` (bounded).
+fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} lines in {}: {text}",
+            path.display()
+        );
+        // A file has no wait-for-change here; the log is short.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `$uri` and `$args` in the access log are the rewritten ones (a tunnel's
+/// line too), `$request_uri` the client's, as nginx logs them.
+fn the_access_log_has_the_rewritten_uri_as_nginx(d: Driver) {
+    let up = HttpBackend::start();
+    let u = up.addr;
+    let dir = temp_dir("rewrite-log");
+    let log = dir.join("access.log");
+    let rw = Ringway::start_with_log(
+        &format!(
+            r#"log_format = '$uri|$args|$request_uri'
+
+[servers.app]
+listen = ["127.0.0.1:0"]
+
+[servers.app.locations."/one/"]
+rewrite = ['^/one/(.*)$ /new/$1?z=1 break']
+proxy_pass = "http://{u}"
+
+[servers.app.locations."/chat/"]
+rewrite = ['^/chat/(.*)$ /ws/$1 break']
+proxy_pass = "http://{u}"
+"#
+        ),
+        d,
+        "",
+        log.to_str().unwrap(),
+    );
+    let requests = |addr| {
+        assert_eq!(get_once(addr, "app", "/one/a?x=1", "").0, 200);
+        assert_eq!(ws_echo_text(addr, "/chat/r1?t=2", "hi"), "hi");
+    };
+    requests(rw.addr("app"));
+    let want = ["/new/a|z=1&x=1|/one/a?x=1", "/ws/r1|t=2|/chat/r1?t=2"];
+    assert_eq!(log_lines(&log, 2), want);
+
+    let Some(bin) = nginx::binary() else { return };
+    let nlog = dir.join("nginx.log");
+    let ng = Nginx::start_with_http(
+        &bin,
+        "rewrite-log-nginx",
+        "log_format u '$uri|$args|$request_uri';",
+        "",
+        &format!(
+            "access_log {} u; \
+             location /one/ {{ rewrite ^/one/(.*)$ /new/$1?z=1 break; proxy_pass http://{u}; }} \
+             location /chat/ {{ rewrite ^/chat/(.*)$ /ws/$1 break; proxy_pass http://{u}; \
+               proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; \
+               proxy_set_header Connection upgrade; }}",
+            nlog.display()
+        ),
+    );
+    requests(ng.addr);
+    assert_eq!(log_lines(&nlog, 2), want);
 }

@@ -207,5 +207,6 @@ pub(super) fn done(r: Routed, status: u16, body_bytes: u64, next: Next) -> Phase
         upstream: None,
         location: Some(r.location),
         error_page: r.error_page,
+        uri: r.uri,
     }))
 }

@@ -247,6 +247,7 @@ impl<T: Transport> Conn<T> {
                     location,
                     // A `rewrite` redirect is no error page.
                     error_page: location.is_none(),
+                    uri: None,
                 }))
             }
         }

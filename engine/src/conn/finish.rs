@@ -57,13 +57,18 @@ impl<T: Transport> Conn<T> {
             if self.shared.access.enabled() {
                 let tls = self.io.tls_info();
                 let host = req.host();
-                let path = req.norm_path();
+                let path = done
+                    .uri
+                    .as_ref()
+                    .map_or(req.norm_path(), |u| u.path.as_str());
+                let args = done.uri.as_ref().and_then(|u| u.args.as_deref());
                 self.shared.access.log(&Record {
                     realip_remote_addr: Some(self.addrs.tcp.ip()),
                     proxy_protocol_addr: self.addrs.proxy_protocol.map(|a| a.ip()),
                     method: req.method(),
                     target: req.target(),
                     uri: Some(path),
+                    args,
                     protocol: if self.io.http2() {
                         "HTTP/2.0"
                     } else {
@@ -206,6 +211,9 @@ pub struct RequestLine<'a> {
     pub http2: bool,
     /// The request's headers (`$http_<name>`).
     pub header: &'a HeaderFn<'a>,
+    /// `$uri`, `$args` as a rewrite changed them (`None`: the target's).
+    pub uri: Option<&'a str>,
+    pub args: Option<&'a str>,
 }
 
 /// The access-log line of one request or tunnel (`tunnel`: how a tunnel
@@ -227,6 +235,8 @@ pub fn log_request<'a>(
     log.log(&Record {
         method: line.method,
         target: line.target,
+        uri: line.uri,
+        args: line.args,
         protocol: if line.http2 {
             "HTTP/2.0"
         } else {

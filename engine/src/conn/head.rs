@@ -42,6 +42,7 @@ impl<T: Transport> Conn<T> {
                 upstream: None,
                 location: None,
                 error_page: false,
+                uri: None,
             }))
         };
         let first_wait = if self.first || !self.buf.is_empty() {

@@ -129,6 +129,9 @@ pub struct Done {
     pub location: Option<usize>,
     /// The request was already redirected by `error_page`.
     pub error_page: bool,
+    /// The URI a rewrite or fallback changed the request to (the access
+    /// log's `$uri`, `$args`).
+    pub uri: Option<crate::vars::InternalUri>,
 }
 
 /// What the connection does after a request.
@@ -288,6 +291,7 @@ pub async fn serve_refused<T: Transport + 'static>(
         upstream: None,
         location: None,
         error_page: false,
+        uri: None,
     };
     run(c, Phase::Finish(Box::new(done))).await
 }

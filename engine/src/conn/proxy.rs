@@ -242,5 +242,6 @@ fn failed(r: Routed, e: Error) -> Phase {
         upstream: None,
         location: Some(r.location),
         error_page: r.error_page,
+        uri: r.uri,
     }))
 }

@@ -170,6 +170,7 @@ fn unrouted(req: Request, server: usize, started: Instant, keep_alive: bool, kin
         upstream: None,
         location: None,
         error_page: false,
+        uri: None,
     }))
 }
 
@@ -193,5 +194,6 @@ fn refused(r: Routed, kind: Kind) -> Phase {
         upstream: None,
         location: Some(r.location),
         error_page: r.error_page,
+        uri: r.uri,
     }))
 }

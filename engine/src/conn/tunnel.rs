@@ -33,6 +33,8 @@ struct Logged {
     /// The request headers the log format names (`$http_<name>`, and the
     /// referer and user agent of the built-in formats), lowercase names.
     headers: Vec<(String, Vec<u8>)>,
+    /// The URI a rewrite changed the request to (`$uri`, `$args`).
+    uri: Option<crate::vars::InternalUri>,
 }
 
 struct Tunnel<T: Transport> {
@@ -101,6 +103,7 @@ impl<T: Transport + 'static> Conn<T> {
                     .headers()
                     .filter_map(|name| Some((name.to_string(), r.req.header(name)?.to_vec())))
                     .collect(),
+                uri: r.uri.clone(),
             })
         });
         let server = &self.snap.config.servers[r.server].name;
@@ -204,6 +207,8 @@ impl<T: Transport + 'static> Tunnel<T> {
                                 .find(|(n, _)| n == name)
                                 .map(|(_, v)| v.as_slice())
                         },
+                        uri: l.uri.as_ref().map(|u| u.path.as_str()),
+                        args: l.uri.as_ref().and_then(|u| u.args.as_deref()),
                     },
                     101,
                     stats.upstream_to_client,
