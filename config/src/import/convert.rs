@@ -42,6 +42,13 @@ pub struct Imported {
     pub ignored: Vec<(String, String)>,
 }
 
+/// Why a directive has no ringway equivalent, and what to do.
+const UNSUPPORTED: &str =
+    "not supported in ringway: leave it out, or do it upstream (docs/CONFIG.md lists what ringway carries)";
+
+/// Why `if` is not carried over, and what to do.
+const IF: &str = "if is not supported in ringway: express the condition as locations (by path), or decide it upstream";
+
 /// Directives that change nothing ringway does (OS tuning, nginx's own
 /// process and buffer management, things ringway always does).
 const HARMLESS: &[&str] = &[
@@ -279,7 +286,7 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
                         runtime.kv("workers", n.to_string(), &cx.at(d));
                     }
                     Err(_) => {
-                        let c = cx.lose(d, "not a number or auto");
+                        let c = cx.lose(d, "not a number or auto: write it as nginx reads it");
                         runtime.comment(&c);
                     }
                 },
@@ -299,14 +306,14 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
                                     }
                                 }
                                 None => {
-                                    let c = cx.lose(e, "not a number");
+                                    let c = cx.lose(e, "not a number: write it as nginx reads it");
                                     runtime.comment(&c);
                                 }
                             }
                         }
                         _ if HARMLESS.contains(&e.name.as_str()) => cx.ignore(e),
                         _ => {
-                            let c = cx.lose(e, "not supported in ringway");
+                            let c = cx.lose(e, UNSUPPORTED);
                             runtime.comment(&c);
                         }
                     }
@@ -322,7 +329,7 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
             }
             n if HARMLESS.contains(&n) => cx.ignore(d),
             _ => {
-                let c = cx.lose(d, "not supported in ringway");
+                let c = cx.lose(d, UNSUPPORTED);
                 runtime.comment(&c);
             }
         }
@@ -621,7 +628,7 @@ fn zone(cx: &mut Cx<'_>, d: &Directive) -> Option<(String, Table)> {
         }
     }
     let Some(name) = name else {
-        cx.lose(d, "no zone=NAME:SIZE");
+        cx.lose(d, "no zone=NAME:SIZE: name the zone as nginx requires");
         return None;
     };
     if let Some(k) = key_text {
@@ -671,7 +678,10 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
                             }
                         }
                         _ => {
-                            let c = cx.lose(e, format!("server parameter `{p}` is not supported"));
+                            let c = cx.lose(
+                                e,
+                                format!("server parameter `{p}` is not supported: leave it out"),
+                            );
                             t.comment(&c);
                         }
                     }
@@ -703,7 +713,7 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
             ),
             "keepalive_requests" | "keepalive_time" => cx.ignore(e),
             _ => {
-                let c = cx.lose(e, "not supported in an upstream group");
+                let c = cx.lose(e, "not supported in an upstream group: leave it out");
                 t.comment(&c);
             }
         }
@@ -884,7 +894,10 @@ fn server(
                             || p == "ipv6only=on"
                             || p.starts_with("so_keepalive=") => {}
                         p => {
-                            let c = cx.lose(d, format!("listen parameter `{p}` is not supported"));
+                            let c = cx.lose(
+                                d,
+                                format!("listen parameter `{p}` is not supported: leave it out"),
+                            );
                             t.comment(&c);
                         }
                     }
@@ -943,7 +956,7 @@ fn server(
                 match nginx_time(a0) {
                     Some(v) => t.kv(&d.name, string(&v), &at),
                     None => {
-                        let c = cx.lose(d, "not a time");
+                        let c = cx.lose(d, "not a time nginx reads (10s, 1m30s, 500ms): fix it");
                         t.comment(&c);
                     }
                 }
@@ -951,7 +964,7 @@ fn server(
             "keepalive_requests" => t.kv(&d.name, a0.to_string(), &at),
             "underscores_in_headers" | "server_tokens" => t.kv(&d.name, on(d).to_string(), &at),
             _ => {
-                let c = cx.lose(d, "not supported in ringway");
+                let c = cx.lose(d, UNSUPPORTED);
                 t.comment(&c);
             }
         }
@@ -1191,7 +1204,7 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
         let time = |cx: &mut Cx<'_>, t: &mut Table| match nginx_time(a0) {
             Some(v) => t.kv(&d.name, string(&v), &at),
             None => {
-                let c = cx.lose(d, "not a time");
+                let c = cx.lose(d, "not a time nginx reads (10s, 1m30s, 500ms): fix it");
                 t.comment(&c);
             }
         };
@@ -1253,7 +1266,7 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
                     &at,
                 ),
                 _ => {
-                    let c = cx.lose(d, "not NUMBER SIZE");
+                    let c = cx.lose(d, "not NUMBER SIZE: write it as nginx reads it");
                     t.comment(&c);
                 }
             },
@@ -1313,7 +1326,8 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
             n => {
                 let why = match crate::keys::not_planned(n) {
                     Some(why) => why.to_string(),
-                    None => "not supported in ringway".to_string(),
+                    None if n == "if" => IF.to_string(),
+                    None => UNSUPPORTED.to_string(),
                 };
                 let c = cx.lose(d, why);
                 t.comment(&c);

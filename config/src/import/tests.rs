@@ -119,6 +119,14 @@ fn inheritance_nested_locations_and_losses() {
         i.losses[2]
     );
     assert!(t.contains("# NOT CARRIED OVER: nginx.conf:12: if:"), "{t}");
+    // Each loss says why and what to do.
+    assert!(
+        i.losses[2]
+            .why
+            .contains("express the condition as locations"),
+        "{}",
+        i.losses[2]
+    );
     assert!(i
         .ignored
         .iter()
