@@ -109,16 +109,9 @@ const HARMLESS: &[&str] = &[
     "send_lowat",
 ];
 
-/// Why a directive is ignored though it is not in [`HARMLESS`]: these
-/// have a default ringway already follows.
-fn ignored_because(d: &Directive) -> Option<&'static str> {
-    let arg = |i: usize| d.args.get(i).map(String::as_str);
-    match (d.name.as_str(), arg(0)) {
-        ("proxy_cache", Some("off")) => Some("no cache is ringway's only way"),
-        ("access_log", Some("off")) => None,
-        ("ssl", Some("on")) => None,
-        _ => None,
-    }
+/// `proxy_cache off`: what ringway always does (it caches nothing).
+fn caches_nothing(d: &Directive) -> bool {
+    d.name == "proxy_cache" && d.args.first().is_some_and(|a| a == "off")
 }
 
 /// Directives whose occurrences at one level replace a parent's as a
@@ -916,7 +909,6 @@ fn server(
                 } else {
                     string(&addr)
                 });
-                let _ = at;
             }
             "server_name" => t.kv("server_name", array(&d.args), &at),
             "ssl_certificate" => tls.push(format!("cert = {}", string(a0))),
@@ -1322,7 +1314,7 @@ fn location(cx: &mut Cx<'_>, t: &mut Table, l: &Directive, ds: &[&Directive]) {
             ),
             "limit_req_status" | "limit_conn_status" => t.kv(&d.name, a0.to_string(), &at),
             n if HARMLESS.contains(&n) => cx.ignore(d),
-            _ if ignored_because(d).is_some() => cx.ignore(d),
+            _ if caches_nothing(d) => cx.ignore(d),
             n => {
                 let why = match crate::keys::not_planned(n) {
                     Some(why) => why.to_string(),

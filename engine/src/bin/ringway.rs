@@ -161,7 +161,6 @@ fn import(args: &[String]) -> ExitCode {
     }
     if !imported.ignored.is_empty() {
         let mut names: Vec<&str> = imported.ignored.iter().map(|(n, _)| n.as_str()).collect();
-        names.dedup();
         names.sort_unstable();
         names.dedup();
         eprintln!("ignored (no effect in ringway): {}", names.join(", "));

@@ -575,6 +575,41 @@ fn reopen_log(worker: &Shared, setting: &ringway_config::AccessLog) {
     }
 }
 
+/// Over max_connections: pause accepting (the kernel backlog holds new
+/// clients) until a connection closes, the worker stops or `stopped`.
+async fn wait_for_room(worker: &Shared, stopped: &dyn Fn() -> bool) {
+    while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() && !stopped()
+    {
+        let _ = monoio::time::timeout(Duration::from_secs(1), worker.conn_closed.notified()).await;
+    }
+}
+
+/// Failed accepts of one listener (EMFILE/ENFILE/ENOBUFS/ENOMEM): each
+/// backs off instead of spinning, and they are reported at most once per
+/// [`ACCEPT_REPORT_EVERY`].
+#[derive(Default)]
+struct AcceptFailures {
+    last_report: Option<Instant>,
+    since: u64,
+}
+
+impl AcceptFailures {
+    async fn back_off(&mut self, worker: usize, listen: &str, e: &std::io::Error) {
+        self.since += 1;
+        crate::metrics::with(|m| m.accept_error());
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY)
+        {
+            warn!(worker, listen, error = %e, failures = self.since, "accept failed; backing off");
+            self.last_report = Some(now);
+            self.since = 0;
+        }
+        monoio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+}
+
 /// Accept on `listener` until the worker shuts down or a reload removes
 /// its address (`stop`); the socket closes when the loop ends.
 async fn accept_loop(
@@ -585,18 +620,9 @@ async fn accept_loop(
     stop: Rc<Flag>,
 ) {
     let local = listener.local_addr().ok();
-    let mut last_report: Option<Instant> = None;
-    let mut failures = 0u64;
+    let mut failed = AcceptFailures::default();
     loop {
-        while worker.conns.get() >= worker.max_conns
-            && !worker.shutting_down.is_raised()
-            && !stop.is_raised()
-        {
-            // Over max_connections: pause accepting (the kernel backlog
-            // holds new clients) until a connection closes.
-            let _ =
-                monoio::time::timeout(Duration::from_secs(1), worker.conn_closed.notified()).await;
-        }
+        wait_for_room(&worker, &|| stop.is_raised()).await;
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = worker.shutting_down.wait() => break,
@@ -639,19 +665,7 @@ async fn accept_loop(
                     spawn_serve(accepted, key, Peer::direct(peer));
                 }
             }
-            Err(e) => {
-                // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of
-                // spinning, and say so at most once a second.
-                failures += 1;
-                crate::metrics::with(|m| m.accept_error());
-                let now = Instant::now();
-                if last_report.is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY) {
-                    warn!(worker = worker.id, error = %e, failures, "accept failed; backing off");
-                    last_report = Some(now);
-                    failures = 0;
-                }
-                monoio::time::sleep(ACCEPT_BACKOFF).await;
-            }
+            Err(e) => failed.back_off(worker.id, &key.to_string(), &e).await,
         }
     }
     debug!(worker = worker.id, addr = ?local, "listener closed");
@@ -671,13 +685,9 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
         http2_streams: false,
     });
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut last_report: Option<Instant> = None;
-    let mut failures = 0u64;
+    let mut failed = AcceptFailures::default();
     loop {
-        while worker.conns.get() >= worker.max_conns && !worker.shutting_down.is_raised() {
-            let _ =
-                monoio::time::timeout(Duration::from_secs(1), worker.conn_closed.notified()).await;
-        }
+        wait_for_room(&worker, &|| false).await;
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = worker.shutting_down.wait() => break,
@@ -709,17 +719,7 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
                 };
                 spawn_plain(accepted, Peer::direct(local));
             }
-            Err(e) => {
-                failures += 1;
-                crate::metrics::with(|m| m.accept_error());
-                let now = Instant::now();
-                if last_report.is_none_or(|t| now.duration_since(t) >= ACCEPT_REPORT_EVERY) {
-                    warn!(worker = worker.id, listen = %label, error = %e, failures, "accept failed; backing off");
-                    last_report = Some(now);
-                    failures = 0;
-                }
-                monoio::time::sleep(ACCEPT_BACKOFF).await;
-            }
+            Err(e) => failed.back_off(worker.id, &label, &e).await,
         }
     }
     debug!(worker = worker.id, listen = %label, "unix listener closed");
