@@ -44,6 +44,14 @@ pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_UPSTREAM_KEEPALIVE: u64 = 32;
 /// `upstreams.*.keepalive_timeout`: how long a pooled connection may idle.
 pub const DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `upstreams.*.health_check.interval` (nginx Plus `health_check interval=5`).
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// `upstreams.*.health_check.timeout`.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// `upstreams.*.health_check.fails` (nginx Plus `fails=1`).
+pub const DEFAULT_CHECK_FAILS: u64 = 1;
+/// `upstreams.*.health_check.passes` (nginx Plus `passes=1`).
+pub const DEFAULT_CHECK_PASSES: u64 = 1;
 /// `upstreams.*.servers[].weight`.
 pub const DEFAULT_WEIGHT: u64 = 1;
 

@@ -206,6 +206,69 @@ pub struct Upstream {
     /// a pooled connection idle longer
     /// than this is closed instead of reused.
     pub keepalive_timeout: Duration,
+    /// `[upstreams.NAME.health_check]`: active checks (none by default).
+    pub health_check: Option<HealthCheck>,
+    /// `on_down` (default [`OnChange::Keep`]): what happens to the
+    /// tunnels of a server marked down, by an active check or passively.
+    pub on_down: OnChange,
+    /// `on_remove` (default [`OnChange::Keep`]): what happens to the
+    /// tunnels of a server a reload removed from the group.
+    pub on_remove: OnChange,
+}
+
+/// What happens to a server's live tunnels when it goes down or away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    /// They stay until they end on their own.
+    #[default]
+    Keep,
+    /// They are closed with WebSocket close 1001 at a frame boundary,
+    /// spread over `runtime.drain_spread`.
+    Close,
+}
+
+/// An upstream group's active health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// The request target of an `http` or `websocket` check.
+    pub uri: String,
+    /// Statuses that pass an `http` check; empty: any 2xx or 3xx.
+    pub expect_status: Vec<u16>,
+    /// A substring the body of an `http` check's answer must hold.
+    pub expect_body: Option<String>,
+    pub interval: Duration,
+    /// Each wait is `interval` plus up to this much, at random.
+    pub jitter: Duration,
+    /// The whole check (connect, exchange) must end within this.
+    pub timeout: Duration,
+    /// Consecutive failures that mark a server down.
+    pub fails: u32,
+    /// Consecutive passes that mark a down server up.
+    pub passes: u32,
+    /// Check this port of a TCP server instead of its own.
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A GET of `uri`: the status (and the body) decide.
+    Http,
+    /// A connect within the timeout passes.
+    Tcp,
+    /// An upgrade to WebSocket at `uri`: a 101 with the right
+    /// `Sec-WebSocket-Accept` passes; closed with 1000.
+    WebSocket,
+}
+
+impl CheckKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+            CheckKind::Tcp => "tcp",
+            CheckKind::WebSocket => "websocket",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

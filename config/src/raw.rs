@@ -93,6 +93,26 @@ pub struct RawUpstream {
     pub fail_timeout: Option<V>,
     pub keepalive: Option<V>,
     pub keepalive_timeout: Option<V>,
+    pub health_check: Option<toml::Spanned<RawHealthCheck>>,
+    pub on_down: Option<V>,
+    pub on_remove: Option<V>,
+}
+
+/// `[upstreams.NAME.health_check]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: Option<V>,
+    pub uri: Option<V>,
+    pub expect_status: Option<V>,
+    pub expect_body: Option<V>,
+    pub interval: Option<V>,
+    pub jitter: Option<V>,
+    pub timeout: Option<V>,
+    pub fails: Option<V>,
+    pub passes: Option<V>,
+    pub port: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

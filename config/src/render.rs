@@ -203,6 +203,45 @@ fn upstream(out: &mut Out, name: &str, u: &Upstream) {
     out.kv("fail_timeout", string(&duration(u.fail_timeout)));
     out.kv("keepalive", u.keepalive.to_string());
     out.kv("keepalive_timeout", string(&duration(u.keepalive_timeout)));
+    let on_change = |c: OnChange| {
+        string(match c {
+            OnChange::Keep => "keep",
+            OnChange::Close => "close",
+        })
+    };
+    out.kv("on_down", on_change(u.on_down));
+    out.kv("on_remove", on_change(u.on_remove));
+    if let Some(h) = &u.health_check {
+        out.table(&format!("upstreams.{}.health_check", key(name)));
+        out.kv("type", string(h.kind.name()));
+        if h.kind != CheckKind::Tcp {
+            out.kv("uri", string(&h.uri));
+        }
+        if !h.expect_status.is_empty() {
+            out.kv(
+                "expect_status",
+                format!(
+                    "[{}]",
+                    h.expect_status
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        if let Some(b) = &h.expect_body {
+            out.kv("expect_body", string(b));
+        }
+        out.kv("interval", string(&duration(h.interval)));
+        out.kv("jitter", string(&duration(h.jitter)));
+        out.kv("timeout", string(&duration(h.timeout)));
+        out.kv("fails", h.fails.to_string());
+        out.kv("passes", h.passes.to_string());
+        if let Some(p) = h.port {
+            out.kv("port", p.to_string());
+        }
+    }
 }
 
 fn server(out: &mut Out, config: &Config, s: &Server) {
@@ -985,9 +1024,24 @@ fail_timeout = "500ms"
 keepalive = 0
 keepalive_timeout = "90s"
 
+on_down = "close"
+on_remove = "close"
+
 [upstreams.least]
 balance = "least_conn"
 servers = [{ addr = "127.0.0.1:4010" }]
+
+[upstreams.least.health_check]
+type = "http"
+uri = "/healthz?deep=1"
+expect_status = [200, 204]
+expect_body = "ok"
+interval = "2s"
+jitter = "200ms"
+timeout = "750ms"
+fails = 3
+passes = 2
+port = 4011
 
 [servers.edge]
 listen = [{ addr = "127.0.0.1:8443", proxy_protocol = true }, "127.0.0.2:8443"]

@@ -557,6 +557,188 @@ fn upstream(
             &format!("{key}.keepalive_timeout"),
             DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT,
         )?,
+        health_check: match &u.health_check {
+            Some(h) => Some(health_check(cx, &format!("{key}.health_check"), h)?),
+            None => None,
+        },
+        on_down: on_change(cx, u.on_down.as_ref(), &format!("{key}.on_down"))?,
+        on_remove: on_change(cx, u.on_remove.as_ref(), &format!("{key}.on_remove"))?,
+    })
+}
+
+/// `on_down` / `on_remove`: `"keep"` or `"close"`.
+fn on_change(cx: &Ctx, v: Option<&V>, key: &str) -> Result<OnChange, ConfigError> {
+    let Some(v) = v else {
+        return Ok(OnChange::Keep);
+    };
+    match cx.string(v, key)?.as_str() {
+        "keep" => Ok(OnChange::Keep),
+        "close" => Ok(OnChange::Close),
+        other => Err(cx.at(
+            v,
+            key,
+            ErrorKind::Invalid(format!("`{other}` is not \"keep\" or \"close\"")),
+        )),
+    }
+}
+
+/// `[upstreams.NAME.health_check]`.
+fn health_check(
+    cx: &Ctx,
+    key: &str,
+    h: &toml::Spanned<RawHealthCheck>,
+) -> Result<HealthCheck, ConfigError> {
+    let raw = h.get_ref();
+    let kind = match &raw.kind {
+        None => CheckKind::Http,
+        Some(v) => match cx.string(v, &format!("{key}.type"))?.as_str() {
+            "http" => CheckKind::Http,
+            "tcp" => CheckKind::Tcp,
+            "websocket" => CheckKind::WebSocket,
+            other => {
+                return Err(cx.at(
+                    v,
+                    &format!("{key}.type"),
+                    ErrorKind::Invalid(format!(
+                        "unknown check type `{other}` (http, tcp or websocket)"
+                    )),
+                ))
+            }
+        },
+    };
+    let only_http = |v: &Option<V>, name: &str, kinds: &[CheckKind]| match v {
+        Some(v) if !kinds.contains(&kind) => Err(cx.at(
+            v,
+            &format!("{key}.{name}"),
+            ErrorKind::Invalid(format!("a {} check has no {name}", kind.name())),
+        )),
+        _ => Ok(()),
+    };
+    only_http(&raw.uri, "uri", &[CheckKind::Http, CheckKind::WebSocket])?;
+    only_http(&raw.expect_status, "expect_status", &[CheckKind::Http])?;
+    only_http(&raw.expect_body, "expect_body", &[CheckKind::Http])?;
+    let uri = match &raw.uri {
+        None => "/".to_string(),
+        Some(v) => {
+            let uri = cx.string(v, &format!("{key}.uri"))?;
+            if !uri.starts_with('/') || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(cx.at(
+                    v,
+                    &format!("{key}.uri"),
+                    ErrorKind::Invalid(format!(
+                        "{uri:?} is not a request target (a path starting with /, no spaces or control characters)"
+                    )),
+                ));
+            }
+            uri
+        }
+    };
+    let expect_status = match &raw.expect_status {
+        None => Vec::new(),
+        Some(v) => {
+            let bad =
+                |what: String| cx.at(v, &format!("{key}.expect_status"), ErrorKind::Invalid(what));
+            let items = match v.get_ref() {
+                toml::Value::Integer(n) => vec![*n],
+                toml::Value::Array(a) if !a.is_empty() => a
+                    .iter()
+                    .map(|i| {
+                        i.as_integer()
+                            .ok_or_else(|| bad("expect_status is an array of statuses".into()))
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(bad(
+                        "expect_status is an array of statuses, e.g. [200, 204]".into(),
+                    ))
+                }
+            };
+            items
+                .into_iter()
+                .map(|n| match u16::try_from(n) {
+                    Ok(s) if (100..=599).contains(&s) => Ok(s),
+                    _ => Err(bad(format!("{n} is not a status (100..=599)"))),
+                })
+                .collect::<Result<Vec<u16>, _>>()?
+        }
+    };
+    let expect_body = match &raw.expect_body {
+        None => None,
+        Some(v) => {
+            let body = cx.string(v, &format!("{key}.expect_body"))?;
+            if body.is_empty() {
+                return Err(cx.at(
+                    v,
+                    &format!("{key}.expect_body"),
+                    ErrorKind::Invalid(
+                        "expect_body is empty (leave it out to check the status alone)".into(),
+                    ),
+                ));
+            }
+            Some(body)
+        }
+    };
+    let interval = cx.duration(
+        raw.interval.as_ref(),
+        &format!("{key}.interval"),
+        DEFAULT_CHECK_INTERVAL,
+    )?;
+    let bounded = |v: &Option<V>, name: &str, d: Duration, min: Duration| match v {
+        Some(v) if d < min || d > Duration::from_secs(3600) => Err(cx.at(
+            v,
+            &format!("{key}.{name}"),
+            ErrorKind::Invalid(format!(
+                "{name} must be between {}ms and 1h",
+                min.as_millis()
+            )),
+        )),
+        _ => Ok(d),
+    };
+    let interval = bounded(
+        &raw.interval,
+        "interval",
+        interval,
+        Duration::from_millis(50),
+    )?;
+    let jitter = cx.duration(
+        raw.jitter.as_ref(),
+        &format!("{key}.jitter"),
+        Duration::ZERO,
+    )?;
+    let jitter = bounded(&raw.jitter, "jitter", jitter, Duration::ZERO)?;
+    let timeout = cx.duration(
+        raw.timeout.as_ref(),
+        &format!("{key}.timeout"),
+        DEFAULT_CHECK_TIMEOUT.min(interval),
+    )?;
+    let timeout = bounded(&raw.timeout, "timeout", timeout, Duration::from_millis(10))?;
+    let port = match &raw.port {
+        None => None,
+        Some(v) => Some(cx.int(Some(v), &format!("{key}.port"), 0, 1, 65535)? as u16),
+    };
+    Ok(HealthCheck {
+        kind,
+        uri,
+        expect_status,
+        expect_body,
+        interval,
+        jitter,
+        timeout,
+        fails: cx.int(
+            raw.fails.as_ref(),
+            &format!("{key}.fails"),
+            DEFAULT_CHECK_FAILS,
+            1,
+            1000,
+        )? as u32,
+        passes: cx.int(
+            raw.passes.as_ref(),
+            &format!("{key}.passes"),
+            DEFAULT_CHECK_PASSES,
+            1,
+            1000,
+        )? as u32,
+        port,
     })
 }
 

@@ -727,7 +727,7 @@ fn on_event(
             };
             let body = if end_stream { Body::Empty } else { Body::Data };
             let mut inbox = Vec::new();
-            let key = random16();
+            let key = crate::h2::websocket::random16();
             let kind = request::to_http1(&head, body, &key, &mut inbox);
             let connect = head.protocol().map(|p| (Box::from(p), key));
             let s = Rc::new(StreamState {
@@ -811,18 +811,4 @@ fn on_event(
         }
         Event::GoAway { .. } | Event::SettingsChanged => {}
     }
-}
-
-/// 16 random bytes for a `Sec-WebSocket-Key` (RFC 6455 §4.1: a nonce,
-/// not a secret): SipHash under std's per-process random keys (each
-/// `RandomState` takes the next of them).
-fn random16() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = [0u8; 16];
-    for half in out.chunks_mut(8) {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(Instant::now().elapsed().as_nanos());
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
 }

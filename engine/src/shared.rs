@@ -30,6 +30,9 @@ pub struct Shared {
     /// that each writes its GOAWAY (an idle one closes right after).
     pub h2_conns: Cell<usize>,
     pub shutting_down: Flag,
+    /// The active health checker's verdicts (the process's): what each
+    /// new snapshot's upstream groups read.
+    pub verdicts: std::sync::Arc<crate::upstream::verdict::Verdicts>,
 }
 
 impl Shared {

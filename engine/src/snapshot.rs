@@ -42,6 +42,7 @@ impl Snapshot {
         tls: Arc<TlsSet>,
         limits: Arc<LimitSet>,
         previous: Option<&Snapshot>,
+        verdicts: &upstream::verdict::Verdicts,
     ) -> Self {
         let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
         for (i, server) in config.servers.iter().enumerate() {
@@ -71,7 +72,13 @@ impl Snapshot {
         let upstreams: Vec<Rc<upstream::Group>> = config
             .upstreams
             .values()
-            .map(|up| Rc::new(upstream::Group::new(up, before(&up.name).map(|g| &**g))))
+            .map(|up| {
+                Rc::new(upstream::Group::new(
+                    up,
+                    before(&up.name).map(|g| &**g),
+                    Some(verdicts),
+                ))
+            })
             .collect();
         if let Some(p) = previous {
             for old in &p.upstreams {

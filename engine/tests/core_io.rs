@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use ringway::error::Kind;
 use ringway::http::BodyKind;
-use ringway::metrics::SeriesId;
 use ringway::proxy::body::{self, BodyError, BodyLimits, BodyReader};
 use ringway::proxy::kit::Kit;
 use ringway::proxy::tunnel::{self, End, Stats};
@@ -86,10 +85,10 @@ async fn tunnel_case<R: Send + 'static>(
     let run = async {
         match relay {
             Relay::Splice | Relay::Ring => {
-                tunnel::run(&kit, &b, &c, idle, send, None, SeriesId::default()).await
+                tunnel::run(&kit, &b, &c, idle, send, None, Default::default()).await
             }
             Relay::Buffered => {
-                tunnel::run_buffered(&kit, &b, &c, idle, send, None, SeriesId::default()).await
+                tunnel::run_buffered(&kit, &b, &c, idle, send, None, Default::default()).await
             }
         }
     };
@@ -444,7 +443,7 @@ async fn connect_retries_the_next_server() {
         "[upstreams.u]\nservers = [{{ addr = \"{dead}\" }}, {{ addr = \"{live_addr}\" }}]\nkeepalive = 0\n[servers.s]\nlisten = \"127.0.0.1:0\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://u\"\n"
     );
     let config = ringway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
-    let group = Rc::new(ringway::upstream::Group::new(&config.upstreams["u"], None));
+    let group = Rc::new(ringway::upstream::Group::new(&config.upstreams["u"], None, None));
     let target = Target::Group {
         group: group.clone(),
         key: OwnedKey::None,
@@ -516,7 +515,7 @@ async fn ring_relay_holds_few_buffers_for_a_client_that_stops_reading() {
         Duration::from_secs(30),
         Duration::from_secs(30),
         None,
-        SeriesId::default(),
+        Default::default(),
     );
     let mut run = std::pin::pin!(run);
     let (client, upstream, sent) = monoio::select! {
@@ -584,7 +583,7 @@ async fn ring_relay_shares_a_small_buffer_ring() {
         let kit = kit.clone();
         tunnels.push(monoio::spawn(async move {
             let s = Duration::from_secs(20);
-            tunnel::run(&kit, &b, &c, s, s, None, SeriesId::default()).await
+            tunnel::run(&kit, &b, &c, s, s, None, Default::default()).await
         }));
     }
     for (t, p) in tunnels.into_iter().zip(peers) {

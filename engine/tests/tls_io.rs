@@ -161,7 +161,7 @@ async fn tls_tunnel_pauses_the_upstream_for_a_client_that_stops_reading() {
         Duration::from_secs(30),
         Duration::from_secs(30),
         None,
-        ringway::metrics::SeriesId::default(),
+        Default::default(),
     );
     let mut run = std::pin::pin!(run);
     let (u, sent) = monoio::select! {

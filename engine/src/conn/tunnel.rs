@@ -159,7 +159,10 @@ impl<T: Transport + 'static> Tunnel<T> {
                 self.idle_timeout,
                 self.send_timeout,
                 frames,
-                self.series,
+                tunnel::Names {
+                    series: self.series,
+                    upstream: up.tag(),
+                },
             )
             .await;
             let close_reason = match stats.end {
@@ -312,7 +315,7 @@ mod tests {
                 )
                 .unwrap(),
             );
-            let shared = crate::runtime::worker::shared(0, cfg, Default::default(), Default::default(), 10, crate::access_log::Sink::Off);
+            let shared = crate::runtime::worker::shared(0, cfg, Default::default(), Default::default(), 10, crate::access_log::Sink::Off, Default::default());
             let t = Tunnel {
                 shared: shared.clone(),
                 client: a,

@@ -35,6 +35,27 @@ pub fn accept(key: &[u8]) -> [u8; 28] {
     out
 }
 
+/// 16 random bytes for a `Sec-WebSocket-Key` (RFC 6455 §4.1: a nonce,
+/// not a secret): SipHash under std's per-process random keys (each
+/// `RandomState` takes the next of them).
+pub fn random16() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for half in out.chunks_mut(8) {
+        half.copy_from_slice(&random_u64().to_le_bytes());
+    }
+    out
+}
+
+/// A random number from std's per-process random SipHash keys (health
+/// check jitter, WebSocket keys): unpredictable enough for spreading and
+/// nonces, not for secrets.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Base64 of `input` with padding (RFC 4648 §4) into `out`, which holds

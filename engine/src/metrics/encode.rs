@@ -243,6 +243,62 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
     for (k, s) in &t.upstreams {
         e.sample("ringway_upstream_up", &upstream_labels(k), u8::from(s.up));
     }
+    e.family(
+        "ringway_upstream_check_up",
+        "gauge",
+        "Active health: 1 unless the health checks mark the upstream server down.",
+    );
+    for c in &p.checks {
+        e.sample(
+            "ringway_upstream_check_up",
+            &[("upstream", &c.upstream), ("server", &c.server)],
+            u8::from(c.up),
+        );
+    }
+    e.family(
+        "ringway_upstream_checks_total",
+        "counter",
+        "Active health checks of upstream servers, by result.",
+    );
+    for c in &p.checks {
+        for (result, n) in [("pass", c.passes), ("fail", c.fails)] {
+            e.sample(
+                "ringway_upstream_checks_total",
+                &[
+                    ("upstream", &c.upstream),
+                    ("server", &c.server),
+                    ("result", result),
+                ],
+                n,
+            );
+        }
+    }
+    e.family(
+        "ringway_upstream_check_duration_seconds",
+        "histogram",
+        "Time each active health check took, passed or failed.",
+    );
+    for c in &p.checks {
+        e.histogram(
+            "ringway_upstream_check_duration_seconds",
+            &[("upstream", &c.upstream), ("server", &c.server)],
+            &c.duration,
+        );
+    }
+    e.family(
+        "ringway_tunnels_moved_total",
+        "counter",
+        "Tunnels closed with 1001 so their clients reconnect elsewhere, by reason (down: on_down, removed: on_remove).",
+    );
+    for (upstream, m) in &t.moved {
+        for (reason, n) in [("down", m.down), ("removed", m.removed)] {
+            e.sample(
+                "ringway_tunnels_moved_total",
+                &[("upstream", upstream), ("reason", reason)],
+                n,
+            );
+        }
+    }
 
     e.family(
         "ringway_tls_handshakes_total",

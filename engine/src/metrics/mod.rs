@@ -25,8 +25,8 @@ pub use encode::{encode_json, encode_prometheus, PROMETHEUS_CONTENT_TYPE};
 pub use histogram::{Histogram, LATENCY_BUCKETS, TUNNEL_BUCKETS};
 pub use process::Resources;
 pub use series::{
-    merge, ListenStats, ServerStats, TunnelLabels, TunnelStats, UpstreamLabels, UpstreamStats,
-    WorkerSnapshot, ZoneStats,
+    merge, CheckStats, ListenStats, MovedStats, ServerStats, TunnelLabels, TunnelStats,
+    UpstreamLabels, UpstreamStats, WorkerSnapshot, ZoneStats,
 };
 pub use serve::{serve, HEAD_TIMEOUT, MAX_HEAD, WRITE_TIMEOUT};
 pub use worker::{Metrics, SeriesId};
@@ -45,6 +45,8 @@ pub struct Process {
     /// Unix seconds.
     pub certificates: Vec<(String, i64)>,
     pub start_time_unix: u64,
+    /// Each actively checked server (the checker thread's figures).
+    pub checks: Vec<CheckStats>,
     /// The process's CPU, memory and descriptors, read from /proc for
     /// each scrape (`process_*`); none where /proc could not be read.
     pub resources: Option<Resources>,

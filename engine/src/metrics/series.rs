@@ -146,6 +146,36 @@ impl ZoneStats {
     }
 }
 
+/// Tunnels a worker closed so their clients move to other servers, by
+/// reason (`ringway_tunnels_moved_total`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MovedStats {
+    /// Their server was marked down (`on_down = "close"`).
+    pub down: u64,
+    /// A reload removed their server (`on_remove = "close"`).
+    pub removed: u64,
+}
+
+impl MovedStats {
+    pub fn add(&mut self, o: &MovedStats) {
+        self.down += o.down;
+        self.removed += o.removed;
+    }
+}
+
+/// One server's active health checks (the checker thread's, not a
+/// worker's): its state and its checks' results and durations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckStats {
+    pub upstream: String,
+    /// The server as written in its group.
+    pub server: String,
+    pub up: bool,
+    pub passes: u64,
+    pub fails: u64,
+    pub duration: Histogram,
+}
+
 /// One worker's counts at one moment, labels as text, each list sorted by
 /// its labels. A plain value that crosses threads.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +195,8 @@ pub struct WorkerSnapshot {
     pub upstreams: Vec<(UpstreamLabels, UpstreamStats)>,
     /// By limit zone name.
     pub zones: Vec<(String, ZoneStats)>,
+    /// By upstream group name.
+    pub moved: Vec<(String, MovedStats)>,
 }
 
 impl WorkerSnapshot {
@@ -182,6 +214,7 @@ impl WorkerSnapshot {
             tunnels: Vec::new(),
             upstreams: Vec::new(),
             zones: Vec::new(),
+            moved: Vec::new(),
         }
     }
 }
@@ -195,6 +228,7 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
     let mut tunnels: BTreeMap<&TunnelLabels, TunnelStats> = BTreeMap::new();
     let mut upstreams: BTreeMap<&UpstreamLabels, UpstreamStats> = BTreeMap::new();
     let mut zones: BTreeMap<&str, ZoneStats> = BTreeMap::new();
+    let mut moved: BTreeMap<&str, MovedStats> = BTreeMap::new();
     for w in workers {
         out.accept_errors += w.accept_errors;
         out.tls_handshakes_ok += w.tls_handshakes_ok;
@@ -218,12 +252,16 @@ pub fn merge(workers: &[WorkerSnapshot]) -> WorkerSnapshot {
         for (k, s) in &w.zones {
             zones.entry(k).or_default().add(s);
         }
+        for (k, s) in &w.moved {
+            moved.entry(k).or_default().add(s);
+        }
     }
     out.listens = listens.into_iter().map(|(k, s)| (k.into(), s)).collect();
     out.servers = servers.into_iter().map(|(k, s)| (k.into(), s)).collect();
     out.tunnels = tunnels.into_iter().map(|(k, s)| (k.clone(), s)).collect();
     out.upstreams = upstreams.into_iter().map(|(k, s)| (k.clone(), s)).collect();
     out.zones = zones.into_iter().map(|(k, s)| (k.into(), s)).collect();
+    out.moved = moved.into_iter().map(|(k, s)| (k.into(), s)).collect();
     out
 }
 

@@ -63,6 +63,7 @@ fn two_workers() -> (Metrics, Metrics) {
 
 fn process() -> Process {
     Process {
+        checks: Vec::new(),
         version: "0.1.0",
         driver: "epoll",
         workers: 2,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::series::{
-    ListenStats, ServerStats, TunnelLabels, TunnelStats, UpstreamLabels, UpstreamStats,
+    ListenStats, MovedStats, ServerStats, TunnelLabels, TunnelStats, UpstreamLabels, UpstreamStats,
     WorkerSnapshot, ZoneStats,
 };
 use super::{status_class, CloseReason, LimitKind, UpgradeResult};
@@ -115,6 +115,7 @@ struct Inner {
     listens: Table<ListenStats>,
     servers: Table<ServerStats>,
     zones: Table<ZoneStats>,
+    moved: Table<MovedStats>,
     /// Upstream names (`upstream` labels): a group's name, or the
     /// address of a `proxy_pass` to an address.
     upstreams: Interner,
@@ -187,6 +188,7 @@ impl Metrics {
                 listens: Table::new(),
                 servers: Table::new(),
                 zones: Table::new(),
+                moved: Table::new(),
                 upstreams: Interner::default(),
                 addrs: Interner::default(),
                 tunnel_ids: HashMap::new(),
@@ -325,6 +327,20 @@ impl Metrics {
 
     /// Passive health of the upstream server at `upstream_addr` of the
     /// group `upstream` (every server starts up).
+    /// `n` tunnels of `upstream` told to move (closed with 1001), for
+    /// `reason` ("down" or "removed").
+    pub fn tunnels_moved(&self, upstream: &str, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut m = self.inner.borrow_mut();
+        let s = m.moved.get(upstream);
+        match reason {
+            "down" => s.down += n,
+            _ => s.removed += n,
+        }
+    }
+
     pub fn upstream_state(&self, upstream: &str, upstream_addr: &str, up: bool) {
         self.inner.borrow_mut().upstream(upstream, upstream_addr).up = up;
     }
@@ -416,6 +432,7 @@ impl Metrics {
             tunnels,
             upstreams,
             zones: m.zones.snapshot(),
+            moved: m.moved.snapshot(),
         }
     }
 }

@@ -43,11 +43,13 @@ pub enum Drain {
 }
 
 /// One drain's schedule: the tunnels started before configuration
-/// generation `before` (all: `u32::MAX`) take turns from `start`, spread
-/// evenly over `spread`, and are gone by `deadline`.
+/// generation `before` (all: `u32::MAX`) — and, with `upstream`, only
+/// those to the server of that tag (`upstream::verdict`) — take turns
+/// from `start`, spread evenly over `spread`, and are gone by `deadline`.
 #[derive(Debug, Clone, Copy)]
 pub struct DrainPlan {
     pub before: u32,
+    pub upstream: Option<u32>,
     pub start: Instant,
     pub spread: Duration,
     pub deadline: Instant,
@@ -58,12 +60,16 @@ impl Drain {
     /// state) that `plan` takes and that are not draining yet: tunnel k
     /// of n at `start + k·spread/n`. Returns n.
     pub fn schedule<'a>(
-        tunnels: impl Iterator<Item = (u32, &'a mut Drain)>,
+        tunnels: impl Iterator<Item = (u32, u32, &'a mut Drain)>,
         plan: DrainPlan,
     ) -> usize {
         let picked: Vec<&mut Drain> = tunnels
-            .filter(|(generation, d)| *generation < plan.before && **d == Drain::No)
-            .map(|(_, d)| d)
+            .filter(|(generation, tag, d)| {
+                *generation < plan.before
+                    && plan.upstream.is_none_or(|t| t == *tag)
+                    && **d == Drain::No
+            })
+            .map(|(_, _, d)| d)
             .collect();
         let n = picked.len();
         for (k, d) in picked.into_iter().enumerate() {
@@ -138,6 +144,8 @@ struct Entry {
     drain: Drain,
     /// The worker's configuration generation when the tunnel started.
     generation: u32,
+    /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
+    upstream: u32,
     /// The tunnel's series in the worker's metrics.
     series: SeriesId,
     /// Bytes relayed each way (index: the direction), counted where they
@@ -168,12 +176,14 @@ impl IdleSweep {
     /// A tunnel's slot; `frames`: a WebSocket tunnel's trackers, which
     /// have seen every byte relayed before the tunnel started (so a drain
     /// can close it between frames); `series`: its metrics series, for
-    /// [`IdleSweep::live_bytes`].
+    /// [`IdleSweep::live_bytes`]; `upstream`: the tag of the server it
+    /// runs to (a drain may pick its server's tunnels).
     pub fn register(
         &self,
         timeout: Duration,
         frames: Option<Box<Frames>>,
         series: SeriesId,
+        upstream: u32,
     ) -> usize {
         let e = Entry {
             last: Instant::now(),
@@ -185,6 +195,7 @@ impl IdleSweep {
             waiting: [false; 2],
             drain: Drain::No,
             generation: self.generation.get(),
+            upstream,
             series,
             bytes: [0; 2],
         };
@@ -336,7 +347,7 @@ impl IdleSweep {
         let tunnels = slots
             .iter_mut()
             .flatten()
-            .map(|e| (e.generation, &mut e.drain));
+            .map(|e| (e.generation, e.upstream, &mut e.drain));
         Drain::schedule(tunnels, plan)
     }
 
@@ -415,6 +426,7 @@ mod tests {
     fn plan(before: u32, start: Instant, spread: Duration, deadline: Instant) -> DrainPlan {
         DrainPlan {
             before,
+            upstream: None,
             start,
             spread,
             deadline,
@@ -428,8 +440,8 @@ mod tests {
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10), None, SeriesId::default());
-        let b = s.register(Duration::from_secs(1), None, SeriesId::default());
+        let a = s.register(Duration::from_secs(10), None, SeriesId::default(), 0);
+        let b = s.register(Duration::from_secs(1), None, SeriesId::default(), 0);
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -452,8 +464,8 @@ mod tests {
         let ia = m.tunnel_opened("s", "u", "127.0.0.1:1");
         let ib = m.tunnel_opened("s", "u", "127.0.0.1:2");
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(60), ws(), ia);
-        let b = s.register(Duration::from_secs(60), None, ib);
+        let a = s.register(Duration::from_secs(60), ws(), ia, 0);
+        let b = s.register(Duration::from_secs(60), None, ib, 0);
         // A 5-byte masked text frame: its head and 2 payload bytes
         // written, 3 spliced; an empty binary frame back.
         s.written(a << 1, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2]);
@@ -473,7 +485,7 @@ mod tests {
         assert_eq!(s.unregister(a), [0, 0], "freed once");
         assert_eq!(live(&s), [(ib, 100, 70_000)]);
         // A new tunnel in the freed slot starts from nothing.
-        let c = s.register(Duration::from_secs(60), None, ia);
+        let c = s.register(Duration::from_secs(60), None, ia, 0);
         assert_eq!(c, a);
         assert_eq!(live(&s), [(ia, 0, 0), (ib, 100, 70_000)]);
     }
@@ -481,12 +493,12 @@ mod tests {
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1), None, SeriesId::default());
+        let a = s.register(Duration::from_secs(1), None, SeriesId::default(), 0);
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
         assert_eq!(
-            s.register(Duration::from_secs(1), None, SeriesId::default()),
+            s.register(Duration::from_secs(1), None, SeriesId::default(), 0),
             a
         );
     }
@@ -494,8 +506,8 @@ mod tests {
     #[test]
     fn drains_are_spread_and_wait_for_frame_boundaries() {
         let s = IdleSweep::default();
-        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default());
-        let plain = s.register(Duration::from_secs(60), None, SeriesId::default());
+        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let plain = s.register(Duration::from_secs(60), None, SeriesId::default(), 0);
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(30);
         assert_eq!(
@@ -531,9 +543,9 @@ mod tests {
     #[test]
     fn only_older_generations_drain_after_a_reload() {
         let s = IdleSweep::default();
-        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
         s.generation.set(1);
-        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
         let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
         assert_eq!(s.schedule_drain(plan(1, now, Duration::ZERO, by)), 1);
         s.drain_due(now);
@@ -547,8 +559,8 @@ mod tests {
     #[test]
     fn past_the_deadline_a_drain_cuts_without_close_frames() {
         let s = IdleSweep::default();
-        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default());
-        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(1);
         s.schedule_drain(plan(u32::MAX, t0, Duration::ZERO, by));
@@ -570,7 +582,7 @@ mod tests {
         assert_eq!(ready(mid), Some(Wake::Drain(Goodbye::Cut)));
         assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
         // Quiet and between frames past the deadline: close frames still.
-        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default());
+        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
         s.schedule_drain(plan(u32::MAX, by, Duration::ZERO, by));
         s.sweep(by);
         s.waiting(late << 1, true);

@@ -195,6 +195,16 @@ impl Connected {
         self.peer.as_ref().map(|p| p.group.name.as_str())
     }
 
+    /// The tag of the group member this connection goes to
+    /// (`upstream::verdict`; `NO_TAG` for an address).
+    pub fn tag(&self) -> u32 {
+        self.peer
+            .as_ref()
+            .map_or(crate::upstream::verdict::NO_TAG, |p| {
+                p.group.peers[p.index].tag()
+            })
+    }
+
     /// The exchange got a usable response: clear the peer's failures.
     pub fn succeeded(&self) {
         if let Some(p) = &self.peer {
@@ -228,6 +238,7 @@ impl Connected {
 fn mark_failed(g: &Group, i: usize, addr: &UpstreamAddr) {
     if g.peers[i].health.failure(Instant::now()) {
         warn!(upstream = %g.name, server = %addr, "upstream server marked down for fail_timeout");
+        g.passively_down(i);
     }
 }
 
@@ -259,7 +270,16 @@ pub async fn connect(
             loop {
                 let Some(i) = group.pick(key.as_key(), tried, Instant::now()) else {
                     if last.is_none() {
-                        warn!(upstream = %group.name, "no live upstream server");
+                        let (checks, passive, configured) = group.down_counts(Instant::now());
+                        warn!(
+                            upstream = %group.name,
+                            servers = group.peers.len(),
+                            down_by_check = checks,
+                            down_by_passive = passive,
+                            down_in_config = configured,
+                            tried = tried.len(),
+                            "no live upstream server"
+                        );
                     }
                     return Err(last.unwrap_or_else(|| Kind::NoLiveUpstream.into()));
                 };

@@ -126,6 +126,13 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     }
 
     let mut limits = Arc::new(LimitSet::build(&config, None));
+    // One health checker per process; its verdicts reach every worker's
+    // groups through the registry.
+    let verdicts = Arc::new(crate::upstream::verdict::Verdicts::default());
+    let checker = Arc::new(
+        crate::upstream::checker::Checker::start(config.clone(), verdicts.clone())
+            .map_err(StartError::Thread)?,
+    );
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
@@ -154,6 +161,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             started: started_tx.clone(),
             max_conns: per_worker_max,
             access_log: access_log.try_clone().map_err(StartError::AccessLog)?,
+            verdicts: verdicts.clone(),
         };
         let core = if config.runtime.pin_cores && !cores.is_empty() {
             Some(cores[id % cores.len()])
@@ -205,10 +213,11 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             })?;
         let addr = listener.local_addr().unwrap_or(m.listen);
         info!(addr = %addr, "metrics: serving GET /metrics and GET /status");
-        let (senders, process) = (senders.clone(), process.clone());
+        let (senders, process, checker) = (senders.clone(), process.clone(), checker.clone());
         crate::metrics::serve(listener, move || {
             let snaps = scrape(&senders);
             let mut p = process.lock().map(|p| p.clone()).unwrap_or_default();
+            p.checks = checker.rows();
             p.resources = crate::metrics::process::read()
                 .map_err(|e| debug!(error = %e, "metrics: cannot read the process figures"))
                 .ok();
@@ -258,6 +267,15 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         listening.retain(|b| !next.removed.contains(b));
                         listening.extend_from_slice(&next.added);
                         current = next.config;
+                        // Servers gone from their groups are forgotten;
+                        // the checker follows the new groups.
+                        verdicts.retain(|group, server| {
+                            current
+                                .upstreams
+                                .get(group)
+                                .is_some_and(|u| u.servers.iter().any(|s| s.addr_text == server))
+                        });
+                        checker.reconfigure(current.clone());
                         let removed: Vec<SocketAddr> =
                             next.removed.iter().map(|b| b.configured).collect();
                         for tx in &senders {

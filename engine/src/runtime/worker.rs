@@ -33,6 +33,7 @@ use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tls::{self, Acceptor, TlsSet};
 use crate::transport::Transport;
+use crate::upstream::verdict::Verdicts;
 use crate::vars::Peer;
 
 use super::proxy_header;
@@ -100,6 +101,8 @@ pub struct WorkerInit {
     pub started: flume::Sender<usize>,
     pub max_conns: usize,
     pub access_log: Sink,
+    /// The active health checker's verdicts (the process's).
+    pub verdicts: Arc<Verdicts>,
 }
 
 /// A worker's shared state for `config`.
@@ -110,6 +113,7 @@ pub fn shared(
     limits: Arc<LimitSet>,
     max_conns: usize,
     access_log: Sink,
+    verdicts: Arc<Verdicts>,
 ) -> Rc<Shared> {
     let rt = &config.runtime;
     let format = config.log.format.clone();
@@ -118,7 +122,8 @@ pub fn shared(
     Rc::new(Shared {
         id,
         kit,
-        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, limits, None))),
+        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, limits, None, &verdicts))),
+        verdicts,
         conns: Cell::new(0),
         max_conns,
         conn_closed: Notify::default(),
@@ -225,6 +230,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         init.limits.clone(),
         init.max_conns,
         init.access_log,
+        init.verdicts.clone(),
     );
     crate::metrics::install(init.id);
 
@@ -287,6 +293,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
             loop {
                 monoio::time::sleep(period.get()).await;
                 sweep_tunnels(&w, Instant::now());
+                close_down_servers(&w);
             }
         });
     }
@@ -353,6 +360,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                         let start = Instant::now();
                         let plan = DrainPlan {
                             before: generation,
+                            upstream: None,
                             start,
                             spread,
                             deadline: start + spread + grace,
@@ -360,7 +368,8 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                         drain_tunnels(&w, plan).await;
                     });
                 }
-                let next = Snapshot::new(config, tls, limits, Some(&before));
+                let next = Snapshot::new(config, tls, limits, Some(&before), &worker.verdicts);
+                close_removed_servers(&worker, &before, &next);
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 // New connections on kept addresses get the new snapshot
                 // from here; removed addresses stop listening before the
@@ -416,6 +425,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     let mut deadline = start + shutdown_timeout;
     let plan = DrainPlan {
         before: u32::MAX,
+        upstream: None,
         start,
         spread: worker.snapshot().config.runtime.drain_spread,
         deadline,
@@ -485,6 +495,7 @@ fn live_tunnels(worker: &Shared) -> usize {
 fn cut_tunnels(worker: &Shared, now: Instant) -> usize {
     let plan = DrainPlan {
         before: u32::MAX,
+        upstream: None,
         start: now,
         spread: Duration::ZERO,
         deadline: now,
@@ -535,10 +546,101 @@ async fn drain_tunnels(worker: &Shared, plan: DrainPlan) {
     let n = schedule_drains(worker, plan);
     let spread = plan.spread;
     info!(worker = worker.id, tunnels = n, spread = ?spread, "draining tunnels (close 1001)");
+    run_drains(worker, n, spread).await;
+}
+
+/// Why a server's tunnels are closed (`ringway_tunnels_moved_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// Its server was marked down (`on_down = "close"`).
+    Down,
+    /// A reload removed its server (`on_remove = "close"`).
+    Removed,
+}
+
+impl Moved {
+    pub fn label(self) -> &'static str {
+        match self {
+            Moved::Down => "down",
+            Moved::Removed => "removed",
+        }
+    }
+}
+
+/// The sweep's turn for `on_down = "close"`: the tunnels of each server
+/// marked down since the last sweep (by the checker, or passively on this
+/// worker) are closed, spread over `drain_spread`.
+fn close_down_servers(worker: &Rc<Shared>) {
+    let snap = worker.snapshot();
+    for g in &snap.upstreams {
+        for tag in g.take_downs() {
+            let server = g
+                .peers
+                .iter()
+                .find(|p| p.tag() == tag)
+                .map(|p| p.key.clone());
+            close_server_tunnels(
+                worker,
+                &g.name,
+                server.as_deref().unwrap_or("?"),
+                tag,
+                Moved::Down,
+            );
+        }
+    }
+}
+
+/// A reload's turn for `on_remove = "close"`: the tunnels of the servers
+/// `before` has and `next` has not (in the same group, or with their
+/// group) are closed, spread over `drain_spread`. The new group's setting
+/// decides; a removed group's own.
+fn close_removed_servers(worker: &Rc<Shared>, before: &Snapshot, next: &Snapshot) {
+    for old in &before.upstreams {
+        let new = next.upstream(&old.name);
+        let on_remove = new.map_or(old.on_remove, |g| g.on_remove);
+        if on_remove != ringway_config::OnChange::Close {
+            continue;
+        }
+        for p in &old.peers {
+            let stays = new.is_some_and(|g| g.peers.iter().any(|q| q.tag() == p.tag()));
+            if !stays {
+                close_server_tunnels(worker, &old.name, &p.key, p.tag(), Moved::Removed);
+            }
+        }
+    }
+}
+
+/// Close the tunnels to the server tagged `tag` with close 1001, spread
+/// over `drain_spread`, as a graceful stop closes them.
+fn close_server_tunnels(worker: &Rc<Shared>, upstream: &str, server: &str, tag: u32, why: Moved) {
+    let rt = &worker.snapshot().config.runtime;
+    let start = Instant::now();
+    let plan = DrainPlan {
+        before: u32::MAX,
+        upstream: Some(tag),
+        start,
+        spread: rt.drain_spread,
+        deadline: start + rt.drain_spread + rt.shutdown_timeout,
+    };
+    let n = schedule_drains(worker, plan);
+    crate::metrics::with(|m| m.tunnels_moved(upstream, why.label(), n as u64));
+    if n == 0 {
+        return;
+    }
+    let what = match why {
+        Moved::Down => "closing tunnels of a server marked down (close 1001)",
+        Moved::Removed => "closing tunnels of a removed server (close 1001)",
+    };
+    info!(worker = worker.id, upstream, server, tunnels = n, spread = ?plan.spread, "{what}");
+    let w = worker.clone();
+    monoio::spawn(async move { run_drains(&w, n, plan.spread).await });
+}
+
+/// Start scheduled drains as their turns come, until none is waiting.
+async fn run_drains(worker: &Shared, n: usize, spread: Duration) {
     let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
     loop {
-        let pending = drains_due(worker, Instant::now());
-        if pending == 0 {
+        if drains_due(worker, Instant::now()) == 0 {
             return;
         }
         monoio::time::sleep(tick).await;

@@ -13,17 +13,20 @@
 //! - `hash`: a consistent-hash ring (160 points per weight unit, as
 //!   ketama), so adding a server moves only about 1/N of the keys.
 //!
-//! Backups are chosen only when no primary is live. Liveness is the passive
-//! health in `health.rs`.
+//! Backups are chosen only when no primary is live. A peer is live when
+//! neither its passive health (`health.rs`, this worker's) nor the active
+//! checker's verdict (`verdict.rs`, the process's) says down.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ringway_config::{Balance, Upstream};
+use ringway_config::{Balance, OnChange, Upstream};
 
 use super::health::Health;
+use super::verdict::{Verdict, Verdicts};
 
 /// One server of a group, with this worker's view of it. Its active count
 /// and passive health are shared (`Rc`) with the same server of the
@@ -39,6 +42,23 @@ pub struct Peer {
     current: Cell<i64>,
     pub active: Rc<Cell<u32>>,
     pub health: Rc<Health>,
+    /// The active checker's word on this server (up unless checked and
+    /// failing), and its process-wide tag.
+    pub verdict: Arc<Verdict>,
+    /// The checker's mark-downs this worker has acted on (`on_down`).
+    downs_seen: Rc<Cell<u32>>,
+}
+
+impl Peer {
+    /// The server's process-wide tag: what its tunnels are found by.
+    pub fn tag(&self) -> u32 {
+        self.verdict.tag
+    }
+
+    /// Whether this worker may send it new requests and tunnels at `now`.
+    pub fn is_live(&self, now: Instant) -> bool {
+        !self.down && self.verdict.is_up() && self.health.is_live(now)
+    }
 }
 
 /// A group's peers and its policy state on one worker.
@@ -53,6 +73,11 @@ pub struct Group {
     /// Idle keep-alive connections (plain HTTP), this worker's; shared
     /// with the previous configuration's group of the same name.
     pub pool: Rc<super::pool::Pool>,
+    pub on_down: OnChange,
+    pub on_remove: OnChange,
+    /// Peers this worker marked down passively whose tunnels are to be
+    /// closed (`on_down = "close"`), by index; taken by the worker's sweep.
+    passive_downs: RefCell<Vec<usize>>,
 }
 
 /// What a pick is keyed on.
@@ -68,7 +93,9 @@ impl Group {
     /// configuration, on reload), servers at the same address keep their
     /// passive health and active count, and the keep-alive pool carries
     /// over (its connections to servers no longer listed are closed).
-    pub fn new(up: &Upstream, previous: Option<&Group>) -> Self {
+    /// `verdicts`: the process's active-check verdicts (none in unit
+    /// tests: every peer then has one of its own, always up).
+    pub fn new(up: &Upstream, previous: Option<&Group>, verdicts: Option<&Verdicts>) -> Self {
         // nginx: a group with a single server ignores max_fails; it is
         // never considered unavailable (there is nothing to fail over to).
         let max_fails = if up.servers.len() == 1 {
@@ -89,6 +116,17 @@ impl Group {
                     }
                     None => Rc::new(Health::new(max_fails, up.fail_timeout)),
                 };
+                let verdict = match verdicts {
+                    Some(v) => v.get(&up.name, &s.addr_text),
+                    None => Arc::new(Verdict::new(super::verdict::NO_TAG)),
+                };
+                // A server that stays keeps what this worker acted on; a
+                // new one starts from the checker's count now (a server
+                // already down when it joined has no tunnels to close).
+                let downs_seen = match before {
+                    Some(p) if Arc::ptr_eq(&p.verdict, &verdict) => p.downs_seen.clone(),
+                    _ => Rc::new(Cell::new(verdict.downs())),
+                };
                 Peer {
                     index,
                     key: before.map_or_else(|| Rc::from(s.addr_text.as_str()), |p| p.key.clone()),
@@ -98,6 +136,8 @@ impl Group {
                     current: Cell::new(0),
                     active: before.map_or_else(Rc::default, |p| p.active.clone()),
                     health,
+                    verdict,
+                    downs_seen,
                 }
             })
             .collect();
@@ -136,13 +176,57 @@ impl Group {
                     servers,
                 )),
             },
+            on_down: up.on_down,
+            on_remove: up.on_remove,
+            passive_downs: RefCell::default(),
         }
+    }
+
+    /// Peer `i` was just marked down passively on this worker: with
+    /// `on_down = "close"`, its tunnels here are to be closed.
+    pub fn passively_down(&self, i: usize) {
+        if self.on_down == OnChange::Close {
+            self.passive_downs.borrow_mut().push(i);
+        }
+    }
+
+    /// The tags of the peers whose tunnels are to be closed now because
+    /// they went down since the last call (`on_down = "close"`): marked
+    /// down by the checker, or passively on this worker.
+    pub fn take_downs(&self) -> Vec<u32> {
+        let mut tags: Vec<u32> = Vec::new();
+        let passive = std::mem::take(&mut *self.passive_downs.borrow_mut());
+        for p in &self.peers {
+            let downs = p.verdict.downs();
+            let acted = p.downs_seen.replace(downs) != downs;
+            if self.on_down == OnChange::Close && (acted || passive.contains(&p.index)) {
+                tags.push(p.tag());
+            }
+        }
+        tags
+    }
+
+    /// Why no peer was usable, for the log: how many the checks and the
+    /// passive records hold down (and how many are `down = true`).
+    pub fn down_counts(&self, now: Instant) -> (usize, usize, usize) {
+        let checks = self
+            .peers
+            .iter()
+            .filter(|p| !p.down && !p.verdict.is_up())
+            .count();
+        let passive = self
+            .peers
+            .iter()
+            .filter(|p| !p.down && !p.health.is_live(now))
+            .count();
+        let configured = self.peers.iter().filter(|p| p.down).count();
+        (checks, passive, configured)
     }
 
     /// Choose a peer not in `tried`, or `None` when none is usable.
     pub fn pick(&self, key: Key<'_>, tried: &[usize], now: Instant) -> Option<usize> {
         let usable = |p: &Peer, backup: bool| {
-            p.backup == backup && !p.down && !tried.contains(&p.index) && p.health.is_live(now)
+            p.backup == backup && !tried.contains(&p.index) && p.is_live(now)
         };
         for backup in [false, true] {
             if !self.peers.iter().any(|p| usable(p, backup)) {
@@ -273,6 +357,7 @@ mod tests {
                 r#"{ addr = "127.0.0.1:1", weight = 5 }, { addr = "127.0.0.1:2", weight = 3 }, { addr = "127.0.0.1:3", weight = 2 }"#,
             ),
             None,
+            None,
         );
         let now = Instant::now();
         let mut counts = [0; 3];
@@ -295,8 +380,8 @@ mod tests {
     #[test]
     fn ip_hash_maps_each_24_to_one_server_identically() {
         let servers = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers), None);
-        let b = Group::new(&upstream("ip_hash", servers), None);
+        let a = Group::new(&upstream("ip_hash", servers), None, None);
+        let b = Group::new(&upstream("ip_hash", servers), None, None);
         let now = Instant::now();
         let mut seen = [0; 3];
         for net in 0..=255u8 {
@@ -332,8 +417,8 @@ mod tests {
     fn ip_hash_has_a_deterministic_next_choice() {
         let servers =
             r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers), None);
-        let b = Group::new(&upstream("ip_hash", servers), None);
+        let a = Group::new(&upstream("ip_hash", servers), None, None);
+        let b = Group::new(&upstream("ip_hash", servers), None, None);
         let now = Instant::now();
         for net in 0..50u8 {
             let ip = IpAddr::from([192, 168, net, 9]);
@@ -350,8 +435,8 @@ mod tests {
         let three =
             r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }"#;
         let four = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }, { addr = "10.0.0.4:80" }"#;
-        let g3 = Group::new(&upstream("hash", three), None);
-        let g4 = Group::new(&upstream("hash", four), None);
+        let g3 = Group::new(&upstream("hash", three), None, None);
+        let g4 = Group::new(&upstream("hash", four), None, None);
         let now = Instant::now();
         let mut moved = 0;
         for k in 0..10_000 {
@@ -376,6 +461,7 @@ mod tests {
                 r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3", backup = true }"#,
             ),
             None,
+            None,
         );
         let now = Instant::now();
         for _ in 0..10 {
@@ -395,6 +481,7 @@ mod tests {
                 "round_robin",
                 r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
             ),
+            None,
             None,
         );
         let t0 = Instant::now();
@@ -416,6 +503,7 @@ mod tests {
                 "least_conn",
                 r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }"#,
             ),
+            None,
             None,
         );
         let now = Instant::now();
@@ -439,6 +527,7 @@ mod tests {
                 r#"{ addr = "127.0.0.1:1", down = true }, { addr = "127.0.0.1:2" }"#,
             ),
             None,
+            None,
         );
         let now = Instant::now();
         for _ in 0..5 {
@@ -452,6 +541,7 @@ mod tests {
         let g = Group::new(
             &upstream("round_robin", r#"{ addr = "127.0.0.1:1" }"#),
             None,
+            None,
         );
         let now = Instant::now();
         for _ in 0..5 {
@@ -463,6 +553,7 @@ mod tests {
                 "round_robin",
                 r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
             ),
+            None,
             None,
         );
         assert!(two.peers[0].health.failure(now), "max_fails = 1 by default");
@@ -479,6 +570,7 @@ mod tests {
                 r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
             ),
             None,
+            None,
         );
         assert!(old.peers[0].health.failure(now));
         old.peers[1].active.set(3);
@@ -488,6 +580,7 @@ mod tests {
                 r#"{ addr = "127.0.0.1:3" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:1" }"#,
             ),
             Some(&old),
+            None,
         );
         assert!(!new.peers[2].health.is_live(now), "127.0.0.1:1 stays down");
         assert_eq!(new.peers[1].active.get(), 3, "127.0.0.1:2 keeps its count");

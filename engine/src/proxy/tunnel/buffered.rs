@@ -11,7 +11,6 @@ use std::io;
 use std::time::Duration;
 
 use super::{drive, Stats};
-use crate::metrics::SeriesId;
 use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::would_block;
@@ -27,10 +26,12 @@ pub async fn run<A: Transport, B: Transport>(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
-    series: SeriesId,
+    names: super::Names,
 ) -> Stats {
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
-    let key = kit.idle.register(idle_timeout, frames, series);
+    let key = kit
+        .idle
+        .register(idle_timeout, frames, names.series, names.upstream);
     let end = drive(
         kit,
         key,

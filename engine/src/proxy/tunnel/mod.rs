@@ -39,12 +39,21 @@ use crate::transport::Transport;
 
 pub use buffered::run as run_buffered;
 
+/// What a tunnel's slot in its relay's table names: its metrics series
+/// (a scrape reads its bytes under it) and the tag of the upstream server
+/// it runs to (`upstream::verdict`; a drain of that server finds it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names {
+    pub series: SeriesId,
+    pub upstream: u32,
+}
+
 /// Relay between `client` and `upstream` until the tunnel ends: with
 /// splice when both are plain sockets, through the transports otherwise.
 /// `frames`: a WebSocket tunnel's trackers, fed with every byte relayed
-/// before it started. `series`: the tunnel's metrics series, under which
+/// before it started. `names`: the tunnel's metrics series, under which
 /// a scrape reads its bytes while it is open (the relay's tunnel table
-/// counts them; the totals come back in [`Stats`]).
+/// counts them; the totals come back in [`Stats`]), and its server's tag.
 pub async fn run<C: Transport, U: Transport>(
     kit: &Kit,
     client: &C,
@@ -52,11 +61,11 @@ pub async fn run<C: Transport, U: Transport>(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
-    series: SeriesId,
+    names: Names,
 ) -> Stats {
     match (client.socket(), upstream.socket()) {
         (Some(c), Some(u)) => match &kit.relay {
-            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames, series).await,
+            Some(relay) => ring::run(relay, c, u, idle_timeout, send_timeout, frames, names).await,
             // Boxed (880 bytes): inline, every tunnel's task kept room
             // for it, the buffered ones (TLS, HTTP/2) too.
             None => {
@@ -67,7 +76,7 @@ pub async fn run<C: Transport, U: Transport>(
                     idle_timeout,
                     send_timeout,
                     frames,
-                    series,
+                    names,
                 ))
                 .await
             }
@@ -82,7 +91,7 @@ pub async fn run<C: Transport, U: Transport>(
                 idle_timeout,
                 send_timeout,
                 frames,
-                series,
+                names,
             ))
             .await
         }

@@ -152,6 +152,8 @@ struct Slot {
     drain: Drain,
     /// The relay's configuration generation when the tunnel started.
     generation: u32,
+    /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
+    upstream: u32,
     /// The tunnel's series in the worker's metrics, under which a scrape
     /// reads `dirs[d].bytes` while the tunnel is open.
     series: SeriesId,
@@ -311,7 +313,7 @@ impl Relay {
             .iter_mut()
             .flatten()
             .filter(|s| s.end.is_none())
-            .map(|s| (s.generation, &mut s.drain));
+            .map(|s| (s.generation, s.upstream, &mut s.drain));
         Drain::schedule(tunnels, plan)
     }
 
@@ -348,6 +350,7 @@ impl Relay {
         send: Duration,
         frames: Option<Box<Frames>>,
         series: SeriesId,
+        upstream: u32,
     ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
@@ -366,6 +369,7 @@ impl Relay {
             frames,
             drain: Drain::No,
             generation: self.generation.get(),
+            upstream,
             series,
         };
         let mut slots = self.slots.borrow_mut();
@@ -833,14 +837,15 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
-    series: SeriesId,
+    names: super::Names,
 ) -> Stats {
     let i = relay.register(
         [client.as_raw_fd(), upstream.as_raw_fd()],
         idle_timeout,
         send_timeout,
         frames,
-        series,
+        names.series,
+        names.upstream,
     );
     // If this task goes away first, the slot ends the tunnel and frees
     // itself once the kernel has let go of the sockets... which it cannot

@@ -21,7 +21,6 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::{drive, Stats};
-use crate::metrics::SeriesId;
 use crate::proxy::frames::Frames;
 use crate::proxy::kit::Kit;
 use crate::sys::{self, fd};
@@ -37,10 +36,12 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
-    series: SeriesId,
+    names: super::Names,
 ) -> Stats {
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
-    let key = kit.idle.register(idle_timeout, frames, series);
+    let key = kit
+        .idle
+        .register(idle_timeout, frames, names.series, names.upstream);
     let end = drive(
         kit,
         key,
@@ -193,7 +194,7 @@ mod tests {
                 .unwrap();
             let kit = Kit::new(16 * 1024, true);
             let s = Duration::from_secs(1);
-            let id = crate::metrics::SeriesId::default();
+            let id = crate::proxy::tunnel::Names::default();
             let pump = std::mem::size_of_val(&super::pump(&kit, &a, &a, 0, s));
             let run =
                 std::mem::size_of_val(&super::run(&kit, &a, &a, s, s, Some(Box::default()), id));
