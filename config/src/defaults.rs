@@ -52,6 +52,8 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_CHECK_FAILS: u64 = 1;
 /// `upstreams.*.health_check.passes` (nginx Plus `passes=1`).
 pub const DEFAULT_CHECK_PASSES: u64 = 1;
+/// `runtime.resolver_valid`: answers are kept at least this long.
+pub const DEFAULT_RESOLVER_VALID: Duration = Duration::from_secs(10);
 /// `upstreams.*.servers[].weight`.
 pub const DEFAULT_WEIGHT: u64 = 1;
 

@@ -76,6 +76,13 @@ pub struct Runtime {
     /// still running on an older configuration this long are drained
     /// (spread over `drain_spread`).
     pub drain_old_tunnels_after: Option<Duration>,
+    /// `resolver`: DNS servers asked for `resolve = true` upstream names
+    /// (empty: the system's resolver, `/etc/resolv.conf`).
+    pub resolver: Vec<SocketAddr>,
+    /// `resolver_valid` ([`DEFAULT_RESOLVER_VALID`](crate::defaults::DEFAULT_RESOLVER_VALID)):
+    /// the shortest time an answer is kept (a floor under its TTL; the
+    /// re-resolve period with the system's resolver, which gives no TTL).
+    pub resolver_valid: Duration,
 }
 
 /// `runtime.tunnel_relay`.
@@ -293,6 +300,10 @@ pub struct UpstreamServer {
     pub backup: bool,
     /// `down` (default false).
     pub down: bool,
+    /// `resolve` (default false): a host name re-resolved while running;
+    /// each address is a member of the group with this server's
+    /// parameters. `addrs` is then empty: the members come from DNS.
+    pub resolve: bool,
 }
 
 /// `[servers.NAME]`.

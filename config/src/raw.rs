@@ -67,6 +67,8 @@ pub struct RawRuntime {
     pub relay_buffers: Option<V>,
     pub drain_spread: Option<V>,
     pub drain_old_tunnels_after: Option<V>,
+    pub resolver: Option<V>,
+    pub resolver_valid: Option<V>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -122,6 +124,7 @@ pub struct RawUpstreamServer {
     pub weight: Option<V>,
     pub backup: Option<V>,
     pub down: Option<V>,
+    pub resolve: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -130,6 +130,11 @@ fn runtime(out: &mut Out, r: &Runtime) {
                 .map_or("off".to_string(), duration),
         ),
     );
+    out.kv(
+        "resolver",
+        array(r.resolver.iter().map(|a| string(&a.to_string()))),
+    );
+    out.kv("resolver_valid", string(&duration(r.resolver_valid)));
 }
 
 fn log(out: &mut Out, l: &Log) {
@@ -195,6 +200,7 @@ fn upstream(out: &mut Out, name: &str, u: &Upstream) {
                 ("weight", s.weight.to_string()),
                 ("backup", s.backup.to_string()),
                 ("down", s.down.to_string()),
+                ("resolve", s.resolve.to_string()),
             ])
         );
     }
@@ -917,7 +923,7 @@ mod tests {
         let text = round_trip(crate::tests::FULL);
         assert!(text.contains("\n[upstreams.websocket_servers]\nbalance = \"ip_hash\"\n"));
         assert!(text.contains(
-            "  { addr = \"127.0.0.1:3002\", weight = 1, backup = true, down = false },\n"
+            "  { addr = \"127.0.0.1:3002\", weight = 1, backup = true, down = false, resolve = false },\n"
         ));
         assert!(text.contains("\n[servers.app.locations.\"/socket.io/\"]\nproxy_pass = \"http://websocket_servers\"\n"));
         assert!(text.contains("proxy_read_timeout = \"86400s\"\n"));
@@ -984,6 +990,8 @@ tunnel_relay = "syscall"
 relay_buffers = 64
 drain_spread = "1500ms"
 drain_old_tunnels_after = "1h"
+resolver = ["127.0.0.1:5353", "[::1]:53"]
+resolver_valid = "30s"
 
 [log]
 level = "debug,ringway=trace"
@@ -1018,6 +1026,7 @@ servers = [
   { addr = "127.0.0.1:4000", weight = 3 },
   { addr = "[::1]:4001", down = true },
   { addr = "127.0.0.1:4002", backup = true },
+  { addr = "chat.internal:4003", resolve = true },
 ]
 max_fails = 0
 fail_timeout = "500ms"
@@ -1252,6 +1261,8 @@ tunnel_relay = "auto"
 relay_buffers = 256
 drain_spread = "10s"
 drain_old_tunnels_after = "off"
+resolver = []
+resolver_valid = "10s"
 
 [log]
 level = "info"

@@ -378,7 +378,57 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
         splice: cx.bool(r.splice.as_ref(), "runtime.splice", DEFAULT_SPLICE)?,
         tunnel_relay,
         relay_buffers: relay_buffers as u16,
+        resolver: match &r.resolver {
+            None => Vec::new(),
+            Some(v) => {
+                let mut out = Vec::new();
+                for text in cx.strings(v, "runtime.resolver")? {
+                    match resolver_addr(&text) {
+                        Some(a) => out.push(a),
+                        None => {
+                            return Err(cx.at(
+                                v,
+                                "runtime.resolver",
+                                ErrorKind::BadAddress {
+                                    value: text,
+                                    reason: "a resolver is an IP address with an optional port (\"10.0.0.2\", \"127.0.0.1:5353\", \"[::1]:53\")".into(),
+                                },
+                            ))
+                        }
+                    }
+                }
+                out
+            }
+        },
+        resolver_valid: {
+            let d = cx.duration(
+                r.resolver_valid.as_ref(),
+                "runtime.resolver_valid",
+                DEFAULT_RESOLVER_VALID,
+            )?;
+            match &r.resolver_valid {
+                Some(v) if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) => {
+                    return Err(cx.at(
+                        v,
+                        "runtime.resolver_valid",
+                        ErrorKind::Invalid("must be between 100ms and 1d".into()),
+                    ))
+                }
+                _ => d,
+            }
+        },
     })
+}
+
+/// A `resolver` entry: an IP address, with a port or 53 (nginx's form).
+fn resolver_addr(text: &str) -> Option<SocketAddr> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let ip = text.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
 }
 
 /// `log.level`: a tracing filter, comma-separated directives, each a level
@@ -507,13 +557,38 @@ fn upstream(
             ));
         };
         let addr_text = cx.string(addr_v, &format!("{skey}.addr"))?;
+        let re_resolve = cx.bool(raw.resolve.as_ref(), &format!("{skey}.resolve"), false)?;
         let addrs = match addr_text.strip_prefix("unix:") {
             Some(path) => vec![unix_socket(cx, addr_v, &format!("{skey}.addr"), path)?],
+            // Resolved while running (the members come from DNS): only
+            // the form is checked here.
+            None if re_resolve => {
+                let named = split_host_port(&addr_text).filter(|(h, p)| {
+                    p.is_some() && !h.starts_with('[') && h.parse::<std::net::IpAddr>().is_err()
+                });
+                if named.is_none() {
+                    return Err(cx.at(
+                        raw.resolve.as_ref().unwrap_or(addr_v),
+                        &format!("{skey}.resolve"),
+                        ErrorKind::Invalid(format!(
+                            "resolve = true needs a host name with a port (\"app.internal:3000\"), not {addr_text:?}"
+                        )),
+                    ));
+                }
+                Vec::new()
+            }
             None => resolve(cx, addr_v, &format!("{skey}.addr"), &addr_text, None)?
                 .into_iter()
                 .map(UpstreamAddr::Inet)
                 .collect(),
         };
+        if re_resolve && addr_text.starts_with("unix:") {
+            return Err(cx.at(
+                raw.resolve.as_ref().unwrap_or(addr_v),
+                &format!("{skey}.resolve"),
+                ErrorKind::Invalid("a unix socket is not resolved".into()),
+            ));
+        }
         servers.push(UpstreamServer {
             addr_text,
             addrs,
@@ -526,6 +601,7 @@ fn upstream(
             )? as u32,
             backup: cx.bool(raw.backup.as_ref(), &format!("{skey}.backup"), false)?,
             down: cx.bool(raw.down.as_ref(), &format!("{skey}.down"), false)?,
+            resolve: re_resolve,
         });
     }
     Ok(Upstream {

@@ -33,6 +33,8 @@ pub struct Shared {
     /// The active health checker's verdicts (the process's): what each
     /// new snapshot's upstream groups read.
     pub verdicts: std::sync::Arc<crate::upstream::verdict::Verdicts>,
+    /// The resolver's latest table of `resolve = true` servers' addresses.
+    pub members: RefCell<std::sync::Arc<crate::upstream::resolver::Members>>,
 }
 
 impl Shared {

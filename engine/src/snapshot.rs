@@ -43,6 +43,7 @@ impl Snapshot {
         limits: Arc<LimitSet>,
         previous: Option<&Snapshot>,
         verdicts: &upstream::verdict::Verdicts,
+        members: &upstream::resolver::Members,
     ) -> Self {
         let mut groups: HashMap<SocketAddr, ServerGroup> = HashMap::new();
         for (i, server) in config.servers.iter().enumerate() {
@@ -77,6 +78,7 @@ impl Snapshot {
                     up,
                     before(&up.name).map(|g| &**g),
                     Some(verdicts),
+                    members,
                 ))
             })
             .collect();

@@ -443,7 +443,12 @@ async fn connect_retries_the_next_server() {
         "[upstreams.u]\nservers = [{{ addr = \"{dead}\" }}, {{ addr = \"{live_addr}\" }}]\nkeepalive = 0\n[servers.s]\nlisten = \"127.0.0.1:0\"\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://u\"\n"
     );
     let config = ringway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
-    let group = Rc::new(ringway::upstream::Group::new(&config.upstreams["u"], None, None));
+    let group = Rc::new(ringway::upstream::Group::new(
+        &config.upstreams["u"],
+        None,
+        None,
+        &Default::default(),
+    ));
     let target = Target::Group {
         group: group.clone(),
         key: OwnedKey::None,

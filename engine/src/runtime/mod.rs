@@ -129,10 +129,40 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     // One health checker per process; its verdicts reach every worker's
     // groups through the registry.
     let verdicts = Arc::new(crate::upstream::verdict::Verdicts::default());
-    let checker = Arc::new(
-        crate::upstream::checker::Checker::start(config.clone(), verdicts.clone())
+    // The control channels first: the resolver publishes to them.
+    let channels: Vec<(flume::Sender<Control>, flume::Receiver<Control>)> =
+        (0..workers).map(|_| flume::unbounded()).collect();
+    let (resolver, members, checker) = {
+        let senders: Vec<flume::Sender<Control>> = channels.iter().map(|c| c.0.clone()).collect();
+        let to_checker = Arc::new(std::sync::Mutex::new(
+            None::<Arc<crate::upstream::checker::Checker>>,
+        ));
+        let late = to_checker.clone();
+        let publish: crate::upstream::resolver::Publish = Box::new(move |m| {
+            for tx in &senders {
+                let _ = tx.send(Control::Members(m.clone()));
+            }
+            if let Some(c) = late.lock().ok().and_then(|c| c.clone()) {
+                c.set_members(m);
+            }
+        });
+        // Names resolved before any worker takes a connection.
+        let (resolver, members) =
+            crate::upstream::resolver::Resolver::start(config.clone(), publish)
+                .map_err(StartError::Thread)?;
+        let checker = Arc::new(
+            crate::upstream::checker::Checker::start(
+                config.clone(),
+                members.clone(),
+                verdicts.clone(),
+            )
             .map_err(StartError::Thread)?,
-    );
+        );
+        if let Ok(mut c) = to_checker.lock() {
+            *c = Some(checker.clone());
+        }
+        (resolver, members, checker)
+    };
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
@@ -140,8 +170,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     // Each worker sends its id once its accept loops are spawned, and drops
     // its sender either way (started, failed or panicked).
     let (started_tx, started_rx) = flume::unbounded();
-    for id in 0..workers {
-        let (tx, rx) = flume::unbounded();
+    for (id, (tx, rx)) in channels.into_iter().enumerate() {
         senders.push(tx);
         let init = WorkerInit {
             id,
@@ -161,7 +190,10 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             started: started_tx.clone(),
             max_conns: per_worker_max,
             access_log: access_log.try_clone().map_err(StartError::AccessLog)?,
-            verdicts: verdicts.clone(),
+            watched: crate::upstream::Watched {
+                verdicts: verdicts.clone(),
+                members: members.clone(),
+            },
         };
         let core = if config.runtime.pin_cores && !cores.is_empty() {
             Some(cores[id % cores.len()])
@@ -270,12 +302,12 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         // Servers gone from their groups are forgotten;
                         // the checker follows the new groups.
                         verdicts.retain(|group, server| {
-                            current
-                                .upstreams
-                                .get(group)
-                                .is_some_and(|u| u.servers.iter().any(|s| s.addr_text == server))
+                            current.upstreams.get(group).is_some_and(|u| {
+                                u.servers.iter().any(|s| s.resolve || s.addr_text == server)
+                            })
                         });
                         checker.reconfigure(current.clone());
+                        resolver.reconfigure(current.clone());
                         let removed: Vec<SocketAddr> =
                             next.removed.iter().map(|b| b.configured).collect();
                         for tx in &senders {

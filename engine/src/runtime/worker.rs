@@ -33,7 +33,8 @@ use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tls::{self, Acceptor, TlsSet};
 use crate::transport::Transport;
-use crate::upstream::verdict::Verdicts;
+use crate::upstream::resolver::Members;
+use crate::upstream::Watched;
 use crate::vars::Peer;
 
 use super::proxy_header;
@@ -62,6 +63,8 @@ pub enum Control {
     ReopenLogs,
     /// A scrape: answer with this worker's counts.
     Metrics(flume::Sender<crate::metrics::WorkerSnapshot>),
+    /// The resolver's new table of `resolve = true` servers' addresses.
+    Members(Arc<Members>),
 }
 
 /// A new configuration, and the listen addresses it no longer has.
@@ -101,8 +104,8 @@ pub struct WorkerInit {
     pub started: flume::Sender<usize>,
     pub max_conns: usize,
     pub access_log: Sink,
-    /// The active health checker's verdicts (the process's).
-    pub verdicts: Arc<Verdicts>,
+    /// The active health checker's verdicts and the resolver's table.
+    pub watched: Watched,
 }
 
 /// A worker's shared state for `config`.
@@ -113,8 +116,9 @@ pub fn shared(
     limits: Arc<LimitSet>,
     max_conns: usize,
     access_log: Sink,
-    verdicts: Arc<Verdicts>,
+    watched: Watched,
 ) -> Rc<Shared> {
+    let Watched { verdicts, members } = watched;
     let rt = &config.runtime;
     let format = config.log.format.clone();
     let mut kit = Kit::new(rt.tunnel_buffer, rt.splice);
@@ -122,8 +126,11 @@ pub fn shared(
     Rc::new(Shared {
         id,
         kit,
-        snapshot: RefCell::new(Rc::new(Snapshot::new(config, tls, limits, None, &verdicts))),
+        snapshot: RefCell::new(Rc::new(Snapshot::new(
+            config, tls, limits, None, &verdicts, &members,
+        ))),
         verdicts,
+        members: RefCell::new(members),
         conns: Cell::new(0),
         max_conns,
         conn_closed: Notify::default(),
@@ -230,7 +237,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         init.limits.clone(),
         init.max_conns,
         init.access_log,
-        init.verdicts.clone(),
+        init.watched.clone(),
     );
     crate::metrics::install(init.id);
 
@@ -368,7 +375,15 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                         drain_tunnels(&w, plan).await;
                     });
                 }
-                let next = Snapshot::new(config, tls, limits, Some(&before), &worker.verdicts);
+                let members = worker.members.borrow().clone();
+                let next = Snapshot::new(
+                    config,
+                    tls,
+                    limits,
+                    Some(&before),
+                    &worker.verdicts,
+                    &members,
+                );
                 close_removed_servers(&worker, &before, &next);
                 *worker.snapshot.borrow_mut() = Rc::new(next);
                 // New connections on kept addresses get the new snapshot
@@ -408,6 +423,23 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 if let Some(snap) = snap {
                     let _ = reply.send(snap);
                 }
+            }
+            Control::Members(members) => {
+                // The same configuration with the resolver's new members:
+                // groups rebuilt as a reload rebuilds them (state kept for
+                // members that stay), tunnels not a new generation.
+                let before = worker.snapshot();
+                let next = Snapshot::new(
+                    before.config.clone(),
+                    before.tls.clone(),
+                    before.limits.clone(),
+                    Some(&before),
+                    &worker.verdicts,
+                    &members,
+                );
+                close_removed_servers(&worker, &before, &next);
+                *worker.members.borrow_mut() = members;
+                *worker.snapshot.borrow_mut() = Rc::new(next);
             }
             Control::ReopenLogs => {
                 let setting = worker.snapshot().config.log.access_log.clone();

@@ -26,6 +26,7 @@ use std::time::Instant;
 use ringway_config::{Balance, OnChange, Upstream};
 
 use super::health::Health;
+use super::resolver::{members, Members};
 use super::verdict::{Verdict, Verdicts};
 
 /// One server of a group, with this worker's view of it. Its active count
@@ -95,20 +96,22 @@ impl Group {
     /// over (its connections to servers no longer listed are closed).
     /// `verdicts`: the process's active-check verdicts (none in unit
     /// tests: every peer then has one of its own, always up).
-    pub fn new(up: &Upstream, previous: Option<&Group>, verdicts: Option<&Verdicts>) -> Self {
+    pub fn new(
+        up: &Upstream,
+        previous: Option<&Group>,
+        verdicts: Option<&Verdicts>,
+        resolved: &Members,
+    ) -> Self {
+        let members = members(up, resolved);
         // nginx: a group with a single server ignores max_fails; it is
         // never considered unavailable (there is nothing to fail over to).
-        let max_fails = if up.servers.len() == 1 {
-            0
-        } else {
-            up.max_fails
-        };
-        let peers: Vec<Peer> = up
-            .servers
+        let max_fails = if members.len() == 1 { 0 } else { up.max_fails };
+        let peers: Vec<Peer> = members
             .iter()
             .enumerate()
-            .map(|(index, s)| {
-                let before = previous.and_then(|g| g.peers.iter().find(|p| *p.key == *s.addr_text));
+            .map(|(index, m)| {
+                let s = m.server;
+                let before = previous.and_then(|g| g.peers.iter().find(|p| *p.key == *m.key));
                 let health = match before {
                     Some(p) => {
                         p.health.reconfigure(max_fails, up.fail_timeout);
@@ -117,7 +120,7 @@ impl Group {
                     None => Rc::new(Health::new(max_fails, up.fail_timeout)),
                 };
                 let verdict = match verdicts {
-                    Some(v) => v.get(&up.name, &s.addr_text),
+                    Some(v) => v.get(&up.name, &m.key),
                     None => Arc::new(Verdict::new(super::verdict::NO_TAG)),
                 };
                 // A server that stays keeps what this worker acted on; a
@@ -129,7 +132,7 @@ impl Group {
                 };
                 Peer {
                     index,
-                    key: before.map_or_else(|| Rc::from(s.addr_text.as_str()), |p| p.key.clone()),
+                    key: before.map_or_else(|| Rc::from(m.key.as_str()), |p| p.key.clone()),
                     weight: i64::from(s.weight.max(1)),
                     backup: s.backup,
                     down: s.down,
@@ -143,12 +146,12 @@ impl Group {
             .collect();
         let mut ring = Vec::new();
         if up.balance == Balance::Hash {
-            for (i, s) in up.servers.iter().enumerate() {
-                if s.backup {
+            for (i, m) in members.iter().enumerate() {
+                if m.server.backup {
                     continue;
                 }
-                for p in 0..(160 * s.weight.max(1) as u64) {
-                    let mut key = s.addr_text.as_bytes().to_vec();
+                for p in 0..(160 * m.server.weight.max(1) as u64) {
+                    let mut key = m.key.as_bytes().to_vec();
                     key.push(0);
                     key.extend_from_slice(&p.to_le_bytes());
                     ring.push((fnv1a(&key), i));
@@ -159,7 +162,7 @@ impl Group {
         let servers: Vec<Rc<str>> = peers.iter().map(|p| p.key.clone()).collect();
         Group {
             name: up.name.clone(),
-            addrs: up.servers.iter().map(|s| s.addrs.clone()).collect(),
+            addrs: members.into_iter().map(|m| m.addrs).collect(),
             balance: up.balance,
             peers,
             ring,
@@ -358,6 +361,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         let now = Instant::now();
         let mut counts = [0; 3];
@@ -380,8 +384,18 @@ mod tests {
     #[test]
     fn ip_hash_maps_each_24_to_one_server_identically() {
         let servers = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2", weight = 2 }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers), None, None);
-        let b = Group::new(&upstream("ip_hash", servers), None, None);
+        let a = Group::new(
+            &upstream("ip_hash", servers),
+            None,
+            None,
+            &Members::default(),
+        );
+        let b = Group::new(
+            &upstream("ip_hash", servers),
+            None,
+            None,
+            &Members::default(),
+        );
         let now = Instant::now();
         let mut seen = [0; 3];
         for net in 0..=255u8 {
@@ -417,8 +431,18 @@ mod tests {
     fn ip_hash_has_a_deterministic_next_choice() {
         let servers =
             r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }"#;
-        let a = Group::new(&upstream("ip_hash", servers), None, None);
-        let b = Group::new(&upstream("ip_hash", servers), None, None);
+        let a = Group::new(
+            &upstream("ip_hash", servers),
+            None,
+            None,
+            &Members::default(),
+        );
+        let b = Group::new(
+            &upstream("ip_hash", servers),
+            None,
+            None,
+            &Members::default(),
+        );
         let now = Instant::now();
         for net in 0..50u8 {
             let ip = IpAddr::from([192, 168, net, 9]);
@@ -435,8 +459,8 @@ mod tests {
         let three =
             r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }"#;
         let four = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }, { addr = "10.0.0.4:80" }"#;
-        let g3 = Group::new(&upstream("hash", three), None, None);
-        let g4 = Group::new(&upstream("hash", four), None, None);
+        let g3 = Group::new(&upstream("hash", three), None, None, &Members::default());
+        let g4 = Group::new(&upstream("hash", four), None, None, &Members::default());
         let now = Instant::now();
         let mut moved = 0;
         for k in 0..10_000 {
@@ -462,6 +486,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         let now = Instant::now();
         for _ in 0..10 {
@@ -483,6 +508,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         let t0 = Instant::now();
         g.peers[0].health.failure(t0);
@@ -505,6 +531,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         let now = Instant::now();
         g.peers[0].active.set(1);
@@ -528,6 +555,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         let now = Instant::now();
         for _ in 0..5 {
@@ -542,6 +570,7 @@ mod tests {
             &upstream("round_robin", r#"{ addr = "127.0.0.1:1" }"#),
             None,
             None,
+            &Members::default(),
         );
         let now = Instant::now();
         for _ in 0..5 {
@@ -555,6 +584,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         assert!(two.peers[0].health.failure(now), "max_fails = 1 by default");
     }
@@ -571,6 +601,7 @@ mod tests {
             ),
             None,
             None,
+            &Members::default(),
         );
         assert!(old.peers[0].health.failure(now));
         old.peers[1].active.set(3);
@@ -581,6 +612,7 @@ mod tests {
             ),
             Some(&old),
             None,
+            &Members::default(),
         );
         assert!(!new.peers[2].health.is_live(now), "127.0.0.1:1 stays down");
         assert_eq!(new.peers[1].active.get(), 3, "127.0.0.1:2 keeps its count");

@@ -22,6 +22,7 @@ use ringway_config::{CheckKind, Config, HealthCheck, UpstreamAddr};
 use tracing::{debug, info, warn};
 
 use super::check::{self, Judged, Streak};
+use super::resolver::{members, Members};
 use super::verdict::{Verdict, Verdicts};
 use crate::metrics::{CheckStats, Histogram, LATENCY_BUCKETS};
 use crate::transport::Transport;
@@ -30,17 +31,28 @@ type Rows = Arc<Mutex<HashMap<(String, String), CheckStats>>>;
 
 /// The running checker: where new configurations go, and its figures.
 pub struct Checker {
-    tx: flume::Sender<Arc<Config>>,
+    tx: flume::Sender<Update>,
     rows: Rows,
+}
+
+/// What the checker is told.
+enum Update {
+    Config(Arc<Config>),
+    Members(Arc<Members>),
 }
 
 impl Checker {
     /// Start the checker thread on `config`.
-    pub fn start(config: Arc<Config>, verdicts: Arc<Verdicts>) -> io::Result<Checker> {
+    pub fn start(
+        config: Arc<Config>,
+        members: Arc<Members>,
+        verdicts: Arc<Verdicts>,
+    ) -> io::Result<Checker> {
         let (tx, rx) = flume::unbounded();
         let rows: Rows = Arc::default();
         let thread_rows = rows.clone();
-        let _ = tx.send(config);
+        let _ = tx.send(Update::Members(members));
+        let _ = tx.send(Update::Config(config));
         std::thread::Builder::new()
             .name("ringway-health".into())
             .spawn(move || {
@@ -57,7 +69,12 @@ impl Checker {
 
     /// Check what `config` asks from now on.
     pub fn reconfigure(&self, config: Arc<Config>) {
-        let _ = self.tx.send(config);
+        let _ = self.tx.send(Update::Config(config));
+    }
+
+    /// Check the members of resolved servers `members` has from now on.
+    pub fn set_members(&self, members: Arc<Members>) {
+        let _ = self.tx.send(Update::Members(members));
     }
 
     /// Each checked server's figures, by group and server.
@@ -73,8 +90,11 @@ impl Checker {
 #[derive(Clone, PartialEq)]
 struct Target {
     group: String,
-    /// The server as written: `Host:` of the check, and its name in logs.
+    /// The member's key (the server as written, or a resolved address):
+    /// its name in logs and metrics.
     server: String,
+    /// The server as written: the check's `Host:`.
+    host: String,
     addrs: Vec<UpstreamAddr>,
     check: HealthCheck,
 }
@@ -84,10 +104,17 @@ struct Running {
     stop: Rc<Cell<bool>>,
 }
 
-async fn serve(rx: flume::Receiver<Arc<Config>>, verdicts: Arc<Verdicts>, rows: Rows) {
+async fn serve(rx: flume::Receiver<Update>, verdicts: Arc<Verdicts>, rows: Rows) {
     let mut running: HashMap<(String, String), Running> = HashMap::new();
-    while let Ok(config) = rx.recv_async().await {
-        let wanted = targets(&config);
+    let mut config: Option<Arc<Config>> = None;
+    let mut members = Arc::new(Members::default());
+    while let Ok(update) = rx.recv_async().await {
+        match update {
+            Update::Config(c) => config = Some(c),
+            Update::Members(m) => members = m,
+        }
+        let Some(config) = &config else { continue };
+        let wanted = targets(config, &members);
         running.retain(|key, r| {
             let keep = wanted.get(key) == Some(&r.target);
             if !keep {
@@ -121,19 +148,20 @@ async fn serve(rx: flume::Receiver<Arc<Config>>, verdicts: Arc<Verdicts>, rows: 
 
 /// Every server `config` checks (`down = true` ones are never used, so
 /// never checked), by group and server.
-fn targets(config: &Config) -> HashMap<(String, String), Target> {
+fn targets(config: &Config, resolved: &Members) -> HashMap<(String, String), Target> {
     let mut out = HashMap::new();
     for up in config.upstreams.values() {
         let Some(check) = &up.health_check else {
             continue;
         };
-        for s in up.servers.iter().filter(|s| !s.down) {
+        for m in members(up, resolved).into_iter().filter(|m| !m.server.down) {
             out.insert(
-                (up.name.clone(), s.addr_text.clone()),
+                (up.name.clone(), m.key.clone()),
                 Target {
                     group: up.name.clone(),
-                    server: s.addr_text.clone(),
-                    addrs: s.addrs.clone(),
+                    server: m.key,
+                    host: m.server.addr_text.clone(),
+                    addrs: m.addrs,
                     check: check.clone(),
                 },
             );
@@ -237,7 +265,7 @@ async fn probe(t: &Target) -> Result<(), String> {
     }
     let ws_key = (c.kind == CheckKind::WebSocket)
         .then(|| crate::h2::websocket::key(&crate::h2::websocket::random16()));
-    let request = check::request(c, &t.server, ws_key.as_ref());
+    let request = check::request(c, &t.host, ws_key.as_ref());
     s.write_all(&request, c.timeout)
         .await
         .map_err(|e| format!("send: {e}"))?;
@@ -307,7 +335,7 @@ proxy_pass = "http://chat"
 proxy_pass = "http://plain"
 "#,
         );
-        let mut keys: Vec<_> = targets(&c).into_keys().collect();
+        let mut keys: Vec<_> = targets(&c, &Members::default()).into_keys().collect();
         keys.sort();
         assert_eq!(
             keys,
