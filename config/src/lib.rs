@@ -393,7 +393,7 @@ try_files = ["$uri", "/index.html"]
             "[limit_conn_zones.c]\nkey = \"$binary_remote_addr\"\nrate = \"1r/s\"\n{base}"
         ));
         assert!(
-            e.contains(":3: limit_conn_zones.c.rate: unknown key here (it belongs in limit_req_zones.NAME)"),
+            e.contains(":3: limit_conn_zones.c.rate: unknown key here (it belongs in limit_req_zones.NAME or upstreams.NAME.rebalance)"),
             "{e}"
         );
         let e = err(&format!(

@@ -708,7 +708,7 @@ mod tests {
             "{SERVER}limit_conn = {{ zone = \"c\", rate = 5 }}\n"
         ));
         assert!(
-            e.ends_with(":3: servers.ws.limit_conn.rate: unknown key here (it belongs in limit_req_zones.NAME)"),
+            e.ends_with(":3: servers.ws.limit_conn.rate: unknown key here (it belongs in limit_req_zones.NAME or upstreams.NAME.rebalance)"),
             "{e}"
         );
     }

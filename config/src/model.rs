@@ -221,6 +221,21 @@ pub struct Upstream {
     /// `on_remove` (default [`OnChange::Keep`]): what happens to the
     /// tunnels of a server a reload removed from the group.
     pub on_remove: OnChange,
+    /// `slow_start` (default 0: off): a new or recovered server's weight
+    /// ramps from nothing to its own over this long (round_robin,
+    /// least_conn).
+    pub slow_start: Duration,
+    /// `rebalance` (default none): move tunnels off crowded servers.
+    pub rebalance: Option<Rebalance>,
+}
+
+/// `rebalance = { max_skew, rate }`: after members are added or recover,
+/// tunnels on servers above the mean share by more than `max_skew` are
+/// closed with 1001, newest first, at most `rate` per second per process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rebalance {
+    pub max_skew: f64,
+    pub rate_per_sec: u32,
 }
 
 /// What happens to a server's live tunnels when it goes down or away.

@@ -98,6 +98,16 @@ pub struct RawUpstream {
     pub health_check: Option<toml::Spanned<RawHealthCheck>>,
     pub on_down: Option<V>,
     pub on_remove: Option<V>,
+    pub slow_start: Option<V>,
+    pub rebalance: Option<toml::Spanned<RawRebalance>>,
+}
+
+/// `rebalance = { max_skew = 0.2, rate = "50/s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub max_skew: Option<V>,
+    pub rate: Option<V>,
 }
 
 /// `[upstreams.NAME.health_check]`.

@@ -217,6 +217,16 @@ fn upstream(out: &mut Out, name: &str, u: &Upstream) {
     };
     out.kv("on_down", on_change(u.on_down));
     out.kv("on_remove", on_change(u.on_remove));
+    out.kv("slow_start", string(&duration(u.slow_start)));
+    if let Some(r) = &u.rebalance {
+        out.kv(
+            "rebalance",
+            inline(&[
+                ("max_skew", format!("{:?}", r.max_skew)),
+                ("rate", string(&format!("{}/s", r.rate_per_sec))),
+            ]),
+        );
+    }
     if let Some(h) = &u.health_check {
         out.table(&format!("upstreams.{}.health_check", key(name)));
         out.kv("type", string(h.kind.name()));
@@ -1039,6 +1049,8 @@ on_remove = "close"
 [upstreams.least]
 balance = "least_conn"
 servers = [{ addr = "127.0.0.1:4010" }]
+slow_start = "30s"
+rebalance = { max_skew = 0.25, rate = "20/s" }
 
 [upstreams.least.health_check]
 type = "http"

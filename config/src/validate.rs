@@ -639,6 +639,91 @@ fn upstream(
         },
         on_down: on_change(cx, u.on_down.as_ref(), &format!("{key}.on_down"))?,
         on_remove: on_change(cx, u.on_remove.as_ref(), &format!("{key}.on_remove"))?,
+        slow_start: {
+            let d = cx.duration(u.slow_start.as_ref(), &format!("{key}.slow_start"), Duration::ZERO)?;
+            match &u.slow_start {
+                Some(v) if !d.is_zero() && matches!(balance, Balance::Hash | Balance::IpHash) => {
+                    return Err(cx.at(
+                        v,
+                        &format!("{key}.slow_start"),
+                        ErrorKind::Invalid(
+                            "slow_start works with round_robin and least_conn (nginx refuses it with hash and ip_hash too)".into(),
+                        ),
+                    ))
+                }
+                Some(v) if d > Duration::from_secs(3600) => {
+                    return Err(cx.at(v, &format!("{key}.slow_start"), ErrorKind::Invalid("at most 1h".into())))
+                }
+                _ => d,
+            }
+        },
+        rebalance: match &u.rebalance {
+            None => None,
+            Some(r) if matches!(balance, Balance::Hash | Balance::IpHash) => {
+                return Err(cx.err(
+                    Some(r.span()),
+                    &format!("{key}.rebalance"),
+                    ErrorKind::Invalid(
+                        "rebalance works with round_robin and least_conn (with hash and ip_hash a key's server is fixed)".into(),
+                    ),
+                ))
+            }
+            Some(r) => Some(rebalance(cx, &format!("{key}.rebalance"), r)?),
+        },
+    })
+}
+
+/// `rebalance = { max_skew = 0.2, rate = "50/s" }`.
+fn rebalance(
+    cx: &Ctx,
+    key: &str,
+    r: &toml::Spanned<RawRebalance>,
+) -> Result<Rebalance, ConfigError> {
+    let raw = r.get_ref();
+    let max_skew = match &raw.max_skew {
+        None => 0.2,
+        Some(v) => {
+            let x = match v.get_ref() {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(n) => *n as f64,
+                other => {
+                    return Err(cx.at(v, &format!("{key}.max_skew"), type_err("a number", other)))
+                }
+            };
+            if !(0.01..=10.0).contains(&x) {
+                return Err(cx.at(
+                    v,
+                    &format!("{key}.max_skew"),
+                    ErrorKind::Invalid(format!("{x} is out of range (0.01..=10: the share over the mean a server may hold)")),
+                ));
+            }
+            x
+        }
+    };
+    let rate_per_sec =
+        match &raw.rate {
+            None => 50,
+            Some(v) => {
+                let text = cx.string(v, &format!("{key}.rate"))?;
+                let n = text
+                    .strip_suffix("/s")
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+                    .filter(|n| (1..=100_000).contains(n));
+                match n {
+                    Some(n) => n,
+                    None => return Err(cx.at(
+                        v,
+                        &format!("{key}.rate"),
+                        ErrorKind::Invalid(format!(
+                            "bad rate `{text}` (tunnels closed per second: \"50/s\", 1 to 100000)"
+                        )),
+                    )),
+                }
+            }
+        };
+    Ok(Rebalance {
+        max_skew,
+        rate_per_sec,
     })
 }
 

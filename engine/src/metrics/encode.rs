@@ -288,10 +288,14 @@ pub fn encode_prometheus(workers: &[WorkerSnapshot], p: &Process) -> String {
     e.family(
         "ringway_tunnels_moved_total",
         "counter",
-        "Tunnels closed with 1001 so their clients reconnect elsewhere, by reason (down: on_down, removed: on_remove).",
+        "Tunnels closed with 1001 so their clients reconnect elsewhere, by reason (down: on_down, removed: on_remove, rebalance: rebalance).",
     );
     for (upstream, m) in &t.moved {
-        for (reason, n) in [("down", m.down), ("removed", m.removed)] {
+        for (reason, n) in [
+            ("down", m.down),
+            ("removed", m.removed),
+            ("rebalance", m.rebalance),
+        ] {
             e.sample(
                 "ringway_tunnels_moved_total",
                 &[("upstream", upstream), ("reason", reason)],

@@ -152,14 +152,17 @@ impl ZoneStats {
 pub struct MovedStats {
     /// Their server was marked down (`on_down = "close"`).
     pub down: u64,
-    /// A reload removed their server (`on_remove = "close"`).
+    /// A reload or DNS removed their server (`on_remove = "close"`).
     pub removed: u64,
+    /// Their server held more than its share (`rebalance`).
+    pub rebalance: u64,
 }
 
 impl MovedStats {
     pub fn add(&mut self, o: &MovedStats) {
         self.down += o.down;
         self.removed += o.removed;
+        self.rebalance += o.rebalance;
     }
 }
 

@@ -337,6 +337,7 @@ impl Metrics {
         let s = m.moved.get(upstream);
         match reason {
             "down" => s.down += n,
+            "rebalance" => s.rebalance += n,
             _ => s.removed += n,
         }
     }

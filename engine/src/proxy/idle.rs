@@ -71,6 +71,30 @@ impl Drain {
             })
             .map(|(_, _, d)| d)
             .collect();
+        Self::assign(picked, plan)
+    }
+
+    /// Schedule the drains of the `n` newest (highest sequence number)
+    /// tunnels to server `tag` among `tunnels` (each its sequence number,
+    /// server tag and drain state) not draining yet: `rebalance` moves
+    /// those, which hold the least state. Returns how many it took.
+    pub fn schedule_newest<'a>(
+        tunnels: impl Iterator<Item = (u32, u32, &'a mut Drain)>,
+        tag: u32,
+        n: usize,
+        plan: DrainPlan,
+    ) -> usize {
+        let mut picked: Vec<(u32, &mut Drain)> = tunnels
+            .filter(|(_, t, d)| *t == tag && **d == Drain::No)
+            .map(|(seq, _, d)| (seq, d))
+            .collect();
+        picked.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        picked.truncate(n);
+        Self::assign(picked.into_iter().map(|(_, d)| d).collect(), plan)
+    }
+
+    /// Tunnel k of n drains at `start + k·spread/n`.
+    fn assign(picked: Vec<&mut Drain>, plan: DrainPlan) -> usize {
         let n = picked.len();
         for (k, d) in picked.into_iter().enumerate() {
             let turn = (plan.start + spread_at(plan.spread, k, n)).min(plan.deadline);
@@ -146,6 +170,8 @@ struct Entry {
     generation: u32,
     /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
     upstream: u32,
+    /// Its place in the order tunnels started on this worker.
+    seq: u32,
     /// The tunnel's series in the worker's metrics.
     series: SeriesId,
     /// Bytes relayed each way (index: the direction), counted where they
@@ -170,6 +196,8 @@ pub struct IdleSweep {
     live: Cell<usize>,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
+    /// The next tunnel's sequence number.
+    seq: Cell<u32>,
 }
 
 impl IdleSweep {
@@ -196,6 +224,7 @@ impl IdleSweep {
             drain: Drain::No,
             generation: self.generation.get(),
             upstream,
+            seq: self.seq.replace(self.seq.get().wrapping_add(1)),
             series,
             bytes: [0; 2],
         };
@@ -349,6 +378,26 @@ impl IdleSweep {
             .flatten()
             .map(|e| (e.generation, e.upstream, &mut e.drain));
         Drain::schedule(tunnels, plan)
+    }
+
+    /// Schedule the drains of the `n` newest tunnels to server `tag`
+    /// (`rebalance`); returns how many.
+    pub fn schedule_newest(&self, tag: u32, n: usize, plan: DrainPlan) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .map(|e| (e.seq, e.upstream, &mut e.drain));
+        Drain::schedule_newest(tunnels, tag, n, plan)
+    }
+
+    /// Count the tunnels draining, by server tag, into `out`.
+    pub fn draining_by_tag(&self, out: &mut std::collections::HashMap<u32, u32>) {
+        for e in self.slots.borrow().iter().flatten() {
+            if e.drain != Drain::No {
+                *out.entry(e.upstream).or_default() += 1;
+            }
+        }
     }
 
     /// Start the drains whose turn has come; returns how many are still

@@ -157,7 +157,9 @@ pub struct Connected {
 /// connection is in use.
 struct Active {
     group: Rc<Group>,
-    index: usize,
+    index: u32,
+    /// The connection carries a tunnel (counted for `rebalance`).
+    tunnel: bool,
 }
 
 impl Active {
@@ -166,15 +168,23 @@ impl Active {
         a.set(a.get() + 1);
         Active {
             group: group.clone(),
-            index,
+            index: index as u32,
+            tunnel: false,
         }
+    }
+
+    fn peer(&self) -> &crate::upstream::balance::Peer {
+        &self.group.peers[self.index as usize]
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        let a = &self.group.peers[self.index].active;
+        let a = &self.peer().active;
         a.set(a.get().saturating_sub(1));
+        if self.tunnel {
+            self.group.tunnel_closed(self.index as usize);
+        }
     }
 }
 
@@ -200,22 +210,29 @@ impl Connected {
     pub fn tag(&self) -> u32 {
         self.peer
             .as_ref()
-            .map_or(crate::upstream::verdict::NO_TAG, |p| {
-                p.group.peers[p.index].tag()
-            })
+            .map_or(crate::upstream::verdict::NO_TAG, |p| p.peer().tag())
+    }
+
+    /// This connection now carries a tunnel: counted on its server until
+    /// it is dropped (`rebalance`).
+    pub fn tunnel_started(&mut self) {
+        if let Some(p) = self.peer.as_mut().filter(|p| !p.tunnel) {
+            p.tunnel = true;
+            p.group.tunnel_opened(p.index as usize);
+        }
     }
 
     /// The exchange got a usable response: clear the peer's failures.
     pub fn succeeded(&self) {
         if let Some(p) = &self.peer {
-            p.group.peers[p.index].health.success();
+            p.peer().health.success();
         }
     }
 
     /// The peer failed before answering: count it against its health.
     pub fn failed(&self) {
         if let Some(p) = &self.peer {
-            mark_failed(&p.group, p.index, &self.addr);
+            mark_failed(&p.group, p.index as usize, &self.addr);
         }
     }
 
@@ -229,7 +246,7 @@ impl Connected {
     pub fn keep(self) {
         let Connected { stream, peer, .. } = self;
         if let Some(p) = peer {
-            let server = p.group.peers[p.index].key.clone();
+            let server = p.peer().key.clone();
             p.group.pool.put(server, stream, Instant::now());
         }
     }
@@ -508,7 +525,7 @@ pub async fn exchange_head(
                 // the server's fault; try the same server on a new one.
                 tracing::debug!(server = %up.addr, error = %e, "stale keep-alive connection, reconnecting");
                 if let Some(p) = &up.peer {
-                    tried.retain(|&t| t != p.index);
+                    tried.retain(|&t| t != p.index as usize);
                 }
                 fresh = true;
             }

@@ -301,6 +301,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 monoio::time::sleep(period.get()).await;
                 sweep_tunnels(&w, Instant::now());
                 close_down_servers(&w);
+                rebalance_tunnels(&w, period.get());
             }
         });
     }
@@ -618,6 +619,61 @@ fn close_down_servers(worker: &Rc<Shared>) {
                 tag,
                 Moved::Down,
             );
+        }
+    }
+}
+
+/// The sweep's turn for `rebalance`: each group's surplus tunnels on
+/// crowded servers (this worker's), newest first, closed with 1001 over
+/// the next `period`, within the group's rate.
+fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
+    let snap = worker.snapshot();
+    if snap.upstreams.iter().all(|g| g.rebalance.is_none()) {
+        return;
+    }
+    let kit = &worker.kit;
+    let mut draining = HashMap::new();
+    kit.idle.draining_by_tag(&mut draining);
+    if let Some(r) = &kit.relay {
+        r.draining_by_tag(&mut draining);
+    }
+    let workers = super::worker_count(&snap.config);
+    let grace = snap.config.runtime.shutdown_timeout;
+    let now = Instant::now();
+    for g in snap.upstreams.iter().filter(|g| g.rebalance.is_some()) {
+        let leaving = |tag: u32| draining.get(&tag).copied().unwrap_or(0);
+        for (tag, n) in g.moves(now, &leaving, workers) {
+            let plan = DrainPlan {
+                before: u32::MAX,
+                upstream: Some(tag),
+                start: now,
+                spread: period,
+                deadline: now + period + grace,
+            };
+            let n = n as usize;
+            let mut taken = kit
+                .relay
+                .as_ref()
+                .map_or(0, |r| r.schedule_newest(tag, n, plan));
+            taken += kit.idle.schedule_newest(tag, n - taken, plan);
+            crate::metrics::with(|m| m.tunnels_moved(&g.name, "rebalance", taken as u64));
+            if taken == 0 {
+                continue;
+            }
+            let server = g
+                .peers
+                .iter()
+                .find(|p| p.tag() == tag)
+                .map(|p| p.key.clone());
+            info!(
+                worker = worker.id,
+                upstream = %g.name,
+                server = server.as_deref().unwrap_or("?"),
+                tunnels = taken,
+                "moving tunnels off a crowded server (close 1001)"
+            );
+            let w = worker.clone();
+            monoio::spawn(async move { run_drains(&w, taken, period).await });
         }
     }
 }

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ringway_config::{Balance, OnChange, Upstream};
+use ringway_config::{Balance, OnChange, Rebalance, Upstream};
 
 use super::health::Health;
 use super::resolver::{members, Members};
@@ -48,6 +48,23 @@ pub struct Peer {
     pub verdict: Arc<Verdict>,
     /// The checker's mark-downs this worker has acted on (`on_down`).
     downs_seen: Rc<Cell<u32>>,
+    /// This worker's tunnels to it (`rebalance`), shared with the same
+    /// server of the previous configuration's group.
+    pub tunnels: Rc<Cell<u32>>,
+    /// Of those, the ones closing at the last sweep.
+    leaving: Cell<u32>,
+    /// Its `slow_start` ramp, shared across reloads.
+    ramp: Rc<Ramp>,
+}
+
+/// Where a peer's `slow_start` ramp stands on this worker.
+#[derive(Default)]
+struct Ramp {
+    /// It joined (a reload or DNS added it) or the checker brought it
+    /// back at this moment.
+    since: Cell<Option<Instant>>,
+    /// The checker's mark-ups seen.
+    ups_seen: Cell<u32>,
 }
 
 impl Peer {
@@ -60,6 +77,11 @@ impl Peer {
     pub fn is_live(&self, now: Instant) -> bool {
         !self.down && self.verdict.is_up() && self.health.is_live(now)
     }
+
+    /// This worker's tunnels to it that are not closing.
+    fn staying(&self) -> u32 {
+        self.tunnels.get().saturating_sub(self.leaving.get())
+    }
 }
 
 /// A group's peers and its policy state on one worker.
@@ -70,7 +92,6 @@ pub struct Group {
     pub balance: Balance,
     pub peers: Vec<Peer>,
     ring: Vec<(u64, usize)>,
-    rr_tie: Cell<usize>,
     /// Idle keep-alive connections (plain HTTP), this worker's; shared
     /// with the previous configuration's group of the same name.
     pub pool: Rc<super::pool::Pool>,
@@ -79,6 +100,11 @@ pub struct Group {
     /// Peers this worker marked down passively whose tunnels are to be
     /// closed (`on_down = "close"`), by index; taken by the worker's sweep.
     passive_downs: RefCell<Vec<usize>>,
+    pub slow_start: std::time::Duration,
+    pub rebalance: Option<Rebalance>,
+    /// `rebalance`: tunnels this worker may still move now, and when the
+    /// allowance was last topped up (shared across reloads).
+    allowance: Rc<Cell<(f64, Option<Instant>)>>,
 }
 
 /// What a pick is keyed on.
@@ -130,6 +156,19 @@ impl Group {
                     Some(p) if Arc::ptr_eq(&p.verdict, &verdict) => p.downs_seen.clone(),
                     _ => Rc::new(Cell::new(verdict.downs())),
                 };
+                // A member that joins a running group ramps up; the
+                // members a process starts with do not.
+                let ramp = match before {
+                    Some(p) => p.ramp.clone(),
+                    None => {
+                        let r = Ramp::default();
+                        r.ups_seen.set(verdict.ups());
+                        if previous.is_some() {
+                            r.since.set(Some(Instant::now()));
+                        }
+                        Rc::new(r)
+                    }
+                };
                 Peer {
                     index,
                     key: before.map_or_else(|| Rc::from(m.key.as_str()), |p| p.key.clone()),
@@ -141,6 +180,9 @@ impl Group {
                     health,
                     verdict,
                     downs_seen,
+                    tunnels: before.map_or_else(Rc::default, |p| p.tunnels.clone()),
+                    leaving: Cell::new(0),
+                    ramp,
                 }
             })
             .collect();
@@ -166,7 +208,6 @@ impl Group {
             balance: up.balance,
             peers,
             ring,
-            rr_tie: Cell::new(0),
             pool: match previous {
                 Some(g) => {
                     g.pool
@@ -182,7 +223,141 @@ impl Group {
             on_down: up.on_down,
             on_remove: up.on_remove,
             passive_downs: RefCell::default(),
+            slow_start: up.slow_start,
+            rebalance: up.rebalance,
+            allowance: previous.map_or_else(Rc::default, |g| g.allowance.clone()),
         }
+    }
+
+    /// How far peer `p`'s `slow_start` ramp has come at `now`: 0 (just
+    /// joined or back) to 1 (its full weight; always 1 without one).
+    fn ramp(&self, p: &Peer, now: Instant) -> f64 {
+        if self.slow_start.is_zero() {
+            return 1.0;
+        }
+        let ups = p.verdict.ups();
+        if p.ramp.ups_seen.replace(ups) != ups {
+            p.ramp.since.set(Some(now));
+        }
+        let passive = p.health.last_down_end().filter(|t| *t <= now);
+        let Some(start) = p.ramp.since.get().max(passive) else {
+            return 1.0;
+        };
+        (now.saturating_duration_since(start).as_secs_f64() / self.slow_start.as_secs_f64())
+            .min(1.0)
+    }
+
+    /// The most tunnels peer `p` may hold on this worker with `extra`
+    /// more tunnels over the group's live primaries: its weighted share
+    /// times `1 + max_skew`, rounded by `round` (`rebalance`).
+    fn tunnel_bound(
+        &self,
+        r: &Rebalance,
+        p: &Peer,
+        extra: u32,
+        now: Instant,
+        round: fn(f64) -> f64,
+    ) -> u32 {
+        let live = self.peers.iter().filter(|q| !q.backup && q.is_live(now));
+        let (total, weights) = live.fold((u64::from(extra), 0i64), |(t, w), q| {
+            (t + u64::from(q.staying()), w + q.weight)
+        });
+        if weights == 0 {
+            return u32::MAX;
+        }
+        let share = total as f64 * p.weight as f64 / weights as f64;
+        round(share * (1.0 + r.max_skew)) as u32
+    }
+
+    /// `rebalance`: whether a new tunnel would take peer `p` to its bound
+    /// on this worker, rounded down — stricter than the bound the sweep
+    /// moves tunnels above (rounded up), so a client placed here is not
+    /// moved again by the next sweep.
+    fn crowded(&self, p: &Peer, now: Instant) -> bool {
+        match &self.rebalance {
+            Some(r) => p.staying() + 1 > self.tunnel_bound(r, p, 1, now, f64::floor),
+            None => false,
+        }
+    }
+
+    /// A tunnel to peer `i` started (`rebalance` counts them).
+    pub fn tunnel_opened(&self, i: usize) {
+        let t = &self.peers[i].tunnels;
+        t.set(t.get() + 1);
+    }
+
+    /// A tunnel to peer `i` ended. It counts as one of those leaving
+    /// when some are (the next sweep counts them exactly): a server's
+    /// staying tunnels are then never under-counted between sweeps, so a
+    /// pick never puts a client where the sweep would move it again.
+    pub fn tunnel_closed(&self, i: usize) {
+        let p = &self.peers[i];
+        p.tunnels.set(p.tunnels.get().saturating_sub(1));
+        p.leaving.set(p.leaving.get().saturating_sub(1));
+    }
+
+    /// The tunnels to move now (`rebalance`), as (peer tag, how many),
+    /// given each tag's tunnels that are closing on this worker
+    /// (`leaving`), with this worker's part of the process's `rate`
+    /// (`workers` share it) topped up since the last call.
+    pub fn moves(
+        &self,
+        now: Instant,
+        leaving: &dyn Fn(u32) -> u32,
+        workers: usize,
+    ) -> Vec<(u32, u32)> {
+        let Some(r) = self.rebalance else {
+            return Vec::new();
+        };
+        for p in &self.peers {
+            p.leaving.set(leaving(p.tag()).min(p.tunnels.get()));
+        }
+        let rate = f64::from(r.rate_per_sec) / workers.max(1) as f64;
+        let (mut left, last) = self.allowance.get();
+        let elapsed = last.map_or(1.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        left = (left + rate * elapsed).min(rate.max(1.0));
+        let mut out = Vec::new();
+        let live: Vec<&Peer> = self
+            .peers
+            .iter()
+            .filter(|p| !p.backup && p.is_live(now))
+            .collect();
+        let surplus: Vec<u32> = live
+            .iter()
+            .map(|p| {
+                p.staying()
+                    .saturating_sub(self.tunnel_bound(&r, p, 0, now, f64::ceil))
+            })
+            .collect();
+        let wanted: u64 = surplus.iter().map(|&n| u64::from(n)).sum();
+        let budget = (left.floor() as u64).min(wanted);
+        if live.len() >= 2 && budget > 0 {
+            // The allowance is shared in proportion to each surplus, the
+            // rounding's rest to the largest.
+            let mut given: Vec<u32> = surplus
+                .iter()
+                .map(|&n| (u64::from(n) * budget / wanted) as u32)
+                .collect();
+            let mut rest = budget - given.iter().map(|&n| u64::from(n)).sum::<u64>();
+            let mut order: Vec<usize> = (0..live.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(surplus[i]));
+            for &i in order.iter().cycle().take(live.len() * 2) {
+                if rest == 0 {
+                    break;
+                }
+                if given[i] < surplus[i] {
+                    given[i] += 1;
+                    rest -= 1;
+                }
+            }
+            for (p, n) in live.iter().zip(given).filter(|(_, n)| *n > 0) {
+                left -= f64::from(n);
+                p.leaving.set(p.leaving.get() + n);
+                out.push((p.tag(), n));
+            }
+        }
+        self.allowance.set((left, Some(now)));
+        out
     }
 
     /// Peer `i` was just marked down passively on this worker: with
@@ -228,8 +403,26 @@ impl Group {
 
     /// Choose a peer not in `tried`, or `None` when none is usable.
     pub fn pick(&self, key: Key<'_>, tried: &[usize], now: Instant) -> Option<usize> {
+        // `rebalance`: servers at their bound take nothing new while
+        // another live one can.
+        if self.rebalance.is_some() {
+            let roomy = |p: &Peer| !self.crowded(p, now);
+            if let Some(i) = self.pick_among(key, tried, now, &roomy) {
+                return Some(i);
+            }
+        }
+        self.pick_among(key, tried, now, &|_| true)
+    }
+
+    fn pick_among(
+        &self,
+        key: Key<'_>,
+        tried: &[usize],
+        now: Instant,
+        allowed: &dyn Fn(&Peer) -> bool,
+    ) -> Option<usize> {
         let usable = |p: &Peer, backup: bool| {
-            p.backup == backup && !tried.contains(&p.index) && p.is_live(now)
+            p.backup == backup && !tried.contains(&p.index) && p.is_live(now) && allowed(p)
         };
         for backup in [false, true] {
             if !self.peers.iter().any(|p| usable(p, backup)) {
@@ -238,20 +431,23 @@ impl Group {
             let chosen = match (self.balance, key, backup) {
                 (Balance::IpHash, Key::Ip(ip), false) => self.ip_hash(ip, |p| usable(p, false)),
                 (Balance::Hash, Key::Hash(k), false) => self.ring_pick(k, |p| usable(p, false)),
-                (Balance::LeastConn, _, _) => self.least_conn(|p| usable(p, backup)),
+                (Balance::LeastConn, _, _) => self.least_conn(|p| usable(p, backup), now),
                 _ => None,
             };
-            return chosen.or_else(|| self.smooth_rr(|p| usable(p, backup)));
+            return chosen.or_else(|| self.smooth_rr(|p| usable(p, backup), now));
         }
         None
     }
 
-    fn smooth_rr(&self, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+    fn smooth_rr(&self, usable: impl Fn(&Peer) -> bool, now: Instant) -> Option<usize> {
         let mut total = 0;
         let mut best: Option<&Peer> = None;
         for p in self.peers.iter().filter(|p| usable(p)) {
-            p.current.set(p.current.get() + p.weight);
-            total += p.weight;
+            // Weights in thousandths, so a `slow_start` ramp scales them
+            // finely (the same factor for all keeps nginx's sequence).
+            let weight = ((p.weight * 1000) as f64 * self.ramp(p, now)).max(1.0) as i64;
+            p.current.set(p.current.get() + weight);
+            total += weight;
             if best.is_none_or(|b| p.current.get() > b.current.get()) {
                 best = Some(p);
             }
@@ -305,21 +501,32 @@ impl Group {
             .find(|&i| usable(&self.peers[i]))
     }
 
-    fn least_conn(&self, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
-        let live: Vec<&Peer> = self.peers.iter().filter(|p| usable(p)).collect();
-        // Compare active/weight without division: a.active * b.weight.
-        let best = live.iter().min_by(|a, b| {
-            (i64::from(a.active.get()) * b.weight).cmp(&(i64::from(b.active.get()) * a.weight))
-        })?;
-        let ties: Vec<&&Peer> = live
+    fn least_conn(&self, usable: impl Fn(&Peer) -> bool, now: Instant) -> Option<usize> {
+        // Each live peer's weight in thousandths, scaled by its
+        // `slow_start` ramp: a cold server counts as a light one.
+        let live: Vec<(&Peer, i64)> = self
+            .peers
             .iter()
-            .filter(|p| {
-                i64::from(p.active.get()) * best.weight == i64::from(best.active.get()) * p.weight
+            .filter(|p| usable(p))
+            .map(|p| {
+                (
+                    p,
+                    ((p.weight * 1000) as f64 * self.ramp(p, now)).max(1.0) as i64,
+                )
             })
             .collect();
-        let t = self.rr_tie.get();
-        self.rr_tie.set(t.wrapping_add(1));
-        Some(ties[t % ties.len()].index)
+        // Compare active/weight without division: a.active * b.weight.
+        let load = |(p, w): &(&Peer, i64), (q, v): &(&Peer, i64)| {
+            (i64::from(p.active.get()) * v).cmp(&(i64::from(q.active.get()) * w))
+        };
+        let best = *live.iter().min_by(|a, b| load(a, b))?;
+        // Ties go by smooth weighted round robin, as nginx's.
+        let ties: Vec<usize> = live
+            .iter()
+            .filter(|x| load(x, &best).is_eq())
+            .map(|(p, _)| p.index)
+            .collect();
+        self.smooth_rr(|p| ties.contains(&p.index), now)
     }
 }
 
@@ -622,5 +829,139 @@ mod tests {
         // The old group's connections still count on the new group's peer.
         old.peers[1].active.set(1);
         assert_eq!(new.peers[1].active.get(), 1);
+    }
+
+    fn upstream_with(balance: &str, servers: &str, extra: &str) -> Upstream {
+        let text = format!(
+            "[upstreams.u]\nbalance = \"{balance}\"\nservers = [{servers}]\n{extra}\n[servers.s]\nlisten = [\"127.0.0.1:0\"]\n[servers.s.locations.\"/\"]\nproxy_pass = \"http://u\"\n"
+        );
+        let c = ringway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+        c.upstreams["u"].clone()
+    }
+
+    /// The share of 1,000 picks at `at` that go to peer `i`.
+    fn share_at(g: &Group, i: usize, at: Instant) -> f64 {
+        let n = (0..1000)
+            .filter(|_| g.pick(Key::None, &[], at) == Some(i))
+            .count();
+        n as f64 / 1000.0
+    }
+
+    #[test]
+    fn slow_start_ramps_a_joining_server_in_both_methods() {
+        for balance in ["round_robin", "least_conn"] {
+            let two = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#;
+            let three =
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }"#;
+            let extra = "slow_start = \"10s\"";
+            let first = Group::new(
+                &upstream_with(balance, two, extra),
+                None,
+                None,
+                &Members::default(),
+            );
+            let t0 = Instant::now();
+            assert!(
+                (share_at(&first, 0, t0) - 0.5).abs() < 0.01,
+                "{balance}: no ramp at start"
+            );
+            let g = Group::new(
+                &upstream_with(balance, three, extra),
+                Some(&first),
+                None,
+                &Members::default(),
+            );
+            let early = share_at(&g, 2, t0);
+            let half = share_at(&g, 2, t0 + Duration::from_secs(5));
+            let full = share_at(&g, 2, t0 + Duration::from_secs(11));
+            assert!(early < 0.02, "{balance}: just joined: {early}");
+            assert!((0.1..0.3).contains(&half), "{balance}: half way: {half}");
+            assert!((full - 1.0 / 3.0).abs() < 0.02, "{balance}: ramped: {full}");
+            // The servers that stayed keep their full weight throughout.
+            assert!(share_at(&g, 0, t0) > 0.45, "{balance}");
+        }
+    }
+
+    #[test]
+    fn slow_start_ramps_a_server_back_from_a_passive_mark_down() {
+        let g = Group::new(
+            &upstream_with(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+                "slow_start = \"10s\"",
+            ),
+            None,
+            None,
+            &Members::default(),
+        );
+        let t0 = Instant::now();
+        assert!(g.peers[0].health.failure(t0));
+        let back = t0 + Duration::from_secs(10); // fail_timeout
+        assert_eq!(share_at(&g, 0, back - Duration::from_secs(1)), 0.0, "down");
+        assert!(
+            share_at(&g, 0, back + Duration::from_millis(100)) < 0.05,
+            "back, ramping"
+        );
+        assert!((share_at(&g, 0, back + Duration::from_secs(11)) - 0.5).abs() < 0.01);
+    }
+
+    /// 2,000 tunnels on 2 servers, 2 added: the surplus moves at the
+    /// rate, reconnects land on the servers with room, nobody is moved
+    /// twice, and every server ends within the skew.
+    #[test]
+    fn rebalance_moves_the_surplus_at_the_rate_and_never_back() {
+        let four = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }, { addr = "127.0.0.1:4" }"#;
+        let g = Group::new(
+            &upstream_with(
+                "round_robin",
+                four,
+                "rebalance = { max_skew = 0.2, rate = \"50/s\" }",
+            ),
+            None,
+            Some(&Verdicts::default()),
+            &Members::default(),
+        );
+        g.peers[0].tunnels.set(1000);
+        g.peers[1].tunnels.set(1000);
+        let mut now = Instant::now();
+        let mut moved_total = 0;
+        // Tunnels closing and their clients reconnecting: moved clients
+        // land by pick; each second the closed ones are gone.
+        let mut closing: Vec<(usize, u32)> = Vec::new();
+        for _second in 0..40 {
+            for (i, n) in closing.drain(..) {
+                for _ in 0..n {
+                    g.tunnel_closed(i);
+                    let to = g.pick(Key::None, &[], now).unwrap();
+                    // Never back onto a server with no room (the pick's
+                    // bound is stricter than the sweep's).
+                    let p = &g.peers[to];
+                    let r = g.rebalance.unwrap();
+                    assert!(p.staying() <= g.tunnel_bound(&r, p, 0, now, f64::ceil));
+                    g.tunnel_opened(to);
+                }
+            }
+            let leaving = |_: u32| 0;
+            let moves = g.moves(now, &leaving, 2);
+            let n: u32 = moves.iter().map(|m| m.1).sum();
+            assert!(n <= 25, "half the rate per worker of two: {n}");
+            moved_total += n;
+            for (tag, n) in moves {
+                let i = g.peers.iter().position(|p| p.tag() == tag).unwrap();
+                assert!(i < 2, "only the crowded servers give tunnels up");
+                closing.push((i, n));
+            }
+            now += Duration::from_secs(1);
+        }
+        let counts: Vec<u32> = g.peers.iter().map(|p| p.tunnels.get()).collect();
+        assert_eq!(counts.iter().sum::<u32>(), 2000);
+        assert_eq!(moved_total, 800, "{counts:?}");
+        for c in &counts {
+            assert!((400..=600).contains(c), "within 20 % of 500: {counts:?}");
+        }
+        assert!(
+            g.moves(now, &|_| 0, 2).is_empty(),
+            "balanced: nothing more moves"
+        );
     }
 }

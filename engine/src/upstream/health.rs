@@ -13,6 +13,9 @@ pub struct Health {
     /// When the current run of failures started.
     first_fail: Cell<Option<Instant>>,
     down_until: Cell<Option<Instant>>,
+    /// The end of the last mark-down (kept after a success clears the
+    /// record): where `slow_start` ramps from.
+    last_down_end: Cell<Option<Instant>>,
 }
 
 impl Health {
@@ -23,6 +26,7 @@ impl Health {
             fails: Cell::new(0),
             first_fail: Cell::new(None),
             down_until: Cell::new(None),
+            last_down_end: Cell::new(None),
         }
     }
 
@@ -56,11 +60,17 @@ impl Health {
         self.fails.set(self.fails.get() + 1);
         if self.fails.get() >= max_fails {
             self.down_until.set(Some(now + fail_timeout));
+            self.last_down_end.set(Some(now + fail_timeout));
             self.fails.set(0);
             self.first_fail.set(None);
             return true;
         }
         false
+    }
+
+    /// When the last mark-down ended (or ends), if there was one.
+    pub fn last_down_end(&self) -> Option<Instant> {
+        self.last_down_end.get()
     }
 
     pub fn success(&self) {

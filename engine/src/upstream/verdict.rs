@@ -27,6 +27,8 @@ pub struct Verdict {
     /// Bumped each time the checker marks the server down: a worker that
     /// saw another value closes the server's tunnels (`on_down`).
     downs: AtomicU32,
+    /// Bumped each time the checker marks it up again (`slow_start`).
+    ups: AtomicU32,
 }
 
 impl Verdict {
@@ -35,6 +37,7 @@ impl Verdict {
             tag,
             up: AtomicBool::new(true),
             downs: AtomicU32::new(0),
+            ups: AtomicU32::new(0),
         }
     }
 
@@ -49,7 +52,15 @@ impl Verdict {
         if was && !up {
             self.downs.fetch_add(1, Ordering::Relaxed);
         }
+        if !was && up {
+            self.ups.fetch_add(1, Ordering::Relaxed);
+        }
         was != up
+    }
+
+    /// How many times the checker has marked the server up again.
+    pub fn ups(&self) -> u32 {
+        self.ups.load(Ordering::Relaxed)
     }
 
     /// How many times the checker has marked the server down.

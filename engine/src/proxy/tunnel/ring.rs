@@ -154,6 +154,8 @@ struct Slot {
     generation: u32,
     /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
     upstream: u32,
+    /// Its place in the order tunnels started on this worker.
+    seq: u32,
     /// The tunnel's series in the worker's metrics, under which a scrape
     /// reads `dirs[d].bytes` while the tunnel is open.
     series: SeriesId,
@@ -225,6 +227,8 @@ pub struct Relay {
     pipes: PipePool,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
+    /// The next tunnel's sequence number.
+    seq: Cell<u32>,
 }
 
 impl Relay {
@@ -250,6 +254,7 @@ impl Relay {
             splice,
             pipes: PipePool::new(SPARE_PIPES),
             generation: Cell::new(0),
+            seq: Cell::new(0),
         }))
     }
 
@@ -317,6 +322,27 @@ impl Relay {
         Drain::schedule(tunnels, plan)
     }
 
+    /// Schedule the drains of the `n` newest tunnels to server `tag`
+    /// (`rebalance`); returns how many.
+    pub fn schedule_newest(&self, tag: u32, n: usize, plan: DrainPlan) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.end.is_none())
+            .map(|s| (s.seq, s.upstream, &mut s.drain));
+        Drain::schedule_newest(tunnels, tag, n, plan)
+    }
+
+    /// Count the tunnels draining, by server tag, into `out`.
+    pub fn draining_by_tag(&self, out: &mut std::collections::HashMap<u32, u32>) {
+        for s in self.slots.borrow().iter().flatten() {
+            if s.end.is_none() && s.drain != Drain::No {
+                *out.entry(s.upstream).or_default() += 1;
+            }
+        }
+    }
+
     /// Start the drains whose turn has come (ending the tunnels already
     /// idle between frames); returns how many still wait for their turn.
     pub fn drain_due(&self, now: Instant) -> usize {
@@ -370,6 +396,7 @@ impl Relay {
             drain: Drain::No,
             generation: self.generation.get(),
             upstream,
+            seq: self.seq.replace(self.seq.get().wrapping_add(1)),
             series,
         };
         let mut slots = self.slots.borrow_mut();
