@@ -176,7 +176,7 @@ fn dump_is_a_configuration_that_dumps_to_itself() {
     for line in [
         // As written.
         "balance = \"least_conn\"\n",
-        "  { addr = \"127.0.0.1:4000\", weight = 2, backup = false, down = false },\n",
+        "  { addr = \"127.0.0.1:4000\", weight = 2, backup = false, down = false, resolve = false },\n",
         "return = { status = 200, body = \"OK\" }\n",
         "proxy_send_timeout = \"3600s\"\n",
         // Defaults filled in.
