@@ -700,27 +700,28 @@ fn rebalance(
             x
         }
     };
-    let rate_per_sec =
-        match &raw.rate {
-            None => 50,
-            Some(v) => {
-                let text = cx.string(v, &format!("{key}.rate"))?;
-                let n = text
-                    .strip_suffix("/s")
-                    .and_then(|n| n.trim().parse::<u32>().ok())
-                    .filter(|n| (1..=100_000).contains(n));
-                match n {
-                    Some(n) => n,
-                    None => return Err(cx.at(
+    let rate_per_sec = match &raw.rate {
+        None => 50,
+        Some(v) => {
+            let text = cx.string(v, &format!("{key}.rate"))?;
+            let n = text
+                .strip_suffix("/s")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .filter(|n| (1..=100_000).contains(n));
+            match n {
+                Some(n) => n,
+                None => {
+                    return Err(cx.at(
                         v,
                         &format!("{key}.rate"),
                         ErrorKind::Invalid(format!(
                             "bad rate `{text}` (tunnels closed per second: \"50/s\", 1 to 100000)"
                         )),
-                    )),
+                    ))
                 }
             }
-        };
+        }
+    };
     Ok(Rebalance {
         max_skew,
         rate_per_sec,

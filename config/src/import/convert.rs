@@ -327,6 +327,38 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
             }
         }
     }
+    // nginx's http-level `resolver` serves every upstream name with
+    // `resolve`: ringway's is the process's.
+    for d in http.iter().filter(|d| d.name == "resolver") {
+        let at = cx.at(d);
+        let mut addrs: Vec<String> = Vec::new();
+        for a in &d.args {
+            if let Some(v) = a.strip_prefix("valid=") {
+                let v = nginx_time(v).unwrap_or_else(|| v.to_string());
+                runtime.kv("resolver_valid", string(&v), &at);
+                runtime.comment("nginx's valid= replaces the answers' TTL; ringway's resolver_valid is a floor under it");
+            } else if a.contains('=') {
+                let c = cx.lose(
+                    d,
+                    format!("resolver parameter `{a}` is not supported: leave it out"),
+                );
+                runtime.comment(&c);
+            } else if a.parse::<std::net::SocketAddr>().is_ok()
+                || a.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+            {
+                addrs.push(string(a));
+            } else {
+                let c = cx.lose(d, format!("resolver `{a}` is a name: ringway's resolver is an IP address with an optional port"));
+                runtime.comment(&c);
+            }
+        }
+        if !addrs.is_empty() {
+            runtime.kv("resolver", format!("[{}]", addrs.join(", ")), &at);
+        }
+    }
     if !runtime.lines.is_empty() {
         sections.push(("runtime".into(), runtime));
     }
@@ -346,6 +378,7 @@ pub fn convert(tree: &[Directive], base: &std::path::Path) -> Imported {
         let at = cx.at(d);
         match d.name.as_str() {
             "server" => servers.push(d),
+            "resolver" => {} // [runtime] above
             "upstream" => upstreams.push(upstream(&mut cx, d)),
             "map" => map_block(&mut cx, d),
             "limit_req_zone" | "limit_conn_zone" => {
@@ -654,6 +687,7 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
                         "weight" => fields.push(format!("weight = {v}")),
                         "backup" => fields.push("backup = true".into()),
                         "down" => fields.push("down = true".into()),
+                        "resolve" => fields.push("resolve = true".into()),
                         "max_fails" | "fail_timeout" => {
                             let v = if k == "fail_timeout" {
                                 nginx_time(v).unwrap_or_else(|| v.to_string())
@@ -704,7 +738,9 @@ fn upstream(cx: &mut Cx<'_>, d: &Directive) -> (String, Table) {
                 string(&nginx_time(e.args.first().map_or("", String::as_str)).unwrap_or_default()),
                 &at,
             ),
-            "keepalive_requests" | "keepalive_time" => cx.ignore(e),
+            // Shared memory for the group's state: ringway's is the
+            // process's without one.
+            "keepalive_requests" | "keepalive_time" | "zone" => cx.ignore(e),
             _ => {
                 let c = cx.lose(e, "not supported in an upstream group: leave it out");
                 t.comment(&c);

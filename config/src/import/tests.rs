@@ -347,3 +347,28 @@ fn a_variable_ringway_lacks_is_a_loss_not_a_broken_output() {
     );
     assert!(i.toml.contains("X-Tier = \"$tier\""), "{}", i.toml);
 }
+
+/// nginx 1.27.3's `resolve` with its `resolver`: re-resolved members,
+/// the resolver in `[runtime]`; the group's `zone` needs nothing here.
+#[test]
+fn resolve_and_the_resolver_carry_over() {
+    let i = run(
+        "resolve",
+        "http {\n resolver 127.0.0.1:5353 10.0.0.2 valid=30s;\n\
+         upstream chat { zone chat 64k; server chat.internal:3000 resolve; server 127.0.0.1:3001; }\n\
+         server { listen 127.0.0.1:8080;\n location / { proxy_pass http://chat; } }\n}\n",
+    );
+    assert!(i.losses.is_empty(), "{:?}", i.losses);
+    for want in [
+        "resolver = [\"127.0.0.1:5353\", \"10.0.0.2\"]",
+        "resolver_valid = \"30s\"",
+        "{ addr = \"chat.internal:3000\", resolve = true }",
+    ] {
+        assert!(i.toml.contains(want), "no {want:?} in\n{}", i.toml);
+    }
+    let named = run(
+        "resolver-name",
+        "http {\n resolver localhost ipv6=off;\n server { listen 127.0.0.1:8080; location / { return 204; } }\n}\n",
+    );
+    assert_eq!(named.losses.len(), 2, "{:?}", named.losses);
+}
