@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 #        by the access-log tests), chromium (a real browser for the
 #        WebSocket-over-HTTP/2 test, tests/tests/browser.rs), nginx
 #        (tests/http2_differential.rs sends its HTTP/2 cases to nginx
-#        beside ringway)
+#        beside ringway), haproxy (tests/health_vs_haproxy.rs compares
+#        ringway's active health checks with HAProxy's beside it),
+#        dnsmasq (a real DNS server for the `resolve = true` upstream
+#        tests, tests/tests/dns_discovery.rs)
 #   pip: websockets (an independent WebSocket client for the wss tests),
 #        hypercorn and h2 (a real h2c server and HTTP/2 client for the h2c
 #        smuggling tests, tests/tests/upgrade_protocols.rs),
@@ -39,6 +42,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+  command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
   [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
   python3 -c 'import websockets' 2>/dev/null || pip_install websockets
   python3 -c 'import hypercorn, h2' 2>/dev/null || pip_install hypercorn h2

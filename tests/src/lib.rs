@@ -5,6 +5,7 @@
 //! Every wait is bounded; nothing sleeps to synchronise.
 
 pub mod forwarded;
+pub mod haproxy;
 pub mod hostile;
 pub mod http1;
 pub mod nginx;
