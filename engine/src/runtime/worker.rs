@@ -300,8 +300,29 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
             loop {
                 monoio::time::sleep(period.get()).await;
                 sweep_tunnels(&w, Instant::now());
-                close_down_servers(&w);
                 rebalance_tunnels(&w, period.get());
+            }
+        });
+    }
+
+    // `on_down = "close"`: a server's mark-down reaches its tunnels within
+    // DOWN_WATCH (the verdicts are atomics; a look is cheap).
+    {
+        let w = worker.clone();
+        monoio::spawn(async move {
+            loop {
+                let watching = w
+                    .snapshot()
+                    .upstreams
+                    .iter()
+                    .any(|g| g.on_down == ringway_config::OnChange::Close);
+                monoio::time::sleep(if watching {
+                    DOWN_WATCH
+                } else {
+                    Duration::from_secs(1)
+                })
+                .await;
+                close_down_servers(&w);
             }
         });
     }
@@ -582,6 +603,10 @@ async fn drain_tunnels(worker: &Shared, plan: DrainPlan) {
     run_drains(worker, n, spread).await;
 }
 
+/// How often a worker looks for servers marked down when a group closes
+/// their tunnels (`on_down = "close"`).
+const DOWN_WATCH: Duration = Duration::from_millis(100);
+
 /// Why a server's tunnels are closed (`ringway_tunnels_moved_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moved {
@@ -600,8 +625,8 @@ impl Moved {
     }
 }
 
-/// The sweep's turn for `on_down = "close"`: the tunnels of each server
-/// marked down since the last sweep (by the checker, or passively on this
+/// The watch's turn for `on_down = "close"`: the tunnels of each server
+/// marked down since the last look (by the checker, or passively on this
 /// worker) are closed, spread over `drain_spread`.
 fn close_down_servers(worker: &Rc<Shared>) {
     let snap = worker.snapshot();
