@@ -640,7 +640,11 @@ fn upstream(
         on_down: on_change(cx, u.on_down.as_ref(), &format!("{key}.on_down"))?,
         on_remove: on_change(cx, u.on_remove.as_ref(), &format!("{key}.on_remove"))?,
         slow_start: {
-            let d = cx.duration(u.slow_start.as_ref(), &format!("{key}.slow_start"), Duration::ZERO)?;
+            let d = cx.duration(
+                u.slow_start.as_ref(),
+                &format!("{key}.slow_start"),
+                Duration::ZERO,
+            )?;
             match &u.slow_start {
                 Some(v) if !d.is_zero() && matches!(balance, Balance::Hash | Balance::IpHash) => {
                     return Err(cx.at(
@@ -659,15 +663,6 @@ fn upstream(
         },
         rebalance: match &u.rebalance {
             None => None,
-            Some(r) if matches!(balance, Balance::Hash | Balance::IpHash) => {
-                return Err(cx.err(
-                    Some(r.span()),
-                    &format!("{key}.rebalance"),
-                    ErrorKind::Invalid(
-                        "rebalance works with round_robin and least_conn (with hash and ip_hash a key's server is fixed)".into(),
-                    ),
-                ))
-            }
             Some(r) => Some(rebalance(cx, &format!("{key}.rebalance"), r)?),
         },
     })

@@ -117,7 +117,6 @@ impl<T: Transport + 'static> Conn<T> {
             m.tunnel_bytes(id, u64::from(early_len), u64::from(plan.upstream_early));
             series = Some(id);
         });
-        plan.upstream.tunnel_started();
         let t = Tunnel {
             series: series.unwrap_or_default(),
             shared: self.shared,
@@ -163,6 +162,7 @@ impl<T: Transport + 'static> Tunnel<T> {
                 tunnel::Names {
                     series: self.series,
                     upstream: up.tag(),
+                    id: up.tunnel_id(),
                 },
             )
             .await;

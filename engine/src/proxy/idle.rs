@@ -170,7 +170,7 @@ struct Entry {
     generation: u32,
     /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
     upstream: u32,
-    /// Its place in the order tunnels started on this worker.
+    /// Its number on this worker, in the order tunnels started.
     seq: u32,
     /// The tunnel's series in the worker's metrics.
     series: SeriesId,
@@ -196,8 +196,6 @@ pub struct IdleSweep {
     live: Cell<usize>,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
-    /// The next tunnel's sequence number.
-    seq: Cell<u32>,
 }
 
 impl IdleSweep {
@@ -205,13 +203,15 @@ impl IdleSweep {
     /// have seen every byte relayed before the tunnel started (so a drain
     /// can close it between frames); `series`: its metrics series, for
     /// [`IdleSweep::live_bytes`]; `upstream`: the tag of the server it
-    /// runs to (a drain may pick its server's tunnels).
+    /// runs to (a drain may pick its server's tunnels); `seq`: its number
+    /// on the worker.
     pub fn register(
         &self,
         timeout: Duration,
         frames: Option<Box<Frames>>,
         series: SeriesId,
         upstream: u32,
+        seq: u32,
     ) -> usize {
         let e = Entry {
             last: Instant::now(),
@@ -224,7 +224,7 @@ impl IdleSweep {
             drain: Drain::No,
             generation: self.generation.get(),
             upstream,
-            seq: self.seq.replace(self.seq.get().wrapping_add(1)),
+            seq,
             series,
             bytes: [0; 2],
         };
@@ -391,6 +391,18 @@ impl IdleSweep {
         Drain::schedule_newest(tunnels, tag, n, plan)
     }
 
+    /// Schedule the drains of the tunnels to server `tag` numbered `ids`
+    /// (`rebalance` with a key); returns how many were not draining yet.
+    pub fn schedule_ids(&self, tag: u32, ids: &[u32], plan: DrainPlan) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .filter(|e| e.upstream == tag && ids.contains(&e.seq))
+            .map(|e| (0, e.upstream, &mut e.drain));
+        Drain::schedule(tunnels, plan)
+    }
+
     /// Count the tunnels draining, by server tag, into `out`.
     pub fn draining_by_tag(&self, out: &mut std::collections::HashMap<u32, u32>) {
         for e in self.slots.borrow().iter().flatten() {
@@ -489,8 +501,8 @@ mod tests {
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10), None, SeriesId::default(), 0);
-        let b = s.register(Duration::from_secs(1), None, SeriesId::default(), 0);
+        let a = s.register(Duration::from_secs(10), None, SeriesId::default(), 0, 0);
+        let b = s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0);
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -513,8 +525,8 @@ mod tests {
         let ia = m.tunnel_opened("s", "u", "127.0.0.1:1");
         let ib = m.tunnel_opened("s", "u", "127.0.0.1:2");
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(60), ws(), ia, 0);
-        let b = s.register(Duration::from_secs(60), None, ib, 0);
+        let a = s.register(Duration::from_secs(60), ws(), ia, 0, 0);
+        let b = s.register(Duration::from_secs(60), None, ib, 0, 0);
         // A 5-byte masked text frame: its head and 2 payload bytes
         // written, 3 spliced; an empty binary frame back.
         s.written(a << 1, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2]);
@@ -534,7 +546,7 @@ mod tests {
         assert_eq!(s.unregister(a), [0, 0], "freed once");
         assert_eq!(live(&s), [(ib, 100, 70_000)]);
         // A new tunnel in the freed slot starts from nothing.
-        let c = s.register(Duration::from_secs(60), None, ia, 0);
+        let c = s.register(Duration::from_secs(60), None, ia, 0, 0);
         assert_eq!(c, a);
         assert_eq!(live(&s), [(ia, 0, 0), (ib, 100, 70_000)]);
     }
@@ -542,12 +554,12 @@ mod tests {
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1), None, SeriesId::default(), 0);
+        let a = s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0);
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
         assert_eq!(
-            s.register(Duration::from_secs(1), None, SeriesId::default(), 0),
+            s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0),
             a
         );
     }
@@ -555,8 +567,8 @@ mod tests {
     #[test]
     fn drains_are_spread_and_wait_for_frame_boundaries() {
         let s = IdleSweep::default();
-        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
-        let plain = s.register(Duration::from_secs(60), None, SeriesId::default(), 0);
+        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let plain = s.register(Duration::from_secs(60), None, SeriesId::default(), 0, 0);
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(30);
         assert_eq!(
@@ -592,9 +604,9 @@ mod tests {
     #[test]
     fn only_older_generations_drain_after_a_reload() {
         let s = IdleSweep::default();
-        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
         s.generation.set(1);
-        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
         let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
         assert_eq!(s.schedule_drain(plan(1, now, Duration::ZERO, by)), 1);
         s.drain_due(now);
@@ -608,8 +620,8 @@ mod tests {
     #[test]
     fn past_the_deadline_a_drain_cuts_without_close_frames() {
         let s = IdleSweep::default();
-        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
-        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(1);
         s.schedule_drain(plan(u32::MAX, t0, Duration::ZERO, by));
@@ -631,7 +643,7 @@ mod tests {
         assert_eq!(ready(mid), Some(Wake::Drain(Goodbye::Cut)));
         assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
         // Quiet and between frames past the deadline: close frames still.
-        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0);
+        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
         s.schedule_drain(plan(u32::MAX, by, Duration::ZERO, by));
         s.sweep(by);
         s.waiting(late << 1, true);

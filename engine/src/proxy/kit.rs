@@ -26,6 +26,8 @@ pub struct Kit {
     /// The ring relay, on io_uring workers whose kernel has what it needs
     /// (`tunnel::ring::choose`); plain tunnels use `tunnel::splice` without.
     pub relay: Option<Rc<Relay>>,
+    /// The last tunnel number given out ([`Kit::next_tunnel_id`]).
+    tunnel_ids: std::cell::Cell<u32>,
 }
 
 impl Kit {
@@ -36,6 +38,15 @@ impl Kit {
             idle: IdleSweep::default(),
             splice,
             relay: None,
+            tunnel_ids: std::cell::Cell::new(0),
         }
+    }
+
+    /// A number for a new tunnel, in the order tunnels start on this
+    /// worker (never 0, which names none).
+    pub fn next_tunnel_id(&self) -> u32 {
+        let id = self.tunnel_ids.get().wrapping_add(1).max(1);
+        self.tunnel_ids.set(id);
+        id
     }
 }

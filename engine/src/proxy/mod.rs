@@ -65,6 +65,17 @@ pub enum OwnedKey {
     Hash(Vec<u8>),
 }
 
+impl Target {
+    /// The request's balancing key as a tunnel keeps it, for a group
+    /// that rebalances (`rebalance` with `hash` or `ip_hash`).
+    pub fn tunnel_key(&self) -> Option<crate::upstream::balance::TunnelKey> {
+        match self {
+            Target::Group { group, key } if group.rebalance.is_some() => key.as_key().tunnel_key(),
+            _ => None,
+        }
+    }
+}
+
 impl OwnedKey {
     fn as_key(&self) -> Key<'_> {
         match self {
@@ -158,8 +169,9 @@ pub struct Connected {
 struct Active {
     group: Rc<Group>,
     index: u32,
-    /// The connection carries a tunnel (counted for `rebalance`).
-    tunnel: bool,
+    /// The number of the tunnel the connection carries (counted for
+    /// `rebalance`), or 0.
+    tunnel: u32,
 }
 
 impl Active {
@@ -169,7 +181,7 @@ impl Active {
         Active {
             group: group.clone(),
             index: index as u32,
-            tunnel: false,
+            tunnel: 0,
         }
     }
 
@@ -182,8 +194,8 @@ impl Drop for Active {
     fn drop(&mut self) {
         let a = &self.peer().active;
         a.set(a.get().saturating_sub(1));
-        if self.tunnel {
-            self.group.tunnel_closed(self.index as usize);
+        if self.tunnel != 0 {
+            self.group.tunnel_closed(self.index as usize, self.tunnel);
         }
     }
 }
@@ -213,13 +225,20 @@ impl Connected {
             .map_or(crate::upstream::verdict::NO_TAG, |p| p.peer().tag())
     }
 
-    /// This connection now carries a tunnel: counted on its server until
-    /// it is dropped (`rebalance`).
-    pub fn tunnel_started(&mut self) {
-        if let Some(p) = self.peer.as_mut().filter(|p| !p.tunnel) {
-            p.tunnel = true;
-            p.group.tunnel_opened(p.index as usize);
+    /// This connection now carries tunnel `id`: counted on its server
+    /// until it is dropped, with its balancing key when its group moves
+    /// tunnels by key (`rebalance`).
+    pub fn tunnel_started(&mut self, id: u32, key: Option<crate::upstream::balance::TunnelKey>) {
+        if let Some(p) = self.peer.as_mut().filter(|p| p.tunnel == 0) {
+            p.tunnel = id;
+            p.group.tunnel_opened(p.index as usize, id, key);
         }
+    }
+
+    /// The number of the tunnel this connection carries (0: none, or not
+    /// a group member).
+    pub fn tunnel_id(&self) -> u32 {
+        self.peer.as_ref().map_or(0, |p| p.tunnel)
     }
 
     /// The exchange got a usable response: clear the peer's failures.

@@ -54,7 +54,7 @@ pub struct TunnelPlan {
 /// `forwarded` (the protocols its location allows).
 pub async fn run<C: Transport>(x: &Exchange<'_, C>, forwarded: &[u8]) -> Result<Outcome, Error> {
     let loc = x.location;
-    let Answered { up, head } = x.exchange_head().await?;
+    let Answered { mut up, head } = x.exchange_head().await?;
     let resp = &head.resp;
     let status = resp.status;
     let framing = resp.framing(false).map_err(Kind::from)?;
@@ -97,6 +97,9 @@ pub async fn run<C: Transport>(x: &Exchange<'_, C>, forwarded: &[u8]) -> Result<
             .write_all(&out, loc.proxy_send_timeout)
             .await
             .map_err(Error::client_io)?;
+        // From here the connection carries a tunnel: counted on its
+        // server, with its key where the group moves tunnels by key.
+        up.tunnel_started(x.kit.next_tunnel_id(), x.target.tunnel_key());
         return Ok(Outcome::Tunnel(TunnelPlan {
             upstream: up,
             idle_timeout: loc.proxy_read_timeout,

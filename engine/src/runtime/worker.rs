@@ -33,6 +33,7 @@ use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tls::{self, Acceptor, TlsSet};
 use crate::transport::Transport;
+use crate::upstream::balance::Move;
 use crate::upstream::resolver::Members;
 use crate::upstream::Watched;
 use crate::vars::Peer;
@@ -667,20 +668,45 @@ fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
     let now = Instant::now();
     for g in snap.upstreams.iter().filter(|g| g.rebalance.is_some()) {
         let leaving = |tag: u32| draining.get(&tag).copied().unwrap_or(0);
-        for (tag, n) in g.moves(now, &leaving, workers) {
+        for m in g.moves(now, &leaving, workers) {
             let plan = DrainPlan {
                 before: u32::MAX,
-                upstream: Some(tag),
+                upstream: None,
                 start: now,
                 spread: period,
                 deadline: now + period + grace,
             };
-            let n = n as usize;
-            let mut taken = kit
-                .relay
-                .as_ref()
-                .map_or(0, |r| r.schedule_newest(tag, n, plan));
-            taken += kit.idle.schedule_newest(tag, n - taken, plan);
+            let (tag, taken, what) = match m {
+                Move::Newest { tag, n } => {
+                    let plan = DrainPlan {
+                        upstream: Some(tag),
+                        ..plan
+                    };
+                    let n = n as usize;
+                    let mut taken = kit
+                        .relay
+                        .as_ref()
+                        .map_or(0, |r| r.schedule_newest(tag, n, plan));
+                    taken += kit.idle.schedule_newest(tag, n - taken, plan);
+                    (
+                        tag,
+                        taken,
+                        "moving tunnels off a crowded server (close 1001)",
+                    )
+                }
+                Move::These { tag, ids } => {
+                    let taken = kit
+                        .relay
+                        .as_ref()
+                        .map_or(0, |r| r.schedule_ids(tag, &ids, plan))
+                        + kit.idle.schedule_ids(tag, &ids, plan);
+                    (
+                        tag,
+                        taken,
+                        "moving tunnels whose key maps to another server now (close 1001)",
+                    )
+                }
+            };
             crate::metrics::with(|m| m.tunnels_moved(&g.name, "rebalance", taken as u64));
             if taken == 0 {
                 continue;
@@ -695,7 +721,7 @@ fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
                 upstream = %g.name,
                 server = server.as_deref().unwrap_or("?"),
                 tunnels = taken,
-                "moving tunnels off a crowded server (close 1001)"
+                "{what}"
             );
             let w = worker.clone();
             monoio::spawn(async move { run_drains(&w, taken, period).await });

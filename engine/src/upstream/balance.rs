@@ -18,6 +18,7 @@
 //! checker's verdict (`verdict.rs`, the process's) says down.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -105,6 +106,9 @@ pub struct Group {
     /// `rebalance`: tunnels this worker may still move now, and when the
     /// allowance was last topped up (shared across reloads).
     allowance: Rc<Cell<(f64, Option<Instant>)>>,
+    /// `rebalance` with `hash` or `ip_hash`: each live tunnel's server
+    /// tag and key, by tunnel number (shared across reloads).
+    keys: Rc<RefCell<HashMap<u32, (u32, TunnelKey)>>>,
 }
 
 /// What a pick is keyed on.
@@ -113,6 +117,36 @@ pub enum Key<'a> {
     None,
     Ip(IpAddr),
     Hash(&'a [u8]),
+}
+
+impl Key<'_> {
+    /// The key as a tunnel keeps it: what `ip_hash` hashes, or the
+    /// `hash` key's point on the ring.
+    pub fn tunnel_key(&self) -> Option<TunnelKey> {
+        match self {
+            Key::None => None,
+            Key::Ip(ip) => Some(TunnelKey::Ip(*ip)),
+            Key::Hash(k) => Some(TunnelKey::Ring(fnv1a(k))),
+        }
+    }
+}
+
+/// A tunnel's balancing key, kept while it lives so `rebalance` can see
+/// where the key maps now (`hash`, `ip_hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelKey {
+    Ip(IpAddr),
+    Ring(u64),
+}
+
+/// Tunnels to move (`rebalance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Move {
+    /// The `n` newest tunnels to the server tagged `tag`.
+    Newest { tag: u32, n: u32 },
+    /// The tunnels numbered `ids` to the server tagged `tag` (their keys
+    /// map elsewhere now).
+    These { tag: u32, ids: Vec<u32> },
 }
 
 impl Group {
@@ -226,6 +260,7 @@ impl Group {
             slow_start: up.slow_start,
             rebalance: up.rebalance,
             allowance: previous.map_or_else(Rc::default, |g| g.allowance.clone()),
+            keys: previous.map_or_else(Rc::default, |g| g.keys.clone()),
         }
     }
 
@@ -280,32 +315,48 @@ impl Group {
         }
     }
 
-    /// A tunnel to peer `i` started (`rebalance` counts them).
-    pub fn tunnel_opened(&self, i: usize) {
-        let t = &self.peers[i].tunnels;
-        t.set(t.get() + 1);
+    /// Tunnel `id` to peer `i` started (`rebalance` counts them, and
+    /// keeps the key of those a key places).
+    pub fn tunnel_opened(&self, i: usize, id: u32, key: Option<TunnelKey>) {
+        let p = &self.peers[i];
+        p.tunnels.set(p.tunnels.get() + 1);
+        if let (Some(k), true) = (key, self.moves_by_key()) {
+            self.keys.borrow_mut().insert(id, (p.tag(), k));
+        }
+    }
+
+    /// Whether `rebalance` moves this group's tunnels by their keys.
+    fn moves_by_key(&self) -> bool {
+        self.rebalance.is_some() && matches!(self.balance, Balance::Hash | Balance::IpHash)
+    }
+
+    /// Where `key` maps now (a live primary), as `pick` would place it.
+    fn maps_to(&self, key: TunnelKey, now: Instant) -> Option<usize> {
+        let usable = |p: &Peer| !p.backup && p.is_live(now);
+        match key {
+            TunnelKey::Ip(ip) => self.ip_hash(ip, usable),
+            TunnelKey::Ring(h) => self.ring_pick_point(h, usable),
+        }
     }
 
     /// A tunnel to peer `i` ended. It counts as one of those leaving
     /// when some are (the next sweep counts them exactly): a server's
     /// staying tunnels are then never under-counted between sweeps, so a
     /// pick never puts a client where the sweep would move it again.
-    pub fn tunnel_closed(&self, i: usize) {
+    pub fn tunnel_closed(&self, i: usize, id: u32) {
         let p = &self.peers[i];
         p.tunnels.set(p.tunnels.get().saturating_sub(1));
         p.leaving.set(p.leaving.get().saturating_sub(1));
+        if self.moves_by_key() {
+            self.keys.borrow_mut().remove(&id);
+        }
     }
 
     /// The tunnels to move now (`rebalance`), as (peer tag, how many),
     /// given each tag's tunnels that are closing on this worker
     /// (`leaving`), with this worker's part of the process's `rate`
     /// (`workers` share it) topped up since the last call.
-    pub fn moves(
-        &self,
-        now: Instant,
-        leaving: &dyn Fn(u32) -> u32,
-        workers: usize,
-    ) -> Vec<(u32, u32)> {
+    pub fn moves(&self, now: Instant, leaving: &dyn Fn(u32) -> u32, workers: usize) -> Vec<Move> {
         let Some(r) = self.rebalance else {
             return Vec::new();
         };
@@ -317,6 +368,40 @@ impl Group {
         let elapsed = last.map_or(1.0, |t| now.saturating_duration_since(t).as_secs_f64());
         left = (left + rate * elapsed).min(rate.max(1.0));
         let mut out = Vec::new();
+        if self.moves_by_key() {
+            // Tunnels on a live server whose key maps to another one now,
+            // newest first (a down server's tunnels are `on_down`'s).
+            let keys = self.keys.borrow();
+            let mut wrong: Vec<(u32, u32)> = keys
+                .iter()
+                .filter(|(_, (tag, key))| {
+                    let at = self.peers.iter().position(|p| p.tag() == *tag);
+                    match (at, self.maps_to(*key, now)) {
+                        (Some(at), Some(to)) => at != to && self.peers[at].is_live(now),
+                        _ => false,
+                    }
+                })
+                .map(|(id, (tag, _))| (*id, *tag))
+                .collect();
+            drop(keys);
+            wrong.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+            wrong.truncate(left.floor() as usize);
+            left -= wrong.len() as f64;
+            let mut by_tag: Vec<(u32, Vec<u32>)> = Vec::new();
+            for (id, tag) in wrong {
+                match by_tag.iter_mut().find(|(t, _)| *t == tag) {
+                    Some((_, ids)) => ids.push(id),
+                    None => by_tag.push((tag, vec![id])),
+                }
+            }
+            out.extend(
+                by_tag
+                    .into_iter()
+                    .map(|(tag, ids)| Move::These { tag, ids }),
+            );
+            self.allowance.set((left, Some(now)));
+            return out;
+        }
         let live: Vec<&Peer> = self
             .peers
             .iter()
@@ -353,7 +438,7 @@ impl Group {
             for (p, n) in live.iter().zip(given).filter(|(_, n)| *n > 0) {
                 left -= f64::from(n);
                 p.leaving.set(p.leaving.get() + n);
-                out.push((p.tag(), n));
+                out.push(Move::Newest { tag: p.tag(), n });
             }
         }
         self.allowance.set((left, Some(now)));
@@ -405,7 +490,7 @@ impl Group {
     pub fn pick(&self, key: Key<'_>, tried: &[usize], now: Instant) -> Option<usize> {
         // `rebalance`: servers at their bound take nothing new while
         // another live one can.
-        if self.rebalance.is_some() {
+        if self.rebalance.is_some() && !self.moves_by_key() {
             let roomy = |p: &Peer| !self.crowded(p, now);
             if let Some(i) = self.pick_among(key, tried, now, &roomy) {
                 return Some(i);
@@ -491,10 +576,14 @@ impl Group {
     }
 
     fn ring_pick(&self, key: &[u8], usable: impl Fn(&Peer) -> bool) -> Option<usize> {
+        self.ring_pick_point(fnv1a(key), usable)
+    }
+
+    /// The first usable peer from point `h` of the ring.
+    fn ring_pick_point(&self, h: u64, usable: impl Fn(&Peer) -> bool) -> Option<usize> {
         if self.ring.is_empty() {
             return None;
         }
-        let h = fnv1a(key);
         let start = self.ring.partition_point(|&(p, _)| p < h);
         (0..self.ring.len())
             .map(|i| self.ring[(start + i) % self.ring.len()].1)
@@ -931,22 +1020,31 @@ mod tests {
         for _second in 0..40 {
             for (i, n) in closing.drain(..) {
                 for _ in 0..n {
-                    g.tunnel_closed(i);
+                    g.tunnel_closed(i, 0);
                     let to = g.pick(Key::None, &[], now).unwrap();
                     // Never back onto a server with no room (the pick's
                     // bound is stricter than the sweep's).
                     let p = &g.peers[to];
                     let r = g.rebalance.unwrap();
                     assert!(p.staying() <= g.tunnel_bound(&r, p, 0, now, f64::ceil));
-                    g.tunnel_opened(to);
+                    g.tunnel_opened(to, 0, None);
                 }
             }
             let leaving = |_: u32| 0;
             let moves = g.moves(now, &leaving, 2);
-            let n: u32 = moves.iter().map(|m| m.1).sum();
+            let n: u32 = moves
+                .iter()
+                .map(|m| match m {
+                    Move::Newest { n, .. } => *n,
+                    Move::These { ids, .. } => ids.len() as u32,
+                })
+                .sum();
             assert!(n <= 25, "half the rate per worker of two: {n}");
             moved_total += n;
-            for (tag, n) in moves {
+            for m in moves {
+                let Move::Newest { tag, n } = m else {
+                    panic!("round robin moves the newest")
+                };
                 let i = g.peers.iter().position(|p| p.tag() == tag).unwrap();
                 assert!(i < 2, "only the crowded servers give tunnels up");
                 closing.push((i, n));
@@ -962,6 +1060,71 @@ mod tests {
         assert!(
             g.moves(now, &|_| 0, 2).is_empty(),
             "balanced: nothing more moves"
+        );
+    }
+
+    /// `hash`: after two servers join, exactly the tunnels whose keys now
+    /// map to them move (about half), newest first, within the rate.
+    #[test]
+    fn rebalance_by_key_moves_only_the_keys_that_map_elsewhere() {
+        let two = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }"#;
+        let four = r#"{ addr = "10.0.0.1:80" }, { addr = "10.0.0.2:80" }, { addr = "10.0.0.3:80" }, { addr = "10.0.0.4:80" }"#;
+        let extra = "hash_key = \"$arg_k\"\nrebalance = { rate = \"100/s\" }";
+        let verdicts = Verdicts::default();
+        let before = Group::new(
+            &upstream_with("hash", two, extra),
+            None,
+            Some(&verdicts),
+            &Members::default(),
+        );
+        let now = Instant::now();
+        let mut placed = Vec::new();
+        for id in 1..=1000u32 {
+            let key = format!("room-{id}");
+            let i = before.pick(Key::Hash(key.as_bytes()), &[], now).unwrap();
+            before.tunnel_opened(i, id, Key::Hash(key.as_bytes()).tunnel_key());
+            placed.push((id, key, i));
+        }
+        assert!(
+            before.moves(now, &|_| 0, 1).is_empty(),
+            "every key on its server"
+        );
+        let after = Group::new(
+            &upstream_with("hash", four, extra),
+            Some(&before),
+            Some(&verdicts),
+            &Members::default(),
+        );
+        let should: Vec<u32> = placed
+            .iter()
+            .filter(|(_, key, _)| after.pick(Key::Hash(key.as_bytes()), &[], now).unwrap() >= 2)
+            .map(|(id, _, _)| *id)
+            .collect();
+        assert!((300..=700).contains(&should.len()), "{}", should.len());
+        let mut moved: Vec<u32> = Vec::new();
+        let mut t = now;
+        for _ in 0..20 {
+            for m in after.moves(t, &|_| 0, 1) {
+                let Move::These { tag, ids } = m else {
+                    panic!("hash moves by key")
+                };
+                assert!(ids.len() <= 100);
+                assert!(
+                    after.peers[..2].iter().any(|p| p.tag() == tag),
+                    "only the old servers give up tunnels"
+                );
+                for id in ids {
+                    let i = placed.iter().find(|p| p.0 == id).unwrap().2;
+                    after.tunnel_closed(i, id);
+                    moved.push(id);
+                }
+            }
+            t += Duration::from_secs(1);
+        }
+        moved.sort_unstable();
+        assert_eq!(
+            moved, should,
+            "exactly the keys that map elsewhere, once each"
         );
     }
 }

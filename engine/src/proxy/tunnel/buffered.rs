@@ -31,7 +31,7 @@ pub async fn run<A: Transport, B: Transport>(
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
     let key = kit
         .idle
-        .register(idle_timeout, frames, names.series, names.upstream);
+        .register(idle_timeout, frames, names.series, names.upstream, names.id);
     let end = drive(
         kit,
         key,

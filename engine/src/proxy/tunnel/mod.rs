@@ -46,6 +46,9 @@ pub use buffered::run as run_buffered;
 pub struct Names {
     pub series: SeriesId,
     pub upstream: u32,
+    /// The tunnel's number on its worker, in the order tunnels started
+    /// (`rebalance` moves the newest first, or the ones it names).
+    pub id: u32,
 }
 
 /// Relay between `client` and `upstream` until the tunnel ends: with

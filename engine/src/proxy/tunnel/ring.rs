@@ -154,7 +154,7 @@ struct Slot {
     generation: u32,
     /// The upstream server's tag (`upstream::verdict`), or `NO_TAG`.
     upstream: u32,
-    /// Its place in the order tunnels started on this worker.
+    /// Its number on this worker, in the order tunnels started.
     seq: u32,
     /// The tunnel's series in the worker's metrics, under which a scrape
     /// reads `dirs[d].bytes` while the tunnel is open.
@@ -227,8 +227,6 @@ pub struct Relay {
     pipes: PipePool,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
-    /// The next tunnel's sequence number.
-    seq: Cell<u32>,
 }
 
 impl Relay {
@@ -254,7 +252,6 @@ impl Relay {
             splice,
             pipes: PipePool::new(SPARE_PIPES),
             generation: Cell::new(0),
-            seq: Cell::new(0),
         }))
     }
 
@@ -334,6 +331,18 @@ impl Relay {
         Drain::schedule_newest(tunnels, tag, n, plan)
     }
 
+    /// Schedule the drains of the tunnels to server `tag` numbered `ids`
+    /// (`rebalance` with a key); returns how many were not draining yet.
+    pub fn schedule_ids(&self, tag: u32, ids: &[u32], plan: DrainPlan) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let tunnels = slots
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.end.is_none() && s.upstream == tag && ids.contains(&s.seq))
+            .map(|s| (0, s.upstream, &mut s.drain));
+        Drain::schedule(tunnels, plan)
+    }
+
     /// Count the tunnels draining, by server tag, into `out`.
     pub fn draining_by_tag(&self, out: &mut std::collections::HashMap<u32, u32>) {
         for s in self.slots.borrow().iter().flatten() {
@@ -375,8 +384,7 @@ impl Relay {
         idle: Duration,
         send: Duration,
         frames: Option<Box<Frames>>,
-        series: SeriesId,
-        upstream: u32,
+        names: super::Names,
     ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
@@ -395,9 +403,9 @@ impl Relay {
             frames,
             drain: Drain::No,
             generation: self.generation.get(),
-            upstream,
-            seq: self.seq.replace(self.seq.get().wrapping_add(1)),
-            series,
+            upstream: names.upstream,
+            seq: names.id,
+            series: names.series,
         };
         let mut slots = self.slots.borrow_mut();
         let i = match self.free.borrow_mut().pop() {
@@ -871,8 +879,7 @@ pub async fn run(
         idle_timeout,
         send_timeout,
         frames,
-        names.series,
-        names.upstream,
+        names,
     );
     // If this task goes away first, the slot ends the tunnel and frees
     // itself once the kernel has let go of the sockets... which it cannot

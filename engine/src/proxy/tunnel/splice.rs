@@ -41,7 +41,7 @@ pub async fn run(
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
     let key = kit
         .idle
-        .register(idle_timeout, frames, names.series, names.upstream);
+        .register(idle_timeout, frames, names.series, names.upstream, names.id);
     let end = drive(
         kit,
         key,
