@@ -9,6 +9,7 @@ pub mod haproxy;
 pub mod hostile;
 pub mod http1;
 pub mod nginx;
+pub mod prom;
 pub mod recorder;
 pub mod tls_support;
 

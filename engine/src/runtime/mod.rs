@@ -306,8 +306,14 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                                 u.servers.iter().any(|s| s.resolve || s.addr_text == server)
                             })
                         });
+                        // New resolve = true names are resolved before the
+                        // workers switch (bounded), so a reload never runs a
+                        // group without the members it names.
+                        let members = resolver.reconfigure(current.clone(), RESOLVE_WAIT);
+                        if let Some(m) = &members {
+                            checker.set_members(m.clone());
+                        }
                         checker.reconfigure(current.clone());
-                        resolver.reconfigure(current.clone());
                         let removed: Vec<SocketAddr> =
                             next.removed.iter().map(|b| b.configured).collect();
                         for tx in &senders {
@@ -316,6 +322,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                                 tls: next.tls.clone(),
                                 limits: limits.clone(),
                                 removed: removed.clone(),
+                                members: members.clone(),
                             }));
                         }
                         "configuration reloaded"
@@ -350,6 +357,9 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     info!("ringway stopped");
     Ok(())
 }
+
+/// How long a reload waits for the resolver to resolve the names it adds.
+const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a scrape waits for each worker's counts.
 const SCRAPE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -76,6 +76,9 @@ pub struct Reload {
     /// Stop accepting on these (as configured); the connections accepted
     /// on them carry on. The addresses added are the last `Listen`'s.
     pub removed: Vec<SocketAddr>,
+    /// The resolver's table with the new configuration's names (none when
+    /// it did not answer in time: the worker keeps its own).
+    pub members: Option<Arc<Members>>,
 }
 
 /// A listening socket a worker could not take on (it must accept on it
@@ -364,6 +367,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 tls,
                 limits,
                 removed,
+                members,
             }) => {
                 shutdown_timeout = config.runtime.shutdown_timeout;
                 period.set(sweep_for(&config));
@@ -397,6 +401,9 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                         };
                         drain_tunnels(&w, plan).await;
                     });
+                }
+                if let Some(m) = members {
+                    *worker.members.borrow_mut() = m;
                 }
                 let members = worker.members.borrow().clone();
                 let next = Snapshot::new(

@@ -89,7 +89,7 @@ pub type Publish = Box<dyn Fn(Arc<Members>) + Send>;
 
 /// The running resolver thread: where new configurations go.
 pub struct Resolver {
-    tx: flume::Sender<Arc<Config>>,
+    tx: flume::Sender<(Arc<Config>, flume::Sender<Arc<Members>>)>,
 }
 
 /// How long each resolver address gets to answer one name.
@@ -103,7 +103,7 @@ impl Resolver {
         state.reconfigure(&config);
         state.resolve_due(Instant::now());
         let first = Arc::new(state.table());
-        let (tx, rx) = flume::unbounded::<Arc<Config>>();
+        let (tx, rx) = flume::unbounded::<(Arc<Config>, flume::Sender<Arc<Members>>)>();
         std::thread::Builder::new()
             .name("ringway-dns".into())
             .spawn(move || loop {
@@ -115,20 +115,33 @@ impl Resolver {
                     None => rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected),
                 };
                 match got {
-                    Ok(config) => state.reconfigure(&config),
+                    // A reload: its new names resolved at once, the
+                    // table to the caller (the workers get it with the
+                    // new configuration, so they never run it without
+                    // its members).
+                    Ok((config, reply)) => {
+                        state.reconfigure(&config);
+                        state.resolve_due(Instant::now());
+                        let _ = reply.send(Arc::new(state.table()));
+                    }
                     Err(flume::RecvTimeoutError::Disconnected) => return,
-                    Err(flume::RecvTimeoutError::Timeout) => {}
-                }
-                if state.resolve_due(Instant::now()) {
-                    publish(Arc::new(state.table()));
+                    Err(flume::RecvTimeoutError::Timeout) => {
+                        if state.resolve_due(Instant::now()) {
+                            publish(Arc::new(state.table()));
+                        }
+                    }
                 }
             })?;
         Ok((Resolver { tx }, first))
     }
 
-    /// Follow the names `config` has from now on (new ones at once).
-    pub fn reconfigure(&self, config: Arc<Config>) {
-        let _ = self.tx.send(config);
+    /// Follow the names `config` has from now on: those due (new ones
+    /// included) are resolved before this returns the table (bounded by
+    /// the query timeout per resolver; `None` past `wait`).
+    pub fn reconfigure(&self, config: Arc<Config>, wait: Duration) -> Option<Arc<Members>> {
+        let (tx, rx) = flume::bounded(1);
+        self.tx.send((config, tx)).ok()?;
+        rx.recv_timeout(wait).ok()
     }
 }
 
@@ -300,6 +313,9 @@ fn ask(server: &SocketAddr, host: &str) -> Result<(Vec<std::net::IpAddr>, Option
             .map_err(|e| e.to_string())?;
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
+            // A receive with a timeout is not restarted after a signal
+            // (or a task notification): try again, within the deadline.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
                 if matches!(
                     e.kind(),
