@@ -52,8 +52,9 @@ pub struct Peer {
     /// This worker's tunnels to it (`rebalance`), shared with the same
     /// server of the previous configuration's group.
     pub tunnels: Rc<Cell<u32>>,
-    /// Of those, the ones closing at the last sweep.
-    leaving: Cell<u32>,
+    /// Of those, the ones closing at the last sweep (shared as `tunnels`
+    /// is: a tunnel of an older snapshot's group that ends counts here).
+    leaving: Rc<Cell<u32>>,
     /// Its `slow_start` ramp, shared across reloads.
     ramp: Rc<Ramp>,
 }
@@ -215,7 +216,7 @@ impl Group {
                     verdict,
                     downs_seen,
                     tunnels: before.map_or_else(Rc::default, |p| p.tunnels.clone()),
-                    leaving: Cell::new(0),
+                    leaving: before.map_or_else(Rc::default, |p| p.leaving.clone()),
                     ramp,
                 }
             })
@@ -1125,6 +1126,58 @@ mod tests {
         assert_eq!(
             moved, should,
             "exactly the keys that map elsewhere, once each"
+        );
+    }
+
+    /// A tunnel of the group before a reload that ends is counted by the
+    /// group after it: the staying count stays right between sweeps, so
+    /// a crowded server stays closed to new tunnels.
+    #[test]
+    fn leaving_tunnels_of_an_older_snapshot_count_in_the_new_one() {
+        let r = "rebalance = { max_skew = 0.2, rate = \"1000/s\" }";
+        let two = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#;
+        let four = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }, { addr = "127.0.0.1:3" }, { addr = "127.0.0.1:4" }"#;
+        let verdicts = Verdicts::default();
+        let old = Group::new(
+            &upstream_with("round_robin", two, r),
+            None,
+            Some(&verdicts),
+            &Members::default(),
+        );
+        for id in 0..100 {
+            old.tunnel_opened(0, id, None);
+            old.tunnel_opened(1, id, None);
+        }
+        let new = Group::new(
+            &upstream_with("round_robin", four, r),
+            Some(&old),
+            Some(&verdicts),
+            &Members::default(),
+        );
+        let now = Instant::now();
+        assert_eq!(
+            new.moves(now, &|_| 0, 1),
+            [
+                Move::Newest {
+                    tag: new.peers[0].tag(),
+                    n: 40
+                },
+                Move::Newest {
+                    tag: new.peers[1].tag(),
+                    n: 40
+                }
+            ]
+        );
+        for id in 0..40 {
+            old.tunnel_closed(0, id);
+            old.tunnel_closed(1, id);
+            new.tunnel_opened(2, 1000 + id, None);
+            new.tunnel_opened(3, 2000 + id, None);
+        }
+        assert_eq!(new.peers[0].staying(), 60);
+        assert!(
+            new.crowded(&new.peers[0], now),
+            "at its bound: closed to new tunnels"
         );
     }
 }
