@@ -8,10 +8,13 @@ pub mod forwarded;
 pub mod haproxy;
 pub mod hostile;
 pub mod http1;
+pub mod logs;
 pub mod nginx;
 pub mod prom;
 pub mod recorder;
+pub mod switch;
 pub mod tls_support;
+pub mod tunnel;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,20 +1,17 @@
 //! The metrics listener as tests read it: where it listens (from its log
-//! line), a scrape, and the values of one metric family filtered by
-//! labels, from Prometheus text.
+//! line), a scrape (once, or until the text shows a change), and the
+//! values of one metric family filtered by labels, from Prometheus text.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::logs::field;
 use crate::{get_once, Ringway};
 
-/// A `key=value` field of a log line (quotes trimmed).
-pub fn field(line: &str, key: &str) -> Option<String> {
-    let pat = format!(" {key}=");
-    let start = line.find(&pat)? + pat.len();
-    let rest = &line[start..];
-    let end = rest.find(' ').unwrap_or(rest.len());
-    Some(rest[..end].trim_matches('"').to_string())
-}
+/// The bound on [`scrape_until`]: how long metrics may take to show a
+/// change.
+pub const SCRAPE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The metrics listener's address, from its log line.
 pub fn metrics_addr(rw: &Ringway) -> SocketAddr {
@@ -30,6 +27,23 @@ pub fn scrape(maddr: SocketAddr) -> String {
     let (status, head, body) = get_once(maddr, "x", "/metrics", "");
     assert_eq!(status, 200, "{head}");
     body
+}
+
+/// Scrape until `ready` holds on the text (bounded by [`SCRAPE_WITHIN`]);
+/// the text.
+pub fn scrape_until(maddr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + SCRAPE_WITHIN;
+    loop {
+        let text = scrape(maddr);
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed {what} within {SCRAPE_WITHIN:?}:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The values of the series `name` whose labels include `labels` (label
@@ -65,4 +79,14 @@ pub fn values(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
 /// The sum of [`values`].
 pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     values(text, name, labels).iter().sum()
+}
+
+/// `ringway_tunnels_moved_total` of `upstream` for `reason` (0 when there
+/// is no series).
+pub fn moved(text: &str, upstream: &str, reason: &str) -> f64 {
+    sum(
+        text,
+        "ringway_tunnels_moved_total",
+        &[("upstream", upstream), ("reason", reason)],
+    )
 }

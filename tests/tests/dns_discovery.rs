@@ -15,19 +15,21 @@
 //! its own name. Passive health is off (`max_fails = 0`) and a request
 //! never goes on to another server (`proxy_next_upstream = ["off"]`).
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringway_tests::logs::{field, lines_with, wait_lines};
+use ringway_tests::prom::{metrics_addr, moved, scrape, scrape_until};
+use ringway_tests::switch::{only_from, until_each, who, who_at, Health, Switch};
+use ringway_tests::tunnel::{
+    assert_echoes, closed_with_1001, heard, open_tunnel, watch_gone, Tunnel,
+};
 use ringway_tests::*;
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
 
 both_drivers!(
     members_follow_dns,
@@ -42,7 +44,8 @@ both_drivers!(
 /// answers' TTL is 1 s (`--local-ttl=1`) and `resolver_valid` 500 ms, so
 /// a change is seen within about a second.
 const FOLLOW_WITHIN: Duration = Duration::from_secs(10);
-/// How long metrics and logs may take to show a change.
+/// How long the access log and the backends' counts may take to show a
+/// change (metrics: `prom::SCRAPE_WITHIN`).
 const SETTLE: Duration = Duration::from_secs(10);
 /// The name the backends are found by.
 const NAME: &str = "chat.test";
@@ -274,57 +277,15 @@ impl Drop for Dns {
 
 // ---- backends that name themselves ----
 
-#[derive(Default)]
-struct NamedState {
-    /// Plain requests answered.
-    requests: AtomicUsize,
-    /// WebSocket connections (tunnels through ringway) open now.
-    live_tunnels: AtomicUsize,
-    /// Close codes received on tunnels, with the tunnel's path (1005: a
-    /// close frame without one).
-    tunnel_closes: Mutex<Vec<(String, u16)>>,
-}
-
-/// An HTTP/1.1 backend named `name` on `addr` (a thread per connection,
-/// keep-alive): every request is answered `200` with its name as the
-/// body; an upgrade is a WebSocket that answers the text `who?` with its
-/// name and echoes everything else.
-struct Named {
-    name: &'static str,
-    addr: SocketAddr,
-    st: Arc<NamedState>,
-}
-
-impl Named {
-    fn start(name: &'static str, listener: TcpListener) -> Named {
-        let addr = listener.local_addr().unwrap();
-        let st = Arc::new(NamedState::default());
-        let st2 = st.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = st2.clone();
-                thread::spawn(move || {
-                    let _ = serve_named(conn, name, &st);
-                });
-            }
-        });
-        Named { name, addr, st }
-    }
-
-    fn live_tunnels(&self) -> usize {
-        self.st.live_tunnels.load(Ordering::SeqCst)
-    }
-}
-
 /// The loopback alias 127.0.0.`n`.
 fn alias(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, n)
 }
 
 /// Backends named `B2`, `B3`, … on 127.0.0.2, 127.0.0.3, … (one for each
-/// of `hosts`), all on one port.
-fn named_backends(hosts: &[u8]) -> Vec<Named> {
+/// of `hosts`), all on one port: healthy [`Switch`]es (no test here asks
+/// for `/health`).
+fn named_backends(hosts: &[u8]) -> Vec<Switch> {
     const NAMES: [&str; 8] = ["B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7"];
     // The first alias picks the port; another process may hold it on a
     // later alias: pick again, a bounded number of times.
@@ -342,110 +303,11 @@ fn named_backends(hosts: &[u8]) -> Vec<Named> {
             return hosts
                 .iter()
                 .zip(listeners)
-                .map(|(&h, l)| Named::start(NAMES[h as usize], l))
+                .map(|(&h, l)| Switch::on(NAMES[h as usize], l, Health::Ok))
                 .collect();
         }
     }
     panic!("no port free on every one of 127.0.0.{hosts:?} in 50 tries");
-}
-
-fn serve_named(mut conn: TcpStream, name: &'static str, st: &NamedState) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > 64 * 1024 {
-                return Ok(());
-            }
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        };
-        let (method, req) = seen_head(&buf[..end]);
-        buf.drain(..end);
-        let length: usize = req
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < length {
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        buf.drain(..length);
-        if req
-            .header("upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        {
-            return serve_named_ws(conn, buf, &req, name, st);
-        }
-        st.requests.fetch_add(1, Ordering::SeqCst);
-        let mut out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-            name.len()
-        );
-        if method != "HEAD" {
-            out.push_str(name);
-        }
-        conn.write_all(out.as_bytes())?;
-        if req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            return Ok(());
-        }
-    }
-}
-
-fn serve_named_ws(
-    mut conn: TcpStream,
-    rest: Vec<u8>,
-    req: &SeenRequest,
-    name: &'static str,
-    st: &NamedState,
-) -> std::io::Result<()> {
-    let key = req.header("sec-websocket-key").unwrap_or("");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    conn.write_all(
-        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
-            .as_bytes(),
-    )?;
-    st.live_tunnels.fetch_add(1, Ordering::SeqCst);
-    let mut ws = WebSocket::from_partially_read(conn, rest, Role::Server, Some(ws_config()));
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) if t == "who?" => {
-                if ws.send(Message::text(name)).is_err() {
-                    break;
-                }
-            }
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(m).is_err() {
-                    break;
-                }
-            }
-            Ok(Message::Close(f)) => {
-                st.tunnel_closes
-                    .lock()
-                    .unwrap()
-                    .push((req.path.clone(), f.map_or(1005, |f| u16::from(f.code))));
-                // tungstenite queued the close reply; send it.
-                let _ = ws.flush();
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    st.live_tunnels.fetch_sub(1, Ordering::SeqCst);
-    Ok(())
 }
 
 // ---- configuration ----
@@ -497,46 +359,19 @@ fn start(config: &str, d: Driver, runtime: &str) -> (Ringway, PathBuf) {
 
 // ---- the log ----
 
-/// `key=value` of a log line (the value up to the next space, quotes
-/// trimmed).
-fn field(line: &str, key: &str) -> Option<String> {
-    let pat = format!(" {key}=");
-    let start = line.find(&pat)? + pat.len();
-    let rest = &line[start..];
-    let end = rest.find(' ').unwrap_or(rest.len());
-    Some(rest[..end].trim_matches('"').to_string())
-}
+/// What a `members changed` line of the name `chat.test:PORT` says.
+const CHANGED: &str = "upstream name resolved: members changed";
 
 /// The `members changed` lines of the name `chat.test:PORT`, in order.
 fn changes(rw: &Ringway, port: u16) -> Vec<String> {
-    let name = format!("{NAME}:{port}");
-    rw.logs()
-        .lines()
-        .filter(|l| {
-            l.contains("upstream name resolved: members changed")
-                && field(l, "name").as_deref() == Some(&name)
-        })
-        .map(str::to_string)
-        .collect()
+    lines_with(rw, CHANGED, &[("name", &format!("{NAME}:{port}"))])
 }
 
 /// Wait (bounded by [`FOLLOW_WITHIN`]) for the `n`-th `members changed`
 /// line of `chat.test:PORT`; it.
 fn wait_change(rw: &Ringway, port: u16, n: usize) -> String {
-    let deadline = Instant::now() + FOLLOW_WITHIN;
-    loop {
-        let c = changes(rw, port);
-        if c.len() >= n {
-            return c[n - 1].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no change {n} of {NAME}:{port}'s members within {FOLLOW_WITHIN:?}; log:\n{}",
-            rw.logs()
-        );
-        // Pacing for a poll of the log with a deadline.
-        thread::sleep(Duration::from_millis(20));
-    }
+    let name = format!("{NAME}:{port}");
+    wait_lines(rw, CHANGED, &[("name", &name)], n, FOLLOW_WITHIN).swap_remove(n - 1)
 }
 
 /// A `members changed` line says `addresses`, `added` and `removed`
@@ -579,11 +414,7 @@ fn assert_no_failed_resolution(rw: &Ringway, when: &str) {
 
 /// The log lines containing `needle`.
 fn log_lines(rw: &Ringway, needle: &str) -> Vec<String> {
-    rw.logs()
-        .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
-        .collect()
+    lines_with(rw, needle, &[])
 }
 
 /// The access log's JSON lines once `ready` holds on them (bounded:
@@ -610,275 +441,6 @@ fn access_lines(
             path.display()
         );
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ---- metrics ----
-
-/// The metrics listener's address, from its log line.
-fn metrics_addr(rw: &Ringway) -> SocketAddr {
-    let line = rw.wait_for_log("metrics: serving", Duration::from_secs(10));
-    field(&line, "addr")
-        .expect("addr= in the metrics line")
-        .parse()
-        .expect("metrics addr")
-}
-
-fn scrape(maddr: SocketAddr) -> String {
-    let (status, head, body) = get_once(maddr, "x", "/metrics", "");
-    assert_eq!(status, 200, "{head}");
-    body
-}
-
-/// The values of the series `name` whose labels include `labels`.
-fn values(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (n, lbls) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if n != name {
-            continue;
-        }
-        // Label values here (names, addresses, reasons) hold no quote or
-        // comma.
-        let have: Vec<(&str, &str)> = lbls
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim_matches('"')))
-            .collect();
-        if labels.iter().all(|l| have.contains(l)) {
-            out.push(value.parse().unwrap_or(f64::NAN));
-        }
-    }
-    out
-}
-
-/// `ringway_tunnels_moved_total` of `upstream` for `reason` (0 when there
-/// is no series).
-fn moved(text: &str, upstream: &str, reason: &str) -> f64 {
-    values(
-        text,
-        "ringway_tunnels_moved_total",
-        &[("upstream", upstream), ("reason", reason)],
-    )
-    .iter()
-    .sum()
-}
-
-/// Scrape until `ready` holds (bounded by [`SETTLE`]); the text.
-fn scrape_until(maddr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let text = scrape(maddr);
-        if ready(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never showed {what} within {SETTLE:?}:\n{text}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ---- clients ----
-
-/// `GET path` through ringway on a fresh connection: (status, body).
-fn who_at(proxy: SocketAddr, path: &str) -> (u16, String) {
-    let (status, _, body) = get_once(proxy, "app", path, "");
-    (status, body)
-}
-
-fn who(proxy: SocketAddr) -> (u16, String) {
-    who_at(proxy, "/who")
-}
-
-/// Ask who answers until each of `want` has (bounded by `timeout`; every
-/// answer must be a 200 from one of `allowed`); how many asks it took.
-fn until_each(proxy: SocketAddr, want: &[&str], allowed: &[&str], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    let mut seen: Vec<String> = Vec::new();
-    for n in 1.. {
-        let got = who(proxy);
-        assert!(
-            got.0 == 200 && allowed.contains(&got.1.as_str()),
-            "answer {n}: {got:?}, not a 200 from one of {allowed:?}"
-        );
-        if !seen.contains(&got.1) {
-            seen.push(got.1);
-        }
-        if want.iter().all(|w| seen.iter().any(|s| s == w)) {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every one of {want:?} answered within {timeout:?}: only {seen:?}"
-        );
-        // Pacing: a worker takes the resolver's table between requests.
-        thread::sleep(Duration::from_millis(10));
-    }
-    unreachable!()
-}
-
-/// Ask who answers until 10 answers in a row are `200` from `want`
-/// (bounded by `timeout`: the change may take a moment to reach every
-/// worker), then check that 30 more are too.
-fn only_from(proxy: SocketAddr, want: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut run = 0;
-    let mut last = Vec::new();
-    while run < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "answers never came only from {want} within {timeout:?}; the last: {last:?}"
-        );
-        let got = who(proxy);
-        if got.0 == 200 && got.1 == want {
-            run += 1;
-        } else {
-            run = 0;
-        }
-        last.push(got);
-        if last.len() > 10 {
-            last.remove(0);
-        }
-    }
-    for i in 0..30 {
-        assert_eq!(
-            who(proxy),
-            (200, want.to_string()),
-            "answer {i} after they came only from {want}"
-        );
-    }
-}
-
-type Ws = WebSocket<TcpStream>;
-
-/// A WebSocket through ringway and the name of the backend it reached.
-struct Tunnel {
-    ws: Ws,
-    on: String,
-}
-
-/// Open a tunnel at `path` and ask the backend its name.
-fn open_tunnel(proxy: SocketAddr, path: &str) -> Tunnel {
-    let s = TcpStream::connect(proxy).expect("connect to ringway");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut ws = ws_handshake(s, &format!("ws://app{path}"));
-    ws.send(Message::text("who?")).unwrap();
-    let on = match ws.read() {
-        Ok(Message::Text(t)) => t.to_string(),
-        other => panic!("{path}: no name from the backend: {other:?}"),
-    };
-    Tunnel { ws, on }
-}
-
-/// Send `text` and read its echo.
-fn echo(ws: &mut Ws, text: &str) -> Result<(), String> {
-    ws.send(Message::text(text))
-        .map_err(|e| format!("send: {e}"))?;
-    match ws.read() {
-        Ok(Message::Text(t)) if t == text => Ok(()),
-        other => Err(format!("instead of the echo: {other:?}")),
-    }
-}
-
-/// What came on a tunnel while it was watched.
-#[derive(Debug, Clone)]
-enum Event {
-    /// A close frame with this code (1005: none), and when.
-    Close(u16, Instant),
-    /// Anything else: a message, the stream's end, an error.
-    Other(String),
-}
-
-/// What came, in words (`nothing` for `None`).
-fn describe(e: &Option<Event>) -> String {
-    match e {
-        None => "nothing".into(),
-        Some(Event::Close(code, _)) => format!("close {code}"),
-        Some(Event::Other(what)) => what.clone(),
-    }
-}
-
-/// Watch `tunnels` (poll(2) on their sockets, no blocking read) until
-/// `done` holds for what came so far, or until `deadline`; the first
-/// thing that came on each (`None`: nothing).
-fn watch(
-    tunnels: &mut [Tunnel],
-    done: impl Fn(&[Tunnel], &[Option<Event>]) -> bool,
-    deadline: Instant,
-) -> Vec<Option<Event>> {
-    let mut seen: Vec<Option<Event>> = vec![None; tunnels.len()];
-    for t in tunnels.iter() {
-        t.ws.get_ref().set_nonblocking(true).unwrap();
-    }
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if done(tunnels, &seen) || left.is_zero() {
-            break;
-        }
-        let idx: Vec<usize> = (0..tunnels.len()).filter(|&i| seen[i].is_none()).collect();
-        let mut fds: Vec<libc::pollfd> = idx
-            .iter()
-            .map(|&i| libc::pollfd {
-                fd: tunnels[i].ws.get_ref().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let wait_ms = left.as_millis().clamp(1, 100) as i32;
-        // SAFETY: `fds` is a valid array of pollfd for the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
-        assert!(r >= 0, "poll: {}", std::io::Error::last_os_error());
-        for (k, &i) in idx.iter().enumerate() {
-            if fds[k].revents == 0 {
-                continue;
-            }
-            let ws = &mut tunnels[i].ws;
-            seen[i] = match ws.read() {
-                Ok(Message::Close(f)) => {
-                    // Send tungstenite's close reply.
-                    let _ = ws.flush();
-                    Some(Event::Close(
-                        f.map_or(1005, |f| u16::from(f.code)),
-                        Instant::now(),
-                    ))
-                }
-                Ok(m) => Some(Event::Other(format!("message {m:?}"))),
-                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => None,
-                Err(e) => Some(Event::Other(format!("{e}"))),
-            };
-        }
-    }
-    for t in tunnels.iter() {
-        t.ws.get_ref().set_nonblocking(false).unwrap();
-    }
-    seen
-}
-
-/// Wait (bounded) until `count` reaches `n`.
-fn wait_count(what: &str, count: impl Fn() -> usize, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let c = count();
-        if c >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {c}, not {n}, within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -930,25 +492,21 @@ fn members_follow_dns(d: Driver) {
         got.iter().any(|n| n == "B2") && got.iter().any(|n| n == "B3"),
         "requests should reach both members: {got:?}"
     );
-    assert!(b3.st.requests.load(Ordering::SeqCst) > 0);
+    assert!(b3.requests() > 0);
 
     // DNS drops 127.0.0.2.
     dns.set_hosts(&[alias(3)]);
     let third = wait_change(&rw, port, 3);
     assert_change(&third, 1, &[], &[b2.addr]);
     only_from(proxy, "B3", FOLLOW_WITHIN);
-    let b2_served = b2.st.requests.load(Ordering::SeqCst);
+    let b2_served = b2.requests();
     for i in 0..10 {
         assert_eq!(
             who_at(proxy, &format!("/last/{i}")),
             (200, "B3".to_string())
         );
     }
-    assert_eq!(
-        b2.st.requests.load(Ordering::SeqCst),
-        b2_served,
-        "a removed member got requests"
-    );
+    assert_eq!(b2.requests(), b2_served, "a removed member got requests");
     // No failure along the way, and exactly the three changes.
     assert_no_failed_resolution(&rw, "while DNS changed");
     assert_eq!(changes(&rw, port).len(), 3, "{}", rw.logs());
@@ -1055,8 +613,8 @@ fn a_failing_resolver_keeps_the_last_set(d: Driver) {
 fn tunnels_then_drop_b3(
     rw: &Ringway,
     dns: &mut Dns,
-    b2: &Named,
-    b3: &Named,
+    b2: &Switch,
+    b3: &Switch,
 ) -> (Vec<Tunnel>, usize) {
     let proxy = rw.addr("app");
     let port = b2.addr.port();
@@ -1099,29 +657,9 @@ fn on_remove_close_closes_the_tunnels_of_a_member_gone_from_dns(d: Driver) {
     let logged = Instant::now();
 
     // Watch every tunnel until each of B3's has closed.
-    let seen = watch(
-        &mut tunnels,
-        |ts, seen| {
-            ts.iter()
-                .zip(seen)
-                .all(|(t, s)| t.on != "B3" || s.is_some())
-        },
-        logged + Duration::from_secs(10),
-    );
-    let mut wrong = Vec::new();
-    let mut times = Vec::new();
-    for (i, (t, s)) in tunnels.iter().zip(&seen).enumerate() {
-        match (t.on.as_str(), s) {
-            ("B3", Some(Event::Close(1001, at))) => times.push(*at),
-            ("B2", None) => {}
-            (on, s) => wrong.push(format!("tunnel {i} on {on}: {}", describe(s))),
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "B3's tunnels should close with 1001, B2's hear nothing:\n{}",
-        wrong.join("\n")
-    );
+    let seen = watch_gone(&mut tunnels, "B3", logged + Duration::from_secs(10));
+    // B3's tunnels close with 1001, B2's hear nothing.
+    let times = closed_with_1001(&tunnels, &seen, "B3");
     let first = times.iter().min().unwrap();
     let last = times.iter().max().unwrap();
     assert!(
@@ -1149,9 +687,7 @@ fn on_remove_close_closes_the_tunnels_of_a_member_gone_from_dns(d: Driver) {
     assert_eq!(logged_tunnels, on_b3, "{closing:#?}");
 
     // B2's tunnels still carry messages; new tunnels go to B2.
-    for (i, t) in tunnels.iter_mut().enumerate().filter(|(_, t)| t.on == "B2") {
-        echo(&mut t.ws, "still here").unwrap_or_else(|e| panic!("B2's tunnel {i}: {e}"));
-    }
+    assert_echoes(&mut tunnels, Some("B2"), "still here");
     for i in 0..6 {
         let mut t = open_tunnel(proxy, &format!("/ws/after-{i}"));
         assert_eq!(t.on, "B2", "a tunnel opened after 127.0.0.3 left DNS");
@@ -1159,36 +695,8 @@ fn on_remove_close_closes_the_tunnels_of_a_member_gone_from_dns(d: Driver) {
     }
 
     // B3's side got its close 1001 too, and no tunnel is left on B3.
-    wait_count(
-        "close frames at B3",
-        || b3.st.tunnel_closes.lock().unwrap().len(),
-        on_b3,
-        SETTLE,
-    );
-    let codes = b3.st.tunnel_closes.lock().unwrap().clone();
-    assert!(
-        codes.iter().all(|(_, c)| *c == 1001),
-        "B3's close codes: {codes:?}"
-    );
-    wait_count(
-        "B3's tunnels closed",
-        || on_b3.saturating_sub(b3.live_tunnels()),
-        on_b3,
-        SETTLE,
-    );
-    let b2_closed: Vec<(String, u16)> = b2
-        .st
-        .tunnel_closes
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(path, _)| !path.starts_with("/ws/after-"))
-        .cloned()
-        .collect();
-    assert!(
-        b2_closed.is_empty(),
-        "tunnels on B2 were closed: {b2_closed:?}"
-    );
+    b3.assert_tunnels_closed_1001(on_b3, SETTLE);
+    b2.assert_no_tunnel_closes("/ws/after-");
     let text = scrape_until(maddr, "the moved tunnels", |t| {
         moved(t, "chat", "removed") == on_b3 as f64
     });
@@ -1210,23 +718,11 @@ fn on_remove_keep_leaves_the_tunnels_of_a_member_gone_from_dns(d: Driver) {
     let (mut tunnels, on_b3) = tunnels_then_drop_b3(&rw, &mut dns, b2, b3);
     only_from(proxy, "B2", FOLLOW_WITHIN);
     // Nothing comes on any tunnel for one and a half drain_spreads.
-    let seen = watch(
-        &mut tunnels,
-        |_, _| false,
-        Instant::now() + Duration::from_millis(1500),
-    );
-    let heard: Vec<String> = tunnels
-        .iter()
-        .zip(&seen)
-        .filter(|(_, s)| s.is_some())
-        .map(|(t, s)| format!("{}: {}", t.on, describe(s)))
-        .collect();
+    let heard = heard(&mut tunnels, Instant::now() + Duration::from_millis(1500));
     assert!(heard.is_empty(), "kept tunnels heard: {heard:?}");
-    for (i, t) in tunnels.iter_mut().enumerate() {
-        echo(&mut t.ws, "still here").unwrap_or_else(|e| panic!("tunnel {i} on {}: {e}", t.on));
-    }
+    assert_echoes(&mut tunnels, None, "still here");
     assert_eq!(b3.live_tunnels(), on_b3);
-    assert!(b3.st.tunnel_closes.lock().unwrap().is_empty());
+    assert!(b3.tunnel_closes().is_empty());
     assert!(
         log_lines(&rw, "closing tunnels of a removed server").is_empty(),
         "{}",

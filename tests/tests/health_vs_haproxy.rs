@@ -23,19 +23,15 @@
 //! The tests skip (with a line on stderr) where haproxy is not installed;
 //! scripts/test.sh installs it.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_tests::haproxy::{self, HaProxy};
+use ringway_tests::switch::{wait_count, Health, Switch};
+use ringway_tests::tunnel::{echo, open_tunnel, watch_gone, Event, Tunnel};
 use ringway_tests::*;
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
 
 both_drivers!(
     requests_leave_a_failing_server_and_come_back_like_haproxy,
@@ -49,173 +45,6 @@ const MARK_WITHIN: Duration = Duration::from_secs(5);
 const RUN: usize = 20;
 /// WebSocket tunnels opened through each proxy.
 const TUNNELS: usize = 20;
-
-// ---- a backend whose health the test switches ----
-
-/// An HTTP/1.1 backend named `name` (a thread per connection,
-/// keep-alive): `GET /health` answers `200` or, once failed, `503`; any
-/// other path answers `200` with the name as the body; an upgrade is a
-/// WebSocket that answers `who?` with the name and echoes anything else,
-/// and records how each tunnel ended at its side.
-struct Switch {
-    addr: SocketAddr,
-    failing: Arc<AtomicBool>,
-    /// (request path, how the tunnel ended here: `close CODE` or the
-    /// error the read gave).
-    ends: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Switch {
-    fn start(name: &'static str) -> Switch {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind switch backend");
-        let addr = listener.local_addr().unwrap();
-        let failing = Arc::new(AtomicBool::new(false));
-        let ends = Arc::new(Mutex::new(Vec::new()));
-        let (f2, e2) = (failing.clone(), ends.clone());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (failing, ends) = (f2.clone(), e2.clone());
-                thread::spawn(move || {
-                    let _ = serve_switch(conn, name, &failing, &ends);
-                });
-            }
-        });
-        Switch {
-            addr,
-            failing,
-            ends,
-        }
-    }
-
-    fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-
-    /// How the tunnels whose path starts with `prefix` ended here.
-    fn ends_of(&self, prefix: &str) -> Vec<String> {
-        self.ends
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p.starts_with(prefix))
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-}
-
-fn serve_switch(
-    mut conn: TcpStream,
-    name: &'static str,
-    failing: &AtomicBool,
-    ends: &Mutex<Vec<(String, String)>>,
-) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > 64 * 1024 {
-                return Ok(());
-            }
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        };
-        let (method, req) = seen_head(&buf[..end]);
-        buf.drain(..end);
-        let length: usize = req
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < length {
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        buf.drain(..length);
-        if req
-            .header("upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        {
-            return serve_switch_ws(conn, buf, &req, name, ends);
-        }
-        let (status, body) = match (req.path.as_str(), failing.load(Ordering::SeqCst)) {
-            ("/health", false) => ("200 OK", "status: ok"),
-            ("/health", true) => ("503 Service Unavailable", "unavailable"),
-            _ => ("200 OK", name),
-        };
-        let mut out = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        if method != "HEAD" {
-            out.push_str(body);
-        }
-        conn.write_all(out.as_bytes())?;
-        // HAProxy's checks are HTTP/1.0 without keep-alive: it closes.
-        if req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            return Ok(());
-        }
-    }
-}
-
-fn serve_switch_ws(
-    mut conn: TcpStream,
-    rest: Vec<u8>,
-    req: &SeenRequest,
-    name: &'static str,
-    ends: &Mutex<Vec<(String, String)>>,
-) -> std::io::Result<()> {
-    let key = req.header("sec-websocket-key").unwrap_or("");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    conn.write_all(
-        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
-            .as_bytes(),
-    )?;
-    let mut ws = WebSocket::from_partially_read(conn, rest, Role::Server, Some(ws_config()));
-    let mut end: Option<String> = None;
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) if t == "who?" => {
-                if let Err(e) = ws.send(Message::text(name)) {
-                    end.get_or_insert(format!("send: {e}"));
-                    break;
-                }
-            }
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if let Err(e) = ws.send(m) {
-                    end.get_or_insert(format!("send: {e}"));
-                    break;
-                }
-            }
-            Ok(Message::Close(f)) => {
-                end.get_or_insert(format!("close {}", f.map_or(1005, |f| u16::from(f.code))));
-                // tungstenite queued the close reply; send it.
-                let _ = ws.flush();
-            }
-            Ok(_) => {}
-            Err(e) => {
-                end.get_or_insert(ended(&e));
-                break;
-            }
-        }
-    }
-    ends.lock()
-        .unwrap()
-        .push((req.path.clone(), end.unwrap_or_default()));
-    Ok(())
-}
 
 // ---- the two proxies ----
 
@@ -355,7 +184,8 @@ fn haproxy_binary(test: &str) -> Option<PathBuf> {
 // ---- clients ----
 
 /// `GET /who` on a fresh connection: the body (the backend's name), or
-/// what went wrong.
+/// what went wrong (not [`switch::who`](ringway_tests::switch::who): the
+/// head goes into the answer).
 fn who(proxy: SocketAddr) -> String {
     let (status, head, body) = get_once(proxy, "app", "/who", "");
     if status == 200 {
@@ -432,121 +262,6 @@ fn assert_both_answer(proxy: SocketAddr, which: &str, when: &str) {
     );
 }
 
-type Ws = WebSocket<TcpStream>;
-
-/// A WebSocket through a proxy and the backend it reached.
-struct Tunnel {
-    ws: Ws,
-    on: String,
-}
-
-/// Open a tunnel at `path` and ask the backend its name.
-fn open_tunnel(proxy: SocketAddr, path: &str) -> Tunnel {
-    let s = TcpStream::connect(proxy).expect("connect to the proxy");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut ws = ws_handshake(s, &format!("ws://app{path}"));
-    ws.send(Message::text("who?")).unwrap();
-    let on = match ws.read() {
-        Ok(Message::Text(t)) => t.to_string(),
-        other => panic!("{path}: no name from the backend: {other:?}"),
-    };
-    Tunnel { ws, on }
-}
-
-/// Send `text` and read its echo.
-fn echo(ws: &mut Ws, text: &str) -> Result<(), String> {
-    ws.send(Message::text(text))
-        .map_err(|e| format!("send: {e}"))?;
-    match ws.read() {
-        Ok(Message::Text(t)) if t == text => Ok(()),
-        other => Err(format!("instead of the echo: {other:?}")),
-    }
-}
-
-/// The first thing that came on a tunnel while it was watched.
-#[derive(Debug, Clone)]
-enum Event {
-    /// A close frame with this code (1005: none), and when.
-    Close(u16, Instant),
-    /// No close frame: a message, the stream's end or an error (as
-    /// tungstenite reports it: Display, then Debug), and when.
-    Other(String, Instant),
-}
-
-/// Watch `tunnels` (poll(2) on their sockets, no blocking read) until
-/// every one on `A` has had something, or until `deadline`; the first
-/// thing that came on each (`None`: nothing).
-fn watch(tunnels: &mut [Tunnel], deadline: Instant) -> Vec<Option<Event>> {
-    let mut seen: Vec<Option<Event>> = vec![None; tunnels.len()];
-    for t in tunnels.iter() {
-        t.ws.get_ref().set_nonblocking(true).unwrap();
-    }
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let done = tunnels
-            .iter()
-            .zip(&seen)
-            .all(|(t, s)| t.on != "A" || s.is_some());
-        if done || left.is_zero() {
-            break;
-        }
-        let idx: Vec<usize> = (0..tunnels.len()).filter(|&i| seen[i].is_none()).collect();
-        let mut fds: Vec<libc::pollfd> = idx
-            .iter()
-            .map(|&i| libc::pollfd {
-                fd: tunnels[i].ws.get_ref().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let wait_ms = left.as_millis().clamp(1, 100) as i32;
-        // SAFETY: `fds` is a valid array of pollfd for the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
-        assert!(r >= 0, "poll: {}", std::io::Error::last_os_error());
-        for (k, &i) in idx.iter().enumerate() {
-            if fds[k].revents == 0 {
-                continue;
-            }
-            let ws = &mut tunnels[i].ws;
-            seen[i] = match ws.read() {
-                Ok(Message::Close(f)) => {
-                    // Send tungstenite's close reply.
-                    let _ = ws.flush();
-                    Some(Event::Close(
-                        f.map_or(1005, |f| u16::from(f.code)),
-                        Instant::now(),
-                    ))
-                }
-                Ok(m) => Some(Event::Other(format!("message {m:?}"), Instant::now())),
-                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => None,
-                Err(e) => Some(Event::Other(ended(&e), Instant::now())),
-            };
-        }
-    }
-    for t in tunnels.iter() {
-        t.ws.get_ref().set_nonblocking(false).unwrap();
-    }
-    seen
-}
-
-/// A read error in words: which TCP ending it was (tungstenite reports
-/// the end of the stream before a close frame as
-/// `ResetWithoutClosingHandshake`, a reset as an I/O error), then what
-/// tungstenite said (Display and Debug).
-fn ended(e: &tungstenite::Error) -> String {
-    let tcp = match e {
-        tungstenite::Error::Protocol(
-            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-        ) => "end of stream (FIN)",
-        tungstenite::Error::Io(io) if io.kind() == ErrorKind::ConnectionReset => {
-            "connection reset (RST)"
-        }
-        _ => "error",
-    };
-    format!("{tcp}: {e} [{e:?}]")
-}
-
 /// What came on the tunnels on `on`, grouped: `Nx what, at T s` (or a
 /// range of times) after `since`.
 fn summary(tunnels: &[Tunnel], seen: &[Option<Event>], on: &str, since: Instant) -> String {
@@ -599,23 +314,6 @@ fn open_tunnels(proxy: SocketAddr, tag: &str, n: usize) -> Vec<Tunnel> {
     tunnels
 }
 
-/// Wait (bounded) until `count` reaches `n`.
-fn wait_count(what: &str, count: impl Fn() -> usize, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let c = count();
-        if c >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {c}, not {n}, within {timeout:?}"
-        );
-        // Pacing for a poll of a counter with a deadline.
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
@@ -651,8 +349,8 @@ fn table(title: &str, d: Driver, hp_version: &str, rows: &[(&str, String, String
 /// `Server chat/a is DOWN`) and send every request to B, each within
 /// [`MARK_WITHIN`]. A passes again: both send requests to A again.
 fn requests_leave_a_failing_server_and_come_back_like_haproxy(d: Driver) {
-    let a = Switch::start("A");
-    let b = Switch::start("B");
+    let a = Switch::start("A", Health::Ok);
+    let b = Switch::start("B", Health::Ok);
     let Some(p) = Pair::start(
         d,
         &a,
@@ -668,7 +366,7 @@ fn requests_leave_a_failing_server_and_come_back_like_haproxy(d: Driver) {
     // A fails: both proxies are asked side by side until only B answers.
     let downs = p.ringway_marks("down");
     let failed = Instant::now();
-    a.set_failing(true);
+    a.set_health(Health::Unavailable);
     let rw_moved = thread::spawn(move || moved_to(rw, "B", failed));
     let hp_moved = thread::spawn(move || moved_to(hp, "B", failed));
     let rw_down = p.ringway_marked("down", downs, a.addr, failed);
@@ -682,7 +380,7 @@ fn requests_leave_a_failing_server_and_come_back_like_haproxy(d: Driver) {
     // A passes again: both use it again.
     let ups = p.ringway_marks("up");
     let healed = Instant::now();
-    a.set_failing(false);
+    a.set_health(Health::Ok);
     let rw_back = thread::spawn(move || back_to(rw, "A", healed));
     let hp_back = thread::spawn(move || back_to(hp, "A", healed));
     let rw_up = p.ringway_marked("up", ups, a.addr, healed);
@@ -719,8 +417,8 @@ fn requests_leave_a_failing_server_and_come_back_like_haproxy(d: Driver) {
 /// the client gets no close frame. B's tunnels hear nothing through
 /// either and still echo.
 fn tunnels_of_a_failing_server_close_with_1001_where_haproxy_cuts_them(d: Driver) {
-    let a = Switch::start("A");
-    let b = Switch::start("B");
+    let a = Switch::start("A", Health::Ok);
+    let b = Switch::start("B", Health::Ok);
     let Some(p) = Pair::start(
         d,
         &a,
@@ -737,14 +435,14 @@ fn tunnels_of_a_failing_server_close_with_1001_where_haproxy_cuts_them(d: Driver
     // Fail A; watch the tunnels through both proxies side by side.
     let downs = p.ringway_marks("down");
     let failed = Instant::now();
-    a.set_failing(true);
+    a.set_health(Health::Unavailable);
     let deadline = failed + Duration::from_secs(10);
     let rw_watch = thread::spawn(move || {
-        let seen = watch(&mut rw_tunnels, deadline);
+        let seen = watch_gone(&mut rw_tunnels, "A", deadline);
         (rw_tunnels, seen)
     });
     let hp_watch = thread::spawn(move || {
-        let seen = watch(&mut hp_tunnels, deadline);
+        let seen = watch_gone(&mut hp_tunnels, "A", deadline);
         (hp_tunnels, seen)
     });
     let rw_down = p.ringway_marked("down", downs, a.addr, failed);

@@ -12,26 +12,30 @@
 //!   that ramps from nothing to its weight's over `slow_start`
 //!   (round_robin and least_conn).
 //!
-//! The backends are in-process: each answers a plain request with its
-//! name and, on a WebSocket, the text `who?` with its name; each counts
-//! its live tunnels and the close codes it received.
+//! The backends are in-process [`Switch`]es, always healthy: each answers
+//! a plain request with its name and, on a WebSocket, the text `who?`
+//! with its name; each counts its live tunnels and the close codes it
+//! received.
 //!
 //! The tests of this file run one at a time (`one_at_a_time`): the
 //! scale-out holds 2,000 tunnels and measures the rate of closes, and
 //! the slow-start test measures shares against the clock; two of them at
 //! once on a 2-core machine would measure each other.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringway_tests::logs::{field, lines_with};
+use ringway_tests::prom::{metrics_addr, moved, scrape, scrape_until, sum};
+use ringway_tests::switch::{Health, Switch};
+use ringway_tests::tunnel::{assert_echoes, echo, heard, open_tunnel, try_open_tunnel, Tunnel, Ws};
 use ringway_tests::*;
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 both_drivers!(
     scale_out_moves_the_surplus_to_the_new_servers_at_the_rate,
@@ -58,166 +62,9 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How long metrics and backend counts may take to show a change.
+/// How long backend counts may take to show a change (metrics:
+/// `prom::SCRAPE_WITHIN`).
 const SETTLE: Duration = Duration::from_secs(10);
-
-// ---- backends ----
-
-#[derive(Default)]
-struct NamedState {
-    /// WebSocket connections (tunnels through ringway) open now.
-    live_tunnels: AtomicUsize,
-    /// WebSocket connections ever accepted.
-    tunnels_total: AtomicUsize,
-    /// Close codes received on tunnels (1005: a close frame without one).
-    closes: Mutex<Vec<u16>>,
-    /// Plain requests answered.
-    requests: AtomicUsize,
-}
-
-/// An HTTP/1.1 backend named `name` (a thread per connection,
-/// keep-alive): a plain request is answered `200` with its name as the
-/// body; an upgrade becomes a WebSocket that answers the text `who?` with
-/// its name and echoes everything else.
-struct Named {
-    name: &'static str,
-    addr: SocketAddr,
-    st: Arc<NamedState>,
-}
-
-impl Named {
-    fn start(name: &'static str) -> Named {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-        let addr = listener.local_addr().unwrap();
-        let st = Arc::new(NamedState::default());
-        let st2 = st.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = st2.clone();
-                // Thousands of these at once: a small stack each.
-                let spawned = thread::Builder::new()
-                    .stack_size(256 * 1024)
-                    .spawn(move || {
-                        let _ = serve_named(conn, name, &st);
-                    });
-                if spawned.is_err() {
-                    eprintln!("backend {name}: cannot start a connection thread");
-                }
-            }
-        });
-        Named { name, addr, st }
-    }
-
-    fn live(&self) -> usize {
-        self.st.live_tunnels.load(Ordering::SeqCst)
-    }
-
-    fn closes(&self) -> Vec<u16> {
-        self.st.closes.lock().unwrap().clone()
-    }
-}
-
-fn serve_named(mut conn: TcpStream, name: &'static str, st: &NamedState) -> std::io::Result<()> {
-    // Longer than any test here: a timeout would end a tunnel.
-    conn.set_read_timeout(Some(Duration::from_secs(180)))?;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > 64 * 1024 {
-                return Ok(());
-            }
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        };
-        let (method, req) = seen_head(&buf[..end]);
-        buf.drain(..end);
-        let length: usize = req
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < length {
-            let n = conn.read(&mut tmp)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        buf.drain(..length);
-        if req
-            .header("upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        {
-            return serve_named_ws(conn, buf, &req, name, st);
-        }
-        st.requests.fetch_add(1, Ordering::SeqCst);
-        let mut out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-            name.len()
-        );
-        if method != "HEAD" {
-            out.push_str(name);
-        }
-        conn.write_all(out.as_bytes())?;
-        if req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            return Ok(());
-        }
-    }
-}
-
-fn serve_named_ws(
-    mut conn: TcpStream,
-    rest: Vec<u8>,
-    req: &SeenRequest,
-    name: &'static str,
-    st: &NamedState,
-) -> std::io::Result<()> {
-    let key = req.header("sec-websocket-key").unwrap_or("");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    conn.write_all(
-        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
-            .as_bytes(),
-    )?;
-    st.live_tunnels.fetch_add(1, Ordering::SeqCst);
-    st.tunnels_total.fetch_add(1, Ordering::SeqCst);
-    let mut ws = WebSocket::from_partially_read(conn, rest, Role::Server, Some(ws_config()));
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) if t == "who?" => {
-                if ws.send(Message::text(name)).is_err() {
-                    break;
-                }
-            }
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(m).is_err() {
-                    break;
-                }
-            }
-            Ok(Message::Close(f)) => {
-                st.closes
-                    .lock()
-                    .unwrap()
-                    .push(f.map_or(1005, |f| u16::from(f.code)));
-                // tungstenite queued the close reply; send it.
-                let _ = ws.flush();
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    st.live_tunnels.fetch_sub(1, Ordering::SeqCst);
-    Ok(())
-}
 
 // ---- configuration ----
 
@@ -252,29 +99,18 @@ proxy_next_upstream = ["off"]
     )
 }
 
-fn addrs(backends: &[&Named]) -> Vec<SocketAddr> {
+fn addrs(backends: &[&Switch]) -> Vec<SocketAddr> {
     backends.iter().map(|b| b.addr).collect()
 }
 
 // ---- the log and the metrics ----
 
-/// `key=value` of a log line (the value up to the next space, quotes
-/// trimmed).
-fn field(line: &str, key: &str) -> Option<String> {
-    let pat = format!(" {key}=");
-    let start = line.find(&pat)? + pat.len();
-    let rest = &line[start..];
-    let end = rest.find(' ').unwrap_or(rest.len());
-    Some(rest[..end].trim_matches('"').to_string())
-}
-
 const MOVING: &str = "moving tunnels off a crowded server (close 1001)";
 
 /// The `rebalance` log lines: (server, tunnels) of each.
 fn moving_lines(rw: &Ringway) -> Vec<(String, usize)> {
-    rw.logs()
-        .lines()
-        .filter(|l| l.contains(MOVING))
+    lines_with(rw, MOVING, &[])
+        .iter()
         .map(|l| {
             assert_eq!(field(l, "upstream").as_deref(), Some("chat"), "{l}");
             (
@@ -287,66 +123,10 @@ fn moving_lines(rw: &Ringway) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// The metrics listener's address, from its log line.
-fn metrics_addr(rw: &Ringway) -> SocketAddr {
-    let line = rw.wait_for_log("metrics: serving", Duration::from_secs(10));
-    field(&line, "addr")
-        .expect("addr= in the metrics line")
-        .parse()
-        .expect("metrics addr")
-}
-
-fn scrape(maddr: SocketAddr) -> String {
-    let (status, head, body) = get_once(maddr, "x", "/metrics", "");
-    assert_eq!(status, 200, "{head}");
-    body
-}
-
-/// The values of the series `name` whose labels include `labels`.
-fn values(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (n, lbls) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if n != name {
-            continue;
-        }
-        // Label values here (names, addresses) hold no quote or comma.
-        let have: Vec<(&str, &str)> = lbls
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim_matches('"')))
-            .collect();
-        if labels.iter().all(|l| have.contains(l)) {
-            out.push(value.parse().unwrap_or(f64::NAN));
-        }
-    }
-    out
-}
-
-/// `ringway_tunnels_moved_total{upstream="chat",reason}` (0: no series).
-fn moved(text: &str, reason: &str) -> f64 {
-    values(
-        text,
-        "ringway_tunnels_moved_total",
-        &[("upstream", "chat"), ("reason", reason)],
-    )
-    .iter()
-    .sum()
-}
-
 /// `ringway_tunnels_active` of the group `chat` to `addr`.
 fn tunnels_active(text: &str, addr: SocketAddr) -> f64 {
     let a = addr.to_string();
-    values(
+    sum(
         text,
         "ringway_tunnels_active",
         &[
@@ -355,24 +135,6 @@ fn tunnels_active(text: &str, addr: SocketAddr) -> f64 {
             ("upstream_addr", &a),
         ],
     )
-    .iter()
-    .sum()
-}
-
-/// Scrape until `ready` holds (bounded by [`SETTLE`]); the text.
-fn scrape_until(maddr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let text = scrape(maddr);
-        if ready(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never showed {what} within {SETTLE:?}:\n{text}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Wait (bounded by [`SETTLE`]) until `ok` holds; `what` says what was
@@ -391,31 +153,6 @@ fn wait_until(what: &str, ok: impl Fn() -> bool, state: impl Fn() -> String) {
 }
 
 // ---- clients ----
-
-type Ws = WebSocket<TcpStream>;
-
-/// A WebSocket through ringway at `path` and the name its backend gave
-/// (`who?`), or the close code that came instead of the name.
-fn open_tunnel(proxy: SocketAddr, path: &str) -> Result<(Ws, String), Result<u16, String>> {
-    let s = TcpStream::connect(proxy).map_err(|e| Err(format!("connect: {e}")))?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.set_nodelay(true).ok();
-    let mut ws =
-        tungstenite::client::client_with_config(format!("ws://app{path}"), s, Some(ws_config()))
-            .map_err(|e| Err(format!("handshake: {e}")))?
-            .0;
-    ws.send(Message::text("who?"))
-        .map_err(|e| Err(format!("send who?: {e}")))?;
-    match ws.read() {
-        Ok(Message::Text(t)) => Ok((ws, t.to_string())),
-        Ok(Message::Close(f)) => {
-            let _ = ws.flush();
-            Err(Ok(f.map_or(1005, |f| u16::from(f.code))))
-        }
-        other => Err(Err(format!("no name from the backend: {other:?}"))),
-    }
-}
 
 /// One browser-like client of the scale-out: it holds a tunnel; on a close
 /// frame it answers it and reconnects 0–100 ms later, then asks `who?`.
@@ -485,8 +222,7 @@ fn client_thread(
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (ids.start as u64 + 1));
     let mut clients: Vec<Client> = Vec::new();
     for id in ids {
-        let (ws, on) = open_tunnel(proxy, &format!("/ws/{id}"))
-            .unwrap_or_else(|e| panic!("opening tunnel {id}: {e:?}"));
+        let Tunnel { ws, on } = open_tunnel(proxy, &format!("/ws/{id}"));
         ws.get_ref().set_nonblocking(true).unwrap();
         clients.push(Client {
             id,
@@ -583,8 +319,8 @@ fn client_thread(
             }
             c.reconnect_at = None;
             let again = c.closes.len();
-            match open_tunnel(proxy, &format!("/ws/{}-again-{again}", c.id)) {
-                Ok((ws, on)) => {
+            match try_open_tunnel(proxy, &format!("/ws/{}-again-{again}", c.id)) {
+                Ok(Tunnel { ws, on }) => {
                     ws.get_ref().set_nonblocking(true).unwrap();
                     c.ws = Some(ws);
                     c.servers.push(on);
@@ -644,10 +380,10 @@ const QUIET: Duration = Duration::from_secs(2);
 /// metric and the clients agree on how many moved.
 fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     let _one = one_at_a_time();
-    let a = Named::start("A");
-    let b = Named::start("B");
-    let c = Named::start("C");
-    let dd = Named::start("D");
+    let a = Switch::start("A", Health::Ok);
+    let b = Switch::start("B", Health::Ok);
+    let c = Switch::start("C", Health::Ok);
+    let dd = Switch::start("D", Health::Ok);
     let all = [&a, &b, &c, &dd];
     let extra = format!("rebalance = {{ max_skew = 0.2, rate = \"{RATE}/s\" }}\n");
     let rw = Ringway::start_with_runtime(
@@ -688,10 +424,10 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     let opened_in = epoch.elapsed();
     wait_until(
         "every tunnel live at A or B",
-        || a.live() + b.live() == SCALE_TUNNELS,
-        || format!("A {}, B {}", a.live(), b.live()),
+        || a.live_tunnels() + b.live_tunnels() == SCALE_TUNNELS,
+        || format!("A {}, B {}", a.live_tunnels(), b.live_tunnels()),
     );
-    let (a0, b0) = (a.live(), b.live());
+    let (a0, b0) = (a.live_tunnels(), b.live_tunnels());
     eprintln!("{SCALE_TUNNELS} tunnels open in {opened_in:?}: A {a0}, B {b0}");
     assert!(
         a0.abs_diff(b0) <= 2 * WORKERS,
@@ -715,7 +451,7 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     let mut moved_since = Instant::now();
     loop {
         let now = Instant::now();
-        let m = moved(&scrape(maddr), "rebalance");
+        let m = moved(&scrape(maddr), "chat", "rebalance");
         if m != last_moved {
             last_moved = m;
             moved_since = now;
@@ -741,10 +477,10 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
             }
             panic!(
                 "the tunnels never settled within 40 s of the scale-out: {closes} closes, {pending} reconnections pending, moved {m}; A {} B {} C {} D {}",
-                a.live(),
-                b.live(),
-                c.live(),
-                dd.live()
+                a.live_tunnels(),
+                b.live_tunnels(),
+                c.live_tunnels(),
+                dd.live_tunnels()
             );
         }
         thread::sleep(Duration::from_millis(100));
@@ -843,14 +579,14 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     // ringway_tunnels_active.
     wait_until(
         "the backends' live tunnels matching the clients'",
-        || all.iter().all(|s| s.live() == by_server(s.name)),
+        || all.iter().all(|s| s.live_tunnels() == by_server(s.name)),
         || {
             all.iter()
                 .map(|s| {
                     format!(
                         "{} live {} (clients say {})",
                         s.name,
-                        s.live(),
+                        s.live_tunnels(),
                         by_server(s.name)
                     )
                 })
@@ -860,9 +596,9 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     );
     let text = scrape_until(maddr, "ringway_tunnels_active per server", |t| {
         all.iter()
-            .all(|s| tunnels_active(t, s.addr) == s.live() as f64)
+            .all(|s| tunnels_active(t, s.addr) == s.live_tunnels() as f64)
     });
-    let counts: Vec<usize> = all.iter().map(|s| s.live()).collect();
+    let counts: Vec<usize> = all.iter().map(|s| s.live_tunnels()).collect();
     eprintln!(
         "final distribution (backends' live tunnels): A {} B {} C {} D {}",
         counts[0], counts[1], counts[2], counts[3]
@@ -883,15 +619,15 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     // client saw, and the upstream side of each got one too.
     let lines = moving_lines(&rw);
     let logged: usize = lines.iter().map(|(_, n)| n).sum();
-    let metric = moved(&text, "rebalance");
+    let metric = moved(&text, "chat", "rebalance");
     eprintln!(
         "moved: {closes} closes seen by clients, {logged} in {} log lines, metric {metric}",
         lines.len()
     );
     assert_eq!(logged, closes, "log lines {lines:?}");
     assert_eq!(metric, closes as f64, "{text}");
-    assert_eq!(moved(&text, "down"), 0.0);
-    assert_eq!(moved(&text, "removed"), 0.0);
+    assert_eq!(moved(&text, "chat", "down"), 0.0);
+    assert_eq!(moved(&text, "chat", "removed"), 0.0);
     for s in [&a, &b] {
         let from_log: usize = lines
             .iter()
@@ -909,7 +645,7 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
             })
             .sum();
         assert_eq!(from_log, from_clients, "moved off {}", s.name);
-        let codes = s.closes();
+        let codes: Vec<u16> = s.tunnel_closes().into_iter().map(|(_, c)| c).collect();
         assert_eq!(codes.len(), from_clients, "close frames at {}", s.name);
         assert!(
             codes.iter().all(|&c| c == 1001),
@@ -917,7 +653,7 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
             s.name
         );
     }
-    assert!(c.closes().is_empty() && dd.closes().is_empty());
+    assert!(c.tunnel_closes().is_empty() && dd.tunnel_closes().is_empty());
 
     // The rate held: no 1-second window of arrivals holds more than the
     // rate. The slack: each worker tops its allowance up per sweep and
@@ -973,11 +709,7 @@ fn scale_out_moves_the_surplus_to_the_new_servers_at_the_rate(d: Driver) {
     for c in clients.iter_mut() {
         let ws = c.ws.as_mut().unwrap();
         ws.get_ref().set_nonblocking(false).unwrap();
-        ws.send(Message::text("still here")).unwrap();
-        match ws.read() {
-            Ok(Message::Text(t)) if t == "still here" => {}
-            other => panic!("client {} on {}: {other:?}", c.id, c.on()),
-        }
+        echo(ws, "still here").unwrap_or_else(|e| panic!("client {} on {}: {e}", c.id, c.on()));
     }
 }
 
@@ -989,10 +721,10 @@ const CONTROL_TUNNELS: usize = 200;
 /// reach C and D.
 fn without_rebalance_a_scale_out_moves_nothing(d: Driver) {
     let _one = one_at_a_time();
-    let a = Named::start("A");
-    let b = Named::start("B");
-    let c = Named::start("C");
-    let dd = Named::start("D");
+    let a = Switch::start("A", Health::Ok);
+    let b = Switch::start("B", Health::Ok);
+    let c = Switch::start("C", Health::Ok);
+    let dd = Switch::start("D", Health::Ok);
     let rw = Ringway::start_with_runtime(
         &config("round_robin", &addrs(&[&a, &b]), ""),
         d,
@@ -1000,89 +732,48 @@ fn without_rebalance_a_scale_out_moves_nothing(d: Driver) {
     );
     let proxy = rw.addr("app");
     let maddr = metrics_addr(&rw);
-    let mut tunnels: Vec<(Ws, String)> = (0..CONTROL_TUNNELS)
-        .map(|i| {
-            open_tunnel(proxy, &format!("/ws/{i}")).unwrap_or_else(|e| panic!("tunnel {i}: {e:?}"))
-        })
+    let mut tunnels: Vec<Tunnel> = (0..CONTROL_TUNNELS)
+        .map(|i| open_tunnel(proxy, &format!("/ws/{i}")))
         .collect();
     wait_until(
         "every tunnel live at A or B",
-        || a.live() + b.live() == CONTROL_TUNNELS,
-        || format!("A {}, B {}", a.live(), b.live()),
+        || a.live_tunnels() + b.live_tunnels() == CONTROL_TUNNELS,
+        || format!("A {}, B {}", a.live_tunnels(), b.live_tunnels()),
     );
-    let (a0, b0) = (a.live(), b.live());
+    let (a0, b0) = (a.live_tunnels(), b.live_tunnels());
     rw.reload(&config("round_robin", &addrs(&[&a, &b, &c, &dd]), ""), 1);
 
     // Watch every tunnel for three sweeps (1 s each): nothing comes.
-    for (ws, _) in &tunnels {
-        ws.get_ref().set_nonblocking(true).unwrap();
-    }
-    let until = Instant::now() + Duration::from_secs(3);
-    let mut heard = Vec::new();
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let mut fds: Vec<libc::pollfd> = tunnels
-            .iter()
-            .map(|(ws, _)| libc::pollfd {
-                fd: ws.get_ref().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the call.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                left.as_millis().clamp(1, 100) as i32,
-            )
-        };
-        assert!(r >= 0, "poll: {}", std::io::Error::last_os_error());
-        for (k, (ws, on)) in tunnels.iter_mut().enumerate() {
-            if fds[k].revents != 0 {
-                match ws.read() {
-                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-                    other => heard.push(format!("tunnel {k} on {on}: {other:?}")),
-                }
-            }
-        }
-        assert!(
-            heard.is_empty(),
-            "without rebalance, tunnels heard: {heard:?}"
-        );
-    }
-    assert_eq!((a.live(), b.live()), (a0, b0), "A and B keep their tunnels");
-    assert_eq!((c.live(), dd.live()), (0, 0));
-    assert!(a.closes().is_empty() && b.closes().is_empty());
+    let heard = heard(&mut tunnels, Instant::now() + Duration::from_secs(3));
+    assert!(
+        heard.is_empty(),
+        "without rebalance, tunnels heard: {heard:?}"
+    );
+    assert_eq!(
+        (a.live_tunnels(), b.live_tunnels()),
+        (a0, b0),
+        "A and B keep their tunnels"
+    );
+    assert_eq!((c.live_tunnels(), dd.live_tunnels()), (0, 0));
+    assert!(a.tunnel_closes().is_empty() && b.tunnel_closes().is_empty());
     assert!(!rw.logs().contains(MOVING), "{}", rw.logs());
     let text = scrape(maddr);
-    assert_eq!(moved(&text, "rebalance"), 0.0, "{text}");
+    assert_eq!(moved(&text, "chat", "rebalance"), 0.0, "{text}");
     assert_eq!(tunnels_active(&text, a.addr), a0 as f64, "{text}");
     assert_eq!(tunnels_active(&text, b.addr), b0 as f64, "{text}");
 
     // The reload took: new tunnels reach C and D too.
     let mut on = Vec::new();
     for i in 0..8 {
-        let (mut ws, name) =
-            open_tunnel(proxy, &format!("/ws/after-{i}")).unwrap_or_else(|e| panic!("{e:?}"));
-        close_websocket(&mut ws);
-        on.push(name);
+        let mut t = open_tunnel(proxy, &format!("/ws/after-{i}"));
+        close_websocket(&mut t.ws);
+        on.push(t.on);
     }
     assert!(
         on.iter().any(|n| n == "C") && on.iter().any(|n| n == "D"),
         "new tunnels after the scale-out: {on:?}"
     );
-    for (ws, on) in tunnels.iter_mut() {
-        ws.get_ref().set_nonblocking(false).unwrap();
-        ws.send(Message::text("still here")).unwrap();
-        match ws.read() {
-            Ok(Message::Text(t)) if t == "still here" => {}
-            other => panic!("a tunnel on {on}: {other:?}"),
-        }
-    }
+    assert_echoes(&mut tunnels, None, "still here");
 }
 
 /// Keep-alive HTTP clients of the proxy, used in turn (so requests reach
@@ -1142,9 +833,9 @@ fn slow_start_ramps_a_joining_server_least_conn(d: Driver) {
 /// start: no ramp for them (before the reload they share evenly).
 fn slow_start_ramps_a_joining_server(d: Driver, balance: &str) {
     let _one = one_at_a_time();
-    let a = Named::start("A");
-    let b = Named::start("B");
-    let c = Named::start("C");
+    let a = Switch::start("A", Health::Ok);
+    let b = Switch::start("B", Health::Ok);
+    let c = Switch::start("C", Health::Ok);
     let extra = "slow_start = \"3s\"\nkeepalive = 16\n";
     let rw = Ringway::start_with_runtime(
         &config(balance, &addrs(&[&a, &b]), extra),
@@ -1225,5 +916,5 @@ fn slow_start_ramps_a_joining_server(d: Driver, balance: &str) {
         early < mid && mid < late + 0.05,
         "C's share does not ramp: {shares:?}"
     );
-    assert!(c.st.requests.load(Ordering::SeqCst) > 0);
+    assert!(c.requests() > 0);
 }

@@ -8,7 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use ringway_tests::prom::{metrics_addr, scrape, sum};
+use ringway_tests::prom::{metrics_addr, moved, scrape};
+use ringway_tests::tunnel::close_code;
 use ringway_tests::*;
 use tungstenite::{Message, WebSocket};
 
@@ -77,23 +78,10 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// What a held tunnel saw within `wait`: a close code, or nothing.
-fn close_code(ws: &mut WebSocket<TcpStream>, wait: Duration) -> Option<u16> {
-    ws.get_mut().set_read_timeout(Some(wait)).unwrap();
-    match ws.read() {
-        Ok(Message::Close(Some(f))) => Some(u16::from(f.code)),
-        Ok(Message::Close(None)) => Some(1005),
-        Ok(other) => panic!("unexpected message {other:?}"),
-        Err(tungstenite::Error::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
-        }
-        Err(e) => panic!("tunnel ended without a close frame: {e}"),
-    }
+/// What a held tunnel saw within `wait`: a close code, or nothing
+/// (panics on anything else).
+fn closed_within(ws: &mut WebSocket<TcpStream>, wait: Duration) -> Option<u16> {
+    close_code(ws, wait).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn moves_exactly_the_keys_that_map_elsewhere(driver: Driver, balance: &str) {
@@ -139,7 +127,7 @@ fn moves_exactly_the_keys_that_map_elsewhere(driver: Driver, balance: &str) {
     while should_move.iter().any(|&c| closed[c].is_none()) && Instant::now() < deadline {
         for &c in &should_move {
             if closed[c].is_none() {
-                closed[c] = close_code(&mut held[c], Duration::from_millis(5));
+                closed[c] = closed_within(&mut held[c], Duration::from_millis(5));
             }
         }
     }
@@ -154,7 +142,7 @@ fn moves_exactly_the_keys_that_map_elsewhere(driver: Driver, balance: &str) {
     }
     for c in (0..CLIENTS).filter(|c| !should_move.contains(c)) {
         assert_eq!(
-            close_code(&mut held[c], Duration::from_millis(5)),
+            closed_within(&mut held[c], Duration::from_millis(5)),
             None,
             "client {c} stays"
         );
@@ -175,11 +163,7 @@ fn moves_exactly_the_keys_that_map_elsewhere(driver: Driver, balance: &str) {
         close_websocket(&mut again);
     }
     let text = scrape(maddr);
-    let moved = sum(
-        &text,
-        "ringway_tunnels_moved_total",
-        &[("upstream", "chat"), ("reason", "rebalance")],
-    );
+    let moved = moved(&text, "chat", "rebalance");
     assert_eq!(moved as usize, should_move.len(), "each moved once\n{text}");
     eprintln!(
         "{balance} ({}): {} of {CLIENTS} tunnels moved to the two new servers",
