@@ -35,6 +35,8 @@ pub struct Shared {
     pub verdicts: std::sync::Arc<crate::upstream::verdict::Verdicts>,
     /// The resolver's latest table of `resolve = true` servers' addresses.
     pub members: RefCell<std::sync::Arc<crate::upstream::resolver::Members>>,
+    /// How many workers the process runs (set once at start).
+    pub workers: Cell<usize>,
 }
 
 impl Shared {

@@ -392,13 +392,14 @@ impl IdleSweep {
     }
 
     /// Schedule the drains of the tunnels to server `tag` numbered `ids`
-    /// (`rebalance` with a key); returns how many were not draining yet.
+    /// (`rebalance` with a key; `ids` sorted); returns how many were not
+    /// draining yet.
     pub fn schedule_ids(&self, tag: u32, ids: &[u32], plan: DrainPlan) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
-            .filter(|e| e.upstream == tag && ids.contains(&e.seq))
+            .filter(|e| e.upstream == tag && ids.binary_search(&e.seq).is_ok())
             .map(|e| (0, e.upstream, &mut e.drain));
         Drain::schedule(tunnels, plan)
     }

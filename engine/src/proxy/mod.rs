@@ -274,7 +274,6 @@ impl Connected {
 fn mark_failed(g: &Group, i: usize, addr: &UpstreamAddr) {
     if g.peers[i].health.failure(Instant::now()) {
         warn!(upstream = %g.name, server = %addr, "upstream server marked down for fail_timeout");
-        g.passively_down(i);
     }
 }
 

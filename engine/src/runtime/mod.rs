@@ -129,6 +129,12 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     // One health checker per process; its verdicts reach every worker's
     // groups through the registry.
     let verdicts = Arc::new(crate::upstream::verdict::Verdicts::default());
+    // The configuration and resolved members the verdicts are kept for
+    // (both change: a reload, a DNS answer).
+    let watching = Arc::new(std::sync::Mutex::new((
+        config.clone(),
+        Arc::new(crate::upstream::resolver::Members::default()),
+    )));
     // The control channels first: the resolver publishes to them.
     let channels: Vec<(flume::Sender<Control>, flume::Receiver<Control>)> =
         (0..workers).map(|_| flume::unbounded()).collect();
@@ -138,7 +144,12 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             None::<Arc<crate::upstream::checker::Checker>>,
         ));
         let late = to_checker.clone();
+        let (forget, known) = (verdicts.clone(), watching.clone());
         let publish: crate::upstream::resolver::Publish = Box::new(move |m| {
+            if let Ok(mut w) = known.lock() {
+                w.1 = m.clone();
+                retain_verdicts(&forget, &w.0, &w.1);
+            }
             for tx in &senders {
                 let _ = tx.send(Control::Members(m.clone()));
             }
@@ -150,6 +161,9 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         let (resolver, members) =
             crate::upstream::resolver::Resolver::start(config.clone(), publish)
                 .map_err(StartError::Thread)?;
+        if let Ok(mut w) = watching.lock() {
+            w.1 = members.clone();
+        }
         let checker = Arc::new(
             crate::upstream::checker::Checker::start(
                 config.clone(),
@@ -190,6 +204,7 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             started: started_tx.clone(),
             max_conns: per_worker_max,
             access_log: access_log.try_clone().map_err(StartError::AccessLog)?,
+            workers,
             watched: crate::upstream::Watched {
                 verdicts: verdicts.clone(),
                 members: members.clone(),
@@ -299,17 +314,19 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
                         listening.retain(|b| !next.removed.contains(b));
                         listening.extend_from_slice(&next.added);
                         current = next.config;
-                        // Servers gone from their groups are forgotten;
-                        // the checker follows the new groups.
-                        verdicts.retain(|group, server| {
-                            current.upstreams.get(group).is_some_and(|u| {
-                                u.servers.iter().any(|s| s.resolve || s.addr_text == server)
-                            })
-                        });
                         // New resolve = true names are resolved before the
                         // workers switch (bounded), so a reload never runs a
                         // group without the members it names.
                         let members = resolver.reconfigure(current.clone(), RESOLVE_WAIT);
+                        // Servers gone from their groups are forgotten;
+                        // the checker follows the new groups.
+                        if let Ok(mut w) = watching.lock() {
+                            w.0 = current.clone();
+                            if let Some(m) = &members {
+                                w.1 = m.clone();
+                            }
+                            retain_verdicts(&verdicts, &w.0, &w.1);
+                        }
                         if let Some(m) = &members {
                             checker.set_members(m.clone());
                         }
@@ -356,6 +373,26 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     }
     info!("ringway stopped");
     Ok(())
+}
+
+/// Keep the verdicts (and tags) of the members `config` and `members`
+/// make, forget the rest: servers a reload removed, addresses DNS no
+/// longer gives (snapshots still holding one keep their copy).
+fn retain_verdicts(
+    verdicts: &crate::upstream::verdict::Verdicts,
+    config: &Config,
+    members: &crate::upstream::resolver::Members,
+) {
+    let keys: std::collections::HashSet<(String, String)> = config
+        .upstreams
+        .values()
+        .flat_map(|u| {
+            crate::upstream::resolver::members(u, members)
+                .into_iter()
+                .map(|m| (u.name.clone(), m.key))
+        })
+        .collect();
+    verdicts.retain(|g, s| keys.contains(&(g.to_string(), s.to_string())));
 }
 
 /// How long a reload waits for the resolver to resolve the names it adds.

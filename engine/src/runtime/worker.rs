@@ -110,6 +110,8 @@ pub struct WorkerInit {
     pub access_log: Sink,
     /// The active health checker's verdicts and the resolver's table.
     pub watched: Watched,
+    /// How many workers the process runs (`rebalance` shares its rate).
+    pub workers: usize,
 }
 
 /// A worker's shared state for `config`.
@@ -135,6 +137,7 @@ pub fn shared(
         ))),
         verdicts,
         members: RefCell::new(members),
+        workers: Cell::new(1),
         conns: Cell::new(0),
         max_conns,
         conn_closed: Notify::default(),
@@ -243,6 +246,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         init.access_log,
         init.watched.clone(),
     );
+    worker.workers.set(init.workers.max(1));
     crate::metrics::install(init.id);
 
     let mut accepting: HashMap<SocketAddr, Accepting> = HashMap::new();
@@ -670,7 +674,7 @@ fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
     if let Some(r) = &kit.relay {
         r.draining_by_tag(&mut draining);
     }
-    let workers = super::worker_count(&snap.config);
+    let workers = worker.workers.get();
     let grace = snap.config.runtime.shutdown_timeout;
     let now = Instant::now();
     for g in snap.upstreams.iter().filter(|g| g.rebalance.is_some()) {
@@ -701,7 +705,8 @@ fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
                         "moving tunnels off a crowded server (close 1001)",
                     )
                 }
-                Move::These { tag, ids } => {
+                Move::These { tag, mut ids } => {
+                    ids.sort_unstable();
                     let taken = kit
                         .relay
                         .as_ref()
@@ -731,7 +736,7 @@ fn rebalance_tunnels(worker: &Rc<Shared>, period: Duration) {
                 "{what}"
             );
             let w = worker.clone();
-            monoio::spawn(async move { run_drains(&w, taken, period).await });
+            monoio::spawn(async move { run_plan(&w, taken, now, period).await });
         }
     }
 }
@@ -779,7 +784,7 @@ fn close_server_tunnels(worker: &Rc<Shared>, upstream: &str, server: &str, tag: 
     };
     info!(worker = worker.id, upstream, server, tunnels = n, spread = ?plan.spread, "{what}");
     let w = worker.clone();
-    monoio::spawn(async move { run_drains(&w, n, plan.spread).await });
+    monoio::spawn(async move { run_plan(&w, n, plan.start, plan.spread).await });
 }
 
 /// Start scheduled drains as their turns come, until none is waiting.
@@ -790,6 +795,22 @@ async fn run_drains(worker: &Shared, n: usize, spread: Duration) {
             return;
         }
         monoio::time::sleep(tick).await;
+    }
+}
+
+/// Start the turns of one plan's `n` drains as they come, until its last
+/// turn (`start + spread`) has come — not until no drain at all waits on
+/// the worker, so tasks of short plans do not outlive them beside a long
+/// one.
+async fn run_plan(worker: &Shared, n: usize, start: Instant, spread: Duration) {
+    let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
+    let last = start + spread;
+    loop {
+        let now = Instant::now();
+        if drains_due(worker, now) == 0 || now >= last {
+            return;
+        }
+        monoio::time::sleep(tick.min(last - now)).await;
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Peer {
     pub verdict: Arc<Verdict>,
     /// The checker's mark-downs this worker has acted on (`on_down`).
     downs_seen: Rc<Cell<u32>>,
+    /// This worker's passive mark-downs it has acted on (`on_down`).
+    marks_seen: Rc<Cell<u32>>,
     /// This worker's tunnels to it (`rebalance`), shared with the same
     /// server of the previous configuration's group.
     pub tunnels: Rc<Cell<u32>>,
@@ -99,9 +101,6 @@ pub struct Group {
     pub pool: Rc<super::pool::Pool>,
     pub on_down: OnChange,
     pub on_remove: OnChange,
-    /// Peers this worker marked down passively whose tunnels are to be
-    /// closed (`on_down = "close"`), by index; taken by the worker's sweep.
-    passive_downs: RefCell<Vec<usize>>,
     pub slow_start: std::time::Duration,
     pub rebalance: Option<Rebalance>,
     /// `rebalance`: tunnels this worker may still move now, and when the
@@ -138,6 +137,14 @@ impl Key<'_> {
 pub enum TunnelKey {
     Ip(IpAddr),
     Ring(u64),
+}
+
+/// A worker's staying tunnels over a group's live primaries and their
+/// ramped weights (`rebalance`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    tunnels: u64,
+    weights: f64,
 }
 
 /// Tunnels to move (`rebalance`).
@@ -204,6 +211,10 @@ impl Group {
                         Rc::new(r)
                     }
                 };
+                let marks_seen = before.map_or_else(
+                    || Rc::new(Cell::new(health.mark_downs())),
+                    |p| p.marks_seen.clone(),
+                );
                 Peer {
                     index,
                     key: before.map_or_else(|| Rc::from(m.key.as_str()), |p| p.key.clone()),
@@ -215,6 +226,7 @@ impl Group {
                     health,
                     verdict,
                     downs_seen,
+                    marks_seen,
                     tunnels: before.map_or_else(Rc::default, |p| p.tunnels.clone()),
                     leaving: before.map_or_else(Rc::default, |p| p.leaving.clone()),
                     ramp,
@@ -257,7 +269,6 @@ impl Group {
             },
             on_down: up.on_down,
             on_remove: up.on_remove,
-            passive_downs: RefCell::default(),
             slow_start: up.slow_start,
             rebalance: up.rebalance,
             allowance: previous.map_or_else(Rc::default, |g| g.allowance.clone()),
@@ -283,25 +294,36 @@ impl Group {
             .min(1.0)
     }
 
+    /// This worker's staying tunnels over the group's live primaries,
+    /// and their weights as ramped (`rebalance`): computed once per pick
+    /// or sweep, not once per peer.
+    fn load(&self, now: Instant) -> Load {
+        let mut load = Load::default();
+        for q in self.peers.iter().filter(|q| !q.backup && q.is_live(now)) {
+            load.tunnels += u64::from(q.staying());
+            load.weights += q.weight as f64 * self.ramp(q, now);
+        }
+        load
+    }
+
     /// The most tunnels peer `p` may hold on this worker with `extra`
-    /// more tunnels over the group's live primaries: its weighted share
-    /// times `1 + max_skew`, rounded by `round` (`rebalance`).
+    /// more tunnels over `load`: its weighted share (its weight as
+    /// `slow_start` has ramped it) times `1 + max_skew`, rounded by
+    /// `round` (`rebalance`).
     fn tunnel_bound(
         &self,
         r: &Rebalance,
         p: &Peer,
+        load: Load,
         extra: u32,
         now: Instant,
         round: fn(f64) -> f64,
     ) -> u32 {
-        let live = self.peers.iter().filter(|q| !q.backup && q.is_live(now));
-        let (total, weights) = live.fold((u64::from(extra), 0i64), |(t, w), q| {
-            (t + u64::from(q.staying()), w + q.weight)
-        });
-        if weights == 0 {
+        if load.weights <= 0.0 {
             return u32::MAX;
         }
-        let share = total as f64 * p.weight as f64 / weights as f64;
+        let weight = p.weight as f64 * self.ramp(p, now);
+        let share = (load.tunnels + u64::from(extra)) as f64 * weight / load.weights;
         round(share * (1.0 + r.max_skew)) as u32
     }
 
@@ -309,9 +331,9 @@ impl Group {
     /// on this worker, rounded down — stricter than the bound the sweep
     /// moves tunnels above (rounded up), so a client placed here is not
     /// moved again by the next sweep.
-    fn crowded(&self, p: &Peer, now: Instant) -> bool {
+    fn crowded(&self, p: &Peer, load: Load, now: Instant) -> bool {
         match &self.rebalance {
-            Some(r) => p.staying() + 1 > self.tunnel_bound(r, p, 1, now, f64::floor),
+            Some(r) => p.staying() + 1 > self.tunnel_bound(r, p, load, 1, now, f64::floor),
             None => false,
         }
     }
@@ -372,11 +394,17 @@ impl Group {
         if self.moves_by_key() {
             // Tunnels on a live server whose key maps to another one now,
             // newest first (a down server's tunnels are `on_down`'s).
+            if left < 1.0 {
+                self.allowance.set((left, Some(now)));
+                return out;
+            }
+            let index: HashMap<u32, usize> =
+                self.peers.iter().map(|p| (p.tag(), p.index)).collect();
             let keys = self.keys.borrow();
             let mut wrong: Vec<(u32, u32)> = keys
                 .iter()
                 .filter(|(_, (tag, key))| {
-                    let at = self.peers.iter().position(|p| p.tag() == *tag);
+                    let at = index.get(tag).copied();
                     match (at, self.maps_to(*key, now)) {
                         (Some(at), Some(to)) => at != to && self.peers[at].is_live(now),
                         _ => false,
@@ -408,11 +436,12 @@ impl Group {
             .iter()
             .filter(|p| !p.backup && p.is_live(now))
             .collect();
+        let load = self.load(now);
         let surplus: Vec<u32> = live
             .iter()
             .map(|p| {
                 p.staying()
-                    .saturating_sub(self.tunnel_bound(&r, p, 0, now, f64::ceil))
+                    .saturating_sub(self.tunnel_bound(&r, p, load, 0, now, f64::ceil))
             })
             .collect();
         let wanted: u64 = surplus.iter().map(|&n| u64::from(n)).sum();
@@ -446,24 +475,18 @@ impl Group {
         out
     }
 
-    /// Peer `i` was just marked down passively on this worker: with
-    /// `on_down = "close"`, its tunnels here are to be closed.
-    pub fn passively_down(&self, i: usize) {
-        if self.on_down == OnChange::Close {
-            self.passive_downs.borrow_mut().push(i);
-        }
-    }
-
     /// The tags of the peers whose tunnels are to be closed now because
     /// they went down since the last call (`on_down = "close"`): marked
-    /// down by the checker, or passively on this worker.
+    /// down by the checker, or passively on this worker (through this
+    /// snapshot's group or an older one's: the counts are shared).
     pub fn take_downs(&self) -> Vec<u32> {
         let mut tags: Vec<u32> = Vec::new();
-        let passive = std::mem::take(&mut *self.passive_downs.borrow_mut());
         for p in &self.peers {
             let downs = p.verdict.downs();
-            let acted = p.downs_seen.replace(downs) != downs;
-            if self.on_down == OnChange::Close && (acted || passive.contains(&p.index)) {
+            let checked = p.downs_seen.replace(downs) != downs;
+            let marks = p.health.mark_downs();
+            let passive = p.marks_seen.replace(marks) != marks;
+            if self.on_down == OnChange::Close && (checked || passive) {
                 tags.push(p.tag());
             }
         }
@@ -492,7 +515,8 @@ impl Group {
         // `rebalance`: servers at their bound take nothing new while
         // another live one can.
         if self.rebalance.is_some() && !self.moves_by_key() {
-            let roomy = |p: &Peer| !self.crowded(p, now);
+            let load = self.load(now);
+            let roomy = |p: &Peer| !self.crowded(p, load, now);
             if let Some(i) = self.pick_among(key, tried, now, &roomy) {
                 return Some(i);
             }
@@ -611,12 +635,11 @@ impl Group {
         };
         let best = *live.iter().min_by(|a, b| load(a, b))?;
         // Ties go by smooth weighted round robin, as nginx's.
-        let ties: Vec<usize> = live
-            .iter()
-            .filter(|x| load(x, &best).is_eq())
-            .map(|(p, _)| p.index)
-            .collect();
-        self.smooth_rr(|p| ties.contains(&p.index), now)
+        let mut tie = vec![false; self.peers.len()];
+        for (p, _) in live.iter().filter(|x| load(x, &best).is_eq()) {
+            tie[p.index] = true;
+        }
+        self.smooth_rr(|p| tie[p.index], now)
     }
 }
 
@@ -1027,7 +1050,7 @@ mod tests {
                     // bound is stricter than the sweep's).
                     let p = &g.peers[to];
                     let r = g.rebalance.unwrap();
-                    assert!(p.staying() <= g.tunnel_bound(&r, p, 0, now, f64::ceil));
+                    assert!(p.staying() <= g.tunnel_bound(&r, p, g.load(now), 0, now, f64::ceil));
                     g.tunnel_opened(to, 0, None);
                 }
             }
@@ -1176,8 +1199,69 @@ mod tests {
         }
         assert_eq!(new.peers[0].staying(), 60);
         assert!(
-            new.crowded(&new.peers[0], now),
+            new.crowded(&new.peers[0], new.load(now), now),
             "at its bound: closed to new tunnels"
         );
+    }
+
+    /// `slow_start` beside `rebalance`: a joining server's bound grows with
+    /// its ramp, so it is not handed every new tunnel at once.
+    #[test]
+    fn slow_start_holds_with_rebalance() {
+        let extra = "slow_start = \"60s\"\nrebalance = { rate = \"50/s\" }";
+        let one = Group::new(
+            &upstream_with("round_robin", r#"{ addr = "127.0.0.1:1" }"#, extra),
+            None,
+            Some(&Verdicts::default()),
+            &Members::default(),
+        );
+        for id in 0..1000 {
+            one.tunnel_opened(0, id, None);
+        }
+        let two = Group::new(
+            &upstream_with(
+                "round_robin",
+                r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#,
+                extra,
+            ),
+            Some(&one),
+            Some(&Verdicts::default()),
+            &Members::default(),
+        );
+        let now = Instant::now() + Duration::from_millis(10);
+        assert!(share_at(&two, 1, now) < 0.05, "just joined");
+        assert!(
+            two.moves(now, &|_| 0, 1).is_empty(),
+            "nothing moves to a cold server"
+        );
+        let later = now + Duration::from_secs(61);
+        assert!(
+            share_at(&two, 1, later) > 0.9,
+            "ramped: the crowded one takes nothing new"
+        );
+    }
+
+    /// A passive mark-down through an older snapshot's group reaches the
+    /// current group's `on_down` (the counts are shared).
+    #[test]
+    fn a_passive_mark_down_through_an_old_group_is_seen() {
+        let two = r#"{ addr = "127.0.0.1:1" }, { addr = "127.0.0.1:2" }"#;
+        let verdicts = Verdicts::default();
+        let old = Group::new(
+            &upstream_with("round_robin", two, "on_down = \"close\""),
+            None,
+            Some(&verdicts),
+            &Members::default(),
+        );
+        let new = Group::new(
+            &upstream_with("round_robin", two, "on_down = \"close\""),
+            Some(&old),
+            Some(&verdicts),
+            &Members::default(),
+        );
+        assert!(new.take_downs().is_empty());
+        assert!(old.peers[1].health.failure(Instant::now()));
+        assert_eq!(new.take_downs(), [new.peers[1].tag()]);
+        assert!(new.take_downs().is_empty(), "acted on once");
     }
 }

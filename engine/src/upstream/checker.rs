@@ -102,6 +102,7 @@ struct Target {
 struct Running {
     target: Target,
     stop: Rc<Cell<bool>>,
+    verdict: Arc<Verdict>,
 }
 
 async fn serve(rx: flume::Receiver<Update>, verdicts: Arc<Verdicts>, rows: Rows) {
@@ -120,8 +121,9 @@ async fn serve(rx: flume::Receiver<Update>, verdicts: Arc<Verdicts>, rows: Rows)
             if !keep {
                 r.stop.set(true);
                 if !wanted.contains_key(key) {
-                    // No longer checked: the checks no longer hold it down.
-                    verdicts.get(&key.0, &key.1).set_up(true);
+                    // No longer checked: the checks no longer hold it down
+                    // (its own verdict: a lookup would make a new one).
+                    r.verdict.set_up(true);
                     rows.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
                 }
             }
@@ -133,8 +135,20 @@ async fn serve(rx: flume::Receiver<Update>, verdicts: Arc<Verdicts>, rows: Rows)
             }
             let stop = Rc::new(Cell::new(false));
             let verdict = verdicts.get(&target.group, &target.server);
-            monoio::spawn(watch(target.clone(), verdict, stop.clone(), rows.clone()));
-            running.insert(key, Running { target, stop });
+            monoio::spawn(watch(
+                target.clone(),
+                verdict.clone(),
+                stop.clone(),
+                rows.clone(),
+            ));
+            running.insert(
+                key,
+                Running {
+                    target,
+                    stop,
+                    verdict,
+                },
+            );
         }
         let n = running.len();
         if n > 0 {
@@ -176,7 +190,8 @@ async fn watch(t: Target, verdict: Arc<Verdict>, stop: Rc<Cell<bool>>, rows: Row
     let mut streak = Streak::new(verdict.is_up());
     loop {
         let started = Instant::now();
-        let result = match monoio::time::timeout(t.check.timeout, probe(&t)).await {
+        let deadline = started + t.check.timeout;
+        let result = match monoio::time::timeout(t.check.timeout, probe(&t, deadline)).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {:?}", t.check.timeout)),
         };
@@ -234,7 +249,7 @@ fn wait(c: &HealthCheck) -> Duration {
 
 /// One check of `t` (the caller bounds it by the timeout): `Err` says
 /// why it failed.
-async fn probe(t: &Target) -> Result<(), String> {
+async fn probe(t: &Target, deadline: Instant) -> Result<(), String> {
     let c = &t.check;
     let mut last = String::from("no address");
     let mut stream = None;
@@ -289,7 +304,9 @@ async fn probe(t: &Target) -> Result<(), String> {
         if s.write_all(&check::CLOSE_1000, c.timeout).await.is_ok() {
             s.shutdown_write(c.timeout).await;
             let mut rest = [0u8; 512];
-            let until = Instant::now() + CLOSE_WAIT.min(c.timeout);
+            // Within the check's own time: a slow close never turns a
+            // passed check into a timeout.
+            let until = (Instant::now() + CLOSE_WAIT).min(deadline - CLOSE_MARGIN);
             while let Ok(n) = crate::transport::read_timeout(
                 &s,
                 &mut rest,
@@ -308,6 +325,8 @@ async fn probe(t: &Target) -> Result<(), String> {
 
 /// How long a passed websocket check waits for the server's close.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// What the close leaves of the check's time.
+const CLOSE_MARGIN: Duration = Duration::from_millis(5);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,16 @@ const CLASS_IN: u16 = 1;
 /// The most a UDP answer may hold without EDNS (RFC 1035 §2.3.4).
 pub const MAX_UDP: usize = 512;
 
-/// A query for `name`'s records of type `qtype`, recursion desired.
+/// The UDP answer size a query offers with EDNS(0) (RFC 6891 §6.2.5):
+/// room for a name's many addresses (a headless service with dozens of
+/// pods) without falling back to TCP.
+pub const EDNS_UDP: u16 = 4096;
+
+/// Record type OPT (RFC 6891 §6.1.1).
+const OPT: u16 = 41;
+
+/// A query for `name`'s records of type `qtype`, recursion desired, with
+/// an EDNS(0) OPT record offering [`EDNS_UDP`]-byte answers.
 /// `None` when `name` is not a valid domain name (a label over 63 bytes,
 /// an empty label, over 253 bytes in all).
 pub fn query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
@@ -25,7 +34,7 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(18 + name.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // 1 question
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // 1 question, 1 additional (OPT)
     for label in name.split('.') {
         if label.is_empty() || label.len() > 63 {
             return None;
@@ -36,6 +45,12 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
     out.push(0);
     out.extend_from_slice(&qtype.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    // OPT: root name, type, the UDP size as class, TTL 0 (extended
+    // RCODE, version 0, no flags), no options.
+    out.push(0);
+    out.extend_from_slice(&OPT.to_be_bytes());
+    out.extend_from_slice(&EDNS_UDP.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     Some(out)
 }
 
@@ -151,7 +166,9 @@ mod tests {
     /// A response to `q` with `records` (type, ttl, data), each owned by
     /// a pointer to the question's name.
     fn response(q: &[u8], rcode: u16, tc: bool, records: &[(u16, u32, Vec<u8>)]) -> Vec<u8> {
-        let mut m = q.to_vec();
+        // The question only (no OPT: the answers come right after it).
+        let mut m = q[..q.len() - 11].to_vec();
+        m[10..12].copy_from_slice(&[0, 0]);
         let flags = 0x8180 | rcode | if tc { 0x0200 } else { 0 };
         m[2..4].copy_from_slice(&flags.to_be_bytes());
         m[6..8].copy_from_slice(&(records.len() as u16).to_be_bytes());
@@ -172,17 +189,20 @@ mod tests {
         assert_eq!(
             q,
             [
-                0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 4, b'c', b'h', b'a', b't', 4, b't',
-                b'e', b's', b't', 0, 0, 1, 0, 1
+                0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 4, b'c', b'h', b'a', b't', 4, b't',
+                b'e', b's', b't', 0, 0, 1, 0, 1, 0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 0
             ]
         );
         let six = query(0xbeef, "chat.test", AAAA).unwrap();
+        // The question ends 11 bytes (the OPT record) before the end.
+        let qend = q.len() - 11;
         assert_eq!(
-            six[..six.len() - 4],
-            q[..q.len() - 4],
+            six[..qend - 4],
+            q[..qend - 4],
             "no trailing dot is the same name"
         );
-        assert_eq!(six[six.len() - 4..], [0, 28, 0, 1]);
+        assert_eq!(six[qend - 4..qend], [0, 28, 0, 1]);
+        assert_eq!(six[qend..], q[qend..], "the same OPT record");
         assert!(query(1, "a..b", A).is_none());
         assert!(query(1, &"x".repeat(64), A).is_none());
         assert!(query(1, "", A).is_none());

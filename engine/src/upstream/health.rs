@@ -16,6 +16,8 @@ pub struct Health {
     /// The end of the last mark-down (kept after a success clears the
     /// record): where `slow_start` ramps from.
     last_down_end: Cell<Option<Instant>>,
+    /// How many times this worker marked the peer down (`on_down`).
+    mark_downs: Cell<u32>,
 }
 
 impl Health {
@@ -27,6 +29,7 @@ impl Health {
             first_fail: Cell::new(None),
             down_until: Cell::new(None),
             last_down_end: Cell::new(None),
+            mark_downs: Cell::new(0),
         }
     }
 
@@ -61,6 +64,7 @@ impl Health {
         if self.fails.get() >= max_fails {
             self.down_until.set(Some(now + fail_timeout));
             self.last_down_end.set(Some(now + fail_timeout));
+            self.mark_downs.set(self.mark_downs.get().wrapping_add(1));
             self.fails.set(0);
             self.first_fail.set(None);
             return true;
@@ -73,7 +77,19 @@ impl Health {
         self.last_down_end.get()
     }
 
+    /// How many times this worker has marked the peer down.
+    pub fn mark_downs(&self) -> u32 {
+        self.mark_downs.get()
+    }
+
+    /// A usable response: the record is cleared, and a mark-down still
+    /// running ends now (so a `slow_start` ramp starts here, not when
+    /// the mark-down would have ended).
     pub fn success(&self) {
+        let now = Instant::now();
+        if self.last_down_end.get().is_some_and(|t| t > now) {
+            self.last_down_end.set(Some(now));
+        }
         self.fails.set(0);
         self.first_fail.set(None);
         self.down_until.set(None);

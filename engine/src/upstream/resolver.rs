@@ -92,6 +92,12 @@ pub struct Resolver {
     tx: flume::Sender<(Arc<Config>, flume::Sender<Arc<Members>>)>,
 }
 
+/// The most the names are resolved for before the workers start.
+const START_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest an answer is kept, whatever its TTL.
+const MAX_TTL: u32 = 86_400;
+
 /// How long each resolver address gets to answer one name.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -101,7 +107,9 @@ impl Resolver {
     pub fn start(config: Arc<Config>, publish: Publish) -> io::Result<(Resolver, Arc<Members>)> {
         let mut state = State::default();
         state.reconfigure(&config);
-        state.resolve_due(Instant::now());
+        // Bounded: names still unresolved then are the thread's first
+        // work, and reach the workers as soon as they resolve.
+        state.resolve_due(Instant::now(), Some(Instant::now() + START_WAIT));
         let first = Arc::new(state.table());
         let (tx, rx) = flume::unbounded::<(Arc<Config>, flume::Sender<Arc<Members>>)>();
         std::thread::Builder::new()
@@ -121,12 +129,18 @@ impl Resolver {
                     // its members).
                     Ok((config, reply)) => {
                         state.reconfigure(&config);
-                        state.resolve_due(Instant::now());
-                        let _ = reply.send(Arc::new(state.table()));
+                        state.resolve_due(Instant::now(), None);
+                        let table = Arc::new(state.table());
+                        // The reload stopped waiting: the table goes the
+                        // usual way, or its new members would never reach
+                        // the workers (the next answers find no change).
+                        if let Err(flume::SendError(table)) = reply.send(table) {
+                            publish(table);
+                        }
                     }
                     Err(flume::RecvTimeoutError::Disconnected) => return,
                     Err(flume::RecvTimeoutError::Timeout) => {
-                        if state.resolve_due(Instant::now()) {
+                        if state.resolve_due(Instant::now(), None) {
                             publish(Arc::new(state.table()));
                         }
                     }
@@ -201,16 +215,22 @@ impl State {
         self.names.values().map(|n| n.due).min()
     }
 
-    /// Resolve the names whose time has come; true when a set changed.
-    fn resolve_due(&mut self, now: Instant) -> bool {
+    /// Resolve the names whose time has come (those left when `until`
+    /// passes stay due); true when a set changed.
+    fn resolve_due(&mut self, now: Instant, until: Option<Instant>) -> bool {
         let mut changed = false;
         let (servers, valid) = (self.servers.clone(), self.valid);
         for (text, n) in self.names.iter_mut().filter(|(_, n)| n.due <= now) {
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
             match resolve(&n.host, n.port, &servers) {
                 Ok((mut addrs, ttl)) => {
                     addrs.sort();
                     addrs.dedup();
-                    let keep = ttl.map_or(valid, |t| valid.max(Duration::from_secs(t.into())));
+                    let keep = ttl.map_or(valid, |t| {
+                        valid.max(Duration::from_secs(t.min(MAX_TTL).into()))
+                    });
                     n.due = Instant::now() + keep;
                     if let Some(was) = n.failing.take() {
                         info!(name = %text, error_was = %was, "upstream name resolves again");

@@ -332,13 +332,14 @@ impl Relay {
     }
 
     /// Schedule the drains of the tunnels to server `tag` numbered `ids`
-    /// (`rebalance` with a key); returns how many were not draining yet.
+    /// (`rebalance` with a key; `ids` sorted); returns how many were not
+    /// draining yet.
     pub fn schedule_ids(&self, tag: u32, ids: &[u32], plan: DrainPlan) -> usize {
         let mut slots = self.slots.borrow_mut();
         let tunnels = slots
             .iter_mut()
             .flatten()
-            .filter(|s| s.end.is_none() && s.upstream == tag && ids.contains(&s.seq))
+            .filter(|s| s.end.is_none() && s.upstream == tag && ids.binary_search(&s.seq).is_ok())
             .map(|s| (0, s.upstream, &mut s.drain));
         Drain::schedule(tunnels, plan)
     }
