@@ -68,7 +68,7 @@ pub enum OwnedKey {
 impl Target {
     /// The request's balancing key as a tunnel keeps it, for a group
     /// that rebalances (`rebalance` with `hash` or `ip_hash`).
-    pub fn tunnel_key(&self) -> Option<crate::upstream::balance::TunnelKey> {
+    pub fn tunnel_key(&self) -> Option<crate::upstream::TunnelKey> {
         match self {
             Target::Group { group, key } if group.rebalance.is_some() => key.as_key().tunnel_key(),
             _ => None,
@@ -185,7 +185,7 @@ impl Active {
         }
     }
 
-    fn peer(&self) -> &crate::upstream::balance::Peer {
+    fn peer(&self) -> &crate::upstream::Peer {
         &self.group.peers[self.index as usize]
     }
 }
@@ -228,7 +228,7 @@ impl Connected {
     /// This connection now carries tunnel `id`: counted on its server
     /// until it is dropped, with its balancing key when its group moves
     /// tunnels by key (`rebalance`).
-    pub fn tunnel_started(&mut self, id: u32, key: Option<crate::upstream::balance::TunnelKey>) {
+    pub fn tunnel_started(&mut self, id: u32, key: Option<crate::upstream::TunnelKey>) {
         if let Some(p) = self.peer.as_mut().filter(|p| p.tunnel == 0) {
             p.tunnel = id;
             p.group.tunnel_opened(p.index as usize, id, key);

@@ -17,7 +17,7 @@ pub mod pool;
 pub mod resolver;
 pub mod verdict;
 
-pub use balance::{Group, Key};
+pub use balance::{Group, Key, Peer, TunnelKey};
 
 /// What a worker starts with from the process's upstream threads: the
 /// checker's verdicts and the resolver's table.

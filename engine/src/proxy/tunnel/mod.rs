@@ -23,7 +23,7 @@ pub mod ring;
 mod splice;
 mod stats;
 
-pub use stats::{End, Stats};
+pub use stats::{End, Names, Stats};
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -34,22 +34,9 @@ use std::time::Duration;
 use super::frames::Frames;
 use super::idle::Wake;
 use super::kit::Kit;
-use crate::metrics::SeriesId;
 use crate::transport::Transport;
 
 pub use buffered::run as run_buffered;
-
-/// What a tunnel's slot in its relay's table names: its metrics series
-/// (a scrape reads its bytes under it) and the tag of the upstream server
-/// it runs to (`upstream::verdict`; a drain of that server finds it).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Names {
-    pub series: SeriesId,
-    pub upstream: u32,
-    /// The tunnel's number on its worker, in the order tunnels started
-    /// (`rebalance` moves the newest first, or the ones it names).
-    pub id: u32,
-}
 
 /// Relay between `client` and `upstream` until the tunnel ends: with
 /// splice when both are plain sockets, through the transports otherwise.

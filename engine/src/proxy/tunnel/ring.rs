@@ -385,7 +385,7 @@ impl Relay {
         idle: Duration,
         send: Duration,
         frames: Option<Box<Frames>>,
-        names: super::Names,
+        names: super::stats::Names,
     ) -> u32 {
         if !self.driving.replace(true) {
             monoio::spawn(Self::drive(Rc::downgrade(self)));
@@ -873,7 +873,7 @@ pub async fn run(
     idle_timeout: Duration,
     send_timeout: Duration,
     frames: Option<Box<Frames>>,
-    names: super::Names,
+    names: super::stats::Names,
 ) -> Stats {
     let i = relay.register(
         [client.as_raw_fd(), upstream.as_raw_fd()],

@@ -25,3 +25,15 @@ pub struct Stats {
     pub client_to_upstream: u64,
     pub upstream_to_client: u64,
 }
+
+/// What a tunnel's slot in its relay's table names: its metrics series
+/// (a scrape reads its bytes under it) and the tag of the upstream server
+/// it runs to (`upstream::verdict`; a drain of that server finds it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names {
+    pub series: crate::metrics::SeriesId,
+    pub upstream: u32,
+    /// The tunnel's number on its worker, in the order tunnels started
+    /// (`rebalance` moves the newest first, or the ones it names).
+    pub id: u32,
+}
