@@ -21,6 +21,8 @@ pub const EDNS_UDP: u16 = 4096;
 
 /// Record type OPT (RFC 6891 §6.1.1).
 const OPT: u16 = 41;
+/// The bytes of the OPT record ending a query.
+const OPT_LEN: usize = 11;
 
 /// A query for `name`'s records of type `qtype`, recursion desired, with
 /// an EDNS(0) OPT record offering [`EDNS_UDP`]-byte answers.
@@ -79,14 +81,25 @@ pub enum Unusable {
     Malformed(&'static str),
 }
 
-/// Read the answer `msg` to query `id`.
-pub fn parse(msg: &[u8], id: u16) -> Result<Answer, Unusable> {
+/// Read the answer `msg` to `query` (as [`query`] made it): one with
+/// another id, or that does not repeat the question, is not ours
+/// (RFC 5452 §9.1: the name compared without regard to case).
+pub fn parse(msg: &[u8], query: &[u8]) -> Result<Answer, Unusable> {
     if msg.len() < 12 {
         return Err(Unusable::Malformed("shorter than a header"));
     }
     let be = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
     let flags = be(2);
-    if be(0) != id || flags & 0x8000 == 0 {
+    if msg[..2] != query[..2] || flags & 0x8000 == 0 {
+        return Err(Unusable::NotOurs);
+    }
+    // The question: our name, type and class, right after the header.
+    let question = &query[12..query.len() - OPT_LEN];
+    let echoed = be(4) == 1
+        && msg
+            .get(12..12 + question.len())
+            .is_some_and(|q| q.eq_ignore_ascii_case(question));
+    if !echoed {
         return Err(Unusable::NotOurs);
     }
     if flags & 0x0200 != 0 {
@@ -224,7 +237,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            parse(&r, 7),
+            parse(&r, &q),
             Ok(Answer::Found {
                 addrs: vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()],
                 ttl: Some(10)
@@ -235,7 +248,7 @@ mod tests {
         six[15] = 1;
         let r6 = response(&q6, 0, false, &[(AAAA, 0x8000_0000, six)]);
         assert_eq!(
-            parse(&r6, 8),
+            parse(&r6, &q6),
             Ok(Answer::Found {
                 addrs: vec!["::1".parse().unwrap()],
                 ttl: Some(0)
@@ -243,7 +256,7 @@ mod tests {
         );
         let nodata = response(&q, 0, false, &[]);
         assert_eq!(
-            parse(&nodata, 7),
+            parse(&nodata, &q),
             Ok(Answer::Found {
                 addrs: vec![],
                 ttl: None
@@ -255,37 +268,40 @@ mod tests {
     fn failures_are_told_apart() {
         let q = query(9, "chat.test", A).unwrap();
         assert_eq!(
-            parse(&response(&q, 3, false, &[]), 9),
+            parse(&response(&q, 3, false, &[]), &q),
             Ok(Answer::NoSuchName)
         );
         assert_eq!(
-            parse(&response(&q, 2, false, &[]), 9),
+            parse(&response(&q, 2, false, &[]), &q),
             Err(Unusable::Failed(2))
         );
         assert_eq!(
-            parse(&response(&q, 5, false, &[]), 9),
+            parse(&response(&q, 5, false, &[]), &q),
             Err(Unusable::Failed(5))
         );
         assert_eq!(
-            parse(&response(&q, 0, true, &[]), 9),
+            parse(&response(&q, 0, true, &[]), &q),
             Err(Unusable::Truncated)
         );
         assert_eq!(
-            parse(&response(&q, 0, false, &[]), 10),
+            parse(
+                &response(&q, 0, false, &[]),
+                &query(10, "chat.test", A).unwrap()
+            ),
             Err(Unusable::NotOurs)
         );
         assert_eq!(
-            parse(&q, 9),
+            parse(&q, &q),
             Err(Unusable::NotOurs),
             "a query is not an answer"
         );
         let good = response(&q, 0, false, &[(A, 5, vec![10, 0, 0, 1])]);
         for cut in 0..good.len() - 1 {
-            assert!(parse(&good[..cut], 9).is_err(), "cut at {cut}");
+            assert!(parse(&good[..cut], &q).is_err(), "cut at {cut}");
         }
         let mut bad_len = good.clone();
         let n = bad_len.len();
         bad_len[n - 5] = 9; // rdlength 4 → 9
-        assert!(matches!(parse(&bad_len, 9), Err(Unusable::Malformed(_))));
+        assert!(matches!(parse(&bad_len, &q), Err(Unusable::Malformed(_))));
     }
 }

@@ -315,10 +315,11 @@ fn ask(server: &SocketAddr, host: &str) -> Result<(Vec<std::net::IpAddr>, Option
     let sock = UdpSocket::bind(local).map_err(|e| e.to_string())?;
     sock.connect(server).map_err(|e| e.to_string())?;
     let base = crate::h2::websocket::random_u64() as u16;
-    let ids = [base, base.wrapping_add(1)];
-    for (id, qtype) in ids.iter().zip([dns::A, dns::AAAA]) {
-        let q = dns::query(*id, host, qtype).ok_or("not a valid domain name")?;
+    let mut queries: Vec<Vec<u8>> = Vec::with_capacity(2);
+    for (id, qtype) in [(base, dns::A), (base.wrapping_add(1), dns::AAAA)] {
+        let q = dns::query(id, host, qtype).ok_or("not a valid domain name")?;
         sock.send(&q).map_err(|e| e.to_string())?;
+        queries.push(q);
     }
     let deadline = Instant::now() + QUERY_TIMEOUT;
     // Each query's answer, or why it has none.
@@ -346,8 +347,8 @@ fn ask(server: &SocketAddr, host: &str) -> Result<(Vec<std::net::IpAddr>, Option
             }
             Err(e) => return Err(e.to_string()),
         };
-        for (slot, id) in answers.iter_mut().zip(ids) {
-            match dns::parse(&buf[..n], id) {
+        for (slot, q) in answers.iter_mut().zip(&queries) {
+            match dns::parse(&buf[..n], q) {
                 Err(Unusable::NotOurs) => {}
                 Ok(a) => *slot = Some(Ok(a)),
                 Err(Unusable::Failed(code)) => *slot = Some(Err(format!("answer code {code}"))),
