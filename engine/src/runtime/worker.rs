@@ -612,7 +612,7 @@ async fn drain_tunnels(worker: &Shared, plan: DrainPlan) {
     let n = schedule_drains(worker, plan);
     let spread = plan.spread;
     info!(worker = worker.id, tunnels = n, spread = ?spread, "draining tunnels (close 1001)");
-    run_drains(worker, n, spread).await;
+    run_plan(worker, n, plan.start, spread).await;
 }
 
 /// How often a worker looks for servers marked down when a group closes
@@ -785,17 +785,6 @@ fn close_server_tunnels(worker: &Rc<Shared>, upstream: &str, server: &str, tag: 
     info!(worker = worker.id, upstream, server, tunnels = n, spread = ?plan.spread, "{what}");
     let w = worker.clone();
     monoio::spawn(async move { run_plan(&w, n, plan.start, plan.spread).await });
-}
-
-/// Start scheduled drains as their turns come, until none is waiting.
-async fn run_drains(worker: &Shared, n: usize, spread: Duration) {
-    let tick = (spread / n.max(1) as u32).clamp(DRAIN_TICK_MIN, DRAIN_TICK_MAX);
-    loop {
-        if drains_due(worker, Instant::now()) == 0 {
-            return;
-        }
-        monoio::time::sleep(tick).await;
-    }
 }
 
 /// Start the turns of one plan's `n` drains as they come, until its last
