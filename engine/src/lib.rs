@@ -21,6 +21,7 @@ pub mod conn;
 pub mod error;
 pub mod h2;
 pub mod h2io;
+pub mod handoff;
 pub mod http;
 pub mod limit;
 pub mod metrics;

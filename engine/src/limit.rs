@@ -304,11 +304,21 @@ pub struct ConnZone {
     table: Table<u32>,
 }
 
-/// One held connection slot; dropping it gives the slot back. 16 bytes.
+/// One held connection slot; dropping it gives the slot back. 32 bytes.
 pub struct ConnPermit {
     zone: Arc<ConnZone>,
     /// `shard * per_shard + node`, or `NIL` for an empty key (not counted).
     slot: u32,
+    /// The key it counts under: a tunnel handed to a new process (binary
+    /// upgrade) takes its slot there under the same key.
+    key: Box<[u8]>,
+}
+
+impl ConnPermit {
+    /// The zone's name and the key the slot counts under.
+    pub fn held_as(&self) -> (&str, &[u8]) {
+        (self.zone.name(), &self.key)
+    }
 }
 
 /// Why [`ConnZone::acquire`] refused: the key holds `max` already, or
@@ -337,8 +347,10 @@ impl ConnZone {
             return Ok(ConnPermit {
                 zone: Arc::clone(self),
                 slot: NIL,
+                key: Box::default(),
             });
         }
+        let held_as: Box<[u8]> = key.into();
         let (shard, tag, key) = self.table.locate(key);
         let node = {
             let mut t = self.table.lock(shard);
@@ -361,6 +373,7 @@ impl ConnZone {
         Ok(ConnPermit {
             zone: Arc::clone(self),
             slot: slot as u32,
+            key: held_as,
         })
     }
 
@@ -931,7 +944,9 @@ mod tests {
 
     #[test]
     fn conn_permit_is_small() {
-        assert!(std::mem::size_of::<ConnPermit>() <= 16);
+        // The zone, the slot and the key (a binary upgrade takes the same
+        // slot in the new process).
+        assert!(std::mem::size_of::<ConnPermit>() <= 32);
         fn send_sync<T: Send + Sync>() {}
         send_sync::<ReqZone>();
         send_sync::<ConnZone>();

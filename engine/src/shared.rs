@@ -37,6 +37,10 @@ pub struct Shared {
     pub members: RefCell<std::sync::Arc<crate::upstream::resolver::Members>>,
     /// How many workers the process runs (set once at start).
     pub workers: Cell<usize>,
+    /// During a binary upgrade: where tunnels go to be handed over.
+    pub handoff: RefCell<Option<flume::Sender<crate::handoff::FromWorker>>>,
+    /// Tunnels closed with 1001 since a binary upgrade began.
+    pub drained_in_handoff: Cell<usize>,
 }
 
 impl Shared {

@@ -5,6 +5,8 @@
 //!     ringway -T -c ringway.toml           test it and print it, defaults filled in
 //!     ringway -c ringway.toml --workers 1  override [runtime].workers
 //!     ringway -v                           the version, commit and build profile
+//!     ringway upgrade [-c FILE] [--binary PATH]
+//!                                          hand everything to a new binary
 //!     ringway import [-o OUT] [--strict] [--prefix DIR] nginx.conf
 //!                                          convert an nginx configuration
 
@@ -37,6 +39,7 @@ struct Args {
 /// `ringway -h`. A plain literal, not `\`-continued lines, which would eat
 /// the options' indentation.
 const USAGE: &str = "usage: ringway [-t | -T] [-c FILE] [--workers N]
+       ringway upgrade [-c FILE] [--binary PATH]
        ringway import [-o OUT.toml] [--strict] [--prefix DIR] nginx.conf
        ringway -v | -h
 
@@ -48,6 +51,12 @@ options:
   --workers N         override [runtime].workers
   -v, -V, --version   print the version, commit and build profile and exit
   -h, --help          print this help and exit
+  upgrade             start the new binary (--binary PATH, default: the one
+                      running) in place of the ringway running with -c FILE:
+                      it takes the listening sockets and every plain tunnel
+                      (SIGUSR2 does the same); prints what was handed over,
+                      drained and still held; exit 1 if it failed (the
+                      running process then keeps everything)
   import NGINX.CONF   write an nginx configuration as ringway.toml (to -o
                       FILE, else stdout); what cannot be carried over is
                       listed on stderr as `file:line: directive: why` and
@@ -112,6 +121,47 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     }
     Ok(Some(args))
 }
+
+/// `ringway upgrade [-c FILE] [--binary PATH]`: ask the ringway running
+/// with FILE to start the new binary and hand it everything; print its
+/// report. Exit status: 0 upgraded, 1 the upgrade failed (the running
+/// process keeps everything), 2 bad arguments.
+fn upgrade(args: &[String]) -> ExitCode {
+    let mut config = PathBuf::from("ringway.toml");
+    let mut binary: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.as_str() {
+            "-c" | "--config" | "--binary" => it.next(),
+            other => {
+                eprintln!("ringway: upgrade: unknown argument `{other}`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        let Some(value) = value else {
+            eprintln!("ringway: upgrade: {a} needs a value\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        if a == "--binary" {
+            binary = Some(value.into());
+        } else {
+            config = value.into();
+        }
+    }
+    match ringway::runtime::upgrade::request(&config, binary.as_deref(), UPGRADE_WAIT) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("ringway: upgrade failed: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long `ringway upgrade` waits for the running process's report.
+const UPGRADE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `ringway import ...`: the exit status.
 fn import(args: &[String]) -> ExitCode {
@@ -196,9 +246,15 @@ fn import(args: &[String]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The binary and arguments an upgrade starts again, read before
+    // anything can replace the file.
+    let origin = ringway::runtime::upgrade::Origin::current();
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("import") {
         return import(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("upgrade") {
+        return upgrade(&all[1..]);
     }
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -287,7 +343,7 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&config.log.level);
-    match ringway::runtime::run(config, tls, args.config) {
+    match ringway::runtime::run(config, tls, args.config, origin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

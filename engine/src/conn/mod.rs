@@ -29,6 +29,8 @@ mod proxy;
 mod route;
 mod tunnel;
 
+pub use tunnel::adopt;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;

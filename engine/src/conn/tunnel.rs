@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::finish::{log_request, RequestLine};
 use super::{Conn, Routed};
 use crate::access_log::{CloseReason, TunnelEnd};
+use crate::handoff::{FromWorker, KeyRecord, LogRecord, TunnelRecord};
 use crate::proxy::frames::{Frames, Goodbye, FROM_CLIENT};
 use crate::proxy::tunnel;
 use crate::proxy::tunnel::End;
@@ -37,8 +38,21 @@ struct Logged {
     uri: Option<crate::vars::InternalUri>,
 }
 
+/// What an adopted tunnel (binary upgrade) brought from the process it
+/// came from.
+struct Prior {
+    /// Bytes relayed there: client to upstream, upstream to client.
+    bytes: [u64; 2],
+    /// Idle there since (its idle timeout goes on from there).
+    idle_for: std::time::Duration,
+}
+
 struct Tunnel<T: Transport> {
     shared: Rc<Shared>,
+    /// `[servers.NAME]`, for a binary upgrade's record.
+    server: Rc<str>,
+    /// Boxed: only adopted tunnels have one.
+    prior: Option<Box<Prior>>,
     client: T,
     /// The upgrade's upstream connection and timeouts (what a
     /// [`TunnelPlan`] leaves once its early bytes are written).
@@ -119,6 +133,8 @@ impl<T: Transport + 'static> Conn<T> {
         });
         let t = Tunnel {
             series: series.unwrap_or_default(),
+            server: server.as_str().into(),
+            prior: None,
             shared: self.shared,
             client: self.io,
             upstream: plan.upstream,
@@ -163,15 +179,23 @@ impl<T: Transport + 'static> Tunnel<T> {
                     series: self.series,
                     upstream: up.tag(),
                     id: up.tunnel_id(),
+                    idle_for: self
+                        .prior
+                        .as_ref()
+                        .map_or(std::time::Duration::ZERO, |p| p.idle_for),
                 },
             )
             .await;
+            if stats.end == End::Handoff {
+                self.hand_off(stats);
+                return;
+            }
             let close_reason = match stats.end {
                 End::ClientClosed => CloseReason::Client,
                 End::UpstreamClosed => CloseReason::Upstream,
                 End::Idle => CloseReason::Idle,
                 End::Drain { .. } => CloseReason::Drain,
-                End::Error => CloseReason::Error,
+                End::Error | End::Handoff => CloseReason::Error,
             };
             // What the relay moved (a scrape saw it live until now; the early
             // bytes were counted at the start). No await since the relay
@@ -187,6 +211,10 @@ impl<T: Transport + 'static> Tunnel<T> {
             });
             stats.client_to_upstream += u64::from(self.early_len);
             stats.upstream_to_client += u64::from(self.upstream_early);
+            if let Some(p) = &self.prior {
+                stats.client_to_upstream += p.bytes[0];
+                stats.upstream_to_client += p.bytes[1];
+            }
             let end = stats.end;
             debug!(
                 upstream = %up.addr,
@@ -228,6 +256,10 @@ impl<T: Transport + 'static> Tunnel<T> {
             // A drained tunnel says goodbye from a task of its own, which
             // takes the connections: this task keeps no room for it. One cut
             // past its drain's deadline is closed here, with no frame.
+            if matches!(end, End::Drain(_)) && self.shared.handoff.borrow().is_some() {
+                let d = &self.shared.drained_in_handoff;
+                d.set(d.get() + 1);
+            }
             match end {
                 End::Drain(Goodbye::Cut) => {}
                 End::Drain(goodbye) => {
@@ -237,6 +269,219 @@ impl<T: Transport + 'static> Tunnel<T> {
             }
         }
     }
+}
+
+impl<T: Transport + 'static> Tunnel<T> {
+    /// Binary upgrade: the relay ended the tunnel at a quiet moment; its
+    /// sockets (duplicated: this task closes its own as usual) and its
+    /// record go to the handoff thread, which passes them to the new
+    /// process. It is logged there, once, when it ends.
+    fn hand_off(self, stats: tunnel::Stats) {
+        let handed = stats.handed.unwrap_or_default();
+        crate::metrics::with(|m| {
+            m.tunnel_handed(
+                self.series,
+                stats.client_to_upstream,
+                stats.upstream_to_client,
+            )
+        });
+        let prior = self.prior.as_ref().map_or([0, 0], |p| p.bytes);
+        let up = &self.upstream;
+        let names = up.member_names();
+        let record = TunnelRecord {
+            server: self.server.to_string(),
+            peer: self.logged.as_ref().map(|l| l.peer),
+            group: names.map(|n| n.0.to_string()),
+            upstream_addr: up.addr.to_string(),
+            member: names.map(|n| n.1.to_string()),
+            balance_key: names.and_then(|n| n.2).map(|k| match k {
+                crate::upstream::TunnelKey::Ip(ip) => KeyRecord::Ip(ip),
+                crate::upstream::TunnelKey::Ring(h) => KeyRecord::Ring(h),
+            }),
+            idle_timeout_ms: millis(self.idle_timeout),
+            send_timeout_ms: millis(self.send_timeout),
+            idle_for_ms: millis(handed.idle_for),
+            age_ms: millis(self.started.elapsed()),
+            bytes: [
+                prior[0] + stats.client_to_upstream + u64::from(self.early_len),
+                prior[1] + stats.upstream_to_client + u64::from(self.upstream_early),
+            ],
+            frames: handed.frames.map(|f| f.to_bytes().to_vec()),
+            carry: handed.carry,
+            limit_conn: self._permit.as_ref().and_then(|p| {
+                let (zone, key) = p.held_as();
+                (!key.is_empty()).then(|| (zone.to_string(), key.to_vec()))
+            }),
+            log: self.logged.as_ref().map(|l| LogRecord {
+                peer: Some(l.peer),
+                method: l.method.clone(),
+                target: l.target.clone(),
+                minor_version: l.minor_version,
+                headers: l.headers.clone(),
+                uri: l.uri.as_ref().map(|u| (u.path.clone(), u.args.clone())),
+            }),
+        };
+        let fds = match (self.client.socket(), up.stream.socket()) {
+            (Some(c), Some(u)) => crate::sys::fdpass::dup_cloexec(crate::sys::fd(c))
+                .and_then(|c| Ok([c, crate::sys::fdpass::dup_cloexec(crate::sys::fd(u))?])),
+            _ => Err(std::io::Error::other("not a plain tunnel")),
+        };
+        let sent = match fds {
+            Ok(fds) => self.shared.handoff.borrow().as_ref().is_some_and(|tx| {
+                tx.send(FromWorker::Tunnel {
+                    record: Box::new(record),
+                    fds,
+                })
+                .is_ok()
+            }),
+            Err(e) => {
+                warn!(error = %e, "upgrade: cannot duplicate a tunnel's sockets");
+                false
+            }
+        };
+        if !sent {
+            // Nothing to hand it to: the tunnel is lost, said so.
+            warn!(upstream = %up.addr, "upgrade: a tunnel could not be handed over and is closed");
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Binary upgrade, the new process: take a tunnel the old one handed over
+/// (its record and its two sockets) into this worker as if it had
+/// accepted it — counted on its server and upstream member, in its
+/// `limit_conn` slot, idle-timed from where it was — and relay it until
+/// it ends, when it is logged once. Bytes a cancelled receive brought in
+/// go out first (fed to the frame trackers as they go).
+pub fn adopt(
+    shared: &Rc<Shared>,
+    listen: &Rc<crate::shared::Listen>,
+    record: TunnelRecord,
+    fds: [std::os::fd::OwnedFd; 2],
+    epoll: bool,
+) -> std::io::Result<()> {
+    use crate::proxy::{Connected, UpStream};
+    let [c, u] = fds;
+    let (c, u) = (std::net::TcpStream::from(c), std::net::TcpStream::from(u));
+    if epoll {
+        c.set_nonblocking(true)?;
+        u.set_nonblocking(true)?;
+    }
+    let client = monoio::net::TcpStream::from_std(c)?;
+    let stream = UpStream::Plain(monoio::net::TcpStream::from_std(u)?);
+    let addr: ringway_config::UpstreamAddr = match record.upstream_addr.parse() {
+        Ok(a) => ringway_config::UpstreamAddr::Inet(a),
+        Err(_) => ringway_config::UpstreamAddr::Inet(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+    };
+    let snap = shared.snapshot();
+    let member = record.group.as_deref().and_then(|g| {
+        let group = snap.upstreams.iter().find(|x| x.name == g)?;
+        let key = record.member.as_deref()?;
+        let i = group.peers.iter().position(|p| &*p.key == key)?;
+        Some((group.clone(), i))
+    });
+    let mut upstream = match &member {
+        Some((g, i)) => Connected::adopted(stream, addr, g, *i),
+        None => Connected::direct(stream, addr),
+    };
+    let key = record.balance_key.map(|k| match k {
+        KeyRecord::Ip(ip) => crate::upstream::TunnelKey::Ip(ip),
+        KeyRecord::Ring(h) => crate::upstream::TunnelKey::Ring(h),
+    });
+    upstream.tunnel_started(shared.kit.next_tunnel_id(), key);
+    let permit = record.limit_conn.as_ref().and_then(|(zone, key)| {
+        let z = snap.limits.conn.iter().find(|z| z.name() == zone)?;
+        // Adopted whatever the zone's limit now: it was admitted.
+        z.acquire(key, u32::MAX).ok()
+    });
+    let group_label = record
+        .group
+        .clone()
+        .unwrap_or_else(|| record.upstream_addr.clone());
+    let mut series = None;
+    crate::metrics::with(|m| {
+        series = Some(m.tunnel_opened(&record.server, &group_label, &record.upstream_addr));
+    });
+    let logged = match (&record.log, shared.access.enabled()) {
+        (Some(l), true) => Some(Box::new(Logged {
+            peer: l
+                .peer
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            method: l.method.clone(),
+            target: l.target.clone(),
+            minor_version: l.minor_version,
+            http2: false,
+            headers: l.headers.clone(),
+            uri: l
+                .uri
+                .clone()
+                .map(|(path, args)| crate::vars::InternalUri { path, args }),
+        })),
+        _ => None,
+    };
+    let mut frames = record
+        .frames
+        .as_deref()
+        .and_then(crate::proxy::frames::Frames::from_bytes)
+        .map(Box::new);
+    if record.frames.is_some() && frames.is_none() {
+        warn!(server = %record.server, "upgrade: an adopted tunnel's frame state is unreadable; it is relayed untracked");
+    }
+    let now = Instant::now();
+    let t = Tunnel {
+        series: series.unwrap_or_default(),
+        server: record.server.as_str().into(),
+        prior: Some(Box::new(Prior {
+            bytes: record.bytes,
+            idle_for: std::time::Duration::from_millis(record.idle_for_ms),
+        })),
+        shared: shared.clone(),
+        client,
+        upstream,
+        idle_timeout: std::time::Duration::from_millis(record.idle_timeout_ms),
+        send_timeout: std::time::Duration::from_millis(record.send_timeout_ms),
+        frames: None,
+        logged,
+        started: now
+            .checked_sub(std::time::Duration::from_millis(record.age_ms))
+            .unwrap_or(now),
+        early_len: 0,
+        upstream_early: 0,
+        _permit: permit.map(Box::new),
+        _busy: Some(shared.busy()),
+        _guard: ConnGuard::new(listen),
+    };
+    let [to_upstream, to_client] = record.carry;
+    monoio::spawn(async move {
+        let mut t = t;
+        // What a cancelled receive brought in goes on first, each way.
+        for (bytes, dir) in [(to_upstream, FROM_CLIENT), (to_client, FROM_CLIENT ^ 1)] {
+            if bytes.is_empty() {
+                continue;
+            }
+            let r = if dir == FROM_CLIENT {
+                t.upstream.stream.write_all(&bytes, t.send_timeout).await
+            } else {
+                t.client.write_all(&bytes, t.send_timeout).await
+            };
+            if let Err(e) = r {
+                debug!(error = %e, "adopted tunnel closed before it started");
+                return;
+            }
+            if let Some(f) = frames.as_mut() {
+                f.feed(dir, &bytes);
+            }
+            if let Some(p) = t.prior.as_mut() {
+                p.bytes[dir] += bytes.len() as u64;
+            }
+        }
+        t.frames = frames;
+        t.run().await
+    });
+    Ok(())
 }
 
 /// How long a drained tunnel waits for each peer to answer its close
@@ -319,6 +564,8 @@ mod tests {
             let shared = crate::runtime::worker::shared(0, cfg, Default::default(), Default::default(), 10, crate::access_log::Sink::Off, Default::default());
             let t = Tunnel {
                 shared: shared.clone(),
+                server: "s".into(),
+                prior: None,
                 client: a,
                 upstream: Connected::direct(crate::proxy::UpStream::Plain(b), addr.into()),
                 idle_timeout: Duration::from_secs(1),

@@ -308,6 +308,20 @@ impl Metrics {
         st.tunnel_duration.observe(duration);
     }
 
+    /// The tunnel `id` was handed to a new process (binary upgrade): the
+    /// active gauge −1 and the bytes its relay moved here; no close.
+    pub fn tunnel_handed(&self, id: SeriesId, client_to_upstream: u64, upstream_to_client: u64) {
+        let mut m = self.inner.borrow_mut();
+        let Some(t) = m.tunnels.get_mut(id.0 as usize) else {
+            debug_assert!(false, "a SeriesId from another worker");
+            return;
+        };
+        let s = &mut t.stats;
+        s.active = s.active.saturating_sub(1);
+        s.bytes_client_to_upstream += client_to_upstream;
+        s.bytes_upstream_to_client += upstream_to_client;
+    }
+
     /// A connect to the upstream server at `upstream_addr` of `upstream`
     /// (as in [`Metrics::tunnel_opened`]): its latency, or a failure
     /// (refused, timed out, unreachable).

@@ -214,7 +214,88 @@ impl Frames {
     pub fn client_closed_first(&self) -> Option<bool> {
         self.first_close.map(|d| d == 0)
     }
+
+    /// The state as bytes, to cross a binary upgrade (`handoff`): per
+    /// direction ([`FROM_CLIENT`] first) `left` u64 little-endian, the 14
+    /// header bytes, how many of them are filled, a flags byte
+    /// ([`FLAG_MASKED`], [`FLAG_LOST`], [`FLAG_CLOSED`]); then the
+    /// direction that sent the first close frame, 0xff for none.
+    pub fn to_bytes(&self) -> [u8; STATE_LEN] {
+        let mut b = [0u8; STATE_LEN];
+        for (t, out) in self.track.iter().zip(b.chunks_exact_mut(TRACKER_LEN)) {
+            out[..8].copy_from_slice(&t.left.to_le_bytes());
+            out[8..8 + MAX_HEADER].copy_from_slice(&t.head);
+            out[8 + MAX_HEADER] = t.have;
+            let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+            out[9 + MAX_HEADER] =
+                flag(t.masked, FLAG_MASKED) | flag(t.lost, FLAG_LOST) | flag(t.closed, FLAG_CLOSED);
+        }
+        b[STATE_LEN - 1] = self.first_close.unwrap_or(0xff);
+        b
+    }
+
+    /// The state [`to_bytes`](Frames::to_bytes) wrote, or `None` for bytes
+    /// it cannot have written: a wrong length, more than 14 header bytes,
+    /// unknown flag bits, a direction masked the wrong way, header bytes
+    /// past the header they begin or beside payload still to pass (unless
+    /// lost), a first close from a direction neither 0 nor 1 (nor 0xff).
+    /// What it returns is safe to feed, whatever the input.
+    pub fn from_bytes(b: &[u8]) -> Option<Frames> {
+        let b: &[u8; STATE_LEN] = b.try_into().ok()?;
+        let mut track = [Tracker::new(true), Tracker::new(false)];
+        for (dir, (t, raw)) in track
+            .iter_mut()
+            .zip(b.chunks_exact(TRACKER_LEN))
+            .enumerate()
+        {
+            let flags = raw[9 + MAX_HEADER];
+            if flags & !(FLAG_MASKED | FLAG_LOST | FLAG_CLOSED) != 0 {
+                return None;
+            }
+            let masked = flags & FLAG_MASKED != 0;
+            if masked != (dir == FROM_CLIENT) {
+                return None;
+            }
+            t.left = u64::from_le_bytes(raw[..8].try_into().ok()?);
+            t.head.copy_from_slice(&raw[8..8 + MAX_HEADER]);
+            t.have = raw[8 + MAX_HEADER];
+            t.lost = flags & FLAG_LOST != 0;
+            t.closed = flags & FLAG_CLOSED != 0;
+            if t.have as usize > MAX_HEADER {
+                return None;
+            }
+            // A header is started only between payloads, and a whole one
+            // starts its frame at once (`feed` relies on both; a lost
+            // tracker keeps the header it failed on and reads no more).
+            if !t.lost
+                && ((t.have > 0 && t.left > 0)
+                    || t.header_len().is_some_and(|len| t.have as usize >= len))
+            {
+                return None;
+            }
+        }
+        let first_close = match b[STATE_LEN - 1] {
+            0xff => None,
+            d @ (0 | 1) => Some(d),
+            _ => return None,
+        };
+        Some(Frames { track, first_close })
+    }
 }
+
+/// The bytes of one [`Tracker`] in [`Frames::to_bytes`].
+const TRACKER_LEN: usize = 8 + MAX_HEADER + 1 + 1;
+
+/// The length of [`Frames::to_bytes`]: two trackers and the first close.
+pub const STATE_LEN: usize = 2 * TRACKER_LEN + 1;
+
+/// Flag bits of a tracker in [`Frames::to_bytes`]: its direction's
+/// frames are masked (the client's).
+pub const FLAG_MASKED: u8 = 1;
+/// Its direction does not frame as WebSocket.
+pub const FLAG_LOST: u8 = 2;
+/// A close frame passed its way.
+pub const FLAG_CLOSED: u8 = 4;
 
 /// How a drained tunnel ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,6 +543,124 @@ mod tests {
         let mut t = Tracker::new(false);
         t.feed(&[0xC1, 0x01, 0xAA]);
         assert!(t.at_boundary());
+    }
+
+    /// Both see the same bytes from here on and stay the same.
+    fn assert_twins(a: &Frames, b: &Frames) {
+        assert_eq!(a, b);
+        for dir in [FROM_CLIENT, FROM_UPSTREAM] {
+            assert_eq!(a.payload_left(dir), b.payload_left(dir));
+            assert_eq!(a.saw_close(dir), b.saw_close(dir));
+        }
+        assert_eq!(a.client_closed_first(), b.client_closed_first());
+        assert_eq!(drain_verdict(Some(a)), drain_verdict(Some(b)));
+    }
+
+    #[test]
+    fn state_crosses_as_bytes_at_any_point() {
+        // Each direction's stream, ending in a close frame from each side.
+        let mut client = stream(true).0;
+        client.extend_from_slice(&close_to_upstream([5, 6, 7, 8]));
+        let mut upstream = stream(false).0;
+        upstream.extend_from_slice(&CLOSE_TO_CLIENT);
+        // Split points: 0, mid-header (first byte, inside a 16/64-bit
+        // length, inside a mask key), mid-payload, at a boundary.
+        let cuts = [0, 1, 3, 7, 9, 10, 12, 15, 200, 311, 320, 337, 2000, 50_000];
+        for &cut in &cuts {
+            for &ucut in &cuts {
+                let mut orig = Frames::default();
+                orig.feed(FROM_CLIENT, &client[..cut]);
+                orig.feed(FROM_UPSTREAM, &upstream[..ucut]);
+                let bytes = orig.to_bytes();
+                assert_eq!(bytes.len(), STATE_LEN);
+                let mut back = Frames::from_bytes(&bytes).expect("its own bytes");
+                assert_twins(&orig, &back);
+                assert_eq!(back.to_bytes(), bytes);
+                // The rest in uneven pieces, the same to both.
+                let (mut c, mut u) = (cut, ucut);
+                let mut step = 1;
+                while c < client.len() || u < upstream.len() {
+                    let cn = (c + step).min(client.len());
+                    let un = (u + step * 3).min(upstream.len());
+                    for f in [&mut orig, &mut back] {
+                        f.feed(FROM_CLIENT, &client[c..cn]);
+                        f.feed(FROM_UPSTREAM, &upstream[u..un]);
+                    }
+                    (c, u) = (cn, un);
+                    assert_twins(&orig, &back);
+                    step = step * 7 % 997 + 1;
+                }
+                assert!(back.saw_close(FROM_CLIENT) && back.saw_close(FROM_UPSTREAM));
+                assert!(matches!(
+                    drain_verdict(Some(&back)),
+                    Some(Goodbye::CloseFrames(_))
+                ));
+            }
+        }
+        // A lost tracker stays lost.
+        let mut lost = Frames::default();
+        lost.feed(FROM_CLIENT, b"GET / HTTP/1.1\r\n");
+        let back = Frames::from_bytes(&lost.to_bytes()).unwrap();
+        assert_twins(&lost, &back);
+        assert_eq!(back.payload_left(FROM_CLIENT), u64::MAX);
+    }
+
+    #[test]
+    fn state_bytes_it_cannot_have_written_are_refused() {
+        let mut f = Frames::default();
+        f.feed(FROM_UPSTREAM, &[0x82, 0x7e, 0x01]); // mid 16-bit length
+        let good = f.to_bytes();
+        assert!(Frames::from_bytes(&good).is_some());
+        assert!(Frames::from_bytes(&good[..STATE_LEN - 1]).is_none());
+        assert!(Frames::from_bytes(&[good.as_slice(), &[0]].concat()).is_none());
+        assert!(Frames::from_bytes(&[]).is_none());
+        let up = TRACKER_LEN; // the upstream tracker's offset
+        let have = 8 + MAX_HEADER;
+        let flags = have + 1;
+        let mut bad = good;
+        bad[up + have] = 15;
+        assert!(Frames::from_bytes(&bad).is_none(), "have > 14");
+        let mut bad = good;
+        bad[up + have] = 4; // a 4-byte header is whole: not "in progress"
+        assert!(Frames::from_bytes(&bad).is_none(), "have past its header");
+        let mut bad = good;
+        bad[up] = 1; // payload left beside a started header
+        assert!(Frames::from_bytes(&bad).is_none(), "left and have");
+        let mut bad = good;
+        bad[up + flags] |= 8;
+        assert!(Frames::from_bytes(&bad).is_none(), "unknown flag");
+        let mut bad = good;
+        bad[up + flags] |= FLAG_MASKED;
+        assert!(Frames::from_bytes(&bad).is_none(), "upstream masked");
+        let mut bad = good;
+        bad[flags] &= !FLAG_MASKED;
+        assert!(Frames::from_bytes(&bad).is_none(), "client unmasked");
+        for (v, ok) in [
+            (0, true),
+            (1, true),
+            (0xff, true),
+            (2, false),
+            (0x80, false),
+        ] {
+            let mut b = good;
+            b[STATE_LEN - 1] = v;
+            assert_eq!(Frames::from_bytes(&b).is_some(), ok, "first_close {v}");
+        }
+        // Whatever the bytes, nothing panics, and what decodes can be fed.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..20_000 {
+            let mut b = good;
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b[(x % STATE_LEN as u64) as usize] = (x >> 32) as u8;
+            }
+            if let Some(mut f) = Frames::from_bytes(&b) {
+                f.feed(FROM_CLIENT, &[0x81, 0xfe, 0, 2, 1, 2, 3, 4, 0, 0, 0x88]);
+                f.feed(FROM_UPSTREAM, &[0x81, 0x7f, 0, 0, 0, 0, 0, 0, 0, 1, 0x89]);
+            }
+        }
     }
 
     #[test]

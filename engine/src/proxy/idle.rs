@@ -24,6 +24,8 @@ pub enum Wake {
     Idle,
     /// Drained: how the tunnel says goodbye (`frames::Goodbye`).
     Drain(Goodbye),
+    /// Quiet, and to be handed to a new process (binary upgrade).
+    Handoff,
 }
 
 /// A tunnel's drain, as its slot knows it.
@@ -153,6 +155,18 @@ impl Drain {
     }
 }
 
+/// A handed-over tunnel's state as its relay knew it: what crosses to the
+/// new process beside the sockets.
+#[derive(Debug, Default)]
+pub struct Handed {
+    pub frames: Option<Frames>,
+    /// Bytes read from each direction's source and not written yet (a
+    /// receive that completed while the handoff cancelled it).
+    pub carry: [Vec<u8>; 2],
+    /// Since the tunnel last moved a byte.
+    pub idle_for: std::time::Duration,
+}
+
 struct Entry {
     /// The sweep that last saw activity (or the registration).
     last: Instant,
@@ -177,6 +191,10 @@ struct Entry {
     /// Bytes relayed each way (index: the direction), counted where they
     /// are fed to the trackers: no counter of the relay's own.
     bytes: [u64; 2],
+    /// Both sides are plain sockets: a binary upgrade may hand it over.
+    plain: bool,
+    /// To be handed over at its next quiet moment.
+    handoff: bool,
 }
 
 impl Entry {
@@ -186,6 +204,7 @@ impl Entry {
         self.drain
             .verdict(self.frames.as_ref(), quiet)
             .map(Wake::Drain)
+            .or_else(|| (self.handoff && quiet).then_some(Wake::Handoff))
     }
 }
 
@@ -196,6 +215,9 @@ pub struct IdleSweep {
     live: Cell<usize>,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
+    /// A binary upgrade hands plain tunnels over: those registered from
+    /// now on are marked as they start.
+    handing_over: Cell<bool>,
 }
 
 impl IdleSweep {
@@ -204,7 +226,8 @@ impl IdleSweep {
     /// can close it between frames); `series`: its metrics series, for
     /// [`IdleSweep::live_bytes`]; `upstream`: the tag of the server it
     /// runs to (a drain may pick its server's tunnels); `seq`: its number
-    /// on the worker.
+    /// on the worker; `plain`: both sides are plain sockets (a binary
+    /// upgrade may hand it over).
     pub fn register(
         &self,
         timeout: Duration,
@@ -212,6 +235,7 @@ impl IdleSweep {
         series: SeriesId,
         upstream: u32,
         seq: u32,
+        plain: bool,
     ) -> usize {
         let e = Entry {
             last: Instant::now(),
@@ -227,6 +251,8 @@ impl IdleSweep {
             seq,
             series,
             bytes: [0; 2],
+            plain,
+            handoff: plain && self.handing_over.get(),
         };
         self.live.set(self.live.get() + 1);
         let mut slots = self.slots.borrow_mut();
@@ -239,6 +265,60 @@ impl IdleSweep {
                 slots.push(Some(e));
                 slots.len() - 1
             }
+        }
+    }
+
+    /// An adopted tunnel (binary upgrade) was idle for `idle_for` in the
+    /// process it came from: its idle timeout goes on from there.
+    pub fn backdate(&self, key: usize, idle_for: Duration) {
+        if let Some(Some(e)) = self.slots.borrow_mut().get_mut(key) {
+            e.last = e.last.checked_sub(idle_for).unwrap_or(e.last);
+        }
+    }
+
+    /// Binary upgrade: hand every plain tunnel over at its next quiet
+    /// moment, and those that start from now on. Returns how many are
+    /// marked now.
+    pub fn hand_over(&self) -> usize {
+        self.handing_over.set(true);
+        let mut woken = Vec::new();
+        let mut n = 0;
+        for e in self.slots.borrow_mut().iter_mut().flatten() {
+            if e.plain {
+                e.handoff = true;
+                n += 1;
+                woken.extend(e.waker.take());
+            }
+        }
+        for w in woken {
+            w.wake();
+        }
+        n
+    }
+
+    /// Plain tunnels still here (a binary upgrade waits for them).
+    pub fn plain_live(&self) -> usize {
+        self.slots
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|e| e.plain)
+            .count()
+    }
+
+    /// What a handed-over tunnel's slot knows, for its record.
+    pub fn handed(&self, key: usize) -> Handed {
+        match self.slots.borrow().get(key) {
+            Some(Some(e)) => Handed {
+                frames: e.frames,
+                carry: Default::default(),
+                idle_for: if e.active {
+                    Duration::ZERO
+                } else {
+                    e.last.elapsed()
+                },
+            },
+            _ => Default::default(),
         }
     }
 
@@ -502,8 +582,22 @@ mod tests {
     #[test]
     fn expires_only_after_the_timeout_and_touch_resets() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(10), None, SeriesId::default(), 0, 0);
-        let b = s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0);
+        let a = s.register(
+            Duration::from_secs(10),
+            None,
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
+        let b = s.register(
+            Duration::from_secs(1),
+            None,
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         let t0 = Instant::now();
         assert_eq!(s.sweep(t0 + Duration::from_millis(500)), 0);
         s.touch(b);
@@ -526,8 +620,8 @@ mod tests {
         let ia = m.tunnel_opened("s", "u", "127.0.0.1:1");
         let ib = m.tunnel_opened("s", "u", "127.0.0.1:2");
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(60), ws(), ia, 0, 0);
-        let b = s.register(Duration::from_secs(60), None, ib, 0, 0);
+        let a = s.register(Duration::from_secs(60), ws(), ia, 0, 0, false);
+        let b = s.register(Duration::from_secs(60), None, ib, 0, 0, false);
         // A 5-byte masked text frame: its head and 2 payload bytes
         // written, 3 spliced; an empty binary frame back.
         s.written(a << 1, &[0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2]);
@@ -547,7 +641,7 @@ mod tests {
         assert_eq!(s.unregister(a), [0, 0], "freed once");
         assert_eq!(live(&s), [(ib, 100, 70_000)]);
         // A new tunnel in the freed slot starts from nothing.
-        let c = s.register(Duration::from_secs(60), None, ia, 0, 0);
+        let c = s.register(Duration::from_secs(60), None, ia, 0, 0, false);
         assert_eq!(c, a);
         assert_eq!(live(&s), [(ia, 0, 0), (ib, 100, 70_000)]);
     }
@@ -555,12 +649,26 @@ mod tests {
     #[test]
     fn slots_are_reused() {
         let s = IdleSweep::default();
-        let a = s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0);
+        let a = s.register(
+            Duration::from_secs(1),
+            None,
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         s.unregister(a);
         s.unregister(a);
         assert_eq!(s.live(), 0);
         assert_eq!(
-            s.register(Duration::from_secs(1), None, SeriesId::default(), 0, 0),
+            s.register(
+                Duration::from_secs(1),
+                None,
+                SeriesId::default(),
+                0,
+                0,
+                false
+            ),
             a
         );
     }
@@ -568,8 +676,22 @@ mod tests {
     #[test]
     fn drains_are_spread_and_wait_for_frame_boundaries() {
         let s = IdleSweep::default();
-        let ws = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
-        let plain = s.register(Duration::from_secs(60), None, SeriesId::default(), 0, 0);
+        let ws = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
+        let plain = s.register(
+            Duration::from_secs(60),
+            None,
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(30);
         assert_eq!(
@@ -605,9 +727,23 @@ mod tests {
     #[test]
     fn only_older_generations_drain_after_a_reload() {
         let s = IdleSweep::default();
-        let old = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let old = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         s.generation.set(1);
-        let new = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let new = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         let (now, by) = (Instant::now(), Instant::now() + Duration::from_secs(9));
         assert_eq!(s.schedule_drain(plan(1, now, Duration::ZERO, by)), 1);
         s.drain_due(now);
@@ -621,8 +757,22 @@ mod tests {
     #[test]
     fn past_the_deadline_a_drain_cuts_without_close_frames() {
         let s = IdleSweep::default();
-        let mid = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
-        let busy = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let mid = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
+        let busy = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         let t0 = Instant::now();
         let by = t0 + Duration::from_secs(1);
         s.schedule_drain(plan(u32::MAX, t0, Duration::ZERO, by));
@@ -644,7 +794,14 @@ mod tests {
         assert_eq!(ready(mid), Some(Wake::Drain(Goodbye::Cut)));
         assert_eq!(ready(busy), Some(Wake::Drain(Goodbye::Cut)));
         // Quiet and between frames past the deadline: close frames still.
-        let late = s.register(Duration::from_secs(60), ws(), SeriesId::default(), 0, 0);
+        let late = s.register(
+            Duration::from_secs(60),
+            ws(),
+            SeriesId::default(),
+            0,
+            0,
+            false,
+        );
         s.schedule_drain(plan(u32::MAX, by, Duration::ZERO, by));
         s.sweep(by);
         s.waiting(late << 1, true);

@@ -211,6 +211,34 @@ impl Connected {
         }
     }
 
+    /// A connection adopted from an older process (binary upgrade) to
+    /// member `index` of `group`: counted on it as one it picked.
+    pub fn adopted(
+        stream: UpStream,
+        addr: UpstreamAddr,
+        group: &Rc<Group>,
+        index: usize,
+    ) -> Connected {
+        Connected {
+            stream,
+            addr,
+            peer: Some(Active::new(group, index)),
+            pooled: false,
+        }
+    }
+
+    /// For a binary upgrade's record: the group, the member's key and
+    /// the tunnel's balancing key (none for an address).
+    pub fn member_names(&self) -> Option<(&str, &str, Option<crate::upstream::TunnelKey>)> {
+        self.peer.as_ref().map(|p| {
+            (
+                p.group.name.as_str(),
+                &*p.peer().key,
+                p.group.tunnel_key(p.tunnel),
+            )
+        })
+    }
+
     /// The upstream group this connection's server belongs to (none for
     /// a `proxy_pass` to an address).
     pub fn group_name(&self) -> Option<&str> {

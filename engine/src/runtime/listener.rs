@@ -52,6 +52,65 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
     bind(&addresses(config), workers)
 }
 
+/// Every listen address of `config`, once per worker, taking the sockets
+/// an older process handed over (binary upgrade) first: an address's
+/// inherited sockets are spread over the workers (a worker may get
+/// several: none is closed, so no accept queue is dropped), and workers
+/// left without one bind their own (SO_REUSEPORT joins them to the
+/// same port). Inherited sockets of addresses `config` no longer has are
+/// closed. Returns them with what was left over.
+pub fn bind_inherited(
+    config: &Config,
+    workers: usize,
+    mut inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+) -> Result<Bound, StartError> {
+    let mut by_addr = Vec::new();
+    let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+    for configured in addresses(config) {
+        let mut mine = Vec::new();
+        let mut k = 0;
+        while k < inherited.len() {
+            if inherited[k].0 == configured {
+                mine.push(inherited.swap_remove(k).1);
+            } else {
+                k += 1;
+            }
+        }
+        let mut actual = match mine.first() {
+            Some(l) => l.local_addr().map_err(|source| StartError::Listen {
+                addr: configured,
+                source,
+            })?,
+            None => configured,
+        };
+        let n = mine.len();
+        for (k, l) in mine.into_iter().enumerate() {
+            per_worker[k % workers].push((l, configured));
+        }
+        for slot in per_worker.iter_mut().skip(n) {
+            let l = bind_one(actual).map_err(|source| StartError::Listen {
+                addr: actual,
+                source,
+            })?;
+            if actual.port() == 0 {
+                actual = l.local_addr().map_err(|source| StartError::Listen {
+                    addr: configured,
+                    source,
+                })?;
+            }
+            slot.push((l, configured));
+        }
+        by_addr.push(BoundAddr { configured, actual });
+    }
+    for (addr, _) in &inherited {
+        tracing::info!(addr = %addr, "upgrade: an inherited listen address is not in the configuration: closed");
+    }
+    Ok(Bound {
+        by_addr,
+        per_worker,
+    })
+}
+
 /// `addrs`, once per worker. On an error, the sockets bound so far are
 /// closed (dropped) before it returns: nothing stays listening.
 pub fn bind(addrs: &[SocketAddr], workers: usize) -> Result<Bound, StartError> {
@@ -137,6 +196,24 @@ pub struct UnixBound {
 }
 
 impl UnixBound {
+    /// A unix listen socket an older process handed over (binary
+    /// upgrade), bound at `path`.
+    pub fn inherited(
+        path: PathBuf,
+        listener: std::os::unix::net::UnixListener,
+    ) -> Result<UnixBound, StartError> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(&path).map_err(|source| StartError::ListenUnix {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(UnixBound {
+            path,
+            listener,
+            id: (m.dev(), m.ino()),
+        })
+    }
+
     /// Remove the socket file, if it is still the one bound here (not one
     /// a later process put there).
     pub fn remove_file(&self) {
@@ -262,6 +339,38 @@ mod tests {
             assert_eq!(sockets.len(), 1);
             assert_eq!(sockets[0].0.local_addr().unwrap().port(), port);
             assert_eq!(sockets[0].1, a("127.0.0.1:0"));
+        }
+    }
+
+    #[test]
+    fn inherited_sockets_are_spread_and_missing_ones_bound() {
+        let old = bind(&[a("127.0.0.1:0"), a("127.0.0.2:0")], 3).unwrap();
+        let port = old.by_addr[0].actual.port();
+        let mut handed: Vec<(SocketAddr, std::net::TcpListener)> = old
+            .per_worker
+            .into_iter()
+            .flatten()
+            .map(|(l, c)| (c, l))
+            .collect();
+        // The second address is gone from the new configuration.
+        handed.retain(|(c, _)| *c == a("127.0.0.1:0"));
+        let c = config(&["\"127.0.0.1:0\""]);
+        // Fewer workers than sockets: one worker takes two.
+        let two = bind_inherited(&c, 2, handed).unwrap();
+        assert_eq!(two.by_addr[0].actual.port(), port);
+        let counts: Vec<usize> = two.per_worker.iter().map(Vec::len).collect();
+        assert_eq!(counts, [2, 1]);
+        // More workers than sockets: the rest bind the same port.
+        let handed: Vec<_> = two
+            .per_worker
+            .into_iter()
+            .flatten()
+            .map(|(l, c)| (c, l))
+            .collect();
+        let five = bind_inherited(&c, 5, handed).unwrap();
+        for sockets in &five.per_worker {
+            assert_eq!(sockets.len(), 1);
+            assert_eq!(sockets[0].0.local_addr().unwrap().port(), port);
         }
     }
 

@@ -14,6 +14,7 @@
 
 pub mod listener;
 pub mod proxy_header;
+pub mod upgrade;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -23,14 +24,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_config::{Config, DriverChoice, Workers};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tracing::{debug, error, info, warn};
 
 use listener::BoundAddr;
 use worker::{Control, WorkerInit};
 
+use std::os::fd::AsFd;
+
 use crate::admission::LimitSet;
+use crate::handoff;
 use crate::sys::notify;
 use crate::tls::TlsSet;
 
@@ -71,6 +75,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("upgrade: {0}")]
+    Upgrade(String),
 }
 
 pub fn worker_count(config: &Config) -> usize {
@@ -96,12 +102,30 @@ pub fn choose_driver(choice: DriverChoice) -> Result<DriverKind, StartError> {
 }
 
 /// Run until stopped by a signal. Returns after every worker has drained.
-pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Result<(), StartError> {
+pub fn run(
+    config: Arc<Config>,
+    tls: Arc<TlsSet>,
+    config_path: PathBuf,
+    origin: upgrade::Origin,
+) -> Result<(), StartError> {
     let workers = worker_count(&config);
     let driver = choose_driver(config.runtime.driver)?;
     // Signals first, so a TERM during start-up is not lost.
-    let mut signals =
-        Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1]).map_err(StartError::Signals)?;
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGUSR2])
+        .map_err(StartError::Signals)?;
+    // Started by a binary upgrade: the old process's sockets.
+    let (handoff_sock, inherited_tcp, mut inherited_unix, mut inherited_metrics) =
+        match upgrade::inherit() {
+            Some(Ok(i)) => {
+                info!(
+                    listeners = i.tcp.len() + i.unix.len() + usize::from(i.metrics.is_some()),
+                    "upgrade: took the old process's listening sockets"
+                );
+                (Some(i.sock), i.tcp, i.unix, i.metrics)
+            }
+            Some(Err(why)) => return Err(StartError::Upgrade(why)),
+            None => (None, Vec::new(), Vec::new(), None),
+        };
 
     reserve_descriptors(&config);
     let access_log =
@@ -109,12 +133,35 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     let listener::Bound {
         by_addr: mut listening,
         mut per_worker,
-    } = listener::bind_all(&config, workers)?;
+    } = if handoff_sock.is_some() {
+        listener::bind_inherited(&config, workers, inherited_tcp)?
+    } else {
+        listener::bind_all(&config, workers)?
+    };
     log_listening(&config, &listening);
+    // Duplicates of every listening socket, for a binary upgrade to hand
+    // over: (address as configured, socket).
+    let mut kept_tcp: Vec<(SocketAddr, std::net::TcpListener)> = Vec::new();
+    for (l, addr) in per_worker.iter().flatten() {
+        kept_tcp.push((
+            *addr,
+            l.try_clone().map_err(|source| StartError::Listen {
+                addr: *addr,
+                source,
+            })?,
+        ));
+    }
     let unix = listener::unix_paths(&config)
         .iter()
-        .map(|p| listener::bind_unix(p))
+        .map(|p| match inherited_unix.iter().position(|(q, _)| q == p) {
+            Some(k) => {
+                let (path, l) = inherited_unix.swap_remove(k);
+                listener::UnixBound::inherited(path, l)
+            }
+            None => listener::bind_unix(p),
+        })
         .collect::<Result<Vec<_>, _>>()?;
+    drop(inherited_unix);
     for u in &unix {
         for server in config
             .servers
@@ -235,12 +282,28 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
     if serving < workers {
         warn!(serving, workers, "not every worker started");
     }
+
     let status = format!(
         "{serving} of {workers} workers serving, driver {}",
         driver.name()
     );
     info!(workers = serving, driver = driver.name(), "all workers up");
-    tell_systemd(&notify::ready(&status));
+    let upgraded_from_old = handoff_sock.is_some();
+    match handoff_sock {
+        // Started by an upgrade: the old process tells systemd (MAINPID)
+        // once this one confirmed.
+        Some(sock) => {
+            if let Err(e) = upgrade::confirm(&sock) {
+                warn!(error = %e, "upgrade: cannot confirm to the old process");
+            }
+            let to = senders.clone();
+            thread::Builder::new()
+                .name("ringway-adopt".into())
+                .spawn(move || upgrade::adopt(sock, to))
+                .map_err(StartError::Thread)?;
+        }
+        None => tell_systemd(&notify::ready(&status)),
+    }
 
     let process = Arc::new(std::sync::Mutex::new(crate::metrics::Process {
         version: env!("CARGO_PKG_VERSION"),
@@ -252,12 +315,16 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
             .map_or(0, |d| d.as_secs()),
         ..Default::default()
     }));
+    let mut kept_metrics = None;
     if let Some(m) = &config.metrics {
-        let listener =
-            std::net::TcpListener::bind(m.listen).map_err(|source| StartError::Listen {
+        let listener = match inherited_metrics.take().filter(|(a, _)| *a == m.listen) {
+            Some((_, l)) => l,
+            None => std::net::TcpListener::bind(m.listen).map_err(|source| StartError::Listen {
                 addr: m.listen,
                 source,
-            })?;
+            })?,
+        };
+        kept_metrics = listener.try_clone().ok().map(|l| (m.listen, l));
         let addr = listener.local_addr().unwrap_or(m.listen);
         info!(addr = %addr, "metrics: serving GET /metrics and GET /status");
         let (senders, process, checker) = (senders.clone(), process.clone(), checker.clone());
@@ -281,82 +348,188 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         }
     };
 
-    let mut current = config;
-    'signals: for sig in signals.forever() {
-        match sig {
-            SIGUSR1 => {
-                info!("SIGUSR1: reopening the access log");
-                for tx in &senders {
-                    let _ = tx.send(Control::ReopenLogs);
+    // Signals and `ringway upgrade` requests, one queue.
+    let (events_tx, events) = flume::unbounded::<upgrade::Event>();
+    {
+        let tx = events_tx.clone();
+        thread::Builder::new()
+            .name("ringway-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if tx.send(upgrade::Event::Signal(sig)).is_err() {
+                        return;
+                    }
                 }
+            })
+            .map_err(StartError::Thread)?;
+    }
+    // A new process takes the name once the old one let go of it.
+    let control_wait = if upgraded_from_old {
+        upgrade::CONFIRM_WAIT
+    } else {
+        Duration::ZERO
+    };
+    let mut control = match upgrade::ControlSocket::start(
+        &config_path,
+        events_tx.clone(),
+        control_wait,
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn!(error = %e, "upgrade: no control socket; `ringway upgrade` cannot reach this process (SIGUSR2 still upgrades)");
+            None
+        }
+    };
+    drop(events_tx);
+    let mut handoff: Option<thread::JoinHandle<()>> = None;
+
+    let mut current = config;
+    'signals: for event in events.iter() {
+        let (binary, reply) = match event {
+            upgrade::Event::Signal(SIGUSR2) => {
+                info!("SIGUSR2: binary upgrade");
+                (None, None)
             }
-            SIGHUP => {
-                info!(file = %config_path.display(), "SIGHUP: reloading configuration");
-                tell_systemd(&notify::reloading());
-                let outcome = match reload(&config_path, &current, &listening, &senders) {
-                    Some(next) => {
-                        // Commit: nothing from here on can fail.
-                        for key in start_only_changes(&current, &next.config, workers) {
-                            warn!(
+            upgrade::Event::Upgrade { binary, reply } => (binary, reply),
+            upgrade::Event::Signal(sig) => {
+                match sig {
+                    SIGUSR1 => {
+                        info!("SIGUSR1: reopening the access log");
+                        for tx in &senders {
+                            let _ = tx.send(Control::ReopenLogs);
+                        }
+                    }
+                    SIGHUP => {
+                        info!(file = %config_path.display(), "SIGHUP: reloading configuration");
+                        tell_systemd(&notify::reloading());
+                        let outcome = match reload(&config_path, &current, &listening, &senders) {
+                            Some(next) => {
+                                // Commit: nothing from here on can fail.
+                                for key in start_only_changes(&current, &next.config, workers) {
+                                    warn!(
                                 key,
                                 "{key} changed: it is read at start only; restart to apply it"
                             );
-                        }
-                        limits = Arc::new(LimitSet::build(&next.config, Some(&limits)));
-                        if let Ok(mut p) = process.lock() {
-                            p.certificates = certificate_ends(&next.tls);
-                        }
-                        reloaded(true);
-                        for b in &next.removed {
-                            info!(addr = %b.actual, "listen address removed: no longer accepting on it");
-                        }
-                        log_listening(&next.config, &next.added);
-                        listening.retain(|b| !next.removed.contains(b));
-                        listening.extend_from_slice(&next.added);
-                        current = next.config;
-                        // New resolve = true names are resolved before the
-                        // workers switch (bounded), so a reload never runs a
-                        // group without the members it names.
-                        let members = resolver.reconfigure(current.clone(), RESOLVE_WAIT);
-                        // Servers gone from their groups are forgotten;
-                        // the checker follows the new groups.
-                        if let Ok(mut w) = watching.lock() {
-                            w.0 = current.clone();
-                            if let Some(m) = &members {
-                                w.1 = m.clone();
+                                }
+                                limits = Arc::new(LimitSet::build(&next.config, Some(&limits)));
+                                if let Ok(mut p) = process.lock() {
+                                    p.certificates = certificate_ends(&next.tls);
+                                }
+                                reloaded(true);
+                                for b in &next.removed {
+                                    info!(addr = %b.actual, "listen address removed: no longer accepting on it");
+                                }
+                                log_listening(&next.config, &next.added);
+                                listening.retain(|b| !next.removed.contains(b));
+                                listening.extend_from_slice(&next.added);
+                                kept_tcp.retain(|(a, _)| {
+                                    !next.removed.iter().any(|b| b.configured == *a)
+                                });
+                                kept_tcp.extend(next.added_sockets);
+                                current = next.config;
+                                // New resolve = true names are resolved before the
+                                // workers switch (bounded), so a reload never runs a
+                                // group without the members it names.
+                                let members = resolver.reconfigure(current.clone(), RESOLVE_WAIT);
+                                // Servers gone from their groups are forgotten;
+                                // the checker follows the new groups.
+                                if let Ok(mut w) = watching.lock() {
+                                    w.0 = current.clone();
+                                    if let Some(m) = &members {
+                                        w.1 = m.clone();
+                                    }
+                                    retain_verdicts(&verdicts, &w.0, &w.1);
+                                }
+                                if let Some(m) = &members {
+                                    checker.set_members(m.clone());
+                                }
+                                checker.reconfigure(current.clone());
+                                let removed: Vec<SocketAddr> =
+                                    next.removed.iter().map(|b| b.configured).collect();
+                                for tx in &senders {
+                                    let _ = tx.send(Control::Reload(worker::Reload {
+                                        config: current.clone(),
+                                        tls: next.tls.clone(),
+                                        limits: limits.clone(),
+                                        removed: removed.clone(),
+                                        members: members.clone(),
+                                    }));
+                                }
+                                "configuration reloaded"
                             }
-                            retain_verdicts(&verdicts, &w.0, &w.1);
-                        }
-                        if let Some(m) = &members {
-                            checker.set_members(m.clone());
-                        }
-                        checker.reconfigure(current.clone());
-                        let removed: Vec<SocketAddr> =
-                            next.removed.iter().map(|b| b.configured).collect();
+                            None => {
+                                reloaded(false);
+                                "reload refused, running the previous configuration"
+                            }
+                        };
+                        tell_systemd(&notify::ready(&format!("{status}; {outcome}")));
+                    }
+                    _ => {
+                        info!(signal = sig, "graceful stop: no new connections, draining");
+                        tell_systemd(&format!("{}\nSTATUS=draining", notify::STOPPING));
                         for tx in &senders {
-                            let _ = tx.send(Control::Reload(worker::Reload {
-                                config: current.clone(),
-                                tls: next.tls.clone(),
-                                limits: limits.clone(),
-                                removed: removed.clone(),
-                                members: members.clone(),
-                            }));
+                            let _ = tx.send(Control::Shutdown);
                         }
-                        "configuration reloaded"
+                        break 'signals;
                     }
-                    None => {
-                        reloaded(false);
-                        "reload refused, running the previous configuration"
-                    }
-                };
-                tell_systemd(&notify::ready(&format!("{status}; {outcome}")));
-            }
-            _ => {
-                info!(signal = sig, "graceful stop: no new connections, draining");
-                tell_systemd(&format!("{}\nSTATUS=draining", notify::STOPPING));
-                for tx in &senders {
-                    let _ = tx.send(Control::Shutdown);
                 }
+                continue;
+            }
+        };
+        // Binary upgrade: the new process gets the listening sockets and
+        // confirms, or the upgrade fails with nothing changed here.
+        let exe = binary.clone().unwrap_or_else(|| origin.exe.clone());
+        info!(binary = %exe.display(), "upgrade: starting the new binary");
+        let mut items = Vec::new();
+        for (addr, l) in &kept_tcp {
+            items.push((handoff::ListenerItem::Tcp { configured: *addr }, l.as_fd()));
+        }
+        for u in &unix {
+            items.push((
+                handoff::ListenerItem::Unix {
+                    path: u.path.clone(),
+                },
+                u.listener.as_fd(),
+            ));
+        }
+        if let Some((addr, l)) = &kept_metrics {
+            items.push((handoff::ListenerItem::Metrics { addr: *addr }, l.as_fd()));
+        }
+        match upgrade::launch(&origin, binary.as_deref(), &upgrade::Sockets { items }) {
+            Err(why) => {
+                error!(why = %why, "upgrade failed, the running process keeps everything");
+                upgrade::reply(reply, Err(&why));
+            }
+            Ok(new) => {
+                info!(pid = new.pid, "upgrade: new process ready");
+                tell_systemd(&format!(
+                    "MAINPID={}\nREADY=1\nSTATUS=upgraded: process {} serves",
+                    new.pid, new.pid
+                ));
+                if let Some(c) = control.take() {
+                    c.stop();
+                }
+                let (tx, rx) = flume::unbounded();
+                let mut asked = 0;
+                for w in &senders {
+                    let settle = current.runtime.shutdown_timeout;
+                    if w.send(Control::Handoff {
+                        sink: tx.clone(),
+                        settle,
+                    })
+                    .is_ok()
+                    {
+                        asked += 1;
+                    }
+                }
+                drop(tx);
+                let old_pid = std::process::id();
+                handoff = Some(
+                    thread::Builder::new()
+                        .name("ringway-handoff".into())
+                        .spawn(move || upgrade::forward(new, rx, asked, reply, old_pid))
+                        .map_err(StartError::Thread)?,
+                );
                 break 'signals;
             }
         }
@@ -366,6 +539,18 @@ pub fn run(config: Arc<Config>, tls: Arc<TlsSet>, config_path: PathBuf) -> Resul
         if h.join().is_err() {
             warn!("a worker panicked");
         }
+    }
+    if let Some(h) = handoff {
+        // Ends once every worker stopped (its channel closed).
+        if h.join().is_err() {
+            warn!("the handoff thread panicked");
+        }
+        // The unix socket files are the new process's now.
+        info!("upgrade: old process exits");
+        return Ok(());
+    }
+    if let Some(c) = control {
+        c.stop();
     }
     // nginx removes its unix socket files when it stops; so does ringway.
     for u in &unix {
@@ -461,6 +646,8 @@ struct Prepared {
     tls: Arc<TlsSet>,
     /// Bound on every worker, ready, not accepted on yet.
     added: Vec<BoundAddr>,
+    /// Duplicates of their sockets (what a binary upgrade hands over).
+    added_sockets: Vec<(SocketAddr, std::net::TcpListener)>,
     /// Served now, gone from `config`.
     removed: Vec<BoundAddr>,
 }
@@ -516,8 +703,8 @@ fn reload(
     }
     let running: Vec<SocketAddr> = listening.iter().map(|b| b.configured).collect();
     let change = listener::Change::between(&running, &new);
-    let added = if change.added.is_empty() {
-        Vec::new()
+    let (added, added_sockets) = if change.added.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         match prepare_listeners(&change.added, senders) {
             Ok(added) => added,
@@ -536,6 +723,7 @@ fn reload(
         config: new,
         tls: new_tls,
         added,
+        added_sockets,
         removed,
     })
 }
@@ -604,11 +792,20 @@ enum PrepareError {
 /// (`Control::Listen`); `Ok` once every worker has them ready. On an
 /// error every new socket is closed: those not handed over yet here, the
 /// workers' by `Control::Unlisten`.
+#[allow(clippy::type_complexity)]
 fn prepare_listeners(
     added: &[SocketAddr],
     senders: &[flume::Sender<Control>],
-) -> Result<Vec<BoundAddr>, PrepareError> {
+) -> Result<(Vec<BoundAddr>, Vec<(SocketAddr, std::net::TcpListener)>), PrepareError> {
     let bound = listener::bind(added, senders.len())?;
+    let mut kept = Vec::new();
+    for (l, addr) in bound.per_worker.iter().flatten() {
+        let dup = l.try_clone().map_err(|source| StartError::Listen {
+            addr: *addr,
+            source,
+        })?;
+        kept.push((*addr, dup));
+    }
     let (tx, rx) = flume::unbounded();
     let mut asked = 0;
     for (s, listeners) in senders.iter().zip(bound.per_worker) {
@@ -641,7 +838,7 @@ fn prepare_listeners(
         }
     };
     match outcome {
-        Ok(()) => Ok(bound.by_addr),
+        Ok(()) => Ok((bound.by_addr, kept)),
         Err(e) => {
             for s in senders {
                 let _ = s.send(Control::Unlisten);

@@ -66,6 +66,24 @@ pub enum Control {
     Metrics(flume::Sender<crate::metrics::WorkerSnapshot>),
     /// The resolver's new table of `resolve = true` servers' addresses.
     Members(Arc<Members>),
+    /// Binary upgrade, the old process: stop accepting (the new process
+    /// has the listeners), close keep-alive connections after their
+    /// current answer, and hand every plain tunnel to `sink` at its next
+    /// quiet moment; say `Settled` once none is left or after `settle`;
+    /// stop once nothing is held.
+    Handoff {
+        sink: flume::Sender<crate::handoff::FromWorker>,
+        settle: Duration,
+    },
+    /// Binary upgrade, the new process: tunnels the old one handed over,
+    /// each with its sockets (client, upstream), to take on.
+    Adopt(Vec<Adoptee>),
+}
+
+/// A tunnel handed over by an older process, for a worker to adopt.
+pub struct Adoptee {
+    pub record: Box<crate::handoff::TunnelRecord>,
+    pub fds: [std::os::fd::OwnedFd; 2],
 }
 
 /// A new configuration, and the listen addresses it no longer has.
@@ -145,6 +163,8 @@ pub fn shared(
         h2_conns: Cell::new(0),
         shutting_down: Flag::default(),
         access: AccessLog::new(access_log, format),
+        handoff: RefCell::new(None),
+        drained_in_handoff: Cell::new(0),
     })
 }
 
@@ -249,11 +269,16 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     worker.workers.set(init.workers.max(1));
     crate::metrics::install(init.id);
 
-    let mut accepting: HashMap<SocketAddr, Accepting> = HashMap::new();
+    // By address: one socket each, or several after a binary upgrade from
+    // a process with more workers.
+    let mut accepting: HashMap<SocketAddr, Vec<Accepting>> = HashMap::new();
     for (std_listener, key) in init.listeners {
         match adopt(std_listener, driver) {
             Ok(l) => {
-                accepting.insert(key, Accepting::start(&worker, l, key));
+                accepting
+                    .entry(key)
+                    .or_default()
+                    .push(Accepting::start(&worker, l, key));
             }
             Err(e) => warn!(worker = init.id, addr = %key, error = %e, "cannot use listener"),
         }
@@ -336,6 +361,9 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     }
 
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
+    let mut handoff = None;
+    // The listen labels adopted tunnels count under, by server.
+    let mut adopted_as: HashMap<String, Rc<Listen>> = HashMap::new();
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
             Control::Listen { listeners, ready } => {
@@ -426,13 +454,14 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 // ones have queued connections since `Listen`, accepted
                 // from here with the new snapshot.
                 for key in &removed {
-                    if let Some(a) = accepting.remove(key) {
+                    for a in accepting.remove(key).unwrap_or_default() {
                         a.stop(worker.id, *key);
                     }
                 }
                 let added = pending.len();
                 for (l, key) in pending.drain(..) {
-                    if let Some(old) = accepting.insert(key, Accepting::start(&worker, l, key)) {
+                    let started = vec![Accepting::start(&worker, l, key)];
+                    for old in accepting.insert(key, started).unwrap_or_default() {
                         old.stop(worker.id, key);
                     }
                 }
@@ -480,7 +509,55 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 reopen_log(&worker, &setting);
             }
             Control::Shutdown => break,
+            Control::Handoff { sink, settle } => {
+                handoff = Some((sink, settle));
+                break;
+            }
+            Control::Adopt(tunnels) => {
+                let (mut count, mut failed) = (0, 0);
+                let snap = worker.snapshot();
+                for t in tunnels {
+                    let listen = adopted_as
+                        .entry(t.record.server.clone())
+                        .or_insert_with(|| {
+                            let label = snap
+                                .config
+                                .servers
+                                .iter()
+                                .find(|s| s.name == t.record.server)
+                                .and_then(|s| s.listen.first())
+                                .map_or_else(|| "adopted".to_string(), |a| a.to_string());
+                            Rc::new(Listen {
+                                shared: worker.clone(),
+                                label: label.into_boxed_str(),
+                                http2_streams: false,
+                            })
+                        })
+                        .clone();
+                    match conn::adopt(
+                        &worker,
+                        &listen,
+                        *t.record,
+                        t.fds,
+                        driver == DriverKind::Epoll,
+                    ) {
+                        Ok(()) => count += 1,
+                        Err(e) => {
+                            failed += 1;
+                            warn!(worker = worker.id, error = %e, "upgrade: cannot adopt a tunnel");
+                        }
+                    }
+                }
+                info!(
+                    worker = worker.id,
+                    count, failed, "upgrade: adopted tunnels"
+                );
+            }
         }
+    }
+    if let Some((sink, settle)) = handoff {
+        hand_over(&worker, sink, settle).await;
+        return;
     }
 
     // Graceful stop: accept loops end (their listeners close), idle
@@ -544,6 +621,77 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     worker.access.flush();
     info!(worker = worker.id, "stopped");
 }
+
+/// Binary upgrade, the old process, once the new one serves: accept
+/// loops end (the listeners live on in the new process), keep-alive
+/// connections close after their current answer, plain tunnels go to
+/// `sink` at their next quiet moment (and those that start meanwhile, on
+/// a connection accepted just before the switch), in-flight requests and
+/// TLS or HTTP/2 tunnels finish here — or, with
+/// `drain_old_tunnels_after`, are drained with close 1001 after it. Stops
+/// once nothing is held.
+async fn hand_over(
+    worker: &Rc<Shared>,
+    sink: flume::Sender<crate::handoff::FromWorker>,
+    settle: Duration,
+) {
+    *worker.handoff.borrow_mut() = Some(sink.clone());
+    worker.shutting_down.raise();
+    let kit = &worker.kit;
+    let marked = kit.idle.hand_over() + kit.relay.as_ref().map_or(0, |r| r.hand_over());
+    info!(
+        worker = worker.id,
+        tunnels = marked,
+        "upgrade: handing tunnels over"
+    );
+    let runtime = worker.snapshot().config.runtime.clone();
+    if let Some(after) = runtime.drain_old_tunnels_after {
+        let w = worker.clone();
+        monoio::spawn(async move {
+            monoio::time::sleep(after).await;
+            let start = Instant::now();
+            let plan = DrainPlan {
+                before: u32::MAX,
+                upstream: None,
+                start,
+                spread: runtime.drain_spread,
+                deadline: start + runtime.drain_spread + runtime.shutdown_timeout,
+            };
+            drain_tunnels(&w, plan).await;
+        });
+    }
+    let settle_by = Instant::now() + settle;
+    let mut settled = false;
+    loop {
+        let plain = kit.idle.plain_live() + kit.relay.as_ref().map_or(0, |r| r.live());
+        if !settled && (plain == 0 || Instant::now() >= settle_by) {
+            let held = live_tunnels(worker);
+            let _ = sink.send(crate::handoff::FromWorker::Settled {
+                worker: worker.id,
+                held,
+                drained: worker.drained_in_handoff.get(),
+            });
+            settled = true;
+        }
+        if worker.busy.get() == 0 && worker.h2_conns.get() == 0 {
+            break;
+        }
+        // Handed tunnels leave no wake-up of their own: look again soon
+        // while some are on their way, else when a connection ends.
+        let wait = if settled {
+            Duration::from_secs(1)
+        } else {
+            HANDOFF_LOOK
+        };
+        let _ = monoio::time::timeout(wait, worker.conn_closed.notified()).await;
+    }
+    worker.handoff.borrow_mut().take();
+    worker.access.flush();
+    info!(worker = worker.id, "stopped");
+}
+
+/// How often a worker handing tunnels over looks whether any is left.
+const HANDOFF_LOOK: Duration = Duration::from_millis(20);
 
 /// How long the tunnels cut at shutdown_timeout get to end (and log)
 /// before the worker stops anyway.
@@ -881,15 +1029,30 @@ async fn accept_loop(
     let mut failed = AcceptFailures::default();
     loop {
         wait_for_room(&worker, &|| stop.is_raised()).await;
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = worker.shutting_down.wait() => break,
-            _ = stop.wait() => break,
+        if stop.is_raised() || worker.shutting_down.is_raised() {
+            break;
+        }
+        // The accept is cancelled, not dropped, when the loop stops, and
+        // its end is awaited: an io_uring accept can complete with a
+        // connection just as it is cancelled, and a dropped one would
+        // leak that connection unanswered. The listener may live on
+        // elsewhere (a binary upgrade hands it over), so the connection
+        // is served here like any other.
+        let canceller = monoio::io::Canceller::new();
+        let accept = listener.cancelable_accept(canceller.handle());
+        let mut accept = std::pin::pin!(accept);
+        let (accepted, stopping) = monoio::select! {
+            r = &mut accept => (r, false),
+            _ = worker.shutting_down.wait() => {
+                let _ = canceller.cancel();
+                (accept.await, true)
+            },
+            _ = stop.wait() => {
+                let _ = canceller.cancel();
+                (accept.await, true)
+            },
         };
-        if stop.is_raised() {
-            // The reload that removed this address came first: its pending
-            // accept fails, and a connection that beat it to the switch is
-            // closed (the address is gone from the snapshot).
+        if stopping && accepted.is_err() {
             break;
         }
         match accepted {
@@ -924,6 +1087,9 @@ async fn accept_loop(
                 }
             }
             Err(e) => failed.back_off(worker.id, &key.to_string(), &e).await,
+        }
+        if stopping {
+            break;
         }
     }
     debug!(worker = worker.id, addr = ?local, "listener closed");

@@ -348,6 +348,12 @@ impl Group {
         }
     }
 
+    /// The balancing key tunnel `id` was counted with, when the group
+    /// moves tunnels by key.
+    pub fn tunnel_key(&self, id: u32) -> Option<TunnelKey> {
+        self.keys.borrow().get(&id).map(|(_, k)| *k)
+    }
+
     /// Whether `rebalance` moves this group's tunnels by their keys.
     fn moves_by_key(&self) -> bool {
         self.rebalance.is_some() && matches!(self.balance, Balance::Hash | Balance::IpHash)

@@ -29,9 +29,14 @@ pub async fn run<A: Transport, B: Transport>(
     names: super::Names,
 ) -> Stats {
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
-    let key = kit
-        .idle
-        .register(idle_timeout, frames, names.series, names.upstream, names.id);
+    let key = kit.idle.register(
+        idle_timeout,
+        frames,
+        names.series,
+        names.upstream,
+        names.id,
+        false,
+    );
     let end = drive(
         kit,
         key,
@@ -44,6 +49,7 @@ pub async fn run<A: Transport, B: Transport>(
         end,
         client_to_upstream,
         upstream_to_client,
+        handed: None,
     }
 }
 

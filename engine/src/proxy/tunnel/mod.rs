@@ -23,7 +23,7 @@ pub mod ring;
 mod splice;
 mod stats;
 
-pub use stats::{End, Names, Stats};
+pub use stats::{End, Handed, Names, Stats};
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -167,6 +167,7 @@ where
             return Poll::Ready(match w {
                 Wake::Idle => End::Idle,
                 Wake::Drain(goodbye) => End::Drain(goodbye),
+                Wake::Handoff => End::Handoff,
             });
         }
         Poll::Pending

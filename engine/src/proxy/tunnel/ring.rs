@@ -159,6 +159,12 @@ struct Slot {
     /// The tunnel's series in the worker's metrics, under which a scrape
     /// reads `dirs[d].bytes` while the tunnel is open.
     series: SeriesId,
+    /// To be handed to a new process at its next quiet moment (binary
+    /// upgrade).
+    handoff: bool,
+    /// Handed over: bytes a cancelled recv brought in anyway, by
+    /// direction (the new process writes them first).
+    carry: Option<Box<[Vec<u8>; 2]>>,
 }
 
 impl Slot {
@@ -187,6 +193,17 @@ impl Slot {
                 && dir.pipe.is_none()
                 && !dir.polling
                 && !dir.bulk_next)
+    }
+
+    /// Whether a tunnel marked for handoff is quiet now: both directions
+    /// wait on their recv with all they read sent, and neither has seen
+    /// its end of stream (a closing tunnel finishes here).
+    fn handoff_ready(&self) -> bool {
+        self.handoff
+            && self.end.is_none()
+            && self.idle(0)
+            && self.idle(1)
+            && !self.dirs.iter().any(|d| d.eof || d.done)
     }
 
     /// Whether a drained tunnel may close now, and how.
@@ -227,6 +244,9 @@ pub struct Relay {
     pipes: PipePool,
     /// Bumped by each reload: tunnels remember the one they started in.
     pub generation: Cell<u32>,
+    /// A binary upgrade hands tunnels over: those registered from now on
+    /// are marked as they start.
+    handing_over: Cell<bool>,
 }
 
 impl Relay {
@@ -252,6 +272,7 @@ impl Relay {
             splice,
             pipes: PipePool::new(SPARE_PIPES),
             generation: Cell::new(0),
+            handing_over: Cell::new(false),
         }))
     }
 
@@ -367,6 +388,38 @@ impl Relay {
         pending
     }
 
+    /// Binary upgrade: hand every tunnel over at its next quiet moment
+    /// (those quiet now at once), and those that start from now on.
+    /// Returns how many are marked.
+    pub fn hand_over(&self) -> usize {
+        self.handing_over.set(true);
+        let mut slots = self.slots.borrow_mut();
+        let mut n = 0;
+        for (i, s) in slots.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            if s.end.is_none() {
+                s.handoff = true;
+                n += 1;
+                self.end_if_handed(i as u32, s);
+            }
+        }
+        n
+    }
+
+    /// End a tunnel marked for handoff once it is quiet: its recvs are
+    /// cancelled, and its task hands it over once they are in.
+    fn end_if_handed(&self, i: u32, s: &mut Slot) {
+        if s.handoff_ready() {
+            s.carry = Some(Box::default());
+            self.fail(i, s, End::Handoff);
+            if s.finished() {
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
     /// End a draining tunnel once both directions idle between frames.
     fn end_if_drained(&self, i: u32, s: &mut Slot) {
         if let Some(end) = s.drain_ready() {
@@ -399,7 +452,9 @@ impl Relay {
             waker: None,
             idle_timeout: idle,
             send_timeout: send,
-            last: Instant::now(),
+            last: Instant::now()
+                .checked_sub(names.idle_for)
+                .unwrap_or_else(Instant::now),
             orphan: false,
             frames,
             drain: Drain::No,
@@ -407,6 +462,8 @@ impl Relay {
             upstream: names.upstream,
             seq: names.id,
             series: names.series,
+            handoff: self.handing_over.get(),
+            carry: None,
         };
         let mut slots = self.slots.borrow_mut();
         let i = match self.free.borrow_mut().pop() {
@@ -520,6 +577,9 @@ impl Relay {
         if matches!(s.drain, Drain::Now { .. }) {
             self.end_if_drained(i, s);
         }
+        if s.handoff {
+            self.end_if_handed(i, s);
+        }
         if !s.finished() {
             return false;
         }
@@ -595,6 +655,11 @@ impl Relay {
         }
         if s.end.is_some() {
             if let Some(bid) = bid {
+                // A handed-over tunnel's recv that completed with bytes
+                // before its cancel: they cross over with the record.
+                if let (Some(carry), n @ 1..) = (s.carry.as_mut(), c.result) {
+                    carry[d].extend_from_slice(self.bufs.bytes(bid, n as usize));
+                }
                 self.give(bid);
             }
             return;
@@ -894,10 +959,19 @@ pub async fn run(
         let mut slots = relay.slots.borrow_mut();
         let s = slots[i as usize].as_mut().expect("tunnel slot");
         if s.finished() {
+            let end = s.end.unwrap_or(End::Error);
+            let handed = (end == End::Handoff).then(|| {
+                Box::new(crate::proxy::idle::Handed {
+                    frames: s.frames.as_deref().copied(),
+                    carry: s.carry.take().map(|c| *c).unwrap_or_default(),
+                    idle_for: s.last.elapsed(),
+                })
+            });
             return Poll::Ready(Stats {
-                end: s.end.unwrap_or(End::Error),
+                end,
                 client_to_upstream: s.dirs[0].bytes,
                 upstream_to_client: s.dirs[1].bytes,
+                handed,
             });
         }
         if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

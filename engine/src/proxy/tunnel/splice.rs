@@ -39,9 +39,15 @@ pub async fn run(
     names: super::Names,
 ) -> Stats {
     // The slot counts the bytes (`IdleSweep::written`, `skipped`).
-    let key = kit
-        .idle
-        .register(idle_timeout, frames, names.series, names.upstream, names.id);
+    let key = kit.idle.register(
+        idle_timeout,
+        frames,
+        names.series,
+        names.upstream,
+        names.id,
+        true,
+    );
+    kit.idle.backdate(key, names.idle_for);
     let end = drive(
         kit,
         key,
@@ -49,11 +55,13 @@ pub async fn run(
         || pump(kit, upstream, client, key << 1 | 1, send_timeout),
     )
     .await;
+    let handed = (end == super::End::Handoff).then(|| Box::new(kit.idle.handed(key)));
     let [client_to_upstream, upstream_to_client] = kit.idle.unregister(key);
     Stats {
         end,
         client_to_upstream,
         upstream_to_client,
+        handed,
     }
 }
 

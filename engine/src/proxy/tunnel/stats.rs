@@ -1,6 +1,7 @@
 //! What a tunnel reports when it ends (every relay's answer).
 
 use crate::proxy::frames::Goodbye;
+pub use crate::proxy::idle::Handed;
 
 /// How a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +18,18 @@ pub enum End {
     /// at a frame boundary, a plain shutdown, or a cut past the drain's
     /// deadline).
     Drain(Goodbye),
+    /// Handed to a new process (binary upgrade) at a quiet moment: its
+    /// owner passes the sockets on with [`Stats::handed`].
+    Handoff,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Stats {
     pub end: End,
     pub client_to_upstream: u64,
     pub upstream_to_client: u64,
+    /// With [`End::Handoff`]: what the relay knew of the tunnel.
+    pub handed: Option<Box<Handed>>,
 }
 
 /// What a tunnel's slot in its relay's table names: its metrics series
@@ -36,4 +42,7 @@ pub struct Names {
     /// The tunnel's number on its worker, in the order tunnels started
     /// (`rebalance` moves the newest first, or the ones it names).
     pub id: u32,
+    /// An adopted tunnel (binary upgrade) had been idle this long in the
+    /// process it came from: its idle timeout goes on from there.
+    pub idle_for: std::time::Duration,
 }
