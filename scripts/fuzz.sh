@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request h2_conn h2_writer)
+  targets=(request_head response_head chunked path_routing config tls_hello proxy_protocol h2_frame hpack_decode h2_request h2_conn h2_writer handoff_wire)
 fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then

@@ -13,6 +13,7 @@ use tungstenite::Message;
 
 both_drivers!(
     sd_notify_ready_reload_stop,
+    sd_notify_follows_a_binary_upgrade,
     unreachable_notify_socket_is_logged_not_fatal,
     proxies_to_an_upstream_named_localhost,
 );
@@ -89,6 +90,39 @@ fn sd_notify_ready_reload_stop(d: Driver) {
         .wait_exit(Duration::from_secs(10))
         .expect("exit after TERM");
     assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A binary upgrade under systemd: the old (main) process sends
+/// `MAINPID=` of the new one with `READY=1` once it serves — the new one
+/// says nothing before, when systemd would still refuse it — and from
+/// then on the new process is the one that notifies (STOPPING on TERM).
+fn sd_notify_follows_a_binary_upgrade(d: Driver) {
+    let dir = temp_dir("notify-upgrade");
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(NOTIFY_WAIT)).unwrap();
+    let mut rw =
+        Ringway::start_with_env(HEALTH, d, "", "off", &[("NOTIFY_SOCKET", path.as_os_str())]);
+    assert_state(&next_state(&sock), "READY=1");
+    let old = rw.pid();
+
+    let report = rw.upgrade(None).expect("upgrade");
+    let new = rw.pid();
+    assert_ne!(new, old, "{report}");
+    let handed = next_state(&sock);
+    assert_state(&handed, &format!("MAINPID={new}"));
+    assert!(handed.lines().any(|l| l == "READY=1"), "{handed:?}");
+    let answer = raw_exchange(
+        rw.addr("ops"),
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+    rw.signal(libc::SIGTERM);
+    assert_state(&next_state(&sock), "STOPPING=1");
+    assert!(rw.wait_exit(Duration::from_secs(10)).is_some(), "the new process did not stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -46,8 +46,10 @@ pub const CONFIRM_WAIT: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 1 << 20;
 /// Records per message: two descriptors each.
 const RECORDS_PER_MESSAGE: usize = MAX_FDS / 2;
-/// A batch of records is sent once it is about this large.
-const BATCH_BYTES: usize = 256 * 1024;
+/// A batch of records is sent once it is about this large: well under
+/// the smallest default socket buffer (a SEQPACKET message must fit it
+/// whole).
+const BATCH_BYTES: usize = 48 * 1024;
 
 /// How the process was started: what an upgrade runs again.
 #[derive(Debug, Clone)]

@@ -662,6 +662,7 @@ async fn hand_over(
     }
     let settle_by = Instant::now() + settle;
     let mut settled = false;
+    let mut idle_since: Option<Instant> = None;
     loop {
         let plain = kit.idle.plain_live() + kit.relay.as_ref().map_or(0, |r| r.live());
         if !settled && (plain == 0 || Instant::now() >= settle_by) {
@@ -673,12 +674,21 @@ async fn hand_over(
             });
             settled = true;
         }
+        // Nothing in flight: connections open without a request (one
+        // accepted as the listeners moved, a keep-alive one) get
+        // HANDOFF_LINGER to send theirs, which is then answered here.
         if worker.busy.get() == 0 && worker.h2_conns.get() == 0 {
-            break;
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if worker.conns.get() == 0 || since.elapsed() >= HANDOFF_LINGER {
+                break;
+            }
+        } else {
+            idle_since = None;
         }
         // Handed tunnels leave no wake-up of their own: look again soon
-        // while some are on their way, else when a connection ends.
-        let wait = if settled {
+        // while some are on their way or connections linger, else when a
+        // connection ends.
+        let wait = if settled && idle_since.is_none() {
             Duration::from_secs(1)
         } else {
             HANDOFF_LOOK
@@ -692,6 +702,10 @@ async fn hand_over(
 
 /// How often a worker handing tunnels over looks whether any is left.
 const HANDOFF_LOOK: Duration = Duration::from_millis(20);
+/// How long a worker that handed everything over still answers a request
+/// on a connection it holds (accepted as the listeners moved, or kept
+/// alive) before it stops and closes them.
+const HANDOFF_LINGER: Duration = Duration::from_millis(500);
 
 /// How long the tunnels cut at shutdown_timeout get to end (and log)
 /// before the worker stops anyway.
@@ -1112,10 +1126,23 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
     let mut failed = AcceptFailures::default();
     loop {
         wait_for_room(&worker, &|| false).await;
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = worker.shutting_down.wait() => break,
+        if worker.shutting_down.is_raised() {
+            break;
+        }
+        // Cancelled and awaited, not dropped, as on a TCP listener.
+        let canceller = monoio::io::Canceller::new();
+        let accept = listener.cancelable_accept(canceller.handle());
+        let mut accept = std::pin::pin!(accept);
+        let (accepted, stopping) = monoio::select! {
+            r = &mut accept => (r, false),
+            _ = worker.shutting_down.wait() => {
+                let _ = canceller.cancel();
+                (accept.await, true)
+            },
         };
+        if stopping && accepted.is_err() {
+            break;
+        }
         match accepted {
             Ok((stream, _)) => {
                 let guard = ConnGuard::new(&listen);
