@@ -41,6 +41,11 @@ pub struct Shared {
     pub handoff: RefCell<Option<flume::Sender<crate::handoff::FromWorker>>>,
     /// Tunnels closed with 1001 since a binary upgrade began.
     pub drained_in_handoff: Cell<usize>,
+    /// Accept loops running (a binary upgrade waits for them to end).
+    pub accept_loops: Cell<usize>,
+    /// Binary upgrade, the new process: every accept loop cancels its
+    /// armed accept and arms a new one, which looks at the queue again.
+    pub rearm: Notify,
 }
 
 impl Shared {

@@ -10,16 +10,18 @@ pub mod hostile;
 pub mod http1;
 pub mod logs;
 pub mod nginx;
+pub mod numbered;
 pub mod prom;
 pub mod recorder;
 pub mod switch;
 pub mod tls_support;
 pub mod tunnel;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -193,12 +195,27 @@ pub fn close_websocket<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) {
 #[derive(Default)]
 struct Lines {
     lines: Mutex<Vec<String>>,
+    /// When each line arrived (same index; locked after `lines`).
+    at: Mutex<Vec<Instant>>,
     cv: Condvar,
 }
 
+/// How long `ringway upgrade` may run before the harness kills it.
+pub const UPGRADE_WITHIN: Duration = Duration::from_secs(60);
+
 /// A running ringway.
+///
+/// After an [`upgrade`](Ringway::upgrade) the process serving is the new
+/// one (not a child of the test): [`pid`](Ringway::pid),
+/// [`signal`](Ringway::signal), [`wait_exit`](Ringway::wait_exit) and
+/// Drop act on it; the process the harness started stays the `Child`
+/// to reap. Drop kills every process that runs this ringway's config.
 pub struct Ringway {
     child: Child,
+    /// The process serving now: the child's, or the last upgrade's new one.
+    pid: u32,
+    /// The new processes of the upgrades so far, oldest first.
+    upgraded: Vec<u32>,
     log: Arc<Lines>,
     addrs: HashMap<String, SocketAddr>,
     pub config_path: PathBuf,
@@ -307,11 +324,16 @@ impl Ringway {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("[ringway] {line}");
-                l2.lines.lock().unwrap().push(line);
+                let mut lines = l2.lines.lock().unwrap();
+                lines.push(line);
+                l2.at.lock().unwrap().push(Instant::now());
+                drop(lines);
                 l2.cv.notify_all();
             }
         });
         let mut rw = Ringway {
+            pid: child.id(),
+            upgraded: Vec::new(),
             child,
             log,
             addrs: HashMap::new(),
@@ -416,18 +438,38 @@ impl Ringway {
         self.wait_for_log_count("configuration reloaded", n, Duration::from_secs(10));
     }
 
+    /// The process serving now (after an upgrade: the new one).
     pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The process the harness started (after an upgrade: no longer the
+    /// one serving).
+    pub fn first_pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Send `sig` to the process serving now.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        // SAFETY: kill(2) on the pid of the ringway this harness runs.
+        let r = unsafe { libc::kill(self.pid as i32, sig) };
         assert_eq!(r, 0, "kill failed");
     }
 
-    /// Wait (bounded) for the process to exit.
+    /// Wait (bounded) for the process serving now to exit. After an
+    /// upgrade it is not a child of the test, so its status cannot be
+    /// read: it is reported as a success once the process is gone.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        let pid = self.pid;
+        if pid == self.child.id() {
+            return self.wait_child(timeout);
+        }
+        self.wait_gone(pid, timeout)
+            .map(|_| ExitStatus::from_raw(0))
+    }
+
+    fn wait_child(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -440,13 +482,279 @@ impl Ringway {
             thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Wait (bounded) until process `pid` (the harness's child or one an
+    /// upgrade started) is gone; when it was seen gone (polled every 5 ms).
+    pub fn wait_gone(&mut self, pid: u32, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let gone = if pid == self.child.id() {
+                self.child.try_wait().expect("try_wait").is_some()
+            } else {
+                !alive(pid)
+            };
+            if gone {
+                return Some(Instant::now());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Polling another process's exit: no call waits on a non-child.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `ringway upgrade -c CONFIG [--binary BINARY]` (the command from
+    /// [`binary()`]), bounded by [`UPGRADE_WITHIN`]. On exit 0: its
+    /// stdout, and from then on the new process (`new pid Q` in it) is
+    /// the one this harness serves with, signals and kills. Otherwise
+    /// its stderr (its exit status goes to the test's stderr), or why it
+    /// did not finish.
+    pub fn upgrade(&mut self, new_binary: Option<&Path>) -> Result<String, String> {
+        let mut cmd = Command::new(binary());
+        cmd.arg("upgrade").arg("-c").arg(&self.config_path);
+        if let Some(b) = new_binary {
+            cmd.arg("--binary").arg(b);
+        }
+        let (status, stdout, stderr) = run_bounded(cmd, UPGRADE_WITHIN)?;
+        if !status.success() {
+            eprintln!("ringway upgrade: {status}");
+            if stderr.trim().is_empty() {
+                return Err(format!("({status}, nothing on stderr)"));
+            }
+            return Err(stderr);
+        }
+        let report = upgrade::Report::parse(&stdout).unwrap_or_else(|| {
+            panic!("ringway upgrade exited 0 without its report: {stdout:?} {stderr:?}")
+        });
+        assert_eq!(
+            report.old_pid, self.pid,
+            "the upgrade replaced another process than the one serving: {stdout}"
+        );
+        self.upgraded.push(report.new_pid);
+        self.pid = report.new_pid;
+        Ok(stdout)
+    }
+
+    /// The config file's text.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config_path).expect("read config")
+    }
+
+    /// Replace the config file's text (nothing is signalled).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("write config");
+    }
+
+    /// Rewrite the harness preamble's `driver` (and `tunnel_relay`)
+    /// lines for `driver` (nothing is signalled: for an upgrade).
+    pub fn set_driver(&self, driver: Driver) {
+        let old = self.config_text();
+        let mut out = String::new();
+        let mut done = false;
+        for line in old.split_inclusive('\n') {
+            if !done && line.starts_with("driver = ") {
+                out.push_str(&format!(
+                    "driver = \"{}\"\n{}",
+                    driver.name(),
+                    driver.runtime_lines()
+                ));
+                done = true;
+            } else if !line.starts_with("tunnel_relay = ") {
+                out.push_str(line);
+            }
+        }
+        assert!(done, "no driver line in the preamble:\n{old}");
+        self.write_config(&out);
+    }
+
+    /// How many log lines have come so far (for [`wait_for_log_since`](Ringway::wait_for_log_since)).
+    pub fn log_mark(&self) -> usize {
+        self.log.lines.lock().unwrap().len()
+    }
+
+    /// Wait (bounded) for a log line containing `needle` among those that
+    /// came after `mark` lines; returns it.
+    pub fn wait_for_log_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().skip(mark).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line with {needle:?} after line {mark} within {timeout:?}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = self.log.cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// The first log line after `mark` lines containing `needle` and when
+    /// the harness read it.
+    pub fn log_line_at(&self, mark: usize, needle: &str) -> Option<(String, Instant)> {
+        let lines = self.log.lines.lock().unwrap();
+        let at = self.log.at.lock().unwrap();
+        lines
+            .iter()
+            .zip(at.iter())
+            .skip(mark)
+            .find(|(l, _)| l.contains(needle))
+            .map(|(l, t)| (l.clone(), *t))
+    }
 }
 
 impl Drop for Ringway {
+    /// Kill the process serving, every process an upgrade started and any
+    /// other that runs this config (never leave one behind), and reap the
+    /// child.
     fn drop(&mut self) {
+        let mut pids: Vec<u32> = self.upgraded.clone();
+        pids.push(self.pid);
+        pids.extend(pids_with_config(&self.config_path));
+        pids.sort_unstable();
+        pids.dedup();
+        let child = self.child.id();
+        for &pid in &pids {
+            if pid != child && runs_config(pid, &self.config_path) {
+                // SAFETY: kill(2) on a process that runs this test's
+                // config (its command line names the temp config file).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pids.iter().any(|&p| p != child && alive(p)) && Instant::now() < deadline {
+            // Polling non-children's exit (bounded).
+            thread::sleep(Duration::from_millis(10));
+        }
     }
+}
+
+/// Run `cmd` with its stdout and stderr captured, killed after `limit`:
+/// (status, stdout, stderr), or why it did not finish.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(ExitStatus, String, String), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().unwrap()));
+    let err = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        // Polling a child's exit has no blocking-with-timeout call in std.
+        thread::sleep(Duration::from_millis(5));
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        Some(st) => Ok((st, out, err)),
+        None => Err(format!(
+            "{cmd:?} did not finish within {limit:?} (killed); stdout {out:?}, stderr {err:?}"
+        )),
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// Whether live process `pid`'s command line names `config` (one argument
+/// equal to its path).
+pub fn runs_config(pid: u32, config: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = config.as_os_str().as_bytes();
+    alive(pid) && cmdline.split(|&b| b == 0).any(|arg| arg == want)
+}
+
+/// The live processes that run `config` (ringway's, and a `ringway
+/// upgrade` command's), by pid; the test process itself is left out.
+pub fn pids_with_config(config: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && runs_config(pid, config))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The ringway processes (not `ringway upgrade` commands) that run
+/// `config`, by pid.
+pub fn servers_with_config(config: &Path) -> Vec<u32> {
+    pids_with_config(config)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !cmdline.split(|&b| b == 0).any(|a| a == b"upgrade")
+        })
+        .collect()
+}
+
+/// Process `pid`'s resident set size in KiB (`VmRSS` of
+/// `/proc/PID/status`), `None` when it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Whether this kernel lets the test process set up an io_uring (not
+/// disabled by `kernel.io_uring_disabled` or a seccomp filter).
+pub fn io_uring_available() -> bool {
+    // struct io_uring_params is 120 bytes; zero asks for the defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(2) with a valid, writable params buffer.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 2u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: closing the descriptor the call just returned.
+    unsafe { libc::close(fd as i32) };
+    true
 }
 
 /// `key=value` from a tracing log line (value up to the next space).

@@ -122,7 +122,10 @@ fn sd_notify_follows_a_binary_upgrade(d: Driver) {
 
     rw.signal(libc::SIGTERM);
     assert_state(&next_state(&sock), "STOPPING=1");
-    assert!(rw.wait_exit(Duration::from_secs(10)).is_some(), "the new process did not stop");
+    assert!(
+        rw.wait_exit(Duration::from_secs(10)).is_some(),
+        "the new process did not stop"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -122,6 +122,12 @@ pub enum Message {
     },
     /// Old → new: no more tunnels will come.
     Done { handed: u64 },
+    /// Old → new: the old process accepts no more (every accept it had
+    /// armed is cancelled and completed). The new one arms its accepts
+    /// again: with io_uring, a connection whose wake-up went to an old
+    /// accept as it was cancelled waits in the queue until an accept
+    /// looks again.
+    Rearm,
 }
 
 /// What a worker of the old process sends its handoff thread.
@@ -132,6 +138,8 @@ pub enum FromWorker {
         record: Box<TunnelRecord>,
         fds: [std::os::fd::OwnedFd; 2],
     },
+    /// The worker's accept loops have all ended.
+    AcceptStopped,
     /// The worker has no plain tunnel left to hand over (or stopped
     /// waiting for the last ones): what it still holds.
     Settled {

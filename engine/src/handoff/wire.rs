@@ -62,6 +62,7 @@ const READY: u8 = 3;
 const REFUSE: u8 = 4;
 const TUNNELS: u8 = 5;
 const DONE: u8 = 6;
+const REARM: u8 = 7;
 
 const LISTENER_TCP: u8 = 1;
 const LISTENER_UNIX: u8 = 2;
@@ -102,6 +103,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             w.bool(*last);
         }
         Message::Ready => w.u8(READY),
+        Message::Rearm => w.u8(REARM),
         Message::Refuse { why } => {
             w.u8(REFUSE);
             w.bytes(why.as_bytes());
@@ -145,6 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             }
         }
         READY => Message::Ready,
+        REARM => Message::Rearm,
         REFUSE => Message::Refuse { why: r.string()? },
         TUNNELS => {
             let version = r.u16()?;
@@ -615,6 +618,7 @@ mod tests {
                 last: false,
             },
             Message::Ready,
+            Message::Rearm,
             Message::Refuse {
                 why: "config: unknown key `foo` — über".into(),
             },

@@ -400,6 +400,7 @@ pub fn forward(
     let mut reply_to = reply_to;
     let mut settled = 0;
     let mut reported = false;
+    let mut stopped_accepting = 0;
     let mut records: Vec<TunnelRecord> = Vec::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut bytes = 0;
@@ -439,6 +440,15 @@ pub fn forward(
                     report.handed += 1;
                     if records.len() >= RECORDS_PER_MESSAGE || bytes >= BATCH_BYTES {
                         lost += flush(&mut records, &mut fds, &mut bytes);
+                    }
+                }
+                FromWorker::AcceptStopped => {
+                    stopped_accepting += 1;
+                    if stopped_accepting == workers {
+                        let rearm = wire::encode(&Message::Rearm);
+                        if let Err(e) = fdpass::send_with_fds(new.sock.as_fd(), &rearm, &[]) {
+                            warn!(error = %e, "upgrade: cannot tell the new process to look at its accept queues again");
+                        }
                     }
                 }
                 FromWorker::Settled { held, drained, .. } => {
@@ -603,6 +613,11 @@ pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>) {
                     descriptors = fds.len(),
                     "upgrade: tunnels came without their sockets; closed"
                 );
+            }
+            Ok(Message::Rearm) => {
+                for w in &workers {
+                    let _ = w.send(Control::Rearm);
+                }
             }
             Ok(Message::Done { handed }) => {
                 info!(

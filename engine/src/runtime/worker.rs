@@ -75,6 +75,9 @@ pub enum Control {
         sink: flume::Sender<crate::handoff::FromWorker>,
         settle: Duration,
     },
+    /// Binary upgrade, the new process: the old one accepts no more; arm
+    /// every accept again (`Shared::rearm`).
+    Rearm,
     /// Binary upgrade, the new process: tunnels the old one handed over,
     /// each with its sockets (client, upstream), to take on.
     Adopt(Vec<Adoptee>),
@@ -165,6 +168,8 @@ pub fn shared(
         access: AccessLog::new(access_log, format),
         handoff: RefCell::new(None),
         drained_in_handoff: Cell::new(0),
+        accept_loops: Cell::new(0),
+        rearm: Notify::default(),
     })
 }
 
@@ -513,6 +518,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 handoff = Some((sink, settle));
                 break;
             }
+            Control::Rearm => worker.rearm.notify(),
             Control::Adopt(tunnels) => {
                 let (mut count, mut failed) = (0, 0);
                 let snap = worker.snapshot();
@@ -662,8 +668,16 @@ async fn hand_over(
     }
     let settle_by = Instant::now() + settle;
     let mut settled = false;
+    let mut accepts_stopped = false;
     let mut idle_since: Option<Instant> = None;
     loop {
+        // Every accept it had armed is cancelled and completed (a
+        // connection one took is served here): the new process looks at
+        // the queues again (`Control::Rearm`).
+        if !accepts_stopped && worker.accept_loops.get() == 0 {
+            let _ = sink.send(crate::handoff::FromWorker::AcceptStopped);
+            accepts_stopped = true;
+        }
         let plain = kit.idle.plain_live() + kit.relay.as_ref().map_or(0, |r| r.live());
         if !settled && (plain == 0 || Instant::now() >= settle_by) {
             let held = live_tunnels(worker);
@@ -688,7 +702,7 @@ async fn hand_over(
         // Handed tunnels leave no wake-up of their own: look again soon
         // while some are on their way or connections linger, else when a
         // connection ends.
-        let wait = if settled && idle_since.is_none() {
+        let wait = if settled && idle_since.is_none() && accepts_stopped {
             Duration::from_secs(1)
         } else {
             HANDOFF_LOOK
@@ -757,6 +771,23 @@ fn sweep_tunnels(worker: &Shared, now: Instant) {
     }
     if let Some(r) = kit.relay.as_ref().filter(|r| r.live() > 0) {
         r.sweep(now);
+    }
+}
+
+/// Counts a running accept loop in [`Shared::accept_loops`] until dropped.
+struct AcceptLoop(Rc<Shared>);
+
+impl AcceptLoop {
+    fn new(worker: &Rc<Shared>) -> AcceptLoop {
+        worker.accept_loops.set(worker.accept_loops.get() + 1);
+        AcceptLoop(worker.clone())
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
+        let n = &self.0.accept_loops;
+        n.set(n.get().saturating_sub(1));
     }
 }
 
@@ -1041,6 +1072,7 @@ async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     let mut failed = AcceptFailures::default();
+    let _running = AcceptLoop::new(&worker);
     loop {
         wait_for_room(&worker, &|| stop.is_raised()).await;
         if stop.is_raised() || worker.shutting_down.is_raised() {
@@ -1055,19 +1087,26 @@ async fn accept_loop(
         let canceller = monoio::io::Canceller::new();
         let accept = listener.cancelable_accept(canceller.handle());
         let mut accept = std::pin::pin!(accept);
-        let (accepted, stopping) = monoio::select! {
-            r = &mut accept => (r, false),
+        let (accepted, stopping, rearmed) = monoio::select! {
+            r = &mut accept => (r, false, false),
             _ = worker.shutting_down.wait() => {
                 let _ = canceller.cancel();
-                (accept.await, true)
+                (accept.await, true, false)
             },
             _ = stop.wait() => {
                 let _ = canceller.cancel();
-                (accept.await, true)
+                (accept.await, true, false)
+            },
+            _ = worker.rearm.notified() => {
+                let _ = canceller.cancel();
+                (accept.await, false, true)
             },
         };
         if stopping && accepted.is_err() {
             break;
+        }
+        if rearmed && accepted.is_err() {
+            continue;
         }
         match accepted {
             Ok((stream, peer)) => {
@@ -1124,6 +1163,7 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
     });
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut failed = AcceptFailures::default();
+    let _running = AcceptLoop::new(&worker);
     loop {
         wait_for_room(&worker, &|| false).await;
         if worker.shutting_down.is_raised() {
@@ -1133,15 +1173,22 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
         let canceller = monoio::io::Canceller::new();
         let accept = listener.cancelable_accept(canceller.handle());
         let mut accept = std::pin::pin!(accept);
-        let (accepted, stopping) = monoio::select! {
-            r = &mut accept => (r, false),
+        let (accepted, stopping, rearmed) = monoio::select! {
+            r = &mut accept => (r, false, false),
             _ = worker.shutting_down.wait() => {
                 let _ = canceller.cancel();
-                (accept.await, true)
+                (accept.await, true, false)
+            },
+            _ = worker.rearm.notified() => {
+                let _ = canceller.cancel();
+                (accept.await, false, true)
             },
         };
         if stopping && accepted.is_err() {
             break;
+        }
+        if rearmed && accepted.is_err() {
+            continue;
         }
         match accepted {
             Ok((stream, _)) => {
