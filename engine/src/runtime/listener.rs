@@ -62,11 +62,33 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
 pub fn bind_inherited(
     config: &Config,
     workers: usize,
-    mut inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+    inherited: Vec<(SocketAddr, std::net::TcpListener)>,
 ) -> Result<Bound, StartError> {
+    let (bound, left) = bind_taking(&addresses(config), workers, inherited)?;
+    for (addr, _) in &left {
+        tracing::info!(addr = %addr, "upgrade: an inherited listen address is not in the configuration: closed");
+    }
+    Ok(bound)
+}
+
+/// `addrs`, once per worker. On an error, the sockets bound so far are
+/// closed (dropped) before it returns: nothing stays listening.
+pub fn bind(addrs: &[SocketAddr], workers: usize) -> Result<Bound, StartError> {
+    bind_taking(addrs, workers, Vec::new()).map(|(bound, _)| bound)
+}
+
+/// `addrs`, once per worker, taking the sockets of `inherited` (by the
+/// address as configured) first; returns the inherited sockets of other
+/// addresses too.
+#[allow(clippy::type_complexity)]
+fn bind_taking(
+    addrs: &[SocketAddr],
+    workers: usize,
+    mut inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+) -> Result<(Bound, Vec<(SocketAddr, std::net::TcpListener)>), StartError> {
     let mut by_addr = Vec::new();
     let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
-    for configured in addresses(config) {
+    for &configured in addrs {
         let mut mine = Vec::new();
         let mut k = 0;
         while k < inherited.len() {
@@ -102,41 +124,13 @@ pub fn bind_inherited(
         }
         by_addr.push(BoundAddr { configured, actual });
     }
-    for (addr, _) in &inherited {
-        tracing::info!(addr = %addr, "upgrade: an inherited listen address is not in the configuration: closed");
-    }
-    Ok(Bound {
-        by_addr,
-        per_worker,
-    })
-}
-
-/// `addrs`, once per worker. On an error, the sockets bound so far are
-/// closed (dropped) before it returns: nothing stays listening.
-pub fn bind(addrs: &[SocketAddr], workers: usize) -> Result<Bound, StartError> {
-    let mut by_addr = Vec::new();
-    let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
-    for &configured in addrs {
-        let mut actual = configured;
-        for slot in per_worker.iter_mut() {
-            let l = bind_one(actual).map_err(|source| StartError::Listen {
-                addr: actual,
-                source,
-            })?;
-            if actual.port() == 0 {
-                actual = l.local_addr().map_err(|source| StartError::Listen {
-                    addr: configured,
-                    source,
-                })?;
-            }
-            slot.push((l, configured));
-        }
-        by_addr.push(BoundAddr { configured, actual });
-    }
-    Ok(Bound {
-        by_addr,
-        per_worker,
-    })
+    Ok((
+        Bound {
+            by_addr,
+            per_worker,
+        },
+        inherited,
+    ))
 }
 
 /// What a reload changes in the set of listen addresses, each list in

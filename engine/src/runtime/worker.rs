@@ -774,6 +774,57 @@ fn sweep_tunnels(worker: &Shared, now: Instant) {
     }
 }
 
+/// Why an accept loop's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    /// The accept completed.
+    Accepted,
+    /// The worker stops (or this listener does): the accept was cancelled.
+    Stopping,
+    /// Binary upgrade (`Shared::rearm`): the accept was cancelled, to be
+    /// armed again.
+    Rearmed,
+}
+
+/// Accept (`accept` armed with a cancel handle) until a connection comes,
+/// the worker or `stop` stops it, or a binary upgrade asks to re-arm.
+/// The accept is cancelled, not dropped, and its end is awaited: an
+/// io_uring accept can complete with a connection just as it is
+/// cancelled, and a dropped one would leak that connection unanswered.
+/// The listener may live on elsewhere (a binary upgrade hands it over),
+/// so such a connection comes back with the result, to be served like
+/// any other.
+async fn accept_or_stop<T, F>(
+    worker: &Shared,
+    stop: Option<&Flag>,
+    accept: impl FnOnce(monoio::io::CancelHandle) -> F,
+) -> (std::io::Result<T>, Woke)
+where
+    F: std::future::Future<Output = std::io::Result<T>>,
+{
+    let canceller = monoio::io::Canceller::new();
+    let mut accept = std::pin::pin!(accept(canceller.handle()));
+    let stopped = async {
+        match stop {
+            Some(f) => f.wait().await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let woke = monoio::select! {
+        r = &mut accept => Ok(r),
+        _ = worker.shutting_down.wait() => Err(Woke::Stopping),
+        _ = stopped => Err(Woke::Stopping),
+        _ = worker.rearm.notified() => Err(Woke::Rearmed),
+    };
+    match woke {
+        Ok(r) => (r, Woke::Accepted),
+        Err(why) => {
+            let _ = canceller.cancel();
+            (accept.await, why)
+        }
+    }
+}
+
 /// Counts a running accept loop in [`Shared::accept_loops`] until dropped.
 struct AcceptLoop(Rc<Shared>);
 
@@ -1078,34 +1129,13 @@ async fn accept_loop(
         if stop.is_raised() || worker.shutting_down.is_raised() {
             break;
         }
-        // The accept is cancelled, not dropped, when the loop stops, and
-        // its end is awaited: an io_uring accept can complete with a
-        // connection just as it is cancelled, and a dropped one would
-        // leak that connection unanswered. The listener may live on
-        // elsewhere (a binary upgrade hands it over), so the connection
-        // is served here like any other.
-        let canceller = monoio::io::Canceller::new();
-        let accept = listener.cancelable_accept(canceller.handle());
-        let mut accept = std::pin::pin!(accept);
-        let (accepted, stopping, rearmed) = monoio::select! {
-            r = &mut accept => (r, false, false),
-            _ = worker.shutting_down.wait() => {
-                let _ = canceller.cancel();
-                (accept.await, true, false)
-            },
-            _ = stop.wait() => {
-                let _ = canceller.cancel();
-                (accept.await, true, false)
-            },
-            _ = worker.rearm.notified() => {
-                let _ = canceller.cancel();
-                (accept.await, false, true)
-            },
-        };
-        if stopping && accepted.is_err() {
-            break;
-        }
-        if rearmed && accepted.is_err() {
+        let (accepted, woke) =
+            accept_or_stop(&worker, Some(&stop), |c| listener.cancelable_accept(c)).await;
+        let stopping = woke == Woke::Stopping;
+        if woke != Woke::Accepted && accepted.is_err() {
+            if stopping {
+                break;
+            }
             continue;
         }
         match accepted {
@@ -1169,25 +1199,10 @@ async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std:
         if worker.shutting_down.is_raised() {
             break;
         }
-        // Cancelled and awaited, not dropped, as on a TCP listener.
-        let canceller = monoio::io::Canceller::new();
-        let accept = listener.cancelable_accept(canceller.handle());
-        let mut accept = std::pin::pin!(accept);
-        let (accepted, stopping, rearmed) = monoio::select! {
-            r = &mut accept => (r, false, false),
-            _ = worker.shutting_down.wait() => {
-                let _ = canceller.cancel();
-                (accept.await, true, false)
-            },
-            _ = worker.rearm.notified() => {
-                let _ = canceller.cancel();
-                (accept.await, false, true)
-            },
-        };
-        if stopping && accepted.is_err() {
-            break;
-        }
-        if rearmed && accepted.is_err() {
+        let (accepted, woke) =
+            accept_or_stop(&worker, None, |c| listener.cancelable_accept(c)).await;
+        if woke != Woke::Accepted && accepted.is_err() {
+            // Stopping: the loop ends at the top.
             continue;
         }
         match accepted {
