@@ -57,18 +57,16 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Bound, StartError> {
 /// inherited sockets are spread over the workers (a worker may get
 /// several: none is closed, so no accept queue is dropped), and workers
 /// left without one bind their own (SO_REUSEPORT joins them to the
-/// same port). Inherited sockets of addresses `config` no longer has are
-/// closed. Returns them with what was left over.
+/// same port). Returns the inherited sockets of addresses `config` no
+/// longer has too: the old process still holds them until it exits, so
+/// they stop listening once the upgrade is committed (`upgrade::adopt`).
+#[allow(clippy::type_complexity)]
 pub fn bind_inherited(
     config: &Config,
     workers: usize,
     inherited: Vec<(SocketAddr, std::net::TcpListener)>,
-) -> Result<Bound, StartError> {
-    let (bound, left) = bind_taking(&addresses(config), workers, inherited)?;
-    for (addr, _) in &left {
-        tracing::info!(addr = %addr, "upgrade: an inherited listen address is not in the configuration: closed");
-    }
-    Ok(bound)
+) -> Result<(Bound, Vec<(SocketAddr, std::net::TcpListener)>), StartError> {
+    bind_taking(&addresses(config), workers, inherited)
 }
 
 /// `addrs`, once per worker. On an error, the sockets bound so far are
@@ -350,7 +348,8 @@ mod tests {
         handed.retain(|(c, _)| *c == a("127.0.0.1:0"));
         let c = config(&["\"127.0.0.1:0\""]);
         // Fewer workers than sockets: one worker takes two.
-        let two = bind_inherited(&c, 2, handed).unwrap();
+        let (two, left) = bind_inherited(&c, 2, handed).unwrap();
+        assert!(left.is_empty());
         assert_eq!(two.by_addr[0].actual.port(), port);
         let counts: Vec<usize> = two.per_worker.iter().map(Vec::len).collect();
         assert_eq!(counts, [2, 1]);
@@ -361,7 +360,7 @@ mod tests {
             .flatten()
             .map(|(l, c)| (c, l))
             .collect();
-        let five = bind_inherited(&c, 5, handed).unwrap();
+        let (five, _) = bind_inherited(&c, 5, handed).unwrap();
         for sockets in &five.per_worker {
             assert_eq!(sockets.len(), 1);
             assert_eq!(sockets[0].0.local_addr().unwrap().port(), port);

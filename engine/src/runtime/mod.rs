@@ -130,11 +130,20 @@ pub fn run(
     reserve_descriptors(&config);
     let access_log =
         crate::access_log::Sink::open(&config.log.access_log).map_err(StartError::AccessLog)?;
+    // Inherited sockets the configuration no longer has: they stop
+    // listening once the upgrade is committed.
+    let mut leftover = upgrade::Leftover::default();
+    let metrics_at = config.metrics.as_ref().map(|m| m.listen);
+    if let Some(old) = inherited_metrics.take_if(|(a, _)| Some(*a) != metrics_at) {
+        leftover.tcp.push(old);
+    }
     let listener::Bound {
         by_addr: mut listening,
         mut per_worker,
     } = if handoff_sock.is_some() {
-        listener::bind_inherited(&config, workers, inherited_tcp)?
+        let (bound, left) = listener::bind_inherited(&config, workers, inherited_tcp)?;
+        leftover.tcp.extend(left);
+        bound
     } else {
         listener::bind_all(&config, workers)?
     };
@@ -161,7 +170,7 @@ pub fn run(
             None => listener::bind_unix(p),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    drop(inherited_unix);
+    leftover.unix = inherited_unix;
     for u in &unix {
         for server in config
             .servers
@@ -289,6 +298,9 @@ pub fn run(
     );
     info!(workers = serving, driver = driver.name(), "all workers up");
     let upgraded_from_old = handoff_sock.is_some();
+    // A new process adopts the old one's tunnels for a while; another
+    // upgrade waits for the end of that.
+    let adopting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     match handoff_sock {
         // Started by an upgrade: the old process tells systemd (MAINPID)
         // once this one confirmed.
@@ -297,9 +309,14 @@ pub fn run(
                 warn!(error = %e, "upgrade: cannot confirm to the old process");
             }
             let to = senders.clone();
+            adopting.store(true, std::sync::atomic::Ordering::SeqCst);
+            let flag = adopting.clone();
             thread::Builder::new()
                 .name("ringway-adopt".into())
-                .spawn(move || upgrade::adopt(sock, to))
+                .spawn(move || {
+                    upgrade::adopt(sock, to, leftover);
+                    flag.store(false, std::sync::atomic::Ordering::SeqCst);
+                })
                 .map_err(StartError::Thread)?;
         }
         None => tell_systemd(&notify::ready(&status)),
@@ -317,7 +334,7 @@ pub fn run(
     }));
     let mut kept_metrics = None;
     if let Some(m) = &config.metrics {
-        let listener = match inherited_metrics.take().filter(|(a, _)| *a == m.listen) {
+        let listener = match inherited_metrics.take() {
             Some((_, l)) => l,
             None => std::net::TcpListener::bind(m.listen).map_err(|source| StartError::Listen {
                 addr: m.listen,
@@ -369,6 +386,7 @@ pub fn run(
     } else {
         Duration::ZERO
     };
+    let events_back = events_tx.clone();
     let mut control = match upgrade::ControlSocket::start(
         &config_path,
         events_tx.clone(),
@@ -382,10 +400,44 @@ pub fn run(
     };
     drop(events_tx);
     let mut handoff: Option<thread::JoinHandle<()>> = None;
+    // After an upgrade: the new process's pid, while this one hands over.
+    let mut handing_to: Option<u32> = None;
 
     let mut current = config;
     'signals: for event in events.iter() {
+        if let Some(new_pid) = handing_to {
+            // The new process serves; this one finishes what it holds.
+            match event {
+                upgrade::Event::HandoffOver => break 'signals,
+                upgrade::Event::Signal(SIGTERM | SIGINT | SIGQUIT) => {
+                    info!(
+                        "graceful stop while handing over: draining what this process still holds"
+                    );
+                    for tx in &senders {
+                        let _ = tx.send(Control::Shutdown);
+                    }
+                }
+                upgrade::Event::Signal(SIGUSR1) => {
+                    for tx in &senders {
+                        let _ = tx.send(Control::ReopenLogs);
+                    }
+                }
+                upgrade::Event::Signal(sig) => {
+                    warn!(
+                        signal = sig,
+                        new_pid, "ignored: this process hands over to a new one; signal that one"
+                    );
+                }
+                upgrade::Event::Upgrade { reply, .. } => {
+                    let why =
+                        format!("this process is handing over to process {new_pid}: ask that one");
+                    upgrade::reply(reply, Err(&why));
+                }
+            }
+            continue;
+        }
         let (binary, reply) = match event {
+            upgrade::Event::HandoffOver => continue,
             upgrade::Event::Signal(SIGUSR2) => {
                 info!("SIGUSR2: binary upgrade");
                 (None, None)
@@ -478,6 +530,12 @@ pub fn run(
         };
         // Binary upgrade: the new process gets the listening sockets and
         // confirms, or the upgrade fails with nothing changed here.
+        if adopting.load(std::sync::atomic::Ordering::SeqCst) {
+            let why = "this process is still adopting the tunnels of the last upgrade: try again once it logged `the old process handed everything over`";
+            warn!("upgrade refused: {why}");
+            upgrade::reply(reply, Err(why));
+            continue;
+        }
         let exe = binary.clone().unwrap_or_else(|| origin.exe.clone());
         info!(binary = %exe.display(), "upgrade: starting the new binary");
         let mut items = Vec::new();
@@ -499,6 +557,12 @@ pub fn run(
             Err(why) => {
                 error!(why = %why, "upgrade failed, the running process keeps everything");
                 upgrade::reply(reply, Err(&why));
+                // The new process may have armed accepts on the shared
+                // listeners before it went: a wake-up one of them took is
+                // lost with it. Look at the queues again.
+                for tx in &senders {
+                    let _ = tx.send(Control::Rearm);
+                }
             }
             Ok(new) => {
                 info!(pid = new.pid, "upgrade: new process ready");
@@ -524,13 +588,17 @@ pub fn run(
                 }
                 drop(tx);
                 let old_pid = std::process::id();
+                handing_to = Some(new.pid);
+                let over = events_back.clone();
                 handoff = Some(
                     thread::Builder::new()
                         .name("ringway-handoff".into())
-                        .spawn(move || upgrade::forward(new, rx, asked, reply, old_pid))
+                        .spawn(move || {
+                            upgrade::forward(new, rx, asked, reply, old_pid);
+                            let _ = over.send(upgrade::Event::HandoffOver);
+                        })
                         .map_err(StartError::Thread)?,
                 );
-                break 'signals;
             }
         }
     }

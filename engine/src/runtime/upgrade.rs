@@ -44,6 +44,9 @@ pub const CONFIRM_WAIT: Duration = Duration::from_secs(30);
 /// The largest message either side sends or takes (the pair's buffers
 /// are sized for it).
 const MAX_MESSAGE: usize = 1 << 20;
+/// How long one send on the handoff socket may wait for the new process
+/// to read.
+const SEND_WAIT: Duration = Duration::from_secs(10);
 /// Records per message: two descriptors each.
 const RECORDS_PER_MESSAGE: usize = MAX_FDS / 2;
 /// A batch of records is sent once it is about this large: well under
@@ -93,6 +96,18 @@ pub fn request(config: &Path, binary: Option<&Path>, wait: Duration) -> Result<S
     let addr = abstract_addr(&name).map_err(|e| e.to_string())?;
     let mut s = UnixStream::connect_addr(&addr)
         .map_err(|e| format!("no running ringway for {}: {e}", config.display()))?;
+    // Anyone may bind an abstract name: talk only to a process of this
+    // user or root.
+    match crate::sys::peer_uid(s.as_fd()) {
+        Ok(uid) if uid == 0 || uid == crate::sys::euid() => {}
+        Ok(uid) => {
+            return Err(format!(
+                "the process answering for {} runs as user {uid}, not this user or root: not asked",
+                config.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot check the answering process: {e}")),
+    }
     let _ = s.set_read_timeout(Some(wait));
     let binary = binary.map(|b| {
         std::fs::canonicalize(b)
@@ -122,6 +137,8 @@ pub enum Event {
         binary: Option<PathBuf>,
         reply: Option<UnixStream>,
     },
+    /// After an upgrade: every worker stopped and the handoff is over.
+    HandoffOver,
 }
 
 /// Answer a `ringway upgrade` (if one asked): `ok REPORT` or `err WHY`.
@@ -205,6 +222,10 @@ fn serve_control(
             }
         }
     };
+    // A stop that came before the bind found nothing to wake.
+    if stop.load(Ordering::SeqCst) {
+        return;
+    }
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -280,6 +301,9 @@ pub fn launch(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
     drop(theirs);
+    // A new process that stops reading must not hold the old one (and
+    // its tunnels) forever.
+    let _ = fdpass::set_send_timeout(ours.as_fd(), SEND_WAIT);
     let pid = child.id();
     let fail = |child: &mut std::process::Child, why: String| -> String {
         let _ = child.kill();
@@ -434,7 +458,13 @@ pub fn forward(
         while let Some(m) = next.take().or_else(|| from_workers.try_recv().ok()) {
             match m {
                 FromWorker::Tunnel { record, fds: pair } => {
-                    bytes += encoded_len_hint(&record);
+                    // Flushed before it would pass the batch's size: a
+                    // record with a large carry goes alone.
+                    let size = encoded_len_hint(&record);
+                    if !records.is_empty() && bytes + size > BATCH_BYTES {
+                        lost += flush(&mut records, &mut fds, &mut bytes);
+                    }
+                    bytes += size;
                     records.push(*record);
                     fds.extend(pair);
                     report.handed += 1;
@@ -570,9 +600,40 @@ pub fn refuse(sock: &OwnedFd, why: &str) {
     );
 }
 
+/// Listening sockets a new process inherited but does not serve (its
+/// configuration dropped their addresses).
+#[derive(Default)]
+pub struct Leftover {
+    pub tcp: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub unix: Vec<(PathBuf, std::os::unix::net::UnixListener)>,
+}
+
+impl Leftover {
+    /// The upgrade is committed (the old process accepts no more): stop
+    /// listening on them — the old process would hold them, unaccepted,
+    /// until it exits — and remove the unix socket files.
+    fn stop(self) {
+        for (addr, l) in self.tcp {
+            match crate::sys::stop_listening(l.as_fd()) {
+                Ok(()) => {
+                    info!(addr = %addr, "upgrade: stopped listening on an address the new configuration dropped")
+                }
+                Err(e) => warn!(addr = %addr, error = %e, "upgrade: cannot stop listening"),
+            }
+        }
+        for (path, l) in self.unix {
+            let _ = crate::sys::stop_listening(l.as_fd());
+            let _ = std::fs::remove_file(&path);
+            info!(addr = %format!("unix:{}", path.display()), "upgrade: stopped listening on an address the new configuration dropped");
+        }
+    }
+}
+
 /// The new process's adopting thread: tunnels from the old process, each
 /// to the next worker in turn, until `Done` or the old process is gone.
-pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>) {
+/// `leftover` stops listening once the old process stopped accepting.
+pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>, leftover: Leftover) {
+    let mut leftover = Some(leftover);
     let _ = fdpass::set_recv_timeout(sock.as_fd(), None);
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut next = 0usize;
@@ -581,6 +642,12 @@ pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>) {
         let (n, fds) = match fdpass::recv_with_fds(sock.as_fd(), &mut buf) {
             Ok(Some(got)) => got,
             Ok(None) => break,
+            // One message that did not arrive whole (too large, or its
+            // descriptors cut short): its tunnels are lost, not the rest.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                error!(error = %e, "upgrade: a handoff message arrived cut short; its tunnels are closed");
+                continue;
+            }
             Err(e) => {
                 error!(error = %e, "upgrade: the handoff socket failed; tunnels still in the old process stay there");
                 break;
@@ -617,6 +684,9 @@ pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>) {
             Ok(Message::Rearm) => {
                 for w in &workers {
                     let _ = w.send(Control::Rearm);
+                }
+                if let Some(l) = leftover.take() {
+                    l.stop();
                 }
             }
             Ok(Message::Done { handed }) => {

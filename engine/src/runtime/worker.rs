@@ -477,21 +477,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                     "configuration reloaded"
                 );
             }
-            Control::Metrics(reply) => {
-                report_upstream_health(&worker.snapshot());
-                // With what the open tunnels have moved so far, from both
-                // tunnel tables.
-                let kit = &worker.kit;
-                let snap = crate::metrics::local_snapshot_with(|add| {
-                    kit.idle.live_bytes(add);
-                    if let Some(r) = &kit.relay {
-                        r.live_bytes(add);
-                    }
-                });
-                if let Some(snap) = snap {
-                    let _ = reply.send(snap);
-                }
-            }
+            Control::Metrics(reply) => answer_scrape(&worker, reply),
             Control::Members(members) => {
                 // The same configuration with the resolver's new members:
                 // groups rebuilt as a reload rebuilds them (state kept for
@@ -562,8 +548,12 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         }
     }
     if let Some((sink, settle)) = handoff {
-        hand_over(&worker, sink, settle).await;
-        return;
+        if !hand_over(&worker, sink, settle, &init.control).await {
+            worker.handoff.borrow_mut().take();
+            return;
+        }
+        // Stopped (TERM) while it still held something: a graceful stop
+        // of what is left.
     }
 
     // Graceful stop: accept loops end (their listeners close), idle
@@ -624,8 +614,25 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         }
         let _ = monoio::time::timeout(deadline - now, worker.conn_closed.notified()).await;
     }
+    worker.handoff.borrow_mut().take();
     worker.access.flush();
     info!(worker = worker.id, "stopped");
+}
+
+/// Answer a scrape with this worker's counts, with what the open tunnels
+/// have moved so far (from both tunnel tables).
+fn answer_scrape(worker: &Shared, reply: flume::Sender<crate::metrics::WorkerSnapshot>) {
+    report_upstream_health(&worker.snapshot());
+    let kit = &worker.kit;
+    let snap = crate::metrics::local_snapshot_with(|add| {
+        kit.idle.live_bytes(add);
+        if let Some(r) = &kit.relay {
+            r.live_bytes(add);
+        }
+    });
+    if let Some(snap) = snap {
+        let _ = reply.send(snap);
+    }
 }
 
 /// Binary upgrade, the old process, once the new one serves: accept
@@ -634,13 +641,16 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
 /// `sink` at their next quiet moment (and those that start meanwhile, on
 /// a connection accepted just before the switch), in-flight requests and
 /// TLS or HTTP/2 tunnels finish here — or, with
-/// `drain_old_tunnels_after`, are drained with close 1001 after it. Stops
-/// once nothing is held.
+/// `drain_old_tunnels_after`, are drained with close 1001 after it.
+/// Returns false once nothing is held, true when a stop (TERM) came
+/// first (the caller drains what is left). Scrapes and log reopening are
+/// still answered meanwhile.
 async fn hand_over(
     worker: &Rc<Shared>,
     sink: flume::Sender<crate::handoff::FromWorker>,
     settle: Duration,
-) {
+    control: &flume::Receiver<Control>,
+) -> bool {
     *worker.handoff.borrow_mut() = Some(sink.clone());
     worker.shutting_down.raise();
     let kit = &worker.kit;
@@ -707,11 +717,26 @@ async fn hand_over(
         } else {
             HANDOFF_LOOK
         };
-        let _ = monoio::time::timeout(wait, worker.conn_closed.notified()).await;
+        let msg = monoio::select! {
+            _ = monoio::time::sleep(wait) => None,
+            _ = worker.conn_closed.notified() => None,
+            m = control.recv_async() => Some(m),
+        };
+        match msg {
+            None => {}
+            Some(Ok(Control::Shutdown)) | Some(Err(_)) => return true,
+            Some(Ok(Control::Metrics(reply))) => answer_scrape(worker, reply),
+            Some(Ok(Control::ReopenLogs)) => {
+                let setting = worker.snapshot().config.log.access_log.clone();
+                reopen_log(worker, &setting);
+            }
+            // Nothing else is sent to a process that handed over.
+            Some(Ok(_)) => {}
+        }
     }
-    worker.handoff.borrow_mut().take();
     worker.access.flush();
     info!(worker = worker.id, "stopped");
+    false
 }
 
 /// How often a worker handing tunnels over looks whether any is left.

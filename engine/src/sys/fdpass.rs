@@ -300,14 +300,46 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Have `cmd`'s process inherit `fd` (its close-on-exec flag is cleared
-/// in the child, between fork and exec; the parent's stays set).
+/// How long a send may block (SO_SNDTIMEO): a timed out send fails with
+/// `WouldBlock`.
+pub fn set_send_timeout(sock: BorrowedFd<'_>, t: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+    };
+    setsockopt(sock.as_raw_fd(), libc::SO_SNDTIMEO, &tv)
+}
+
+/// Have `cmd`'s process inherit `fd` and no other descriptor above
+/// stderr: between fork and exec, every descriptor from 3 up is marked
+/// close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`, Linux 5.11; on an
+/// older kernel one `fcntl` per descriptor up to the open-file limit) —
+/// some are made without the flag (monoio's io_uring accept), and a
+/// client socket the new process inherited by accident would outlive its
+/// connection there — then the flag is cleared on `fd` alone.
 pub fn inherit_in(cmd: &mut std::process::Command, fd: std::os::fd::RawFd) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec only fcntl runs (async-signal-safe),
-    // on a descriptor the parent keeps open until the child has started.
+    let limit = crate::sys::nofile_limit().min(i32::MAX as u64) as i32;
+    // SAFETY: between fork and exec only close_range and fcntl run
+    // (async-signal-safe), on descriptors of the child's own table.
     unsafe {
-        cmd.pre_exec(move || set_cloexec(BorrowedFd::borrow_raw(fd), false));
+        cmd.pre_exec(move || {
+            let r = libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if r != 0 {
+                for other in 3..limit {
+                    let flags = libc::fcntl(other, libc::F_GETFD);
+                    if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                        libc::fcntl(other, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                    }
+                }
+            }
+            set_cloexec(BorrowedFd::borrow_raw(fd), false)
+        });
     }
 }
 

@@ -486,6 +486,11 @@ impl Relay {
         for d in 0..2 {
             self.arm(i, s, d);
         }
+        // Started while the worker hands its tunnels over: it may be
+        // quiet already, and nothing else would look.
+        if s.handoff {
+            self.end_if_handed(i, s);
+        }
         i
     }
 
