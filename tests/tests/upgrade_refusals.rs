@@ -1,15 +1,80 @@
-//! A new binary that cannot take over refuses the upgrade, and the
-//! running process keeps everything: here a stand-in for a newer (or
-//! older) ringway that speaks the handoff protocol but reads another
-//! tunnel record version. (A new binary that exits, or whose
-//! configuration fails, is in upgrade.rs.)
+//! A new binary that cannot take over: stand-ins that speak the handoff
+//! protocol — one reads another tunnel record version (refused, the
+//! running process keeps everything), one dies right after it confirmed
+//! (the tunnels stay in the old process). (A new binary that exits, or
+//! whose configuration fails, is in upgrade.rs.)
 
 use std::time::Duration;
 
 use ringway_tests::*;
 use tungstenite::Message;
 
-both_drivers!(a_new_binary_that_reads_another_record_version_is_refused);
+both_drivers!(
+    a_new_binary_that_reads_another_record_version_is_refused,
+    tunnels_stay_when_the_new_process_dies_after_confirming,
+);
+
+/// A stand-in new binary that confirms and then dies before it takes a
+/// tunnel: `Hello`, the listeners read to the last message, `Ready`
+/// (type 3), exit.
+const DIES_AFTER_READY: &str = r#"#!/usr/bin/env python3
+import os, socket, struct
+s = socket.socket(fileno=int(os.environ["RINGWAY_UPGRADE_FD"]))
+s.send(bytes([1]) + struct.pack("<IHH", os.getpid(), 1, 1))
+while True:
+    msg, anc, flags, addr = s.recvmsg(1 << 20, socket.CMSG_SPACE(253 * 4))
+    if msg[0] == 2 and msg[-1] == 1:
+        break
+s.send(bytes([3]))
+"#;
+
+/// Write `text` as an executable file named `name` in a fresh directory.
+fn stand_in(name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp_dir(name).join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The new process confirms, then is gone before it took a tunnel: the
+/// upgrade fails with the reason, and every tunnel stays in the old
+/// process, relaying as before (the frame trackers too: a message split
+/// across the failed handoff arrives whole).
+fn tunnels_stay_when_the_new_process_dies_after_confirming(d: Driver) {
+    let backend = Backend::start();
+    let config = format!(
+        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
+        backend.addr
+    );
+    let mut rw = Ringway::start(&config, d);
+    let url = format!("ws://{}/ws", rw.addr("app"));
+    let mut tunnels: Vec<_> = (0..20)
+        .map(|i| {
+            let mut ws = ws_handshake(rw.client("app"), &url);
+            ws.send(Message::text(format!("before {i}"))).unwrap();
+            assert_eq!(ws.read().unwrap(), Message::text(format!("before {i}")));
+            ws
+        })
+        .collect();
+    let fake = stand_in("dies-after-ready", DIES_AFTER_READY);
+    let old = rw.pid();
+    let why = rw
+        .upgrade(Some(&fake))
+        .expect_err("the upgrade went through");
+    assert!(why.contains("stopped taking tunnels after 0"), "{why}");
+    assert!(why.contains("keeps the other 20"), "{why}");
+    assert_eq!(rw.pid(), old);
+    for (i, ws) in tunnels.iter_mut().enumerate() {
+        ws.send(Message::text(format!("after {i}"))).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::text(format!("after {i}")));
+    }
+    let line = rw.wait_for_log("upgrade: adopted tunnels", Duration::from_secs(10));
+    assert!(line.contains("failed=0"), "{line}");
+    for ws in &mut tunnels {
+        close_websocket(ws);
+    }
+}
 
 /// A stand-in new binary: answers the old process's handoff socket with
 /// `Hello` (type 1, pid, record versions 9..=9, little-endian), then
@@ -33,13 +98,7 @@ fn a_new_binary_that_reads_another_record_version_is_refused(d: Driver) {
     ws.send(Message::text("before")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("before"));
 
-    let dir = temp_dir("other-version");
-    let fake = dir.join("ringway-other");
-    std::fs::write(&fake, OTHER_VERSION).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let fake = stand_in("ringway-other", OTHER_VERSION);
     let old = rw.pid();
     let why = rw
         .upgrade(Some(&fake))
@@ -71,5 +130,4 @@ fn a_new_binary_that_reads_another_record_version_is_refused(d: Driver) {
         .filter(|c| c.contains(fake.to_str().unwrap()))
         .collect();
     assert!(running.is_empty(), "the stand-in still runs: {running:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

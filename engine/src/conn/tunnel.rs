@@ -329,6 +329,7 @@ impl<T: Transport + 'static> Tunnel<T> {
         let sent = match fds {
             Ok(fds) => self.shared.handoff.borrow().as_ref().is_some_and(|tx| {
                 tx.send(FromWorker::Tunnel {
+                    worker: self.shared.id,
                     record: Box::new(record),
                     fds,
                 })

@@ -122,6 +122,11 @@ pub enum Message {
     },
     /// Old → new: no more tunnels will come.
     Done { handed: u64 },
+    /// New → old: the last `Tunnels` message was taken (its records read,
+    /// its descriptors in hand, before any worker relays them). Until it
+    /// comes the old process keeps its copies of the sockets: if the new
+    /// process is gone instead, the old one takes those tunnels back.
+    Adopted { count: u64 },
     /// Old → new: the old process accepts no more (every accept it had
     /// armed is cancelled and completed). The new one arms its accepts
     /// again: with io_uring, a connection whose wake-up went to an old
@@ -135,9 +140,15 @@ pub enum FromWorker {
     /// A tunnel, ended at a quiet moment, with its two sockets (client,
     /// upstream): duplicates, so the worker closes its own as usual.
     Tunnel {
+        /// The worker it comes from (it goes back there if the new
+        /// process does not take it).
+        worker: usize,
         record: Box<TunnelRecord>,
         fds: [std::os::fd::OwnedFd; 2],
     },
+    /// The worker holds nothing more and would stop: it waits for
+    /// `Control::Leave` (every tunnel it sent was taken or came back).
+    Leaving { worker: usize },
     /// The worker's accept loops have all ended.
     AcceptStopped,
     /// The worker has no plain tunnel left to hand over (or stopped

@@ -63,6 +63,7 @@ const REFUSE: u8 = 4;
 const TUNNELS: u8 = 5;
 const DONE: u8 = 6;
 const REARM: u8 = 7;
+const ADOPTED: u8 = 8;
 
 const LISTENER_TCP: u8 = 1;
 const LISTENER_UNIX: u8 = 2;
@@ -104,6 +105,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
         }
         Message::Ready => w.u8(READY),
         Message::Rearm => w.u8(REARM),
+        Message::Adopted { count } => {
+            w.u8(ADOPTED);
+            w.u64(*count);
+        }
         Message::Refuse { why } => {
             w.u8(REFUSE);
             w.bytes(why.as_bytes());
@@ -148,6 +153,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
         }
         READY => Message::Ready,
         REARM => Message::Rearm,
+        ADOPTED => Message::Adopted { count: r.u64()? },
         REFUSE => Message::Refuse { why: r.string()? },
         TUNNELS => {
             let version = r.u16()?;
@@ -619,6 +625,7 @@ mod tests {
             },
             Message::Ready,
             Message::Rearm,
+            Message::Adopted { count: 126 },
             Message::Refuse {
                 why: "config: unknown key `foo` — über".into(),
             },

@@ -296,6 +296,14 @@ impl IdleSweep {
         n
     }
 
+    /// The new process takes no more tunnels: hand none over from now on.
+    pub fn stop_handing_over(&self) {
+        self.handing_over.set(false);
+        for e in self.slots.borrow_mut().iter_mut().flatten() {
+            e.handoff = false;
+        }
+    }
+
     /// Plain tunnels still here (a binary upgrade waits for them).
     pub fn plain_live(&self) -> usize {
         self.slots

@@ -590,11 +590,12 @@ pub fn run(
                 let old_pid = std::process::id();
                 handing_to = Some(new.pid);
                 let over = events_back.clone();
+                let workers_back = senders.clone();
                 handoff = Some(
                     thread::Builder::new()
                         .name("ringway-handoff".into())
                         .spawn(move || {
-                            upgrade::forward(new, rx, asked, reply, old_pid);
+                            upgrade::forward(new, rx, workers_back, asked, reply, old_pid);
                             let _ = over.send(upgrade::Event::HandoffOver);
                         })
                         .map_err(StartError::Thread)?,

@@ -170,10 +170,17 @@ impl ControlSocket {
     ) -> std::io::Result<ControlSocket> {
         let name = control_name(config)?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Bound here when the name is free (it is, but during an
+        // upgrade): the process holds it once it serves.
+        let bound = match UnixListener::bind_addr(&abstract_addr(&name)?) {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && !wait.is_zero() => None,
+            Err(e) => return Err(e),
+        };
         let (n, flag) = (name.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("ringway-control".into())
-            .spawn(move || serve_control(&n, &events, &flag, wait))?;
+            .spawn(move || serve_control(&n, bound, &events, &flag, wait))?;
         Ok(ControlSocket {
             name,
             stop,
@@ -196,6 +203,7 @@ impl ControlSocket {
 
 fn serve_control(
     name: &str,
+    bound: Option<UnixListener>,
     events: &flume::Sender<Event>,
     stop: &std::sync::atomic::AtomicBool,
     wait: Duration,
@@ -206,7 +214,11 @@ fn serve_control(
         return;
     };
     let deadline = Instant::now() + wait;
+    let mut bound = bound;
     let listener = loop {
+        if let Some(l) = bound.take() {
+            break l;
+        }
         match UnixListener::bind_addr(&addr) {
             Ok(l) => break l,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
@@ -400,122 +412,207 @@ fn receive(
     }
 }
 
-/// What the old process's handoff reports once every worker settled.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Report {
-    pub handed: u64,
-    pub drained: u64,
-    pub held: u64,
-}
-
 /// The old process's handoff thread: pass the tunnels the workers hand
 /// over to the new process in batches; once every worker settled, log
 /// and report (`ringway upgrade`'s answer); once every worker stopped
-/// (the channel closes), say `Done`.
+/// (the channel closes), say `Done`. If the new process stops taking
+/// them (it died, or stopped reading past [`SEND_WAIT`]), the tunnels go
+/// back to the old workers (`Control::Adopt`), which stop handing over
+/// (`Control::StopHandoff`): none is lost.
 pub fn forward(
     new: NewProcess,
     from_workers: flume::Receiver<FromWorker>,
-    workers: usize,
+    workers: Vec<flume::Sender<Control>>,
+    asked: usize,
     reply_to: Option<UnixStream>,
     old_pid: u32,
 ) {
     let started = Instant::now();
-    let mut report = Report::default();
-    let mut reply_to = reply_to;
-    let mut settled = 0;
-    let mut reported = false;
-    let mut stopped_accepting = 0;
-    let mut records: Vec<TunnelRecord> = Vec::new();
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    let mut bytes = 0;
-    let mut lost = 0u64;
-    let flush = |records: &mut Vec<TunnelRecord>,
-                 fds: &mut Vec<OwnedFd>,
-                 bytes: &mut usize|
-     -> u64 {
-        if records.is_empty() {
-            return 0;
-        }
-        let n = records.len() as u64;
-        let msg = Message::Tunnels {
-            version: RECORD_VERSION,
-            records: std::mem::take(records),
-        };
-        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        let r = fdpass::send_with_fds(new.sock.as_fd(), &wire::encode(&msg), &borrowed);
-        fds.clear();
-        *bytes = 0;
-        match r {
-            Ok(()) => 0,
-            Err(e) => {
-                error!(error = %e, tunnels = n, "upgrade: cannot pass tunnels to the new process; they are closed");
-                n
-            }
-        }
+    let mut f = Forwarder {
+        new,
+        workers,
+        batch: Vec::new(),
+        from: Vec::new(),
+        fds: Vec::new(),
+        bytes: 0,
+        broken: false,
+        sent: 0,
+        returned: 0,
     };
+    let (mut settled, mut stopped_accepting) = (0, 0);
+    let (mut held, mut drained) = (0u64, 0u64);
+    let mut reply_to = reply_to;
+    let mut reported = false;
     while let Ok(first) = from_workers.recv() {
         let mut next = Some(first);
         while let Some(m) = next.take().or_else(|| from_workers.try_recv().ok()) {
             match m {
-                FromWorker::Tunnel { record, fds: pair } => {
-                    // Flushed before it would pass the batch's size: a
-                    // record with a large carry goes alone.
-                    let size = encoded_len_hint(&record);
-                    if !records.is_empty() && bytes + size > BATCH_BYTES {
-                        lost += flush(&mut records, &mut fds, &mut bytes);
-                    }
-                    bytes += size;
-                    records.push(*record);
-                    fds.extend(pair);
-                    report.handed += 1;
-                    if records.len() >= RECORDS_PER_MESSAGE || bytes >= BATCH_BYTES {
-                        lost += flush(&mut records, &mut fds, &mut bytes);
+                FromWorker::Tunnel {
+                    worker,
+                    record,
+                    fds,
+                } => f.push(worker, *record, fds),
+                FromWorker::Leaving { worker } => {
+                    // Its tunnels are all in the batch: taken or back
+                    // before it may go.
+                    f.flush();
+                    if let Some(w) = f.workers.get(worker) {
+                        let _ = w.send(Control::Leave);
                     }
                 }
                 FromWorker::AcceptStopped => {
                     stopped_accepting += 1;
-                    if stopped_accepting == workers {
+                    if stopped_accepting == asked && !f.broken {
                         let rearm = wire::encode(&Message::Rearm);
-                        if let Err(e) = fdpass::send_with_fds(new.sock.as_fd(), &rearm, &[]) {
+                        if let Err(e) = fdpass::send_with_fds(f.new.sock.as_fd(), &rearm, &[]) {
                             warn!(error = %e, "upgrade: cannot tell the new process to look at its accept queues again");
                         }
                     }
                 }
-                FromWorker::Settled { held, drained, .. } => {
+                FromWorker::Settled {
+                    held: h,
+                    drained: d,
+                    ..
+                } => {
                     settled += 1;
-                    report.held += held as u64;
-                    report.drained += drained as u64;
+                    held += h as u64;
+                    drained += d as u64;
                 }
             }
         }
-        lost += flush(&mut records, &mut fds, &mut bytes);
-        if settled == workers && !reported {
+        f.flush();
+        if settled == asked && !reported {
             reported = true;
-            let handed = report.handed - lost;
             info!(
-                handed,
-                drained = report.drained,
-                held = report.held,
-                lost,
+                handed = f.sent,
+                drained,
+                held,
+                kept = f.returned,
                 secs = started.elapsed().as_secs_f64(),
-                new_pid = new.pid,
+                new_pid = f.new.pid,
                 "upgrade: handoff done"
             );
-            let line = format!(
-                "upgrade: handed over {handed} tunnels, drained {}, still held {} (old pid {old_pid}, new pid {})",
-                report.drained, report.held, new.pid
-            );
-            reply(reply_to.take(), Ok(&line));
+            if f.broken {
+                let why = format!(
+                    "the new process (pid {}) stopped taking tunnels after {}: this process (pid {old_pid}) keeps the other {} but no longer accepts; restart ringway",
+                    f.new.pid, f.sent, held + f.returned
+                );
+                error!("upgrade failed during the handoff: {why}");
+                reply(reply_to.take(), Err(&why));
+            } else {
+                let line = format!(
+                    "upgrade: handed over {} tunnels, drained {drained}, still held {held} (old pid {old_pid}, new pid {})",
+                    f.sent, f.new.pid
+                );
+                reply(reply_to.take(), Ok(&line));
+            }
         }
     }
-    lost += flush(&mut records, &mut fds, &mut bytes);
-    let _ = fdpass::send_with_fds(
-        new.sock.as_fd(),
-        &wire::encode(&Message::Done {
-            handed: report.handed - lost,
-        }),
-        &[],
-    );
+    f.flush();
+    if !f.broken {
+        let done = wire::encode(&Message::Done { handed: f.sent });
+        let _ = fdpass::send_with_fds(f.new.sock.as_fd(), &done, &[]);
+    }
+}
+
+/// The old process's side of the handoff socket while tunnels cross.
+struct Forwarder {
+    new: NewProcess,
+    /// The old process's workers: where tunnels go back to if the new
+    /// process stops taking them.
+    workers: Vec<flume::Sender<Control>>,
+    batch: Vec<TunnelRecord>,
+    /// The worker each record of the batch came from.
+    from: Vec<usize>,
+    fds: Vec<OwnedFd>,
+    bytes: usize,
+    /// The new process takes no more.
+    broken: bool,
+    /// Tunnels the new process took.
+    sent: u64,
+    /// Tunnels given back to the old workers.
+    returned: u64,
+}
+
+impl Forwarder {
+    fn push(&mut self, worker: usize, record: TunnelRecord, pair: [OwnedFd; 2]) {
+        if self.broken {
+            self.give_back(vec![record], vec![worker], pair.into_iter().collect());
+            return;
+        }
+        // Flushed before it would pass the batch's size: a record with a
+        // large carry goes alone.
+        let size = encoded_len_hint(&record);
+        if !self.batch.is_empty() && self.bytes + size > BATCH_BYTES {
+            self.flush();
+        }
+        self.bytes += size;
+        self.batch.push(record);
+        self.from.push(worker);
+        self.fds.extend(pair);
+        if self.batch.len() >= RECORDS_PER_MESSAGE || self.bytes >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.bytes = 0;
+        let fds = std::mem::take(&mut self.fds);
+        let from = std::mem::take(&mut self.from);
+        let msg = Message::Tunnels {
+            version: RECORD_VERSION,
+            records: std::mem::take(&mut self.batch),
+        };
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        let r = fdpass::send_with_fds(self.new.sock.as_fd(), &wire::encode(&msg), &borrowed);
+        drop(borrowed);
+        let Message::Tunnels { records, .. } = msg else {
+            unreachable!("built above")
+        };
+        // Taken only once the new process says so; until then these
+        // copies of the sockets stay open here.
+        let n = records.len() as u64;
+        let r = r.map_err(|e| e.to_string()).and_then(|()| {
+            let mut buf = [0u8; 64];
+            match receive(self.new.sock.as_fd(), &mut buf, SEND_WAIT)? {
+                (Message::Adopted { count }, _) if count == n => Ok(()),
+                (other, _) => Err(format!("it answered {other:?} to {n} tunnels")),
+            }
+        });
+        match r {
+            Ok(()) => self.sent += n,
+            Err(e) => {
+                error!(error = %e, new_pid = self.new.pid, "upgrade: the new process takes no more tunnels; the rest stay in this process");
+                self.broken = true;
+                for w in &self.workers {
+                    let _ = w.send(Control::StopHandoff);
+                }
+                self.give_back(records, from, fds);
+            }
+        }
+    }
+
+    /// Tunnels (two descriptors each) back to the old workers they came
+    /// from (each waits for its own before it stops).
+    fn give_back(&mut self, records: Vec<TunnelRecord>, from: Vec<usize>, fds: Vec<OwnedFd>) {
+        let mut fds = fds.into_iter();
+        for (record, worker) in records.into_iter().zip(from) {
+            let (Some(c), Some(u)) = (fds.next(), fds.next()) else {
+                break;
+            };
+            let Some(w) = self.workers.get(worker) else {
+                continue;
+            };
+            self.returned += 1;
+            let _ = w.send(Control::Adopt(vec![Adoptee {
+                record: Box::new(record),
+                fds: [c, u],
+            }]));
+        }
+    }
 }
 
 /// A new process's inheritance: the handoff socket and the old
@@ -655,6 +752,15 @@ pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>, leftover: Left
         };
         match wire::decode(&buf[..n]) {
             Ok(Message::Tunnels { records, .. }) if fds.len() == 2 * records.len() => {
+                // Taken: the old process may close its copies. Said before
+                // any worker relays one of them.
+                let taken = wire::encode(&Message::Adopted {
+                    count: records.len() as u64,
+                });
+                if let Err(e) = fdpass::send_with_fds(sock.as_fd(), &taken, &[]) {
+                    warn!(error = %e, "upgrade: cannot confirm tunnels to the old process; they stay there");
+                    continue;
+                }
                 let mut per: Vec<Vec<Adoptee>> = (0..workers.len()).map(|_| Vec::new()).collect();
                 let mut fds = fds.into_iter();
                 for record in records {

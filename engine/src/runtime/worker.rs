@@ -75,6 +75,13 @@ pub enum Control {
         sink: flume::Sender<crate::handoff::FromWorker>,
         settle: Duration,
     },
+    /// Binary upgrade, the old process: every tunnel this worker sent was
+    /// taken or came back; it may stop (after `FromWorker::Leaving`).
+    Leave,
+    /// Binary upgrade, the old process: the new one takes no more
+    /// tunnels; stop handing them over (those on their way come back as
+    /// `Adopt`).
+    StopHandoff,
     /// Binary upgrade, the new process: the old one accepts no more; arm
     /// every accept again (`Shared::rearm`).
     Rearm,
@@ -367,8 +374,6 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
 
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     let mut handoff = None;
-    // The listen labels adopted tunnels count under, by server.
-    let mut adopted_as: HashMap<String, Rc<Listen>> = HashMap::new();
     while let Ok(msg) = init.control.recv_async().await {
         match msg {
             Control::Listen { listeners, ready } => {
@@ -505,50 +510,12 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 break;
             }
             Control::Rearm => worker.rearm.notify(),
-            Control::Adopt(tunnels) => {
-                let (mut count, mut failed) = (0, 0);
-                let snap = worker.snapshot();
-                for t in tunnels {
-                    let listen = adopted_as
-                        .entry(t.record.server.clone())
-                        .or_insert_with(|| {
-                            let label = snap
-                                .config
-                                .servers
-                                .iter()
-                                .find(|s| s.name == t.record.server)
-                                .and_then(|s| s.listen.first())
-                                .map_or_else(|| "adopted".to_string(), |a| a.to_string());
-                            Rc::new(Listen {
-                                shared: worker.clone(),
-                                label: label.into_boxed_str(),
-                                http2_streams: false,
-                            })
-                        })
-                        .clone();
-                    match conn::adopt(
-                        &worker,
-                        &listen,
-                        *t.record,
-                        t.fds,
-                        driver == DriverKind::Epoll,
-                    ) {
-                        Ok(()) => count += 1,
-                        Err(e) => {
-                            failed += 1;
-                            warn!(worker = worker.id, error = %e, "upgrade: cannot adopt a tunnel");
-                        }
-                    }
-                }
-                info!(
-                    worker = worker.id,
-                    count, failed, "upgrade: adopted tunnels"
-                );
-            }
+            Control::StopHandoff | Control::Leave => {}
+            Control::Adopt(tunnels) => adopt_all(&worker, tunnels, driver),
         }
     }
     if let Some((sink, settle)) = handoff {
-        if !hand_over(&worker, sink, settle, &init.control).await {
+        if !hand_over(&worker, sink, settle, &init.control, driver).await {
             worker.handoff.borrow_mut().take();
             return;
         }
@@ -619,6 +586,51 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     info!(worker = worker.id, "stopped");
 }
 
+/// Binary upgrade: take on `tunnels` (from an older process, or back
+/// from a new one that stopped taking them), each counted on its
+/// server's first listen address; logged once per batch.
+fn adopt_all(worker: &Rc<Shared>, tunnels: Vec<Adoptee>, driver: DriverKind) {
+    let (mut count, mut failed) = (0, 0);
+    let snap = worker.snapshot();
+    let mut listens: HashMap<String, Rc<Listen>> = HashMap::new();
+    for t in tunnels {
+        let listen = listens
+            .entry(t.record.server.clone())
+            .or_insert_with(|| {
+                let label = snap
+                    .config
+                    .servers
+                    .iter()
+                    .find(|s| s.name == t.record.server)
+                    .and_then(|s| s.listen.first())
+                    .map_or_else(|| "adopted".to_string(), |a| a.to_string());
+                Rc::new(Listen {
+                    shared: worker.clone(),
+                    label: label.into_boxed_str(),
+                    http2_streams: false,
+                })
+            })
+            .clone();
+        match conn::adopt(
+            worker,
+            &listen,
+            *t.record,
+            t.fds,
+            driver == DriverKind::Epoll,
+        ) {
+            Ok(()) => count += 1,
+            Err(e) => {
+                failed += 1;
+                warn!(worker = worker.id, error = %e, "upgrade: cannot adopt a tunnel");
+            }
+        }
+    }
+    info!(
+        worker = worker.id,
+        count, failed, "upgrade: adopted tunnels"
+    );
+}
+
 /// Answer a scrape with this worker's counts, with what the open tunnels
 /// have moved so far (from both tunnel tables).
 fn answer_scrape(worker: &Shared, reply: flume::Sender<crate::metrics::WorkerSnapshot>) {
@@ -650,6 +662,7 @@ async fn hand_over(
     sink: flume::Sender<crate::handoff::FromWorker>,
     settle: Duration,
     control: &flume::Receiver<Control>,
+    driver: DriverKind,
 ) -> bool {
     *worker.handoff.borrow_mut() = Some(sink.clone());
     worker.shutting_down.raise();
@@ -679,7 +692,11 @@ async fn hand_over(
     let settle_by = Instant::now() + settle;
     let mut settled = false;
     let mut accepts_stopped = false;
+    // The new process took no more: nothing is waited for any longer.
+    let mut kept_here = false;
     let mut idle_since: Option<Instant> = None;
+    // Asked the handoff thread whether it may stop (`Leaving`).
+    let mut leaving = false;
     loop {
         // Every accept it had armed is cancelled and completed (a
         // connection one took is served here): the new process looks at
@@ -689,7 +706,7 @@ async fn hand_over(
             accepts_stopped = true;
         }
         let plain = kit.idle.plain_live() + kit.relay.as_ref().map_or(0, |r| r.live());
-        if !settled && (plain == 0 || Instant::now() >= settle_by) {
+        if !settled && (plain == 0 || kept_here || Instant::now() >= settle_by) {
             let held = live_tunnels(worker);
             let _ = sink.send(crate::handoff::FromWorker::Settled {
                 worker: worker.id,
@@ -703,8 +720,11 @@ async fn hand_over(
         // HANDOFF_LINGER to send theirs, which is then answered here.
         if worker.busy.get() == 0 && worker.h2_conns.get() == 0 {
             let since = *idle_since.get_or_insert_with(Instant::now);
-            if worker.conns.get() == 0 || since.elapsed() >= HANDOFF_LINGER {
-                break;
+            if !leaving && (worker.conns.get() == 0 || since.elapsed() >= HANDOFF_LINGER) {
+                // Its last tunnels may still be on their way: it stops
+                // once the handoff thread says they were taken.
+                let _ = sink.send(crate::handoff::FromWorker::Leaving { worker: worker.id });
+                leaving = true;
             }
         } else {
             idle_since = None;
@@ -730,6 +750,23 @@ async fn hand_over(
                 let setting = worker.snapshot().config.log.access_log.clone();
                 reopen_log(worker, &setting);
             }
+            Some(Ok(Control::Leave)) => {
+                if worker.busy.get() == 0 && worker.h2_conns.get() == 0 {
+                    break;
+                }
+                // Tunnels came back meanwhile: it holds them.
+                leaving = false;
+            }
+            Some(Ok(Control::StopHandoff)) => {
+                kept_here = true;
+                let kit = &worker.kit;
+                kit.idle.stop_handing_over();
+                if let Some(r) = &kit.relay {
+                    r.stop_handing_over();
+                }
+            }
+            // Tunnels the new process did not take: kept here.
+            Some(Ok(Control::Adopt(tunnels))) => adopt_all(worker, tunnels, driver),
             // Nothing else is sent to a process that handed over.
             Some(Ok(_)) => {}
         }

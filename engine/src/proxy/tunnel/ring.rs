@@ -406,6 +406,15 @@ impl Relay {
         n
     }
 
+    /// The new process takes no more tunnels: hand none over from now on
+    /// (those already ended for it come back to be adopted here).
+    pub fn stop_handing_over(&self) {
+        self.handing_over.set(false);
+        for s in self.slots.borrow_mut().iter_mut().flatten() {
+            s.handoff = false;
+        }
+    }
+
     /// End a tunnel marked for handoff once it is quiet: its recvs are
     /// cancelled, and its task hands it over once they are in.
     fn end_if_handed(&self, i: u32, s: &mut Slot) {
