@@ -109,6 +109,11 @@ pub struct Listen {
 pub struct ConnGuard(Rc<Listen>);
 
 impl ConnGuard {
+    /// The listen address the connection counts under.
+    pub fn listen(&self) -> &Rc<Listen> {
+        &self.0
+    }
+
     pub fn new(l: &Rc<Listen>) -> Self {
         crate::metrics::with(|m| {
             if l.http2_streams {

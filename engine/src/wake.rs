@@ -1,6 +1,7 @@
 //! Single-threaded wake-ups for one worker (no locks, no atomics): a
 //! `Notify` that wakes every waiter (a connection closed, the last busy
-//! connection finished) and a `Flag` raised once (shutdown).
+//! connection finished) and a `Flag` raised once (shutdown; lowered
+//! again only when a binary upgrade fails midway).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -109,6 +110,12 @@ impl Flag {
 
     pub fn is_raised(&self) -> bool {
         self.raised.get()
+    }
+
+    /// Lower it again (a binary upgrade that failed midway: the worker
+    /// serves on). Waiters that woke have gone; new ones wait anew.
+    pub fn lower(&self) {
+        self.raised.set(false);
     }
 
     pub async fn wait(&self) {

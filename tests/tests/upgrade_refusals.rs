@@ -38,9 +38,8 @@ fn stand_in(name: &str, text: &str) -> std::path::PathBuf {
 }
 
 /// The new process confirms, then is gone before it took a tunnel: the
-/// upgrade fails with the reason, and every tunnel stays in the old
-/// process, relaying as before (the frame trackers too: a message split
-/// across the failed handoff arrives whole).
+/// upgrade fails with the reason, every tunnel stays in the old process,
+/// relaying as before, and the old process accepts and reloads again.
 fn tunnels_stay_when_the_new_process_dies_after_confirming(d: Driver) {
     let backend = Backend::start();
     let config = format!(
@@ -63,7 +62,7 @@ fn tunnels_stay_when_the_new_process_dies_after_confirming(d: Driver) {
         .upgrade(Some(&fake))
         .expect_err("the upgrade went through");
     assert!(why.contains("stopped taking tunnels after 0"), "{why}");
-    assert!(why.contains("keeps the other 20"), "{why}");
+    assert!(why.contains("keeps the other 20 and serves again"), "{why}");
     assert_eq!(rw.pid(), old);
     for (i, ws) in tunnels.iter_mut().enumerate() {
         ws.send(Message::text(format!("after {i}"))).unwrap();
@@ -71,6 +70,15 @@ fn tunnels_stay_when_the_new_process_dies_after_confirming(d: Driver) {
     }
     let line = rw.wait_for_log("upgrade: adopted tunnels", Duration::from_secs(10));
     assert!(line.contains("failed=0"), "{line}");
+    // The old process serves again: new connections, and a reload.
+    rw.wait_for_log("accepting again", Duration::from_secs(10));
+    let mut fresh = ws_handshake(rw.client("app"), &url);
+    fresh.send(Message::text("fresh")).unwrap();
+    assert_eq!(fresh.read().unwrap(), Message::text("fresh"));
+    close_websocket(&mut fresh);
+    let text = rw.config_text();
+    let body = &text[text.find("[servers.app]").unwrap()..];
+    rw.reload(body, 1);
     for ws in &mut tunnels {
         close_websocket(ws);
     }

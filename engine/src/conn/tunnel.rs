@@ -326,23 +326,35 @@ impl<T: Transport + 'static> Tunnel<T> {
                 .and_then(|c| Ok([c, crate::sys::fdpass::dup_cloexec(crate::sys::fd(u))?])),
             _ => Err(std::io::Error::other("not a plain tunnel")),
         };
-        let sent = match fds {
-            Ok(fds) => self.shared.handoff.borrow().as_ref().is_some_and(|tx| {
-                tx.send(FromWorker::Tunnel {
-                    worker: self.shared.id,
-                    record: Box::new(record),
-                    fds,
-                })
-                .is_ok()
-            }),
+        let fds = match fds {
+            Ok(fds) => fds,
             Err(e) => {
-                warn!(error = %e, "upgrade: cannot duplicate a tunnel's sockets");
-                false
+                warn!(error = %e, upstream = %up.addr, "upgrade: cannot duplicate a tunnel's sockets; it is closed");
+                return;
             }
         };
-        if !sent {
-            // Nothing to hand it to: the tunnel is lost, said so.
-            warn!(upstream = %up.addr, "upgrade: a tunnel could not be handed over and is closed");
+        let sink = self.shared.handoff.borrow().clone();
+        let unsent = match sink {
+            Some(tx) => match tx.send(FromWorker::Tunnel {
+                worker: self.shared.id,
+                record: Box::new(record),
+                fds,
+            }) {
+                Ok(()) => None,
+                Err(flume::SendError(FromWorker::Tunnel { record, fds, .. })) => {
+                    Some((*record, fds))
+                }
+                Err(_) => None,
+            },
+            None => Some((record, fds)),
+        };
+        // The handoff stopped meanwhile (the new process went away): the
+        // tunnel stays here, taken on again as the new process would.
+        if let Some((record, fds)) = unsent {
+            let epoll = !monoio::ring::available();
+            if let Err(e) = adopt(&self.shared, self._guard.listen(), record, fds, epoll) {
+                warn!(error = %e, "upgrade: a tunnel could not be kept and is closed");
+            }
         }
     }
 }

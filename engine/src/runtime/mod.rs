@@ -233,6 +233,42 @@ pub fn run(
         }
         (resolver, members, checker)
     };
+    // Signals and `ringway upgrade` requests, one queue.
+    let (events_tx, events) = flume::unbounded::<upgrade::Event>();
+    {
+        let tx = events_tx.clone();
+        thread::Builder::new()
+            .name("ringway-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if tx.send(upgrade::Event::Signal(sig)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(StartError::Thread)?;
+    }
+    // Bound before the workers serve (a new process takes the name once
+    // the old one let go of it).
+    let control_wait = if handoff_sock.is_some() {
+        upgrade::CONFIRM_WAIT
+    } else {
+        Duration::ZERO
+    };
+    let events_back = events_tx.clone();
+    let mut control = match upgrade::ControlSocket::start(
+        &config_path,
+        events_tx.clone(),
+        control_wait,
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn!(error = %e, "upgrade: no control socket; `ringway upgrade` cannot reach this process (SIGUSR2 still upgrades)");
+            None
+        }
+    };
+    drop(events_tx);
+
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let per_worker_max = config.runtime.max_connections.div_ceil(workers).max(1);
     let mut senders = Vec::with_capacity(workers);
@@ -297,7 +333,6 @@ pub fn run(
         driver.name()
     );
     info!(workers = serving, driver = driver.name(), "all workers up");
-    let upgraded_from_old = handoff_sock.is_some();
     // A new process adopts the old one's tunnels for a while; another
     // upgrade waits for the end of that.
     let adopting = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -365,40 +400,6 @@ pub fn run(
         }
     };
 
-    // Signals and `ringway upgrade` requests, one queue.
-    let (events_tx, events) = flume::unbounded::<upgrade::Event>();
-    {
-        let tx = events_tx.clone();
-        thread::Builder::new()
-            .name("ringway-signals".into())
-            .spawn(move || {
-                for sig in signals.forever() {
-                    if tx.send(upgrade::Event::Signal(sig)).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(StartError::Thread)?;
-    }
-    // A new process takes the name once the old one let go of it.
-    let control_wait = if upgraded_from_old {
-        upgrade::CONFIRM_WAIT
-    } else {
-        Duration::ZERO
-    };
-    let events_back = events_tx.clone();
-    let mut control = match upgrade::ControlSocket::start(
-        &config_path,
-        events_tx.clone(),
-        control_wait,
-    ) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!(error = %e, "upgrade: no control socket; `ringway upgrade` cannot reach this process (SIGUSR2 still upgrades)");
-            None
-        }
-    };
-    drop(events_tx);
     let mut handoff: Option<thread::JoinHandle<()>> = None;
     // After an upgrade: the new process's pid, while this one hands over.
     let mut handing_to: Option<u32> = None;
@@ -409,6 +410,26 @@ pub fn run(
             // The new process serves; this one finishes what it holds.
             match event {
                 upgrade::Event::HandoffOver => break 'signals,
+                upgrade::Event::HandoffBroken => {
+                    // The workers accept again (`Control::Resume`); this
+                    // process is the service again.
+                    error!(new_pid, "upgrade failed midway: the new process went away; this process serves again with every tunnel it still had");
+                    tell_systemd(&format!(
+                        "MAINPID={}\nREADY=1\nSTATUS=upgrade failed midway; {status}",
+                        std::process::id()
+                    ));
+                    handing_to = None;
+                    // Its handoff thread ends by itself once every worker
+                    // let go of it.
+                    handoff = None;
+                    control = upgrade::ControlSocket::start(
+                        &config_path,
+                        events_back.clone(),
+                        upgrade::CONFIRM_WAIT,
+                    )
+                    .map_err(|e| warn!(error = %e, "upgrade: no control socket"))
+                    .ok();
+                }
                 upgrade::Event::Signal(SIGTERM | SIGINT | SIGQUIT) => {
                     info!(
                         "graceful stop while handing over: draining what this process still holds"
@@ -437,7 +458,7 @@ pub fn run(
             continue;
         }
         let (binary, reply) = match event {
-            upgrade::Event::HandoffOver => continue,
+            upgrade::Event::HandoffOver | upgrade::Event::HandoffBroken => continue,
             upgrade::Event::Signal(SIGUSR2) => {
                 info!("SIGUSR2: binary upgrade");
                 (None, None)
@@ -595,7 +616,15 @@ pub fn run(
                     thread::Builder::new()
                         .name("ringway-handoff".into())
                         .spawn(move || {
-                            upgrade::forward(new, rx, workers_back, asked, reply, old_pid);
+                            upgrade::forward(
+                                new,
+                                rx,
+                                workers_back,
+                                asked,
+                                reply,
+                                old_pid,
+                                over.clone(),
+                            );
                             let _ = over.send(upgrade::Event::HandoffOver);
                         })
                         .map_err(StartError::Thread)?,

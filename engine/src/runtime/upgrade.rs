@@ -139,6 +139,9 @@ pub enum Event {
     },
     /// After an upgrade: every worker stopped and the handoff is over.
     HandoffOver,
+    /// After an upgrade: the new process went away midway; this one
+    /// serves again.
+    HandoffBroken,
 }
 
 /// Answer a `ringway upgrade` (if one asked): `ok REPORT` or `err WHY`.
@@ -426,11 +429,13 @@ pub fn forward(
     asked: usize,
     reply_to: Option<UnixStream>,
     old_pid: u32,
+    events: flume::Sender<Event>,
 ) {
     let started = Instant::now();
     let mut f = Forwarder {
         new,
         workers,
+        events,
         batch: Vec::new(),
         from: Vec::new(),
         fds: Vec::new(),
@@ -454,9 +459,9 @@ pub fn forward(
                 } => f.push(worker, *record, fds),
                 FromWorker::Leaving { worker } => {
                     // Its tunnels are all in the batch: taken or back
-                    // before it may go.
+                    // before it may go (not after a failure: it serves on).
                     f.flush();
-                    if let Some(w) = f.workers.get(worker) {
+                    if let (Some(w), false) = (f.workers.get(worker), f.broken) {
                         let _ = w.send(Control::Leave);
                     }
                 }
@@ -494,7 +499,7 @@ pub fn forward(
             );
             if f.broken {
                 let why = format!(
-                    "the new process (pid {}) stopped taking tunnels after {}: this process (pid {old_pid}) keeps the other {} but no longer accepts; restart ringway",
+                    "the new process (pid {}) stopped taking tunnels after {}: this process (pid {old_pid}) keeps the other {} and serves again",
                     f.new.pid, f.sent, held + f.returned
                 );
                 error!("upgrade failed during the handoff: {why}");
@@ -521,6 +526,8 @@ struct Forwarder {
     /// The old process's workers: where tunnels go back to if the new
     /// process stops taking them.
     workers: Vec<flume::Sender<Control>>,
+    /// The control thread (`Event::HandoffBroken`).
+    events: flume::Sender<Event>,
     batch: Vec<TunnelRecord>,
     /// The worker each record of the batch came from.
     from: Vec<usize>,
@@ -591,6 +598,11 @@ impl Forwarder {
                     let _ = w.send(Control::StopHandoff);
                 }
                 self.give_back(records, from, fds);
+                // Then they serve on: accept again, keep what came back.
+                for w in &self.workers {
+                    let _ = w.send(Control::Resume);
+                }
+                let _ = self.events.send(Event::HandoffBroken);
             }
         }
     }

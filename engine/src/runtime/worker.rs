@@ -75,6 +75,10 @@ pub enum Control {
         sink: flume::Sender<crate::handoff::FromWorker>,
         settle: Duration,
     },
+    /// Binary upgrade, the old process: the new process went away midway;
+    /// accept and serve again (after `StopHandoff`, with the tunnels that
+    /// came back).
+    Resume,
     /// Binary upgrade, the old process: every tunnel this worker sent was
     /// taken or came back; it may stop (after `FromWorker::Leaving`).
     Leave,
@@ -256,6 +260,28 @@ impl Accepting {
         Accepting { listener, stop }
     }
 
+    /// Accept on the same socket again (its loop ended with a stop for a
+    /// binary upgrade that then failed).
+    fn again(&self, worker: &Rc<Shared>, key: SocketAddr) -> Accepting {
+        let stop = Rc::new(Flag::default());
+        let listen = Rc::new(Listen {
+            shared: worker.clone(),
+            label: key.to_string().into_boxed_str(),
+            http2_streams: false,
+        });
+        monoio::spawn(accept_loop(
+            worker.clone(),
+            self.listener.clone(),
+            key,
+            listen,
+            stop.clone(),
+        ));
+        Accepting {
+            listener: self.listener.clone(),
+            stop,
+        }
+    }
+
     /// Stop listening now (`sys::stop_listening`: no connection reaches
     /// this socket once it returns) and end the accept loop, which closes
     /// the socket.
@@ -295,6 +321,9 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
             Err(e) => warn!(worker = init.id, addr = %key, error = %e, "cannot use listener"),
         }
     }
+    // The unix listeners, kept to accept on them again after a binary
+    // upgrade that failed midway.
+    let mut unix_accepting: Vec<(Rc<UnixListener>, std::path::PathBuf)> = Vec::new();
     for (l, path) in init.unix_listeners {
         let adopted = if driver == DriverKind::Epoll {
             l.set_nonblocking(true)
@@ -304,7 +333,9 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
         };
         match adopted {
             Ok(l) => {
-                monoio::spawn(accept_unix_loop(worker.clone(), l, path));
+                let l = Rc::new(l);
+                monoio::spawn(accept_unix_loop(worker.clone(), l.clone(), path.clone()));
+                unix_accepting.push((l, path));
             }
             Err(e) => {
                 warn!(worker = init.id, addr = %path.display(), error = %e, "cannot use unix listener")
@@ -374,153 +405,174 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
 
     let mut shutdown_timeout = init.config.runtime.shutdown_timeout;
     let mut handoff = None;
-    while let Ok(msg) = init.control.recv_async().await {
-        match msg {
-            Control::Listen { listeners, ready } => {
-                pending.clear();
-                let mut answer = Ok(());
-                for (l, addr) in listeners {
-                    match adopt(l, driver) {
-                        Ok(l) => pending.push((l, addr)),
-                        Err(source) => {
-                            // The rest of `listeners` is closed with it.
-                            answer = Err(ListenError {
-                                worker: worker.id,
-                                addr,
-                                source,
-                            });
-                            pending.clear();
-                            break;
+    'serve: loop {
+        while let Ok(msg) = init.control.recv_async().await {
+            match msg {
+                Control::Listen { listeners, ready } => {
+                    pending.clear();
+                    let mut answer = Ok(());
+                    for (l, addr) in listeners {
+                        match adopt(l, driver) {
+                            Ok(l) => pending.push((l, addr)),
+                            Err(source) => {
+                                // The rest of `listeners` is closed with it.
+                                answer = Err(ListenError {
+                                    worker: worker.id,
+                                    addr,
+                                    source,
+                                });
+                                pending.clear();
+                                break;
+                            }
                         }
                     }
+                    let _ = ready.send(answer);
                 }
-                let _ = ready.send(answer);
-            }
-            Control::Unlisten => {
-                debug!(
-                    worker = worker.id,
-                    sockets = pending.len(),
-                    "reload refused: closing its new listeners"
-                );
-                pending.clear();
-            }
-            Control::Reload(Reload {
-                config,
-                tls,
-                limits,
-                removed,
-                members,
-            }) => {
-                shutdown_timeout = config.runtime.shutdown_timeout;
-                period.set(sweep_for(&config));
-                let before = worker.snapshot();
-                if before.config.log.access_log != config.log.access_log {
-                    reopen_log(&worker, &config.log.access_log);
+                Control::Unlisten => {
+                    debug!(
+                        worker = worker.id,
+                        sockets = pending.len(),
+                        "reload refused: closing its new listeners"
+                    );
+                    pending.clear();
                 }
-                worker.access.set_format(config.log.format.clone());
-                // Tunnels started from now on belong to the new generation.
-                let kit = &worker.kit;
-                let generation = kit.idle.generation.get() + 1;
-                kit.idle.generation.set(generation);
-                if let Some(r) = &kit.relay {
-                    r.generation.set(generation);
-                }
-                if let Some(after) = config.runtime.drain_old_tunnels_after {
-                    let w = worker.clone();
-                    let (spread, grace) =
-                        (config.runtime.drain_spread, config.runtime.shutdown_timeout);
-                    monoio::spawn(async move {
-                        monoio::time::sleep(after).await;
-                        // A tunnel still mid-frame `grace` after the last
-                        // turn is closed without a close frame.
-                        let start = Instant::now();
-                        let plan = DrainPlan {
-                            before: generation,
-                            upstream: None,
-                            start,
-                            spread,
-                            deadline: start + spread + grace,
-                        };
-                        drain_tunnels(&w, plan).await;
-                    });
-                }
-                if let Some(m) = members {
-                    *worker.members.borrow_mut() = m;
-                }
-                let members = worker.members.borrow().clone();
-                let next = Snapshot::new(
+                Control::Reload(Reload {
                     config,
                     tls,
                     limits,
-                    Some(&before),
-                    &worker.verdicts,
-                    &members,
-                );
-                close_removed_servers(&worker, &before, &next);
-                *worker.snapshot.borrow_mut() = Rc::new(next);
-                // New connections on kept addresses get the new snapshot
-                // from here; removed addresses stop listening before the
-                // line below (what a reload's caller waits for); added
-                // ones have queued connections since `Listen`, accepted
-                // from here with the new snapshot.
-                for key in &removed {
-                    for a in accepting.remove(key).unwrap_or_default() {
-                        a.stop(worker.id, *key);
+                    removed,
+                    members,
+                }) => {
+                    shutdown_timeout = config.runtime.shutdown_timeout;
+                    period.set(sweep_for(&config));
+                    let before = worker.snapshot();
+                    if before.config.log.access_log != config.log.access_log {
+                        reopen_log(&worker, &config.log.access_log);
                     }
-                }
-                let added = pending.len();
-                for (l, key) in pending.drain(..) {
-                    let started = vec![Accepting::start(&worker, l, key)];
-                    for old in accepting.insert(key, started).unwrap_or_default() {
-                        old.stop(worker.id, key);
+                    worker.access.set_format(config.log.format.clone());
+                    // Tunnels started from now on belong to the new generation.
+                    let kit = &worker.kit;
+                    let generation = kit.idle.generation.get() + 1;
+                    kit.idle.generation.set(generation);
+                    if let Some(r) = &kit.relay {
+                        r.generation.set(generation);
                     }
+                    if let Some(after) = config.runtime.drain_old_tunnels_after {
+                        let w = worker.clone();
+                        let (spread, grace) =
+                            (config.runtime.drain_spread, config.runtime.shutdown_timeout);
+                        monoio::spawn(async move {
+                            monoio::time::sleep(after).await;
+                            // A tunnel still mid-frame `grace` after the last
+                            // turn is closed without a close frame.
+                            let start = Instant::now();
+                            let plan = DrainPlan {
+                                before: generation,
+                                upstream: None,
+                                start,
+                                spread,
+                                deadline: start + spread + grace,
+                            };
+                            drain_tunnels(&w, plan).await;
+                        });
+                    }
+                    if let Some(m) = members {
+                        *worker.members.borrow_mut() = m;
+                    }
+                    let members = worker.members.borrow().clone();
+                    let next = Snapshot::new(
+                        config,
+                        tls,
+                        limits,
+                        Some(&before),
+                        &worker.verdicts,
+                        &members,
+                    );
+                    close_removed_servers(&worker, &before, &next);
+                    *worker.snapshot.borrow_mut() = Rc::new(next);
+                    // New connections on kept addresses get the new snapshot
+                    // from here; removed addresses stop listening before the
+                    // line below (what a reload's caller waits for); added
+                    // ones have queued connections since `Listen`, accepted
+                    // from here with the new snapshot.
+                    for key in &removed {
+                        for a in accepting.remove(key).unwrap_or_default() {
+                            a.stop(worker.id, *key);
+                        }
+                    }
+                    let added = pending.len();
+                    for (l, key) in pending.drain(..) {
+                        let started = vec![Accepting::start(&worker, l, key)];
+                        for old in accepting.insert(key, started).unwrap_or_default() {
+                            old.stop(worker.id, key);
+                        }
+                    }
+                    info!(
+                        worker = worker.id,
+                        listeners_added = added,
+                        listeners_removed = removed.len(),
+                        "configuration reloaded"
+                    );
                 }
-                info!(
-                    worker = worker.id,
-                    listeners_added = added,
-                    listeners_removed = removed.len(),
-                    "configuration reloaded"
-                );
+                Control::Metrics(reply) => answer_scrape(&worker, reply),
+                Control::Members(members) => {
+                    // The same configuration with the resolver's new members:
+                    // groups rebuilt as a reload rebuilds them (state kept for
+                    // members that stay), tunnels not a new generation.
+                    let before = worker.snapshot();
+                    let next = Snapshot::new(
+                        before.config.clone(),
+                        before.tls.clone(),
+                        before.limits.clone(),
+                        Some(&before),
+                        &worker.verdicts,
+                        &members,
+                    );
+                    close_removed_servers(&worker, &before, &next);
+                    *worker.members.borrow_mut() = members;
+                    *worker.snapshot.borrow_mut() = Rc::new(next);
+                }
+                Control::ReopenLogs => {
+                    let setting = worker.snapshot().config.log.access_log.clone();
+                    reopen_log(&worker, &setting);
+                }
+                Control::Shutdown => break,
+                Control::Handoff { sink, settle } => {
+                    handoff = Some((sink, settle));
+                    break;
+                }
+                Control::Rearm => worker.rearm.notify(),
+                Control::StopHandoff | Control::Leave | Control::Resume => {}
+                Control::Adopt(tunnels) => adopt_all(&worker, tunnels, driver),
             }
-            Control::Metrics(reply) => answer_scrape(&worker, reply),
-            Control::Members(members) => {
-                // The same configuration with the resolver's new members:
-                // groups rebuilt as a reload rebuilds them (state kept for
-                // members that stay), tunnels not a new generation.
-                let before = worker.snapshot();
-                let next = Snapshot::new(
-                    before.config.clone(),
-                    before.tls.clone(),
-                    before.limits.clone(),
-                    Some(&before),
-                    &worker.verdicts,
-                    &members,
-                );
-                close_removed_servers(&worker, &before, &next);
-                *worker.members.borrow_mut() = members;
-                *worker.snapshot.borrow_mut() = Rc::new(next);
-            }
-            Control::ReopenLogs => {
-                let setting = worker.snapshot().config.log.access_log.clone();
-                reopen_log(&worker, &setting);
-            }
-            Control::Shutdown => break,
-            Control::Handoff { sink, settle } => {
-                handoff = Some((sink, settle));
-                break;
-            }
-            Control::Rearm => worker.rearm.notify(),
-            Control::StopHandoff | Control::Leave => {}
-            Control::Adopt(tunnels) => adopt_all(&worker, tunnels, driver),
         }
-    }
-    if let Some((sink, settle)) = handoff {
-        if !hand_over(&worker, sink, settle, &init.control, driver).await {
-            worker.handoff.borrow_mut().take();
-            return;
+        if let Some((sink, settle)) = handoff.take() {
+            match hand_over(&worker, sink, settle, &init.control, driver).await {
+                Handed::All => {
+                    worker.handoff.borrow_mut().take();
+                    return;
+                }
+                // Stopped (TERM) while it still held something: a graceful
+                // stop of what is left.
+                Handed::Stop => {}
+                // The new process went away midway: serve on.
+                Handed::Resume => {
+                    worker.handoff.borrow_mut().take();
+                    worker.shutting_down.lower();
+                    for (key, running) in accepting.iter_mut() {
+                        let again: Vec<Accepting> =
+                            running.iter().map(|a| a.again(&worker, *key)).collect();
+                        *running = again;
+                    }
+                    for (l, path) in &unix_accepting {
+                        monoio::spawn(accept_unix_loop(worker.clone(), l.clone(), path.clone()));
+                    }
+                    info!(worker = worker.id, "upgrade failed midway: accepting again");
+                    continue 'serve;
+                }
+            }
         }
-        // Stopped (TERM) while it still held something: a graceful stop
-        // of what is left.
+        break;
     }
 
     // Graceful stop: accept loops end (their listeners close), idle
@@ -654,8 +706,7 @@ fn answer_scrape(worker: &Shared, reply: flume::Sender<crate::metrics::WorkerSna
 /// a connection accepted just before the switch), in-flight requests and
 /// TLS or HTTP/2 tunnels finish here — or, with
 /// `drain_old_tunnels_after`, are drained with close 1001 after it.
-/// Returns false once nothing is held, true when a stop (TERM) came
-/// first (the caller drains what is left). Scrapes and log reopening are
+/// Returns how it ended ([`Handed`]). Scrapes and log reopening are
 /// still answered meanwhile.
 async fn hand_over(
     worker: &Rc<Shared>,
@@ -663,7 +714,7 @@ async fn hand_over(
     settle: Duration,
     control: &flume::Receiver<Control>,
     driver: DriverKind,
-) -> bool {
+) -> Handed {
     *worker.handoff.borrow_mut() = Some(sink.clone());
     worker.shutting_down.raise();
     let kit = &worker.kit;
@@ -744,7 +795,8 @@ async fn hand_over(
         };
         match msg {
             None => {}
-            Some(Ok(Control::Shutdown)) | Some(Err(_)) => return true,
+            Some(Ok(Control::Shutdown)) | Some(Err(_)) => return Handed::Stop,
+            Some(Ok(Control::Resume)) => return Handed::Resume,
             Some(Ok(Control::Metrics(reply))) => answer_scrape(worker, reply),
             Some(Ok(Control::ReopenLogs)) => {
                 let setting = worker.snapshot().config.log.access_log.clone();
@@ -773,7 +825,18 @@ async fn hand_over(
     }
     worker.access.flush();
     info!(worker = worker.id, "stopped");
-    false
+    Handed::All
+}
+
+/// How a worker's binary-upgrade handoff ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handed {
+    /// It holds nothing more: it stops.
+    All,
+    /// A stop (TERM) came first: it drains what it still holds.
+    Stop,
+    /// The new process went away midway: it serves on.
+    Resume,
 }
 
 /// How often a worker handing tunnels over looks whether any is left.
@@ -1245,7 +1308,11 @@ async fn accept_loop(
 /// `127.0.0.1` port 0 (to access rules, `[real_ip]`, limits and logs),
 /// arriving on `127.0.0.1` port 0; the socket is held as the engine's
 /// stream type, as unix upstream connections are (`proxy::connect`).
-async fn accept_unix_loop(worker: Rc<Shared>, listener: UnixListener, path: std::path::PathBuf) {
+async fn accept_unix_loop(
+    worker: Rc<Shared>,
+    listener: Rc<UnixListener>,
+    path: std::path::PathBuf,
+) {
     let key = path.clone();
     let label = format!("unix:{}", path.display());
     let listen = Rc::new(Listen {
