@@ -54,6 +54,9 @@ pub const DEFAULT_CHECK_FAILS: u64 = 1;
 pub const DEFAULT_CHECK_PASSES: u64 = 1;
 /// `runtime.resolver_valid`: answers are kept at least this long.
 pub const DEFAULT_RESOLVER_VALID: Duration = Duration::from_secs(10);
+/// `runtime.upgrade_timeout` (ringway's): how long a binary upgrade waits
+/// for the new process at each step.
+pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 /// `upstreams.*.servers[].weight`.
 pub const DEFAULT_WEIGHT: u64 = 1;
 

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "runtime.drain_old_tunnels_after",
     "runtime.resolver",
     "runtime.resolver_valid",
+    "runtime.upgrade_timeout",
     "log",
     "log.level",
     "log.access_log",

@@ -716,7 +716,7 @@ mod tests {
     #[test]
     fn a_far_off_key_lists_the_valid_ones_or_where_it_belongs() {
         let e = err("[runtime]\nworkerz_count = 2\n");
-        assert!(e.ends_with(":2: runtime.workerz_count: unknown key (valid here: workers, pin_cores, driver, max_connections, shutdown_timeout, tunnel_buffer, splice, tunnel_relay, relay_buffers, drain_spread, drain_old_tunnels_after, resolver, resolver_valid)"), "{e}");
+        assert!(e.ends_with(":2: runtime.workerz_count: unknown key (valid here: workers, pin_cores, driver, max_connections, shutdown_timeout, tunnel_buffer, splice, tunnel_relay, relay_buffers, drain_spread, drain_old_tunnels_after, resolver, resolver_valid, upgrade_timeout)"), "{e}");
         let e = err(&format!("{SERVER}proxy_read_timeout = \"5s\"\n"));
         assert!(
             e.ends_with(":3: servers.ws.proxy_read_timeout: unknown key here (it belongs in servers.NAME.locations.MATCH)"),

@@ -83,6 +83,11 @@ pub struct Runtime {
     /// the shortest time an answer is kept (a floor under its TTL; the
     /// re-resolve period with the system's resolver, which gives no TTL).
     pub resolver_valid: Duration,
+    /// `upgrade_timeout` ([`DEFAULT_UPGRADE_TIMEOUT`](crate::defaults::DEFAULT_UPGRADE_TIMEOUT)):
+    /// how long a binary upgrade waits for the new process to load its
+    /// configuration, then to confirm it serves, then to take each batch
+    /// of tunnels.
+    pub upgrade_timeout: Duration,
 }
 
 /// `runtime.tunnel_relay`.

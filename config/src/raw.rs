@@ -69,6 +69,7 @@ pub struct RawRuntime {
     pub drain_old_tunnels_after: Option<V>,
     pub resolver: Option<V>,
     pub resolver_valid: Option<V>,
+    pub upgrade_timeout: Option<V>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -135,6 +135,7 @@ fn runtime(out: &mut Out, r: &Runtime) {
         array(r.resolver.iter().map(|a| string(&a.to_string()))),
     );
     out.kv("resolver_valid", string(&duration(r.resolver_valid)));
+    out.kv("upgrade_timeout", string(&duration(r.upgrade_timeout)));
 }
 
 fn log(out: &mut Out, l: &Log) {
@@ -1002,6 +1003,7 @@ drain_spread = "1500ms"
 drain_old_tunnels_after = "1h"
 resolver = ["127.0.0.1:5353", "[::1]:53"]
 resolver_valid = "30s"
+upgrade_timeout = "5s"
 
 [log]
 level = "debug,ringway=trace"
@@ -1275,6 +1277,7 @@ drain_spread = "10s"
 drain_old_tunnels_after = "off"
 resolver = []
 resolver_valid = "10s"
+upgrade_timeout = "30s"
 
 [log]
 level = "info"

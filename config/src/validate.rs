@@ -417,6 +417,23 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
                 _ => d,
             }
         },
+        upgrade_timeout: {
+            let d = cx.duration(
+                r.upgrade_timeout.as_ref(),
+                "runtime.upgrade_timeout",
+                DEFAULT_UPGRADE_TIMEOUT,
+            )?;
+            match &r.upgrade_timeout {
+                Some(v) if d < Duration::from_millis(100) || d > Duration::from_secs(3600) => {
+                    return Err(cx.at(
+                        v,
+                        "runtime.upgrade_timeout",
+                        ErrorKind::Invalid("must be between 100ms and 1h".into()),
+                    ))
+                }
+                _ => d,
+            }
+        },
     })
 }
 

@@ -11,8 +11,50 @@ use tungstenite::Message;
 
 both_drivers!(
     a_new_binary_that_reads_another_record_version_is_refused,
+    a_new_binary_that_never_confirms_times_out,
     tunnels_stay_when_the_new_process_dies_after_confirming,
 );
+
+/// A stand-in new binary that answers `Hello` and then never confirms.
+const NEVER_READY: &str = r#"#!/usr/bin/env python3
+import os, socket, struct, time
+s = socket.socket(fileno=int(os.environ["RINGWAY_UPGRADE_FD"]))
+s.send(bytes([1]) + struct.pack("<IHH", os.getpid(), 1, 1))
+time.sleep(60)
+"#;
+
+/// `runtime.upgrade_timeout`: a new process that takes the listeners but
+/// never says it serves is killed after it, and the upgrade fails with
+/// the running process serving as before.
+fn a_new_binary_that_never_confirms_times_out(d: Driver) {
+    let backend = Backend::start();
+    let config = format!(
+        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
+        backend.addr
+    );
+    let mut rw = Ringway::start_with_runtime(&config, d, "upgrade_timeout = \"1s\"");
+    let url = format!("ws://{}/ws", rw.addr("app"));
+    let mut ws = ws_handshake(rw.client("app"), &url);
+    let fake = stand_in("never-ready", NEVER_READY);
+    let old = rw.pid();
+    let began = std::time::Instant::now();
+    let why = rw
+        .upgrade(Some(&fake))
+        .expect_err("the upgrade went through");
+    eprintln!("failed after {:?}: {why}", began.elapsed());
+    assert!(
+        why.contains("did not confirm: no answer within 1s"),
+        "{why}"
+    );
+    assert_eq!(rw.pid(), old);
+    ws.send(Message::text("still")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("still"));
+    let mut fresh = ws_handshake(rw.client("app"), &url);
+    fresh.send(Message::text("fresh")).unwrap();
+    assert_eq!(fresh.read().unwrap(), Message::text("fresh"));
+    close_websocket(&mut fresh);
+    close_websocket(&mut ws);
+}
 
 /// A stand-in new binary that confirms and then dies before it takes a
 /// tunnel: `Hello`, the listeners read to the last message, `Ready`

@@ -115,7 +115,7 @@ pub fn run(
         .map_err(StartError::Signals)?;
     // Started by a binary upgrade: the old process's sockets.
     let (handoff_sock, inherited_tcp, mut inherited_unix, mut inherited_metrics) =
-        match upgrade::inherit() {
+        match upgrade::inherit(config.runtime.upgrade_timeout) {
             Some(Ok(i)) => {
                 info!(
                     listeners = i.tcp.len() + i.unix.len() + usize::from(i.metrics.is_some()),
@@ -251,7 +251,7 @@ pub fn run(
     // Bound before the workers serve (a new process takes the name once
     // the old one let go of it).
     let control_wait = if handoff_sock.is_some() {
-        upgrade::CONFIRM_WAIT
+        upgrade::CONTROL_WAIT
     } else {
         Duration::ZERO
     };
@@ -425,7 +425,7 @@ pub fn run(
                     control = upgrade::ControlSocket::start(
                         &config_path,
                         events_back.clone(),
-                        upgrade::CONFIRM_WAIT,
+                        upgrade::CONTROL_WAIT,
                     )
                     .map_err(|e| warn!(error = %e, "upgrade: no control socket"))
                     .ok();
@@ -574,7 +574,12 @@ pub fn run(
         if let Some((addr, l)) = &kept_metrics {
             items.push((handoff::ListenerItem::Metrics { addr: *addr }, l.as_fd()));
         }
-        match upgrade::launch(&origin, binary.as_deref(), &upgrade::Sockets { items }) {
+        match upgrade::launch(
+            &origin,
+            binary.as_deref(),
+            &upgrade::Sockets { items },
+            current.runtime.upgrade_timeout,
+        ) {
             Err(why) => {
                 error!(why = %why, "upgrade failed, the running process keeps everything");
                 upgrade::reply(reply, Err(&why));

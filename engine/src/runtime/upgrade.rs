@@ -8,7 +8,7 @@
 //! dropped and nothing is closed and reopened — and waits for `Ready`
 //! (every worker serves). Any failure before that (the binary cannot
 //! start, exits, refuses the record version, says nothing within
-//! [`CONFIRM_WAIT`]) kills the new process and leaves the old one as it
+//! `runtime.upgrade_timeout`) kills the new process and leaves the old one as it
 //! was. Then its workers hand their tunnels to [`forward`], which sends
 //! them on in batches (at most [`MAX_FDS`] descriptors per message) and
 //! says `Done` once every worker has stopped.
@@ -37,16 +37,13 @@ use crate::handoff::{
 };
 use crate::sys::fdpass;
 
-/// How long the old process waits for the new one to load its
-/// configuration and then to serve, each.
-pub const CONFIRM_WAIT: Duration = Duration::from_secs(30);
+/// How long a new process waits for the old one to let go of the
+/// control socket's name (it does as the new one confirms).
+pub const CONTROL_WAIT: Duration = Duration::from_secs(30);
 
 /// The largest message either side sends or takes (the pair's buffers
 /// are sized for it).
 const MAX_MESSAGE: usize = 1 << 20;
-/// How long one send on the handoff socket may wait for the new process
-/// to read.
-const SEND_WAIT: Duration = Duration::from_secs(10);
 /// Records per message: two descriptors each.
 const RECORDS_PER_MESSAGE: usize = MAX_FDS / 2;
 /// A batch of records is sent once it is about this large: well under
@@ -290,6 +287,8 @@ pub struct Sockets<'a> {
 pub struct NewProcess {
     pub pid: u32,
     sock: OwnedFd,
+    /// `runtime.upgrade_timeout`.
+    wait: Duration,
     _child: std::process::Child,
 }
 
@@ -297,10 +296,13 @@ pub struct NewProcess {
 /// process's arguments and hand it `sockets`; `Ok` once it serves. On an
 /// error the new process is gone (killed if it was still running) and
 /// nothing changed here.
+/// `wait` (`runtime.upgrade_timeout`) bounds each step: the new process's
+/// `Hello`, its `Ready`, and later each send and `Adopted`.
 pub fn launch(
     origin: &Origin,
     binary: Option<&Path>,
     sockets: &Sockets<'_>,
+    wait: Duration,
 ) -> Result<NewProcess, String> {
     let (ours, theirs) =
         fdpass::seqpacket_pair().map_err(|e| format!("cannot make the handoff socket: {e}"))?;
@@ -318,7 +320,7 @@ pub fn launch(
     drop(theirs);
     // A new process that stops reading must not hold the old one (and
     // its tunnels) forever.
-    let _ = fdpass::set_send_timeout(ours.as_fd(), SEND_WAIT);
+    let _ = fdpass::set_send_timeout(ours.as_fd(), wait);
     let pid = child.id();
     let fail = |child: &mut std::process::Child, why: String| -> String {
         let _ = child.kill();
@@ -329,7 +331,7 @@ pub fn launch(
         }
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let hello = match receive(ours.as_fd(), &mut buf, CONFIRM_WAIT) {
+    let hello = match receive(ours.as_fd(), &mut buf, wait) {
         Ok((Message::Hello { versions, .. }, _)) => versions,
         Ok((other, _)) => {
             return Err(fail(
@@ -368,7 +370,7 @@ pub fn launch(
             return Err(fail(&mut child, format!("cannot pass the listeners: {e}")));
         }
     }
-    match receive(ours.as_fd(), &mut buf, CONFIRM_WAIT) {
+    match receive(ours.as_fd(), &mut buf, wait) {
         Ok((Message::Ready, _)) => {}
         Ok((Message::Refuse { why }, _)) => {
             return Err(fail(&mut child, format!("the new process refused: {why}")))
@@ -389,6 +391,7 @@ pub fn launch(
     Ok(NewProcess {
         pid,
         sock: ours,
+        wait,
         _child: child,
     })
 }
@@ -419,7 +422,7 @@ fn receive(
 /// over to the new process in batches; once every worker settled, log
 /// and report (`ringway upgrade`'s answer); once every worker stopped
 /// (the channel closes), say `Done`. If the new process stops taking
-/// them (it died, or stopped reading past [`SEND_WAIT`]), the tunnels go
+/// them (it died, or took none within `runtime.upgrade_timeout`), the tunnels go
 /// back to the old workers (`Control::Adopt`), which stop handing over
 /// (`Control::StopHandoff`): none is lost.
 pub fn forward(
@@ -584,7 +587,7 @@ impl Forwarder {
         let n = records.len() as u64;
         let r = r.map_err(|e| e.to_string()).and_then(|()| {
             let mut buf = [0u8; 64];
-            match receive(self.new.sock.as_fd(), &mut buf, SEND_WAIT)? {
+            match receive(self.new.sock.as_fd(), &mut buf, self.new.wait)? {
                 (Message::Adopted { count }, _) if count == n => Ok(()),
                 (other, _) => Err(format!("it answered {other:?} to {n} tunnels")),
             }
@@ -639,7 +642,7 @@ pub struct Inherited {
 /// In a process an upgrade started (`$RINGWAY_UPGRADE_FD`): say `Hello`
 /// and take the old process's listening sockets. `None` in a process
 /// started otherwise.
-pub fn inherit() -> Option<Result<Inherited, String>> {
+pub fn inherit(wait: Duration) -> Option<Result<Inherited, String>> {
     let fd: i32 = std::env::var(ENV_FD).ok()?.parse().ok()?;
     std::env::remove_var(ENV_FD);
     let Some(sock) = fdpass::take_inherited(fd) else {
@@ -647,10 +650,10 @@ pub fn inherit() -> Option<Result<Inherited, String>> {
             "${ENV_FD} names descriptor {fd}, which is not open"
         )));
     };
-    Some(take_listeners(sock))
+    Some(take_listeners(sock, wait))
 }
 
-fn take_listeners(sock: OwnedFd) -> Result<Inherited, String> {
+fn take_listeners(sock: OwnedFd, wait: Duration) -> Result<Inherited, String> {
     fdpass::set_cloexec(sock.as_fd(), true).map_err(|e| e.to_string())?;
     let hello = Message::Hello {
         pid: std::process::id(),
@@ -666,7 +669,7 @@ fn take_listeners(sock: OwnedFd) -> Result<Inherited, String> {
         metrics: None,
     };
     loop {
-        let (msg, fds) = receive(got.sock.as_fd(), &mut buf, CONFIRM_WAIT)
+        let (msg, fds) = receive(got.sock.as_fd(), &mut buf, wait)
             .map_err(|e| format!("no listeners from the old process: {e}"))?;
         let Message::Listeners { items, last } = msg else {
             return Err(format!(
