@@ -610,12 +610,15 @@ impl NumberedBackend {
                 }
                 let Ok(conn) = conn else { continue };
                 a2.fetch_add(1, Ordering::SeqCst);
-                match handshake(conn, &t2) {
+                // Each handshake in a thread of its own: one that stalls
+                // (up to its read timeout) holds no other back.
+                let (tally, to) = (t2.clone(), senders[n % senders.len()].clone());
+                thread::spawn(move || match handshake(conn, &tally) {
                     Ok(peer) => {
-                        let _ = senders[n % senders.len()].send(peer);
+                        let _ = to.send(peer);
                     }
-                    Err(e) => t2.problem(format!("backend handshake: {e}")),
-                }
+                    Err(e) => tally.problem(format!("backend handshake: {e}")),
+                });
             }
         });
         NumberedBackend {

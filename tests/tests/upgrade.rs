@@ -286,9 +286,19 @@ fn upgrade_hands_over_2000_busy_tunnels_without_losing_a_message(d: Driver) {
         attempts.len(),
         failed.len()
     );
+    // Where a failed one waits, if anywhere: the listen queues (Recv-Q).
+    let queues = if failed.is_empty() {
+        String::new()
+    } else {
+        std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", proxy.port())])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
     assert!(
         failed.is_empty(),
-        "fresh connections failed:\n{}",
+        "fresh connections failed:\n{}\nlisten queues now:\n{queues}",
         failed.join("\n")
     );
     assert!(
@@ -302,43 +312,54 @@ fn upgrade_hands_over_2000_busy_tunnels_without_losing_a_message(d: Driver) {
     only_process(&rw, report.new_pid);
 }
 
-/// A config broken before the upgrade: the new process cannot start, the
-/// upgrade fails (exit 1, the reason on stderr and in the log), and the
-/// old process keeps its tunnels and goes on accepting; with the config
-/// mended the next upgrade succeeds.
-fn a_broken_config_aborts_the_upgrade_and_the_old_process_keeps_everything(d: Driver) {
-    let _shared = shared();
+/// 50 busy tunnels through ringway on driver `d` (2 load threads).
+fn fifty_busy(d: Driver) -> (NumberedBackend, Ringway, Load) {
     let backend = NumberedBackend::start(50, 2);
-    let mut rw = Ringway::start(&config(backend.addr), d);
-    let proxy = rw.addr("app");
-    let load = Load::start(proxy, &backend, 2, SETTLE);
-    let old = rw.pid();
+    let rw = Ringway::start(&config(backend.addr), d);
+    let load = Load::start(rw.addr("app"), &backend, 2, SETTLE);
+    (backend, rw, load)
+}
 
-    let good = rw.config_text();
-    rw.write_config(&format!("{good}\n[servers.app\nlisten = \n"));
+/// An upgrade (to `binary`) that must fail: `ringway upgrade` says so on
+/// stderr, the old process logs it with a reason. Returns the reason.
+fn failed(rw: &mut Ringway, binary: Option<&std::path::Path>, what: &str) -> String {
     let mark = rw.log_mark();
     let err = rw
-        .upgrade(None)
-        .expect_err("an upgrade with a broken config succeeded");
-    eprintln!("ringway upgrade (broken config): {err}");
+        .upgrade(binary)
+        .expect_err("an upgrade that had to fail succeeded");
+    eprintln!("ringway upgrade ({what}): {err}");
     assert!(err.contains("ringway: upgrade failed:"), "{err}");
-    let why = err
-        .split("upgrade failed:")
-        .nth(1)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    assert!(
-        ["config", "toml", "exit", "status"]
-            .iter()
-            .any(|w| why.contains(w)),
-        "the failure does not say why: {err}"
-    );
     let line = rw.wait_for_log_since(
         mark,
         "upgrade failed, the running process keeps everything",
         Duration::from_secs(10),
     );
     assert!(field(&line, "why").is_some_and(|w| !w.is_empty()), "{line}");
+    err.split("upgrade failed:")
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A config broken before the upgrade: the new process cannot start, the
+/// upgrade fails (exit 1, the reason on stderr and in the log), and the
+/// old process keeps its tunnels and goes on accepting; with the config
+/// mended the next upgrade succeeds.
+fn a_broken_config_aborts_the_upgrade_and_the_old_process_keeps_everything(d: Driver) {
+    let _shared = shared();
+    let (_backend, mut rw, load) = fifty_busy(d);
+    let proxy = rw.addr("app");
+    let old = rw.pid();
+
+    let good = rw.config_text();
+    rw.write_config(&format!("{good}\n[servers.app\nlisten = \n"));
+    let why = failed(&mut rw, None, "broken config").to_ascii_lowercase();
+    assert!(
+        ["config", "toml", "exit", "status"]
+            .iter()
+            .any(|w| why.contains(w)),
+        "the failure does not say why: {why}"
+    );
     assert_eq!(rw.pid(), old);
     only_process(&rw, old);
 
@@ -362,27 +383,14 @@ fn a_broken_config_aborts_the_upgrade_and_the_old_process_keeps_everything(d: Dr
 /// exit status; nothing is lost.
 fn a_new_binary_that_exits_aborts_the_upgrade(d: Driver) {
     let _shared = shared();
-    let backend = NumberedBackend::start(50, 2);
-    let mut rw = Ringway::start(&config(backend.addr), d);
+    let (_backend, mut rw, load) = fifty_busy(d);
     let proxy = rw.addr("app");
-    let load = Load::start(proxy, &backend, 2, SETTLE);
     let old = rw.pid();
 
-    let mark = rw.log_mark();
-    let err = rw
-        .upgrade(Some(&exiting_binary(3)))
-        .expect_err("an upgrade onto a binary that exits succeeded");
-    eprintln!("ringway upgrade (exit 3): {err}");
-    assert!(err.contains("ringway: upgrade failed:"), "{err}");
-    let reason = err.split("upgrade failed:").nth(1).unwrap_or("");
+    let reason = failed(&mut rw, Some(&exiting_binary(3)), "exit 3");
     assert!(
         reason.contains('3') && (reason.contains("exit") || reason.contains("status")),
-        "the failure does not name the exit status: {err}"
-    );
-    rw.wait_for_log_since(
-        mark,
-        "upgrade failed, the running process keeps everything",
-        Duration::from_secs(10),
+        "the failure does not name the exit status: {reason}"
     );
     assert_eq!(rw.pid(), old);
     only_process(&rw, old);

@@ -28,10 +28,7 @@ time.sleep(60)
 /// the running process serving as before.
 fn a_new_binary_that_never_confirms_times_out(d: Driver) {
     let backend = Backend::start();
-    let config = format!(
-        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
-        backend.addr
-    );
+    let config = proxied(&backend);
     let mut rw = Ringway::start_with_runtime(&config, d, "upgrade_timeout = \"1s\"");
     let url = format!("ws://{}/ws", rw.addr("app"));
     let mut ws = ws_handshake(rw.client("app"), &url);
@@ -70,6 +67,14 @@ while True:
 s.send(bytes([3]))
 "#;
 
+/// One server proxying everything to `backend`.
+fn proxied(backend: &Backend) -> String {
+    format!(
+        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
+        backend.addr
+    )
+}
+
 /// Write `text` as an executable file named `name` in a fresh directory.
 fn stand_in(name: &str, text: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -84,10 +89,7 @@ fn stand_in(name: &str, text: &str) -> std::path::PathBuf {
 /// relaying as before, and the old process accepts and reloads again.
 fn tunnels_stay_when_the_new_process_dies_after_confirming(d: Driver) {
     let backend = Backend::start();
-    let config = format!(
-        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
-        backend.addr
-    );
+    let config = proxied(&backend);
     let mut rw = Ringway::start(&config, d);
     let url = format!("ws://{}/ws", rw.addr("app"));
     let mut tunnels: Vec<_> = (0..20)
@@ -138,10 +140,7 @@ time.sleep(60)
 
 fn a_new_binary_that_reads_another_record_version_is_refused(d: Driver) {
     let backend = Backend::start();
-    let config = format!(
-        "[servers.app]\nlisten = [\"127.0.0.1:0\"]\n[servers.app.locations.\"/\"]\nproxy_pass = \"http://{}\"\n",
-        backend.addr
-    );
+    let config = proxied(&backend);
     let mut rw = Ringway::start(&config, d);
     let url = format!("ws://{}/ws", rw.addr("app"));
     let mut ws = ws_handshake(rw.client("app"), &url);

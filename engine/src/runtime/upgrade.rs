@@ -811,6 +811,12 @@ pub fn adopt(sock: OwnedFd, workers: Vec<flume::Sender<Control>>, leftover: Left
                 }
             }
             Ok(Message::Done { handed }) => {
+                // The old process is gone for good: every accept looks at
+                // its queue once more (a last guard against a wake-up that
+                // went to the old process while it stopped).
+                for w in &workers {
+                    let _ = w.send(Control::Rearm);
+                }
                 info!(
                     handed,
                     adopted, "upgrade: the old process handed everything over"

@@ -243,7 +243,16 @@ struct Accepting {
 impl Accepting {
     /// Accept on `listener` for the configured address `key`.
     fn start(worker: &Rc<Shared>, listener: TcpListener, key: SocketAddr) -> Accepting {
-        let listener = Rc::new(listener);
+        Self::on(worker, Rc::new(listener), key)
+    }
+
+    /// Accept on the same socket again (its loop ended with a stop for a
+    /// binary upgrade that then failed).
+    fn again(&self, worker: &Rc<Shared>, key: SocketAddr) -> Accepting {
+        Self::on(worker, self.listener.clone(), key)
+    }
+
+    fn on(worker: &Rc<Shared>, listener: Rc<TcpListener>, key: SocketAddr) -> Accepting {
         let stop = Rc::new(Flag::default());
         let listen = Rc::new(Listen {
             shared: worker.clone(),
@@ -258,28 +267,6 @@ impl Accepting {
             stop.clone(),
         ));
         Accepting { listener, stop }
-    }
-
-    /// Accept on the same socket again (its loop ended with a stop for a
-    /// binary upgrade that then failed).
-    fn again(&self, worker: &Rc<Shared>, key: SocketAddr) -> Accepting {
-        let stop = Rc::new(Flag::default());
-        let listen = Rc::new(Listen {
-            shared: worker.clone(),
-            label: key.to_string().into_boxed_str(),
-            http2_streams: false,
-        });
-        monoio::spawn(accept_loop(
-            worker.clone(),
-            self.listener.clone(),
-            key,
-            listen,
-            stop.clone(),
-        ));
-        Accepting {
-            listener: self.listener.clone(),
-            stop,
-        }
     }
 
     /// Stop listening now (`sys::stop_listening`: no connection reaches
