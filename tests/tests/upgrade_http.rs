@@ -1,6 +1,7 @@
 //! A binary upgrade and plain HTTP: a request in flight when the upgrade
 //! starts is answered by the old process, which then closes that
-//! keep-alive connection after that answer and exits once it holds
+//! keep-alive connection after that answer (`Connection: close`) and
+//! exits once it holds
 //! nothing; new connections go to the new process meanwhile.
 
 use std::io::{Read, Write};
@@ -71,10 +72,14 @@ fn a_request_in_flight_finishes_in_the_old_process(d: Driver) {
     let (head, body) = read_response(&mut c);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "slow done");
-    // Then the old process closes the connection (the answer's head was
-    // decided when the request was routed, before the upgrade: it may
-    // still say keep-alive; RFC 9112 §9.6 lets a server close after any
-    // answer).
+    // The answer says the connection closes after it (RFC 9112 §9.6),
+    // though the request was routed before the upgrade; then it does.
+    assert!(
+        field_values(&head, "connection")
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("close")),
+        "the old process keeps the connection alive: {head}"
+    );
     let mut rest = Vec::new();
     let n = c
         .read_to_end(&mut rest)

@@ -119,11 +119,16 @@ fn a_held_tls_tunnel_is_drained_after_drain_old_tunnels_after(d: Driver) {
         "the old process did not exit after the drain"
     );
     let mut plain = std::net::TcpStream::connect(rw.addr("p")).unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     plain
         .write_all(b"GET /x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = String::new();
     let _ = plain.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 "), "the new process serves: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 "),
+        "the new process serves: {answer}"
+    );
 }

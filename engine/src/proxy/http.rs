@@ -221,7 +221,8 @@ async fn respond<C: Transport>(
     let framing = resp.framing(p.method_is_head).map_err(Kind::from)?;
     let kind = framing.body;
     let dechunk = p.client_http10 && kind == BodyKind::Chunked;
-    let keep_alive = p.client_keep_alive && kind != BodyKind::UntilClose && !dechunk;
+    let keep_alive =
+        p.client_keep_alive && !x.kit.closing.get() && kind != BodyKind::UntilClose && !dechunk;
     let upstream_keeps = resp.keeps_alive() && kind != BodyKind::UntilClose;
     let declared = match kind {
         BodyKind::Length(n) => Some(n),

@@ -28,6 +28,11 @@ pub struct Kit {
     pub relay: Option<Rc<Relay>>,
     /// The last tunnel number given out ([`Kit::next_tunnel_id`]).
     tunnel_ids: std::cell::Cell<u32>,
+    /// The worker stops (a graceful stop, or a binary upgrade handed its
+    /// listeners over): an answer decided from now on closes its
+    /// connection and says so (`Connection: close`), even for a request
+    /// routed before.
+    pub closing: std::cell::Cell<bool>,
 }
 
 impl Kit {
@@ -39,6 +44,7 @@ impl Kit {
             splice,
             relay: None,
             tunnel_ids: std::cell::Cell::new(0),
+            closing: std::cell::Cell::new(false),
         }
     }
 

@@ -546,6 +546,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
                 Handed::Resume => {
                     worker.handoff.borrow_mut().take();
                     worker.shutting_down.lower();
+                    worker.kit.closing.set(false);
                     for (key, running) in accepting.iter_mut() {
                         let again: Vec<Accepting> =
                             running.iter().map(|a| a.again(&worker, *key)).collect();
@@ -566,6 +567,7 @@ pub async fn main(init: WorkerInit, driver: DriverKind) {
     // keep-alive connections are left to close, busy ones get up to
     // shutdown_timeout.
     worker.shutting_down.raise();
+    worker.kit.closing.set(true);
     let start = Instant::now();
     let mut deadline = start + shutdown_timeout;
     let plan = DrainPlan {
@@ -704,6 +706,7 @@ async fn hand_over(
 ) -> Handed {
     *worker.handoff.borrow_mut() = Some(sink.clone());
     worker.shutting_down.raise();
+    worker.kit.closing.set(true);
     let kit = &worker.kit;
     let marked = kit.idle.hand_over() + kit.relay.as_ref().map_or(0, |r| r.hand_over());
     info!(
