@@ -912,4 +912,27 @@ try_files = ["$uri", "/index.html"]
         );
         assert!(e.contains("must start with http:// or https://"), "{e}");
     }
+
+    #[test]
+    fn durations_with_bounds_name_them() {
+        let server = "[servers.a]\nlisten = \"80\"\n[servers.a.locations.\"/\"]\nreturn = { status = 204 }\n";
+        let e = err(&format!("[runtime]\nupgrade_timeout = \"50ms\"\n{server}"));
+        assert!(
+            e.contains("runtime.upgrade_timeout: must be between 100ms and 1h"),
+            "{e}"
+        );
+        let e = err(&format!("[runtime]\nresolver_valid = \"2d\"\n{server}"));
+        assert!(
+            e.contains("runtime.resolver_valid: must be between 100ms and 1d"),
+            "{e}"
+        );
+        let group =
+            "[upstreams.g]\nservers = [{ addr = \"127.0.0.1:1\" }]\n[upstreams.g.health_check]\n";
+        let e = err(&format!("{group}interval = \"10ms\"\n{server}"));
+        assert!(e.contains("interval must be between 50ms and 1h"), "{e}");
+        let e = err(&format!("{group}timeout = \"2h\"\n{server}"));
+        assert!(e.contains("timeout must be between 10ms and 1h"), "{e}");
+        let ok = parse(&format!("[runtime]\nupgrade_timeout = \"1h\"\n{server}")).unwrap();
+        assert_eq!(ok.runtime.upgrade_timeout, Duration::from_secs(3600));
+    }
 }

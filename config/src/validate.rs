@@ -137,6 +137,25 @@ impl Ctx<'_> {
         parse_duration(&text).ok_or_else(|| self.at(v, key, ErrorKind::BadDuration { value: text }))
     }
 
+    /// [`Ctx::duration`] that, when given, must lie in `range`; `why` is
+    /// the error's text.
+    fn duration_within(
+        &self,
+        v: Option<&V>,
+        key: &str,
+        default: Duration,
+        range: std::ops::RangeInclusive<Duration>,
+        why: &str,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(v, key, default)?;
+        match v {
+            Some(v) if !range.contains(&d) => {
+                Err(self.at(v, key, ErrorKind::Invalid(why.to_string())))
+            }
+            _ => Ok(d),
+        }
+    }
+
     fn size(&self, v: Option<&V>, key: &str, default: u64) -> Result<u64, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         let text = match v.get_ref() {
@@ -400,40 +419,20 @@ fn runtime(cx: &Ctx, r: &RawRuntime) -> Result<Runtime, ConfigError> {
                 out
             }
         },
-        resolver_valid: {
-            let d = cx.duration(
-                r.resolver_valid.as_ref(),
-                "runtime.resolver_valid",
-                DEFAULT_RESOLVER_VALID,
-            )?;
-            match &r.resolver_valid {
-                Some(v) if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) => {
-                    return Err(cx.at(
-                        v,
-                        "runtime.resolver_valid",
-                        ErrorKind::Invalid("must be between 100ms and 1d".into()),
-                    ))
-                }
-                _ => d,
-            }
-        },
-        upgrade_timeout: {
-            let d = cx.duration(
-                r.upgrade_timeout.as_ref(),
-                "runtime.upgrade_timeout",
-                DEFAULT_UPGRADE_TIMEOUT,
-            )?;
-            match &r.upgrade_timeout {
-                Some(v) if d < Duration::from_millis(100) || d > Duration::from_secs(3600) => {
-                    return Err(cx.at(
-                        v,
-                        "runtime.upgrade_timeout",
-                        ErrorKind::Invalid("must be between 100ms and 1h".into()),
-                    ))
-                }
-                _ => d,
-            }
-        },
+        resolver_valid: cx.duration_within(
+            r.resolver_valid.as_ref(),
+            "runtime.resolver_valid",
+            DEFAULT_RESOLVER_VALID,
+            Duration::from_millis(100)..=Duration::from_secs(86_400),
+            "must be between 100ms and 1d",
+        )?,
+        upgrade_timeout: cx.duration_within(
+            r.upgrade_timeout.as_ref(),
+            "runtime.upgrade_timeout",
+            DEFAULT_UPGRADE_TIMEOUT,
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+            "must be between 100ms and 1h",
+        )?,
     })
 }
 
@@ -852,40 +851,28 @@ fn health_check(
             Some(body)
         }
     };
-    let interval = cx.duration(
+    const HOUR: Duration = Duration::from_secs(3600);
+    let interval = cx.duration_within(
         raw.interval.as_ref(),
         &format!("{key}.interval"),
         DEFAULT_CHECK_INTERVAL,
+        Duration::from_millis(50)..=HOUR,
+        "interval must be between 50ms and 1h",
     )?;
-    let bounded = |v: &Option<V>, name: &str, d: Duration, min: Duration| match v {
-        Some(v) if d < min || d > Duration::from_secs(3600) => Err(cx.at(
-            v,
-            &format!("{key}.{name}"),
-            ErrorKind::Invalid(format!(
-                "{name} must be between {}ms and 1h",
-                min.as_millis()
-            )),
-        )),
-        _ => Ok(d),
-    };
-    let interval = bounded(
-        &raw.interval,
-        "interval",
-        interval,
-        Duration::from_millis(50),
-    )?;
-    let jitter = cx.duration(
+    let jitter = cx.duration_within(
         raw.jitter.as_ref(),
         &format!("{key}.jitter"),
         Duration::ZERO,
+        Duration::ZERO..=HOUR,
+        "jitter must be between 0ms and 1h",
     )?;
-    let jitter = bounded(&raw.jitter, "jitter", jitter, Duration::ZERO)?;
-    let timeout = cx.duration(
+    let timeout = cx.duration_within(
         raw.timeout.as_ref(),
         &format!("{key}.timeout"),
         DEFAULT_CHECK_TIMEOUT.min(interval),
+        Duration::from_millis(10)..=HOUR,
+        "timeout must be between 10ms and 1h",
     )?;
-    let timeout = bounded(&raw.timeout, "timeout", timeout, Duration::from_millis(10))?;
     let port = match &raw.port {
         None => None,
         Some(v) => Some(cx.int(Some(v), &format!("{key}.port"), 0, 1, 65535)? as u16),
